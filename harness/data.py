@@ -1,0 +1,100 @@
+"""Tokenised splits and padded batches."""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass, field
+from typing import Iterator, Sequence
+
+import torch
+
+from .models import Prefix
+from .task import Example
+
+
+@dataclass
+class TokenizedSplit:
+    examples: list[Example]
+    sources: list[list[int]]
+    targets: list[list[int]]
+    teacher_outputs: list[list[int]] | None = None   # offline pseudo-labels, aligned with examples
+    truncated_sources: int = 0
+    truncated_targets: int = 0
+
+    def __len__(self) -> int:
+        return len(self.examples)
+
+
+def tokenize(tokenizer, texts: Sequence[str], max_tokens: int) -> tuple[list[list[int]], int]:
+    """Token ids + EOS, truncated to ``max_tokens`` (EOS kept); returns the ids and how many were cut."""
+    eos = tokenizer.eos_token_id
+    ids = tokenizer(list(texts), add_special_tokens=False)["input_ids"]
+    out, cut = [], 0
+    for seq in ids:
+        if len(seq) + 1 > max_tokens:
+            seq, cut = seq[: max_tokens - 1], cut + 1
+        out.append(list(seq) + [eos])
+    return out, cut
+
+
+def tokenize_split(examples: list[Example], tokenizer, max_source: int, max_target: int) -> TokenizedSplit:
+    sources, cut_s = tokenize(tokenizer, [e.source for e in examples], max_source)
+    targets, cut_t = tokenize(tokenizer, [e.target for e in examples], max_target)
+    return TokenizedSplit(examples, sources, targets, None, cut_s, cut_t)
+
+
+def pad(seqs: Sequence[Sequence[int]], pad_id: int) -> tuple[torch.Tensor, torch.Tensor]:
+    width = max((len(s) for s in seqs), default=1) or 1
+    ids = torch.full((len(seqs), width), pad_id, dtype=torch.long)
+    mask = torch.zeros((len(seqs), width), dtype=torch.long)
+    for i, s in enumerate(seqs):
+        ids[i, : len(s)] = torch.tensor(s, dtype=torch.long)
+        mask[i, : len(s)] = 1
+    return ids, mask
+
+
+@dataclass
+class Batch:
+    index: list[int]
+    source_ids: torch.Tensor
+    source_mask: torch.Tensor
+    target: Prefix                       # ground truth
+    teacher_output: Prefix | None = None  # offline teacher beam output
+    extra: dict = field(default_factory=dict)
+
+    @property
+    def target_mask(self) -> torch.Tensor:
+        return self.target.mask
+
+    def to(self, device) -> "Batch":
+        move = lambda p: None if p is None else Prefix(p.tokens.to(device), p.mask.to(device))  # noqa: E731
+        return Batch(self.index, self.source_ids.to(device), self.source_mask.to(device),
+                     move(self.target), move(self.teacher_output), self.extra)
+
+    def __len__(self) -> int:
+        return len(self.index)
+
+
+def make_batch(split: TokenizedSplit, index: list[int], pad_id: int) -> Batch:
+    src, src_mask = pad([split.sources[i] for i in index], pad_id)
+    tgt, tgt_mask = pad([split.targets[i] for i in index], pad_id)
+    teacher = None
+    if split.teacher_outputs is not None:
+        teacher = Prefix(*pad([split.teacher_outputs[i] for i in index], pad_id))
+    return Batch(list(index), src, src_mask, Prefix(tgt, tgt_mask), teacher)
+
+
+def batches(split: TokenizedSplit, batch_size: int, pad_id: int, *, shuffle: bool = False,
+            seed: int = 0, by_length: bool = False) -> Iterator[Batch]:
+    """Batches in order, shuffled (seeded), or grouped by source length (less padding when decoding)."""
+    order = list(range(len(split)))
+    if shuffle:
+        random.Random(seed).shuffle(order)
+    elif by_length:
+        order.sort(key=lambda i: len(split.sources[i]))
+    for start in range(0, len(order), batch_size):
+        yield make_batch(split, order[start: start + batch_size], pad_id)
+
+
+def num_batches(n: int, batch_size: int) -> int:
+    return (n + batch_size - 1) // batch_size

@@ -1,0 +1,88 @@
+"""The method plugin interface: a method is a declaration, not a training loop.
+
+A method names where its target prefixes come from and how much each source weighs,
+and gives a per-token loss on (student logits, teacher logits). The shared step
+engine (:mod:`harness.engine`) does the sampling, the forward passes, the masking
+and the per-token averaging:
+
+    loss = Σ_source weight[source] · mean_{non-pad tokens t of source prefixes} token_loss(t)
+
+Prefix sources (PAPER.md §1–2); sampling never carries a gradient:
+
+* ``ground_truth``    – the data set's reference
+* ``teacher_offline`` – the teacher's beam-search output, made once before training
+* ``teacher_sample``  – a fresh teacher sample each step (online)
+* ``student_sample``  – a fresh student sample each step (sampling beam search / top-k / top-p)
+* ``student_greedy``  – the student's greedy decode each step
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import typing
+from dataclasses import dataclass
+from typing import ClassVar
+
+import torch
+
+PREFIX_SOURCES = ("ground_truth", "teacher_offline", "teacher_sample", "student_sample", "student_greedy")
+
+
+class Method:
+    """Base class of method plugins; register subclasses with ``@register_method("name")``."""
+
+    name: ClassVar[str] = ""
+    #: source → weight; override :meth:`prefix_weights` when weights depend on parameters.
+    prefixes: ClassVar[dict[str, float]] = {}
+    #: "predistilled" (every KD method, PAPER.md §1) or "layer_copy" (MLE, pre-distillation).
+    init: ClassVar[str] = "predistilled"
+    #: False → the engine never runs the teacher during this method's training.
+    uses_teacher: ClassVar[bool] = True
+    #: True → the engine asks both models for hidden states (pre-distillation's MSE term).
+    needs_hidden_states: ClassVar[bool] = False
+
+    @dataclass
+    class Params:
+        """Hyper-parameters of the method; ``--set method.NAME=VALUE`` sets them."""
+
+    def __init__(self, params: dict | None = None):
+        self.params = self.Params(**(params or {}))
+
+    # -- declaration -------------------------------------------------------------
+    def prefix_weights(self) -> dict[str, float]:
+        return dict(self.prefixes)
+
+    def token_loss(self, student_logits: torch.Tensor, teacher_logits: torch.Tensor | None,
+                   tokens: torch.Tensor, source: str) -> torch.Tensor:
+        """Per-token loss [B, T] at every position of a prefix from ``source``.
+
+        ``student_logits``/``teacher_logits`` are [B, T, V]: position t holds q_t / p_t,
+        the next-token distributions given y_<t; ``tokens`` [B, T] holds y_t.
+        """
+        raise NotImplementedError
+
+    def extra_loss(self, student_out, teacher_out, batch, layer_map) -> torch.Tensor | None:
+        """An optional loss that is not per target token (e.g. hidden-state matching)."""
+        return None
+
+    # -- parameters ---------------------------------------------------------------
+    @classmethod
+    def default_params(cls, task_cls) -> dict:
+        """Defaults that depend on the task (e.g. JS β); plain defaults live in ``Params``."""
+        return {}
+
+    @classmethod
+    def resolve_params(cls, given: dict, task_cls) -> dict:
+        """Task defaults, then ``given`` (text from ``--set`` or Python values), checked against ``Params``."""
+        from ..config import _parse_value
+        from ..registry import HarnessError
+
+        hints = typing.get_type_hints(cls.Params)
+        names = [f.name for f in dataclasses.fields(cls.Params)]
+        values = dataclasses.asdict(cls.Params(**cls.default_params(task_cls)))
+        for key, value in given.items():
+            if key not in names:
+                valid = ", ".join(f"method.{n}" for n in names) or "(this method has no parameters)"
+                raise HarnessError(f"unknown parameter {key!r} of method {cls.name!r}; valid: {valid}")
+            values[key] = _parse_value(value, hints[key], f"method.{key}") if isinstance(value, str) else value
+        return values

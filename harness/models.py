@@ -1,0 +1,238 @@
+"""Models and tokenizers: build from a config or load pretrained; students by layer copy.
+
+:class:`Seq2SeqLM` wraps a transformers encoder-decoder behind the few calls the
+step engine needs, so that the encoder runs once per batch and its output is shared
+by generation and by every loss term.
+"""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from .config import DecodeConfig, ModelConfig
+
+SPECIAL_TOKENS = ["<pad>", "<s>", "</s>", "<unk>"]
+
+# Layer maps of Shleifer & Rush (2020) for the teacher/student depths the paper uses;
+# other depths fall back to evenly spaced layers that keep the first and the last.
+LAYERS_TO_COPY = {
+    6: {1: [0], 2: [0, 5], 3: [0, 2, 5], 4: [0, 1, 3, 5], 6: [0, 1, 2, 3, 4, 5]},
+    12: {1: [0], 2: [0, 6], 3: [0, 6, 11], 4: [0, 4, 8, 11], 6: [0, 2, 4, 7, 9, 11],
+         9: [0, 1, 2, 4, 5, 7, 9, 10, 11], 12: list(range(12))},
+    24: {1: [0], 4: [0, 8, 16, 23]},
+}
+LAYERS_TO_SUPERVISE = {
+    6: {1: [5], 2: [3, 5], 3: [1, 4, 5], 4: [1, 2, 4, 5]},
+    12: {1: [11], 2: [5, 11], 3: [3, 7, 11], 6: [1, 3, 5, 8, 10, 11]},
+}
+
+
+def layers_to_copy(n_teacher: int, n_student: int) -> list[int]:
+    if n_student > n_teacher:
+        raise ValueError(f"student has more layers ({n_student}) than the teacher ({n_teacher})")
+    if n_student in LAYERS_TO_COPY.get(n_teacher, {}):
+        return LAYERS_TO_COPY[n_teacher][n_student]
+    if n_student == 1:
+        return [0]
+    return [round(i * (n_teacher - 1) / (n_student - 1)) for i in range(n_student)]
+
+
+def layers_to_supervise(n_teacher: int, n_student: int) -> list[int]:
+    """Teacher layer whose output student layer i imitates: the end of the block it replaces."""
+    if n_student in LAYERS_TO_SUPERVISE.get(n_teacher, {}):
+        return LAYERS_TO_SUPERVISE[n_teacher][n_student]
+    return [round((i + 1) * n_teacher / n_student) - 1 for i in range(n_student)]
+
+
+# ---------------------------------------------------------------- tokenizers
+
+def train_tokenizer(texts, vocab_size: int):
+    """A BPE tokenizer (Metaspace pre-tokenizer, lossless decoding) trained on ``texts``."""
+    from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, trainers
+    from transformers import PreTrainedTokenizerFast
+
+    tok = Tokenizer(models.BPE(unk_token="<unk>"))
+    tok.normalizer = normalizers.NFKC()
+    tok.pre_tokenizer = pre_tokenizers.Metaspace()
+    tok.decoder = decoders.Metaspace()
+    trainer = trainers.BpeTrainer(vocab_size=vocab_size, special_tokens=SPECIAL_TOKENS, show_progress=False)
+    tok.train_from_iterator(texts, trainer)
+    return PreTrainedTokenizerFast(
+        tokenizer_object=tok, pad_token="<pad>", bos_token="<s>", eos_token="</s>", unk_token="<unk>"
+    )
+
+
+def load_tokenizer(path: str | Path):
+    from transformers import AutoTokenizer
+
+    return AutoTokenizer.from_pretrained(str(path))
+
+
+# ---------------------------------------------------------------- models
+
+def build_seq2seq(cfg: ModelConfig, tokenizer) -> nn.Module:
+    """An encoder-decoder from ``cfg`` (random init) or ``from_pretrained(cfg.pretrained)``."""
+    import transformers
+
+    if cfg.pretrained:
+        return transformers.AutoModelForSeq2SeqLM.from_pretrained(cfg.pretrained)
+    common = dict(vocab_size=len(tokenizer), pad_token_id=tokenizer.pad_token_id,
+                  bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id,
+                  decoder_start_token_id=tokenizer.bos_token_id)
+    if cfg.family == "bart":
+        config = transformers.BartConfig(
+            d_model=cfg.d_model, encoder_layers=cfg.encoder_layers, decoder_layers=cfg.decoder_layers,
+            encoder_attention_heads=cfg.heads, decoder_attention_heads=cfg.heads,
+            encoder_ffn_dim=cfg.ffn_dim, decoder_ffn_dim=cfg.ffn_dim, dropout=cfg.dropout,
+            attention_dropout=0.0, activation_dropout=0.0, max_position_embeddings=cfg.max_positions,
+            scale_embedding=True, forced_eos_token_id=None, **common)
+        return transformers.BartForConditionalGeneration(config)
+    if cfg.family == "t5":
+        config = transformers.T5Config(
+            d_model=cfg.d_model, d_kv=cfg.d_model // cfg.heads, d_ff=cfg.ffn_dim, num_layers=cfg.encoder_layers,
+            num_decoder_layers=cfg.decoder_layers, num_heads=cfg.heads, dropout_rate=cfg.dropout, **common)
+        return transformers.T5ForConditionalGeneration(config)
+    raise ValueError(f"unknown model family {cfg.family!r}; known: bart, t5")
+
+
+def _layer_stacks(model: nn.Module) -> dict[str, nn.ModuleList]:
+    kind = model.config.model_type
+    if kind in ("bart", "mbart", "marian", "pegasus"):
+        return {"encoder": model.model.encoder.layers, "decoder": model.model.decoder.layers}
+    if kind in ("t5", "mt5"):
+        return {"encoder": model.encoder.block, "decoder": model.decoder.block}
+    raise ValueError(f"layer copy does not know the model type {kind!r}")
+
+
+_DEPTH_FIELDS = {
+    "bart": ("encoder_layers", "decoder_layers"), "mbart": ("encoder_layers", "decoder_layers"),
+    "marian": ("encoder_layers", "decoder_layers"), "pegasus": ("encoder_layers", "decoder_layers"),
+    "t5": ("num_layers", "num_decoder_layers"), "mt5": ("num_layers", "num_decoder_layers"),
+}
+
+
+def make_student(teacher: nn.Module, encoder_layers: int, decoder_layers: int) -> tuple[nn.Module, dict]:
+    """Copy the teacher with fewer layers; student layer i starts as teacher layer ``layers_to_copy[i]``.
+
+    Returns the student and the layer maps (copied and supervised layers per stack).
+    """
+    enc_field, dec_field = _DEPTH_FIELDS[teacher.config.model_type]
+    config = copy.deepcopy(teacher.config)
+    setattr(config, enc_field, encoder_layers)
+    setattr(config, dec_field, decoder_layers)
+    student = type(teacher)(config)
+    student.load_state_dict(teacher.state_dict(), strict=False)  # embeddings, norms, head
+    stacks_t, stacks_s = _layer_stacks(teacher), _layer_stacks(student)
+    layer_map = {}
+    for name, n_student in (("encoder", encoder_layers), ("decoder", decoder_layers)):
+        n_teacher = len(stacks_t[name])
+        copied = layers_to_copy(n_teacher, n_student)
+        for i, j in enumerate(copied):
+            stacks_s[name][i].load_state_dict(stacks_t[name][j].state_dict())
+        layer_map[name] = {"copied": copied, "supervised": layers_to_supervise(n_teacher, n_student)}
+    student.generation_config = copy.deepcopy(teacher.generation_config)
+    return student, layer_map
+
+
+def count_parameters(model: nn.Module) -> int:
+    return sum(p.numel() for p in model.parameters())
+
+
+def resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        if torch.cuda.is_available():
+            return torch.device("cuda")
+        return torch.device("cpu")
+    return torch.device(name)
+
+
+# ---------------------------------------------------------------- the engine's view of a model
+
+@dataclass
+class Prefix:
+    """Target-side token sequences: ``tokens[b, t]`` is y_t; ``mask`` marks real tokens (EOS included)."""
+
+    tokens: torch.Tensor
+    mask: torch.Tensor
+
+
+@dataclass
+class Encoded:
+    """One encoder pass over a batch of sources, shared by sampling and every loss term."""
+
+    outputs: object          # transformers BaseModelOutput
+    attention_mask: torch.Tensor
+
+
+class Seq2SeqLM:
+    """Encoder-decoder adapter: encode once, then score or extend target prefixes."""
+
+    def __init__(self, model: nn.Module, tokenizer):
+        self.model = model
+        self.tokenizer = tokenizer
+        self.pad_id = tokenizer.pad_token_id
+        self.eos_id = tokenizer.eos_token_id
+        self.start_id = model.config.decoder_start_token_id
+
+    def encode(self, source_ids: torch.Tensor, source_mask: torch.Tensor, hidden_states: bool = False) -> Encoded:
+        outputs = self.model.get_encoder()(input_ids=source_ids, attention_mask=source_mask,
+                                           output_hidden_states=hidden_states, return_dict=True)
+        return Encoded(outputs, source_mask)
+
+    def shift_right(self, tokens: torch.Tensor) -> torch.Tensor:
+        start = tokens.new_full((tokens.shape[0], 1), self.start_id)
+        return torch.cat([start, tokens[:, :-1]], dim=1)
+
+    def forward(self, enc: Encoded, prefix: Prefix, repeat: int = 1, hidden_states: bool = False):
+        """Logits for every position of ``prefix`` (teacher forcing): ``logits[b, t]`` predicts y_t.
+
+        ``repeat`` > 1 scores several prefix sets of the same sources in one pass: the
+        encoder output is tiled instead of recomputed.
+        """
+        from transformers.modeling_outputs import BaseModelOutput
+
+        hidden = enc.outputs.last_hidden_state
+        mask = enc.attention_mask
+        if repeat > 1:
+            hidden = hidden.repeat(repeat, 1, 1)
+            mask = mask.repeat(repeat, 1)
+        decoder_input = self.shift_right(prefix.tokens.masked_fill(prefix.mask == 0, self.pad_id))
+        decoder_mask = self.shift_right(prefix.mask)
+        decoder_mask[:, 0] = 1
+        return self.model(encoder_outputs=BaseModelOutput(last_hidden_state=hidden), attention_mask=mask,
+                          decoder_input_ids=decoder_input, decoder_attention_mask=decoder_mask,
+                          output_hidden_states=hidden_states, return_dict=True, use_cache=False)
+
+    @torch.no_grad()
+    def generate(self, enc: Encoded, decode: DecodeConfig) -> Prefix:
+        """Decode from a shared encoder pass; returns the generated tokens as a :class:`Prefix`."""
+        from transformers import GenerationConfig
+        from transformers.modeling_outputs import BaseModelOutput
+
+        gen = GenerationConfig(
+            num_beams=decode.num_beams, do_sample=decode.do_sample, top_k=decode.top_k or 0,
+            top_p=decode.top_p if decode.top_p is not None else 1.0, length_penalty=decode.length_penalty,
+            max_new_tokens=decode.max_new_tokens, min_new_tokens=decode.min_new_tokens or None,
+            early_stopping=True if decode.num_beams > 1 else False, pad_token_id=self.pad_id,
+            eos_token_id=self.eos_id, decoder_start_token_id=self.start_id, bos_token_id=self.tokenizer.bos_token_id,
+        )
+        out = self.model.generate(
+            encoder_outputs=BaseModelOutput(last_hidden_state=enc.outputs.last_hidden_state.detach()),
+            attention_mask=enc.attention_mask, generation_config=gen,
+        )
+        return sequences_to_prefix(out[:, 1:], self.eos_id, self.pad_id)
+
+
+def sequences_to_prefix(tokens: torch.Tensor, eos_id: int, pad_id: int) -> Prefix:
+    """Mask everything after the first EOS; a sequence with no EOS keeps all its tokens."""
+    is_eos = tokens == eos_id
+    after_eos = (is_eos.cumsum(dim=1) - is_eos.long()) > 0
+    mask = (~after_eos).long()
+    if tokens.shape[1] == 0:
+        mask = torch.zeros_like(tokens)
+    return Prefix(tokens.masked_fill(mask == 0, pad_id), mask)

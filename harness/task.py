@@ -1,0 +1,62 @@
+"""The task plugin interface.
+
+A task turns one data set into :class:`Example` records in three splits and scores
+hypotheses against references. Everything else (tokenizing, models, training) is
+shared. A task ships an *embedded twin*: a seeded generator of records in the real
+data set's schema, so every command works offline.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import ClassVar, Sequence
+
+SPLITS = ("train", "validation", "test")
+
+
+@dataclass(frozen=True)
+class Example:
+    """One model input with its references.
+
+    ``target`` is the reference a training step uses; ``references`` are all the
+    references of the input (for metrics). Training splits hold one example per
+    (input, reference) pair, evaluation splits one per input.
+    """
+
+    id: str
+    source: str
+    target: str
+    references: tuple[str, ...]
+
+
+@dataclass
+class Scores:
+    corpus: dict[str, float]            # metric name → corpus-level score
+    signatures: dict[str, str]          # metric name → library signature (how it was computed)
+    per_example: dict[str, list[float]]  # metric name → one score per hypothesis
+
+
+class Task:
+    """Base class of task plugins; register subclasses with ``@register_task("name")``."""
+
+    name: ClassVar[str] = ""
+    architecture: ClassVar[str] = "encoder-decoder"   # or "decoder-only"
+    metrics: ClassVar[tuple[str, ...]] = ()
+    lower_is_better: ClassVar[frozenset[str]] = frozenset()
+    selection_metric: ClassVar[str] = ""              # validation metric for checkpoint selection
+    js_beta: ClassVar[float] = 0.85                   # PAPER.md §2: β of JS per task
+    data_sources: ClassVar[tuple[str, ...]] = ("embedded",)
+
+    def __init__(self, data_config):
+        self.data = data_config
+
+    def load(self, split: str) -> list[Example]:
+        raise NotImplementedError
+
+    def score(self, hypotheses: Sequence[str], references: Sequence[Sequence[str]]) -> Scores:
+        raise NotImplementedError
+
+    @classmethod
+    def profile_overrides(cls, profile: str) -> dict:
+        """Task-specific config overrides (dotted keys) applied on top of a profile."""
+        return {}

@@ -1,0 +1,153 @@
+"""The shared step engine: gradients, masking, batching of prefix sets."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from harness import engine
+from harness.config import DecodeConfig, ModelConfig
+from harness.data import make_batch, tokenize_split
+from harness.models import Prefix, Seq2SeqLM, build_seq2seq, make_student, sequences_to_prefix, train_tokenizer
+from harness.registry import METHODS
+from harness.task import Example
+
+TEXTS = [("a : b : c", "A is b of c."), ("x : y : z | x : w : v", "X is y of z and w of v."),
+         ("p : q : r", "P has q r."), ("m : n : o", "M n o, they say.")]
+ALL_METHODS = ["mle", "predistill", "seqkd", "engine", "kl", "rkl", "js", "tvd"]
+
+
+@pytest.fixture(scope="module")
+def models():
+    torch.manual_seed(0)
+    tok = train_tokenizer([s for pair in TEXTS for s in pair], vocab_size=80)
+    cfg = ModelConfig(d_model=16, encoder_layers=2, decoder_layers=2, heads=2, ffn_dim=32, dropout=0.0)
+    teacher = build_seq2seq(cfg, tok).eval()
+    student, layer_map = make_student(teacher, 1, 1)
+    with torch.no_grad():  # move the student away from the teacher so every divergence is clearly > 0
+        for param in student.parameters():
+            param.add_(torch.randn_like(param) * 0.5)
+    student.eval()  # dropout is 0 anyway; eval() keeps the test deterministic
+    examples = [Example(str(i), s, t, (t,)) for i, (s, t) in enumerate(TEXTS)]
+    split = tokenize_split(examples, tok, 32, 32)
+    split.teacher_outputs = [list(reversed(t[:-1])) + [tok.eos_token_id] for t in split.targets]
+    batch = make_batch(split, list(range(len(examples))), tok.pad_token_id)
+    return Seq2SeqLM(student, tok), Seq2SeqLM(teacher, tok), layer_map, batch
+
+
+def method(name):
+    return METHODS.get(name)({"beta": 0.85} if name == "js" else None)
+
+
+SAMPLING = DecodeConfig(num_beams=2, do_sample=True, top_k=5, max_new_tokens=6)
+
+
+@pytest.mark.parametrize("name", ALL_METHODS)
+def test_gradients_flow_only_into_the_student(models, name):
+    student, teacher, layer_map, batch = models
+    student.model.zero_grad(set_to_none=True)
+    teacher.model.zero_grad(set_to_none=True)
+    torch.manual_seed(1)
+    loss, terms = engine.method_loss(method(name), student, teacher, batch, SAMPLING, layer_map)
+    assert torch.isfinite(loss) and float(loss) > 1e-4
+    loss.backward()
+    assert all(p.grad is None for p in teacher.model.parameters())
+    grads = [p.grad for p in student.model.parameters() if p.grad is not None]
+    assert grads and sum(float(g.abs().sum()) for g in grads) > 0
+    assert set(terms) >= set(method(name).prefix_weights())
+
+
+def _pad_prefix(prefix: Prefix, extra: int, pad_id: int) -> Prefix:
+    return Prefix(torch.nn.functional.pad(prefix.tokens, (0, extra), value=pad_id),
+                  torch.nn.functional.pad(prefix.mask, (0, extra), value=0))
+
+
+@pytest.mark.parametrize("name", ALL_METHODS)
+def test_padding_does_not_change_the_loss(models, name, monkeypatch):
+    """Extra pad columns on sources and on every prefix set leave the loss unchanged."""
+    student, teacher, layer_map, batch = models
+    pad = student.pad_id
+    fixed = {  # deterministic stand-ins for the sampled prefixes
+        "teacher_sample": batch.teacher_output, "student_sample": batch.target,
+        "student_greedy": batch.teacher_output,
+    }
+    real_collect = engine.collect_prefix
+
+    def collect(source, b, *args):
+        if source in fixed:
+            extra = b.target.tokens.shape[1] - batch.target.tokens.shape[1]
+            return _pad_prefix(fixed[source], extra, pad)
+        return real_collect(source, b, *args)
+
+    monkeypatch.setattr(engine, "collect_prefix", collect)
+    m = method(name)
+    base, _ = engine.method_loss(m, student, teacher, batch, SAMPLING, layer_map)
+    padded = type(batch)(batch.index, torch.nn.functional.pad(batch.source_ids, (0, 3), value=pad),
+                         torch.nn.functional.pad(batch.source_mask, (0, 3), value=0),
+                         _pad_prefix(batch.target, 4, pad), _pad_prefix(batch.teacher_output, 4, pad))
+    again, _ = engine.method_loss(m, student, teacher, padded, SAMPLING, layer_map)
+    assert float(again.detach()) == pytest.approx(float(base.detach()), rel=1e-5, abs=1e-6)
+
+
+def test_one_batched_student_pass_equals_separate_passes(models):
+    """Scoring two prefix sets in one tiled pass gives the logits of two separate passes."""
+    student, _, _, batch = models
+    enc = student.encode(batch.source_ids, batch.source_mask)
+    stacked = engine.stack_prefixes([batch.target, batch.teacher_output], student.pad_id)
+    together = student.forward(enc, stacked, repeat=2).logits
+    n = len(batch)
+    for i, prefix in enumerate([batch.target, batch.teacher_output]):
+        alone = student.forward(enc, prefix).logits
+        width = prefix.tokens.shape[1]
+        mask = prefix.mask.bool()
+        assert torch.allclose(together[i * n:(i + 1) * n, :width][mask], alone[mask], atol=1e-5)
+
+
+def test_per_token_mean_weights_sources(models, monkeypatch):
+    """loss = Σ_source weight · (masked mean over that source's tokens)."""
+    student, teacher, layer_map, batch = models
+    m = method("tvd")
+    monkeypatch.setattr(engine, "collect_prefix",
+                        lambda source, b, *a: b.target if source == "student_sample" else b.teacher_output)
+    loss, terms = engine.method_loss(m, student, teacher, batch, SAMPLING, layer_map)
+    assert float(loss) == pytest.approx(0.5 * float(terms["teacher_offline"]) + 0.5 * float(terms["student_sample"]))
+    with torch.no_grad():
+        logits_s = student.forward(student.encode(batch.source_ids, batch.source_mask), batch.target).logits
+        logits_t = teacher.forward(teacher.encode(batch.source_ids, batch.source_mask), batch.target).logits
+    per_token = m.token_loss(logits_s, logits_t, batch.target.tokens, "student_sample")
+    expected = float((per_token * batch.target.mask).sum() / batch.target.mask.sum())
+    assert float(terms["student_sample"]) == pytest.approx(expected, rel=1e-5)
+
+
+def test_sequences_to_prefix_masks_after_first_eos():
+    tokens = torch.tensor([[5, 6, 2, 0, 0], [5, 2, 7, 2, 0], [5, 6, 7, 8, 9]])
+    prefix = sequences_to_prefix(tokens, eos_id=2, pad_id=0)
+    assert prefix.mask.tolist() == [[1, 1, 1, 0, 0], [1, 1, 0, 0, 0], [1, 1, 1, 1, 1]]
+    assert prefix.tokens.tolist()[1] == [5, 2, 0, 0, 0]
+
+
+def test_layer_copy_starts_student_layers_from_the_teacher(models):
+    _, teacher, _, _ = models
+    student, layer_map = make_student(teacher.model, 2, 1)
+    assert layer_map["encoder"]["copied"] == [0, 1] and layer_map["decoder"]["copied"] == [0]
+    s_layer = student.model.encoder.layers[1]
+    t_layer = teacher.model.model.encoder.layers[1]
+    for (name, a), (_, b) in zip(s_layer.state_dict().items(), t_layer.state_dict().items()):
+        assert torch.equal(a, b), name
+    s_layer = student.model.decoder.layers[0]
+    t_layer = teacher.model.model.decoder.layers[0]
+    for (name, a), (_, b) in zip(s_layer.state_dict().items(), t_layer.state_dict().items()):
+        assert torch.equal(a, b), name
+
+
+def test_layer_maps_match_shleifer_and_rush():
+    from harness.models import layers_to_copy, layers_to_supervise
+
+    assert layers_to_copy(12, 3) == [0, 6, 11]
+    assert layers_to_copy(12, 1) == [0]
+    assert layers_to_copy(24, 4) == [0, 8, 16, 23]
+    assert layers_to_supervise(12, 3) == [3, 7, 11]
+    assert layers_to_copy(4, 2) == [0, 3]
+    assert layers_to_supervise(4, 2) == [1, 3]
+    with pytest.raises(ValueError):
+        layers_to_copy(2, 3)
