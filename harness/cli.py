@@ -105,6 +105,9 @@ def main() -> None:
     except click.exceptions.Abort:
         click.echo("aborted", err=True)
         sys.exit(130)
+    except click.UsageError as err:
+        click.echo(f"harness: error: {err.format_message()}", err=True)
+        sys.exit(2)
     except click.ClickException as err:
         err.show()
         sys.exit(err.exit_code)

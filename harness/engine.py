@@ -177,19 +177,22 @@ def train(student: Seq2SeqLM, method: Method, data: TokenizedSplit, schedule: Tr
             optimizer.zero_grad(set_to_none=True)
             step += 1
             position = step / steps_per_epoch
-            curves.append({"step": step, "epoch": position, "split": "train", "name": "loss", "value": float(loss)})
-            curves.extend({"step": step, "epoch": position, "split": "train", "name": f"loss/{k}", "value": float(v)}
+            curves.append({"step": step, "epoch": position, "split": "train", "name": "loss", "value": loss.item()})
+            curves.extend({"step": step, "epoch": position, "split": "train", "name": f"loss/{k}", "value": v.item()}
                           for k, v in terms.items())
             bar.update(1)
-            bar.set_postfix(loss=f"{float(loss):.3f}")
+            bar.set_postfix(loss=f"{loss.item():.3f}")
             if validate is not None and (step % eval_every == 0 or step == total):
                 score = validate(student)
                 model.train()
                 curves.append({"step": step, "epoch": position, "split": "validation", "name": "selection",
                                "value": score})
-                if best_score is None or score > best_score:
+                improved = best_score is None or score > best_score
+                if improved:
                     best_score, best_step = score, step
                     best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
+                tqdm.write(f"[{desc}] step {step}/{total} (epoch {position:.2f}): validation {score:.2f}"
+                           f"{' (best)' if improved else ''}")
             if step >= total:
                 break
         epoch += 1

@@ -11,6 +11,7 @@ close match; the CLI turns it into a one-line error and exit code 2.
 from __future__ import annotations
 
 import difflib
+import hashlib
 import importlib
 import importlib.metadata
 import importlib.util
@@ -66,9 +67,9 @@ class Registry(Generic[T]):
     def _load(self) -> None:
         if self._loaded:
             return
-        self._loaded = True
         for module in self.builtin_modules:
             importlib.import_module(module)
+        self._loaded = True  # only once the built-ins imported: a failed import is retried, not half-kept
         for ep in importlib.metadata.entry_points(group=self.group):
             if ep.name in self._items:
                 continue  # a built-in also declared as an entry point
@@ -109,10 +110,20 @@ def load_plugin_file(path: str | Path) -> None:
     path = Path(path)
     if not path.is_file():
         raise HarnessError(f"plugin file not found: {path}")
-    module_name = f"harness_plugin_{path.stem}"
-    spec = importlib.util.spec_from_file_location(module_name, path)
+    resolved = path.resolve()
+    module_name = f"harness_plugin_{path.stem}_{hashlib.sha1(str(resolved).encode()).hexdigest()[:8]}"
+    if module_name in sys.modules:
+        return  # already imported (e.g. named twice)
+    spec = importlib.util.spec_from_file_location(module_name, resolved)
     if spec is None or spec.loader is None:
         raise HarnessError(f"cannot import plugin file {path} (is it a .py file?)")
     module = importlib.util.module_from_spec(spec)
     sys.modules[module_name] = module
-    spec.loader.exec_module(module)
+    try:
+        spec.loader.exec_module(module)
+    except HarnessError:
+        sys.modules.pop(module_name, None)
+        raise
+    except Exception as err:
+        sys.modules.pop(module_name, None)
+        raise HarnessError(f"plugin file {path}: {type(err).__name__}: {err}") from err

@@ -360,7 +360,8 @@ def test_hub_and_release_shapes_agree(triples, annotations, extended):
     hub = {"tripleset": [list(t) for t in triples], "subtree_was_extended": extended,
            "annotations": {"source": [s for s, _ in annotations], "text": [t for _, t in annotations]}}
     assert normalise_record(release, "f", 0) == normalise_record(hub, "f", 0) == release
-    assert linearise(release["tripleset"]).count(" | ") == len(triples) - 1
+    if not any("|" in part for t in triples for part in t):  # a literal '|' in a value adds separators
+        assert linearise(release["tripleset"]).count(" | ") == len(triples) - 1
 
 
 def test_load_local_missing_directory_and_file(tmp_path):

@@ -49,7 +49,7 @@ def test_gradients_flow_only_into_the_student(models, name):
     teacher.model.zero_grad(set_to_none=True)
     torch.manual_seed(1)
     loss, terms = engine.method_loss(method(name), student, teacher, batch, SAMPLING, layer_map)
-    assert torch.isfinite(loss) and float(loss) > 1e-4
+    assert torch.isfinite(loss) and loss.item() > 1e-4
     loss.backward()
     assert all(p.grad is None for p in teacher.model.parameters())
     grads = [p.grad for p in student.model.parameters() if p.grad is not None]
@@ -110,13 +110,13 @@ def test_per_token_mean_weights_sources(models, monkeypatch):
     monkeypatch.setattr(engine, "collect_prefix",
                         lambda source, b, *a: b.target if source == "student_sample" else b.teacher_output)
     loss, terms = engine.method_loss(m, student, teacher, batch, SAMPLING, layer_map)
-    assert float(loss) == pytest.approx(0.5 * float(terms["teacher_offline"]) + 0.5 * float(terms["student_sample"]))
+    assert loss.item() == pytest.approx(0.5 * terms["teacher_offline"].item() + 0.5 * terms["student_sample"].item())
     with torch.no_grad():
         logits_s = student.forward(student.encode(batch.source_ids, batch.source_mask), batch.target).logits
         logits_t = teacher.forward(teacher.encode(batch.source_ids, batch.source_mask), batch.target).logits
     per_token = m.token_loss(logits_s, logits_t, batch.target.tokens, "student_sample")
     expected = float((per_token * batch.target.mask).sum() / batch.target.mask.sum())
-    assert float(terms["student_sample"]) == pytest.approx(expected, rel=1e-5)
+    assert terms["student_sample"].item() == pytest.approx(expected, rel=1e-5)
 
 
 def test_sequences_to_prefix_masks_after_first_eos():
@@ -126,18 +126,27 @@ def test_sequences_to_prefix_masks_after_first_eos():
     assert prefix.tokens.tolist()[1] == [5, 2, 0, 0, 0]
 
 
-def test_layer_copy_starts_student_layers_from_the_teacher(models):
-    _, teacher, _, _ = models
-    student, layer_map = make_student(teacher.model, 2, 1)
-    assert layer_map["encoder"]["copied"] == [0, 1] and layer_map["decoder"]["copied"] == [0]
-    s_layer = student.model.encoder.layers[1]
-    t_layer = teacher.model.model.encoder.layers[1]
-    for (name, a), (_, b) in zip(s_layer.state_dict().items(), t_layer.state_dict().items()):
-        assert torch.equal(a, b), name
-    s_layer = student.model.decoder.layers[0]
-    t_layer = teacher.model.model.decoder.layers[0]
-    for (name, a), (_, b) in zip(s_layer.state_dict().items(), t_layer.state_dict().items()):
-        assert torch.equal(a, b), name
+@pytest.mark.parametrize("family", ["t5", "bart"])
+def test_layer_copy_starts_student_layers_from_the_teacher(family):
+    from harness.models import _layer_stacks
+
+    tok = train_tokenizer([s for pair in TEXTS for s in pair], vocab_size=80)
+    teacher = build_seq2seq(ModelConfig(family=family, d_model=16, encoder_layers=4, decoder_layers=2, heads=2,
+                                        ffn_dim=32), tok)
+    student, layer_map = make_student(teacher, 2, 1)
+    assert layer_map["encoder"]["copied"] == [0, 3] and layer_map["decoder"]["copied"] == [0]
+    t_stacks, s_stacks = _layer_stacks(teacher), _layer_stacks(student)
+    assert len(s_stacks["encoder"]) == 2 and len(s_stacks["decoder"]) == 1
+    for stack, copied in (("encoder", [0, 3]), ("decoder", [0])):
+        for i, j in enumerate(copied):
+            s_state, t_state = s_stacks[stack][i].state_dict(), t_stacks[stack][j].state_dict()
+            assert s_state.keys() == t_state.keys()
+            assert all(torch.equal(s_state[k], t_state[k]) for k in s_state), (stack, i, j)
+    # everything outside the layer stacks (embeddings, final norms, head) is the teacher's
+    t_params = dict(teacher.named_parameters())
+    for name, param in student.named_parameters():
+        if ".layers." not in name and ".block." not in name:
+            assert torch.equal(param, t_params[name]), name
 
 
 def test_layer_maps_match_shleifer_and_rush():

@@ -51,6 +51,13 @@ class JS(Method):
     def default_params(cls, task_cls):
         return {"beta": task_cls.js_beta}
 
+    def __init__(self, params=None):
+        super().__init__(params)
+        if not 0.0 <= self.params.beta <= 1.0:
+            from ..registry import HarnessError
+
+            raise HarnessError(f"method.beta={self.params.beta}: β must lie in [0, 1]")
+
     def prefix_weights(self):
         return {"student_sample": self.params.beta, "teacher_offline": 1.0 - self.params.beta}
 

@@ -51,6 +51,6 @@ class DartTask(Task):
     def profile_overrides(cls, profile: str) -> dict:
         if profile == "paper":
             # BART-large teacher fine-tuned on DART, 3-encoder/1-decoder student (PAPER.md §3).
-            return {"teacher.pretrained": "facebook/bart-large", "student.encoder_layers": 3,
+            return {"teacher.pretrained": "facebook/bart-large", "teacher.family": "bart", "student.encoder_layers": 3,
                     "student.decoder_layers": 1, "pseudo_labels.num_beams": 5, "eval_decode.num_beams": 5}
         return {}

@@ -1,0 +1,106 @@
+"""Every method end to end on the ``ci`` profile: stages, cache reuse, parquet rows, determinism."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pandas as pd
+import pytest
+
+from harness.config import resolve_config
+from harness.pipeline import Pipeline
+
+METHODS = ["mle", "predistill", "seqkd", "engine", "kl", "rkl", "js", "tvd"]
+
+
+def run(results_dir, method, **overrides):
+    sets = [("results_dir", str(results_dir))] + [(k, str(v)) for k, v in overrides.items()]
+    return Pipeline(resolve_config("dart", method, "ci", sets=sets)).run()
+
+
+@pytest.fixture(scope="module")
+def results(tmp_path_factory):
+    root = tmp_path_factory.mktemp("results")
+    return root, {m: run(root, m) for m in METHODS}
+
+
+@pytest.mark.parametrize("method", METHODS)
+def test_every_method_writes_its_rows(results, method):
+    _, outcomes = results
+    outcome = outcomes[method]
+    metrics = pd.read_parquet(outcome.path / "metrics.parquet")
+    models = set(metrics["model"])
+    assert {"teacher", method} <= models
+    if method not in ("mle", "predistill"):
+        assert "predistill" in models
+    for model in models:
+        got = set(metrics.loc[metrics["model"] == model, "metric"])
+        assert {"bleu", "chrf", "ter", "r_llh", "r_cvg"} <= got
+    assert metrics["value"].notna().all()
+    assert (metrics["run_id"] == outcome.run_id).all() and (metrics["method"] == method).all()
+    bleu_sig = metrics.loc[metrics["metric"] == "bleu", "signature"].iloc[0]
+    assert bleu_sig.startswith("nrefs:")
+    examples = pd.read_parquet(outcome.path / "examples.parquet")
+    n_test = len(examples[examples["model"] == method])
+    assert n_test == 10  # ci profile: 10 test inputs
+    assert {"hypothesis", "references", "score_bleu", "teacher_nll"} <= set(examples.columns)
+    curves = pd.read_parquet(outcome.path / "curves.parquet")
+    assert (curves["name"] == "loss").any()
+    manifest = json.loads((outcome.path / "manifest.json").read_text())
+    assert manifest["config"]["method"] == method and manifest["seeds"]["method"] == 42
+    assert manifest["packages"]["torch"] and "commit" in manifest["git"]
+    assert set(manifest["stages"]) >= {"tokenizer", "teacher", "method"}
+
+
+def test_methods_share_the_cached_upstream_stages(results):
+    _, outcomes = results
+    first, later = outcomes["mle"].manifest["stages"], outcomes["tvd"].manifest["stages"]
+    assert not first["teacher"]["reused"]
+    assert later["teacher"]["reused"] and later["teacher"]["key"] == first["teacher"]["key"]
+    assert later["predistill"]["reused"]                      # built by the predistill run before it
+    assert later["pseudo_labels"]["reused"]                   # built by seqkd
+    assert not later["method"]["reused"]
+    js = outcomes["js"].manifest["stages"]
+    assert js["predistill"]["key"] == later["predistill"]["key"]
+
+
+def test_same_seed_same_numbers(results, tmp_path):
+    _, outcomes = results
+    again = run(tmp_path / "fresh", "tvd")      # nothing cached: every stage rebuilt
+    assert not any(s["reused"] for s in again.manifest["stages"].values())
+    a = outcomes["tvd"].metrics.sort_values(["model", "metric"]).reset_index(drop=True)
+    b = again.metrics.sort_values(["model", "metric"]).reset_index(drop=True)
+    keep = ~a["metric"].isin(["decode_tokens_per_s"])
+    pd.testing.assert_series_equal(a.loc[keep, "value"], b.loc[keep, "value"])
+
+
+def test_another_seed_changes_the_method_stage_only(results):
+    root, outcomes = results
+    other = run(root, "tvd", seed=7)
+    stages = other.manifest["stages"]
+    assert stages["teacher"]["reused"] and stages["predistill"]["reused"]
+    assert not stages["method"]["reused"]
+    assert other.run_id != outcomes["tvd"].run_id
+
+
+def test_cli_run_prints_the_table_and_says_what_it_reused(results):
+    root, _ = results
+    proc = subprocess.run([sys.executable, "-m", "harness.cli", "run", "--task", "dart", "--method", "seqkd",
+                           "--profile", "ci", "--results-dir", str(root)], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    assert "teacher" in proc.stdout and "predistill" in proc.stdout and "seqkd" in proc.stdout
+    assert "BLEU" in proc.stdout and "R_cvg" in proc.stdout
+    assert "reused from cache:" in proc.stdout and "teacher" in proc.stdout.split("reused from cache:")[1]
+    assert "reusing cached teacher" in proc.stderr
+
+
+def test_corrupted_cache_entry_is_rebuilt(results, capfd):
+    root, outcomes = results
+    teacher_dir = root / "cache" / "teacher" / outcomes["tvd"].manifest["stages"]["teacher"]["key"]
+    weights = next(teacher_dir.glob("*.safetensors"))
+    weights.write_bytes(weights.read_bytes()[:-10])  # truncated file
+    again = run(root, "mle")
+    assert not again.manifest["stages"]["teacher"]["reused"]
+    assert "does not match the checksums" in capfd.readouterr().err
