@@ -18,6 +18,7 @@ gradient clipping, non-finite checks, validation-based checkpoint selection.
 from __future__ import annotations
 
 import math
+import sys
 import time
 from dataclasses import dataclass, field
 from typing import Callable
@@ -155,6 +156,8 @@ def train(student: Seq2SeqLM, method: Method, data: TokenizedSplit, schedule: Tr
         total = min(total, schedule.max_steps)
     optimizer = make_optimizer([p for p in model.parameters() if p.requires_grad], schedule)
     scheduler = get_linear_schedule_with_warmup(optimizer, int(schedule.warmup_ratio * total), total)
+    if schedule.evals_per_epoch <= 0:
+        validate = None  # no validation: the last checkpoint is kept
     eval_every = max(1, round(steps_per_epoch / max(schedule.evals_per_epoch, 1e-9)))
     sampling = sampling or DecodeConfig()
 
@@ -192,7 +195,7 @@ def train(student: Seq2SeqLM, method: Method, data: TokenizedSplit, schedule: Tr
                     best_score, best_step = score, step
                     best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
                 tqdm.write(f"[{desc}] step {step}/{total} (epoch {position:.2f}): validation {score:.2f}"
-                           f"{' (best)' if improved else ''}")
+                           f"{' (best)' if improved else ''}", file=sys.stderr)
             if step >= total:
                 break
         epoch += 1

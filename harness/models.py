@@ -67,10 +67,21 @@ def train_tokenizer(texts, vocab_size: int):
     )
 
 
+def _pretrained_error(kind: str, name: str, err: Exception):
+    from .registry import HarnessError
+
+    return HarnessError(
+        f"could not load the pretrained {kind} {name!r} ({type(err).__name__}: {str(err).splitlines()[0][:200]}). "
+        f"Offline? Point teacher.pretrained at a local folder written by save_pretrained (model and tokenizer)")
+
+
 def load_tokenizer(path: str | Path):
     from transformers import AutoTokenizer
 
-    return AutoTokenizer.from_pretrained(str(path))
+    try:
+        return AutoTokenizer.from_pretrained(str(path))
+    except (OSError, ValueError) as err:
+        raise _pretrained_error("tokenizer", str(path), err) from err
 
 
 # ---------------------------------------------------------------- models
@@ -80,7 +91,10 @@ def build_seq2seq(cfg: ModelConfig, tokenizer) -> nn.Module:
     import transformers
 
     if cfg.pretrained:
-        return transformers.AutoModelForSeq2SeqLM.from_pretrained(cfg.pretrained)
+        try:
+            return transformers.AutoModelForSeq2SeqLM.from_pretrained(cfg.pretrained)
+        except (OSError, ValueError) as err:
+            raise _pretrained_error("model", cfg.pretrained, err) from err
     common = dict(vocab_size=len(tokenizer), pad_token_id=tokenizer.pad_token_id,
                   bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id,
                   decoder_start_token_id=tokenizer.bos_token_id)
