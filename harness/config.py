@@ -104,9 +104,9 @@ class RunConfig:
     # The teacher improves monotonically over its 6 epochs here: no validation, keep the last checkpoint.
     teacher_train: TrainConfig = field(default_factory=lambda: TrainConfig(epochs=6, lr=3e-3, evals_per_epoch=0,
                                                                            select_best=False))
-    student_train: TrainConfig = field(default_factory=lambda: TrainConfig(epochs=2.5, lr=1e-3))  # pre-distill and MLE
+    student_train: TrainConfig = field(default_factory=lambda: TrainConfig(epochs=2.5, lr=1e-3, evals_per_epoch=1))  # pre-distill, MLE
     kd_train: TrainConfig = field(default_factory=lambda: TrainConfig(epochs=1, lr=3e-4))        # every KD method
-    pseudo_labels: DecodeConfig = field(default_factory=lambda: DecodeConfig(num_beams=5, batch_size=128))  # offline teacher outputs
+    pseudo_labels: DecodeConfig = field(default_factory=lambda: DecodeConfig(num_beams=5))         # offline teacher outputs
     # Online samples: top-k sampling here; the paper profile uses sampling beam search (5 beams), 4× the cost on CPU.
     online_sampling: DecodeConfig = field(default_factory=lambda: DecodeConfig(num_beams=1, do_sample=True, top_k=30,
                                                                                max_new_tokens=48))
@@ -130,7 +130,7 @@ PROFILES: dict[str, dict[str, Any]] = {
         "kd_train.epochs": 1, "kd_train.batch_size": 16, "kd_train.evals_per_epoch": 1,
         "pseudo_labels.num_beams": 2, "pseudo_labels.max_new_tokens": 16,
         "online_sampling.num_beams": 2, "online_sampling.max_new_tokens": 16,
-        "selection_decode.max_new_tokens": 16,
+        "selection_decode.num_beams": 2, "selection_decode.max_new_tokens": 16,
         "eval_decode.num_beams": 2, "eval_decode.max_new_tokens": 16,
     },
     "cpu": {},  # the dataclass defaults are the cpu profile
