@@ -20,4 +20,20 @@ _TEST_ENV = {
 os.environ.update(_TEST_ENV)
 
 # --------------------------------------------------------------------------- fixtures
-# (none shared yet; add fixtures used by several test modules below)
+from pathlib import Path  # noqa: E402
+
+DART_FIXTURES = Path(__file__).parent / "fixtures" / "dart"
+# Hand-written records in the DART release format; stored under short names so that
+# nothing in the repository looks like a copy of the real release files.
+DART_FIXTURE_FOR = {"dart-v1.1.1-full-train.json": "train.json", "dart-v1.1.1-full-dev.json": "dev.json",
+                    "dart-v1.1.1-full-test.json": "test.json"}
+
+
+def write_dart_release(folder: Path, names=tuple(DART_FIXTURE_FOR)) -> Path:
+    """Lay the fixtures out as a DART release folder (the file names ``--data-dir`` expects)."""
+    import shutil
+
+    folder.mkdir(parents=True, exist_ok=True)
+    for name in names:
+        shutil.copy(DART_FIXTURES / DART_FIXTURE_FOR[name], folder / name)
+    return folder

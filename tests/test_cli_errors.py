@@ -10,7 +10,6 @@ torch, so each takes a few seconds.
 from __future__ import annotations
 
 import os
-import shutil
 import subprocess
 import sys
 import textwrap
@@ -20,7 +19,7 @@ import pytest
 
 BUILTIN_METHODS = {"mle", "predistill", "seqkd", "engine", "kl", "rkl", "js", "tvd"}
 DART_FILES = ("dart-v1.1.1-full-train.json", "dart-v1.1.1-full-dev.json", "dart-v1.1.1-full-test.json")
-FIXTURES = Path(__file__).parent / "fixtures" / "dart"
+from conftest import write_dart_release
 TIMEOUT_S = 180
 
 
@@ -58,10 +57,7 @@ def _empty_data_dir(tmp_path: Path) -> list[str]:
 
 def _data_dir_without_test_split(tmp_path: Path) -> list[str]:
     """Valid train and dev files, no test file: the last split loaded is the one missing."""
-    folder = tmp_path / "dart_partial"
-    folder.mkdir()
-    for name in DART_FILES[:2]:
-        shutil.copy(FIXTURES / name, folder / name)
+    folder = write_dart_release(tmp_path / "dart_partial", DART_FILES[:2])
     return ["--data-dir", str(folder)]
 
 

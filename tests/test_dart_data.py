@@ -26,7 +26,12 @@ from harness_tasks.dart.records import (
 )
 from harness_tasks.dart.twin import PHRASINGS, PREDICATES, SOURCE, generate_records, generate_split
 
-FIXTURES = Path(__file__).parent / "fixtures" / "dart"
+from conftest import write_dart_release
+
+
+@pytest.fixture
+def release_dir(tmp_path):
+    return write_dart_release(tmp_path / "dart_release")
 # The repository lives at <root>/main and the shared data at <root>/shared.
 REAL_DEV = Path(__file__).resolve().parents[2] / "shared/data/dart/dart-v1.1.1-full-dev.json"
 
@@ -236,21 +241,21 @@ def test_records_to_examples_unknown_split():
 # --------------------------------------------------------------------------- release files
 @pytest.mark.parametrize("split,n_records,n_refs",
                          [("train", 8, 15), ("validation", 6, 13), ("test", 5, 10)])
-def test_read_fixture_files(split, n_records, n_refs):
-    records = read_release_json(FIXTURES / RELEASE_FILES[split])
+def test_read_fixture_files(split, n_records, n_refs, release_dir):
+    records = read_release_json(release_dir / RELEASE_FILES[split])
     assert len(records) == n_records
     assert sum(len(r["annotations"]) for r in records) == n_refs
     sizes = [len(r["tripleset"]) for r in records]
     assert min(sizes) >= 1
     for r in records:
         assert all(isinstance(a, dict) and set(a) == {"source", "text"} for a in r["annotations"])
-    assert load_local(FIXTURES, split) == records
+    assert load_local(release_dir, split) == records
     examples = records_to_examples(records, split, "dart")
     assert len(examples) == (n_refs if split == "train" else n_records)
 
 
-def test_fixtures_cover_the_interesting_cases():
-    records = [r for split in RELEASE_FILES for r in load_local(FIXTURES, split)]
+def test_fixtures_cover_the_interesting_cases(release_dir):
+    records = [r for split in RELEASE_FILES for r in load_local(release_dir, split)]
     sizes = [len(r["tripleset"]) for r in records]
     assert 1 in sizes and max(sizes) >= 4
     assert any(len(r["annotations"]) >= 3 for r in records)
