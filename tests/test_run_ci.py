@@ -104,3 +104,19 @@ def test_corrupted_cache_entry_is_rebuilt(results, capfd):
     again = run(root, "mle")
     assert not again.manifest["stages"]["teacher"]["reused"]
     assert "does not match the checksums" in capfd.readouterr().err
+
+
+def test_a_run_that_dies_while_writing_leaves_no_run_folder(results, monkeypatch, tmp_path):
+    """Results go to a temporary folder renamed into place only when every file is written."""
+    from harness import results as results_module
+
+    root, _ = results
+    def fail(*args, **kwargs):
+        raise OSError("No space left on device")
+
+    monkeypatch.setattr(results_module, "write_json", fail)   # the manifest is the last file written
+    with pytest.raises(OSError, match="No space"):
+        run(root, "kl", seed=11)
+    runs = root / "runs"
+    assert not any(p.name.startswith("dart-kl-ci-seed11") for p in runs.iterdir())
+    assert not any(".tmp-" in p.name for p in runs.iterdir())
