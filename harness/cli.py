@@ -77,19 +77,17 @@ def list_cmd(plugins) -> None:
     click.echo("methods:")
     for name in METHODS.names():
         cls = METHODS.get(name)
-        prefixes = ", ".join(cls().prefix_weights()) if not _needs_task(cls) else "(per task)"
-        click.echo(f"  {name:<22} [{prefixes}] {_first_line(cls)}")
+        click.echo(f"  {name:<22} [{_prefix_sources(cls)}] {_first_line(cls)}")
     click.echo("profiles:")
     for name in PROFILES:
         click.echo(f"  {name}")
 
 
-def _needs_task(cls) -> bool:
-    try:
-        cls().prefix_weights()
-        return False
+def _prefix_sources(cls) -> str:
+    try:  # with default parameters; a plugin whose weights need a task says so instead
+        return ", ".join(cls().prefix_weights())
     except Exception:
-        return True
+        return "per task"
 
 
 def _first_line(cls) -> str:

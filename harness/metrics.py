@@ -24,22 +24,20 @@ def sacrebleu_scores(
     """
     from sacrebleu.metrics import BLEU, CHRF, TER
 
-    makers = {
-        "bleu": lambda: BLEU(),
-        "bleu1": lambda: BLEU(max_ngram_order=1),
-        "bleu2": lambda: BLEU(max_ngram_order=2),
-        "chrf": lambda: CHRF(),
-        "ter": lambda: TER(),
-    }
+    def make(name: str, sentence: bool = False):
+        # Sentence-level BLEU needs effective order, or short hypotheses score 0.
+        if name.startswith("bleu"):
+            order = int(name[4:]) if name != "bleu" else 4
+            return BLEU(max_ngram_order=order, effective_order=sentence)
+        return {"chrf": CHRF, "ter": TER}[name]()
+
     streams = _reference_streams(references)
     corpus, signatures, per_example = {}, {}, {}
     for name in metrics:
-        metric = makers[name]()
+        metric = make(name)
         corpus[name] = float(metric.corpus_score(list(hypotheses), streams).score)
         signatures[name] = str(metric.get_signature())
-        sentence_metric = makers[name]() if name != "bleu" else BLEU(effective_order=True)
-        if name.startswith("bleu") and name != "bleu":
-            sentence_metric = BLEU(max_ngram_order=int(name[-1]), effective_order=True)
+        sentence_metric = make(name, sentence=True)
         per_example[name] = [
             float(sentence_metric.sentence_score(h, list(r)).score) for h, r in zip(hypotheses, references)
         ]

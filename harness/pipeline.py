@@ -24,7 +24,7 @@ import torch
 from . import evaluate as ev
 from .cache import StageCache, StageResult
 from .config import RunConfig
-from .data import TokenizedSplit, tokenize, tokenize_split
+from .data import TokenizedSplit, tokenize_split
 from .engine import train
 from .methods.baselines import MLE, PreDistill
 from .models import Seq2SeqLM, build_seq2seq, load_tokenizer, make_student, resolve_device, train_tokenizer
@@ -295,5 +295,3 @@ def _read_outputs(path: Path) -> list[list[int]]:
     table = pd.read_parquet(path / "examples.parquet", columns=["output_tokens"])
     return [[int(t) for t in toks] for toks in table["output_tokens"]]
 
-
-__all__ = ["Pipeline", "tokenize"]
