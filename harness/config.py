@@ -31,6 +31,7 @@ class DataConfig:
     test_size: int = 300
     max_train_examples: int | None = None   # cap on training examples (any source)
     max_eval_examples: int | None = None    # cap on validation/test inputs (any source)
+    train_subset: int | None = None   # seeded random subset of this many training inputs (WMT paper: 100,000)
 
 
 @dataclass
@@ -44,7 +45,7 @@ class TokenizerConfig:
 class ModelConfig:
     """The teacher. ``pretrained`` set → ``from_pretrained(pretrained)``; else built from this config."""
 
-    family: str = "t5"                # t5 | bart (from scratch, BART took far longer to start using its encoder)
+    family: str = "t5"                # t5 | bart | gpt2 (decoder-only: decoder_layers = its depth)
     pretrained: str | None = None
     d_model: int = 128
     encoder_layers: int = 3

@@ -64,6 +64,8 @@ class Pipeline:
                "test": self.cfg.data.max_eval_examples}
         for split in ("train", "validation", "test"):
             examples = self.task.load(split)
+            if split == "train" and self.cfg.data.train_subset is not None:
+                examples = _seeded_subset(examples, self.cfg.data.train_subset, self.cfg.data.seed)
             if cap[split] is not None:
                 examples = examples[: cap[split]]
             if not examples:
@@ -281,6 +283,17 @@ class Pipeline:
         self.evaluation_stage(self.cfg.method, self.stages["method"])
         evaluated[self.cfg.method] = f"evaluation/{self.cfg.method}"
         return write_run(self, evaluated, time.time() - start)
+
+
+def _seeded_subset(examples: list[Example], size: int, seed: int) -> list[Example]:
+    """``size`` training inputs drawn without replacement by ``seed`` (all references of a drawn input kept)."""
+    import random
+
+    sources = sorted({e.source for e in examples})
+    if size >= len(sources):
+        return examples
+    keep = set(random.Random(seed).sample(sources, size))
+    return [e for e in examples if e.source in keep]
 
 
 def _write_parquet(path: Path, frame: pd.DataFrame) -> None:
