@@ -61,3 +61,25 @@ def sequence_nll(lm: Seq2SeqLM, split: TokenizedSplit, outputs: list[list[int]],
 def per_token(pairs: list[tuple[float, int]]) -> float:
     total, count = sum(p[0] for p in pairs), sum(p[1] for p in pairs)
     return total / max(count, 1)
+
+
+def distinct_bigram_percent(samples: list[list[str]]) -> float:
+    """TeacherDist (PAPER.md Table 3): per input, distinct word bigrams / all word bigrams over its
+    samples, ×100, averaged over inputs. High when the samples of one input disagree (multi-modality)."""
+    scores = []
+    for texts_of_input in samples:
+        bigrams = [tuple(words[i: i + 2]) for t in texts_of_input
+                   for words in [t.lower().split()] for i in range(len(words) - 1)]
+        if bigrams:
+            scores.append(100.0 * len(set(bigrams)) / len(bigrams))
+    return sum(scores) / len(scores) if scores else 0.0
+
+
+def teacher_dist(lm, split: TokenizedSplit, sampling: DecodeConfig, n_samples: int, device, seed: int) -> float:
+    """Draw ``n_samples`` samples per input (seeded) and return their distinct-bigram percentage."""
+    runs = []
+    for k in range(n_samples):
+        torch.manual_seed(seed * 1000 + k)
+        runs.append(texts(lm, decode(lm, split, sampling, device, desc=f"teacher-dist {k + 1}/{n_samples}")))
+    return distinct_bigram_percent([list(per_input) for per_input in zip(*runs)])
+

@@ -45,6 +45,7 @@ class Task:
     lower_is_better: ClassVar[frozenset[str]] = frozenset()
     selection_metric: ClassVar[str] = ""              # validation metric for checkpoint selection
     js_beta: ClassVar[float] = 0.85                   # PAPER.md §2: β of JS per task
+    predistill_alpha_hid: ClassVar[float] = 3.0       # PAPER.md §1: hidden-state MSE weight (0.1 for dialogue)
     data_sources: ClassVar[tuple[str, ...]] = ("embedded",)
 
     def __init__(self, data_config):

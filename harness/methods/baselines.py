@@ -44,6 +44,10 @@ class PreDistill(Method):
         alpha_hid: float = 3.0
         temperature: float = 2.0
 
+    @classmethod
+    def default_params(cls, task_cls):
+        return {"alpha_hid": task_cls.predistill_alpha_hid}
+
     def token_loss(self, student_logits, teacher_logits, tokens, source):
         t = self.params.temperature
         kl = div.forward_kl(student_logits / t, teacher_logits / t) * t * t
@@ -54,6 +58,8 @@ class PreDistill(Method):
             return None
         terms = []
         for stack, mask in (("encoder", batch.source_mask), ("decoder", batch.target_mask)):
+            if stack not in layer_map:                 # decoder-only models have no encoder stack
+                continue
             s_states = student_out[stack][1:]          # outputs of the student's layers
             t_states = teacher_out[stack]
             for i, j in enumerate(layer_map[stack]["supervised"]):

@@ -1,0 +1,151 @@
+"""Decoder-only models: source and response concatenated, only response tokens scored."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from harness import engine
+from harness.causal import CausalLM, left_align
+from harness.config import DecodeConfig, ModelConfig
+from harness.data import make_batch, tokenize_split
+from harness.evaluate import sequence_nll
+from harness.methods.divergences import token_nll
+from harness.models import Prefix, build_model, make_student, train_tokenizer
+from harness.registry import METHODS
+from harness.task import Example
+
+TEXTS = [("Sam lost a dog. Did you look?", "I looked everywhere."),
+         ("Ana won a race. Great job!", "Thanks, I trained a lot for it."),
+         ("Bo is sad.", "Why?"), ("It rains today. Bring a coat.", "Good idea, thank you.")]
+BUILTIN = ["mle", "predistill", "seqkd", "engine", "kl", "rkl", "js", "tvd"]
+
+
+@pytest.fixture(scope="module")
+def setup():
+    torch.manual_seed(0)
+    tok = train_tokenizer([s for pair in TEXTS for s in pair], vocab_size=90)
+    cfg = ModelConfig(family="gpt2", d_model=16, decoder_layers=3, heads=2, ffn_dim=32, max_positions=64)
+    teacher = build_model(cfg, tok).eval()
+    student, layer_map = make_student(teacher, 0, 2)
+    with torch.no_grad():
+        for param in student.parameters():
+            param.add_(torch.randn_like(param) * 0.5)
+    student.eval()
+    examples = [Example(str(i), s, t, (t,)) for i, (s, t) in enumerate(TEXTS)]
+    split = tokenize_split(examples, tok, 32, 32)
+    split.teacher_outputs = [list(reversed(t[:-1])) + [tok.eos_token_id] for t in split.targets]
+    batch = make_batch(split, list(range(len(examples))), tok.pad_token_id)
+    return CausalLM(student, tok), CausalLM(teacher, tok), layer_map, batch, split
+
+
+def test_left_align_moves_padding_to_the_front():
+    ids = torch.tensor([[5, 6, 7, 0], [8, 0, 0, 0], [1, 2, 3, 4]])
+    mask = (ids != 0).long()
+    aligned, new_mask = left_align(ids, mask, pad_id=0)
+    assert aligned.tolist() == [[0, 5, 6, 7], [0, 0, 0, 8], [1, 2, 3, 4]]
+    assert new_mask.tolist() == [[0, 1, 1, 1], [0, 0, 0, 1], [1, 1, 1, 1]]
+
+
+def test_student_copies_teacher_blocks(setup):
+    student, teacher, layer_map, *_ = setup
+    assert "encoder" not in layer_map and layer_map["decoder"]["copied"] == [0, 2]
+    assert len(student.model.transformer.h) == 2
+
+
+def test_logits_equal_one_unpadded_sequence_per_example(setup):
+    """Row b's logits at response step t equal those of [source_b, y_<t] run alone, with no padding:
+    the first response token is predicted from the source's last token (its EOS)."""
+    _, teacher, _, batch, split = setup
+    with torch.no_grad():
+        logits = teacher.forward(teacher.encode(batch.source_ids, batch.source_mask), batch.target).logits
+        for b in range(len(batch)):
+            src, tgt = split.sources[b], split.targets[b]
+            alone = teacher.model(input_ids=torch.tensor([src + tgt])).logits[0]
+            expected = alone[len(src) - 1: len(src) - 1 + len(tgt)]
+            torch.testing.assert_close(logits[b, : len(tgt)], expected, atol=1e-5, rtol=1e-5)
+
+
+def test_generate_continues_the_source_consistently_with_forward(setup):
+    """Greedy tokens are the argmax of the teacher-forced logits on those tokens (same positions)."""
+    _, teacher, _, batch, _ = setup
+    enc = teacher.encode(batch.source_ids, batch.source_mask)
+    out = teacher.generate(enc, DecodeConfig(num_beams=1, do_sample=False, max_new_tokens=8))
+    with torch.no_grad():
+        logits = teacher.forward(enc, out).logits
+    greedy = logits.argmax(-1)
+    assert torch.equal(greedy[out.mask.bool()], out.tokens[out.mask.bool()])
+
+
+def test_nll_scores_first_response_token_and_nothing_after_eos(setup):
+    _, teacher, _, batch, split = setup
+    eos = teacher.eos_id
+    outputs = [[7, 9, eos], [11, eos]]
+    nll = sequence_nll(teacher, split, outputs, "cpu")
+    with torch.no_grad():
+        for b, out in enumerate(outputs):
+            src = split.sources[b]
+            alone = teacher.model(input_ids=torch.tensor([src + out])).logits[0, len(src) - 1: len(src) - 1 + len(out)]
+            expected = float(token_nll(alone.unsqueeze(0), torch.tensor([out])).sum())
+            assert nll[b][1] == len(out)  # EOS included, first token included
+            assert nll[b][0] == pytest.approx(expected, rel=1e-5)
+
+
+def test_tokens_after_eos_are_never_scored(setup):
+    """Garbage after a sample's EOS (mask 0, as sequences_to_prefix makes it) leaves the loss unchanged."""
+    from harness.models import sequences_to_prefix
+
+    student, teacher, layer_map, batch, _ = setup
+    eos = teacher.eos_id
+    cut = sequences_to_prefix(torch.tensor([[7, 9, eos, 3, 4]]), eos, teacher.pad_id)
+    assert cut.mask.tolist() == [[1, 1, 1, 0, 0]]
+    clean = batch.target
+    noisy_tokens = torch.where(clean.mask.bool(), clean.tokens, torch.randint_like(clean.tokens, 4, 60))
+    noisy = type(batch)(batch.index, batch.source_ids, batch.source_mask, Prefix(noisy_tokens, clean.mask))
+    mle = METHODS.get("mle")()
+    loss, _ = engine.method_loss(mle, student, None, batch, DecodeConfig(), layer_map)
+    loss_noisy, _ = engine.method_loss(mle, student, None, noisy, DecodeConfig(), layer_map)
+    assert not torch.equal(noisy_tokens, clean.tokens)
+    torch.testing.assert_close(loss_noisy, loss)
+
+
+@pytest.mark.parametrize("name", BUILTIN)
+def test_every_method_trains_a_decoder_only_student(setup, name):
+    student, teacher, layer_map, batch, _ = setup
+    method = METHODS.get(name)({"beta": 0.85} if name == "js" else None)
+    student.model.zero_grad(set_to_none=True)
+    teacher.model.zero_grad(set_to_none=True)
+    torch.manual_seed(1)
+    sampling = DecodeConfig(num_beams=1, do_sample=True, top_p=0.9, max_new_tokens=6)
+    loss, terms = engine.method_loss(method, student, teacher, batch, sampling, layer_map)
+    assert torch.isfinite(loss) and loss.item() > 1e-4
+    loss.backward()
+    assert all(p.grad is None for p in teacher.model.parameters())
+    assert sum(float(p.grad.abs().sum()) for p in student.model.parameters() if p.grad is not None) > 0
+
+
+@pytest.mark.parametrize("name", BUILTIN)
+def test_padding_does_not_change_a_decoder_only_loss(setup, name, monkeypatch):
+    student, teacher, layer_map, batch, _ = setup
+    method = METHODS.get(name)({"beta": 0.85} if name == "js" else None)
+    fixed = {"teacher_sample": batch.teacher_output, "student_sample": batch.target,
+             "student_greedy": batch.teacher_output}
+
+    def pad_prefix(p: Prefix, extra: int) -> Prefix:
+        return Prefix(torch.nn.functional.pad(p.tokens, (0, extra), value=student.pad_id),
+                      torch.nn.functional.pad(p.mask, (0, extra), value=0))
+
+    real = engine.collect_prefix
+
+    def collect(source, b, *args):
+        if source in fixed:
+            return pad_prefix(fixed[source], b.target.tokens.shape[1] - batch.target.tokens.shape[1])
+        return real(source, b, *args)
+
+    monkeypatch.setattr(engine, "collect_prefix", collect)
+    loss, _ = engine.method_loss(method, student, teacher, batch, DecodeConfig(), layer_map)
+    padded = type(batch)(batch.index, torch.nn.functional.pad(batch.source_ids, (0, 3), value=student.pad_id),
+                         torch.nn.functional.pad(batch.source_mask, (0, 3), value=0),
+                         pad_prefix(batch.target, 4), pad_prefix(batch.teacher_output, 4))
+    loss_padded, _ = engine.method_loss(method, student, teacher, padded, DecodeConfig(), layer_map)
+    torch.testing.assert_close(loss_padded, loss, atol=1e-5, rtol=1e-5)
