@@ -1,0 +1,402 @@
+"""Embedded synthetic twin of Commonsense-Dialogues (Zhou et al. 2021).
+
+The twin writes dialogues in the exact release schema (one JSON object per split file)::
+
+    {"1": {"context": "Robin lost their wallet. Robin felt very worried.",
+           "speaker": "Robin",
+           "turns": ["Oh man. I lost my wallet this morning.", "Oh no! What happened with the bank?", ...]},
+     "2": {...}}
+
+so that the real loader (:mod:`harness_tasks.commonsense_dialogue.records`) runs on it
+unchanged.
+
+What it is built to show
+------------------------
+Dialogue is the most multi-modal task of the benchmark: a reply to a social situation
+can be many different, equally good sentences. The project measures this as
+TeacherDist (distinct bigrams over 5 teacher samples per test input) and expects
+WMT < DART < XSum < dialogue. The DART twin gives each predicate 3 phrasings with a
+dominant one; this twin instead builds every turn from 2-3 *independent* slots
+(an interjection, an empathy phrase, a question, a plan, ...), each drawn uniformly
+from 4-7 templates that themselves hold words drawn uniformly from small lists.
+A reply therefore has thousands of plausible realisations with no dominant mode,
+and five samples share few bigrams.
+
+It stays learnable, because every slot is *loosely conditioned* on the situation:
+
+* the **scenario** — a person (16 names), a topic (10: work, school, pets, ...), an
+  event of that topic, good or bad, and an emotion of the event's valence — is stated
+  in the social context, e.g. "Robin lost their wallet. Robin felt very worried.";
+* topic words (the nouns and plans of the topic), the emotion's synonyms, the
+  valence (congratulations vs. sympathy) and the speaker's name recur in the turns;
+* turns follow a fixed act sequence (share → react → answer → support → thanks →
+  close → bye), alternating between the speaker (even turns) and a friend (odd turns);
+* a turn may pick up what the previous turns said: the noun the friend asked about
+  is usually the one the answer talks about, and the plan one side proposes is often
+  the plan the other side repeats.
+
+So a small model can learn which words go with which context (BLEU-1/2 well above a
+context-free guess) but cannot predict the exact reply. Vocabulary stays at a few
+hundred words and turns at ≤ 20 words.
+
+Splits are disjoint by scenario (a stable hash of name, topic, event and emotion), so
+no test context is ever a training context; within a split a scenario may recur, as
+real prompts do (each was shown to several crowd workers).
+
+Everything is drawn from ``random.Random`` instances seeded through a stable hash of
+``(seed, split)``; the global ``random`` state is never used.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import random
+from dataclasses import dataclass, field
+
+# --------------------------------------------------------------------------- lexicon
+NAMES = ("Robin", "Jordan", "Casey", "Riley", "Taylor", "Alex", "Sam", "Jamie",
+         "Morgan", "Quinn", "Avery", "Skyler", "Cameron", "Jesse", "Kendall", "Tracy")
+
+
+@dataclass(frozen=True)
+class Topic:
+    """Words of one topic. Events are past-tense verb phrases and plans base-form verb
+    phrases; ``{poss}`` becomes "their", "my" or "your" depending on who speaks."""
+
+    nouns: tuple[str, ...]
+    good: tuple[str, ...]
+    bad: tuple[str, ...]
+    plans: tuple[str, ...]
+
+
+TOPICS: dict[str, Topic] = {
+    "work": Topic(
+        ("boss", "office", "project", "meeting", "coworkers", "interview"),
+        ("got a promotion at work", "finished a big project at work", "got a raise from {poss} boss"),
+        ("lost {poss} job", "missed an important meeting", "got into trouble with {poss} boss"),
+        ("talk to {poss} boss", "look for a new job", "take a day off", "update {poss} resume")),
+    "school": Topic(
+        ("teacher", "exam", "class", "grades", "homework", "classmates"),
+        ("passed a hard exam", "got the best grade in class", "won the science fair"),
+        ("failed a math test", "forgot {poss} homework at home", "got detention at school"),
+        ("study harder", "ask the teacher for help", "join a study group", "review {poss} notes")),
+    "pets": Topic(
+        ("dog", "cat", "vet", "puppy", "leash", "park"),
+        ("adopted a puppy", "taught {poss} dog a new trick", "found {poss} lost cat"),
+        ("lost {poss} dog at the park", "took {poss} sick cat to the vet", "got bitten by a dog"),
+        ("put up posters", "call the vet", "buy a new leash", "walk the dog every day")),
+    "sports": Topic(
+        ("coach", "team", "game", "match", "ball", "field"),
+        ("won the big game", "scored the winning goal", "made the soccer team"),
+        ("lost the final match", "hurt {poss} knee at practice", "got cut from the team"),
+        ("practice every day", "talk to the coach", "rest {poss} knee", "watch the next game")),
+    "cooking": Topic(
+        ("recipe", "dinner", "kitchen", "oven", "cake", "guests"),
+        ("baked a perfect cake", "cooked dinner for {poss} family", "won a cooking contest"),
+        ("burned the dinner", "dropped the birthday cake", "set off the smoke alarm"),
+        ("try a new recipe", "order a pizza", "buy a new oven", "take a cooking class")),
+    "travel": Topic(
+        ("trip", "flight", "hotel", "beach", "city", "bags"),
+        ("booked a trip to the beach", "visited a new city", "got a free flight upgrade"),
+        ("missed {poss} flight", "lost {poss} bags at the airport", "got sick on vacation"),
+        ("call the airline", "plan another trip", "pack lighter next time", "book a better hotel")),
+    "music": Topic(
+        ("band", "song", "guitar", "concert", "stage", "crowd"),
+        ("played {poss} first concert", "wrote a new song", "got tickets to a big concert"),
+        ("broke a guitar string on stage", "forgot the words to a song", "missed the concert"),
+        ("practice the song again", "join a band", "buy a new guitar", "play for {poss} friends")),
+    "money": Topic(
+        ("bills", "rent", "savings", "bank", "wallet", "budget"),
+        ("paid off all {poss} bills", "found money in an old coat", "saved enough for a car"),
+        ("lost {poss} wallet", "could not pay the rent", "spent all {poss} savings"),
+        ("make a budget", "call the bank", "save a little each week", "get a second job")),
+    "family": Topic(
+        ("mom", "dad", "sister", "brother", "grandma", "cousins"),
+        ("visited {poss} grandma", "threw a party for {poss} mom", "got a new baby brother"),
+        ("had a fight with {poss} sister", "forgot {poss} dad's birthday", "moved away from {poss} family"),
+        ("call {poss} mom", "say sorry to {poss} sister", "visit more often", "plan a family dinner")),
+    "health": Topic(
+        ("doctor", "gym", "diet", "sleep", "cold", "medicine"),
+        ("ran {poss} first race", "lost ten pounds", "finished a hard workout"),
+        ("caught a bad cold", "broke {poss} arm", "could not fall asleep"),
+        ("see a doctor", "get more sleep", "eat better", "go for a walk")),
+}
+
+
+@dataclass(frozen=True)
+class Emotion:
+    valence: str                   # "good" or "bad": the events it goes with
+    synonyms: tuple[str, ...]      # the first one is the word the context uses
+
+
+EMOTIONS: dict[str, Emotion] = {
+    "happy": Emotion("good", ("happy", "glad", "thrilled")),
+    "excited": Emotion("good", ("excited", "pumped", "eager")),
+    "proud": Emotion("good", ("proud", "pleased", "confident")),
+    "relieved": Emotion("good", ("relieved", "calm", "grateful")),
+    "sad": Emotion("bad", ("sad", "upset", "down")),
+    "nervous": Emotion("bad", ("nervous", "anxious", "scared")),
+    "angry": Emotion("bad", ("angry", "mad", "annoyed")),
+    "embarrassed": Emotion("bad", ("embarrassed", "silly", "ashamed")),
+    "worried": Emotion("bad", ("worried", "stressed", "tense")),
+}
+
+ADJECTIVES = {"good": ("great", "amazing", "fun", "kind", "perfect"),
+              "bad": ("terrible", "awful", "hard", "rude", "scary")}
+WHEN = ("today", "yesterday", "this morning", "last night", "this week")
+LATER = ("tomorrow", "this weekend", "next week", "tonight", "soon")
+BUDDY = ("buddy", "pal", "friend")
+
+CONTEXT_TEMPLATES = (
+    "{name} {event}. {name} felt very {emotion}.",
+    "{name} {event} and was {emotion} about it.",
+    "After {name} {event}, {name} felt {emotion}.",
+    "{name} {event} and told a friend how {emotion} they were.",
+)
+
+# Dialogue acts in turn order; even turns are the speaker's, odd turns the friend's.
+ACTS = ("share", "react", "answer", "support", "thanks", "close", "bye")
+# Turns per dialogue (real data: 4-7, mostly 6).
+N_TURNS_WEIGHTS = {4: 0.2, 5: 0.2, 6: 0.5, 7: 0.1}
+
+# Slot templates of each act. A turn is built from its act's slots in order; each slot
+# is present or not (see _SLOT_PLANS) and draws one template uniformly. Placeholders:
+# {emo} a synonym of the emotion, {noun}/{plan}/{adj} topic and valence words,
+# {event} the scenario's event in the first person, {when}/{later} time words,
+# {name} the speaker's name, {buddy} a form of address.
+SLOTS: dict[str, dict[str, tuple[str, ...]]] = {
+    "share": {
+        "open": ("Hey!", "Hi!", "Guess what?", "Oh man.", "Big news.", "Listen."),
+        "event": ("I {event} {when}.", "I just {event}!", "I {event} {when}!", "Well, I {event} {when}."),
+        "feel": ("I feel so {emo}.", "I am really {emo}.", "I am still {emo} about it.", "I am so {emo} right now."),
+    },
+    "react": {
+        "good_open": ("Wow!", "That is great!", "Congrats!", "No way!", "Awesome!", "Good for you!"),
+        "bad_open": ("Oh no!", "I am so sorry.", "That is awful.", "Oh dear.", "That is rough.", "Ugh, that is bad."),
+        "empathy": ("You must be so {emo}.", "I would be {emo} too.", "No wonder you are {emo}.",
+                    "I can tell you are {emo}.", "Of course you feel {emo}, {name}."),
+        "ask": ("What did the {noun} say?", "Was the {noun} there?", "What happened with the {noun}?",
+                "What will you do now?", "How do you feel about the {noun}?", "Tell me more about the {noun}.",
+                "Did you tell anyone about the {noun}?"),
+    },
+    "answer": {
+        "lead": ("Well,", "Honestly,", "Yeah,", "To be honest,", "I guess"),
+        "detail": ("the {noun} was really {adj}.", "I keep thinking about the {noun}.",
+                   "the {noun} was the {adj} part.", "it was all about the {noun}.",
+                   "nobody expected the {noun} to be so {adj}."),
+        "next": ("I think I will {plan}.", "Now I want to {plan}.", "I still feel {emo}.",
+                 "I might {plan} {later}.", "Maybe I should {plan}."),
+    },
+    "support": {
+        "good_cheer": ("You really deserve it.", "I am so proud of you.", "We should celebrate {later}!",
+                       "That is amazing news.", "You worked hard for this."),
+        "bad_cheer": ("Hang in there.", "You will be fine.", "Do not give up.", "I am here for you.",
+                      "It happens to everyone."),
+        "advice": ("Maybe you should {plan}.", "Why not {plan} {later}?", "You could {plan}.",
+                   "I think you should {plan}.", "Have you thought about how to {plan}?"),
+    },
+    "thanks": {
+        "agree": ("Thanks, {buddy}.", "You are right.", "That is a good idea.", "I hope so.", "Thank you so much."),
+        "plan": ("I will {plan} {later}.", "Let us talk {later}.", "Maybe I will {plan}.",
+                 "I am going to {plan}.", "First I need to {plan}."),
+    },
+    "close": {
+        "bye": ("Any time.", "Good luck with the {noun}!", "Let me know how it goes.", "See you {later}.",
+                "Text me {later}.", "Take care, {name}.", "I am always here, {name}."),
+        "extra": ("You got this.", "Stay strong.", "Have fun with it.", "Do not worry too much."),
+    },
+    "bye": {
+        "bye": ("Bye!", "Sounds good.", "See you.", "Thanks again.", "Will do.", "Talk soon."),
+    },
+}
+
+# Which slots a turn of each act uses: a list of (slot, probability of being present),
+# with at least ``min_slots`` of them present.
+_SLOT_PLANS: dict[str, tuple[tuple[tuple[str, float], ...], int]] = {
+    "share": ((("open", 0.6), ("event", 1.0), ("feel", 0.6)), 1),
+    "react": ((("open", 0.8), ("empathy", 0.6), ("ask", 0.8)), 2),
+    "answer": ((("lead", 0.5), ("detail", 0.9), ("next", 0.7)), 1),
+    "support": ((("cheer", 0.7), ("advice", 0.7)), 1),
+    "thanks": ((("agree", 0.8), ("plan", 0.7)), 1),
+    "close": ((("bye", 1.0), ("extra", 0.4)), 1),
+    "bye": ((("bye", 1.0),), 1),
+}
+
+# How often a turn reuses what an earlier turn said (the noun asked about, the plan proposed).
+P_KEEP_NOUN = 0.8
+P_KEEP_PLAN = 0.6
+
+
+# --------------------------------------------------------------------------- scenarios
+@dataclass(frozen=True)
+class Scenario:
+    """The social situation behind a dialogue: who, what happened, how they felt."""
+
+    name: str
+    topic: str
+    event: str      # a template with {poss}
+    emotion: str
+
+    @property
+    def valence(self) -> str:
+        return EMOTIONS[self.emotion].valence
+
+    def context(self, rng: random.Random) -> str:
+        template = rng.choice(CONTEXT_TEMPLATES)
+        return template.format(name=self.name, event=_fill_poss(self.event, "their"), emotion=self.emotion)
+
+
+@dataclass
+class TurnMemory:
+    """What earlier turns said that later turns may pick up."""
+
+    noun: str | None = None
+    plan: str | None = None
+
+
+def _fill_poss(text: str, poss: str) -> str:
+    return text.replace("{poss}", poss)
+
+
+def _slot_template(act: str, slot: str, valence: str) -> tuple[str, ...]:
+    table = SLOTS[act]
+    return table[f"{valence}_{slot}"] if f"{valence}_{slot}" in table else table[slot]
+
+
+def _fill(template: str, scenario: Scenario, memory: TurnMemory, speaker_turn: bool, rng: random.Random) -> str:
+    """Fill a slot template's placeholders; updates ``memory`` with the noun/plan used."""
+    topic = TOPICS[scenario.topic]
+    poss = "my" if speaker_turn else "your"
+    values = {"name": scenario.name, "buddy": rng.choice(BUDDY), "when": rng.choice(WHEN),
+              "later": rng.choice(LATER), "emo": rng.choice(EMOTIONS[scenario.emotion].synonyms),
+              "adj": rng.choice(ADJECTIVES[scenario.valence]),
+              "event": _fill_poss(scenario.event, "my")}
+    if "{noun}" in template:
+        keep = memory.noun is not None and rng.random() < P_KEEP_NOUN
+        memory.noun = memory.noun if keep else rng.choice(topic.nouns)
+        values["noun"] = memory.noun
+    if "{plan}" in template:
+        keep = memory.plan is not None and rng.random() < P_KEEP_PLAN
+        memory.plan = memory.plan if keep else rng.choice(topic.plans)
+        values["plan"] = _fill_poss(memory.plan, poss)
+    return template.format(**values)
+
+
+def sample_turn(scenario: Scenario, index: int, memory: TurnMemory, rng: random.Random) -> str:
+    """Turn ``index`` (0-based) of a dialogue about ``scenario``, given the ``memory`` of
+    the turns before it (updated in place)."""
+    act = ACTS[min(index, len(ACTS) - 1)]
+    plan, min_slots = _SLOT_PLANS[act]
+    present = [slot for slot, p in plan if rng.random() < p]
+    while len(present) < min_slots:  # top up with absent slots, in order
+        missing = [slot for slot, _ in plan if slot not in present]
+        present.append(rng.choice(missing))
+    if present == ["lead"]:  # a lead-in ("Well,") needs something after it
+        present.append("detail")
+    present.sort(key=[slot for slot, _ in plan].index)
+    parts = [_fill(rng.choice(_slot_template(act, slot, scenario.valence)), scenario, memory,
+                   index % 2 == 0, rng) for slot in present]
+    text = " ".join(parts)
+    return text[0].upper() + text[1:]
+
+
+@dataclass
+class TwinDialogue:
+    """A generated dialogue with the scenario behind it (for tests and analysis)."""
+
+    scenario: Scenario
+    context: str
+    turns: list[str] = field(default_factory=list)
+
+    def record(self) -> dict:
+        """The dialogue in the release schema (without its id)."""
+        return {"context": self.context, "speaker": self.scenario.name, "turns": list(self.turns)}
+
+
+def generate_dialogue(scenario: Scenario, n_turns: int, rng: random.Random) -> TwinDialogue:
+    memory = TurnMemory()
+    dialogue = TwinDialogue(scenario, scenario.context(rng))
+    for index in range(n_turns):
+        dialogue.turns.append(sample_turn(scenario, index, memory, rng))
+    return dialogue
+
+
+def continuations(scenario: Scenario, n_previous: int, k: int, seed: int) -> tuple[list[str], list[str]]:
+    """The twin's own reply distribution: ``k`` independent samples of turn ``n_previous``
+    after one fixed history of ``n_previous`` turns. Returns (history, samples)."""
+    rng = random.Random(_stable_seed("dialogue-twin-history", seed, repr(scenario), n_previous))
+    memory = TurnMemory()
+    history = [sample_turn(scenario, i, memory, rng) for i in range(n_previous)]
+    samples = []
+    for j in range(k):
+        branch = TurnMemory(memory.noun, memory.plan)
+        samples.append(sample_turn(scenario, n_previous, branch,
+                                   random.Random(_stable_seed("dialogue-twin-branch", seed, j))))
+    return history, samples
+
+
+# --------------------------------------------------------------------------- splits
+def _stable_seed(*parts) -> int:
+    digest = hashlib.sha256(repr(parts).encode()).digest()
+    return int.from_bytes(digest[:8], "big")
+
+
+# Share of the scenario space reserved for each split, in twentieths.
+_SPLIT_BUCKETS = {"validation": range(0, 2), "test": range(2, 4), "train": range(4, 20)}
+
+
+def split_of(scenario: Scenario) -> str:
+    """The split a scenario belongs to, by a stable hash of its content (seed-independent),
+    so that evaluation contexts never occur in training whatever the split sizes."""
+    bucket = _stable_seed("dialogue-twin-split", scenario.name, scenario.topic, scenario.event,
+                          scenario.emotion) % 20
+    for split, buckets in _SPLIT_BUCKETS.items():
+        if bucket in buckets:
+            return split
+    raise AssertionError(bucket)  # pragma: no cover - the buckets cover 0..19
+
+
+def _draw_scenario(rng: random.Random) -> Scenario:
+    topic = rng.choice(sorted(TOPICS))
+    valence = rng.choice(("good", "bad"))
+    event = rng.choice(getattr(TOPICS[topic], valence))
+    emotion = rng.choice([e for e, spec in EMOTIONS.items() if spec.valence == valence])
+    return Scenario(rng.choice(NAMES), topic, event, emotion)
+
+
+def _weighted(rng: random.Random, weights: dict):
+    keys = list(weights)
+    return rng.choices(keys, weights=[weights[k] for k in keys], k=1)[0]
+
+
+def generate_dialogues(split: str, n_dialogues: int, seed: int) -> list[TwinDialogue]:
+    """``n_dialogues`` twin dialogues of ``split`` ("train", "validation" or "test"), a
+    pure function of ``(split, n_dialogues, seed)``; a longer list extends a shorter one."""
+    if split not in _SPLIT_BUCKETS:
+        raise ValueError(f"unknown split {split!r}; expected one of train, validation, test")
+    if n_dialogues < 0:
+        raise ValueError(f"n_dialogues must be >= 0, got {n_dialogues}")
+    rng = random.Random(_stable_seed("dialogue-twin-sample", seed, split))
+    dialogues = []
+    while len(dialogues) < n_dialogues:
+        scenario = _draw_scenario(rng)
+        if split_of(scenario) != split:
+            continue
+        dialogues.append(generate_dialogue(scenario, _weighted(rng, N_TURNS_WEIGHTS), rng))
+    return dialogues
+
+
+def generate_split(split: str, n_dialogues: int, seed: int) -> dict[str, dict]:
+    """One split file of the twin, in the release schema ``{id: {context, speaker, turns}}``
+    with ids "1", "2", ... as in the release."""
+    return {str(i + 1): d.record() for i, d in enumerate(generate_dialogues(split, n_dialogues, seed))}
+
+
+def _main() -> None:  # pragma: no cover - a manual look at the data
+    import json
+
+    print(json.dumps(generate_split("train", 3, 0), indent=1))
+
+
+if __name__ == "__main__":  # pragma: no cover
+    _main()
