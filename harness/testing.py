@@ -1,0 +1,308 @@
+"""Helpers for testing a method plugin; the harness's own tests use them too.
+
+Three levels, cheapest first:
+
+* :func:`check_token_loss` — properties of ``Method.token_loss`` on random logits: finite,
+  ≥ 0 and 0 when the student equals the teacher (for divergences), each row independent
+  of the other rows and of its padding — hence any split of a batch into micro-batches
+  (gradient accumulation) gives the same summed loss and the same gradient — and a
+  gradient that reaches the student logits.
+* :class:`EnumerableLM`, :func:`expected_loss_sum`, :func:`sequence_kl`, :func:`sequence_js` —
+  a tiny autoregressive model whose sequences can all be listed, so that a step-wise loss
+  can be compared with a sequence-level divergence exactly.
+* :func:`check_engine_step` — one step of the real engine (:func:`harness.engine.method_loss`)
+  on two tiny seq2seq models: finite, positive, gradients into the student's parameters
+  only, unchanged by extra padding on sources and prefixes.
+
+Conventions as everywhere in the harness: p is the teacher, q the student; ``token_loss``
+gets [B, T, V] logits whose position t predicts y_t, and ``tokens`` [B, T] holding y_t.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import itertools
+import math
+from typing import Iterator
+from unittest import mock
+
+import torch
+
+from .methods.base import Method
+
+__all__ = ["make_method", "random_logits", "check_token_loss", "EnumerableLM", "expected_loss_sum",
+           "expected_method_loss", "sequence_kl", "sequence_js", "tiny_models", "check_engine_step"]
+
+
+def make_method(name_or_cls: str | type[Method], params: dict | None = None, task: str = "dart") -> Method:
+    """An instance with the task's defaults (e.g. JS β), then ``params``, checked as ``--set method.*`` is."""
+    from .registry import METHODS, TASKS
+
+    cls = METHODS.get(name_or_cls) if isinstance(name_or_cls, str) else name_or_cls
+    return cls(cls.resolve_params(params or {}, TASKS.get(task)))
+
+
+def random_logits(seed: int, shape: tuple[int, ...] = (3, 5, 11), scale: float = 3.0,
+                  dtype: torch.dtype = torch.float64) -> tuple[torch.Tensor, torch.Tensor]:
+    """(student, teacher) logits of ``shape``, N(0, scale²), from a private generator."""
+    g = torch.Generator().manual_seed(seed)
+    return (torch.randn(shape, generator=g, dtype=dtype) * scale,
+            torch.randn(shape, generator=g, dtype=dtype) * scale)
+
+
+# --------------------------------------------------------------------------- token-level properties
+
+def check_token_loss(method: Method, *, seed: int = 0, batch: int = 4, length: int = 6, vocab: int = 13,
+                     scale: float = 3.0, divergence: bool = True, atol: float = 1e-7) -> None:
+    """Assert the properties every per-token loss must have, for each prefix source of ``method``.
+
+    Rows get random lengths; positions past a row's end hold junk logits and token 0, as
+    padding does. Checked for every source:
+
+    * shape [B, T], finite values and gradients, inputs left unmodified;
+    * padding and batch independence: each row scored alone, cut to its length, gives
+      the same losses, and the gradient of the masked loss is 0 at padded positions;
+    * micro-batches: splitting the rows in two (each cut to its own width, as the engine
+      pads) gives the same token-weighted sum and the same gradient;
+    * with ``divergence``: loss ≥ 0, = 0 when the student logits equal the teacher's, and
+      a non-zero gradient into the student logits otherwise.
+    """
+    g = torch.Generator().manual_seed(seed)
+    student, teacher = random_logits(seed, (batch, length, vocab), scale)
+    lengths = torch.randint(1, length + 1, (batch,), generator=g)
+    lengths[0] = length                                  # the widest row sets the batch width
+    mask = (torch.arange(length).unsqueeze(0) < lengths.unsqueeze(1)).to(student.dtype)
+    junk = torch.randn(student.shape, generator=g, dtype=student.dtype) * 10 * scale
+    student = torch.where(mask.bool().unsqueeze(-1), student, junk)
+    tokens = torch.randint(0, vocab, (batch, length), generator=g).masked_fill(mask == 0, 0)
+    n_tokens = mask.sum()
+
+    for source in method.prefix_weights():
+        where = f"{type(method).__name__}.token_loss(source={source!r})"
+        s = student.clone().requires_grad_(True)
+        saved = (student.clone(), teacher.clone(), tokens.clone())
+        loss = method.token_loss(s, teacher, tokens, source)
+        assert loss.shape == (batch, length), f"{where}: shape {tuple(loss.shape)}, expected {(batch, length)}"
+        assert torch.isfinite(loss).all(), f"{where}: non-finite values"
+        assert torch.equal(s.detach(), saved[0]) and torch.equal(teacher, saved[1]) and torch.equal(tokens, saved[2]), \
+            f"{where}: modified its inputs"
+        total = (loss * mask).sum() / n_tokens
+        (grad,) = torch.autograd.grad(total, s)
+        assert torch.isfinite(grad).all(), f"{where}: non-finite gradient"
+        leak = grad[mask == 0].abs().sum()
+        assert leak == 0, f"{where}: padded positions change the loss of real tokens"
+
+        for b in range(batch):
+            n = int(lengths[b])
+            alone = method.token_loss(student[b:b + 1, :n], teacher[b:b + 1, :n], tokens[b:b + 1, :n], source)
+            assert torch.allclose(alone[0], loss[b, :n].detach(), rtol=1e-6, atol=atol), \
+                f"{where}: row {b} scored alone differs (padding or other rows leak in)"
+
+        split = int(torch.randint(1, batch, (1,), generator=g)) if batch > 1 else 1
+        parts_sum, parts_grad = 0.0, torch.zeros_like(student)
+        for rows in (slice(0, split), slice(split, batch)):
+            width = int(lengths[rows].max()) if lengths[rows].numel() else 0
+            if width == 0:
+                continue
+            part = student[rows, :width].clone().requires_grad_(True)
+            part_loss = method.token_loss(part, teacher[rows, :width], tokens[rows, :width], source)
+            part_total = (part_loss * mask[rows, :width]).sum() / n_tokens
+            (part_grad,) = torch.autograd.grad(part_total, part)
+            parts_sum = parts_sum + float(part_total.detach())
+            parts_grad[rows, :width] = part_grad
+        assert math.isclose(parts_sum, float(total.detach()), rel_tol=1e-6, abs_tol=atol), \
+            f"{where}: micro-batches sum to {parts_sum}, the whole batch gives {float(total.detach())}"
+        assert torch.allclose(parts_grad, grad, rtol=1e-5, atol=atol), \
+            f"{where}: micro-batch gradients differ from the whole batch's"
+
+        if divergence:
+            assert loss.detach().min() >= -atol, f"{where}: negative loss {float(loss.min())}"
+            same = method.token_loss(teacher.clone(), teacher, tokens, source)
+            assert same.abs().max() <= max(atol, 1e-6), \
+                f"{where}: {float(same.abs().max())} ≠ 0 with student = teacher"
+            assert grad.abs().max() > 0, f"{where}: no gradient reaches the student logits"
+
+
+# --------------------------------------------------------------------------- exact brute force
+
+class EnumerableLM:
+    """An autoregressive model small enough to list every sequence.
+
+    Tokens 0 … vocab−1 and EOS (= vocab); each prefix (a tuple of non-EOS tokens, at most
+    ``max_len`` long) has its own next-token logits, drawn N(0, scale²); after ``max_len``
+    tokens EOS is forced. With ``requires_grad`` the free logits are leaf tensors, so
+    sequence-level quantities can be differentiated with respect to the model.
+    """
+
+    def __init__(self, seed: int, vocab: int = 3, max_len: int = 3, scale: float = 2.0, requires_grad: bool = False):
+        g = torch.Generator().manual_seed(seed)
+        self.vocab, self.max_len, self.eos = vocab, max_len, vocab
+        self.table: dict[tuple[int, ...], torch.Tensor] = {}
+        for n in range(max_len + 1):
+            for prefix in itertools.product(range(vocab), repeat=n):
+                logits = torch.randn(vocab + 1, generator=g, dtype=torch.float64) * scale
+                if n == max_len:
+                    logits = torch.full((vocab + 1,), -1e9, dtype=torch.float64)
+                    logits[self.eos] = 0.0
+                else:
+                    logits.requires_grad_(requires_grad)
+                self.table[prefix] = logits
+
+    def parameters(self) -> list[torch.Tensor]:
+        return [t for t in self.table.values() if t.requires_grad]
+
+    def sequences(self) -> Iterator[tuple[int, ...]]:
+        """Every complete sequence: up to ``max_len`` tokens, then EOS."""
+        for n in range(self.max_len + 1):
+            for body in itertools.product(range(self.vocab), repeat=n):
+                yield body + (self.eos,)
+
+    def logits_along(self, seq: tuple[int, ...]) -> torch.Tensor:
+        """[len(seq), V]: row t holds the logits of y_t given seq[:t]."""
+        return torch.stack([self.table[seq[:t]] for t in range(len(seq))])
+
+    def log_prob(self, seq: tuple[int, ...]) -> torch.Tensor:
+        """log of the probability of ``seq`` (a prefix or a complete sequence)."""
+        if not seq:
+            return torch.zeros((), dtype=torch.float64)
+        logp = torch.log_softmax(self.logits_along(seq), dim=-1)
+        return logp.gather(-1, torch.tensor(seq).unsqueeze(-1)).sum()
+
+
+def sequence_kl(a: EnumerableLM, b: EnumerableLM) -> torch.Tensor:
+    """KL(a‖b) = Σ_y a(y) (log a(y) − log b(y)), over every sequence."""
+    total = torch.zeros((), dtype=torch.float64)
+    for y in a.sequences():
+        la, lb = a.log_prob(y), b.log_prob(y)
+        total = total + la.exp() * (la - lb)
+    return total
+
+
+def sequence_js(student: EnumerableLM, teacher: EnumerableLM, beta: float) -> torch.Tensor:
+    """JS_β = β·KL(q‖M) + (1−β)·KL(p‖M) with M = β·q + (1−β)·p, the mixture of the *sequence* distributions."""
+    total = torch.zeros((), dtype=torch.float64)
+    for y in student.sequences():
+        lq, lp = student.log_prob(y), teacher.log_prob(y)
+        lm = torch.logaddexp(lq + math.log(beta), lp + math.log1p(-beta))
+        total = total + beta * lq.exp() * (lq - lm) + (1 - beta) * lp.exp() * (lp - lm)
+    return total
+
+
+def expected_loss_sum(method: Method, source: str, sampler: EnumerableLM, student: EnumerableLM,
+                      teacher: EnumerableLM) -> torch.Tensor:
+    """E_{y~sampler} Σ_t token_loss(y)_t, exactly: every complete sequence, weighted by its probability.
+
+    The sampler's probabilities carry no gradient (the engine never differentiates
+    through sampling); the loss does, through the student's logits. This is the
+    per-sequence *sum*; the engine's per-token mean differs by the token count.
+    """
+    total = torch.zeros((), dtype=torch.float64)
+    for y in sampler.sequences():
+        weight = sampler.log_prob(y).detach().exp()
+        tokens = torch.tensor(y).unsqueeze(0)
+        loss = method.token_loss(student.logits_along(y).unsqueeze(0), teacher.logits_along(y).unsqueeze(0).detach(),
+                                 tokens, source)
+        total = total + weight * loss.sum()
+    return total
+
+
+_SAMPLERS = {"teacher_sample": "teacher", "teacher_offline": "teacher", "student_sample": "student"}
+
+
+def expected_method_loss(method: Method, student: EnumerableLM, teacher: EnumerableLM) -> torch.Tensor:
+    """Σ_source weight · E_{y~source} Σ_t token_loss: the method's objective with exact expectations.
+
+    Teacher prefixes (online samples or offline outputs alike) are taken as samples of the
+    teacher, student samples as samples of the student; ground truth and greedy decodes
+    have no distribution here and raise ``ValueError``.
+    """
+    total = torch.zeros((), dtype=torch.float64)
+    for source, weight in method.prefix_weights().items():
+        if source not in _SAMPLERS:
+            raise ValueError(f"prefix source {source!r} has no distribution in the enumerable model")
+        sampler = teacher if _SAMPLERS[source] == "teacher" else student
+        total = total + weight * expected_loss_sum(method, source, sampler, student, teacher)
+    return total
+
+
+# --------------------------------------------------------------------------- one engine step
+
+_TEXTS = [("a : b : c", "A is b of c."), ("x : y : z | x : w : v", "X is y of z and w of v."),
+          ("p : q : r", "P has q r."), ("m : n : o", "M n o, they say.")]
+
+
+def tiny_models(seed: int = 0):
+    """(student, teacher, layer_map, batch): a 2+2-layer T5 teacher, a 1+1-layer student moved away from it,
+    and one batch of four examples whose offline teacher outputs are the reversed references."""
+    from .data import make_batch, tokenize_split
+    from .config import ModelConfig
+    from .models import Seq2SeqLM, build_seq2seq, make_student, train_tokenizer
+    from .task import Example
+
+    torch.manual_seed(seed)
+    tok = train_tokenizer([s for pair in _TEXTS for s in pair], vocab_size=80)
+    cfg = ModelConfig(d_model=16, encoder_layers=2, decoder_layers=2, heads=2, ffn_dim=32, dropout=0.0)
+    teacher = build_seq2seq(cfg, tok).eval()
+    student, layer_map = make_student(teacher, 1, 1)
+    with torch.no_grad():        # move the student away from the teacher: every divergence is clearly > 0
+        for param in student.parameters():
+            param.add_(torch.randn_like(param) * 0.5)
+    student.eval()
+    examples = [Example(str(i), s, t, (t,)) for i, (s, t) in enumerate(_TEXTS)]
+    split = tokenize_split(examples, tok, 32, 32)
+    split.teacher_outputs = [list(reversed(t[:-1])) + [tok.eos_token_id] for t in split.targets]
+    batch = make_batch(split, list(range(len(examples))), tok.pad_token_id)
+    return Seq2SeqLM(student, tok), Seq2SeqLM(teacher, tok), layer_map, batch
+
+
+def _padded(prefix, extra: int, pad_id: int):
+    pad = torch.nn.functional.pad
+    return dataclasses.replace(prefix, tokens=pad(prefix.tokens, (0, extra), value=pad_id),
+                               mask=pad(prefix.mask, (0, extra), value=0))
+
+
+def check_engine_step(method: Method, models=None, *, rel: float = 1e-5) -> float:
+    """One engine step of ``method`` on :func:`tiny_models`; returns the loss.
+
+    Online samples are replaced by fixed prefixes (teacher samples → the offline outputs,
+    student samples → the references, greedy → the offline outputs) so that the step is
+    deterministic. Asserts: a finite, positive loss; after ``backward`` every teacher
+    parameter is without gradient and some student gradient is non-zero; and three
+    extra pad columns on the sources and four on every prefix set give the same loss.
+    """
+    from . import engine
+    from .config import DecodeConfig
+
+    student, teacher, layer_map, batch = models or tiny_models()
+    pad_id = student.pad_id
+    fixed = {"teacher_sample": batch.teacher_output, "student_sample": batch.target,
+             "student_greedy": batch.teacher_output}
+    real_collect = engine.collect_prefix
+
+    def collect(source, b, *args, **kwargs):
+        if source in fixed:
+            return _padded(fixed[source], b.target.tokens.shape[1] - batch.target.tokens.shape[1], pad_id)
+        return real_collect(source, b, *args, **kwargs)
+
+    sampling = DecodeConfig(num_beams=1, do_sample=True, top_k=5, max_new_tokens=6)
+    student.model.zero_grad(set_to_none=True)
+    teacher.model.zero_grad(set_to_none=True)
+    with mock.patch.object(engine, "collect_prefix", collect):
+        loss, terms = engine.method_loss(method, student, teacher, batch, sampling, layer_map)
+        value = float(loss.detach())
+        assert math.isfinite(value) and value > 0, f"{type(method).__name__}: step loss {value}"
+        assert set(terms) >= set(s for s, w in method.prefix_weights().items() if w), "a prefix source has no term"
+        loss.backward()
+        assert all(p.grad is None for p in teacher.model.parameters()), "a gradient reached the teacher"
+        grads = [p.grad for p in student.model.parameters() if p.grad is not None]
+        assert grads and sum(float(g.abs().sum()) for g in grads) > 0, "no gradient reached the student"
+        pad = torch.nn.functional.pad
+        padded = dataclasses.replace(
+            batch, source_ids=pad(batch.source_ids, (0, 3), value=pad_id), source_mask=pad(batch.source_mask, (0, 3)),
+            target=_padded(batch.target, 4, pad_id), teacher_output=_padded(batch.teacher_output, 4, pad_id))
+        with torch.no_grad():
+            again, _ = engine.method_loss(method, student, teacher, padded, sampling, layer_map)
+    student.model.zero_grad(set_to_none=True)
+    assert math.isclose(float(again), value, rel_tol=rel, abs_tol=1e-6), \
+        f"{type(method).__name__}: padding changed the step loss from {value} to {float(again)}"
+    return value
