@@ -1,4 +1,7 @@
-"""Tables from the results store."""
+"""The table ``harness run`` prints for one run, and the model order and metric labels every report shares.
+
+Multi-run reports (``harness report``) live in :mod:`harness.reporting`.
+"""
 
 from __future__ import annotations
 
@@ -6,7 +9,9 @@ import pandas as pd
 
 ORDER = ["teacher", "mle", "predistill", "seqkd", "engine", "kl", "rkl", "js", "tvd"]
 LABELS = {"bleu": "BLEU", "chrf": "chrF", "ter": "TER↓", "r_llh": "R_llh↓", "r_cvg": "R_cvg↓",
-          "rouge1": "R1", "rouge2": "R2", "rougeL": "RL", "bleu1": "BLEU-1", "bleu2": "BLEU-2"}
+          "rouge1": "R1", "rouge2": "R2", "rougeL": "RL", "bleu1": "BLEU-1", "bleu2": "BLEU-2",
+          "teacher_dist": "TeacherDist", "meteor": "METEOR", "bertscore": "BERTScore", "moverscore": "MoverScore",
+          "bleurt": "BLEURT", "speedup": "speed-up"}
 HIDDEN = {"output_tokens", "decode_tokens_per_s"}
 
 
@@ -24,8 +29,10 @@ def metrics_table(metrics: pd.DataFrame) -> pd.DataFrame:
 def format_run_table(outcome) -> str:
     table = metrics_table(outcome.metrics)
     lines = [f"{outcome.run_id}  (test split, {outcome.manifest['wall_seconds']:.0f}s)"]
-    header = f"{'model':<12}" + "".join(f"{LABELS.get(c, c):>9}" for c in table.columns)
+    widths = {c: max(9, len(LABELS.get(c, c)) + 2) for c in table.columns}
+    header = f"{'model':<12}" + "".join(f"{LABELS.get(c, c):>{widths[c]}}" for c in table.columns)
     lines += [header, "-" * len(header)]
     for model, row in table.iterrows():
-        lines.append(f"{model:<12}" + "".join(f"{row[c]:>9.2f}" for c in table.columns))
+        lines.append(f"{model:<12}" + "".join(f"{row[c]:>{widths[c]}.2f}" if pd.notna(row[c])
+                                              else f"{'—':>{widths[c]}}" for c in table.columns))
     return "\n".join(lines)

@@ -1,0 +1,168 @@
+"""The results store as a report sees it: the parquet files of ``results/runs/<run_id>/``.
+
+Every run writes the teacher, the pre-distilled student (KD methods) and its own model, so
+the same *evaluation* (one ``stage_key``) recurs in many runs. A report counts each trained
+model once: evaluations of one model stage (``compute.parquet`` names its key) are merged into
+one, the first by evaluation key (only the evaluation seed differs between them, which changes
+nothing under beam search), and rows are then grouped by (task, profile, model, stage_key).
+
+Columns beyond the base set are read generically:
+  * parameter columns (``student.encoder_layers``, ``method.beta``, …) are *axes*; an axis
+    whose value differs between runs that share an evaluation does not affect that evaluation
+    (the teacher across student sizes) and is dropped from it. ``variant`` (their joined label)
+    is not an axis of its own. Values a run left at the default are filled in by
+    :func:`harness.results.load_metrics` from the run's own config record;
+  * a column naming a cost (``…seconds``, ``…_tokens`` of generation or forward passes, FLOPs) is
+    a cost of the run's own model; so is its method stage's row of ``compute.parquet``
+    (``train_seconds``, ``train_generated_tokens``, ``train_forward_tokens``). Costs become metric
+    rows of the run's model (the teacher's and pre-distill's rows merely repeat a run's cost).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pandas as pd
+
+from ..registry import HarnessError
+
+BASE_COLUMNS = ("run_id", "task", "method", "profile", "seed", "model", "split", "metric", "value", "signature",
+                "stage_key")
+NOT_AXES = ("variant",)
+COST = re.compile(r"seconds|generated_tokens|forward_tokens|flops|^compute[._]", re.IGNORECASE)
+EVALUATION = ["task", "profile", "model", "stage_key"]
+GENERATED = ("teacher_generated_tokens", "student_generated_tokens")
+FORWARD = ("teacher_forward_tokens", "student_forward_tokens")
+
+
+def is_cost(name: str) -> bool:
+    return bool(COST.search(name))
+
+
+@dataclass
+class Store:
+    root: Path
+    evaluations: pd.DataFrame   # per evaluation × metric: EVALUATION, metric, value, signature, run_id, seeds, axes
+    axes: list[str]
+    run_count: int
+    run_models: pd.DataFrame    # (run_id, model) → stage_key of that model's evaluation, for every run
+    _runs: dict[str, pd.DataFrame] = field(default_factory=dict, repr=False)
+
+    def examples(self, run_id: str, model: str) -> pd.DataFrame:
+        """Per-example outputs of ``model`` in run ``run_id`` (examples.parquet), in test-split order."""
+        if run_id not in self._runs:
+            self._runs[run_id] = pd.read_parquet(self.root / "runs" / run_id / "examples.parquet")
+        frame = self._runs[run_id]
+        return frame[frame["model"] == model].reset_index(drop=True)
+
+    def curves(self) -> pd.DataFrame:
+        """Training curves, one copy per evaluated model (``stage_key`` of its evaluation attached)."""
+        frames = [f for f in (pd.read_parquet(p) for p in self._files("curves.parquet")) if len(f)]
+        if not frames:
+            return pd.DataFrame(columns=["task", "profile", "model", "stage_key", "step", "epoch", "split", "name",
+                                         "value"])
+        curves = pd.concat(frames, ignore_index=True).rename(columns={"stage": "model"})
+        # a curve belongs to the evaluation of the same model in the same run
+        curves = curves.merge(self.run_models, on=["run_id", "model"], how="inner")
+        curves = curves.drop_duplicates(["task", "profile", "model", "stage_key", "step", "split", "name"])
+        return curves.reset_index(drop=True)
+
+    def _files(self, name: str) -> list[Path]:
+        return [self.root / "runs" / run / name for run in sorted(self.run_models["run_id"].unique())
+                if (self.root / "runs" / run / name).is_file()]
+
+
+def _compute(root: Path, run: str) -> pd.DataFrame | None:
+    path = root / "runs" / run / "compute.parquet"
+    if not path.is_file():
+        return None
+    compute = pd.read_parquet(path)
+    return compute if len(compute) and {"stage", "stage_key", "method"} <= set(compute.columns) else None
+
+
+def _model_stage(compute: pd.DataFrame, model: str) -> pd.Series | None:
+    """The row of the stage that trained ``model`` (the pre-distill run lists its method stage as predistill)."""
+    method = compute["method"].iloc[0]
+    labels = [model] if model in ("teacher", "predistill") else ["method", method]
+    rows = compute[compute["stage"].isin(labels)]
+    return rows.iloc[0] if len(rows) else None
+
+
+def model_stages(root: Path, run_models: pd.DataFrame) -> pd.DataFrame:
+    """(run_id, model) → ``model_key``, the key of the stage that trained the model, where compute.parquet says."""
+    rows = []
+    for run, models in run_models.groupby("run_id")["model"]:
+        compute = _compute(root, run)
+        for model in models if compute is not None else ():
+            stage = _model_stage(compute, model)
+            if stage is not None:
+                rows.append({"run_id": run, "model": model, "model_key": stage["stage_key"]})
+    return pd.DataFrame(rows, columns=["run_id", "model", "model_key"])
+
+
+def method_costs(root: Path, runs: list[str]) -> pd.DataFrame:
+    """Per run: the cost of building its own model's stage (compute.parquet), as (run_id, metric, value) rows."""
+    rows = []
+    for run in runs:
+        compute = _compute(root, run)
+        stage = _model_stage(compute, compute["method"].iloc[0]) if compute is not None else None
+        if stage is None:
+            continue
+        values = {"train_seconds": stage.get("seconds"),
+                  "train_generated_tokens": _total(stage, GENERATED), "train_forward_tokens": _total(stage, FORWARD)}
+        rows += [{"run_id": run, "metric": k, "value": float(v)} for k, v in values.items() if pd.notna(v)]
+    return pd.DataFrame(rows, columns=["run_id", "metric", "value"])
+
+
+def _total(stage: pd.Series, names: tuple[str, ...]):
+    values = [stage.get(n) for n in names if n in stage and pd.notna(stage.get(n))]
+    return sum(values) if values else None
+
+
+def load_store(results_dir: str | Path) -> Store:
+    """Every complete run under ``results_dir``, deduplicated into one frame of evaluations."""
+    from ..results import load_metrics
+
+    root = Path(results_dir)
+    raw = load_metrics(root)
+    if raw.empty:
+        raise HarnessError(f"no runs under {root / 'runs'}: `harness run` or `harness grid` writes them")
+    missing = [c for c in BASE_COLUMNS if c not in raw.columns]
+    if missing:
+        raise HarnessError(f"{root}: metrics.parquet lacks the columns {', '.join(missing)}")
+    raw = raw[raw["split"] == "test"]
+    extra = [c for c in raw.columns if c not in BASE_COLUMNS and c not in NOT_AXES]
+    costs = [c for c in extra if is_cost(c)]
+    axes = [c for c in extra if c not in costs]
+
+    own = raw[raw["model"] == raw["method"]].drop_duplicates("run_id")
+    cost_rows = [own.assign(metric=c, value=pd.to_numeric(own[c], errors="coerce"), signature="") for c in costs]
+    stage_costs = method_costs(root, own["run_id"].tolist())
+    if len(stage_costs):
+        cost_rows.append(own.drop(columns=["metric", "value"]).merge(stage_costs, on="run_id").assign(signature=""))
+    raw = pd.concat([raw, *cost_rows], ignore_index=True).drop(columns=costs)
+    raw = raw[raw["value"].notna()]
+    raw = _one_evaluation_per_model(root, raw)
+    run_models = raw.drop_duplicates(["run_id", "model"])[["run_id", "model", "stage_key"]]
+
+    groups = raw.groupby(EVALUATION, sort=False, dropna=False)
+    ident = groups.agg(run_id=("run_id", "first"), seeds=("seed", lambda s: tuple(sorted(set(int(x) for x in s)))))
+    for axis in axes:
+        values = groups[axis].agg(lambda s: s.dropna().unique().tolist())
+        ident[axis] = values.map(lambda v: v[0] if len(v) == 1 else None).astype(object)
+    per_metric = raw.groupby(EVALUATION + ["metric"], sort=False).agg(value=("value", "first"),
+                                                                        signature=("signature", "first"))
+    evaluations = per_metric.reset_index().merge(ident.reset_index(), on=EVALUATION, how="left")
+    return Store(root, evaluations, axes, raw["run_id"].nunique(), run_models)
+
+
+def _one_evaluation_per_model(root: Path, raw: pd.DataFrame) -> pd.DataFrame:
+    """Re-key the evaluations of one trained model to one of them; its own rows sort first (so ``first`` takes them)."""
+    keys = model_stages(root, raw.drop_duplicates(["run_id", "model"])[["run_id", "model"]])
+    raw = raw.merge(keys, on=["run_id", "model"], how="left")
+    raw["model_key"] = raw["model_key"].fillna(raw["stage_key"])
+    chosen = raw.groupby(["task", "profile", "model", "model_key"])["stage_key"].transform("min")
+    raw = raw.assign(_other=raw["stage_key"] != chosen, stage_key=chosen)
+    return raw.sort_values("_other", kind="stable").drop(columns=["_other", "model_key"]).reset_index(drop=True)

@@ -1,0 +1,113 @@
+"""The paper's published numbers (shipped as ``paper_results.csv``) beside ours, and rank agreement.
+
+``paper_results.csv`` transcribes Wen et al. (ACL 2023) §4: Table 2 (all four tasks), Table 3
+(R_llh, R_cvg per KD method; TeacherDist per task), Table 4 (DART, online vs offline teacher
+prefixes) and Figure 2 (DART BLEU vs student encoder layers, read off the bar chart, ±0.05).
+Columns: table, task, model, setting (``axis=value`` or empty), metric, value. Task and metric
+names are the harness's (``wmt16_en_ro``, ``rougeL``, ``r_llh``, …).
+"""
+
+from __future__ import annotations
+
+import math
+from importlib import resources
+
+import pandas as pd
+
+from .render import Cell, Table
+from .stats import kendall_tau
+from .summary import KD_METHODS, lookup, rows_of
+from .tables import info_for, metric_label
+
+
+def published() -> pd.DataFrame:
+    """The paper's numbers, one row per (table, task, model, setting, metric)."""
+    with resources.files(__package__).joinpath("paper_results.csv").open("r", encoding="utf-8") as f:
+        frame = pd.read_csv(f, dtype={"setting": str}, keep_default_na=False)
+    return frame.assign(value=frame["value"].astype(float))
+
+
+def _reference_rows(summary: pd.DataFrame, task: str, profile: str) -> dict[str, str]:
+    """model → the label of its row with the most seeds (the first such row on ties)."""
+    chosen: dict[str, tuple[int, str]] = {}
+    part = summary[(summary["task"] == task) & (summary["profile"] == profile)]
+    for label, model, _ in rows_of(summary, task, profile):
+        n = int(part.loc[part["label"] == label, "n"].max())
+        if model not in chosen or n > chosen[model][0]:
+            chosen[model] = (n, label)
+    return {m: lab for m, (_, lab) in chosen.items()}
+
+
+def comparison(summary: pd.DataFrame, task: str, profile: str, paper: pd.DataFrame) -> tuple[Table, Table] | None:
+    """(paper vs ours for every metric both report, Kendall τ of the KD methods per metric), or None."""
+    pub = paper[(paper["task"] == task) & paper["table"].isin(["table2", "table3"]) & (paper["setting"] == "")]
+    if pub.empty:
+        return None
+    info = info_for(summary, task, profile)
+    look, ours = lookup(summary, task, profile), _reference_rows(summary, task, profile)
+    metrics = [m for m in dict.fromkeys(pub["metric"]) if any((lab, m) in look for lab in ours.values())]
+    if not metrics:
+        return None
+    models = list(dict.fromkeys([*pub["model"], *ours]))
+    value = {(r.model, r.metric): r.value for r in pub.itertuples()}
+    rows, data = [], []
+    for model in models:
+        cells = [Cell(text=ours.get(model, model))]
+        for metric in metrics:
+            line = look.get((ours.get(model), metric))
+            theirs = value.get((model, metric))
+            cells += [Cell(theirs), Cell(line["mean"], line["ci"]) if line else Cell()]
+            data.append({"task": task, "profile": profile, "model": model, "row": ours.get(model), "metric": metric,
+                         "paper": theirs, "ours": line["mean"] if line else None,
+                         "ours_ci95": line["ci"] if line else None, "ours_n": line["n"] if line else None})
+        rows.append(cells)
+    header = ["model"] + [f"{metric_label(m, info.lower_is_better)} {side}"
+                          for m in metrics for side in ("paper", "ours")]
+    side_by_side = Table(f"compare_{task}_{profile}", f"Paper vs ours — {task} ({profile} profile)", header, rows,
+                         "Paper: Wen et al. (2023), Tables 2–3 (one run each). Ours: mean ± 95% CI over seeds.",
+                         pd.DataFrame(data))
+
+    tau_rows, tau_data = [], []
+    for metric in [m for m in metrics if any((k, m) in value for k in KD_METHODS)]:
+        shared = [m for m in KD_METHODS if (m, metric) in value and (ours.get(m), metric) in look]
+        theirs = [value[(m, metric)] for m in shared]
+        mine = [look[(ours[m], metric)]["mean"] for m in shared]
+        tau = kendall_tau(theirs, mine) if len(shared) >= 2 else math.nan
+        order_p = " > ".join(_order(shared, theirs, metric in info.lower_is_better))
+        order_o = " > ".join(_order(shared, mine, metric in info.lower_is_better))
+        tau_rows.append([Cell(text=metric_label(metric, info.lower_is_better)), Cell(text=str(len(shared))),
+                         Cell(tau), Cell(text=order_p or "—"), Cell(text=order_o or "—")])
+        tau_data.append({"task": task, "profile": profile, "metric": metric, "primary": metric == info.primary,
+                         "n_methods": len(shared), "kendall_tau": tau, "methods": " ".join(shared),
+                         "paper_order": order_p, "our_order": order_o})
+    agreement = Table(f"kendall_{task}_{profile}", f"Rank agreement with the paper — {task} ({profile} profile)",
+                      ["metric", "KD methods", "Kendall τ", "paper: best → worst", "ours: best → worst"], tau_rows,
+                      f"Kendall's τ-b between the paper's and our ordering of the KD methods "
+                      f"({', '.join(KD_METHODS)}) present in both; 1 = same order, −1 = reversed. "
+                      f"Primary metric: {info.primary}.",
+                      pd.DataFrame(tau_data))
+    return side_by_side, agreement
+
+
+def _order(models: list[str], values: list[float], lower: bool) -> list[str]:
+    """Best first; methods equal at two decimals share a place (``kl = js``)."""
+    places: dict[float, list[str]] = {}
+    for model, value in zip(models, values):
+        places.setdefault(round(value, 2), []).append(model)
+    return [" = ".join(places[v]) for v in sorted(places, reverse=not lower)]
+
+
+def published_table(paper: pd.DataFrame, table: str, task: str) -> Table | None:
+    """A published Table 4 or Figure 2 as the paper gives it (rows: model and setting; columns: metrics)."""
+    part = paper[(paper["table"] == table) & (paper["task"] == task)]
+    if part.empty:
+        return None
+    wide = part.pivot_table(index=["model", "setting"], columns="metric", values="value", sort=False)
+    metrics = list(dict.fromkeys(part["metric"]))
+    rows = [[Cell(text=model), Cell(text=setting)] + [Cell(wide.loc[(model, setting), m],
+                                                           suffix="×" if m == "speedup" else "") for m in metrics]
+            for model, setting in wide.index]
+    title = {"table4": "Table 4", "figure2": "Figure 2"}.get(table, table)
+    header = ["model", "setting"] + [metric_label(m) for m in metrics]
+    return Table(f"paper_{table}_{task}", f"{title} — {task}, as published", header, rows,
+                 "Wen et al. (2023); Figure 2 read off a bar chart (±0.05).", part.reset_index(drop=True))

@@ -1,0 +1,137 @@
+"""Rows of a report: the evaluations of one model (and setting) in one task, aggregated over seeds.
+
+A *row* is (task, profile, model, setting), where the setting is the value of every axis that
+varies within the task (``beta=0.5``, ``student.encoder_layers=2``); its label names the axes
+that vary between the model's own rows. Its *replicates* are its distinct evaluations (one per
+seed for a trained student, one in all for the shared teacher).
+:func:`summarise` gives one line per row × metric with n, mean and the 95% CI over replicates.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import pandas as pd
+
+from ..report import ORDER
+from .load import Store, is_cost
+from .stats import mean_ci
+
+RISKS = ("r_llh", "r_cvg")
+TEACHER_METRICS = ("teacher_dist",)
+NOT_QUALITY = {"output_tokens", "decode_tokens_per_s", *RISKS, *TEACHER_METRICS}
+LOWER_IS_BETTER = {"ter", *RISKS}
+KD_METHODS = ("seqkd", "engine", "kl", "rkl", "js", "tvd")
+
+
+@dataclass(frozen=True)
+class Replicate:
+    stage_key: str
+    run_id: str
+    seeds: tuple[int, ...]
+
+
+@dataclass(frozen=True)
+class TaskInfo:
+    metrics: tuple[str, ...]          # the task's quality metrics, in the task's order
+    lower_is_better: frozenset[str]   # every metric where lower is better (risks and costs included)
+    primary: str                      # the metric of figures and rank agreement
+
+
+def task_info(task: str, present: set[str]) -> TaskInfo:
+    """Metrics and directions from the task registry; what the data holds when the task is not registered."""
+    from ..registry import TASKS
+
+    costs = {m for m in present if is_cost(m)}
+    try:
+        cls = TASKS.get(task)
+        metrics = tuple(m for m in cls.metrics if m in present)
+        lower = set(cls.lower_is_better)
+        primary = cls.selection_metric if cls.selection_metric in metrics else (metrics[0] if metrics else "")
+    except Exception:  # an unregistered (or unloadable) task: read it off the data
+        metrics = tuple(sorted(present - NOT_QUALITY - costs))
+        lower = {"ter"}
+        primary = metrics[0] if metrics else ""
+    return TaskInfo(metrics, frozenset(lower | LOWER_IS_BETTER | costs), primary)
+
+
+def format_value(value) -> str:
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return str(value)
+
+
+def short_axis(axis: str) -> str:
+    """``method.beta`` → ``beta``: a method parameter by its own name; other axes keep their dotted path."""
+    for prefix in ("method.", "param."):
+        if axis.startswith(prefix):
+            return axis[len(prefix):]
+    return axis
+
+
+def setting_label(setting: dict) -> str:
+    return ", ".join(f"{short_axis(a)}={format_value(v)}" for a, v in setting.items() if v is not None)
+
+
+def row_label(model: str, setting: dict) -> str:
+    text = setting_label(setting)
+    return f"{model} ({text})" if text else model
+
+
+def model_rank(model: str) -> tuple[int, str]:
+    return (ORDER.index(model) if model in ORDER else len(ORDER), model)
+
+
+def varying_axes(evaluations: pd.DataFrame, axes: list[str]) -> list[str]:
+    return [a for a in axes if evaluations[a].dropna().nunique() > 1]
+
+
+def _sort_key(value) -> tuple:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return (0, 0.0, "")
+    return (1, value, "") if isinstance(value, (int, float)) else (2, 0.0, str(value))
+
+
+def summarise(store: Store) -> pd.DataFrame:
+    """One line per (task, profile, row, metric): model, setting, label, n, mean, ci, values, replicates."""
+    lines = []
+    for (task, profile), ev in store.evaluations.groupby(["task", "profile"], sort=True):
+        axes = varying_axes(ev, store.axes)
+        ev = ev.assign(_setting=[tuple(None if pd.isna(v) else v for v in vals)
+                                 for vals in zip(*(ev[a] for a in axes))] if axes else [()] * len(ev))
+        own_axes = {model: [a for a in axes if part[a].dropna().nunique() > 1] for model, part in ev.groupby("model")}
+        for (model, setting, metric), group in ev.groupby(["model", "_setting", "metric"], sort=False):
+            mean, ci, n = mean_ci(group["value"].tolist())
+            named = dict(zip(axes, setting))
+            shown = {a: v for a, v in named.items() if a in own_axes[model]}
+            lines.append({
+                "task": task, "profile": profile, "model": model, "setting": named, "shown": shown,
+                "label": row_label(model, shown),
+                "metric": metric, "n": n, "mean": mean, "ci": ci, "values": group["value"].tolist(),
+                "signature": group["signature"].iloc[0],
+                "replicates": [Replicate(r.stage_key, r.run_id, tuple(r.seeds)) for r in group.itertuples()],
+                "_order": (model_rank(model), tuple(_sort_key(v) for v in setting)),
+            })
+    summary = pd.DataFrame(lines)
+    if summary.empty:
+        return summary
+    summary = summary.sort_values(["task", "profile", "_order"], kind="stable")
+    return summary.drop(columns="_order").reset_index(drop=True)
+
+
+def rows_of(summary: pd.DataFrame, task: str, profile: str) -> list[tuple[str, str, dict]]:
+    """The (label, model, setting) of each row of a task, in report order."""
+    part = summary[(summary["task"] == task) & (summary["profile"] == profile)]
+    seen, rows = set(), []
+    for line in part.itertuples():
+        if line.label not in seen:
+            seen.add(line.label)
+            rows.append((line.label, line.model, line.setting))
+    return rows
+
+
+def lookup(summary: pd.DataFrame, task: str, profile: str) -> dict[tuple[str, str], dict]:
+    """(row label, metric) → the summary line, for one task and profile."""
+    part = summary[(summary["task"] == task) & (summary["profile"] == profile)]
+    return {(line["label"], line["metric"]): line for line in part.to_dict("records")}

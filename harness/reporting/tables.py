@@ -1,0 +1,283 @@
+"""The paper's tables, from the summary of the store (and, for significance, its per-example outputs).
+
+* Table 2 — per task, one row per model (and setting), the task's metrics: mean ± 95% CI over
+  seeds, the best student in bold, † where a row differs from the baseline (paired bootstrap).
+* Table 3 — likelihood risk, coverage risk and the teacher's TeacherDist.
+* Table 4 — online vs offline teacher prefixes: quality and training speed-up.
+* Figure 2 — quality vs student size, when a ``student.*`` axis varies.
+"""
+
+from __future__ import annotations
+
+import math
+
+import pandas as pd
+
+from ..report import LABELS
+from .load import Store, is_cost
+from .render import Cell, Table
+from .stats import Paired, paired_p_value
+from .summary import RISKS, TaskInfo, lookup, row_label, rows_of, setting_label, short_axis, task_info
+
+ALPHA = 0.05
+
+
+def metric_label(metric: str, lower: frozenset[str] = frozenset()) -> str:
+    label = LABELS.get(metric, metric)
+    return label + "↓" if metric in lower and not label.endswith("↓") else label
+
+
+def info_for(summary: pd.DataFrame, task: str, profile: str) -> TaskInfo:
+    part = summary[(summary["task"] == task) & (summary["profile"] == profile)]
+    return task_info(task, set(part["metric"]))
+
+
+def _best(values: dict[str, float], lower: bool) -> set[str]:
+    """Labels whose mean, at the shown precision, is the best one (ties all best)."""
+    shown = {k: round(v, 2) for k, v in values.items() if v is not None and math.isfinite(v)}
+    if not shown:
+        return set()
+    target = min(shown.values()) if lower else max(shown.values())
+    return {k for k, v in shown.items() if v == target}
+
+
+def _tidy(line: dict, **extra) -> dict:
+    return {"task": line["task"], "profile": line["profile"], "row": line["label"], "model": line["model"],
+            "setting": setting_label(line["setting"]), "metric": line["metric"], "n": line["n"],
+            "mean": line["mean"], "ci95": line["ci"], **extra}
+
+
+# --------------------------------------------------------------------------- significance
+def _pairs(system: list, baseline: list) -> list[tuple]:
+    """Replicates to compare: a single replicate on either side is paired with each of the other's; else by seed."""
+    if len(baseline) == 1:
+        return [(r, baseline[0]) for r in system]
+    if len(system) == 1:
+        return [(system[0], r) for r in baseline]
+    by_seed = {seed: r for r in baseline for seed in r.seeds}
+    return [(r, by_seed[s]) for r in system for s in r.seeds[:1] if s in by_seed]
+
+
+def paired_outputs(store: Store, system: dict, baseline: dict, metric: str) -> Paired | None:
+    """System and baseline outputs on the same test inputs, seeds paired and concatenated."""
+    pairs = _pairs(system["replicates"], baseline["replicates"])
+    if not pairs:
+        return None
+    column = f"score_{metric}"
+    sys_h, base_h, refs, sys_s, base_s = [], [], [], [], []
+    for rs, rb in pairs:
+        es, eb = store.examples(rs.run_id, system["model"]), store.examples(rb.run_id, baseline["model"])
+        merged = es.merge(eb, on="example_id", suffixes=("_s", "_b"))
+        sys_h += merged["hypothesis_s"].tolist()
+        base_h += merged["hypothesis_b"].tolist()
+        refs += [list(r) for r in merged["references_s"]]
+        if sys_s is not None and f"{column}_s" in merged and f"{column}_b" in merged:
+            sys_s += merged[f"{column}_s"].tolist()
+            base_s += merged[f"{column}_b"].tolist()
+        else:
+            sys_s = base_s = None
+    if not sys_h:
+        return None
+    return Paired(sys_h, base_h, refs, sys_s, base_s)
+
+
+def baseline_line(look: dict, rows: list, baseline: str, setting: dict, metric: str) -> dict | None:
+    """The baseline's row that matches ``setting`` on every axis the baseline depends on."""
+    best, best_matches = None, -1
+    for label, model, base_setting in rows:
+        if model != baseline or (label, metric) not in look:
+            continue
+        if any(v is not None and setting.get(a) != v for a, v in base_setting.items()):
+            continue
+        matches = sum(v is not None for v in base_setting.values())
+        if matches > best_matches:
+            best, best_matches = look[(label, metric)], matches
+    return best
+
+
+# --------------------------------------------------------------------------- Table 2
+def table2(store: Store, summary: pd.DataFrame, task: str, profile: str, baseline: str | None,
+           n_samples: int = 1000) -> Table | None:
+    info = info_for(summary, task, profile)
+    if not info.metrics:
+        return None
+    rows, look = rows_of(summary, task, profile), lookup(summary, task, profile)
+    students = [r for r in rows if r[1] != "teacher"]
+    best = {m: _best({lab: look[(lab, m)]["mean"] for lab, _, _ in students if (lab, m) in look},
+                     m in info.lower_is_better) for m in info.metrics}
+    out_rows, data = [], []
+    for label, model, setting in rows:
+        cells = [Cell(text=label), Cell(text=str(max((look[(label, m)]["n"] for m in info.metrics
+                                                      if (label, m) in look), default=0)))]
+        for metric in info.metrics:
+            line = look.get((label, metric))
+            if line is None:
+                cells.append(Cell())
+                continue
+            base = baseline_line(look, rows, baseline, setting, metric) if baseline and model != "teacher" else None
+            p = None
+            if base is not None and base["label"] != label and base["signature"] == line["signature"]:
+                paired = paired_outputs(store, line, base, metric)
+                p = paired_p_value(metric, line["signature"], paired, n_samples) if paired else None
+            significant = p is not None and p < ALPHA
+            cells.append(Cell(line["mean"], line["ci"], bold=label in best[metric], mark=significant))
+            data.append(_tidy(line, best=label in best[metric], baseline=base["label"] if base else None,
+                              p_value=p, significant=significant))
+        out_rows.append(cells)
+    header = ["model", "n"] + [metric_label(m, info.lower_is_better) for m in info.metrics]
+    caption = (f"Test split; mean ± 95% t-interval over n seeds (no ± with one). Bold: best student. "
+               + (f"†: differs from {baseline} (two-sided paired bootstrap over test inputs, {n_samples} "
+                  f"resamples, p < {ALPHA}; seeds paired and concatenated; sacreBLEU's test for BLEU/chrF/TER, "
+                  f"per-example scores otherwise)." if baseline else ""))
+    return Table(f"table2_{task}_{profile}", f"Table 2 — {task} ({profile} profile)", header, out_rows, caption,
+                 pd.DataFrame(data))
+
+
+# --------------------------------------------------------------------------- Table 3
+def table3(summary: pd.DataFrame, task: str, profile: str) -> Table | None:
+    info = info_for(summary, task, profile)
+    rows, look = rows_of(summary, task, profile), lookup(summary, task, profile)
+    metrics = [m for m in (*RISKS, "teacher_dist") if any((lab, m) in look for lab, _, _ in rows)]
+    if not any(m in RISKS for m in metrics):
+        return None
+    students = [r for r in rows if r[1] != "teacher"]
+    best = {m: _best({lab: look[(lab, m)]["mean"] for lab, _, _ in students if (lab, m) in look}, True)
+            for m in RISKS}
+    out_rows, data = [], []
+    for label, _, _ in rows:
+        cells = [Cell(text=label)]
+        for metric in metrics:
+            line = look.get((label, metric))
+            if line is None:
+                cells.append(Cell(text=""))
+                continue
+            bold = label in best.get(metric, set())
+            cells.append(Cell(line["mean"], line["ci"], bold=bold))
+            data.append(_tidy(line, best=bold))
+        out_rows.append(cells)
+    header = ["model"] + [metric_label(m, info.lower_is_better) for m in metrics]
+    caption = ("R_llh: the teacher's per-token NLL of the model's outputs; R_cvg: the model's per-token NLL of the "
+               "teacher's outputs (test split, lower is better; bold: lowest student). TeacherDist: distinct-bigram % "
+               "over the teacher's samples per input. Mean ± 95% CI over seeds.")
+    return Table(f"table3_{task}_{profile}", f"Table 3 — {task} ({profile} profile): risks", header, out_rows,
+                 caption, pd.DataFrame(data))
+
+
+# --------------------------------------------------------------------------- Table 4
+def prefix_variant(model: str, setting: dict) -> tuple[str, dict, str] | None:
+    """(base model, setting without the prefix axis, "online" | "offline") when a row names its teacher prefixes.
+
+    From an axis whose value is ``online``/``offline`` (or a boolean axis named ``*online*``), else from a
+    method named ``<base>_online`` / ``<base>_offline``.
+    """
+    for axis, value in setting.items():
+        if value is None:
+            continue
+        if str(value).lower() in ("online", "offline"):
+            return model, {a: v for a, v in setting.items() if a != axis}, str(value).lower()
+        if "online" in axis.lower() and isinstance(value, bool):
+            return model, {a: v for a, v in setting.items() if a != axis}, "online" if value else "offline"
+    for variant in ("online", "offline"):
+        if model.endswith(f"_{variant}"):
+            return model[: -len(variant) - 1], setting, variant
+    return None
+
+
+def _default_variant(model: str) -> str | None:
+    """A registered method that trains on the offline teacher outputs counts as the offline variant."""
+    from ..registry import METHODS
+
+    try:
+        return "offline" if "teacher_offline" in METHODS.get(model)().prefix_weights() else None
+    except Exception:
+        return None
+
+
+def table4(summary: pd.DataFrame, task: str, profile: str) -> Table | None:
+    info = info_for(summary, task, profile)
+    rows, look = rows_of(summary, task, profile), lookup(summary, task, profile)
+    groups: dict[tuple[str, str], dict[str, str]] = {}
+    named = {}
+    for label, model, setting in rows:
+        found = prefix_variant(model, setting)
+        if found:
+            base, rest, variant = found
+            groups.setdefault((base, setting_label(rest)), {})[variant] = label
+            named[label] = True
+    for label, model, setting in rows:
+        key = (model, setting_label(setting))
+        if label not in named and key in groups and "offline" not in groups[key] and _default_variant(model):
+            groups[key]["offline"] = label
+    groups = {k: v for k, v in groups.items() if {"online", "offline"} <= set(v)}
+    if not groups:
+        return None
+    costs = sorted({m for (lab, m) in look if is_cost(m) and "seconds" in m})
+    cost = next((c for c in costs if all((lab, c) in look for g in groups.values() for lab in g.values())), None)
+    out_rows, data = [], []
+    bases = [base for base, _ in groups]
+    for (base, rest), variants in sorted(groups.items()):
+        online_cost = look[(variants["online"], cost)]["mean"] if cost else None
+        for variant in ("online", "offline"):
+            label = variants[variant]
+            cells = [Cell(text=f"{base} ({rest})" if rest and bases.count(base) > 1 else base), Cell(text=variant)]
+            for metric in info.metrics:
+                line = look.get((label, metric))
+                cells.append(Cell(line["mean"], line["ci"]) if line else Cell())
+                if line:
+                    data.append(_tidy(line, method=base, prefixes=variant))
+            if cost:
+                line = look[(label, cost)]
+                speedup = online_cost / line["mean"] if line["mean"] else math.nan
+                cells.append(Cell(speedup, suffix="×"))
+                data.append(_tidy(line, method=base, prefixes=variant) | {"metric": "speedup", "mean": speedup,
+                                                                           "ci95": math.nan})
+            out_rows.append(cells)
+    header = ["method", "teacher prefixes"] + [metric_label(m, info.lower_is_better) for m in info.metrics]
+    header += ["speed-up"] if cost else []
+    caption = ("Online teacher samples vs offline teacher outputs (pseudo-labels). "
+               + (f"Speed-up: online {cost} / this row's {cost} (means over seeds)." if cost
+                  else "No cost measure (…seconds) in the store: speed-up not shown."))
+    return Table(f"table4_{task}_{profile}", f"Table 4 — {task} ({profile} profile): teacher prefixes", header,
+                 out_rows, caption, pd.DataFrame(data))
+
+
+# --------------------------------------------------------------------------- Figure 2
+def size_axes(summary: pd.DataFrame, task: str, profile: str) -> list[str]:
+    """The ``student.*`` axes that vary within a task (the x axis of Figure 2)."""
+    part = summary[(summary["task"] == task) & (summary["profile"] == profile)]
+    names = sorted({a for s in part["setting"] for a in s if a.startswith("student.")})
+    return [a for a in names if len({s.get(a) for s in part["setting"]} - {None}) > 1]
+
+
+def figure2(summary: pd.DataFrame, task: str, profile: str, axis: str) -> Table | None:
+    info = info_for(summary, task, profile)
+    metric = info.primary
+    rows, look = rows_of(summary, task, profile), lookup(summary, task, profile)
+    series: dict[str, dict] = {}
+    for label, model, setting in rows:
+        if setting.get(axis) is None or (label, metric) not in look:
+            continue
+        line = look[(label, metric)]
+        name = row_label(model, {a: v for a, v in line["shown"].items() if a != axis})
+        series.setdefault(name, {})[setting[axis]] = line
+    series = {name: by_value for name, by_value in series.items() if len(by_value) > 1}
+    values = sorted({v for by_value in series.values() for v in by_value})
+    if not series or len(values) < 2:
+        return None
+    best = {v: _best({n: s[v]["mean"] for n, s in series.items() if v in s}, metric in info.lower_is_better)
+            for v in values}
+    out_rows, data = [], []
+    for name, by_value in series.items():
+        cells = [Cell(text=name)]
+        for v in values:
+            line = by_value.get(v)
+            cells.append(Cell(line["mean"], line["ci"], bold=name in best[v]) if line else Cell())
+            if line:
+                data.append(_tidy(line, series=name, **{axis: v}))
+        out_rows.append(cells)
+    header = ["model"] + [f"{short_axis(axis)}={v:g}" if isinstance(v, (int, float)) else f"{axis}={v}"
+                          for v in values]
+    caption = f"{metric_label(metric, info.lower_is_better)} vs {axis}; mean ± 95% CI over seeds; bold: best per size."
+    return Table(f"figure2_{task}_{profile}_{axis.replace('.', '-')}",
+                 f"Figure 2 — {task} ({profile} profile): {metric_label(metric)} vs {axis}", header, out_rows,
+                 caption, pd.DataFrame(data))

@@ -1,0 +1,263 @@
+"""``harness report`` on a small ci grid: every output exists, and its numbers are the parquet store's.
+
+The grid: DART × {mle, predistill, seqkd, kl, js, tvd} × seeds {1, 2}, plus TVD with a
+two-layer student encoder (Figure 2's axis) and ``tvd_online`` (TVD on online teacher samples:
+Table 4). Every expected value below is computed here straight from the run folders' parquet
+files with pandas and sacrebleu, not through the report's own loader.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import math
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from harness.config import resolve_config
+from harness.pipeline import Pipeline
+
+pytestmark = pytest.mark.slow
+T975_1DF = math.tan(math.pi * 0.475)     # Student's t with one degree of freedom is Cauchy: two seeds
+
+METHODS_2 = ["mle", "predistill", "seqkd", "kl", "js", "tvd"]
+SEEDS = [1, 2]
+
+
+@pytest.fixture(scope="module")
+def grid(tmp_path_factory):
+    root = tmp_path_factory.mktemp("report-results")
+    cells = [(m, s, []) for m in METHODS_2 for s in SEEDS]
+    cells += [("tvd", 1, [("student.encoder_layers", "2")]), ("tvd_online", 1, [])]
+    for method, seed, sets in cells:
+        Pipeline(resolve_config("dart", method, "ci", seed=seed, sets=[("results_dir", str(root)), *sets])).run()
+    return root
+
+
+@pytest.fixture(scope="module")
+def report(grid, tmp_path_factory):
+    out = tmp_path_factory.mktemp("report-out")
+    proc = subprocess.run([sys.executable, "-m", "harness.cli", "report", "--results", str(grid), "--out", str(out),
+                           "--compare", "paper"], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    assert "report.html" in proc.stdout
+    return out
+
+
+# --------------------------------------------------------------------------- the store, read directly
+def runs(grid) -> list[tuple[pd.DataFrame, pd.DataFrame]]:
+    """(metrics, compute) of every run, straight from parquet."""
+    out = []
+    for folder in sorted(Path(grid, "runs").iterdir()):
+        out.append((pd.read_parquet(folder / "metrics.parquet"), pd.read_parquet(folder / "compute.parquet")))
+    return out
+
+
+def is_default(metrics: pd.DataFrame) -> bool:
+    return "student.encoder_layers" not in metrics or metrics["student.encoder_layers"].isna().all()
+
+
+def own_values(grid, method: str, metric: str, default: bool = True) -> dict[int, float]:
+    """seed → the value of ``metric`` of ``method``'s own model in its runs."""
+    out = {}
+    for metrics, _ in runs(grid):
+        if metrics["method"].iloc[0] == method and is_default(metrics) == default:
+            row = metrics[(metrics["model"] == method) & (metrics["metric"] == metric)]
+            out[int(row["seed"].iloc[0])] = float(row["value"].iloc[0])
+    return out
+
+
+def shared_value(grid, model: str, metric: str) -> float:
+    """The value of a model every default run evaluates alike (teacher, pre-distill): all copies must agree."""
+    values = {float(m.loc[(m["model"] == model) & (m["metric"] == metric), "value"].iloc[0])
+              for m, _ in runs(grid) if is_default(m) and (m["model"] == model).any()}
+    assert len(values) == 1, values
+    return values.pop()
+
+
+def t_ci(values) -> tuple[float, float]:
+    x = np.asarray(list(values), float)
+    assert len(x) == 2
+    return x.mean(), T975_1DF * x.std(ddof=1) / np.sqrt(2)
+
+
+def kendall_tau_without_ties(x, y) -> float:
+    pairs = list(itertools.combinations(range(len(x)), 2))
+    signs = [np.sign(x[i] - x[j]) * np.sign(y[i] - y[j]) for i, j in pairs]
+    assert 0 not in signs
+    return sum(signs) / len(pairs)
+
+
+def csv(report, name) -> pd.DataFrame:
+    return pd.read_csv(report / "tables" / f"{name}.csv", keep_default_na=False, na_values=[""])
+
+
+# --------------------------------------------------------------------------- outputs
+def test_every_output_is_written(report):
+    for name in ("table2_dart_ci", "table3_dart_ci", "table4_dart_ci", "figure2_dart_ci_student-encoder_layers",
+                 "compare_dart_ci", "kendall_dart_ci", "paper_table4_dart", "paper_figure2_dart"):
+        for suffix in ("md", "tex", "csv"):
+            assert (report / "tables" / f"{name}.{suffix}").stat().st_size > 0, (name, suffix)
+    import matplotlib.image as mpimg
+
+    for name in ("bars_dart_ci", "curves_dart_ci", "compute_dart_ci", "figure2_dart_ci_student-encoder_layers"):
+        image = mpimg.imread(report / "figures" / f"{name}.png")
+        assert image.shape[0] > 100 and image.shape[1] > 100 and image.std() > 0.01, name
+        assert "<svg" in (report / "figures" / f"{name}.svg").read_text()[:2000]
+    html = (report / "report.html").read_text()
+    assert html.count("<table>") == 8 and html.count('src="data:image/png;base64,') == 4
+    assert "http://" not in html and "https://" not in html   # self-contained
+    md = (report / "report.md").read_text()
+    assert "### Table 2 — dart (ci profile)" in md and "](figures/bars_dart_ci.png)" in md
+    tex = (report / "tables" / "table2_dart_ci.tex").read_text()
+    assert r"\begin{tabular}" in tex and r"$\pm$" in tex and "TER$\\downarrow$" in tex
+
+
+def test_table2_numbers_are_the_parquet_numbers(grid, report):
+    table = csv(report, "table2_dart_ci")
+    default = ~table["setting"].fillna("").str.contains("encoder_layers=2")
+    assert set(table.loc[~default, "model"]) == {"predistill", "tvd"}
+    for metric in ("bleu", "chrf", "ter"):
+        for method in ("mle", "seqkd", "kl", "js", "tvd"):
+            values = own_values(grid, method, metric)
+            assert sorted(values) == SEEDS
+            mean, ci = t_ci(values.values())
+            row = table[default & (table["model"] == method) & (table["metric"] == metric)]
+            assert len(row) == 1, (method, metric)
+            assert row["n"].iloc[0] == 2
+            assert row["mean"].iloc[0] == pytest.approx(mean, abs=1e-9)
+            assert row["ci95"].iloc[0] == pytest.approx(ci, abs=1e-6)
+        for model in ("teacher", "predistill"):          # one evaluation, however many runs repeat it
+            row = table[default & (table["model"] == model) & (table["metric"] == metric)]
+            assert row["n"].tolist() == [1]
+            assert row["mean"].iloc[0] == pytest.approx(shared_value(grid, model, metric), abs=1e-9)
+            assert np.isnan(row["ci95"].iloc[0])
+    # the Markdown shows the same numbers
+    md = (report / "tables" / "table2_dart_ci.md").read_text()
+    mean, ci = t_ci(own_values(grid, "kl", "ter").values())
+    kl_line = next(line for line in md.splitlines() if line.startswith("| kl |"))
+    assert "| tvd (student.encoder_layers=2) | 1 |" in md
+    assert f"{mean:.2f}" in kl_line and f"± {ci:.2f}" in kl_line
+    # bold: the best student of each metric
+    for metric, lower in (("bleu", False), ("ter", True)):
+        students = table[(table["metric"] == metric) & (table["model"] != "teacher")]
+        shown = students["mean"].round(2)
+        best = shown.min() if lower else shown.max()
+        assert (students["best"].astype(str) == "True").tolist() == (shown == best).tolist()
+
+
+def test_table3_risks_and_teacher_dist(grid, report):
+    table = csv(report, "table3_dart_ci")
+    for metric in ("r_llh", "r_cvg"):
+        mean, ci = t_ci(own_values(grid, "js", metric).values())
+        row = table[(table["model"] == "js") & (table["metric"] == metric)]
+        assert row["mean"].iloc[0] == pytest.approx(mean, abs=1e-9)
+        assert row["ci95"].iloc[0] == pytest.approx(ci, abs=1e-6)
+    row = table[(table["model"] == "teacher") & (table["metric"] == "teacher_dist")]
+    assert row["mean"].iloc[0] == pytest.approx(shared_value(grid, "teacher", "teacher_dist"), abs=1e-9)
+
+
+def test_table4_online_vs_offline_prefixes(grid, report):
+    table = csv(report, "table4_dart_ci")
+    seconds = {}
+    for metrics, compute in runs(grid):
+        method = metrics["method"].iloc[0]
+        if method in ("tvd", "tvd_online") and is_default(metrics):
+            stage = compute[compute["stage"] == "method"]
+            seconds.setdefault(method, []).append(float(stage["seconds"].iloc[0]))
+    expected = np.mean(seconds["tvd_online"]) / np.mean(seconds["tvd"])
+    offline = table[(table["prefixes"] == "offline") & (table["metric"] == "speedup")]
+    online = table[(table["prefixes"] == "online") & (table["metric"] == "speedup")]
+    assert offline["mean"].iloc[0] == pytest.approx(expected, rel=1e-9)
+    assert online["mean"].iloc[0] == pytest.approx(1.0)
+    bleu = table[(table["prefixes"] == "online") & (table["metric"] == "bleu")]
+    assert bleu["mean"].iloc[0] == pytest.approx(own_values(grid, "tvd_online", "bleu")[1], abs=1e-9)
+
+
+def test_figure2_quality_vs_student_size(grid, report):
+    table = csv(report, "figure2_dart_ci_student-encoder_layers")
+    tvd = table[table["series"] == "tvd"].set_index("student.encoder_layers")
+    assert tvd.loc[1, "mean"] == pytest.approx(np.mean(list(own_values(grid, "tvd", "bleu").values())), abs=1e-9)
+    assert tvd.loc[2, "mean"] == pytest.approx(own_values(grid, "tvd", "bleu", default=False)[1], abs=1e-9)
+    assert set(table["series"]) == {"predistill", "tvd"}    # the models trained at both sizes
+
+
+def test_paper_comparison_and_rank_agreement(grid, report):
+    compare = csv(report, "compare_dart_ci")
+    row = compare[(compare["model"] == "tvd") & (compare["metric"] == "bleu")]
+    assert row["paper"].iloc[0] == pytest.approx(46.95)
+    assert row["ours"].iloc[0] == pytest.approx(np.mean(list(own_values(grid, "tvd", "bleu").values())))
+    kendall = csv(report, "kendall_dart_ci").set_index("metric")
+    paper = {"kl": 0.49, "js": 0.48, "tvd": 0.52}      # published R_cvg on DART (SeqKD has none)
+    methods = kendall.loc["r_cvg", "methods"].split()
+    assert set(methods) == set(paper)
+    ours = [np.mean(list(own_values(grid, m, "r_cvg").values())) for m in methods]
+    tau = kendall_tau_without_ties([paper[m] for m in methods], ours)
+    assert kendall.loc["r_cvg", "kendall_tau"] == pytest.approx(tau)
+    assert kendall.loc["bleu", "n_methods"] == 4 and bool(kendall.loc["bleu", "primary"])
+
+
+def test_significance_is_sacrebleus_paired_bootstrap(grid, tmp_path):
+    """A † against the teacher, recomputed with sacreBLEU's PairedTest on the examples of both tvd seeds."""
+    from sacrebleu.metrics import CHRF
+    from sacrebleu.significance import PairedTest
+
+    from harness.reporting import build_report
+
+    build_report(grid, tmp_path, baseline="teacher", n_samples=200)
+    table = csv(tmp_path, "table2_dart_ci")
+    system, base, refs = [], [], []
+    for folder in sorted(Path(grid, "runs").glob("dart-tvd-ci-seed*")):
+        metrics = pd.read_parquet(folder / "metrics.parquet")
+        if not is_default(metrics):
+            continue
+        examples = pd.read_parquet(folder / "examples.parquet")
+        system += examples.loc[examples["model"] == "tvd", "hypothesis"].tolist()
+        teacher = examples[examples["model"] == "teacher"]
+        base += teacher["hypothesis"].tolist()
+        refs += [list(r) for r in teacher["references"]]
+    width = max(map(len, refs))
+    streams = [[r[i] if i < len(r) else None for r in refs] for i in range(width)]
+    _, scores = PairedTest([("teacher", base), ("tvd", system)], {"chrf": CHRF()}, streams, test_type="bs",
+                           n_samples=200)()
+    base_result, tvd_result = scores["chrF2"]
+    expected = 1.0 if tvd_result.score == base_result.score else tvd_result.p_value
+    row = table[(table["model"] == "tvd") & (table["metric"] == "chrf") & (table["setting"].str.endswith("=1"))]
+    assert row["p_value"].iloc[0] == pytest.approx(expected)
+    assert (str(row["significant"].iloc[0]) == "True") == (expected < 0.05)
+
+
+# --------------------------------------------------------------------------- the page in a browser
+def test_html_page_renders_in_headless_chromium(report, tmp_path):
+    from harness.reporting.html import browse, find_browser, screenshot
+
+    if find_browser() is None:
+        pytest.skip("no Chromium on this machine (apt-get install chromium)")
+    probe = tmp_path / "probe.html"
+    script = ("<script>window.addEventListener('load', () => { const imgs = [...document.images];"
+              "document.body.setAttribute('data-probe', JSON.stringify({tables: document.querySelectorAll("
+              "'table tbody tr').length, images: imgs.length, decoded: imgs.filter(i => i.complete && "
+              "i.naturalWidth > 0).length, widths: imgs.map(i => i.naturalWidth)})); });</script>")
+    probe.write_text((report / "report.html").read_text().replace("</body>", script + "</body>"))
+    proc = browse(probe, ["--dump-dom", "--virtual-time-budget=5000"])
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    import html as html_lib
+    import re
+
+    found = re.search(r"data-probe=\"([^\"]*)\"", proc.stdout)
+    assert found, proc.stdout[:2000]
+    probe_data = json.loads(html_lib.unescape(found.group(1)))
+    assert probe_data["images"] == 4 and probe_data["decoded"] == 4, probe_data
+    assert min(probe_data["widths"]) > 200
+    assert probe_data["tables"] > 20                    # rows of every table, rendered as DOM rows
+    png = screenshot(report / "report.html", tmp_path / "shot.png", height=1600)
+    import matplotlib.image as mpimg
+
+    image = mpimg.imread(png)
+    assert image.shape[:2] == (1600, 1280)
+    assert image[..., :3].std() > 0.05                  # not a blank page

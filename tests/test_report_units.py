@@ -1,0 +1,193 @@
+"""The pieces of ``harness report`` that need no trained model: statistics, renderings, the paper's data."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from harness.reporting import stats
+from harness.reporting.paper import published
+from harness.reporting.render import Cell, Table, tex_escape, to_html, to_latex, to_markdown
+from harness.reporting.tables import prefix_variant
+
+scipy_stats = pytest.importorskip("scipy.stats")
+
+
+@pytest.mark.parametrize("df", [1, 2, 3, 5, 9, 29, 30, 31, 40, 120, 1000])
+def test_t_quantile_is_students(df):
+    assert stats.t_quantile_975(df) == pytest.approx(scipy_stats.t.ppf(0.975, df), abs=2e-5)
+
+
+def test_mean_ci():
+    values = [40.1, 41.3, 39.8, 42.0]
+    mean, ci, n = stats.mean_ci(values)
+    sem = np.std(values, ddof=1) / 2
+    assert (mean, n) == (pytest.approx(np.mean(values)), 4)
+    assert ci == pytest.approx(scipy_stats.t.ppf(0.975, 3) * sem, rel=1e-6)
+    assert math.isnan(stats.mean_ci([3.0])[1]) and stats.mean_ci([])[2] == 0
+
+
+@pytest.mark.parametrize("x,y", [([1, 2, 3, 4, 5], [2, 1, 4, 3, 5]), ([1, 1, 2, 3], [4, 3, 3, 1]),
+                                 ([46.95, 46.85, 46.24, 45.54], [0.1, 0.3, 0.3, 0.2]), ([1, 2], [2, 1])])
+def test_kendall_tau_is_tau_b(x, y):
+    assert stats.kendall_tau(x, y) == pytest.approx(scipy_stats.kendalltau(x, y).statistic)
+
+
+def test_kendall_tau_of_a_constant_is_undefined():
+    assert math.isnan(stats.kendall_tau([1, 1, 1], [1, 2, 3]))
+
+
+def test_per_example_bootstrap_resamples_like_sacrebleu():
+    rng = np.random.default_rng(0)
+    base = rng.normal(30, 5, 200)
+    better = stats.Paired([""] * 200, [""] * 200, [[""]] * 200, base + 3, base)
+    same = stats.Paired([""] * 200, [""] * 200, [[""]] * 200, base.copy(), base)
+    noisy = stats.Paired([""] * 200, [""] * 200, [[""]] * 200, base + rng.normal(0, 8, 200), base)
+    assert stats.paired_p_value("rouge2", "", better) == pytest.approx(1 / 1001)
+    assert stats.paired_p_value("rouge2", "", same) == 1.0
+    assert stats.paired_p_value("rouge2", "", noisy) > 0.05
+    # sacreBLEU's own draw: the same generator and seed give the same indices
+    idx = np.random.default_rng(stats.bootstrap_seed()).choice(200, size=(1000, 200), replace=True)
+    s, b = noisy.system_scores, noisy.baseline_scores
+    diffs = np.abs(s[idx].mean(1) - b[idx].mean(1))
+    expected = (((diffs - diffs.mean()) > abs(s.mean() - b.mean())).sum() + 1) / 1001
+    assert stats.paired_p_value("rouge2", "", noisy) == pytest.approx(expected)
+    assert stats.paired_p_value("rouge2", "", stats.Paired(["a"], ["b"], [["c"]])) is None
+
+
+def test_sacrebleu_metrics_are_rebuilt_from_their_signature():
+    from sacrebleu.metrics import BLEU, TER
+
+    def signature(metric):
+        metric.corpus_score(["a b c"], [["a b c"]])
+        return str(metric.get_signature())
+
+    assert isinstance(stats.sacrebleu_metric("bleu", signature(BLEU())), BLEU)
+    assert stats.sacrebleu_metric("bleu2", signature(BLEU(max_ngram_order=2))).max_ngram_order == 2
+    assert isinstance(stats.sacrebleu_metric("ter", signature(TER())), TER)
+    assert stats.sacrebleu_metric("bleu", signature(BLEU(lowercase=True))) is None   # another statistic
+    assert stats.sacrebleu_metric("rouge1", "") is None
+
+
+def test_sacrebleu_path_agrees_with_a_direct_paired_test():
+    from sacrebleu.metrics import BLEU
+    from sacrebleu.significance import PairedTest
+
+    refs = [["the cat sat on the mat", "a cat sat on a mat"], ["dogs bark at night"], ["it rains in spring"]] * 10
+    base = ["the cat sat", "dogs bark", "it rains"] * 10
+    system = ["the cat sat on the mat", "dogs bark at night", "it rains"] * 10
+    metric = BLEU()
+    metric.corpus_score(base, stats.reference_streams(refs))
+    p = stats.paired_p_value("bleu", str(metric.get_signature()), stats.Paired(system, base, refs), n_samples=300)
+    _, scores = PairedTest([("b", base), ("s", system)], {"bleu": BLEU()}, stats.reference_streams(refs),
+                           test_type="bs", n_samples=300)()
+    assert p == pytest.approx(scores["BLEU"][1].p_value) and p < 0.05
+
+
+@pytest.mark.parametrize("model,setting,expected", [
+    ("tvd", {"method.teacher_prefixes": "online"}, ("tvd", {}, "online")),
+    ("js", {"method.teacher_prefixes": "offline", "student.encoder_layers": 2},
+     ("js", {"student.encoder_layers": 2}, "offline")),
+    ("tvd", {"method.online_teacher": True}, ("tvd", {}, "online")),
+    ("tvd_online", {}, ("tvd", {}, "online")),
+    ("tvd", {}, None),
+])
+def test_prefix_variant(model, setting, expected):
+    assert prefix_variant(model, setting) == expected
+
+
+def test_renderings_escape_and_mark():
+    table = Table("t_x", "Table — a_b", ["model", "TER↓"], [[Cell(text="js (beta=0.5)"), Cell(46.5, 0.31, bold=True,
+                                                                                           mark=True)],
+                                                        [Cell(text="a|b"), Cell(float("nan"))]], "± over 3 seeds")
+    md = to_markdown(table)
+    assert "| js (beta=0.5) | **46.50** ± 0.31 † |" in md and "a\\|b" in md and "| — |" in md
+    tex = to_latex(table)
+    assert r"\textbf{46.50} $\pm$ 0.31$^\dagger$" in tex and r"TER$\downarrow$" in tex and r"\label{tab:t-x}" in tex
+    assert tex_escape("50% of a_b & c") == r"50\% of a\_b \& c"
+    page = to_html(table)
+    assert "<b>46.50</b> ± 0.31<sup" in page and "<caption>± over 3 seeds</caption>" in page
+
+
+def test_the_published_numbers_ship_with_the_package():
+    paper = published()
+    assert len(paper) == 194
+    counts = paper.groupby("table").size().to_dict()
+    assert counts == {"table2": 135, "table3": 36, "table4": 8, "figure2": 15}
+    value = paper.set_index(["table", "task", "model", "setting", "metric"])["value"]
+    assert value[("table2", "dart", "tvd", "", "bleu")] == 46.95
+    assert value[("table2", "wmt16_en_ro", "engine", "", "ter")] == 84.02
+    assert value[("table2", "commonsense_dialogue", "js", "", "bleu1")] == 11.55
+    assert value[("table3", "xsum", "js", "", "r_cvg")] == 1.75
+    assert value[("table3", "commonsense_dialogue", "teacher", "", "teacher_dist")] == 81.19
+    assert value[("table4", "dart", "tvd", "teacher_prefix=online", "bleu")] == 46.57
+    assert value[("figure2", "dart", "js", "student.encoder_layers=2", "bleu")] == 46.1
+    assert not paper.duplicated(["table", "task", "model", "setting", "metric"]).any()
+
+
+def test_format_run_table_still_formats_a_run():
+    from types import SimpleNamespace
+
+    from harness.report import format_run_table
+
+    metrics = pd.DataFrame({"model": ["teacher", "tvd", "tvd"], "metric": ["bleu", "bleu", "ter"],
+                            "value": [50.0, 40.0, 60.0]})
+    text = format_run_table(SimpleNamespace(metrics=metrics, run_id="r1", manifest={"wall_seconds": 3.0}))
+    assert "BLEU" in text and "TER↓" in text and "40.00" in text
+
+
+# --------------------------------------------------------------------------- a synthetic store, no training
+def _write_run(root, run_id, seed, beta, acc, teacher_acc=0.9, wall=10.0):
+    """One run of an unregistered task "toy" in the store's layout: metrics, examples, manifest."""
+    import json
+
+    folder = root / "runs" / run_id
+    folder.mkdir(parents=True)
+    ident = {"run_id": run_id, "task": "toy", "method": "m1", "profile": "ci", "seed": seed}
+    rows = []
+    for model, key, value in (("teacher", "t-eval", teacher_acc), ("m1", f"m1-eval-{seed}-{beta}", acc.mean())):
+        for metric, v in (("acc", value), ("r_llh", 1.0 + seed)):
+            rows.append({**ident, "model": model, "split": "test", "metric": metric, "value": float(v),
+                         "signature": "", "stage_key": key, "variant": f"method.beta={beta}",
+                         "method.beta": beta, "wall_seconds": wall})
+    pd.DataFrame(rows).to_parquet(folder / "metrics.parquet", index=False)
+    ids = [f"x{i}" for i in range(len(acc))]
+    examples = pd.concat([
+        pd.DataFrame({"example_id": ids, "references": [["r"]] * len(acc), "hypothesis": ["h"] * len(acc),
+                      "score_acc": np.full(len(acc), teacher_acc), "model": "teacher"}),
+        pd.DataFrame({"example_id": ids, "references": [["r"]] * len(acc), "hypothesis": ["h"] * len(acc),
+                      "score_acc": acc, "model": "m1"})])
+    examples.assign(**ident).to_parquet(folder / "examples.parquet", index=False)
+    pd.DataFrame(columns=["step", "epoch", "split", "name", "value"]).to_parquet(folder / "curves.parquet")
+    (folder / "manifest.json").write_text(json.dumps({**ident, "config": {"method_params": {"beta": beta}},
+                                                      "wall_seconds": wall}))
+
+
+def test_a_store_with_axes_costs_and_an_unregistered_task(tmp_path):
+    from harness.reporting import load_store, summarise
+    from harness.reporting.tables import table2
+
+    rng = np.random.default_rng(1)
+    high, low = rng.uniform(0.6, 1.0, 50), rng.uniform(0.0, 0.4, 50)
+    _write_run(tmp_path, "r1", 1, 0.5, high, wall=10.0)
+    _write_run(tmp_path, "r2", 2, 0.5, high[::-1].copy(), wall=14.0)
+    _write_run(tmp_path, "r3", 1, 0.85, low, wall=12.0)
+    store = load_store(tmp_path)
+    assert store.axes == ["method.beta"]                        # variant is no axis; wall_seconds is a cost
+    summary = summarise(store)
+    line = {(r.label, r.metric): r for r in summary.itertuples()}
+    assert line[("teacher", "acc")].n == 1                      # one evaluation, three runs
+    assert line[("teacher", "acc")].setting == {"method.beta": None}   # beta does not change the teacher
+    assert line[("m1 (beta=0.5)", "acc")].n == 2
+    assert line[("m1 (beta=0.5)", "acc")].mean == pytest.approx(high.mean())
+    assert line[("m1 (beta=0.5)", "wall_seconds")].mean == pytest.approx(12.0)
+    assert ("teacher", "wall_seconds") not in line               # a run's cost belongs to its own model
+    table = table2(store, summary, "toy", "ci", baseline="teacher", n_samples=200)
+    assert table.header == ["model", "n", "acc"]                 # metrics read off the data, risks and costs apart
+    data = table.data.set_index("row")
+    assert data.loc["m1 (beta=0.85)", "p_value"] < 0.05 and data.loc["m1 (beta=0.5)", "p_value"] < 0.05
+    assert bool(data.loc["m1 (beta=0.5)", "best"]) and not bool(data.loc["m1 (beta=0.85)", "best"])
+    assert np.isnan(data.loc["teacher", "p_value"])              # the baseline is not tested against itself
