@@ -1,22 +1,35 @@
 """The stage cache: each pipeline stage is stored under a hash of its config and its inputs.
 
 ``results/cache/<stage>/<key>/`` holds a stage's files and ``stage.json`` (its
-config, its upstream keys, checksums of its files, how long it took). A folder
-only appears under its final name once complete, so a killed build leaves nothing
-that could be mistaken for a finished stage; a folder whose files no longer match
-their checksums is reported and rebuilt.
+config, its upstream keys, checksums of its files, how long it took and what it
+computed). A folder only appears under its final name once complete, so a killed
+build leaves nothing that could be mistaken for a finished stage; a folder whose
+files no longer match their checksums is reported and rebuilt.
+
+Several processes may share one cache (grid workers, Ray tasks, two runners):
+a build holds the lock ``<stage>/.<key>.lock`` so that a stage is built once while
+the others wait for it and then reuse it. Locks are ``flock`` locks, released by
+the operating system when their process dies. While a stage builds, training keeps
+resumable checkpoints in ``<stage>/<key>.partial/`` (:mod:`harness.checkpoint`); a
+build of the same key after a crash resumes from them, and the folder is removed
+once the stage is complete.
 """
 
 from __future__ import annotations
 
 import hashlib
+import json
 import shutil
 import sys
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
+from filelock import FileLock, Timeout
+
+from .accounting import ComputeMeter
+from .checkpoint import TrainingCheckpoints
 from .config import canonical_json
 from .io import STAGE_RECORD, atomic_dir, checksums, write_json
 
@@ -38,19 +51,43 @@ class StageResult:
     reused: bool
     seconds: float          # time spent now (≈0 when reused)
     record: dict
+    wait_seconds: float = 0.0   # time spent waiting for another process building the same key
+
+
+@dataclass
+class Build:
+    """The stage build in progress: where its training checkpoints go."""
+
+    stage: str
+    key: str
+    label: str
+    partial: Path
+    checkpoints: list[TrainingCheckpoints] = field(default_factory=list)
+
+    def resumed_from(self) -> int | None:
+        """The step training resumed from, if this build went on from a checkpoint."""
+        steps = [c.resumed_from for c in self.checkpoints if c.resumed_from is not None]
+        return max(steps) if steps else None
 
 
 class StageCache:
-    def __init__(self, root: Path, log: Callable[[str], None] = lambda m: print(m, file=sys.stderr)):
+    def __init__(self, root: Path, log: Callable[[str], None] = lambda m: print(m, file=sys.stderr),
+                 meter: ComputeMeter | None = None):
         self.root = Path(root)
         self.log = log
+        self.meter = meter or ComputeMeter()
+        self.building: Build | None = None
 
     def path(self, stage: str, key: str) -> Path:
         return self.root / stage / key
 
-    def _valid(self, path: Path) -> dict | None:
-        import json
+    def partial_path(self, stage: str, key: str) -> Path:
+        return self.root / stage / f"{key}.partial"
 
+    def lock_path(self, stage: str, key: str) -> Path:
+        return self.root / stage / f".{key}.lock"
+
+    def _valid(self, path: Path) -> dict | None:
         record_file = path / STAGE_RECORD
         if not record_file.is_file():
             return None
@@ -63,26 +100,72 @@ class StageCache:
             return None
         return record
 
+    def checkpoints(self, every: int) -> TrainingCheckpoints | None:
+        """Resumable checkpoints for training inside the current build (None: ``every`` <= 0 or no build)."""
+        if every <= 0 or self.building is None:
+            return None
+        checkpoints = TrainingCheckpoints(self.building.partial, every)
+        self.building.checkpoints.append(checkpoints)
+        return checkpoints
+
+    def probe(self, stage: str, config: Any, upstream: dict[str, str]) -> StageResult:
+        """Key and path of a stage, and whether a complete copy exists (``reused``); builds nothing.
+
+        Completeness is judged by the stage record (checksums are checked at use, not here).
+        """
+        key = stage_key(stage, config, upstream)
+        path = self.path(stage, key)
+        record = {}
+        if (path / STAGE_RECORD).is_file():
+            try:
+                record = json.loads((path / STAGE_RECORD).read_text())
+            except (OSError, ValueError):
+                record = {}
+        return StageResult(stage, key, path, bool(record), 0.0, record)
+
     def get_or_build(self, stage: str, config: Any, upstream: dict[str, str],
                      build: Callable[[Path], dict | None], label: str | None = None) -> StageResult:
         """Reuse ``stage`` for this config and upstream if a complete copy exists, else ``build(tmp_dir)``."""
         key = stage_key(stage, config, upstream)
         path = self.path(stage, key)
         label = label or stage
-        if path.exists():
-            record = self._valid(path)
-            if record is not None:
-                self.log(f"[{label}] reusing cached {stage} {key} ({path})")
-                return StageResult(stage, key, path, True, 0.0, record)
-            shutil.rmtree(path, ignore_errors=True)
+        lock = FileLock(str(self.lock_path(stage, key)))
+        path.parent.mkdir(parents=True, exist_ok=True)
+        waited = time.time()
+        try:
+            lock.acquire(timeout=0)
+        except Timeout:
+            self.log(f"[{label}] waiting for another process that is building {stage} {key}")
+            lock.acquire()
+        waited = time.time() - waited
+        try:
+            if path.exists():
+                record = self._valid(path)
+                if record is not None:
+                    self.log(f"[{label}] reusing cached {stage} {key} ({path})")
+                    return StageResult(stage, key, path, True, 0.0, record, waited)
+                shutil.rmtree(path, ignore_errors=True)
+            return self._build(stage, key, config, upstream, build, label, waited)
+        finally:
+            lock.release()
+
+    def _build(self, stage, key, config, upstream, build, label, waited) -> StageResult:
+        path, partial = self.path(stage, key), self.partial_path(stage, key)
         self.log(f"[{label}] building {stage} {key}")
         start = time.time()
-        with atomic_dir(path) as tmp:
-            info = build(tmp) or {}
-            seconds = time.time() - start
-            record = {"stage": stage, "key": key, "config": config, "upstream": upstream,
-                      "seconds": round(seconds, 3), "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-                      "info": info, "checksums": checksums(tmp)}
-            write_json(tmp / STAGE_RECORD, record)
+        self.building = Build(stage, key, label, partial)
+        try:
+            with atomic_dir(path) as tmp:
+                with self.meter.measure() as compute:
+                    info = build(tmp) or {}
+                seconds = time.time() - start
+                record = {"stage": stage, "key": key, "config": config, "upstream": upstream,
+                          "seconds": round(seconds, 3), "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+                          "info": info, "compute": compute.as_dict(), "resumed_from_step": self.building.resumed_from(),
+                          "checksums": checksums(tmp)}
+                write_json(tmp / STAGE_RECORD, record)
+        finally:
+            self.building = None
+        shutil.rmtree(partial, ignore_errors=True)
         self.log(f"[{label}] done in {seconds:.1f}s")
-        return StageResult(stage, key, path, False, seconds, record)
+        return StageResult(stage, key, path, False, seconds, record, waited)

@@ -33,7 +33,8 @@ def cli() -> None:
 @click.option("--results-dir", default=None, help="Where runs and the stage cache go (default: results).")
 @click.option("--plugins", multiple=True, metavar="FILE.py", help="Import a local file of plugins first.")
 @click.option("--device", default=None, help="auto | cpu | cuda | cuda:N | mps")
-def run_cmd(task, method, profile, seed, sets, data_dir, results_dir, plugins, device) -> None:
+@click.option("--trust-remote-code", is_flag=True, help="Allow a pretrained hub model to run its own Python code.")
+def run_cmd(task, method, profile, seed, sets, data_dir, results_dir, plugins, device, trust_remote_code) -> None:
     """Train (or reuse) the teacher, pseudo-labels and pre-distilled student, distil, evaluate."""
     from .config import parse_sets, resolve_config
 
@@ -49,6 +50,8 @@ def run_cmd(task, method, profile, seed, sets, data_dir, results_dir, plugins, d
         pairs.append(("results_dir", results_dir))
     if device is not None:
         pairs.append(("device", device))
+    if trust_remote_code:
+        pairs.append(("teacher.trust_remote_code", "true"))
     cfg = resolve_config(task, method, profile, seed, pairs)
 
     from .pipeline import Pipeline
@@ -60,6 +63,81 @@ def run_cmd(task, method, profile, seed, sets, data_dir, results_dir, plugins, d
     if reused:
         click.echo(f"reused from cache: {', '.join(reused)}")
     click.echo(f"results: {outcome.path}")
+
+
+@cli.command("grid")
+@click.argument("spec", required=False, default="table2")
+@click.option("--tasks", default=None, metavar="A,B|all", help="Replace the spec's tasks.")
+@click.option("--methods", default=None, metavar="A,B|all", help="Replace the spec's methods.")
+@click.option("--seeds", default=None, metavar="S1,S2", help="Replace the spec's seeds (method-stage seeds).")
+@click.option("--profile", default=None, help="ci | cpu | paper (default: the spec's).")
+@click.option("--set", "sets", multiple=True, metavar="KEY=VALUE",
+              help="Override a config field in every cell (method.NAME: in the methods that have NAME).")
+@click.option("--axis", "axes", multiple=True, metavar="KEY=V1,V2",
+              help="Sweep a config field (added to the spec's axes, or replacing one), e.g. --axis method.beta=0.5,0.85.")
+@click.option("--results-dir", default="results", show_default=True, help="Runs, stage cache, locks and records.")
+@click.option("--plugins", multiple=True, metavar="FILE.py", help="Import a local file of plugins first.")
+@click.option("--device", default=None, help="auto | cpu | cuda | cuda:N | mps")
+@click.option("--executor", type=click.Choice(["local", "ray"]), default="local", show_default=True,
+              help="local: this machine; ray: each cell a Ray task.")
+@click.option("--workers", type=int, default=1, show_default=True,
+              help="local: cells at once, each in its own worker process (1: in this process).")
+@click.option("--address", default=None, help="ray: the cluster to join (e.g. auto, ray://head:10001); "
+                                               "default RAY_ADDRESS or a new local instance.")
+@click.option("--cpus-per-cell", type=float, default=None, help="ray: CPUs per cell (default: the spec's).")
+@click.option("--gpus-per-cell", type=float, default=None, help="ray: GPUs per cell (default: the spec's).")
+@click.option("--dry-run", is_flag=True, help="List the cells and what each would build or reuse; run nothing.")
+def grid_cmd(spec, tasks, methods, seeds, profile, sets, axes, results_dir, plugins, device, executor, workers,
+             address, cpus_per_cell, gpus_per_cell, dry_run) -> None:
+    """Run a grid of cells (tasks × methods × seeds × axes): only what is not done yet.
+
+    SPEC is a shipped grid (table2, figure2, table4) or a TOML/YAML spec file. Killed
+    and run again, it finishes what is missing; failed cells are listed at the end
+    (exit code 1) with their records in RESULTS/failed/.
+    """
+    from pathlib import Path
+
+    from .config import PROFILES, parse_sets
+    from .grid import expand, format_plan, load_spec, plan_grid, run_grid, with_overrides
+    from .registry import UnknownNameError
+
+    _load_plugins(plugins)
+    grid = with_overrides(load_spec(spec), tasks=tasks, methods=methods, seeds=seeds, axes=axes)
+    if profile is not None and profile not in PROFILES:
+        raise UnknownNameError("profile", profile, list(PROFILES))
+    grid = grid.for_profile(profile)
+    pairs = parse_sets(sets)
+    if device is not None:
+        pairs.append(("device", device))
+    cells = expand(grid, str(Path(results_dir).resolve()), pairs, tuple(str(Path(p).resolve()) for p in plugins))
+    if dry_run:
+        click.echo(format_plan(plan_grid(cells), grid.name, grid.profile))
+        return
+    report = run_grid(cells, grid.name, grid.profile, executor=executor, workers=workers, address=address,
+                      cpus=cpus_per_cell if cpus_per_cell is not None else grid.resources.get("cpus", 1),
+                      gpus=gpus_per_cell if gpus_per_cell is not None else grid.resources.get("gpus", 0),
+                      echo=click.echo)
+    click.echo(report.summary())
+    if report.failed:
+        sys.exit(1)   # (ctx.exit would only be returned by main() outside standalone mode)
+
+
+@cli.command("report")
+@click.option("--results", "results_dir", default="results", show_default=True, help="The results store to read.")
+@click.option("--out", "out_dir", default="reports", show_default=True, help="Where tables, figures and the page go.")
+@click.option("--compare", type=click.Choice(["paper"]), multiple=True,
+              help="Set the paper's published numbers beside ours, with Kendall τ of the KD methods' order.")
+@click.option("--baseline", default="predistill", show_default=True,
+              help="Row that † compares every other row with (paired bootstrap); 'none' for no test.")
+@click.option("--bootstrap-samples", type=click.IntRange(min=10), default=1000, show_default=True)
+@click.option("--screenshot", is_flag=True, help="Also write report.png of the page (needs Chromium).")
+def report_cmd(results_dir, out_dir, compare, baseline, bootstrap_samples, screenshot) -> None:
+    """Tables (Markdown, LaTeX, CSV), plots (PNG, SVG) and one HTML page, from the results store alone."""
+    from .reporting import build_report
+
+    report = build_report(results_dir, out_dir, tuple(compare), None if baseline.lower() == "none" else baseline,
+                          bootstrap_samples, screenshot)
+    click.echo(f"{len(report.tables)} tables, {len(report.figures)} figures → {report.out}/report.html")
 
 
 @cli.command("list")
@@ -81,6 +159,51 @@ def list_cmd(plugins) -> None:
     click.echo("profiles:")
     for name in PROFILES:
         click.echo(f"  {name}")
+
+
+@cli.command("bench")
+@click.option("--preset", "presets", multiple=True, metavar="NAME",
+              help="dart-like | xsum-like | paper-gpu (repeatable; default: dart-like and xsum-like).")
+@click.option("--method", "methods", multiple=True, metavar="NAME",
+              help="Repeatable; default: the preset's list (paper-gpu: kl, rkl, js, tvd), else every method.")
+@click.option("--mode", "modes", multiple=True, type=click.Choice(["fast", "reference", "bare"]),
+              help="Repeatable; default: all three.")
+@click.option("--repeats", type=click.IntRange(min=1), default=None,
+              help="Timed steps per mode (median; default: the preset's, 5 or 3).")
+@click.option("--threads", type=click.IntRange(min=0), default=None,
+              help="torch CPU threads (default: torch's own, one per core).")
+@click.option("--set", "sets", multiple=True, metavar="KEY=VALUE",
+              help="Override a preset field, e.g. --set batch_size=16 --set teacher.d_model=256.")
+@click.option("--device", default=None, help="auto | cpu | cuda | cuda:N (default: the preset's).")
+@click.option("--no-table4", is_flag=True, help="Skip the online-vs-offline teacher prefixes of JS and TVD.")
+@click.option("--results-dir", default="results", show_default=True, help="Writes <results-dir>/bench/<time>.parquet.")
+@click.option("--plugins", multiple=True, metavar="FILE.py", help="Import a local file of plugins first.")
+@click.option("--dry-run", is_flag=True, help="Print the resolved preset configurations; measure nothing.")
+def bench_cmd(presets, methods, modes, repeats, threads, sets, device, no_table4, results_dir, plugins,
+              dry_run) -> None:
+    """Step time, tokens/s and peak memory of fast vs reference (paper-code) mode vs the bare floor."""
+    import json
+
+    from .bench import MODES, describe, format_tables, method_names, resolve_bench_config, run_bench, write_results
+    from .config import parse_sets
+
+    _load_plugins(plugins)
+    pairs = parse_sets(sets)
+    for key, value in (("repeats", repeats), ("threads", threads), ("device", device)):
+        if value is not None:
+            pairs.append((key, str(value)))
+    configs = [resolve_bench_config(p, pairs) for p in (presets or ("dart-like", "xsum-like"))]
+    plan = [(cfg, method_names(cfg, methods)) for cfg in configs]   # unknown names fail before any measuring
+    if dry_run:
+        click.echo(json.dumps([{**describe(cfg), "methods": names} for cfg, names in plan], indent=2))
+        return
+    rows = []
+    for cfg, names in plan:
+        rows += run_bench(cfg, names, tuple(modes) or MODES, table4=not no_table4,
+                          progress=lambda line: click.echo(line, err=True))
+    path = write_results(rows, results_dir)
+    click.echo(format_tables(rows))
+    click.echo(f"results: {path}")
 
 
 def _prefix_sources(cls) -> str:

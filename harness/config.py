@@ -47,6 +47,7 @@ class ModelConfig:
 
     family: str = "t5"                # t5 | bart | gpt2 (decoder-only: decoder_layers = its depth)
     pretrained: str | None = None
+    trust_remote_code: bool = False   # run a hub model's own Python code; off unless the user asks (--trust-remote-code)
     d_model: int = 128
     encoder_layers: int = 3
     decoder_layers: int = 3
@@ -75,6 +76,7 @@ class TrainConfig:
     evals_per_epoch: float = 2.0      # validation checks for checkpoint selection (PAPER: every 0.3–0.5 epoch); 0: none
     select_best: bool = True          # False: keep the last checkpoint (dialogue)
     max_steps: int | None = None
+    precision: str = "no"            # no | fp16 | bf16: mixed precision through Accelerate
 
 
 @dataclass
@@ -98,6 +100,7 @@ class RunConfig:
     upstream_seed: int | None = 42    # teacher, pseudo-labels, pre-distill; None → use ``seed`` (no sharing)
     device: str = "auto"              # auto | cpu | cuda | cuda:N | mps
     results_dir: str = "results"
+    checkpoint_every: int = 100       # training steps between resumable checkpoints (0: none); not part of a run's identity
     data: DataConfig = field(default_factory=DataConfig)
     tokenizer: TokenizerConfig = field(default_factory=TokenizerConfig)
     teacher: ModelConfig = field(default_factory=ModelConfig)
@@ -115,6 +118,9 @@ class RunConfig:
     # chosen checkpoints were not the best under beam search (measured on the cpu profile).
     selection_decode: DecodeConfig = field(default_factory=lambda: DecodeConfig(num_beams=5))     # validation
     eval_decode: DecodeConfig = field(default_factory=lambda: DecodeConfig(num_beams=5))          # test
+    # TeacherDist (PAPER.md Table 3): distinct bigrams over this many ancestral teacher samples per test input.
+    teacher_dist_samples: int = 5
+    teacher_dist_sampling: DecodeConfig = field(default_factory=lambda: DecodeConfig(num_beams=1, do_sample=True))
     method_params: dict = field(default_factory=dict)   # checked against the method's Params
 
 
@@ -133,6 +139,7 @@ PROFILES: dict[str, dict[str, Any]] = {
         "online_sampling.num_beams": 2, "online_sampling.max_new_tokens": 16,
         "selection_decode.num_beams": 2, "selection_decode.max_new_tokens": 16,
         "eval_decode.num_beams": 2, "eval_decode.max_new_tokens": 16,
+        "teacher_dist_sampling.max_new_tokens": 16,
     },
     "cpu": {},  # the dataclass defaults are the cpu profile
     "paper": {
@@ -145,6 +152,7 @@ PROFILES: dict[str, dict[str, Any]] = {
         "tokenizer.max_source_tokens": 1024, "tokenizer.max_target_tokens": 128,
         "pseudo_labels.max_new_tokens": 128, "online_sampling.max_new_tokens": 128,
         "eval_decode.max_new_tokens": 128, "selection_decode.max_new_tokens": 128,
+        "teacher_dist_sampling.max_new_tokens": 128,
         "selection_decode.num_beams": 5, "online_sampling.num_beams": 5,
         "teacher.dropout": 0.1,
     },

@@ -1,12 +1,20 @@
-"""Atomic, checksummed writes: a killed run never leaves a file that looks complete."""
+"""Atomic, checksummed writes: a killed run never leaves a file that looks complete.
+
+Temporary folders carry the pid and host of the process that made them
+(``.NAME.tmp-PID@HOST-XXXX``), so that :func:`sweep_stale` can remove the ones whose
+process is gone (killed with ``kill -9``) without touching those of live writers.
+"""
 
 from __future__ import annotations
 
 import hashlib
 import json
 import os
+import re
 import shutil
+import socket
 import tempfile
+import uuid
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator
@@ -45,19 +53,32 @@ def write_json(path: Path, obj, *, indent: int = 2) -> None:
         raise
 
 
-@contextmanager
-def atomic_dir(final: Path) -> Iterator[Path]:
-    """Yield a temporary sibling folder; on success it replaces ``final`` in one rename.
+def _owner() -> str:
+    return f"{os.getpid()}@{socket.gethostname()}"
 
-    On any exception the temporary folder is removed and ``final`` is left as it was.
+
+# .NAME.tmp-PID@HOST-RANDOM  (mkdtemp's random part has no '-')
+_OWNED = re.compile(r"^\..+\.(?:tmp|old)-(?P<pid>\d+)@(?P<host>.+)-[^-]+$")
+
+
+@contextmanager
+def atomic_dir(final: Path, temp_root: Path | None = None) -> Iterator[Path]:
+    """Yield a temporary folder; on success it replaces ``final`` in one rename.
+
+    The temporary folder lives in ``temp_root`` (default: next to ``final``; it must be
+    on the same file system), so a reader that lists ``final.parent`` only ever sees
+    complete folders when ``temp_root`` is elsewhere. On any exception the temporary
+    folder is removed and ``final`` is left as it was.
     """
     final = Path(final)
+    root = Path(temp_root) if temp_root is not None else final.parent
     final.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(dir=final.parent, prefix=f".{final.name}.tmp-"))
+    root.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(dir=root, prefix=f".{final.name}.tmp-{_owner()}-"))
     try:
         yield tmp
         if final.exists():
-            old = final.parent / f".{final.name}.old-{os.getpid()}"
+            old = root / f".{final.name}.old-{_owner()}-{uuid.uuid4().hex[:8]}"
             os.replace(final, old)
             os.replace(tmp, final)
             shutil.rmtree(old, ignore_errors=True)
@@ -66,3 +87,27 @@ def atomic_dir(final: Path) -> Iterator[Path]:
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
+
+
+def pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:   # alive, owned by someone else
+        return True
+    return True
+
+
+def sweep_stale(folder: Path) -> list[Path]:
+    """Remove temporary folders in ``folder`` left by dead processes of this host; returns them."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        return []
+    host, removed = socket.gethostname(), []
+    for entry in folder.iterdir():
+        match = _OWNED.match(entry.name)
+        if match and match["host"] == host and not pid_alive(int(match["pid"])):
+            shutil.rmtree(entry, ignore_errors=True)
+            removed.append(entry)
+    return removed

@@ -75,24 +75,36 @@ def _pretrained_error(kind: str, name: str, err: Exception):
         f"Offline? Point teacher.pretrained at a local folder written by save_pretrained (model and tokenizer)")
 
 
-def load_tokenizer(path: str | Path):
+def load_tokenizer(path: str | Path, trust_remote_code: bool = False):
     from transformers import AutoTokenizer
 
     try:
-        return AutoTokenizer.from_pretrained(str(path))
+        tok = AutoTokenizer.from_pretrained(str(path), trust_remote_code=trust_remote_code)
     except (OSError, ValueError) as err:
         raise _pretrained_error("tokenizer", str(path), err) from err
+    if tok.pad_token is None:  # GPT-2 / DialoGPT ship none; padding is always masked, so EOS serves
+        tok.pad_token = tok.eos_token
+    return tok
 
 
 # ---------------------------------------------------------------- models
 
-def build_seq2seq(cfg: ModelConfig, tokenizer) -> nn.Module:
-    """An encoder-decoder from ``cfg`` (random init) or ``from_pretrained(cfg.pretrained)``."""
+FAMILIES = ("t5", "bart", "gpt2")
+DECODER_ONLY_FAMILIES = frozenset({"gpt2"})
+
+
+def build_model(cfg: ModelConfig, tokenizer) -> nn.Module:
+    """The teacher from ``cfg`` (random init) or ``from_pretrained(cfg.pretrained)``.
+
+    ``cfg.family`` picks encoder-decoder (t5, bart) or decoder-only (gpt2).
+    """
     import transformers
 
     if cfg.pretrained:
+        auto = (transformers.AutoModelForCausalLM if cfg.family in DECODER_ONLY_FAMILIES
+                else transformers.AutoModelForSeq2SeqLM)
         try:
-            return transformers.AutoModelForSeq2SeqLM.from_pretrained(cfg.pretrained)
+            return auto.from_pretrained(cfg.pretrained, trust_remote_code=cfg.trust_remote_code)
         except (OSError, ValueError) as err:
             raise _pretrained_error("model", cfg.pretrained, err) from err
     common = dict(vocab_size=len(tokenizer), pad_token_id=tokenizer.pad_token_id,
@@ -111,7 +123,35 @@ def build_seq2seq(cfg: ModelConfig, tokenizer) -> nn.Module:
             d_model=cfg.d_model, d_kv=cfg.d_model // cfg.heads, d_ff=cfg.ffn_dim, num_layers=cfg.encoder_layers,
             num_decoder_layers=cfg.decoder_layers, num_heads=cfg.heads, dropout_rate=cfg.dropout, **common)
         return transformers.T5ForConditionalGeneration(config)
-    raise ValueError(f"unknown model family {cfg.family!r}; known: bart, t5")
+    if cfg.family == "gpt2":
+        config = transformers.GPT2Config(
+            vocab_size=len(tokenizer), n_positions=cfg.max_positions, n_embd=cfg.d_model, n_layer=cfg.decoder_layers,
+            n_head=cfg.heads, n_inner=cfg.ffn_dim, resid_pdrop=cfg.dropout, embd_pdrop=cfg.dropout,
+            attn_pdrop=cfg.dropout, bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id,
+            pad_token_id=tokenizer.pad_token_id)
+        return transformers.GPT2LMHeadModel(config)
+    raise ValueError(f"unknown model family {cfg.family!r}; known: {', '.join(FAMILIES)}")
+
+
+build_seq2seq = build_model   # the name the encoder-decoder-only versions used
+
+
+def load_model(path: str | Path) -> nn.Module:
+    """A model written by ``save_pretrained``, encoder-decoder or decoder-only as its config says."""
+    import transformers
+
+    config = transformers.AutoConfig.from_pretrained(str(path))
+    auto = transformers.AutoModelForSeq2SeqLM if config.is_encoder_decoder else transformers.AutoModelForCausalLM
+    return auto.from_pretrained(str(path))
+
+
+def language_model(model: nn.Module, tokenizer):
+    """The engine's view of ``model``: :class:`Seq2SeqLM` or :class:`harness.causal.CausalLM`."""
+    if model.config.is_encoder_decoder:
+        return Seq2SeqLM(model, tokenizer)
+    from .causal import CausalLM
+
+    return CausalLM(model, tokenizer)
 
 
 def _layer_stacks(model: nn.Module) -> dict[str, nn.ModuleList]:
@@ -120,6 +160,8 @@ def _layer_stacks(model: nn.Module) -> dict[str, nn.ModuleList]:
         return {"encoder": model.model.encoder.layers, "decoder": model.model.decoder.layers}
     if kind in ("t5", "mt5"):
         return {"encoder": model.encoder.block, "decoder": model.decoder.block}
+    if kind == "gpt2":
+        return {"decoder": model.transformer.h}
     raise ValueError(f"layer copy does not know the model type {kind!r}")
 
 
@@ -127,6 +169,7 @@ _DEPTH_FIELDS = {
     "bart": ("encoder_layers", "decoder_layers"), "mbart": ("encoder_layers", "decoder_layers"),
     "marian": ("encoder_layers", "decoder_layers"), "pegasus": ("encoder_layers", "decoder_layers"),
     "t5": ("num_layers", "num_decoder_layers"), "mt5": ("num_layers", "num_decoder_layers"),
+    "gpt2": (None, "n_layer"),   # decoder-only: the encoder depth is ignored
 }
 
 
@@ -137,13 +180,16 @@ def make_student(teacher: nn.Module, encoder_layers: int, decoder_layers: int) -
     """
     enc_field, dec_field = _DEPTH_FIELDS[teacher.config.model_type]
     config = copy.deepcopy(teacher.config)
-    setattr(config, enc_field, encoder_layers)
+    if enc_field is not None:
+        setattr(config, enc_field, encoder_layers)
     setattr(config, dec_field, decoder_layers)
     student = type(teacher)(config)
     student.load_state_dict(teacher.state_dict(), strict=False)  # embeddings, norms, head
     stacks_t, stacks_s = _layer_stacks(teacher), _layer_stacks(student)
     layer_map = {}
     for name, n_student in (("encoder", encoder_layers), ("decoder", decoder_layers)):
+        if name not in stacks_t:
+            continue
         n_teacher = len(stacks_t[name])
         copied = layers_to_copy(n_teacher, n_student)
         for i, j in enumerate(copied):
@@ -169,10 +215,16 @@ def resolve_device(name: str) -> torch.device:
 
 @dataclass
 class Prefix:
-    """Target-side token sequences: ``tokens[b, t]`` is y_t; ``mask`` marks real tokens (EOS included)."""
+    """Target-side token sequences: ``tokens[b, t]`` is y_t; ``mask`` marks real tokens (EOS included).
+
+    ``logits``, when set, holds the raw next-token logits [B, T, V] of the model that
+    sampled the tokens (``logits[b, t]`` predicts y_t), kept so that nobody has to run
+    that model over its own samples again.
+    """
 
     tokens: torch.Tensor
     mask: torch.Tensor
+    logits: torch.Tensor | None = None
 
 
 @dataclass
@@ -222,24 +274,55 @@ class Seq2SeqLM:
                           decoder_input_ids=decoder_input, decoder_attention_mask=decoder_mask,
                           output_hidden_states=hidden_states, return_dict=True, use_cache=False)
 
+    returns_sampling_logits = True   # generate(..., return_logits=True) is supported (the engine checks this)
+
     @torch.no_grad()
-    def generate(self, enc: Encoded, decode: DecodeConfig) -> Prefix:
-        """Decode from a shared encoder pass; returns the generated tokens as a :class:`Prefix`."""
-        from transformers import GenerationConfig
+    def generate(self, enc: Encoded, decode: DecodeConfig, return_logits: bool = False) -> Prefix:
+        """Decode from a shared encoder pass (KV cache on); returns the generated tokens as a :class:`Prefix`.
+
+        ``return_logits`` with a single beam also returns the raw (unprocessed) logits that
+        each token was drawn from, in ``Prefix.logits``; they equal a teacher-forced
+        forward pass over the returned tokens up to float error. With several beams the
+        per-step logits belong to beams that are reordered and pruned, not to the returned
+        sequences, so none are returned (``logits`` stays None) and callers score the
+        tokens with :meth:`forward` instead.
+        """
         from transformers.modeling_outputs import BaseModelOutput
 
-        gen = GenerationConfig(
-            num_beams=decode.num_beams, do_sample=decode.do_sample, top_k=decode.top_k or 0,
-            top_p=decode.top_p if decode.top_p is not None else 1.0, length_penalty=decode.length_penalty,
-            max_new_tokens=decode.max_new_tokens, min_new_tokens=decode.min_new_tokens or None,
-            early_stopping=True if decode.num_beams > 1 else False, pad_token_id=self.pad_id,
-            eos_token_id=self.eos_id, decoder_start_token_id=self.start_id, bos_token_id=self.tokenizer.bos_token_id,
-        )
+        gen = generation_config(decode, pad_id=self.pad_id, eos_id=self.eos_id,
+                                bos_id=self.tokenizer.bos_token_id, start_id=self.start_id)
+        keep = return_logits and decode.num_beams == 1
+        gen.use_cache = True
+        gen.return_dict_in_generate = keep
+        gen.output_logits = keep
         out = self.model.generate(
             encoder_outputs=BaseModelOutput(last_hidden_state=enc.outputs.last_hidden_state.detach()),
             attention_mask=enc.attention_mask, generation_config=gen,
         )
-        return sequences_to_prefix(out[:, 1:], self.eos_id, self.pad_id)
+        sequences = out.sequences if keep else out
+        prefix = sequences_to_prefix(sequences[:, 1:], self.eos_id, self.pad_id)
+        if keep:
+            logits = torch.stack(out.logits, dim=1) if out.logits else sequences.new_zeros(
+                (sequences.shape[0], 0, self.model.config.vocab_size), dtype=torch.float32)
+            if logits.shape[1] != prefix.tokens.shape[1]:
+                raise RuntimeError(f"generate returned {logits.shape[1]} logit steps for "
+                                   f"{prefix.tokens.shape[1]} tokens")
+            prefix.logits = logits
+        return prefix
+
+
+def generation_config(decode: DecodeConfig, *, pad_id: int, eos_id: int, bos_id: int | None,
+                      start_id: int | None = None):
+    """A transformers ``GenerationConfig`` for ``decode`` (the same settings for every architecture)."""
+    from transformers import GenerationConfig
+
+    return GenerationConfig(
+        num_beams=decode.num_beams, do_sample=decode.do_sample, top_k=decode.top_k or 0,
+        top_p=decode.top_p if decode.top_p is not None else 1.0, length_penalty=decode.length_penalty,
+        max_new_tokens=decode.max_new_tokens, min_new_tokens=decode.min_new_tokens or None,
+        early_stopping=True if decode.num_beams > 1 else False, pad_token_id=pad_id,
+        eos_token_id=eos_id, decoder_start_token_id=start_id, bos_token_id=bos_id,
+    )
 
 
 def sequences_to_prefix(tokens: torch.Tensor, eos_id: int, pad_id: int) -> Prefix:

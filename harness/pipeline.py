@@ -22,12 +22,14 @@ import pandas as pd
 import torch
 
 from . import evaluate as ev
+from .accounting import ComputeMeter
 from .cache import StageCache, StageResult
 from .config import RunConfig
 from .data import TokenizedSplit, tokenize_split
 from .engine import train
 from .methods.baselines import MLE, PreDistill
-from .models import Seq2SeqLM, build_seq2seq, load_tokenizer, make_student, resolve_device, train_tokenizer
+from .models import (DECODER_ONLY_FAMILIES, Seq2SeqLM, build_model, language_model, load_model, load_tokenizer,
+                     make_student, resolve_device, train_tokenizer)
 from .registry import METHODS, TASKS, HarnessError
 from .task import Example
 
@@ -51,8 +53,14 @@ class Pipeline:
         self.task = TASKS.get(cfg.task)(cfg.data)
         self.method_cls = METHODS.get(cfg.method)
         self.method = self.method_cls(cfg.method_params)
+        decoder_only = cfg.teacher.family in DECODER_ONLY_FAMILIES
+        if decoder_only != (self.task.architecture == "decoder-only"):
+            raise HarnessError(f"task {cfg.task!r} is {self.task.architecture} but teacher.family={cfg.teacher.family!r} "
+                               f"is {'decoder-only' if decoder_only else 'encoder-decoder'}")
         self.device = resolve_device(cfg.device)
-        self.cache = StageCache(Path(cfg.results_dir) / "cache", log)
+        self.meter = ComputeMeter()   # forward/generated tokens of teacher and students, per stage build
+        self.cache = StageCache(Path(cfg.results_dir) / "cache", log, meter=self.meter)
+        self.planning = False         # plan(): work out stage keys, build nothing
         self.upstream_seed = cfg.seed if cfg.upstream_seed is None else cfg.upstream_seed
         self.stages: dict[str, StageResult] = {}
         self.examples: dict[str, list[Example]] = {}
@@ -79,16 +87,23 @@ class Pipeline:
 
     # ------------------------------------------------------------------ stages
     def _stage(self, name: str, config, upstream, build, label=None) -> StageResult:
-        result = self.cache.get_or_build(name, config, upstream, build, label)
+        if self.planning:   # only the key, and whether a complete copy exists
+            result = self.cache.probe(name, config, upstream)
+        else:
+            result = self.cache.get_or_build(name, config, upstream, build, label)
         self.stages[label or name] = result
         return result
+
+    def _checkpoints(self):
+        """Resumable training checkpoints of the stage being built (kept until it completes)."""
+        return self.cache.checkpoints(self.cfg.checkpoint_every)
 
     def tokenizer_stage(self):
         cfg = self.cfg
 
         def build(out: Path):
             if cfg.teacher.pretrained:
-                tok = load_tokenizer(cfg.teacher.pretrained)
+                tok = load_tokenizer(cfg.teacher.pretrained, cfg.teacher.trust_remote_code)
             else:
                 train_texts = sorted({e.source for e in self.examples["train"]} | {e.target for e in self.examples["train"]})
                 tok = train_tokenizer(train_texts, cfg.tokenizer.vocab_size)
@@ -97,6 +112,8 @@ class Pipeline:
 
         st = self._stage("tokenizer", {"tokenizer": asdict(cfg.tokenizer), "pretrained": cfg.teacher.pretrained},
                          {"data": self.data_key}, build)
+        if self.planning:
+            return st
         self.tokenizer = load_tokenizer(st.path)
         t = cfg.tokenizer
         self.splits = {s: tokenize_split(ex, self.tokenizer, t.max_source_tokens, t.max_target_tokens)
@@ -121,22 +138,22 @@ class Pipeline:
         return validate
 
     def _load_lm(self, path: Path) -> Seq2SeqLM:
-        import transformers
-
-        model = transformers.AutoModelForSeq2SeqLM.from_pretrained(str(path)).to(self.device)
+        model = load_model(path).to(self.device)
         model.eval()
-        return Seq2SeqLM(model, self.tokenizer)
+        return language_model(model, self.tokenizer)
 
     def teacher_stage(self):
         cfg = self.cfg
 
         def build(out: Path):
-            model = build_seq2seq(cfg.teacher, self.tokenizer).to(self.device)
-            lm = Seq2SeqLM(model, self.tokenizer)
+            torch.manual_seed(self.upstream_seed)   # the initial weights belong to the key, whichever cell builds it
+            model = self.meter.track(build_model(cfg.teacher, self.tokenizer).to(self.device), "teacher")
+            lm = language_model(model, self.tokenizer)
             info = {"parameters": sum(p.numel() for p in model.parameters())}
             if cfg.teacher_train.epochs > 0:
                 result = train(lm, MLE(), self.splits["train"], cfg.teacher_train, validate=self._validator(),
-                               seed=self.upstream_seed, device=self.device, desc="teacher")
+                               seed=self.upstream_seed, device=self.device, desc="teacher",
+                               checkpoints=self._checkpoints())
                 _save_curves(out, result.curves)
                 info.update(steps=result.steps, best_step=result.best_step, best_validation=result.best_score)
             model.save_pretrained(str(out))
@@ -145,7 +162,10 @@ class Pipeline:
         config = {"teacher": asdict(cfg.teacher), "train": asdict(cfg.teacher_train),
                   "selection": asdict(cfg.selection_decode), "seed": self.upstream_seed, "device": self.device.type}
         st = self._stage("teacher", config, {"tokenizer": self.stages["tokenizer"].key, "data": self.data_key}, build)
+        if self.planning:
+            return st
         self.teacher = self._load_lm(st.path)
+        self.meter.track(self.teacher.model, "teacher")
         return st
 
     def pseudo_label_stage(self):
@@ -166,6 +186,8 @@ class Pipeline:
 
         st = self._stage("pseudo_labels", {"decode": asdict(self.cfg.pseudo_labels)},
                          {"teacher": self.stages["teacher"].key}, build)
+        if self.planning:
+            return st
         table = pd.read_parquet(st.path / "pseudo_labels.parquet")
         by_source = {s: [int(t) for t in toks] for s, toks in zip(table["source"], table["tokens"])}
         max_t = self.cfg.tokenizer.max_target_tokens
@@ -183,13 +205,13 @@ class Pipeline:
             else:
                 model = self._load_lm(self.stages["predistill"].path).model
                 layer_map = json.loads((self.stages["predistill"].path / "layer_map.json").read_text())
-            model = model.to(self.device)
-            lm = Seq2SeqLM(model, self.tokenizer)
+            model = self.meter.track(model.to(self.device), "student")
+            lm = language_model(model, self.tokenizer)
             teacher = self.teacher if (method.uses_teacher or "teacher_sample" in method.prefix_weights()) else None
             result = train(lm, method, self.splits["train"], schedule, teacher=teacher, sampling=cfg.online_sampling,
                            layer_map=layer_map, validate=self._validator(),
                            seed=self.upstream_seed if label == "predistill" else cfg.seed,
-                           device=self.device, desc=label)
+                           device=self.device, desc=label, checkpoints=self._checkpoints())
             model.save_pretrained(str(out))
             (out / "layer_map.json").write_text(json.dumps(layer_map))
             _save_curves(out, result.curves)
@@ -204,7 +226,9 @@ class Pipeline:
         return self._stage("student", config, upstream, build, label=label)
 
     def predistill_stage(self):
-        method = self.method if self.cfg.method == "predistill" else PreDistill()
+        # The shared pre-distilled student uses the task's defaults (α_hid differs for dialogue).
+        method = (self.method if self.cfg.method == "predistill"
+                  else PreDistill(PreDistill.resolve_params({}, type(self.task))))
         return self._student_stage("predistill", method, "layer_copy", self.cfg.student_train, {})
 
     def method_stage(self):
@@ -224,8 +248,13 @@ class Pipeline:
         """Decode the test split, score it, and compute the likelihood and coverage risks."""
         test = self.splits["test"]
 
+        # Sampled decoding (dialogue) must not depend on what ran before in this process.
+        seed = self.cfg.seed if label == self.cfg.method else self.upstream_seed
+
         def build(out: Path):
             lm = self.teacher if is_teacher else self._load_lm(model_stage.path)
+            self.meter.track(lm.model, "teacher" if is_teacher else "student")
+            torch.manual_seed(seed)
             start = time.time()
             outputs = ev.decode(lm, test, self.cfg.eval_decode, self.device, desc=f"evaluate {label}")
             decode_seconds = time.time() - start
@@ -240,6 +269,9 @@ class Pipeline:
             metrics = dict(scores.corpus)
             metrics["r_llh"] = ev.per_token(teacher_nll)
             metrics["r_cvg"] = ev.per_token(coverage)
+            if is_teacher and self.cfg.teacher_dist_samples > 0:
+                metrics["teacher_dist"] = ev.teacher_dist(lm, test, self.cfg.teacher_dist_sampling,
+                                                          self.cfg.teacher_dist_samples, self.device, self.upstream_seed)
             metrics["output_tokens"] = sum(len(o) for o in outputs) / len(outputs)
             metrics["decode_tokens_per_s"] = sum(len(o) for o in outputs) / max(decode_seconds, 1e-9)
             table = pd.DataFrame({
@@ -257,7 +289,11 @@ class Pipeline:
         upstream = {"model": model_stage.key, "data": self.data_key}
         if not is_teacher:
             upstream["teacher_evaluation"] = self.stages["evaluation/teacher"].key
-        return self._stage("evaluation", {"decode": asdict(self.cfg.eval_decode)}, upstream, build,
+        config = {"decode": asdict(self.cfg.eval_decode), "seed": seed}
+        if is_teacher:
+            config["teacher_dist"] = {"samples": self.cfg.teacher_dist_samples,
+                                      "sampling": asdict(self.cfg.teacher_dist_sampling)}
+        return self._stage("evaluation", config, upstream, build,
                            label=f"evaluation/{label}")
 
     # ------------------------------------------------------------------ the whole cell
@@ -282,7 +318,24 @@ class Pipeline:
             evaluated["predistill"] = "evaluation/predistill"
         self.evaluation_stage(self.cfg.method, self.stages["method"])
         evaluated[self.cfg.method] = f"evaluation/{self.cfg.method}"
+        if self.planning:
+            return self.stages
         return write_run(self, evaluated, time.time() - start)
+
+    def plan(self) -> dict[str, StageResult]:
+        """The stages :meth:`run` would use, by label, with their keys and whether each is cached.
+
+        Stage keys depend on configs and upstream keys only, so they are known before
+        anything is built; nothing is trained, decoded or written.
+        """
+        from collections import defaultdict
+
+        self.planning = True
+        self.splits = defaultdict(lambda: None)   # nothing is tokenised when planning
+        try:
+            return self.run()
+        finally:
+            self.planning = False
 
 
 def _seeded_subset(examples: list[Example], size: int, seed: int) -> list[Example]:

@@ -1,10 +1,21 @@
-"""The results store: one folder per run, written atomically.
+"""The results store: one folder per run, written atomically, and readers for all of it.
 
-``results/runs/<run_id>/``
-  * ``metrics.parquet``  — long format: run_id, task, method, profile, seed, model, split, metric, value, signature
-  * ``examples.parquet`` — per model and test input: source, references, hypothesis, per-example scores, NLLs
-  * ``curves.parquet``   — training curves of every stage the run used (stage, step, epoch, split, name, value)
-  * ``manifest.json``    — resolved config, seeds, package versions, git commit, stage keys, wall time per stage
+``results/``
+  * ``runs/<run_id>/`` — one complete run (a grid cell); only complete folders ever appear here
+      * ``metrics.parquet``  — long format: run_id, task, method, profile, seed, model, split, metric,
+        value, signature, stage_key, variant, and one column per non-default config value
+        (``student.encoder_layers``, ``method.beta``, …: the swept parameters)
+      * ``examples.parquet`` — per model and test input: source, references, hypothesis, scores, NLLs
+      * ``curves.parquet``   — training curves of every stage the run used (stage, step, epoch, split, name, value)
+      * ``compute.parquet``  — per stage: wall seconds, forward and generated tokens, peak memory, reuse
+      * ``manifest.json``    — resolved config, seeds, package versions, git commit, stage keys, compute
+  * ``failed/<run_id>.json`` — the error and traceback of a cell that failed (removed when it succeeds)
+  * ``cache/``  — the stage cache (:mod:`harness.cache`)
+  * ``grids/``  — one record per grid invocation: its cells and their outcome
+  * ``locks/``, ``logs/``, ``.tmp/`` — cell locks, worker logs, folders being written
+
+Runs are identified by a hash of their resolved config (:func:`run_id_for`), so a run
+is written once whoever runs it, and reruns find it.
 """
 
 from __future__ import annotations
@@ -16,11 +27,19 @@ import sys
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 
 from .config import canonical_json
 from .io import atomic_dir, write_json
+
+RUNS, FAILED, TMP = "runs", "failed", ".tmp"
+IDENTITY = ("run_id", "task", "method", "profile", "seed")
+METRIC_COLUMNS = (*IDENTITY, "model", "split", "metric", "value", "signature", "stage_key", "variant")
+# Config fields that say where and how often, not what: never part of a run's identity or parameters.
+OPERATIONAL = ("results_dir", "checkpoint_every")
+TIMING_METRICS = frozenset({"decode_tokens_per_s"})   # wall-clock dependent: differ between equal runs
 
 
 @dataclass
@@ -34,8 +53,48 @@ class RunOutcome:
 def run_id_for(cfg) -> str:
     import hashlib
 
-    digest = hashlib.sha256(canonical_json(asdict(cfg) | {"results_dir": None}).encode()).hexdigest()[:8]
+    identity = asdict(cfg) | {k: None for k in OPERATIONAL}
+    digest = hashlib.sha256(canonical_json(identity).encode()).hexdigest()[:8]
     return f"{cfg.task}-{cfg.method}-{cfg.profile}-seed{cfg.seed}-{digest}"
+
+
+def run_path(results_dir: str | Path, run_id: str) -> Path:
+    return Path(results_dir) / RUNS / run_id
+
+
+def is_complete(results_dir: str | Path, run_id: str) -> bool:
+    """A run folder exists only when complete; the manifest is its last file."""
+    return (run_path(results_dir, run_id) / "manifest.json").is_file()
+
+
+def flat_config(config: dict) -> dict[str, Any]:
+    """``{"student": {"encoder_layers": 2}}`` → ``{"student.encoder_layers": 2}``; method parameters as ``method.NAME``."""
+    out: dict[str, Any] = {}
+
+    def walk(prefix: str, value: Any) -> None:
+        if isinstance(value, dict):
+            for k, v in value.items():
+                walk(f"{prefix}.{k}" if prefix else k, v)
+        else:
+            out[prefix] = value
+
+    for key, value in config.items():
+        walk("method" if key == "method_params" else key, value)
+    return out
+
+
+def swept_parameters(cfg) -> dict[str, Any]:
+    """Config values that differ from the defaults of the run's task, method and profile, by dotted key."""
+    from .config import resolve_config
+
+    default = flat_config(asdict(resolve_config(cfg.task, cfg.method, cfg.profile)))
+    skip = set(IDENTITY) | set(OPERATIONAL)
+    return {k: v for k, v in flat_config(asdict(cfg)).items()
+            if k not in skip and (k not in default or default[k] != v)}
+
+
+def variant_label(params: dict[str, Any]) -> str:
+    return ",".join(f"{k}={v}" for k, v in sorted(params.items()))
 
 
 def package_versions() -> dict[str, str]:
@@ -43,7 +102,7 @@ def package_versions() -> dict[str, str]:
 
     out = {"python": platform.python_version()}
     for name in ("fdistill-harness", "torch", "transformers", "tokenizers", "datasets", "sacrebleu",
-                 "rouge-score", "pandas", "pyarrow"):
+                 "rouge-score", "pandas", "pyarrow", "accelerate"):
         try:
             out[name] = version(name)
         except PackageNotFoundError:
@@ -63,10 +122,44 @@ def git_state() -> dict:
     return {"commit": commit, "dirty": dirty}
 
 
+COMPUTE_FIELDS = ("teacher_forward_tokens", "student_forward_tokens", "teacher_generated_tokens",
+                  "student_generated_tokens")
+
+
+def compute_rows(stages: dict) -> list[dict]:
+    """One row per stage a run used (an alias label for the same stage once): cost when built, and now."""
+    rows, seen = [], set()
+    for label, st in stages.items():
+        if (st.stage, st.key) in seen:
+            continue
+        seen.add((st.stage, st.key))
+        compute = st.record.get("compute") or {}
+        rows.append({"stage": label, "stage_name": st.stage, "stage_key": st.key, "reused": st.reused,
+                     "seconds": st.record.get("seconds"), "seconds_now": round(st.seconds, 3),
+                     "wait_seconds": round(getattr(st, "wait_seconds", 0.0), 3),
+                     "resumed_from_step": st.record.get("resumed_from_step"),
+                     "steps": (st.record.get("info") or {}).get("steps"),
+                     **{k: compute.get(k) for k in COMPUTE_FIELDS},
+                     "peak_memory_bytes": compute.get("peak_memory_bytes"),
+                     "memory_kind": compute.get("memory_kind")})
+    return rows
+
+
+def _totals(rows: list[dict]) -> dict:
+    out = {"seconds": round(sum(r["seconds"] or 0 for r in rows), 3)}
+    for k in COMPUTE_FIELDS:
+        out[k] = sum(r[k] or 0 for r in rows)
+    peaks = [r["peak_memory_bytes"] for r in rows if r["peak_memory_bytes"] is not None]
+    out["peak_memory_bytes"] = max(peaks) if peaks else None
+    return out
+
+
 def write_run(pipeline, evaluated: dict[str, str], wall_seconds: float) -> RunOutcome:
     cfg = pipeline.cfg
     run_id = run_id_for(cfg)
     ident = {"run_id": run_id, "task": cfg.task, "method": cfg.method, "profile": cfg.profile, "seed": cfg.seed}
+    params = swept_parameters(cfg)
+    variant = variant_label(params)
 
     metric_rows, example_frames, curve_frames = [], [], []
     for model, label in evaluated.items():
@@ -74,18 +167,23 @@ def write_run(pipeline, evaluated: dict[str, str], wall_seconds: float) -> RunOu
         payload = json.loads((stage.path / "metrics.json").read_text())
         for metric, value in payload["metrics"].items():
             metric_rows.append({**ident, "model": model, "split": "test", "metric": metric, "value": float(value),
-                                "signature": payload["signatures"].get(metric, ""), "stage_key": stage.key})
+                                "signature": payload["signatures"].get(metric, ""), "stage_key": stage.key,
+                                "variant": variant, **params})
         examples = pd.read_parquet(stage.path / "examples.parquet")
-        example_frames.append(examples.assign(**ident, model=model))
+        example_frames.append(examples.assign(**ident, model=model, variant=variant))
     for label in ("teacher", "predistill", "method"):
         stage = pipeline.stages.get(label)
         if stage is not None and (stage.path / "curves.parquet").exists():
             curves = pd.read_parquet(stage.path / "curves.parquet")
-            curve_frames.append(curves.assign(**ident, stage=label if label != "method" else cfg.method))
+            curve_frames.append(curves.assign(**ident, variant=variant,
+                                              stage=label if label != "method" else cfg.method))
     metrics = pd.DataFrame(metric_rows)
+    compute = pd.DataFrame([{**ident, "variant": variant, **row} for row in compute_rows(pipeline.stages)])
 
     manifest = {
         **ident,
+        "variant": variant,
+        "parameters": params,
         "config": asdict(cfg),
         "seeds": {"method": cfg.seed, "upstream": pipeline.upstream_seed},
         "command": sys.argv,
@@ -96,22 +194,104 @@ def write_run(pipeline, evaluated: dict[str, str], wall_seconds: float) -> RunOu
         "finished": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         "wall_seconds": round(wall_seconds, 3),
         "stages": {label: {"stage": st.stage, "key": st.key, "reused": st.reused, "seconds_now": round(st.seconds, 3),
-                           "seconds_when_built": st.record.get("seconds"), "path": str(st.path)}
+                           "seconds_when_built": st.record.get("seconds"), "path": str(st.path),
+                           "wait_seconds": round(getattr(st, "wait_seconds", 0.0), 3),
+                           "resumed_from_step": st.record.get("resumed_from_step"),
+                           "compute": st.record.get("compute")}
                    for label, st in pipeline.stages.items()},
+        "compute": {"built_now": _totals([r for r in compute_rows(pipeline.stages) if not r["reused"]]),
+                    "all_stages": _totals(compute_rows(pipeline.stages))},
     }
-    final = Path(cfg.results_dir) / "runs" / run_id
-    with atomic_dir(final) as tmp:
+    final = run_path(cfg.results_dir, run_id)
+    with atomic_dir(final, temp_root=Path(cfg.results_dir) / TMP) as tmp:
         metrics.to_parquet(tmp / "metrics.parquet", index=False)
         pd.concat(example_frames, ignore_index=True).to_parquet(tmp / "examples.parquet", index=False)
         curves = pd.concat(curve_frames, ignore_index=True) if curve_frames else pd.DataFrame()
         curves.to_parquet(tmp / "curves.parquet", index=False)
-        write_json(tmp / "manifest.json", manifest)
+        compute.to_parquet(tmp / "compute.parquet", index=False)
+        write_json(tmp / "manifest.json", manifest)   # last: its presence marks the folder complete
     return RunOutcome(run_id, final, metrics, manifest)
 
 
-def load_metrics(results_dir: str | Path) -> pd.DataFrame:
-    """All runs' metrics under ``results_dir`` as one long DataFrame."""
-    files = sorted(Path(results_dir).glob("runs/*/metrics.parquet"))
-    if not files:
-        return pd.DataFrame()
-    return pd.concat([pd.read_parquet(f) for f in files], ignore_index=True)
+# ---------------------------------------------------------------- failures
+
+def failure_path(results_dir: str | Path, run_id: str) -> Path:
+    return Path(results_dir) / FAILED / f"{run_id}.json"
+
+
+def write_failure(results_dir: str | Path, run_id: str, record: dict) -> Path:
+    path = failure_path(results_dir, run_id)
+    write_json(path, {"run_id": run_id, "time": time.strftime("%Y-%m-%dT%H:%M:%S%z"), **record})
+    return path
+
+
+def clear_failure(results_dir: str | Path, run_id: str) -> None:
+    failure_path(results_dir, run_id).unlink(missing_ok=True)
+
+
+# ---------------------------------------------------------------- readers
+
+def run_folders(results_dir: str | Path) -> list[Path]:
+    """Every complete run folder under ``results_dir``."""
+    runs = Path(results_dir) / RUNS
+    if not runs.is_dir():
+        return []
+    return sorted(p for p in runs.iterdir() if not p.name.startswith(".") and (p / "manifest.json").is_file())
+
+
+def _concat(results_dir: str | Path, name: str) -> pd.DataFrame:
+    frames = [pd.read_parquet(folder / name) for folder in run_folders(results_dir) if (folder / name).is_file()]
+    frames = [f for f in frames if len(f.columns)]
+    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
+
+
+def load_metrics(results_dir: str | Path, fill_parameters: bool = True) -> pd.DataFrame:
+    """All runs' metrics under ``results_dir`` as one long DataFrame.
+
+    Parameter columns (``student.encoder_layers``, ``method.beta``, …) appear for any
+    value some run set away from its default; ``fill_parameters`` fills the other runs'
+    cells of those columns with the value their config had, so every row says it.
+    """
+    metrics = _concat(results_dir, "metrics.parquet")
+    extra = [c for c in metrics.columns if c not in METRIC_COLUMNS]
+    if fill_parameters and extra:
+        configs = {m["run_id"]: flat_config(m["config"]) for m in _manifests(results_dir)}
+        for column in extra:
+            if metrics[column].isna().any():
+                known = metrics["run_id"].map(lambda r, c=column: configs.get(r, {}).get(c))
+                metrics[column] = metrics[column].astype(object).where(metrics[column].notna(), known)
+    return metrics
+
+
+def load_examples(results_dir: str | Path) -> pd.DataFrame:
+    """Per model and test input, every run: hypotheses, references, per-example scores."""
+    return _concat(results_dir, "examples.parquet")
+
+
+def load_curves(results_dir: str | Path) -> pd.DataFrame:
+    """Training curves of every stage of every run."""
+    return _concat(results_dir, "curves.parquet")
+
+
+def load_compute(results_dir: str | Path) -> pd.DataFrame:
+    """Per run and stage: seconds, forward and generated tokens of teacher and student, peak memory, reuse."""
+    return _concat(results_dir, "compute.parquet")
+
+
+def _manifests(results_dir: str | Path) -> list[dict]:
+    return [json.loads((folder / "manifest.json").read_text()) for folder in run_folders(results_dir)]
+
+
+def load_manifests(results_dir: str | Path) -> pd.DataFrame:
+    """One row per run: identity, variant, wall seconds, when, which commit."""
+    rows = [{**{k: m[k] for k in IDENTITY}, "variant": m.get("variant", ""), "wall_seconds": m["wall_seconds"],
+             "finished": m["finished"], "commit": m["git"].get("commit"), "device": m["device"]}
+            for m in _manifests(results_dir)]
+    return pd.DataFrame(rows)
+
+
+def load_failures(results_dir: str | Path) -> pd.DataFrame:
+    """Cells whose last attempt failed: run_id, task, method, seed, error type, message, traceback."""
+    folder = Path(results_dir) / FAILED
+    records = [json.loads(p.read_text()) for p in sorted(folder.glob("*.json"))] if folder.is_dir() else []
+    return pd.DataFrame(records)

@@ -21,7 +21,9 @@ from harness.registry import (
     load_plugin_file,
 )
 
-BUILTIN_METHODS = ["engine", "js", "kl", "mle", "predistill", "rkl", "seqkd", "tvd"]
+BUILTIN_METHODS = ["akl", "engine", "gkd", "js", "js_exact", "js_online", "kl", "mle", "predistill", "rkl", "seqkd", "skl",
+                   "srkl", "tvd", "tvd_online", "wordkd"]
+BUILTIN_TASKS = ["commonsense_dialogue", "dart", "wmt16_en_ro", "xsum"]
 _counter = itertools.count()
 
 
@@ -356,5 +358,6 @@ def test_installed_entry_points_declare_every_builtin():
     for name in BUILTIN_METHODS:
         assert reg.get(name) is METHODS.get(name)
     tasks = _fresh("task", "harness.tasks")
-    assert tasks.names() == ["dart"]
-    assert tasks.get("dart") is TASKS.get("dart")
+    assert tasks.names() == BUILTIN_TASKS
+    for name in BUILTIN_TASKS:
+        assert tasks.get(name) is TASKS.get(name)

@@ -1,0 +1,171 @@
+"""Running one grid cell safely: a cell lock, failure records, no duplicate work.
+
+:func:`run_cell` is what every executor calls, in whatever process runs the cell:
+
+* a cell whose run folder exists is done — it is not run again;
+* ``results/locks/<run_id>.lock`` is held while the cell runs, so two runners (or
+  workers) never run the same cell at once; a runner that finds it held moves on
+  (status ``busy``) and comes back to wait for it at the end;
+* an exception (a NaN loss, out of memory, a bug) is recorded in
+  ``results/failed/<run_id>.json`` with its traceback and the config, and the cell's
+  status is ``failed``; the record is removed when the cell later succeeds.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import gc
+import os
+import socket
+import sys
+import time
+import traceback
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from ..results import clear_failure, failure_path, is_complete, write_failure
+from .spec import Cell
+
+LOCKS, LOGS = "locks", "logs"
+
+
+@dataclass
+class CellOutcome:
+    run_id: str
+    status: str                     # ran | done | failed | busy
+    seconds: float = 0.0
+    error: str = ""                 # "Type: message" of a failure
+    record: str = ""                # the failure record's path
+    built: tuple[str, ...] = ()     # stage labels built by this cell now
+    reused: tuple[str, ...] = ()
+    resumed: tuple[str, ...] = ()   # stages that went on from a training checkpoint
+    worker: str = ""                # pid@host that ran it
+
+
+def _worker() -> str:
+    return f"{os.getpid()}@{socket.gethostname()}"
+
+
+def _log(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
+
+
+def cell_lock_path(cell: Cell) -> Path:
+    return Path(cell.results_dir) / LOCKS / f"{cell.run_id}.lock"
+
+
+def run_cell(cell: Cell, wait: bool = False, failed_since: float | None = None,
+             log_file: bool = False) -> CellOutcome:
+    """Run ``cell`` unless it is done or another process holds it.
+
+    ``wait``: wait for the cell's lock instead of answering ``busy``; once it is ours the
+    cell is done (someone finished it), failed since ``failed_since`` (someone tried, it
+    failed: not tried again now), or still to run. ``log_file``: while it runs, send
+    this process's output to ``results/logs/<run_id>.log`` (worker processes).
+    """
+    from filelock import FileLock, Timeout
+
+    if is_complete(cell.results_dir, cell.run_id):
+        return CellOutcome(cell.run_id, "done")
+    path = cell_lock_path(cell)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    lock = FileLock(str(path))
+    try:
+        lock.acquire(timeout=-1 if wait else 0)
+    except Timeout:
+        return CellOutcome(cell.run_id, "busy")
+    try:
+        if is_complete(cell.results_dir, cell.run_id):
+            return CellOutcome(cell.run_id, "done")
+        record = failure_path(cell.results_dir, cell.run_id)
+        if failed_since is not None and record.is_file() and record.stat().st_mtime >= failed_since:
+            import json
+
+            failure = json.loads(record.read_text())
+            return CellOutcome(cell.run_id, "failed", error=f"{failure['error_type']}: {failure['error']}",
+                               record=str(record), worker=failure.get("worker", ""))
+        if not log_file:
+            return _run(cell)
+        with cell_log(cell):
+            return _run(cell)
+    finally:
+        lock.release()
+
+
+@contextlib.contextmanager
+def cell_log(cell: Cell):
+    """Send this process's Python-level output to the cell's log file while it runs."""
+    path = Path(cell.results_dir) / LOGS / f"{cell.run_id}.log"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a", buffering=1) as log, contextlib.redirect_stdout(log), contextlib.redirect_stderr(log):
+        print(f"==== {time.strftime('%Y-%m-%dT%H:%M:%S')} {_worker()}: {cell.label()}", flush=True)
+        yield
+
+
+def _run(cell: Cell) -> CellOutcome:
+    from ..registry import HarnessError, load_plugin_file
+
+    start, cfg = time.time(), None
+    try:
+        for plugin in cell.plugins:
+            load_plugin_file(plugin)
+        cfg = cell.config()
+        from ..results import run_id_for
+
+        if run_id_for(cfg) != cell.run_id:
+            raise HarnessError(f"this process resolves the cell to run id {run_id_for(cfg)}, not {cell.run_id}: "
+                               f"its harness code or plugins differ from the runner's")
+        from ..pipeline import Pipeline
+
+        outcome = Pipeline(cfg).run()
+    except Exception as err:   # isolate the cell: record it, free its memory, let the grid go on
+        path = record_failure(cell, err, traceback.format_exc(), time.time() - start,
+                              asdict(cfg) if cfg is not None else None)
+        _release_memory()
+        _log(f"[grid] cell {cell.run_id} failed: {type(err).__name__}: {_first_line(err)} (record: {path})")
+        return CellOutcome(cell.run_id, "failed", time.time() - start, f"{type(err).__name__}: {_first_line(err)}",
+                           str(path), worker=_worker())
+    clear_failure(cell.results_dir, cell.run_id)
+    _release_memory()
+    stages = outcome.manifest["stages"]
+    return CellOutcome(
+        cell.run_id, "ran", time.time() - start,
+        built=tuple(label for label, s in stages.items() if not s["reused"]),
+        reused=tuple(label for label, s in stages.items() if s["reused"]),
+        resumed=tuple(label for label, s in stages.items()
+                      if not s["reused"] and s.get("resumed_from_step") is not None),
+        worker=_worker())
+
+
+def record_failure(cell: Cell, err: BaseException | None, trace: str, seconds: float, config: dict | None,
+                   error_type: str | None = None, message: str | None = None) -> Path:
+    details = {k: getattr(err, k) for k in ("step", "what", "values") if err is not None and hasattr(err, k)}
+    return write_failure(cell.results_dir, cell.run_id, {
+        "task": cell.task, "method": cell.method, "seed": cell.seed, "profile": cell.profile,
+        "axes": {k: v for k, v in cell.axes},
+        "error_type": error_type or type(err).__name__, "error": message if message is not None else str(err),
+        "details": details, "traceback": trace, "seconds": round(seconds, 3), "config": config,
+        "worker": _worker()})
+
+
+def lost_cell(cell: Cell, reason: str) -> CellOutcome:
+    """A cell whose process died (killed, out of host memory) before it could record anything."""
+    path = record_failure(cell, None, "", 0.0, None, error_type="WorkerDied", message=reason)
+    _log(f"[grid] cell {cell.run_id} failed: {reason} (record: {path})")
+    return CellOutcome(cell.run_id, "failed", error=f"WorkerDied: {reason}", record=str(path))
+
+
+def _first_line(err: BaseException) -> str:
+    text = str(err).strip()
+    return text.splitlines()[0][:300] if text else ""
+
+
+def _release_memory() -> None:
+    gc.collect()
+    try:
+        import torch
+
+        if torch.cuda.is_available():
+            torch.cuda.empty_cache()
+    except ImportError:
+        pass

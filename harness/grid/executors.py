@@ -1,0 +1,211 @@
+"""Where the cells of a grid run.
+
+* :class:`SequentialExecutor` — one after the other in this process (the default);
+* :class:`ProcessExecutor` — N worker processes on this machine (``--workers N``); a
+  worker that dies (killed, out of memory) has its cell recorded as failed and is replaced;
+* :class:`RayExecutor` — each cell a Ray task with its CPU/GPU needs, on an existing
+  Ray cluster (``--address``) or a local instance; the results directory must be on a
+  file system every node sees, with working ``flock`` locks.
+
+Every executor runs :func:`harness.grid.cells.run_cell`; cells another runner holds
+come back ``busy`` and are waited for after everything else (:meth:`Executor.run`).
+Workers write each cell's log to ``results/logs/<run_id>.log``.
+"""
+
+from __future__ import annotations
+
+import os
+import queue
+import sys
+import time
+from typing import Callable
+
+from .cells import CellOutcome, lost_cell, run_cell
+from .spec import Cell
+
+Report = Callable[[Cell, CellOutcome], None]
+# Settings of this process that cells on other Ray nodes need too (offline hub, caches).
+FORWARDED_ENV = ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE", "TRANSFORMERS_OFFLINE", "HF_HOME", "HF_DATASETS_CACHE",
+                 "TOKENIZERS_PARALLELISM", "HARNESS_NO_MALLOPT")
+
+
+class Executor:
+    """Runs cells; subclasses implement one pass (:meth:`_pass`), which returns the cells found busy."""
+
+    name = "executor"
+
+    def run(self, cells: list[Cell], report: Report) -> None:
+        started = time.time()
+        busy = self._pass(cells, False, None, report)
+        if busy:
+            print(f"[grid] {len(busy)} cell(s) are being run by another runner: waiting for them",
+                  file=sys.stderr, flush=True)
+            for cell in self._pass(busy, True, started, report):   # cannot be busy while we wait
+                report(cell, CellOutcome(cell.run_id, "busy"))
+
+    def _pass(self, cells: list[Cell], wait: bool, failed_since: float | None, report: Report) -> list[Cell]:
+        raise NotImplementedError
+
+    def close(self) -> None:
+        pass
+
+
+class SequentialExecutor(Executor):
+    name = "local"
+
+    def _pass(self, cells, wait, failed_since, report):
+        busy = []
+        for cell in cells:
+            outcome = run_cell(cell, wait, failed_since)
+            if outcome.status == "busy":
+                busy.append(cell)
+            else:
+                report(cell, outcome)
+        return busy
+
+
+def _worker_main(worker_id: int, tasks, results, threads: int, gpu: str | None) -> None:
+    """A worker process: run the cells it is handed until it gets None."""
+    if gpu is not None:
+        os.environ["CUDA_VISIBLE_DEVICES"] = gpu
+    import torch
+
+    torch.set_num_threads(threads)
+    while (item := tasks.get()) is not None:
+        cell, wait, failed_since = item
+        results.put((worker_id, run_cell(cell, wait, failed_since, log_file=True)))
+
+
+class ProcessExecutor(Executor):
+    """``workers`` processes (spawned, each with its share of the CPU threads and a GPU if there are any)."""
+
+    name = "local"
+
+    def __init__(self, workers: int):
+        if workers < 1:
+            raise ValueError("--workers must be at least 1")
+        self.workers = workers
+
+    def _pass(self, cells, wait, failed_since, report):
+        import multiprocessing
+
+        import torch
+
+        ctx = multiprocessing.get_context("spawn")
+        n = min(self.workers, len(cells))
+        threads = max(1, (os.cpu_count() or 1) // n)
+        gpus = torch.cuda.device_count() if torch.cuda.is_available() else 0
+        results = ctx.Queue()
+        procs, inboxes, in_flight = {}, {}, {}
+
+        def start(i: int) -> None:
+            inboxes[i] = ctx.Queue()
+            procs[i] = ctx.Process(target=_worker_main, daemon=True, name=f"harness-grid-worker-{i}",
+                                   args=(i, inboxes[i], results, threads, str(i % gpus) if gpus else None))
+            procs[i].start()
+
+        def hand(i: int) -> None:
+            if todo:
+                in_flight[i] = todo.pop(0)
+                inboxes[i].put((in_flight[i], wait, failed_since))
+
+        todo, busy = list(cells), []
+        try:
+            for i in range(n):
+                start(i)
+                hand(i)
+            while in_flight:
+                try:
+                    i, outcome = results.get(timeout=1.0)
+                except queue.Empty:
+                    for i, proc in list(procs.items()):
+                        if i in in_flight and not proc.is_alive():
+                            cell = in_flight.pop(i)
+                            report(cell, lost_cell(cell, f"its worker process ended with exit code {proc.exitcode}"
+                                                         f"{' (killed: out of memory?)' if proc.exitcode == -9 else ''}"))
+                            if todo:
+                                start(i)
+                                hand(i)
+                    continue
+                cell = in_flight.pop(i)
+                if outcome.status == "busy":
+                    busy.append(cell)
+                else:
+                    report(cell, outcome)
+                hand(i)
+        finally:
+            for i, proc in procs.items():
+                if proc.is_alive():
+                    inboxes[i].put(None)
+            for proc in procs.values():
+                proc.join(timeout=30)
+                if proc.is_alive():
+                    proc.terminate()
+        return busy
+
+
+def _ray_cell(cell: Cell, wait: bool, failed_since: float | None, threads: int) -> CellOutcome:
+    """A cell as a Ray task (runs on a Ray worker)."""
+    import torch
+
+    torch.set_num_threads(max(1, threads))
+    return run_cell(cell, wait, failed_since, log_file=True)
+
+
+class RayExecutor(Executor):
+    """Each cell a Ray task asking for ``cpus`` CPUs and ``gpus`` GPUs; no retries (a failure is recorded)."""
+
+    name = "ray"
+
+    def __init__(self, address: str | None = None, cpus: float = 1, gpus: float = 0):
+        try:
+            import ray
+        except ImportError:
+            from ..registry import HarnessError
+
+            raise HarnessError("--executor ray needs Ray: pip install 'fdistill-harness[ray]'") from None
+        self.ray = ray
+        self.cpus, self.gpus = cpus, gpus
+        self.owns_connection = not ray.is_initialized()
+        if self.owns_connection:
+            env = {k: v for k, v in os.environ.items() if k in FORWARDED_ENV}
+            local = address is None and not os.environ.get("RAY_ADDRESS")
+            ray.init(address=address, log_to_driver=False, runtime_env={"env_vars": env} if env else None,
+                     **({"include_dashboard": False} if local else {}))
+
+    def _pass(self, cells, wait, failed_since, report):
+        ray = self.ray
+        task = ray.remote(_ray_cell)
+        pending = {task.options(num_cpus=self.cpus, num_gpus=self.gpus, max_retries=0,
+                                name=f"cell {cell.run_id}").remote(cell, wait, failed_since, int(self.cpus)): cell
+                   for cell in cells}
+        busy = []
+        while pending:
+            done, _ = ray.wait(list(pending), num_returns=1)
+            for ref in done:
+                cell = pending.pop(ref)
+                try:
+                    outcome = ray.get(ref)
+                except ray.exceptions.RayError as err:   # the task's process died, or Ray lost it
+                    outcome = lost_cell(cell, f"its Ray task ended: {type(err).__name__}: "
+                                              f"{str(err).strip().splitlines()[0][:300] if str(err).strip() else ''}")
+                if outcome.status == "busy":
+                    busy.append(cell)
+                else:
+                    report(cell, outcome)
+        return busy
+
+    def close(self) -> None:
+        if self.owns_connection:
+            self.ray.shutdown()
+
+
+def make_executor(kind: str, workers: int = 1, address: str | None = None, cpus: float = 1,
+                  gpus: float = 0) -> Executor:
+    if kind == "ray":
+        return RayExecutor(address, cpus, gpus)
+    if kind == "local":
+        return SequentialExecutor() if workers <= 1 else ProcessExecutor(workers)
+    from ..registry import HarnessError
+
+    raise HarnessError(f"unknown executor {kind!r}; known: local, ray")

@@ -1,0 +1,206 @@
+"""Running a grid: plan it (``--dry-run``), run what is missing, record and summarise.
+
+A rerun of the same command after a crash finds finished cells by their run id
+(a hash of the resolved config) and skips them; stages shared between cells come
+from the stage cache; a stage killed while training goes on from its checkpoint.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+from ..io import sweep_stale, write_json
+from ..results import TMP, failure_path, is_complete
+from .cells import CellOutcome
+from .executors import make_executor
+from .spec import Cell, interleave_tasks
+
+GRIDS = "grids"
+
+
+# ---------------------------------------------------------------- planning (--dry-run)
+
+@dataclass
+class StagePlan:
+    label: str            # as the run names it: tokenizer, teacher, predistill, <method>, evaluation/<model>
+    stage: str
+    key: str
+    state: str            # cached | shared | build | resume
+    cell: int | None = None       # shared: the grid cell (1-based) that builds it first
+    progress: dict | None = None  # resume: {"name", "step", "total"} of its training checkpoint
+
+
+@dataclass
+class CellPlan:
+    number: int
+    cell: Cell
+    status: str                   # done | to run
+    failed_before: str = ""       # the error of a recorded failure
+    stages: list[StagePlan] = field(default_factory=list)
+
+
+def plan_grid(cells: list[Cell]) -> list[CellPlan]:
+    """Per cell: done or to run and, for those to run, each stage's key and whether it is cached,
+    built by an earlier cell of this grid, resumed from a checkpoint, or built from scratch."""
+    import json
+
+    from ..checkpoint import read_progress
+    from ..pipeline import Pipeline
+
+    builder: dict[tuple[str, str], int] = {}
+    plans = []
+    for number, cell in enumerate(cells, 1):
+        if is_complete(cell.results_dir, cell.run_id):
+            plans.append(CellPlan(number, cell, "done"))
+            continue
+        record = failure_path(cell.results_dir, cell.run_id)
+        failed = ""
+        if record.is_file():
+            failure = json.loads(record.read_text())
+            failed = f"{failure.get('error_type')}: {str(failure.get('error', '')).splitlines()[0][:200]}"
+        pipeline = Pipeline(cell.config())
+        stages, seen = [], set()
+        for label, st in pipeline.plan().items():
+            if (st.stage, st.key) in seen:   # "method" is "predistill" in the predistill cell
+                continue
+            seen.add((st.stage, st.key))
+            shown = cell.method if label == "method" else label
+            if st.reused:
+                stages.append(StagePlan(shown, st.stage, st.key, "cached"))
+            elif (st.stage, st.key) in builder:
+                stages.append(StagePlan(shown, st.stage, st.key, "shared", builder[(st.stage, st.key)]))
+            else:
+                builder[(st.stage, st.key)] = number
+                progress = read_progress(pipeline.cache.partial_path(st.stage, st.key))
+                stages.append(StagePlan(shown, st.stage, st.key, "resume" if progress else "build",
+                                        progress=progress))
+        plans.append(CellPlan(number, cell, "to run", failed, stages))
+    return plans
+
+
+def format_plan(plans: list[CellPlan], name: str, profile: str) -> str:
+    todo = [p for p in plans if p.status == "to run"]
+    lines = [f"grid {name} (profile {profile}): {len(plans)} cells, {len(plans) - len(todo)} done, "
+             f"{len(todo)} to run; results in {plans[0].cell.results_dir if plans else '-'}"]
+    width = max((len(p.cell.run_id) for p in plans), default=0)
+    for p in plans:
+        lines.append(f"{p.number:>4}  {p.cell.run_id:<{width}}  {p.status}"
+                     + (f"  (failed before: {p.failed_before})" if p.failed_before else ""))
+        if p.status == "done":
+            continue
+        reuse = [s.label + (f" (cell {s.cell})" if s.state == "shared" else "") for s in p.stages
+                 if s.state in ("cached", "shared")]
+        build = [s.label + (f" (resumes at step {s.progress['step']}/{s.progress['total']})"
+                            if s.state == "resume" else "") for s in p.stages if s.state in ("build", "resume")]
+        lines.append(f"{'':>6}reuse  {', '.join(reuse) or '-'}")
+        lines.append(f"{'':>6}build  {', '.join(build) or '-'}")
+    counts: dict[str, int] = {}
+    for p in todo:
+        for s in p.stages:
+            if s.state in ("build", "resume"):
+                counts[s.stage] = counts.get(s.stage, 0) + 1
+    served = sum(s.state in ("cached", "shared") for p in todo for s in p.stages)
+    lines.append(f"stage builds: {', '.join(f'{n} {stage}' for stage, n in counts.items()) or 'none'}; "
+                 f"stage uses served by the cache or an earlier cell: {served}")
+    return "\n".join(lines)
+
+
+# ---------------------------------------------------------------- running
+
+@dataclass
+class GridReport:
+    name: str
+    profile: str
+    cells: list[Cell]
+    outcomes: dict[str, CellOutcome]
+    seconds: float
+    record: Path | None = None
+
+    def count(self, status: str) -> int:
+        return sum(o.status == status for o in self.outcomes.values())
+
+    @property
+    def failed(self) -> list[CellOutcome]:
+        return [o for o in self.outcomes.values() if o.status in ("failed", "busy")]
+
+    def summary(self) -> str:
+        lines = [f"grid {self.name} (profile {self.profile}): {len(self.cells)} cells: {self.count('ran')} ran now, "
+                 f"{self.count('done')} already done, {len(self.failed)} failed ({self.seconds:.0f}s)"]
+        if self.failed:
+            lines.append(f"failed cells ({len(self.failed)}):")
+            for o in self.failed:
+                error = o.error or "still held by another runner"
+                lines.append(f"  {o.run_id}: {error}" + (f"  [{o.record}]" if o.record else ""))
+        if self.record is not None:
+            lines.append(f"grid record: {self.record}")
+        return "\n".join(lines)
+
+
+def run_grid(cells: list[Cell], name: str, profile: str, *, executor: str = "local", workers: int = 1,
+             address: str | None = None, cpus: float = 1, gpus: float = 0,
+             echo: Callable[[str], None] = print) -> GridReport:
+    """Run every cell that is not done yet; return what happened to each."""
+    if not cells:
+        return GridReport(name, profile, [], {}, 0.0)
+    results_dir = Path(cells[0].results_dir)
+    _sweep(results_dir)
+    parallel = executor == "ray" or workers > 1
+    order = interleave_tasks(cells) if parallel else list(cells)
+    outcomes: dict[str, CellOutcome] = {}
+    number = {c.run_id: i for i, c in enumerate(cells, 1)}
+    start = time.time()
+
+    def report(cell: Cell, outcome: CellOutcome) -> None:
+        outcomes[cell.run_id] = outcome
+        detail = ""
+        if outcome.status == "ran":
+            detail = f"{outcome.seconds:.1f}s  built: {', '.join(outcome.built) or '-'}"
+            if outcome.resumed:
+                detail += f"  (resumed: {', '.join(outcome.resumed)})"
+        elif outcome.status == "failed":
+            detail = outcome.error
+        echo(f"[{len(outcomes):>{len(str(len(cells)))}}/{len(cells)}] {outcome.status:<6} "
+             f"#{number[cell.run_id]} {cell.run_id}  {detail}".rstrip())
+
+    runner = make_executor(executor, workers, address, cpus, gpus)
+    try:
+        runner.run(order, report)
+    finally:
+        runner.close()
+        grid = GridReport(name, profile, cells, outcomes, time.time() - start)
+        grid.record = write_grid_record(grid)
+    return grid
+
+
+def _sweep(results_dir: Path) -> None:
+    """Remove what writers killed on this host left half-written (temporary folders of dead processes)."""
+    removed = sweep_stale(results_dir / TMP)
+    cache = results_dir / "cache"
+    if cache.is_dir():
+        for stage in cache.iterdir():
+            if stage.is_dir():
+                removed += sweep_stale(stage)
+    if removed:
+        print(f"[grid] removed {len(removed)} temporary folder(s) left by killed processes", file=sys.stderr)
+
+
+def write_grid_record(grid: GridReport) -> Path:
+    """``results/grids/<name>-<profile>-<digest>.json``: this grid's cells (the digest is of their run ids)."""
+    digest = hashlib.sha256(",".join(sorted(c.run_id for c in grid.cells)).encode()).hexdigest()[:8]
+    path = Path(grid.cells[0].results_dir) / GRIDS / f"{grid.name}-{grid.profile}-{digest}.json"
+    cells = []
+    for cell in grid.cells:
+        outcome = grid.outcomes.get(cell.run_id)
+        cells.append({"run_id": cell.run_id, "task": cell.task, "method": cell.method, "seed": cell.seed,
+                      "axes": {k: v for k, v in cell.axes}, "status": outcome.status if outcome else "not run",
+                      "seconds": round(outcome.seconds, 3) if outcome else None,
+                      "error": outcome.error if outcome else "", "worker": outcome.worker if outcome else ""})
+    write_json(path, {"name": grid.name, "profile": grid.profile, "command": sys.argv,
+                      "finished": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "seconds": round(grid.seconds, 3),
+                      "cells": cells})
+    return path

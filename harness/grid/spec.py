@@ -1,0 +1,305 @@
+"""Grid specs: which cells a grid has.
+
+A spec is a TOML (or YAML) file::
+
+    name = "figure2"
+    description = "DART BLEU against the student's encoder depth"
+    profile = "cpu"                    # the default; --profile overrides it
+    tasks = ["dart"]                   # or "all": every registered task
+    methods = ["seqkd", "kl", "js"]    # or "all": every registered method
+    seeds = [42]
+
+    [set]                              # the same in every cell (dotted config keys, as --set)
+    "student.decoder_layers" = 1
+
+    [axes]                             # swept: one cell per combination of values
+    "student.encoder_layers" = [1, 2, 3]
+
+    [profiles.ci]                      # on that profile, replaces the keys above
+    axes = { "student.encoder_layers" = [1, 2] }   # (set and axes are merged key by key)
+
+    [resources]                        # what one cell asks a Ray cluster for
+    cpus = 1
+    gpus = 0
+
+The cells are tasks × methods × seeds × axes. A ``method.NAME`` setting or axis
+applies to the methods that have the parameter NAME (JS's β leaves TVD alone), and
+it is an error if no method of the grid has it. Grids shipped with harness
+(:data:`SHIPPED`) are named instead of given as paths.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import itertools
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+from ..config import RunConfig, resolve_config
+from ..registry import METHODS, TASKS, HarnessError
+
+SHIPPED = ("table2", "figure2", "table4")
+ALL = ("all", "*")
+# Display and run order of "all": the paper's, then anything else alphabetically.
+TASK_ORDER = ("dart", "xsum", "wmt16_en_ro", "commonsense_dialogue")
+METHOD_ORDER = ("mle", "predistill", "seqkd", "engine", "kl", "rkl", "js", "tvd")
+RESERVED = {"task": "tasks", "method": "methods", "seed": "seeds", "profile": "profile",
+            "results_dir": "--results-dir"}
+_TOP_KEYS = {"name", "description", "profile", "tasks", "methods", "seeds", "set", "axes", "profiles", "resources"}
+_PROFILE_KEYS = {"tasks", "methods", "seeds", "set", "axes", "resources"}
+
+
+@dataclass
+class GridSpec:
+    name: str
+    description: str = ""
+    profile: str = "cpu"
+    tasks: list[str] = field(default_factory=lambda: ["all"])
+    methods: list[str] = field(default_factory=lambda: ["all"])
+    seeds: list[int] = field(default_factory=lambda: [42])
+    set: dict[str, Any] = field(default_factory=dict)
+    axes: dict[str, list[Any]] = field(default_factory=dict)
+    profiles: dict[str, dict] = field(default_factory=dict)
+    resources: dict[str, float] = field(default_factory=lambda: {"cpus": 1, "gpus": 0})
+    source: str = ""
+
+    def for_profile(self, profile: str | None = None) -> "GridSpec":
+        """This spec on ``profile`` (default: its own), with that profile's section applied."""
+        profile = profile or self.profile
+        section = self.profiles.get(profile, {})
+        merged = replace(self, profile=profile, profiles={})
+        for key, value in section.items():
+            if key in ("set", "axes", "resources"):
+                setattr(merged, key, {**getattr(self, key), **value})
+            else:
+                setattr(merged, key, value)
+        return merged
+
+
+@dataclass(frozen=True)
+class Cell:
+    """One run of a grid: everything a process needs to run it, and its id."""
+
+    run_id: str
+    task: str
+    method: str
+    seed: int
+    profile: str
+    values: tuple[tuple[str, Any], ...]     # spec settings and this cell's axis values (checked Python values)
+    sets: tuple[tuple[str, str], ...]       # command-line --set pairs (text), applied after ``values``
+    axes: tuple[tuple[str, Any], ...]       # this cell's axis values, for display and the grid record
+    results_dir: str
+    plugins: tuple[str, ...] = ()
+
+    def config(self) -> RunConfig:
+        return resolve_config(self.task, self.method, self.profile, self.seed,
+                              sets=[*self.sets, ("results_dir", self.results_dir)], overrides=dict(self.values))
+
+    def label(self) -> str:
+        axes = ", ".join(f"{k}={v}" for k, v in self.axes)
+        return f"{self.task} · {self.method} · seed {self.seed}" + (f" · {axes}" if axes else "")
+
+
+# ---------------------------------------------------------------- reading specs
+
+def load_spec(name_or_path: str) -> GridSpec:
+    """A shipped spec by name (``table2``) or a spec file (``.toml``, ``.yaml``/``.yml``)."""
+    path = Path(name_or_path)
+    if path.is_file():
+        return parse_spec(path.read_text(), path.suffix, str(path))
+    if name_or_path in SHIPPED:
+        from importlib.resources import files
+
+        text = (files("harness.grid") / "specs" / f"{name_or_path}.toml").read_text()
+        return parse_spec(text, ".toml", f"harness/grid/specs/{name_or_path}.toml")
+    raise HarnessError(f"grid spec {name_or_path!r}: no such file, and not a shipped grid "
+                       f"(shipped: {', '.join(SHIPPED)})")
+
+
+def parse_spec(text: str, suffix: str, source: str) -> GridSpec:
+    if suffix in (".yaml", ".yml"):
+        import yaml
+
+        try:
+            data = yaml.safe_load(text) or {}
+        except yaml.YAMLError as err:
+            raise HarnessError(f"grid spec {source}: {err}") from None
+    else:
+        import tomllib
+
+        try:
+            data = tomllib.loads(text)
+        except tomllib.TOMLDecodeError as err:
+            raise HarnessError(f"grid spec {source}: {err}") from None
+    if not isinstance(data, dict):
+        raise HarnessError(f"grid spec {source}: expected a table of keys at the top")
+    _check_keys(data, _TOP_KEYS, source)
+    for profile, section in data.get("profiles", {}).items():
+        if not isinstance(section, dict):
+            raise HarnessError(f"grid spec {source}: [profiles.{profile}] must be a table")
+        _check_keys(section, _PROFILE_KEYS, f"{source} [profiles.{profile}]")
+    spec = GridSpec(name=str(data.get("name") or Path(source).stem), source=source)
+    for key in ("description", "profile"):
+        if key in data:
+            setattr(spec, key, str(data[key]))
+    for section in (data, *data.get("profiles", {}).values()):
+        for key in ("tasks", "methods"):
+            if key in section:
+                section[key] = _names(section[key], key, source)
+        if "seeds" in section:
+            section["seeds"] = _seeds(section["seeds"], source)
+        for key in ("set", "axes", "resources"):
+            if key in section and not isinstance(section[key], dict):
+                raise HarnessError(f"grid spec {source}: [{key}] must be a table of key = value")
+        for key, values in section.get("axes", {}).items():
+            if not isinstance(values, list) or not values:
+                raise HarnessError(f"grid spec {source}: axis {key!r} needs a non-empty list of values")
+        for key in (*section.get("set", {}), *section.get("axes", {})):
+            _check_settable(key, source)
+    for key in ("tasks", "methods", "seeds", "set", "axes", "profiles"):
+        if key in data:
+            setattr(spec, key, data[key])
+    spec.resources = {**spec.resources, **data.get("resources", {})}
+    return spec
+
+
+def _check_keys(data: dict, allowed: set[str], where: str) -> None:
+    unknown = sorted(set(data) - allowed)
+    if unknown:
+        raise HarnessError(f"grid spec {where}: unknown key(s) {', '.join(unknown)}; "
+                           f"valid: {', '.join(sorted(allowed))}")
+
+
+def _names(value, key: str, source: str) -> list[str]:
+    if isinstance(value, str):
+        value = [value]
+    if not isinstance(value, list) or not value or not all(isinstance(v, str) for v in value):
+        raise HarnessError(f"grid spec {source}: {key} must be \"all\" or a non-empty list of names")
+    return value
+
+
+def _seeds(value, source: str) -> list[int]:
+    if isinstance(value, int) and not isinstance(value, bool):
+        value = [value]
+    if not isinstance(value, list) or not value or not all(isinstance(v, int) and not isinstance(v, bool)
+                                                           for v in value):
+        raise HarnessError(f"grid spec {source}: seeds must be a non-empty list of integers")
+    return value
+
+
+def _check_settable(key: str, where: str) -> None:
+    if key in RESERVED:
+        raise HarnessError(f"{where}: {key!r} cannot be set or swept here; use {RESERVED[key]}")
+
+
+# ---------------------------------------------------------------- command-line overrides
+
+def parse_list(text: str) -> list[str]:
+    return [part.strip() for part in text.split(",") if part.strip()]
+
+
+def parse_axis(text: str) -> tuple[str, list[str]]:
+    """``student.encoder_layers=1,2,3`` → (key, ["1", "2", "3"])."""
+    if "=" not in text:
+        raise HarnessError(f"--axis expects KEY=V1,V2,…, got {text!r}")
+    key, values = text.split("=", 1)
+    key, values = key.strip(), parse_list(values)
+    if not values:
+        raise HarnessError(f"--axis {key}: no values")
+    _check_settable(key, "--axis")
+    return key, values
+
+
+def with_overrides(spec: GridSpec, *, tasks: str | None = None, methods: str | None = None,
+                   seeds: str | None = None, axes: list[str] | tuple = ()) -> GridSpec:
+    """The spec with ``--tasks/--methods/--seeds`` replaced and ``--axis`` axes added or replaced."""
+    spec = replace(spec, set=dict(spec.set), axes=dict(spec.axes))
+    if tasks is not None:
+        spec.tasks = parse_list(tasks) or ["all"]
+    if methods is not None:
+        spec.methods = parse_list(methods) or ["all"]
+    if seeds is not None:
+        try:
+            spec.seeds = [int(s) for s in parse_list(seeds)]
+        except ValueError:
+            raise HarnessError(f"--seeds {seeds}: expected integers, e.g. --seeds 42,43") from None
+        if not spec.seeds:
+            raise HarnessError("--seeds: no seeds given")
+    for text in axes:
+        key, values = parse_axis(text)
+        spec.axes[key] = values
+    return spec
+
+
+# ---------------------------------------------------------------- cells
+
+def resolve_names(names: list[str], registry, order: tuple[str, ...]) -> list[str]:
+    """Registry names in run order; ``all`` expands to every registered name."""
+    out: list[str] = []
+    for name in names:
+        if name in ALL:
+            known = registry.names()
+            ranked = [n for n in order if n in known] + sorted(n for n in known if n not in order)
+            out.extend(n for n in ranked if n not in out)
+        else:
+            registry.get(name)   # unknown → a one-line error with the known names
+            if name not in out:
+                out.append(name)
+    return out
+
+
+def method_parameters(method: str) -> set[str]:
+    return {f.name for f in dataclasses.fields(METHODS.get(method).Params)}
+
+
+def _applies(key: str, method: str) -> bool:
+    return not key.startswith("method.") or key.split(".", 1)[1] in method_parameters(method)
+
+
+def expand(spec: GridSpec, results_dir: str, sets: list[tuple[str, str]] | tuple = (),
+           plugins: tuple[str, ...] = ()) -> list[Cell]:
+    """Every cell of ``spec`` (already :meth:`GridSpec.for_profile`), its config resolved and checked.
+
+    ``sets`` are command-line ``--set`` pairs, applied last. Cells with the same run id
+    (the same resolved config) appear once.
+    """
+    tasks = resolve_names(spec.tasks, TASKS, TASK_ORDER)
+    methods = resolve_names(spec.methods, METHODS, METHOD_ORDER)
+    for key, _ in sets:
+        _check_settable(key, "--set")
+    for key in (*spec.set, *spec.axes, *(k for k, _ in sets)):
+        if key.startswith("method.") and not any(_applies(key, m) for m in methods):
+            params = "; ".join(f"{m}: {', '.join(sorted(method_parameters(m))) or '(none)'}" for m in methods)
+            raise HarnessError(f"{key}: no method of this grid has the parameter {key.split('.', 1)[1]!r} "
+                               f"(parameters: {params})")
+    from ..results import run_id_for
+
+    cells: dict[str, Cell] = {}
+    for task, method in itertools.product(tasks, methods):
+        fixed = tuple((k, v) for k, v in spec.set.items() if _applies(k, method))
+        axes = [(k, vs) for k, vs in spec.axes.items() if _applies(k, method)]
+        cli = tuple((k, v) for k, v in sets if _applies(k, method))
+        for seed in spec.seeds:
+            for combo in itertools.product(*(vs for _, vs in axes)):
+                chosen = tuple(zip((k for k, _ in axes), combo))
+                cell = Cell("", task, method, int(seed), spec.profile, fixed + chosen, cli, chosen,
+                            str(results_dir), tuple(plugins))
+                try:
+                    cfg = cell.config()
+                except HarnessError as err:
+                    raise HarnessError(f"grid cell {cell.label()}: {err}") from None
+                run_id = run_id_for(cfg)
+                cells.setdefault(run_id, replace(cell, run_id=run_id))
+    return list(cells.values())
+
+
+def interleave_tasks(cells: list[Cell]) -> list[Cell]:
+    """Round-robin over tasks, so that parallel workers start on different tasks' teachers."""
+    by_task: dict[str, list[Cell]] = {}
+    for cell in cells:
+        by_task.setdefault(cell.task, []).append(cell)
+    out = []
+    for group in itertools.zip_longest(*by_task.values()):
+        out.extend(c for c in group if c is not None)
+    return out

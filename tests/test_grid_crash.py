@@ -1,0 +1,114 @@
+"""``harness grid`` killed with SIGKILL mid-cell, then run again, ends exactly where an uninterrupted run does."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from harness.results import TIMING_METRICS, load_compute, load_curves, load_examples, load_metrics, run_folders
+
+pytestmark = pytest.mark.slow
+
+# A short ci cell whose teacher and method stages take several checkpointed steps each.
+SPEC = """
+name = "crash"
+tasks = ["dart"]
+methods = ["tvd"]
+seeds = [42]
+[set]
+"data.train_size" = 16
+"data.validation_size" = 4
+"data.test_size" = 4
+"teacher_dist_samples" = 0
+"teacher_train.max_steps" = 6
+"student_train.max_steps" = 2
+"kd_train.max_steps" = 6
+"checkpoint_every" = 1
+"""
+
+
+def grid(spec: Path, results: Path) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, "-m", "harness.cli", "grid", str(spec), "--profile", "ci",
+                             "--results-dir", str(results)], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True, start_new_session=True)
+
+
+def kill_when(proc: subprocess.Popen, results: Path, stage: str, name: str, step: int, timeout: float = 900) -> str:
+    """SIGKILL the runner once stage ``stage`` has a checkpoint of training ``name`` at ``step`` or later."""
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        for progress in (results / "cache" / stage).glob("*.partial/progress.json"):
+            try:
+                state = json.loads(progress.read_text())
+            except (OSError, ValueError):
+                continue
+            if state["name"] == name and state["step"] >= step:
+                os.killpg(proc.pid, signal.SIGKILL)
+                _, err = proc.communicate()
+                assert proc.returncode == -signal.SIGKILL
+                return err
+        if proc.poll() is not None:
+            out, err = proc.communicate()
+            pytest.fail(f"the grid ended before it could be killed in {stage}/{name}:\n{out}\n{err[-3000:]}")
+        time.sleep(0.02)
+    os.killpg(proc.pid, signal.SIGKILL)
+    pytest.fail(f"no checkpoint of {stage}/{name} at step {step} within {timeout}s")
+
+
+def finish(proc: subprocess.Popen) -> tuple[str, str]:
+    out, err = proc.communicate(timeout=1800)
+    assert proc.returncode == 0, f"{out}\n{err[-3000:]}"
+    return out, err
+
+
+def comparable(frame: pd.DataFrame, keys: list[str]) -> pd.DataFrame:
+    """Rows in a fixed order, list-valued cells as tuples (so that frames compare cell by cell)."""
+    frame = frame.map(lambda v: tuple(v) if hasattr(v, "__len__") and not isinstance(v, str) else v)
+    return frame.sort_values(keys).reset_index(drop=True)
+
+
+def test_a_killed_grid_resumes_and_ends_like_an_uninterrupted_one(tmp_path):
+    spec = tmp_path / "crash.toml"
+    spec.write_text(SPEC)
+    killed, clean = tmp_path / "killed", tmp_path / "clean"
+
+    # 1: killed while the teacher trains; 2: killed while the method trains; 3: runs to the end
+    kill_when(grid(spec, killed), killed, "teacher", "teacher", 2)
+    second = kill_when(grid(spec, killed), killed, "student", "method", 2)
+    assert "[teacher] resuming from the checkpoint at step" in second
+    out, err = finish(grid(spec, killed))
+    assert "[method] resuming from the checkpoint at step" in err
+    assert "resumed: method" in out and "1 ran now" in out
+    finish(grid(spec, clean))
+
+    # the same rows with the same values, once each
+    metrics = load_metrics(killed)
+    assert not metrics.duplicated(["run_id", "model", "metric"]).any()
+    untimed = lambda m: m[~m["metric"].isin(TIMING_METRICS)]  # noqa: E731
+    keys = ["run_id", "model", "metric"]
+    pd.testing.assert_frame_equal(comparable(untimed(metrics), keys), comparable(untimed(load_metrics(clean)), keys))
+    keys = ["run_id", "model", "example_id"]
+    pd.testing.assert_frame_equal(comparable(load_examples(killed), keys), comparable(load_examples(clean), keys))
+    keys = ["run_id", "stage", "step", "split", "name"]
+    pd.testing.assert_frame_equal(comparable(load_curves(killed), keys), comparable(load_curves(clean), keys))
+    assert [p.name for p in run_folders(killed)] == [p.name for p in run_folders(clean)]
+
+    # the resumed stages say so; nothing half-written is left behind
+    compute = load_compute(killed).set_index("stage")
+    assert compute.loc["method", "resumed_from_step"] >= 2 and compute.loc["teacher", "reused"]
+    teacher_key = compute.loc["teacher", "stage_key"]
+    record = json.loads((killed / "cache" / "teacher" / teacher_key / "stage.json").read_text())
+    assert record["resumed_from_step"] >= 2
+    leftovers = [p for p in (killed / "cache").glob("*/*") if ".partial" in p.name or ".tmp-" in p.name]
+    assert not leftovers and not list((killed / ".tmp").iterdir()) and not (killed / "failed").exists()
+    again = subprocess.run([sys.executable, "-m", "harness.cli", "grid", str(spec), "--profile", "ci",
+                            "--results-dir", str(killed)], capture_output=True, text=True)
+    assert again.returncode == 0 and "0 ran now, 1 already done" in again.stdout
