@@ -45,7 +45,9 @@ class NonFiniteLoss(RuntimeError):
 
 
 def stack_prefixes(prefixes: list[Prefix], pad_id: int) -> Prefix:
-    """Concatenate prefix sets along the batch axis, right-padded to one width."""
+    """Concatenate prefix sets along the batch axis, right-padded to one width (one set: as it is, no copy)."""
+    if len(prefixes) == 1:
+        return Prefix(prefixes[0].tokens, prefixes[0].mask)
     width = max(p.tokens.shape[1] for p in prefixes)
     tokens, masks = [], []
     for p in prefixes:

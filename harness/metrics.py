@@ -1,4 +1,4 @@
-"""Metric wrappers: sacrebleu (BLEU, chrF, TER) with signatures, multi-reference aware."""
+"""Metric wrappers with signatures, multi-reference aware: sacrebleu (BLEU, chrF, TER) and ROUGE."""
 
 from __future__ import annotations
 
@@ -41,4 +41,33 @@ def sacrebleu_scores(
         per_example[name] = [
             float(sentence_metric.sentence_score(h, list(r)).score) for h, r in zip(hypotheses, references)
         ]
+    return Scores(corpus=corpus, signatures=signatures, per_example=per_example)
+
+
+ROUGE_TYPES = ("rouge1", "rouge2", "rougeL")
+
+
+def rouge_scores(
+    hypotheses: Sequence[str],
+    references: Sequence[Sequence[str]],
+    metrics: Sequence[str] = ROUGE_TYPES,
+) -> Scores:
+    """ROUGE F1 ×100 with ``rouge_score`` and the Porter stemmer (the XSum metrics, PAPER.md §3).
+
+    Per example: the F1 against the best-matching reference (``score_multi``: max over
+    references, per ROUGE type). Corpus: the mean of the per-example scores.
+    """
+    from importlib.metadata import version
+
+    from rouge_score import rouge_scorer
+
+    scorer = rouge_scorer.RougeScorer(list(metrics), use_stemmer=True)
+    per_example: dict[str, list[float]] = {name: [] for name in metrics}
+    for hypothesis, refs in zip(hypotheses, references):
+        scores = scorer.score_multi(list(refs), hypothesis)
+        for name in metrics:
+            per_example[name].append(100.0 * float(scores[name].fmeasure))
+    corpus = {name: sum(v) / len(v) if v else 0.0 for name, v in per_example.items()}
+    base = f"rouge_score:{version('rouge_score')}|stemmer:porter|f1x100|multi-ref:max|corpus:mean"
+    signatures = {name: f"{base}|type:{name}" for name in metrics}
     return Scores(corpus=corpus, signatures=signatures, per_example=per_example)

@@ -37,3 +37,23 @@ def write_dart_release(folder: Path, names=tuple(DART_FIXTURE_FOR)) -> Path:
     for name in names:
         shutil.copy(DART_FIXTURES / DART_FIXTURE_FOR[name], folder / name)
     return folder
+
+
+# --------------------------------------------------------------------------- the ci grid, once per session
+import pytest  # noqa: E402
+
+
+@pytest.fixture(scope="session")
+def ci_grid(tmp_path_factory):
+    """``harness grid --profile ci`` — every task × every method × seeds 42 and 43 — run once per session.
+
+    Tests that need "every method on every task" read its results instead of training
+    their own cells. Returns the results folder and the finished process.
+    """
+    import subprocess
+    import sys
+
+    root = tmp_path_factory.mktemp("ci-grid")
+    proc = subprocess.run([sys.executable, "-m", "harness.cli", "grid", "--profile", "ci", "--results-dir", str(root),
+                           "--workers", "2"], capture_output=True, text=True)
+    return root, proc

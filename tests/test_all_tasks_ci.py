@@ -1,29 +1,26 @@
-"""Every built-in method on every other task, end to end on the ``ci`` profile (DART: test_run_ci.py)."""
+"""Every method on every task, end to end on the ``ci`` profile: read from the session's ci grid (conftest.py)."""
 
 from __future__ import annotations
+
+from pathlib import Path
 
 import pandas as pd
 import pytest
 
 from harness.config import resolve_config
 from harness.pipeline import Pipeline
-from harness.registry import TASKS
+from harness.registry import METHODS, TASKS, HarnessError
 
-BUILTIN_METHODS = ["mle", "predistill", "seqkd", "engine", "kl", "rkl", "js", "tvd"]
-OTHER_TASKS = [t for t in ("xsum", "wmt16_en_ro", "commonsense_dialogue") if t in TASKS]
 pytestmark = pytest.mark.slow
 
 
-@pytest.fixture(scope="module")
-def root(tmp_path_factory):
-    return tmp_path_factory.mktemp("results")   # one stage cache: each task trains one teacher
-
-
-@pytest.mark.parametrize("method", BUILTIN_METHODS)
-@pytest.mark.parametrize("task", OTHER_TASKS)
-def test_method_runs_on_task(root, task, method):
-    outcome = Pipeline(resolve_config(task, method, "ci", sets=[("results_dir", str(root))])).run()
-    metrics = pd.read_parquet(outcome.path / "metrics.parquet")
+@pytest.mark.parametrize("method", METHODS.names())
+@pytest.mark.parametrize("task", TASKS.names())
+def test_method_runs_on_task(ci_grid, task, method):
+    root, _ = ci_grid
+    folders = sorted(Path(root, "runs").glob(f"{task}-{method}-ci-seed42-*"))
+    assert len(folders) == 1, folders
+    metrics = pd.read_parquet(folders[0] / "metrics.parquet")
     task_cls = TASKS.get(task)
     for model in ("teacher", method):
         got = set(metrics.loc[metrics["model"] == model, "metric"])
@@ -31,16 +28,14 @@ def test_method_runs_on_task(root, task, method):
     teacher = metrics[metrics["model"] == "teacher"].set_index("metric")["value"]
     assert 0.0 <= teacher["teacher_dist"] <= 100.0
     assert metrics["value"].notna().all()
-    examples = pd.read_parquet(outcome.path / "examples.parquet")
+    examples = pd.read_parquet(folders[0] / "examples.parquet")
     mine = examples[examples["model"] == method]
     assert len(mine) > 0 and mine["hypothesis"].map(lambda h: isinstance(h, str)).all()
     assert {f"score_{m}" for m in task_cls.metrics} <= set(examples.columns)
 
 
 def test_architecture_matches_the_model_family():
-    from harness.registry import HarnessError
-
-    if "commonsense_dialogue" not in TASKS:
-        pytest.skip("dialogue task not registered")
     with pytest.raises(HarnessError, match="decoder-only"):
         Pipeline(resolve_config("commonsense_dialogue", "mle", "ci", sets=[("teacher.family", "t5")]))
+    with pytest.raises(HarnessError, match="encoder-decoder"):
+        Pipeline(resolve_config("dart", "mle", "ci", sets=[("teacher.family", "gpt2")]))

@@ -13,14 +13,10 @@ import pytest
 
 from harness.config import resolve_config
 from harness.methods import beyond
-from harness.pipeline import Pipeline
 from harness.registry import METHODS, TASKS
 from harness.testing import make_method
 
 NEW_METHODS = ["wordkd", "gkd", "skl", "srkl", "akl", "js_online", "tvd_online", "js_exact"]
-# The method stage is cut to two steps without validation: the grid proves each cell runs and writes
-# its rows; the upstream stages (teacher, pseudo-labels, pre-distillation) are the ci profile's, shared.
-SHORT = [("kd_train.max_steps", "2"), ("kd_train.evals_per_epoch", "0")]
 
 
 def test_new_methods_are_registered_and_listed():
@@ -61,22 +57,18 @@ def test_js_style_methods_take_each_tasks_beta(task):
 
 
 # --------------------------------------------------------------------------- every task × every new method
-@pytest.fixture(scope="module")
-def results_root(tmp_path_factory):
-    """One results folder for the session's ci runs, so that the upstream stages are built once per task."""
-    root = tmp_path_factory.getbasetemp() / "ci-results"
-    root.mkdir(exist_ok=True)
-    return root
-
-
 @pytest.mark.slow
 @pytest.mark.parametrize("method", NEW_METHODS)
 @pytest.mark.parametrize("task", TASKS.names())
-def test_every_new_method_runs_on_every_task(results_root, task, method):
-    cfg = resolve_config(task, method, "ci", sets=[("results_dir", str(results_root)), *SHORT])
-    outcome = Pipeline(cfg).run()
+def test_every_new_method_runs_on_every_task(ci_grid, task, method):
+    """Read from the session's ci grid (every task × every registered method, conftest.py)."""
+    root, _ = ci_grid
+    folders = sorted(Path(root, "runs").glob(f"{task}-{method}-ci-seed42-*"))
+    assert len(folders) == 1, folders
+    folder = folders[0]
+    cfg = resolve_config(task, method, "ci")
 
-    metrics = pd.read_parquet(outcome.path / "metrics.parquet")
+    metrics = pd.read_parquet(folder / "metrics.parquet")
     assert (metrics["method"] == method).all() and (metrics["task"] == task).all()
     assert {"teacher", "predistill", method} <= set(metrics["model"])
     mine = metrics[metrics["model"] == method].set_index("metric")["value"]
@@ -84,13 +76,12 @@ def test_every_new_method_runs_on_every_task(results_root, task, method):
         assert math.isfinite(mine[name]), (name, mine.get(name))
 
     # the step losses of every declared prefix source were logged, and they are finite
-    curves = pd.read_parquet(outcome.path / "curves.parquet")
+    curves = pd.read_parquet(folder / "curves.parquet")
     method_curves = curves[curves["stage"] == method]          # the method stage's curves are labelled by the method
     for source in make_method(method, task=task).prefix_weights():
         values = method_curves.loc[method_curves["name"] == f"loss/{source}", "value"]
-        assert len(values) == 2 and values.map(math.isfinite).all(), (source, values.tolist())
+        assert len(values) >= 1 and values.map(math.isfinite).all(), (source, values.tolist())
 
-    manifest = json.loads((outcome.path / "manifest.json").read_text())
+    manifest = json.loads((folder / "manifest.json").read_text())
     assert manifest["config"]["method"] == method
     assert manifest["config"]["method_params"] == cfg.method_params
-    assert not manifest["stages"]["method"]["reused"]

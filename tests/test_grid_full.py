@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 import subprocess
 import sys
 
@@ -10,6 +11,7 @@ import pytest
 from harness.results import load_failures, load_metrics, run_folders
 
 pytestmark = pytest.mark.slow
+TIMING = ("seconds", "tokens_per_s")   # wall-clock metrics differ between runs by nature
 
 
 def registered() -> tuple[list[str], list[str]]:
@@ -20,19 +22,42 @@ def registered() -> tuple[list[str], list[str]]:
     return tasks.split(","), methods.split(",")
 
 
-@pytest.mark.parametrize("executor", ["local", "ray"])
-def test_the_ci_table2_grid_runs_every_cell(executor, tmp_path):
-    if executor == "ray":
-        pytest.importorskip("ray")
+def check_complete(root) -> None:
     tasks, methods = registered()
-    proc = subprocess.run([sys.executable, "-m", "harness.cli", "grid", "--profile", "ci", "--results-dir",
-                           str(tmp_path), "--executor", executor], capture_output=True, text=True)
-    assert proc.returncode == 0, f"{proc.stdout[-4000:]}\n{proc.stderr[-4000:]}"
     expected = {(t, m, s) for t in tasks for m in methods for s in (42, 43)}
-    metrics = load_metrics(tmp_path)
+    metrics = load_metrics(root)
     assert set(zip(metrics["task"], metrics["method"], metrics["seed"])) == expected
-    assert len(run_folders(tmp_path)) == len(expected) and load_failures(tmp_path).empty
+    assert len(run_folders(root)) == len(expected) and load_failures(root).empty
     assert not metrics.duplicated(["run_id", "model", "metric"]).any()
     # every cell evaluated the teacher; one evaluation per task and upstream seed policy
     teacher = metrics[(metrics["model"] == "teacher") & (metrics["metric"] == "r_llh")]
     assert teacher.groupby("task")["stage_key"].nunique().eq(1).all()
+
+
+def comparable(root):
+    metrics = load_metrics(root)
+    keep = ~metrics["metric"].str.contains("|".join(TIMING))
+    return metrics[keep].set_index(["run_id", "model", "metric"])["value"].sort_index()
+
+
+def test_the_ci_table2_grid_runs_every_cell_locally(ci_grid):
+    root, proc = ci_grid
+    assert proc.returncode == 0, f"{proc.stdout[-4000:]}\n{proc.stderr[-4000:]}"
+    check_complete(root)
+
+
+def test_the_same_grid_on_ray_gives_the_same_rows(ci_grid, tmp_path):
+    """Every cell as a Ray task on a local Ray instance. The stage cache of the local run is
+    copied in, so the cells reuse its stages: the Ray run must write every run folder again
+    and give the same numbers."""
+    pytest.importorskip("ray")
+    root, proc = ci_grid
+    assert proc.returncode == 0
+    shutil.copytree(root / "cache", tmp_path / "cache")
+    ray_proc = subprocess.run([sys.executable, "-m", "harness.cli", "grid", "--profile", "ci", "--results-dir",
+                               str(tmp_path), "--executor", "ray"], capture_output=True, text=True)
+    assert ray_proc.returncode == 0, f"{ray_proc.stdout[-4000:]}\n{ray_proc.stderr[-4000:]}"
+    check_complete(tmp_path)
+    local, on_ray = comparable(root), comparable(tmp_path)
+    assert local.index.equals(on_ray.index)
+    assert (local - on_ray).abs().max() < 1e-9

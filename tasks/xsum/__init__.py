@@ -1,0 +1,82 @@
+"""XSum (Narayan et al. 2018): a BBC article → its one-sentence summary.
+
+Sources: the embedded twin (default, offline), the hub (``EdinburghNLP/xsum``, its
+parquet export under ``refs/convert/parquet``), or a folder of per-split files
+(``data.source=local``, ``--data-dir DIR``; see :mod:`harness_tasks.xsum.records`).
+"""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+from harness.metrics import rouge_scores
+from harness.registry import HarnessError, register_task
+from harness.task import Example, Scores, Task
+
+from . import records, twin
+
+# Decoding of the paper for XSum (PAPER.md §3): beam 6, length penalty 0.5.
+NUM_BEAMS = 6
+LENGTH_PENALTY = 0.5
+
+
+@register_task("xsum")
+class XSumTask(Task):
+    """News article → one-sentence summary; ROUGE-1/2/L F1 (Porter stemmer)."""
+
+    metrics = ("rouge1", "rouge2", "rougeL")
+    selection_metric = "rouge2"
+    js_beta = 0.85
+    data_sources = ("embedded", "local", "hub")
+    hub_id = "EdinburghNLP/xsum"
+    hub_revision = "refs/convert/parquet"
+
+    def records(self, split: str) -> list[dict]:
+        d = self.data
+        if d.source == "embedded":
+            size = {"train": d.train_size, "validation": d.validation_size, "test": d.test_size}[split]
+            return twin.generate_split(split, size, d.seed)
+        if d.source == "local":
+            if not d.data_dir:
+                raise HarnessError("data.source=local needs a folder: --data-dir DIR (or --set data.data_dir=DIR)")
+            return records.load_local(d.data_dir, split)
+        if d.source == "hub":
+            return records.load_hub(d.hub_id or self.hub_id, d.revision or self.hub_revision, split)
+        raise HarnessError(f"unknown data source {d.source!r} for task xsum; known: {', '.join(self.data_sources)}")
+
+    def load(self, split: str) -> list[Example]:
+        return records.records_to_examples(self.records(split), split, id_prefix="xsum")
+
+    def score(self, hypotheses: Sequence[str], references: Sequence[Sequence[str]]) -> Scores:
+        return rouge_scores(hypotheses, references, self.metrics)
+
+    @classmethod
+    def profile_overrides(cls, profile: str) -> dict:
+        paper_decoding = {f"{stage}.{key}": value
+                          for stage in ("pseudo_labels", "selection_decode", "eval_decode")
+                          for key, value in (("num_beams", NUM_BEAMS), ("length_penalty", LENGTH_PENALTY))}
+        if profile == "ci":
+            # Documents are long: keep the whole lead region but stay tiny (beams as the ci profile).
+            return {"tokenizer.max_source_tokens": 256, "tokenizer.max_target_tokens": 32,
+                    **{f"{stage}.length_penalty": LENGTH_PENALTY
+                       for stage in ("pseudo_labels", "selection_decode", "eval_decode")}}
+        if profile == "cpu":
+            # Twin documents are 260-360 tokens (vocabulary 1500); a step costs about ten DART
+            # steps, so fewer, smaller batches. Sources are cut at 256 tokens: the key event
+            # always lies in the first 200 words, the rest is background.
+            return {**paper_decoding,
+                    "data.train_size": 1000, "data.validation_size": 80, "data.test_size": 200,
+                    "tokenizer.max_source_tokens": 256, "tokenizer.max_target_tokens": 40,
+                    "teacher_train.epochs": 5, "teacher_train.batch_size": 16,
+                    "pseudo_labels.max_new_tokens": 40, "online_sampling.max_new_tokens": 40,
+                    "selection_decode.max_new_tokens": 40, "eval_decode.max_new_tokens": 40}
+        if profile == "paper":
+            # facebook/bart-large-xsum used as is; 3-encoder/3-decoder student (PAPER.md §3).
+            return {**paper_decoding,
+                    "teacher.pretrained": "facebook/bart-large-xsum", "teacher.family": "bart",
+                    "teacher_train.epochs": 0,
+                    "student.encoder_layers": 3, "student.decoder_layers": 3,
+                    "tokenizer.max_source_tokens": 1024, "tokenizer.max_target_tokens": 60,
+                    "pseudo_labels.max_new_tokens": 60, "online_sampling.max_new_tokens": 60,
+                    "selection_decode.max_new_tokens": 100, "eval_decode.max_new_tokens": 100}
+        return {}
