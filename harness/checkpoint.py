@@ -22,7 +22,7 @@ from pathlib import Path
 
 import torch
 
-from .io import write_json
+from .io import disk_full_error, is_disk_full, write_json
 
 STATE_FILE = "train_state.pt"
 PROGRESS_FILE = "progress.json"
@@ -67,8 +67,10 @@ class TrainingCheckpoints:
                 f.flush()
                 os.fsync(f.fileno())
             os.replace(tmp, self.folder / STATE_FILE)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
+        except BaseException as err:
+            Path(tmp).unlink(missing_ok=True)   # the previous checkpoint stays as it was
+            if is_disk_full(err):
+                raise disk_full_error(err, self.folder / STATE_FILE) from err
             raise
         write_json(self.folder / PROGRESS_FILE, {"name": state["fingerprint"].get("name"), "step": state["step"],
                                                  "total": state["fingerprint"].get("total")})

@@ -299,11 +299,11 @@ def train(student: Seq2SeqLM, method: Method, data: TokenizedSplit, schedule: Tr
             with accelerator.autocast():
                 loss, terms = method_loss(method, student, teacher, batch, sampling, layer_map)
             if not torch.isfinite(loss):
-                raise NonFiniteLoss(step + 1, "loss", {k: float(v) for k, v in terms.items()})
+                raise NonFiniteLoss(step + 1, "loss", {k: float(v.detach()) for k, v in terms.items()})
             accelerator.backward(loss)
             grad_norm = accelerator.clip_grad_norm_(model.parameters(), schedule.grad_clip)
             if not torch.isfinite(grad_norm) and accelerator.scaler is None:  # fp16: the scaler skips the step
-                raise NonFiniteLoss(step + 1, "gradient norm", {k: float(v) for k, v in terms.items()})
+                raise NonFiniteLoss(step + 1, "gradient norm", {k: float(v.detach()) for k, v in terms.items()})
             optimizer.step()
             scheduler.step()
             optimizer.zero_grad(set_to_none=True)

@@ -7,6 +7,7 @@ process is gone (killed with ``kill -9``) without touching those of live writers
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import json
 import os
@@ -18,6 +19,28 @@ import uuid
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator
+
+
+# errno values that mean "no space left": a full disk, or a full quota.
+_NO_SPACE = {errno.ENOSPC, getattr(errno, "EDQUOT", errno.ENOSPC)}
+
+
+def is_disk_full(err: BaseException) -> bool:
+    return isinstance(err, OSError) and err.errno in _NO_SPACE
+
+
+def disk_full_error(err: OSError, path: Path):
+    """The one-line :class:`DiskFullError` for ``err`` raised while writing ``path``."""
+    from .registry import DiskFullError
+
+    free = ""
+    try:
+        free = f" ({shutil.disk_usage(Path(path).parent).free / 2**20:.0f} MiB free now)"
+    except OSError:
+        pass
+    return DiskFullError(f"disk full while writing {path}{free}: nothing was half-written and results written "
+                         f"before are intact; free some space (or point --results-dir elsewhere) and run the same "
+                         f"command again to finish what is missing")
 
 
 def sha256_file(path: Path, chunk: int = 1 << 20) -> str:
@@ -48,8 +71,10 @@ def write_json(path: Path, obj, *, indent: int = 2) -> None:
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as err:
         Path(tmp).unlink(missing_ok=True)
+        if is_disk_full(err):
+            raise disk_full_error(err, path) from err
         raise
 
 
@@ -84,8 +109,10 @@ def atomic_dir(final: Path, temp_root: Path | None = None) -> Iterator[Path]:
             shutil.rmtree(old, ignore_errors=True)
         else:
             os.replace(tmp, final)
-    except BaseException:
+    except BaseException as err:
         shutil.rmtree(tmp, ignore_errors=True)
+        if is_disk_full(err):   # e.g. a model or parquet file written inside the folder
+            raise disk_full_error(err, final) from err
         raise
 
 

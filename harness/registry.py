@@ -26,6 +26,10 @@ class HarnessError(Exception):
     """An error in the user's input: the CLI prints it on one line and exits 2."""
 
 
+class DiskFullError(HarnessError):
+    """No space left while writing results or the stage cache: nothing half-written, re-run to finish."""
+
+
 class UnknownNameError(HarnessError, KeyError):
     def __init__(self, kind: str, name: str, known: list[str]):
         hint = difflib.get_close_matches(name, known, n=1)

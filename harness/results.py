@@ -32,7 +32,7 @@ from typing import Any
 import pandas as pd
 
 from .config import canonical_json
-from .io import atomic_dir, write_json
+from .io import atomic_dir, checksums, write_json
 
 RUNS, FAILED, TMP = "runs", "failed", ".tmp"
 IDENTITY = ("run_id", "task", "method", "profile", "seed")
@@ -65,6 +65,26 @@ def run_path(results_dir: str | Path, run_id: str) -> Path:
 def is_complete(results_dir: str | Path, run_id: str) -> bool:
     """A run folder exists only when complete; the manifest is its last file."""
     return (run_path(results_dir, run_id) / "manifest.json").is_file()
+
+
+def verify_run(folder: str | Path) -> str | None:
+    """None if every file of a complete run folder matches the checksum recorded when it was written,
+    else what is wrong (a truncated or changed file, a missing one, an unreadable manifest)."""
+    folder = Path(folder)
+    try:
+        recorded = json.loads((folder / "manifest.json").read_text()).get("checksums")
+    except (OSError, ValueError) as err:
+        return f"its manifest.json cannot be read ({type(err).__name__})"
+    if recorded is None:
+        return None      # written before checksums were recorded
+    found = checksums(folder)
+    found.pop("manifest.json", None)
+    for name, digest in recorded.items():
+        if name not in found:
+            return f"{name} is missing"
+        if found[name] != digest:
+            return f"{name} does not match the checksum recorded when it was written (truncated or changed)"
+    return None
 
 
 def flat_config(config: dict) -> dict[str, Any]:
@@ -190,6 +210,10 @@ def write_run(pipeline, evaluated: dict[str, str], wall_seconds: float) -> RunOu
         "packages": package_versions(),
         "git": git_state(),
         "device": str(pipeline.device),
+        # Inputs longer than tokenizer.max_source_tokens / targets longer than max_target_tokens are cut.
+        "truncated": {split: {"sources": sp.truncated_sources, "targets": sp.truncated_targets,
+                              "examples": len(sp.examples)}
+                      for split, sp in getattr(pipeline, "splits", {}).items()},
         "platform": platform.platform(),
         "finished": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         "wall_seconds": round(wall_seconds, 3),
@@ -209,6 +233,7 @@ def write_run(pipeline, evaluated: dict[str, str], wall_seconds: float) -> RunOu
         curves = pd.concat(curve_frames, ignore_index=True) if curve_frames else pd.DataFrame()
         curves.to_parquet(tmp / "curves.parquet", index=False)
         compute.to_parquet(tmp / "compute.parquet", index=False)
+        manifest["checksums"] = checksums(tmp)          # verified by the readers and the grid runner
         write_json(tmp / "manifest.json", manifest)   # last: its presence marks the folder complete
     return RunOutcome(run_id, final, metrics, manifest)
 
@@ -231,12 +256,24 @@ def clear_failure(results_dir: str | Path, run_id: str) -> None:
 
 # ---------------------------------------------------------------- readers
 
-def run_folders(results_dir: str | Path) -> list[Path]:
-    """Every complete run folder under ``results_dir``."""
+def run_folders(results_dir: str | Path, verify: bool = True) -> list[Path]:
+    """Every complete run folder under ``results_dir``; with ``verify``, a folder whose files do not match
+    their recorded checksums is left out with a warning (the grid runner re-runs its cell)."""
     runs = Path(results_dir) / RUNS
     if not runs.is_dir():
         return []
-    return sorted(p for p in runs.iterdir() if not p.name.startswith(".") and (p / "manifest.json").is_file())
+    folders = sorted(p for p in runs.iterdir() if not p.name.startswith(".") and (p / "manifest.json").is_file())
+    if not verify:
+        return folders
+    good = []
+    for folder in folders:
+        problem = verify_run(folder)
+        if problem is None:
+            good.append(folder)
+        else:
+            print(f"[results] leaving out run {folder.name}: {problem}; run its cell again (the same "
+                  f"`harness run` or `harness grid` command) to rebuild it", file=sys.stderr)
+    return good
 
 
 def _concat(results_dir: str | Path, name: str) -> pd.DataFrame:

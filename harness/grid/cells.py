@@ -8,7 +8,9 @@
   (status ``busy``) and comes back to wait for it at the end;
 * an exception (a NaN loss, out of memory, a bug) is recorded in
   ``results/failed/<run_id>.json`` with its traceback and the config, and the cell's
-  status is ``failed``; the record is removed when the cell later succeeds.
+  status is ``failed``; the record is removed when the cell later succeeds;
+* a full disk is *fatal*: the runner stops the grid with one clear error (what was
+  written before is complete, nothing is half-written; the same command finishes it).
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from __future__ import annotations
 import contextlib
 import gc
 import os
+import shutil
 import socket
 import sys
 import time
@@ -23,7 +26,7 @@ import traceback
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from ..results import clear_failure, failure_path, is_complete, write_failure
+from ..results import clear_failure, failure_path, is_complete, run_path, verify_run, write_failure
 from .spec import Cell
 
 LOCKS, LOGS = "locks", "logs"
@@ -40,6 +43,7 @@ class CellOutcome:
     reused: tuple[str, ...] = ()
     resumed: tuple[str, ...] = ()   # stages that went on from a training checkpoint
     worker: str = ""                # pid@host that ran it
+    fatal: bool = False             # the grid cannot go on (disk full): stop it, say why
 
 
 def _worker() -> str:
@@ -65,7 +69,7 @@ def run_cell(cell: Cell, wait: bool = False, failed_since: float | None = None,
     """
     from filelock import FileLock, Timeout
 
-    if is_complete(cell.results_dir, cell.run_id):
+    if is_complete(cell.results_dir, cell.run_id) and verify_run(run_path(cell.results_dir, cell.run_id)) is None:
         return CellOutcome(cell.run_id, "done")
     path = cell_lock_path(cell)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -76,7 +80,11 @@ def run_cell(cell: Cell, wait: bool = False, failed_since: float | None = None,
         return CellOutcome(cell.run_id, "busy")
     try:
         if is_complete(cell.results_dir, cell.run_id):
-            return CellOutcome(cell.run_id, "done")
+            problem = verify_run(run_path(cell.results_dir, cell.run_id))
+            if problem is None:
+                return CellOutcome(cell.run_id, "done")
+            _log(f"[grid] run {cell.run_id} is corrupted: {problem}: running its cell again")
+            shutil.rmtree(run_path(cell.results_dir, cell.run_id))
         record = failure_path(cell.results_dir, cell.run_id)
         if failed_since is not None and record.is_file() and record.stat().st_mtime >= failed_since:
             import json
@@ -103,7 +111,7 @@ def cell_log(cell: Cell):
 
 
 def _run(cell: Cell) -> CellOutcome:
-    from ..registry import HarnessError, load_plugin_file
+    from ..registry import DiskFullError, HarnessError, load_plugin_file
 
     start, cfg = time.time(), None
     try:
@@ -118,6 +126,10 @@ def _run(cell: Cell) -> CellOutcome:
         from ..pipeline import Pipeline
 
         outcome = Pipeline(cfg).run()
+    except DiskFullError as err:   # every other cell would fail the same way: stop the grid
+        _release_memory()
+        return CellOutcome(cell.run_id, "failed", time.time() - start, f"{type(err).__name__}: {_first_line(err)}",
+                           worker=_worker(), fatal=True)
     except Exception as err:   # isolate the cell: record it, free its memory, let the grid go on
         path = record_failure(cell, err, traceback.format_exc(), time.time() - start,
                               asdict(cfg) if cfg is not None else None)

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Callable
 
 from ..io import sweep_stale, write_json
+from ..registry import DiskFullError
 from ..results import TMP, failure_path, is_complete
 from .cells import CellOutcome
 from .executors import make_executor
@@ -166,6 +167,8 @@ def run_grid(cells: list[Cell], name: str, profile: str, *, executor: str = "loc
             detail = outcome.error
         echo(f"[{len(outcomes):>{len(str(len(cells)))}}/{len(cells)}] {outcome.status:<6} "
              f"#{number[cell.run_id]} {cell.run_id}  {detail}".rstrip())
+        if outcome.fatal:
+            raise DiskFullError(outcome.error.split(": ", 1)[-1])
 
     runner = make_executor(executor, workers, address, cpus, gpus)
     try:
@@ -173,7 +176,10 @@ def run_grid(cells: list[Cell], name: str, profile: str, *, executor: str = "loc
     finally:
         runner.close()
         grid = GridReport(name, profile, cells, outcomes, time.time() - start)
-        grid.record = write_grid_record(grid)
+        try:
+            grid.record = write_grid_record(grid)
+        except DiskFullError:   # the grid is stopping for this very reason; its error says so
+            pass
     return grid
 
 

@@ -1,0 +1,287 @@
+"""Reliability: a full disk, NaN in a step, corrupted artefacts, safe loading, truncation.
+
+The cases of bad *input* (unknown names, bad ``--set``, bad grids, bad local data) are
+in test_cli_errors.py, test_config.py, test_grid_spec.py and the per-task data tests;
+killing at random points is in test_grid_crash.py and test_grid_resume.py. This file
+holds the rest, each case a test that fails if the behaviour regresses.
+"""
+
+from __future__ import annotations
+
+import errno
+import json
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import torch
+
+from harness import register_method
+from harness.checkpoint import read_progress
+from harness.config import resolve_config
+from harness.io import sha256_file
+from harness.methods.baselines import MLE
+from harness.pipeline import Pipeline
+from harness.registry import DiskFullError, HarnessError
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def run(results_dir, method="seqkd", seed=None, **sets):
+    pairs = [("results_dir", str(results_dir))] + [(k, str(v)) for k, v in sets.items()]
+    return Pipeline(resolve_config("dart", method, "ci", seed=seed, sets=pairs)).run()
+
+
+@pytest.fixture(scope="module")
+def store(tmp_path_factory):
+    """A results folder with one finished ci run (tokenizer, teacher, pseudo-labels, pre-distill, seqkd)."""
+    root = tmp_path_factory.mktemp("store")
+    return root, run(root)
+
+
+def files_with_digests(root: Path) -> dict[str, str]:
+    return {str(p.relative_to(root)): sha256_file(p) for p in root.rglob("*")
+            if p.is_file() and not p.name.endswith(".lock") and "logs" not in p.parts}
+
+
+# --------------------------------------------------------------------------- disk full
+def test_disk_full_while_writing_is_one_clear_error_and_keeps_what_was_written(store, monkeypatch, capfd):
+    root, _ = store
+    before = files_with_digests(root)
+    real = pd.DataFrame.to_parquet
+
+    def to_parquet(self, path, *args, **kwargs):
+        if "curves" in str(path):   # the new method stage writes its training curves first
+            raise OSError(errno.ENOSPC, "No space left on device", str(path))
+        return real(self, path, *args, **kwargs)
+
+    monkeypatch.setattr(pd.DataFrame, "to_parquet", to_parquet)
+    monkeypatch.setattr(sys, "argv", ["harness", "run", "--task", "dart", "--method", "mle", "--profile", "ci",
+                                      "--seed", "7", "--results-dir", str(root)])
+    from harness.cli import main
+
+    capfd.readouterr()
+    with pytest.raises(SystemExit) as exit_info:
+        main()
+    err = capfd.readouterr().err
+    assert exit_info.value.code == 2
+    assert "Traceback" not in err
+    last = err.strip().splitlines()[-1]
+    assert re.match(r"harness: error: disk full while writing \S+ \(\d+ MiB free now\): nothing was half-written "
+                    r"and results written before are intact", last), last
+    after = files_with_digests(root)
+    assert {k: after.get(k) for k in before} == before            # every earlier file intact
+    assert not [k for k in after if ".tmp-" in k or k.endswith(".tmp")]   # nothing half-written left
+    assert not [p for p in (root / "runs").iterdir() if "seed7" in p.name]
+
+
+def test_disk_full_stops_a_grid_at_once(tmp_path, monkeypatch):
+    from harness.grid.runner import run_grid
+    from harness.grid.spec import expand, load_spec
+
+    spec = tmp_path / "two.toml"
+    spec.write_text('name = "two"\nprofile = "ci"\ntasks = ["dart"]\nmethods = ["mle"]\nseeds = [1, 2]\n')
+    cells = expand(load_spec(str(spec)), results_dir=str(tmp_path / "results"))
+    calls = []
+
+    def full(self):
+        calls.append(self.cfg.seed)
+        raise DiskFullError("disk full while writing somewhere: free some space")
+
+    monkeypatch.setattr(Pipeline, "run", full)
+    lines = []
+    with pytest.raises(DiskFullError, match="disk full while writing somewhere"):
+        run_grid(cells, "two", "ci", echo=lines.append)
+    assert calls == [1]                      # the second cell was not started
+    assert not (tmp_path / "results" / "failed").exists()
+
+
+# --------------------------------------------------------------------------- NaN / inf in a step
+@register_method("test_nan_from_step_3")
+class NaNFromStep3(MLE):
+    """MLE whose loss turns NaN at the third optimizer step (one loss call per step)."""
+
+    calls = 0
+
+    def token_loss(self, student_logits, teacher_logits, tokens, source):
+        type(self).calls += 1
+        loss = super().token_loss(student_logits, teacher_logits, tokens, source)
+        return loss * float("nan") if type(self).calls >= 3 else loss
+
+
+@register_method("test_inf_gradient")
+class InfGradient(MLE):
+    """A finite loss whose gradient is not: d/dx sqrt(x) at x = 0."""
+
+    def token_loss(self, student_logits, teacher_logits, tokens, source):
+        loss = super().token_loss(student_logits, teacher_logits, tokens, source)
+        return loss + torch.sqrt((student_logits * 0).sum(-1))
+
+
+def test_nan_loss_fails_the_stage_at_its_step_naming_the_term_and_keeps_the_last_good_checkpoint(store):
+    from harness.engine import NonFiniteLoss
+
+    root, _ = store
+    NaNFromStep3.calls = 0
+    with pytest.raises(NonFiniteLoss) as info:   # ci: 40 examples, batch 16 → 3 steps
+        run(root, "test_nan_from_step_3", checkpoint_every=2)
+    err = info.value
+    assert (err.step, err.what) == (3, "loss")
+    assert set(err.values) == {"ground_truth"} and err.values["ground_truth"] != err.values["ground_truth"]  # NaN
+    assert str(err).startswith("non-finite loss at step 3: {'ground_truth': nan")
+    partial = [p for p in (root / "cache").glob("*/*.partial") if read_progress(p)]
+    assert [read_progress(p)["step"] for p in partial] == [2]       # the checkpoint before the NaN step is kept
+    state = torch.load(partial[0] / "train_state.pt", weights_only=True)
+    assert all(torch.isfinite(v).all() for v in state["model"].values())
+
+
+def test_inf_gradient_is_caught_before_the_optimizer_step(store):
+    from harness.engine import NonFiniteLoss
+
+    root, _ = store
+    with pytest.raises(NonFiniteLoss) as info:
+        run(root, "test_inf_gradient")
+    assert (info.value.step, info.value.what) == (1, "gradient norm")
+    assert str(info.value).startswith("non-finite gradient norm at step 1: {'ground_truth': ")
+
+
+# --------------------------------------------------------------------------- corrupted artefacts
+def _stage_file(root: Path, stage: str, pattern: str) -> Path:
+    found = sorted((root / "cache" / stage).glob(f"*/{pattern}"))
+    assert found, f"no {pattern} in the {stage} stage"
+    return found[0]
+
+
+@pytest.mark.parametrize("stage, pattern", [
+    ("tokenizer", "tokenizer.json"),
+    ("pseudo_labels", "*.parquet"),
+    ("teacher", "*.safetensors"),
+    ("evaluation", "examples.parquet"),
+])
+def test_a_corrupted_stage_artefact_is_detected_reported_and_rebuilt(store, stage, pattern, capfd):
+    root, first = store
+    target = _stage_file(root, stage, pattern)
+    target.write_bytes(target.read_bytes()[: len(target.read_bytes()) // 2])   # truncated
+    capfd.readouterr()
+    again = run(root)
+    err = capfd.readouterr().err
+    assert "does not match the checksums" in err and target.parent.name in err
+    assert any(not s["reused"] and s["stage"] == stage for s in again.manifest["stages"].values())
+    assert sha256_file(target) != "" and target.stat().st_size > 0
+    quality = lambda m: m[~m.metric.str.endswith("_per_s")].drop(columns="run_id")   # not the timings
+    pd.testing.assert_frame_equal(quality(first.metrics), quality(again.metrics))
+
+
+def test_an_unreadable_training_checkpoint_is_ignored_and_training_restarts(store, capfd):
+    from harness.checkpoint import TrainingCheckpoints
+
+    root, _ = store
+    folder = root / "scratch-partial"
+    checkpoints = TrainingCheckpoints(folder, every=1)
+    checkpoints.save({"fingerprint": {"name": "x"}, "step": 1})
+    state = folder / "train_state.pt"
+    state.write_bytes(state.read_bytes()[:-20])
+    assert checkpoints.load({"name": "x"}, "cpu") is None
+    assert "ignoring unreadable" in capfd.readouterr().err
+
+
+def test_a_corrupted_run_folder_is_left_out_by_readers_and_rerun_by_the_grid(tmp_path, capfd):
+    from harness.results import load_metrics, run_folders
+
+    spec = tmp_path / "one.toml"
+    spec.write_text('name = "one"\nprofile = "ci"\ntasks = ["dart"]\nmethods = ["mle"]\nseeds = [5]\n')
+    results = tmp_path / "results"
+    args = [sys.executable, "-m", "harness.cli", "grid", str(spec), "--results-dir", str(results)]
+    subprocess.run(args, check=True, capture_output=True, text=True)
+    (folder,) = run_folders(results)
+    values = load_metrics(results)
+    parquet = folder / "metrics.parquet"
+    parquet.write_bytes(parquet.read_bytes()[:-8])
+    capfd.readouterr()
+    assert run_folders(results) == []
+    assert "metrics.parquet does not match the checksum" in capfd.readouterr().err
+    proc = subprocess.run(args, capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "is corrupted: metrics.parquet does not match" in proc.stderr
+    assert "1 ran now" in proc.stdout
+    pd.testing.assert_frame_equal(load_metrics(results), values)
+
+
+# --------------------------------------------------------------------------- safe loading
+def test_models_are_safetensors_and_nothing_is_unpickled(store):
+    root, _ = store
+    cache = root / "cache"
+    weights = sorted(p.name for p in cache.rglob("*") if p.suffix in (".safetensors", ".bin", ".pt", ".pth", ".pkl")
+                     and not p.parent.name.endswith(".partial"))   # resumable training state: weights_only below
+    assert weights and set(weights) == {"model.safetensors"}
+    sources = {p: p.read_text() for p in (REPO / "harness").rglob("*.py")}
+    for path, text in sources.items():
+        for call in re.findall(r"torch\.load\([^)]*\)", text):
+            assert "weights_only=True" in call, f"{path}: {call}"
+        assert not re.search(r"\bpickle\.loads?\(|\bdill\.|joblib\.load", text), path
+        assert "trust_remote_code=True" not in text, path
+
+
+def test_trust_remote_code_is_off_unless_the_user_passes_the_flag(monkeypatch, tmp_path):
+    from harness import models
+    from harness.cli import cli
+
+    assert resolve_config("dart", "mle", "ci").teacher.trust_remote_code is False
+    seen = {}
+
+    def fake_config(path, **kwargs):
+        seen.update(kwargs)
+        raise OSError("stop here")
+
+    import transformers
+
+    monkeypatch.setattr(transformers.AutoModelForSeq2SeqLM, "from_pretrained", fake_config)
+    for sets, expected in (([], False), ([("teacher.trust_remote_code", "true")], True)):
+        cfg = resolve_config("dart", "mle", "ci", sets=[("teacher.pretrained", str(tmp_path)), *sets])
+        seen.clear()
+        with pytest.raises(HarnessError):
+            models.build_model(cfg.teacher, None)
+        assert seen.get("trust_remote_code") is expected
+    assert "--trust-remote-code" in [p.opts[0] for p in cli.commands["run"].params if p.opts]
+
+
+def test_plugins_load_only_from_entry_points_or_files_the_user_names(tmp_path):
+    marker = tmp_path / "imported"
+    body = f"open({str(marker)!r}, 'w').write('yes')\nfrom harness import register_method\n" \
+           "from harness.methods.baselines import MLE\n@register_method('sneaky')\nclass Sneaky(MLE):\n    pass\n"
+    for name in ("plugins.py", "harness_plugins.py", "conftest.py", "sitecustomize.py"):
+        (tmp_path / name).write_text(body)
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    proc = subprocess.run([sys.executable, "-m", "harness.cli", "list"], cwd=tmp_path, capture_output=True,
+                          text=True, env=env)
+    assert proc.returncode == 0, proc.stderr
+    assert "sneaky" not in proc.stdout and not marker.exists()
+    proc = subprocess.run([sys.executable, "-m", "harness.cli", "list", "--plugins", "plugins.py"], cwd=tmp_path,
+                          capture_output=True, text=True, env=env)
+    assert proc.returncode == 0, proc.stderr
+    assert "sneaky" in proc.stdout and marker.exists()
+
+
+# --------------------------------------------------------------------------- long inputs
+def test_long_inputs_are_truncated_as_documented_and_counted(tmp_path, capfd):
+    from harness.data import tokenize_split
+
+    outcome = run(tmp_path, "mle", **{"tokenizer.max_source_tokens": 12})
+    truncated = outcome.manifest["truncated"]
+    pipeline = Pipeline(resolve_config("dart", "mle", "ci", sets=[("results_dir", str(tmp_path)),
+                                                                  ("tokenizer.max_source_tokens", "12")]))
+    pipeline.load_data()
+    pipeline.tokenizer_stage()
+    tokenizer = pipeline.tokenizer
+    for split, counts in truncated.items():
+        examples = pipeline.examples[split]
+        ids = [tokenizer(e.source, add_special_tokens=False)["input_ids"] for e in examples]
+        expected = sum(len(i) + 1 > 12 for i in ids)      # + EOS
+        assert counts["sources"] == expected > 0, split
+        cut = tokenize_split(examples, tokenizer, 12, 10_000)
+        assert all(len(s) <= 12 and s[-1] == tokenizer.eos_token_id for s in cut.sources)
+    assert re.search(r"\[data\] train: truncated \d+ sources to 12 tokens", capfd.readouterr().err)
