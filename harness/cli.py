@@ -135,8 +135,9 @@ def report_cmd(results_dir, out_dir, compare, baseline, bootstrap_samples, scree
     """Tables (Markdown, LaTeX, CSV), plots (PNG, SVG) and one HTML page, from the results store alone."""
     from .reporting import build_report
 
+    explicit = click.get_current_context().get_parameter_source("baseline") != click.core.ParameterSource.DEFAULT
     report = build_report(results_dir, out_dir, tuple(compare), None if baseline.lower() == "none" else baseline,
-                          bootstrap_samples, screenshot)
+                          bootstrap_samples, screenshot, check_baseline=explicit)
     click.echo(f"{len(report.tables)} tables, {len(report.figures)} figures → {report.out}/report.html")
 
 

@@ -279,6 +279,7 @@ def resolve_config(
     if profile not in PROFILES:
         raise UnknownNameError("profile", profile, list(PROFILES))
     task_cls = TASKS.get(task)
+    task_cls.check_declaration()
     method_cls = METHODS.get(method)
     cfg = RunConfig(task=task, method=method, profile=profile)
     for key, value in PROFILES[profile].items():

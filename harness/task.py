@@ -58,6 +58,18 @@ class Task:
         raise NotImplementedError
 
     @classmethod
+    def check_declaration(cls) -> None:
+        """The metric names a task declares are among its ``metrics`` (a plugin's typo fails here, in one line)."""
+        from .registry import HarnessError, UnknownNameError
+
+        for attribute, names in (("selection_metric", [cls.selection_metric]),
+                                 ("lower_is_better", sorted(cls.lower_is_better))):
+            for name in names:
+                if name not in cls.metrics:
+                    raise HarnessError(f"task {cls.name!r} declares {attribute}={name!r}: "
+                                       f"{UnknownNameError('metric', name, list(cls.metrics))}")
+
+    @classmethod
     def profile_overrides(cls, profile: str) -> dict:
         """Task-specific config overrides (dotted keys) applied on top of a profile."""
         return {}

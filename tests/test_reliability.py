@@ -285,3 +285,31 @@ def test_long_inputs_are_truncated_as_documented_and_counted(tmp_path, capfd):
         cut = tokenize_split(examples, tokenizer, 12, 10_000)
         assert all(len(s) <= 12 and s[-1] == tokenizer.eos_token_id for s in cut.sources)
     assert re.search(r"\[data\] train: truncated \d+ sources to 12 tokens", capfd.readouterr().err)
+
+
+# --------------------------------------------------------------------------- names a user gives outside the CLI lists
+def test_a_task_plugin_naming_an_unknown_metric_fails_in_one_line():
+    from harness import register_task
+    from harness.task import Task
+
+    @register_task("test_task_with_a_metric_typo")
+    class Typo(Task):
+        metrics = ("bleu", "ter")
+        lower_is_better = frozenset({"ter"})
+        selection_metric = "bleuu"
+
+    with pytest.raises(HarnessError) as info:
+        resolve_config("test_task_with_a_metric_typo", "mle", "ci")
+    assert str(info.value) == ("task 'test_task_with_a_metric_typo' declares selection_metric='bleuu': unknown "
+                               "metric 'bleuu' (did you mean 'bleu'?); known metrics: bleu, ter")
+
+
+def test_report_with_an_unknown_baseline_row_is_one_line_and_writes_nothing(store, tmp_path):
+    root, _ = store
+    out = tmp_path / "report"
+    proc = subprocess.run([sys.executable, "-m", "harness.cli", "report", "--results", str(root), "--out", str(out),
+                           "--baseline", "predistil"], capture_output=True, text=True)
+    assert proc.returncode == 2 and not out.exists()
+    assert proc.stderr.strip().splitlines() == [
+        "harness: error: unknown baseline row 'predistil' (did you mean 'predistill'?); known baseline rows: "
+        "none, predistill, seqkd, teacher"]

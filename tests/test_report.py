@@ -110,7 +110,7 @@ def test_every_output_is_written(report):
         assert image.shape[0] > 100 and image.shape[1] > 100 and image.std() > 0.01, name
         assert "<svg" in (report / "figures" / f"{name}.svg").read_text()[:2000]
     html = (report / "report.html").read_text()
-    assert html.count("<table>") == 8 and html.count('src="data:image/png;base64,') == 4
+    assert html.count("<table>") == 9 and html.count('src="data:image/png;base64,') == 4
     assert "http://" not in html and "https://" not in html   # self-contained
     md = (report / "report.md").read_text()
     assert "### Table 2 — dart (ci profile)" in md and "](figures/bars_dart_ci.png)" in md
@@ -149,6 +149,19 @@ def test_table2_numbers_are_the_parquet_numbers(grid, report):
         shown = students["mean"].round(2)
         best = shown.min() if lower else shown.max()
         assert (students["best"].astype(str) == "True").tolist() == (shown == best).tolist()
+
+
+def test_stage_times_count_each_built_stage_once(grid, report):
+    builds = pd.concat([compute for _, compute in runs(grid)]).drop_duplicates(["stage_name", "stage_key"])
+    table = csv(report, "stages_dart_ci").set_index("stage")
+    assert table["seconds"].sum() == pytest.approx(builds["seconds"].sum())
+    assert table.loc["teacher", "builds"] == 1
+    assert table.loc["predistill", "builds"] == builds[builds["stage"] == "predistill"]["stage_key"].nunique()
+    own = builds[builds["stage"] == "method"]
+    for method, seconds in own.groupby("method")["seconds"].sum().items():
+        assert table.loc[f"train {method}", "seconds"] == pytest.approx(seconds)
+    evaluations = builds[builds["stage_name"] == "evaluation"]
+    assert table.loc["evaluation", "builds"] == len(evaluations)
 
 
 def test_table3_risks_and_teacher_dist(grid, report):

@@ -27,7 +27,7 @@ from .load import Store, is_cost, load_store
 from .paper import comparison, published, published_table
 from .render import Table, to_csv, to_latex, to_markdown
 from .summary import lookup, rows_of, summarise
-from .tables import figure2, info_for, size_axes, table2, table3, table4
+from .tables import figure2, info_for, size_axes, stage_times, table2, table3, table4
 
 __all__ = ["Report", "build_report", "load_store", "summarise"]
 
@@ -41,10 +41,17 @@ class Report:
 
 
 def build_report(results_dir: str | Path = "results", out_dir: str | Path = "reports", compare: tuple[str, ...] = (),
-                 baseline: str | None = "predistill", n_samples: int = 1000, screenshot: bool = False) -> Report:
-    """Render every table and figure the store supports into ``out_dir``."""
+                 baseline: str | None = "predistill", n_samples: int = 1000, screenshot: bool = False,
+                 check_baseline: bool = False) -> Report:
+    """Render every table and figure the store supports into ``out_dir``.
+
+    ``check_baseline``: a ``baseline`` that is no row of the results is an error (the user named it)."""
     store = load_store(results_dir)
     summary = summarise(store)
+    if check_baseline and baseline is not None and baseline not in set(summary["model"]):
+        from ..registry import UnknownNameError
+
+        raise UnknownNameError("baseline row", baseline, sorted(set(summary["model"])) + ["none"])
     paper = published() if "paper" in compare else None
     report = Report(Path(out_dir))
     curves = store.curves()
@@ -52,6 +59,15 @@ def build_report(results_dir: str | Path = "results", out_dir: str | Path = "rep
     for task, profile in summary[["task", "profile"]].drop_duplicates().itertuples(index=False):
         items = _task_section(report, store, summary, curves, task, profile, baseline, n_samples, paper)
         sections.append((f"{task} — {profile} profile", items))
+
+    builds = store.stage_builds()
+    for profile in summary["profile"].drop_duplicates():
+        overall = stage_times(builds, None, profile)
+        if overall is not None and summary[summary["profile"] == profile]["task"].nunique() > 1:
+            report.tables[overall.name] = overall
+            for suffix, text in (("md", to_markdown(overall)), ("tex", to_latex(overall)), ("csv", to_csv(overall))):
+                _write(report, f"tables/{overall.name}.{suffix}", text)
+            sections.append((f"compute — {profile} profile", [overall]))
 
     _write(report, "summary.csv", _summary_frame(summary).to_csv(index=False))
     evaluations = len(store.evaluations[["task", "profile", "model", "stage_key"]].drop_duplicates())
@@ -100,6 +116,7 @@ def _task_section(report, store, summary, curves, task, profile, baseline, n_sam
                    f"bars_{task}_{profile}", f"{title}: test metrics, mean and 95% CI over seeds")
     add_table(table3(summary, task, profile))
     add_table(table4(summary, task, profile))
+    add_table(stage_times(store.stage_builds(), task, profile))
     for axis in size_axes(summary, task, profile):
         fig2 = figure2(summary, task, profile, axis)
         add_table(fig2)

@@ -69,6 +69,17 @@ class Store:
         curves = curves.drop_duplicates(["task", "profile", "model", "stage_key", "step", "split", "name"])
         return curves.reset_index(drop=True)
 
+    def stage_builds(self) -> pd.DataFrame:
+        """Every stage the runs used, once per (stage, key): what building it cost (compute.parquet)."""
+        if "_builds" in self.__dict__:
+            return self.__dict__["_builds"]
+        frames = [f for f in (pd.read_parquet(p) for p in self._files("compute.parquet")) if len(f)]
+        if not frames:
+            return pd.DataFrame(columns=["task", "profile", "stage_name", "stage_key", "seconds"])
+        builds = pd.concat(frames, ignore_index=True)
+        self.__dict__["_builds"] = builds.drop_duplicates(["task", "profile", "stage_name", "stage_key"]).reset_index(drop=True)
+        return self.__dict__["_builds"]
+
     def _files(self, name: str) -> list[Path]:
         return [self.root / "runs" / run / name for run in sorted(self.run_models["run_id"].unique())
                 if (self.root / "runs" / run / name).is_file()]

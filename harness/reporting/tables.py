@@ -281,3 +281,42 @@ def figure2(summary: pd.DataFrame, task: str, profile: str, axis: str) -> Table 
     return Table(f"figure2_{task}_{profile}_{axis.replace('.', '-')}",
                  f"Figure 2 — {task} ({profile} profile): {metric_label(metric)} vs {axis}", header, out_rows,
                  caption, pd.DataFrame(data))
+
+
+STAGE_ORDER = ("tokenizer", "teacher", "pseudo_labels", "predistill")
+
+
+def _stage_kind(row) -> str:
+    if row.stage_name == "student" and row.stage != "predistill":
+        return f"train {row.method}"          # the run's own MLE / KD stage
+    if row.stage_name == "evaluation":
+        return "evaluation"
+    return row.stage if row.stage in STAGE_ORDER else row.stage_name
+
+
+def stage_times(builds: pd.DataFrame, task: str | None, profile: str) -> Table | None:
+    """Wall seconds spent building each kind of stage (each stage counted once, however many runs used it).
+
+    ``task`` None: every task of ``profile`` together (a grid's time budget)."""
+    part = builds[(builds["profile"] == profile) & ((builds["task"] == task) if task else True)]
+    part = part[part["seconds"].notna()]
+    if not len(part):
+        return None
+    part = part.assign(kind=[_stage_kind(r) for r in part.itertuples()])
+    grouped = part.groupby("kind")["seconds"].agg(["count", "sum", "mean"])
+    order = ([s for s in STAGE_ORDER if s in grouped.index] + sorted(k for k in grouped.index if k.startswith("train "))
+             + [k for k in grouped.index if k not in STAGE_ORDER and not k.startswith("train ")])
+    total = float(grouped["sum"].sum())
+    rows = [[Cell(text=name), Cell(text=str(int(grouped.loc[name, "count"]))),
+             Cell(value=float(grouped.loc[name, "sum"]) / 60), Cell(value=float(grouped.loc[name, "mean"])),
+             Cell(value=100 * float(grouped.loc[name, "sum"]) / total)] for name in order]
+    rows.append([Cell(text="total"), Cell(text=str(int(grouped["count"].sum()))), Cell(value=total / 60),
+                 Cell(text=""), Cell(value=100.0)])
+    where = task or "all tasks"
+    data = grouped.reset_index().rename(columns={"kind": "stage", "count": "builds", "sum": "seconds",
+                                                 "mean": "mean_seconds"})
+    return Table(name=f"stages_{task or 'all'}_{profile}", title=f"Stage build times: {where} ({profile} profile)",
+                 header=["stage", "builds", "minutes", "mean s per build", "% of time"], rows=rows,
+                 caption="Seconds each stage took when it was built, each shared stage counted once (summed "
+                         "over processes: with several workers the wall time is lower).",
+                 data=data.assign(task=where, profile=profile))
