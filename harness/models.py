@@ -316,9 +316,12 @@ def generation_config(decode: DecodeConfig, *, pad_id: int, eos_id: int, bos_id:
     """A transformers ``GenerationConfig`` for ``decode`` (the same settings for every architecture)."""
     from transformers import GenerationConfig
 
+    # Filters only mean something when sampling (transformers warns about them otherwise); top_k 0 and
+    # top_p 1.0 switch off the library's defaults (top_k 50), so a DecodeConfig is the whole recipe.
+    sampling = dict(top_k=decode.top_k or 0, top_p=decode.top_p if decode.top_p is not None else 1.0) \
+        if decode.do_sample else {}
     return GenerationConfig(
-        num_beams=decode.num_beams, do_sample=decode.do_sample, top_k=decode.top_k or 0,
-        top_p=decode.top_p if decode.top_p is not None else 1.0, length_penalty=decode.length_penalty,
+        num_beams=decode.num_beams, do_sample=decode.do_sample, **sampling, length_penalty=decode.length_penalty,
         max_new_tokens=decode.max_new_tokens, min_new_tokens=decode.min_new_tokens or None,
         early_stopping=True if decode.num_beams > 1 else False, pad_token_id=pad_id,
         eos_token_id=eos_id, decoder_start_token_id=start_id, bos_token_id=bos_id,

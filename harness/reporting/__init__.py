@@ -27,9 +27,11 @@ from .load import Store, is_cost, load_store
 from .paper import comparison, published, published_table
 from .render import Table, to_csv, to_latex, to_markdown
 from .summary import lookup, rows_of, summarise
-from .tables import figure2, info_for, size_axes, stage_times, table2, table3, table4
+from .tables import figure2, info_for, overview, size_axes, stage_times, table2, table3, table4
 
 __all__ = ["Report", "build_report", "load_store", "summarise"]
+
+PAPER_TASK_ORDER = ("dart", "xsum", "wmt16_en_ro", "commonsense_dialogue")   # the columns of the paper's Table 2
 
 
 @dataclass
@@ -62,12 +64,16 @@ def build_report(results_dir: str | Path = "results", out_dir: str | Path = "rep
 
     builds = store.stage_builds()
     for profile in summary["profile"].drop_duplicates():
-        overall = stage_times(builds, None, profile)
-        if overall is not None and summary[summary["profile"] == profile]["task"].nunique() > 1:
-            report.tables[overall.name] = overall
-            for suffix, text in (("md", to_markdown(overall)), ("tex", to_latex(overall)), ("csv", to_csv(overall))):
-                _write(report, f"tables/{overall.name}.{suffix}", text)
-            sections.append((f"compute — {profile} profile", [overall]))
+        present = set(summary[summary["profile"] == profile]["task"])
+        tasks = [t for t in PAPER_TASK_ORDER if t in present] + sorted(present - set(PAPER_TASK_ORDER))
+        if len(tasks) < 2:
+            continue
+        tables = [t for t in (overview(summary, profile, tasks), stage_times(builds, None, profile)) if t is not None]
+        for table in tables:
+            report.tables[table.name] = table
+            for suffix, text in (("md", to_markdown(table)), ("tex", to_latex(table)), ("csv", to_csv(table))):
+                _write(report, f"tables/{table.name}.{suffix}", text)
+        sections.insert(0, (f"all tasks — {profile} profile", tables))
 
     _write(report, "summary.csv", _summary_frame(summary).to_csv(index=False))
     evaluations = len(store.evaluations[["task", "profile", "model", "stage_key"]].drop_duplicates())

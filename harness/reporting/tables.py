@@ -320,3 +320,37 @@ def stage_times(builds: pd.DataFrame, task: str | None, profile: str) -> Table |
                  caption="Seconds each stage took when it was built, each shared stage counted once (summed "
                          "over processes: with several workers the wall time is lower).",
                  data=data.assign(task=where, profile=profile))
+
+
+def overview(summary: pd.DataFrame, profile: str, tasks: list[str]) -> Table | None:
+    """The paper's Table 2 layout: one row per model, every task's metrics side by side (means; bold: best student)."""
+    columns, look, order = [], {}, []
+    for task in tasks:
+        info = info_for(summary, task, profile)
+        look.update({(task, *key): line for key, line in lookup(summary, task, profile).items()})
+        columns += [(task, m, m in info.lower_is_better) for m in info.metrics]
+        order += [label for label, _, _ in rows_of(summary, task, profile) if label not in order]
+    if len(tasks) < 2 or not columns:
+        return None
+    best = {}
+    for task, metric, lower in columns:
+        values = {lab: look[(task, lab, metric)]["mean"] for lab in order
+                  if lab != "teacher" and (task, lab, metric) in look}
+        best[(task, metric)] = _best(values, lower)
+    rows, data = [], []
+    for label in order:
+        cells = [Cell(text=label)]
+        for task, metric, _ in columns:
+            line = look.get((task, label, metric))
+            if line is None:
+                cells.append(Cell())
+                continue
+            bold = label in best[(task, metric)]
+            cells.append(Cell(line["mean"], bold=bold))
+            data.append(_tidy(line, best=bold))
+        rows.append(cells)
+    header = ["model"] + [f"{task} {metric_label(metric, frozenset({metric}) if lower else frozenset())}"
+                          for task, metric, lower in columns]
+    return Table(f"overview_{profile}", f"Table 2 — every task ({profile} profile)", header, rows,
+                 "Test-split means over seeds (the per-task tables give n and 95% CIs). Bold: best student.",
+                 pd.DataFrame(data))

@@ -1,0 +1,50 @@
+"""``harness report`` on the session's ci grid (every task × every method × 2 seeds): the cross-task tables.
+
+The per-task tables are checked on a DART grid in test_report.py; here the tables that need
+several tasks, against numbers computed straight from the runs' parquet files.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from harness.reporting import PAPER_TASK_ORDER, build_report
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def grid_report(ci_grid, tmp_path_factory):
+    root, _ = ci_grid
+    out = tmp_path_factory.mktemp("grid-report")
+    build_report(root, out, baseline=None)
+    return root, out
+
+
+def parquet(root: Path, name: str) -> pd.DataFrame:
+    return pd.concat([pd.read_parquet(p) for p in sorted(Path(root, "runs").glob(f"*/{name}"))], ignore_index=True)
+
+
+def test_overview_sets_every_task_side_by_side_with_the_parquet_means(grid_report):
+    root, out = grid_report
+    table = pd.read_csv(out / "tables" / "overview_ci.csv")
+    metrics = parquet(root, "metrics.parquet").drop_duplicates(["stage_key", "metric"])
+    assert list(table["task"].drop_duplicates()) == list(PAPER_TASK_ORDER)
+    assert len(table) > 100
+    for row in table.itertuples():
+        values = metrics[(metrics["task"] == row.task) & (metrics["model"] == row.model)
+                         & (metrics["metric"] == row.metric) & (metrics["variant"].fillna("") == "")]["value"]
+        assert row.mean == pytest.approx(values.mean()), row
+    md = (out / "tables" / "overview_ci.md").read_text()
+    assert md.splitlines()[2].startswith("| model | dart BLEU | dart chrF | dart TER↓ | xsum R1 |")
+
+
+def test_grid_stage_times_count_each_stage_once(grid_report):
+    root, out = grid_report
+    table = pd.read_csv(out / "tables" / "stages_all_ci.csv").set_index("stage")
+    builds = parquet(root, "compute.parquet").drop_duplicates(["task", "stage_name", "stage_key"])
+    assert table["seconds"].sum() == pytest.approx(builds["seconds"].sum())
+    assert table.loc["teacher", "builds"] == 4 and table.loc["tokenizer", "builds"] == 4
