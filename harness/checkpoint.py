@@ -9,7 +9,8 @@ stage is complete. Only one process builds a key at a time (the stage lock), so 
 folder has one writer.
 
 ``train_state.pt`` is replaced atomically (temporary file, then rename); next to it,
-``progress.json`` says how far it got without loading the state.
+``progress.json`` says how far it got without loading the state, and the state's sha256,
+checked before the state is loaded (``torch.load`` with ``weights_only=True``).
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from pathlib import Path
 
 import torch
 
-from .io import disk_full_error, is_disk_full, write_json
+from .io import disk_full_error, is_disk_full, sha256_file, write_json
 
 STATE_FILE = "train_state.pt"
 PROGRESS_FILE = "progress.json"
@@ -46,6 +47,11 @@ class TrainingCheckpoints:
         """The saved state if it belongs to this very training run (same ``fingerprint``), else None."""
         path = self.folder / STATE_FILE
         if not path.is_file():
+            return None
+        recorded = (read_progress(self.folder) or {}).get("sha256")
+        if recorded is not None and sha256_file(path) != recorded:
+            print(f"[checkpoint] ignoring {path}: it does not match the checksum recorded when it was saved "
+                  f"(truncated or changed); this stage trains from the start", file=sys.stderr)
             return None
         try:
             state = torch.load(path, map_location=device, weights_only=True)
@@ -72,8 +78,11 @@ class TrainingCheckpoints:
             if is_disk_full(err):
                 raise disk_full_error(err, self.folder / STATE_FILE) from err
             raise
+        # the state's checksum, checked before it is loaded (killed between the two writes: the old
+        # checksum no longer matches, and the stage starts again rather than trust the file)
         write_json(self.folder / PROGRESS_FILE, {"name": state["fingerprint"].get("name"), "step": state["step"],
-                                                 "total": state["fingerprint"].get("total")})
+                                                 "total": state["fingerprint"].get("total"),
+                                                 "sha256": sha256_file(self.folder / STATE_FILE)})
 
 
 def read_progress(folder: Path) -> dict | None:

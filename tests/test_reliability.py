@@ -176,17 +176,23 @@ def test_a_corrupted_stage_artefact_is_detected_reported_and_rebuilt(store, stag
     pd.testing.assert_frame_equal(quality(first.metrics), quality(again.metrics))
 
 
-def test_an_unreadable_training_checkpoint_is_ignored_and_training_restarts(store, capfd):
+@pytest.mark.parametrize("damage", ["truncate", "flip"])
+def test_a_damaged_training_checkpoint_is_caught_by_its_checksum_and_not_used(tmp_path, capfd, damage):
     from harness.checkpoint import TrainingCheckpoints
 
-    root, _ = store
-    folder = root / "scratch-partial"
-    checkpoints = TrainingCheckpoints(folder, every=1)
-    checkpoints.save({"fingerprint": {"name": "x"}, "step": 1})
-    state = folder / "train_state.pt"
-    state.write_bytes(state.read_bytes()[:-20])
+    checkpoints = TrainingCheckpoints(tmp_path / "partial", every=1)
+    checkpoints.save({"fingerprint": {"name": "x"}, "step": 1, "weights": torch.arange(1000.0)})
+    assert checkpoints.load({"name": "x"}, "cpu")["step"] == 1
+    state = tmp_path / "partial" / "train_state.pt"
+    data = bytearray(state.read_bytes())
+    if damage == "truncate":
+        del data[-20:]
+    else:       # one byte inside the tensor data: still a loadable file, silently wrong without the checksum
+        data[len(data) // 2] ^= 0xFF
+    state.write_bytes(bytes(data))
+    capfd.readouterr()
     assert checkpoints.load({"name": "x"}, "cpu") is None
-    assert "ignoring unreadable" in capfd.readouterr().err
+    assert "does not match the checksum recorded when it was saved" in capfd.readouterr().err
 
 
 def test_a_corrupted_run_folder_is_left_out_by_readers_and_rerun_by_the_grid(tmp_path, capfd):
