@@ -8,6 +8,7 @@ holds the rest, each case a test that fails if the behaviour regresses.
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import json
 import os
@@ -20,13 +21,12 @@ import pandas as pd
 import pytest
 import torch
 
-from harness import register_method
 from harness.checkpoint import read_progress
 from harness.config import resolve_config
 from harness.io import sha256_file
 from harness.methods.baselines import MLE
 from harness.pipeline import Pipeline
-from harness.registry import DiskFullError, HarnessError
+from harness.registry import METHODS, TASKS, DiskFullError, HarnessError
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -101,7 +101,16 @@ def test_disk_full_stops_a_grid_at_once(tmp_path, monkeypatch):
 
 
 # --------------------------------------------------------------------------- NaN / inf in a step
-@register_method("test_nan_from_step_3")
+@contextlib.contextmanager
+def registered(registry, name: str, cls):
+    """``cls`` registered as ``name`` for the duration (the registry is process-wide: leave it as found)."""
+    registry.add(name, cls)
+    try:
+        yield
+    finally:
+        registry._items.pop(name, None)
+
+
 class NaNFromStep3(MLE):
     """MLE whose loss turns NaN at the third optimizer step (one loss call per step)."""
 
@@ -113,7 +122,6 @@ class NaNFromStep3(MLE):
         return loss * float("nan") if type(self).calls >= 3 else loss
 
 
-@register_method("test_inf_gradient")
 class InfGradient(MLE):
     """A finite loss whose gradient is not: d/dx sqrt(x) at x = 0."""
 
@@ -127,8 +135,8 @@ def test_nan_loss_fails_the_stage_at_its_step_naming_the_term_and_keeps_the_last
 
     root, _ = store
     NaNFromStep3.calls = 0
-    with pytest.raises(NonFiniteLoss) as info:   # ci: 40 examples, batch 16 → 3 steps
-        run(root, "test_nan_from_step_3", checkpoint_every=2)
+    with registered(METHODS, "test_nan_from_step_3", NaNFromStep3), pytest.raises(NonFiniteLoss) as info:
+        run(root, "test_nan_from_step_3", checkpoint_every=2)   # ci: 40 examples, batch 16 → 3 steps
     err = info.value
     assert (err.step, err.what) == (3, "loss")
     assert set(err.values) == {"ground_truth"} and err.values["ground_truth"] != err.values["ground_truth"]  # NaN
@@ -143,7 +151,7 @@ def test_inf_gradient_is_caught_before_the_optimizer_step(store):
     from harness.engine import NonFiniteLoss
 
     root, _ = store
-    with pytest.raises(NonFiniteLoss) as info:
+    with registered(METHODS, "test_inf_gradient", InfGradient), pytest.raises(NonFiniteLoss) as info:
         run(root, "test_inf_gradient")
     assert (info.value.step, info.value.what) == (1, "gradient norm")
     assert str(info.value).startswith("non-finite gradient norm at step 1: {'ground_truth': ")
@@ -295,16 +303,14 @@ def test_long_inputs_are_truncated_as_documented_and_counted(tmp_path, capfd):
 
 # --------------------------------------------------------------------------- names a user gives outside the CLI lists
 def test_a_task_plugin_naming_an_unknown_metric_fails_in_one_line():
-    from harness import register_task
     from harness.task import Task
 
-    @register_task("test_task_with_a_metric_typo")
     class Typo(Task):
         metrics = ("bleu", "ter")
         lower_is_better = frozenset({"ter"})
         selection_metric = "bleuu"
 
-    with pytest.raises(HarnessError) as info:
+    with registered(TASKS, "test_task_with_a_metric_typo", Typo), pytest.raises(HarnessError) as info:
         resolve_config("test_task_with_a_metric_typo", "mle", "ci")
     assert str(info.value) == ("task 'test_task_with_a_metric_typo' declares selection_metric='bleuu': unknown "
                                "metric 'bleuu' (did you mean 'bleu'?); known metrics: bleu, ter")
