@@ -10,6 +10,7 @@ import torch
 
 from harness import engine
 from harness.checkpoint import TrainingCheckpoints, read_progress
+from harness.io import sha256_file
 from harness.config import DecodeConfig, TrainConfig, resolve_config
 from harness.data import batches, num_batches
 from harness.methods.baselines import MLE
@@ -76,7 +77,9 @@ def test_a_resumed_training_run_equals_an_uninterrupted_one(setup, tmp_path, mon
     monkeypatch.setattr(engine, "method_loss", dying)
     with pytest.raises(KeyboardInterrupt):
         run_tvd(setup, schedule, TrainingCheckpoints(tmp_path, every=1))
-    assert read_progress(tmp_path) == {"name": "method", "step": crash_at, "total": total}
+    progress = read_progress(tmp_path)
+    assert progress == {"name": "method", "step": crash_at, "total": total,
+                        "sha256": sha256_file(tmp_path / "train_state.pt")}
     monkeypatch.setattr(engine, "method_loss", real)
 
     checkpoints = TrainingCheckpoints(tmp_path, every=1)
