@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import collections
 import json
+import shutil
 import os
 import random
 import re
@@ -34,7 +35,20 @@ from harness_tasks.commonsense_dialogue.records import (
     read_release_json,
 )
 
-FIXTURES = Path(__file__).parent / "fixtures" / "commonsense_dialogue"
+# Hand-written dialogues in the release format, stored under names of their own so that nothing in
+# the repository looks like a copy of the release files; `release` lays them out under the real names.
+FIXTURE_DIR = Path(__file__).parent / "fixtures" / "commonsense_dialogue"
+FIXTURE_FOR = {"train.json": "dialogues-train.json", "valid.json": "dialogues-valid.json",
+               "test.json": "dialogues-test.json"}
+
+
+@pytest.fixture(scope="module")
+def release(tmp_path_factory) -> Path:
+    """A folder laid out like the Commonsense-Dialogues release, holding the fixtures."""
+    folder = tmp_path_factory.mktemp("dialogue-release")
+    for name, fixture in FIXTURE_FOR.items():
+        shutil.copy(FIXTURE_DIR / fixture, folder / name)
+    return folder
 # The repository lives at <root>/main and the shared data at <root>/shared.
 REAL_VALID = Path(__file__).resolve().parents[2] / "shared/data/commonsense_dialogues/valid.json"
 
@@ -234,8 +248,8 @@ def test_empty_turns_are_neither_responses_nor_history(caplog):
 
 
 @pytest.mark.parametrize("split", ["train", "validation", "test"])
-def test_examples_from_the_fixture_files(split):
-    dialogues = load_local(FIXTURES, split)
+def test_examples_from_the_fixture_files(split, release):
+    dialogues = load_local(release, split)
     examples = dialogues_to_examples(dialogues, split, "dialogue")
     counts = count_pairs(dialogues)
     expected = {"train": (4, 22, 0), "validation": (3, 15, 0), "test": (2, 23, 2)}[split]
@@ -252,8 +266,8 @@ def test_examples_from_the_fixture_files(split):
             assert e.source == SEPARATOR.join([d.context, *d.turns[max(0, t - 15):t]])
 
 
-def test_fixture_dialogues_sharing_a_context_share_their_first_source():
-    train = dialogues_to_examples(load_local(FIXTURES, "train"), "train", "d")
+def test_fixture_dialogues_sharing_a_context_share_their_first_source(release):
+    train = dialogues_to_examples(load_local(release, "train"), "train", "d")
     first = [e for e in train if e.id.endswith("-0")]
     assert first[0].source == first[1].source and first[0].target != first[1].target
 
@@ -277,11 +291,11 @@ def _good(n: int = 4) -> dict:
             for i in range(n)}
 
 
-def test_load_local_maps_validation_to_valid_json(tmp_path):
+def test_load_local_maps_validation_to_valid_json(tmp_path, release):
     for split, name in (("train", "train.json"), ("validation", "valid.json"), ("test", "test.json")):
         assert RELEASE_FILES[split] == name
-        assert load_local(FIXTURES, split) == read_release_json(FIXTURES / name)
-    assert [d.id for d in load_local(FIXTURES, "validation")] == ["1", "2", "3"]
+        assert load_local(release, split) == read_release_json(release / name)
+    assert [d.id for d in load_local(release, "validation")] == ["1", "2", "3"]
 
 
 def test_load_local_missing_directory_and_file(tmp_path):
@@ -378,16 +392,16 @@ def test_load_hub_from_a_local_parquet_folder(tmp_path, no_network):
         assert load_hub(str(hub_dir), None, split) == expected[split]
 
 
-def test_load_hub_jsonl_files_named_like_the_release(tmp_path, no_network):
+def test_load_hub_jsonl_files_named_like_the_release(tmp_path, no_network, release):
     """The hub's main branch holds train/valid/test.jsonl; ``valid`` is the validation split."""
     hub_dir = tmp_path / "dialogue-jsonl"
     hub_dir.mkdir()
     for name in ("train", "valid", "test"):
-        data = json.loads((FIXTURES / f"{name}.json").read_text(encoding="utf-8"))
+        data = json.loads((release / f"{name}.json").read_text(encoding="utf-8"))
         rows = [{"conversation_id": k, **r} for k, r in data.items()]
         (hub_dir / f"{name}.jsonl").write_text("\n".join(json.dumps(r) for r in rows) + "\n", encoding="utf-8")
     for split in ("train", "validation", "test"):
-        assert load_hub(str(hub_dir), None, split) == load_local(FIXTURES, split)
+        assert load_hub(str(hub_dir), None, split) == load_local(release, split)
 
 
 def test_load_hub_without_id_column_uses_row_numbers(tmp_path, no_network):
