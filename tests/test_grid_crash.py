@@ -41,42 +41,42 @@ def grid(spec: Path, results: Path) -> subprocess.Popen:
                             text=True, start_new_session=True)
 
 
-def kill_when(proc: subprocess.Popen, results: Path, stage: str, name: str, step: int, timeout: float = 900) -> str:
-    """SIGKILL the runner once stage ``stage`` has a checkpoint of training ``name`` at ``step`` or later."""
+def kill_once(proc: subprocess.Popen, ready, what: str, timeout: float = 900) -> str:
+    """SIGKILL the runner (its whole process group) as soon as ``ready()``; returns its stderr."""
     deadline = time.time() + timeout
     while time.time() < deadline:
+        if ready():
+            os.killpg(proc.pid, signal.SIGKILL)
+            _, err = proc.communicate()
+            assert proc.returncode == -signal.SIGKILL
+            return err
+        if proc.poll() is not None:
+            out, err = proc.communicate()
+            pytest.fail(f"the grid ended before it could be killed {what}:\n{out}\n{err[-3000:]}")
+        time.sleep(0.005)
+    os.killpg(proc.pid, signal.SIGKILL)
+    pytest.fail(f"not {what} within {timeout}s")
+
+
+def kill_when(proc: subprocess.Popen, results: Path, stage: str, name: str, step: int) -> str:
+    """Kill once stage ``stage`` has a checkpoint of training ``name`` at ``step`` or later."""
+    def ready() -> bool:
         for progress in (results / "cache" / stage).glob("*.partial/progress.json"):
             try:
                 state = json.loads(progress.read_text())
             except (OSError, ValueError):
                 continue
             if state["name"] == name and state["step"] >= step:
-                os.killpg(proc.pid, signal.SIGKILL)
-                _, err = proc.communicate()
-                assert proc.returncode == -signal.SIGKILL
-                return err
-        if proc.poll() is not None:
-            out, err = proc.communicate()
-            pytest.fail(f"the grid ended before it could be killed in {stage}/{name}:\n{out}\n{err[-3000:]}")
-        time.sleep(0.02)
-    os.killpg(proc.pid, signal.SIGKILL)
-    pytest.fail(f"no checkpoint of {stage}/{name} at step {step} within {timeout}s")
+                return True
+        return False
+
+    return kill_once(proc, ready, f"in {stage}/{name} at step {step}")
 
 
-def kill_while_building(proc: subprocess.Popen, results: Path, stage: str, timeout: float = 900) -> str:
-    """SIGKILL the runner while it writes a ``stage`` folder (its temporary folder exists: not yet renamed)."""
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        if any(".tmp-" in p.name for p in (results / "cache" / stage).glob(".*")):
-            os.killpg(proc.pid, signal.SIGKILL)
-            _, err = proc.communicate()
-            return err
-        if proc.poll() is not None:
-            out, err = proc.communicate()
-            pytest.fail(f"the grid ended before it could be killed while building {stage}:\n{out}\n{err[-3000:]}")
-        time.sleep(0.005)
-    os.killpg(proc.pid, signal.SIGKILL)
-    pytest.fail(f"{stage} was not built within {timeout}s")
+def kill_while_building(proc: subprocess.Popen, results: Path, stage: str) -> str:
+    """Kill while a ``stage`` folder is being written (its temporary folder exists: not yet renamed)."""
+    return kill_once(proc, lambda: any(".tmp-" in p.name for p in (results / "cache" / stage).glob(".*")),
+                     f"while building {stage}")
 
 
 def finish(proc: subprocess.Popen) -> tuple[str, str]:
