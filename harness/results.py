@@ -67,10 +67,27 @@ def is_complete(results_dir: str | Path, run_id: str) -> bool:
     return (run_path(results_dir, run_id) / "manifest.json").is_file()
 
 
+_VERIFIED: dict[tuple, str | None] = {}   # (folder, its files' sizes and mtimes) → verdict
+
+
 def verify_run(folder: str | Path) -> str | None:
     """None if every file of a complete run folder matches the checksum recorded when it was written,
-    else what is wrong (a truncated or changed file, a missing one, an unreadable manifest)."""
+    else what is wrong (a truncated or changed file, a missing one, an unreadable manifest).
+
+    Every reader of the store calls this: a verdict is kept while no file of the folder changes
+    (size or mtime), so a report hashes each run once, not once per table it reads."""
     folder = Path(folder)
+    try:
+        stamp = (str(folder), tuple(sorted((p.name, p.stat().st_size, p.stat().st_mtime_ns)
+                                           for p in folder.iterdir() if p.is_file())))
+    except OSError as err:
+        return f"it cannot be read ({type(err).__name__})"
+    if stamp not in _VERIFIED:
+        _VERIFIED[stamp] = _check_run(folder)
+    return _VERIFIED[stamp]
+
+
+def _check_run(folder: Path) -> str | None:
     try:
         recorded = json.loads((folder / "manifest.json").read_text()).get("checksums")
     except (OSError, ValueError) as err:

@@ -70,9 +70,7 @@ def build_report(results_dir: str | Path = "results", out_dir: str | Path = "rep
             continue
         tables = [t for t in (overview(summary, profile, tasks), stage_times(builds, None, profile)) if t is not None]
         for table in tables:
-            report.tables[table.name] = table
-            for suffix, text in (("md", to_markdown(table)), ("tex", to_latex(table)), ("csv", to_csv(table))):
-                _write(report, f"tables/{table.name}.{suffix}", text)
+            _add_table(report, table)
         sections.insert(0, (f"all tasks — {profile} profile", tables))
 
     _write(report, "summary.csv", _summary_frame(summary).to_csv(index=False))
@@ -105,9 +103,7 @@ def _task_section(report, store, summary, curves, task, profile, baseline, n_sam
     def add_table(table):
         if table is not None:
             items.append(table)
-            report.tables[table.name] = table
-            for suffix, text in (("md", to_markdown(table)), ("tex", to_latex(table)), ("csv", to_csv(table))):
-                _write(report, f"tables/{table.name}.{suffix}", text)
+            _add_table(report, table)
 
     def add_figure(fig, name, caption):
         if fig is not None:
@@ -179,6 +175,13 @@ def _summary_frame(summary: pd.DataFrame) -> pd.DataFrame:
         "values": summary["values"].map(lambda v: " ".join(repr(float(x)) for x in v)),
         "stage_keys": summary["replicates"].map(lambda r: " ".join(x.stage_key for x in r)),
     })
+
+
+def _add_table(report: Report, table: Table) -> None:
+    """Keep ``table`` in the report and write it as Markdown, LaTeX and CSV."""
+    report.tables[table.name] = table
+    for suffix, text in (("md", to_markdown(table)), ("tex", to_latex(table)), ("csv", to_csv(table))):
+        _write(report, f"tables/{table.name}.{suffix}", text)
 
 
 def _write(report: Report, relative: str, text: str) -> Path:

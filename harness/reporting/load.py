@@ -49,6 +49,7 @@ class Store:
     run_count: int
     run_models: pd.DataFrame    # (run_id, model) → stage_key of that model's evaluation, for every run
     _runs: dict[str, pd.DataFrame] = field(default_factory=dict, repr=False)
+    _builds: pd.DataFrame | None = field(default=None, repr=False)   # stage_builds(), read once
 
     def examples(self, run_id: str, model: str) -> pd.DataFrame:
         """Per-example outputs of ``model`` in run ``run_id`` (examples.parquet), in test-split order."""
@@ -71,14 +72,12 @@ class Store:
 
     def stage_builds(self) -> pd.DataFrame:
         """Every stage the runs used, once per (stage, key): what building it cost (compute.parquet)."""
-        if "_builds" in self.__dict__:
-            return self.__dict__["_builds"]
-        frames = [f for f in (pd.read_parquet(p) for p in self._files("compute.parquet")) if len(f)]
-        if not frames:
-            return pd.DataFrame(columns=["task", "profile", "stage_name", "stage_key", "seconds"])
-        builds = pd.concat(frames, ignore_index=True)
-        self.__dict__["_builds"] = builds.drop_duplicates(["task", "profile", "stage_name", "stage_key"]).reset_index(drop=True)
-        return self.__dict__["_builds"]
+        if self._builds is None:
+            frames = [f for f in (pd.read_parquet(p) for p in self._files("compute.parquet")) if len(f)]
+            builds = (pd.concat(frames, ignore_index=True) if frames
+                      else pd.DataFrame(columns=["task", "profile", "stage_name", "stage_key", "seconds"]))
+            self._builds = builds.drop_duplicates(["task", "profile", "stage_name", "stage_key"]).reset_index(drop=True)
+        return self._builds
 
     def _files(self, name: str) -> list[Path]:
         return [self.root / "runs" / run / name for run in sorted(self.run_models["run_id"].unique())
