@@ -150,3 +150,49 @@ def test_identical_models_give_zero():
     p = EnumerableLM(9)
     assert float(expected_method_loss(make_method("js_exact", {"beta": 0.85}), p, p)) == pytest.approx(0, abs=1e-12)
     assert float(sequence_kl(p, p)) == pytest.approx(0, abs=1e-12)
+
+
+def test_student_side_loss_falls_as_the_mixture_weight_rises():
+    """KL(q_t‖m_t) is non-increasing in w_t (m_t moves towards q_t). So on the student's own
+    samples the path through w_t = σ(log β/(1−β) + log q(y_<t) − log p(y_<t)) only pushes the
+    student's probability of its sampled prefix up: js_exact stops that path there."""
+    g = torch.Generator().manual_seed(12)
+    student, teacher = torch.randn(3, 6, 9, generator=g, dtype=torch.float64) * 2, \
+        torch.randn(3, 6, 9, generator=g, dtype=torch.float64) * 2
+    tokens = torch.randint(0, 9, (3, 6), generator=g)
+    losses = [div.kl_to_sequence_mixture(student, teacher, tokens, beta, "student") for beta in (0.1, 0.4, 0.7, 0.95)]
+    for lower, higher in zip(losses, losses[1:]):
+        assert (higher <= lower + 1e-12).all()
+    assert (losses[-1] < losses[0] - 1e-3).any()   # and it does fall
+
+
+def test_method_stops_the_weight_gradient_on_student_samples_only():
+    beta = 0.6
+    q, p = EnumerableLM(31, requires_grad=True), EnumerableLM(131)
+    method = make_method("js_exact", {"beta": beta})
+
+    def grads(loss):
+        return torch.cat([g.flatten() for g in torch.autograd.grad(loss, q.parameters())])
+
+    class Half(Method):
+        prefixes = {"student_sample": 1.0}
+
+        def __init__(self, weight_grad):
+            super().__init__()
+            self.weight_grad = weight_grad
+
+        def token_loss(self, student_logits, teacher_logits, tokens, source):
+            return div.kl_to_sequence_mixture(student_logits, teacher_logits, tokens, beta, "student",
+                                              weight_grad=self.weight_grad)
+
+    # student half: the method's gradient is the stopped one, not the one through w_t
+    on_student = grads(expected_loss_sum(method, "student_sample", q, q, p))
+    assert torch.allclose(on_student, grads(expected_loss_sum(Half(False), "student_sample", q, q, p)), atol=1e-12)
+    assert not torch.allclose(on_student, grads(expected_loss_sum(Half(True), "student_sample", q, q, p)), atol=1e-6)
+    # teacher half: still the exact gradient of KL(p‖M)
+    on_teacher = grads(expected_loss_sum(method, "teacher_offline", p, q, p))
+    assert torch.allclose(on_teacher, grads(mixture_lm_kl(p, q, p, beta)), atol=1e-12)
+    # the old behaviour stays reachable
+    old = make_method("js_exact", {"beta": beta, "student_weight_grad": True})
+    assert torch.allclose(grads(expected_loss_sum(old, "student_sample", q, q, p)),
+                          grads(expected_loss_sum(Half(True), "student_sample", q, q, p)), atol=1e-12)

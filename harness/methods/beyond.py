@@ -225,14 +225,22 @@ class JSExact(_TaskBeta):
     prefix tokens' cumulative log-probabilities; ``js`` uses w_t = β at every step.
     Then β·E_{y~q} Σ_t KL(q_t‖m_t) + (1−β)·E_{y~p} Σ_t KL(p_t‖m_t) is exactly the
     sequence-level JS_β = β·KL(q‖M) + (1−β)·KL(p‖M) (tests/test_js_exact.py checks this by
-    enumeration). The gradient flows through w_t too: on teacher prefixes this is the
-    exact gradient of KL(p‖M). ``teacher_source``: ``teacher_offline`` (beam outputs,
-    as ``js``) or ``teacher_sample`` (teacher samples: the unbiased estimator).
+    enumeration). ``teacher_source``: ``teacher_offline`` (beam outputs, as ``js``) or
+    ``teacher_sample`` (teacher samples: the unbiased estimator).
+
+    Gradients through w_t. On teacher prefixes they flow: the prefixes do not depend on the
+    student, so this is the exact gradient of KL(p‖M). On the student's own samples they are
+    stopped (``student_weight_grad=False``): KL(q_t‖m_t) falls as w_t → 1, so that path only
+    raises the student's probability of whatever it sampled, and the term that would
+    balance it (the score-function gradient of the sampling distribution) is one no step
+    engine computes. Left on, it feeds back into repetition loops (DART cpu: BLEU 21.6,
+    TER 155 against js's 37.9).
     """
 
     @dataclass
     class Params(_TaskBeta.Params):
         teacher_source: str = "teacher_offline"
+        student_weight_grad: bool = False
 
     def __init__(self, params=None):
         super().__init__(params)
@@ -242,4 +250,6 @@ class JSExact(_TaskBeta):
         return _nonzero({"student_sample": self.params.beta, self.params.teacher_source: 1.0 - self.params.beta})
 
     def token_loss(self, student_logits, teacher_logits, tokens, source):
-        return div.kl_to_sequence_mixture(student_logits, teacher_logits, tokens, self.params.beta, _side(source))
+        side = _side(source)
+        return div.kl_to_sequence_mixture(student_logits, teacher_logits, tokens, self.params.beta, side,
+                                          weight_grad=side == "teacher" or self.params.student_weight_grad)
