@@ -53,3 +53,9 @@ def test_grid_stage_times_count_each_stage_once(grid_report):
     builds = parquet(root, "compute.parquet").drop_duplicates(["task", "stage_name", "stage_key"])
     assert table["seconds"].sum() == pytest.approx(builds["seconds"].sum())
     assert table.loc["teacher", "builds"] == 4 and table.loc["tokenizer", "builds"] == 4
+
+
+def test_report_sections_follow_the_papers_task_order(grid_report):
+    _, out = grid_report
+    headings = [line[3:] for line in (out / "report.md").read_text().splitlines() if line.startswith("## ")]
+    assert headings == ["all tasks — ci profile"] + [f"{task} — ci profile" for task in PAPER_TASK_ORDER]

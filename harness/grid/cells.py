@@ -43,7 +43,7 @@ class CellOutcome:
     reused: tuple[str, ...] = ()
     resumed: tuple[str, ...] = ()   # stages that went on from a training checkpoint
     worker: str = ""                # pid@host that ran it
-    fatal: bool = False             # the grid cannot go on (disk full): stop it, say why
+    fatal: str | None = None        # why the grid cannot go on (disk full): the runner stops with it
 
 
 def _worker() -> str:
@@ -129,7 +129,7 @@ def _run(cell: Cell) -> CellOutcome:
     except DiskFullError as err:   # every other cell would fail the same way: stop the grid
         _release_memory()
         return CellOutcome(cell.run_id, "failed", time.time() - start, f"{type(err).__name__}: {_first_line(err)}",
-                           worker=_worker(), fatal=True)
+                           worker=_worker(), fatal=_first_line(err))
     except Exception as err:   # isolate the cell: record it, free its memory, let the grid go on
         path = record_failure(cell, err, traceback.format_exc(), time.time() - start,
                               asdict(cfg) if cfg is not None else None)

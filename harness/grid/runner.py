@@ -168,7 +168,7 @@ def run_grid(cells: list[Cell], name: str, profile: str, *, executor: str = "loc
         echo(f"[{len(outcomes):>{len(str(len(cells)))}}/{len(cells)}] {outcome.status:<6} "
              f"#{number[cell.run_id]} {cell.run_id}  {detail}".rstrip())
         if outcome.fatal:
-            raise DiskFullError(outcome.error.split(": ", 1)[-1])
+            raise DiskFullError(outcome.fatal)
 
     runner = make_executor(executor, workers, address, cpus, gpus)
     try:

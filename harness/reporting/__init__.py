@@ -58,14 +58,15 @@ def build_report(results_dir: str | Path = "results", out_dir: str | Path = "rep
     report = Report(Path(out_dir))
     curves = store.curves()
     sections = []
-    for task, profile in summary[["task", "profile"]].drop_duplicates().itertuples(index=False):
+    pairs = list(summary[["task", "profile"]].drop_duplicates().itertuples(index=False))
+    for task, profile in sorted(pairs, key=lambda pair: (pair[1], _paper_order(pair[0]))):
         items = _task_section(report, store, summary, curves, task, profile, baseline, n_samples, paper)
         sections.append((f"{task} — {profile} profile", items))
 
     builds = store.stage_builds()
     for profile in summary["profile"].drop_duplicates():
         present = set(summary[summary["profile"] == profile]["task"])
-        tasks = [t for t in PAPER_TASK_ORDER if t in present] + sorted(present - set(PAPER_TASK_ORDER))
+        tasks = sorted(present, key=_paper_order)
         if len(tasks) < 2:
             continue
         tables = [t for t in (overview(summary, profile, tasks), stage_times(builds, None, profile)) if t is not None]
@@ -91,6 +92,11 @@ def build_report(results_dir: str | Path = "results", out_dir: str | Path = "rep
     if screenshot:
         report.files.append(html_page.screenshot(page, report.out / "report.png"))
     return report
+
+
+def _paper_order(task: str) -> tuple:
+    """The paper's task order, then other tasks by name."""
+    return (PAPER_TASK_ORDER.index(task), "") if task in PAPER_TASK_ORDER else (len(PAPER_TASK_ORDER), task)
 
 
 def _task_section(report, store, summary, curves, task, profile, baseline, n_samples, paper) -> list:
