@@ -25,20 +25,29 @@ class TokenizedSplit:
         return len(self.examples)
 
 
-def tokenize(tokenizer, texts: Sequence[str], max_tokens: int) -> tuple[list[list[int]], int]:
-    """Token ids + EOS, truncated to ``max_tokens`` (EOS kept); returns the ids and how many were cut."""
+def tokenize(tokenizer, texts: Sequence[str], max_tokens: int, side: str = "right") -> tuple[list[list[int]], int]:
+    """Token ids + EOS, truncated to ``max_tokens`` (EOS kept); returns the ids and how many were cut.
+
+    ``side`` is the side tokens are cut from, as transformers' ``truncation_side``: "right"
+    keeps the start of a text, "left" its end (the latest turns of a dialogue history).
+    """
+    if side not in ("right", "left"):
+        raise ValueError(f"truncation side must be 'right' or 'left', got {side!r}")
     eos = tokenizer.eos_token_id
     ids = tokenizer(list(texts), add_special_tokens=False)["input_ids"]
     out, cut = [], 0
     for seq in ids:
         if len(seq) + 1 > max_tokens:
-            seq, cut = seq[: max_tokens - 1], cut + 1
+            keep = max_tokens - 1
+            seq, cut = (seq[:keep] if side == "right" else seq[len(seq) - keep:]), cut + 1
         out.append(list(seq) + [eos])
     return out, cut
 
 
-def tokenize_split(examples: list[Example], tokenizer, max_source: int, max_target: int) -> TokenizedSplit:
-    sources, cut_s = tokenize(tokenizer, [e.source for e in examples], max_source)
+def tokenize_split(examples: list[Example], tokenizer, max_source: int, max_target: int,
+                   source_truncation: str = "right") -> TokenizedSplit:
+    """Sources cut from ``source_truncation``'s side, targets always from the right."""
+    sources, cut_s = tokenize(tokenizer, [e.source for e in examples], max_source, source_truncation)
     targets, cut_t = tokenize(tokenizer, [e.target for e in examples], max_target)
     return TokenizedSplit(examples, sources, targets, None, cut_s, cut_t)
 

@@ -110,13 +110,16 @@ class Pipeline:
             tok.save_pretrained(str(out))
             return {"vocab_size": len(tok)}
 
-        st = self._stage("tokenizer", {"tokenizer": asdict(cfg.tokenizer), "pretrained": cfg.teacher.pretrained},
-                         {"data": self.data_key}, build)
+        config = {"tokenizer": asdict(cfg.tokenizer), "pretrained": cfg.teacher.pretrained}
+        side = self.task.source_truncation
+        if side != "right":   # keyed only when not the default, so that keys made before it stay valid
+            config["source_truncation"] = side
+        st = self._stage("tokenizer", config, {"data": self.data_key}, build)
         if self.planning:
             return st
         self.tokenizer = load_tokenizer(st.path)
         t = cfg.tokenizer
-        self.splits = {s: tokenize_split(ex, self.tokenizer, t.max_source_tokens, t.max_target_tokens)
+        self.splits = {s: tokenize_split(ex, self.tokenizer, t.max_source_tokens, t.max_target_tokens, side)
                        for s, ex in self.examples.items()}
         for s, sp in self.splits.items():
             if sp.truncated_sources or sp.truncated_targets:

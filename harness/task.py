@@ -47,6 +47,9 @@ class Task:
     js_beta: ClassVar[float] = 0.85                   # PAPER.md §2: β of JS per task
     predistill_alpha_hid: ClassVar[float] = 3.0       # PAPER.md §1: hidden-state MSE weight (0.1 for dialogue)
     data_sources: ClassVar[tuple[str, ...]] = ("embedded",)
+    # Where an over-long source loses tokens (transformers' truncation_side): "right" keeps its
+    # start (a document's lead), "left" its end (the latest turns of a dialogue history).
+    source_truncation: ClassVar[str] = "right"
 
     def __init__(self, data_config):
         self.data = data_config
@@ -68,6 +71,9 @@ class Task:
                 if name not in cls.metrics:
                     raise HarnessError(f"task {cls.name!r} declares {attribute}={name!r}: "
                                        f"{UnknownNameError('metric', name, list(cls.metrics))}")
+        if cls.source_truncation not in ("right", "left"):
+            raise HarnessError(f"task {cls.name!r} declares source_truncation={cls.source_truncation!r}: "
+                               f"expected 'right' (keep the start) or 'left' (keep the end)")
 
     @classmethod
     def profile_overrides(cls, profile: str) -> dict:

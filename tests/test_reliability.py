@@ -15,12 +15,14 @@ import os
 import re
 import subprocess
 import sys
+from dataclasses import asdict
 from pathlib import Path
 
 import pandas as pd
 import pytest
 import torch
 
+from harness.cache import stage_key
 from harness.checkpoint import read_progress
 from harness.config import resolve_config
 from harness.io import sha256_file
@@ -325,3 +327,61 @@ def test_report_with_an_unknown_baseline_row_is_one_line_and_writes_nothing(stor
     assert proc.stderr.strip().splitlines() == [
         "harness: error: unknown baseline row 'predistil' (did you mean 'predistill'?); known baseline rows: "
         "none, predistill, seqkd, teacher"]
+
+
+def test_truncation_side_keeps_the_start_or_the_end():
+    from tokenizers import Tokenizer, models, pre_tokenizers
+    from transformers import PreTrainedTokenizerFast
+
+    from harness.data import tokenize
+
+    vocab = {w: i for i, w in enumerate(["<pad>", "</s>", "<unk>", *"abcdefgh"])}
+    core = Tokenizer(models.WordLevel(vocab, unk_token="<unk>"))
+    core.pre_tokenizer = pre_tokenizers.Whitespace()
+    tokenizer = PreTrainedTokenizerFast(tokenizer_object=core, eos_token="</s>", pad_token="<pad>", unk_token="<unk>")
+    ids = lambda text: [vocab[w] for w in text.split()]  # noqa: E731
+    eos = tokenizer.eos_token_id
+    (right,), cut = tokenize(tokenizer, ["a b c d e f"], 4)
+    assert (right, cut) == (ids("a b c") + [eos], 1)
+    (left,), cut = tokenize(tokenizer, ["a b c d e f"], 4, "left")
+    assert (left, cut) == (ids("d e f") + [eos], 1)
+    (short,), cut = tokenize(tokenizer, ["a b"], 4, "left")
+    assert (short, cut) == (ids("a b") + [eos], 0)
+    with pytest.raises(ValueError, match="'right' or 'left'"):
+        tokenize(tokenizer, ["a"], 4, "middle")
+
+
+def test_a_dialogue_history_loses_its_oldest_turns(tmp_path):
+    """Decoder-only dialogue: an over-long history is cut from the left, so the latest turn
+    (the one being answered) stays next to the reply; the tokenizer stage key says so."""
+    sets = [("results_dir", str(tmp_path)), ("tokenizer.max_source_tokens", "16")]
+    pipeline = Pipeline(resolve_config("commonsense_dialogue", "mle", "ci", sets=sets))
+    pipeline.load_data()
+    stage = pipeline.tokenizer_stage()
+    plain_config = {"tokenizer": asdict(pipeline.cfg.tokenizer), "pretrained": None}
+    assert stage.key == stage_key("tokenizer", {**plain_config, "source_truncation": "left"},
+                                  {"data": pipeline.data_key})
+    split, tokenizer = pipeline.splits["train"], pipeline.tokenizer
+    assert split.truncated_sources > 0
+    for example, source in zip(split.examples, split.sources):
+        full = tokenizer(example.source, add_special_tokens=False)["input_ids"]
+        assert source[:-1] == full[-min(len(full), 15):] and source[-1] == tokenizer.eos_token_id
+    # an encoder-decoder task keeps its start, and its tokenizer key has no truncation field
+    dart = Pipeline(resolve_config("dart", "mle", "ci", sets=sets))
+    dart.load_data()
+    assert dart.task.source_truncation == "right"
+    plain_config = {"tokenizer": asdict(dart.cfg.tokenizer), "pretrained": None}
+    assert dart.tokenizer_stage().key == stage_key("tokenizer", plain_config, {"data": dart.data_key})
+
+
+def test_a_task_plugin_declaring_an_unknown_truncation_side_fails_in_one_line():
+    from harness.task import Task
+
+    class Odd(Task):
+        name = "odd"
+        metrics = ("bleu",)
+        selection_metric = "bleu"
+        source_truncation = "middle"
+
+    with pytest.raises(HarnessError, match="source_truncation='middle': expected 'right'"):
+        Odd.check_declaration()

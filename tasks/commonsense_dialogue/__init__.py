@@ -65,6 +65,7 @@ class CommonsenseDialogueTask(Task):
     """Social context + previous turns (``context | turn | …``, last 15 turns) → next turn; BLEU-1/2."""
 
     architecture = "decoder-only"
+    source_truncation = "left"          # an over-long history loses its oldest turns, not its latest
     metrics = ("bleu1", "bleu2")
     selection_metric = "bleu2"
     js_beta = 0.85
