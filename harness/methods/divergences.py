@@ -127,8 +127,8 @@ def adaptive_kl(student_logits: torch.Tensor, teacher_logits: torch.Tensor, mu: 
     """Adaptive KL of Wu et al. (COLING 2025): g_head/g · KL(p‖q) + g_tail/g · KL(q‖p).
 
     Sort the vocabulary by teacher probability, descending; the *head* is the leading
-    tokens whose cumulative teacher mass is at most μ, and always the top token; the
-    rest is the *tail*. g_head = Σ_head |p − q|, g_tail = Σ_tail |p − q|, g = g_head + g_tail.
+    tokens whose cumulative teacher mass is at most μ (up to 1e-6 of rounding), and always
+    the top token; the rest is the *tail*. g_head = Σ_head |p − q|, g_tail = Σ_tail |p − q|, g = g_head + g_tail.
     As in the authors' code the weights are computed from a detached q (no gradient flows
     through them). Where g = 0 (q = p) both weights are ½; both KLs are 0 there anyway.
     """
@@ -137,7 +137,8 @@ def adaptive_kl(student_logits: torch.Tensor, teacher_logits: torch.Tensor, mu: 
     with torch.no_grad():
         p_sorted, order = p.sort(dim=-1, descending=True, stable=True)
         gap = (p_sorted - q.detach().gather(-1, order)).abs()
-        tail = p_sorted.cumsum(dim=-1) > mu
+        # float64 sums and 1e-6 of slack for rounding: μ = 1 must put every token in the head
+        tail = p_sorted.double().cumsum(dim=-1) > mu + 1e-6
         tail[..., 0] = False
         g_head = gap.masked_fill(tail, 0.0).sum(-1)
         g_tail = gap.masked_fill(~tail, 0.0).sum(-1)
