@@ -128,7 +128,8 @@ def adaptive_kl(student_logits: torch.Tensor, teacher_logits: torch.Tensor, mu: 
 
     Sort the vocabulary by teacher probability, descending; the *head* is the leading
     tokens whose cumulative teacher mass is at most μ (up to 1e-6 of rounding), and always
-    the top token; the rest is the *tail*. g_head = Σ_head |p − q|, g_tail = Σ_tail |p − q|, g = g_head + g_tail.
+    the top token; the rest is the *tail*. g_head = Σ_head |p − q|, g_tail = Σ_tail |p − q|,
+    g = g_head + g_tail.
     As in the authors' code the weights are computed from a detached q (no gradient flows
     through them). Where g = 0 (q = p) both weights are ½; both KLs are 0 there anyway.
     """
