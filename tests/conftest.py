@@ -19,6 +19,15 @@ _TEST_ENV = {
 }
 os.environ.update(_TEST_ENV)
 
+# --------------------------------------------------------------------------- hypothesis
+# Property tests try the same examples on every run (seeded by each test's name), so a
+# failure in CI is one anyone can reproduce; HYPOTHESIS_PROFILE=explore searches afresh.
+from hypothesis import settings  # noqa: E402
+
+settings.register_profile("harness", derandomize=True, print_blob=True)
+settings.register_profile("explore", derandomize=False)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "harness"))
+
 # --------------------------------------------------------------------------- fixtures
 from pathlib import Path  # noqa: E402
 
