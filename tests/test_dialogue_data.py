@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import collections
 import json
-import shutil
 import os
 import random
 import re
@@ -35,19 +34,111 @@ from harness_tasks.commonsense_dialogue.records import (
     read_release_json,
 )
 
-# Hand-written dialogues in the release format, stored under names of their own so that nothing in
-# the repository looks like a copy of the release files; `release` lays them out under the real names.
-FIXTURE_DIR = Path(__file__).parent / "fixtures" / "commonsense_dialogue"
-FIXTURE_FOR = {"train.json": "dialogues-train.json", "valid.json": "dialogues-valid.json",
-               "test.json": "dialogues-test.json"}
+# Hand-written dialogues (none taken from the release), in the release schema under the release's
+# file names; `release` writes them out as the release's JSON files in a temporary folder.
+HANDWRITTEN = {
+    "train.json": {
+        "1": {"context": "Addison planted a vegetable garden behind the house and grew far too many tomatoes.", "speaker": "Addison",
+              "turns": [
+                  "I have more tomatoes than I know what to do with.",
+                  "That sounds like a good problem to have! Have you tried making sauce?",
+                  "I made three jars last night and there are still baskets left.",
+                  "You could give some to the neighbors. They would love fresh tomatoes.",
+                  "That's a great idea, I'll bring some over after lunch.",
+                  "Save a few for me too!",
+              ]},
+        "2": {"context": "Addison planted a vegetable garden behind the house and grew far too many tomatoes.", "speaker": "Addison",
+              "turns": [
+                  "My garden went a little crazy this year.",
+                  "What happened? Did the rabbits get in?",
+                  "No, the opposite. I have about a hundred tomatoes.",
+                  "Wow, you must have a green thumb.",
+              ]},
+        "3": {"context": "Kai stayed up all night to finish the report before the deadline.", "speaker": "Kai",
+              "turns": [
+                  "I didn't sleep at all, but the report is done.",
+                  "You look exhausted. Was it worth it?",
+                  "I think so. My manager said it was the best one this quarter.",
+                  "Then go home and get some rest, you earned it.",
+                  "I will, as soon as this coffee wears off.",
+              ]},
+        "4": {"context": "Remy taught the neighbour's kid how to ride a bike over the weekend.", "speaker": "Remy",
+              "turns": [
+                  "Guess who can ride a bike without training wheels now?",
+                  "Not Mrs. Patel's little boy? He was so scared of falling.",
+                  "Him! It took two days and a lot of patience.",
+                  "You're a natural teacher. His mom must be thrilled.",
+                  "She baked me a pie to say thanks.",
+                  "Even better. Are you sharing the pie?",
+                  "Maybe one slice, if you help me fix my own bike.",
+              ]},
+    },
+    "valid.json": {
+        "1": {"context": "Sydney lost the house keys on the way home from the gym.", "speaker": "Sydney",
+              "turns": [
+                  "I can't find my keys anywhere and I'm locked out.",
+                  "Oh no. Did you check your gym bag?",
+                  "Twice. They must have fallen out on the bus.",
+                  "Call the bus company, they keep a lost and found.",
+                  "Good thinking, I'll call them right now.",
+              ]},
+        "2": {"context": "Sydney lost the house keys on the way home from the gym.", "speaker": "Sydney",
+              "turns": [
+                  "Can I wait at your place until my roommate gets home?",
+                  "Of course. What happened?",
+                  "I lost my keys somewhere between the gym and here.",
+                  "Come on in, I'll make some tea.",
+              ]},
+        "3": {"context": "Lee organised a surprise birthday party for a coworker who was leaving the company.", "speaker": "Lee",
+              "turns": [
+                  "Everyone showed up for Dana's goodbye party!",
+                  "That's wonderful. Was Dana surprised?",
+                  "Completely. She cried a little when she saw the cake.",
+                  "You put a lot of work into it, it shows.",
+                  "Thanks. I'm going to miss her at the office.",
+                  "Me too. Let's make sure we keep in touch with her.",
+              ]},
+    },
+    "test.json": {
+        "1": {"context": "Quinn spilled coffee on the laptop right before an important video call.", "speaker": "Quinn",
+              "turns": [
+                  "My laptop just died, coffee everywhere.",
+                  "Right before your call? That's terrible timing.",
+                  "I know. Can I borrow yours for an hour?",
+                  "Sure, the password is on a sticky note under it.",
+                  "You're a lifesaver — thank you!",
+              ]},
+        "2": {"context": "Taylor and Morgan argued about whose turn it was to do the dishes, and it went on for an hour.", "speaker": "Taylor",
+              "turns": [
+                  "It was your turn yesterday.",
+                  "No, I did them on Monday. You skipped Tuesday.",
+                  "Tuesday doesn't count, we ordered takeout.",
+                  "There were still plates. Fine, let's make a chart.",
+                  "A chart it is. I'll put it on the fridge.",
+                  "And no skipping days for takeout.",
+                  "Deal.",
+                  "Now who is doing tonight's dishes?",
+                  "Rock, paper, scissors?",
+                  "Best two out of three.",
+                  "You always pick rock.",
+                  "Then you should pick paper.",
+                  "Maybe I will, maybe I won't.",
+                  "This is why the dishes never get done.",
+                  "Okay, okay. I'll wash, you dry.",
+                  "Fair enough. Grab the towel.",
+                  "Already got it.",
+                  "See? That wasn't so hard.",
+              ]},
+    },
+}
 
 
 @pytest.fixture(scope="module")
 def release(tmp_path_factory) -> Path:
-    """A folder laid out like the Commonsense-Dialogues release, holding the fixtures."""
+    """A folder laid out like the Commonsense-Dialogues release, holding the hand-written dialogues."""
     folder = tmp_path_factory.mktemp("dialogue-release")
-    for name, fixture in FIXTURE_FOR.items():
-        shutil.copy(FIXTURE_DIR / fixture, folder / name)
+    for name, dialogues in HANDWRITTEN.items():
+        (folder / name).write_text(json.dumps(dialogues, indent=2, ensure_ascii=False), encoding="utf-8")
     return folder
 # The repository lives at <root>/main and the shared data at <root>/shared.
 REAL_VALID = Path(__file__).resolve().parents[2] / "shared/data/commonsense_dialogues/valid.json"
