@@ -330,16 +330,12 @@ def test_report_with_an_unknown_baseline_row_is_one_line_and_writes_nothing(stor
 
 
 def test_truncation_side_keeps_the_start_or_the_end():
-    from tokenizers import Tokenizer, models, pre_tokenizers
-    from transformers import PreTrainedTokenizerFast
-
     from harness.data import tokenize
+    from harness.models import train_tokenizer
 
-    vocab = {w: i for i, w in enumerate(["<pad>", "</s>", "<unk>", *"abcdefgh"])}
-    core = Tokenizer(models.WordLevel(vocab, unk_token="<unk>"))
-    core.pre_tokenizer = pre_tokenizers.Whitespace()
-    tokenizer = PreTrainedTokenizerFast(tokenizer_object=core, eos_token="</s>", pad_token="<pad>", unk_token="<unk>")
-    ids = lambda text: [vocab[w] for w in text.split()]  # noqa: E731
+    tokenizer = train_tokenizer(["a b c d e f"], 64)      # one token per letter
+    ids = lambda text: tokenizer(text, add_special_tokens=False)["input_ids"]  # noqa: E731
+    assert len(ids("a b c d e f")) == 6
     eos = tokenizer.eos_token_id
     (right,), cut = tokenize(tokenizer, ["a b c d e f"], 4)
     assert (right, cut) == (ids("a b c") + [eos], 1)
