@@ -1,4 +1,4 @@
-"""Process-wide settings applied when harness is imported.
+"""Process-wide settings that the CLI and grid workers apply at start (never ``import harness``).
 
 glibc gives freed heap memory back to the OS eagerly and faults it in again on the
 next allocation. Training small models allocates and frees many medium-sized
@@ -6,7 +6,8 @@ tensors per step, so on machines where page faults are expensive (virtual machin
 sandboxes) most of the time went into the kernel: a BART forward pass of batch 64
 took 1.19 s instead of 0.06 s on a 2-core VM. Keeping 256 MiB of slack at the top
 of the heap (M_TOP_PAD) removes that cost; it changes nothing else.
-Set HARNESS_NO_MALLOPT=1 to skip it.
+Set HARNESS_NO_MALLOPT=1 to skip it. A library user who trains in their own process
+gets the same speed by calling :func:`tune_allocator` once at start.
 """
 
 from __future__ import annotations

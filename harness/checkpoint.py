@@ -1,6 +1,6 @@
 """Resumable training state of one stage build.
 
-While a stage builds, :func:`harness.engine.train` saves everything needed to go on
+While a stage builds, :func:`harness.train.train` saves everything needed to go on
 exactly where it stopped — model, optimizer, scheduler, torch RNG states, step,
 epoch, position in the epoch's shuffled order, curves and the best checkpoint so
 far — into the stage key's *partial* folder (``cache/<stage>/<key>.partial/``). The
@@ -23,7 +23,7 @@ from pathlib import Path
 
 import torch
 
-from .io import disk_full_error, is_disk_full, sha256_file, write_json
+from .store.io import disk_full_error, is_disk_full, sha256_file, write_json
 
 STATE_FILE = "train_state.pt"
 PROGRESS_FILE = "progress.json"

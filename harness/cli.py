@@ -6,7 +6,8 @@ import sys
 
 import click
 
-from .registry import HarnessError
+from ._runtime import tune_allocator
+from .errors import HarnessError
 
 
 def _load_plugins(paths: tuple[str, ...]) -> None:
@@ -99,7 +100,7 @@ def grid_cmd(spec, tasks, methods, seeds, profile, sets, axes, results_dir, plug
 
     from .config import PROFILES, parse_sets
     from .grid import expand, format_plan, load_spec, plan_grid, run_grid, with_overrides
-    from .registry import UnknownNameError
+    from .errors import UnknownNameError
 
     _load_plugins(plugins)
     grid = with_overrides(load_spec(spec), tasks=tasks, methods=methods, seeds=seeds, axes=axes)
@@ -219,6 +220,7 @@ def _first_line(cls) -> str:
 
 
 def main() -> None:
+    tune_allocator()   # a process setting: the CLI's to make, not a library import's
     try:
         cli.main(standalone_mode=False)
     except HarnessError as err:

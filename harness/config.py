@@ -16,7 +16,7 @@ import typing
 from dataclasses import dataclass, field
 from typing import Any
 
-from .registry import HarnessError
+from .errors import HarnessError
 
 
 @dataclass
@@ -274,7 +274,8 @@ def resolve_config(
     overrides: dict[str, Any] | None = None,
 ) -> RunConfig:
     """Profile → task overrides → ``overrides`` (Python values) → ``--set`` pairs (text), all checked."""
-    from .registry import METHODS, TASKS, UnknownNameError
+    from .errors import UnknownNameError
+    from .registry import METHODS, TASKS
 
     if profile not in PROFILES:
         raise UnknownNameError("profile", profile, list(PROFILES))

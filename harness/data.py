@@ -8,7 +8,7 @@ from typing import Iterator, Sequence
 
 import torch
 
-from .models import Prefix
+from .lm import Prefix
 from .task import Example
 
 

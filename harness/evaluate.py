@@ -15,7 +15,7 @@ from tqdm.auto import tqdm
 from .config import DecodeConfig
 from .data import TokenizedSplit, batches, make_batch, num_batches
 from .methods.divergences import token_nll
-from .models import Seq2SeqLM
+from .lm import Seq2SeqLM
 
 
 @torch.no_grad()

@@ -63,7 +63,7 @@ class Task:
     @classmethod
     def check_declaration(cls) -> None:
         """The metric names a task declares are among its ``metrics`` (a plugin's typo fails here, in one line)."""
-        from .registry import HarnessError, UnknownNameError
+        from .errors import HarnessError, UnknownNameError
 
         for attribute, names in (("selection_metric", [cls.selection_metric]),
                                  ("lower_is_better", sorted(cls.lower_is_better))):

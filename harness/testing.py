@@ -10,7 +10,7 @@ Three levels, cheapest first:
 * :class:`EnumerableLM`, :func:`expected_loss_sum`, :func:`sequence_kl`, :func:`sequence_js` —
   a tiny autoregressive model whose sequences can all be listed, so that a step-wise loss
   can be compared with a sequence-level divergence exactly.
-* :func:`check_engine_step` — one step of the real engine (:func:`harness.engine.method_loss`)
+* :func:`check_engine_step` — one step of the real engine (:func:`harness.step.fast.method_loss`)
   on two tiny seq2seq models: finite, positive, gradients into the student's parameters
   only, unchanged by extra padding on sources and prefixes.
 
@@ -236,13 +236,13 @@ def tiny_models(seed: int = 0):
     and one batch of four examples whose offline teacher outputs are the reversed references."""
     from .data import make_batch, tokenize_split
     from .config import ModelConfig
-    from .models import Seq2SeqLM, build_seq2seq, make_student, train_tokenizer
+    from .lm import Seq2SeqLM, build_model, make_student, train_tokenizer
     from .task import Example
 
     torch.manual_seed(seed)
     tok = train_tokenizer([s for pair in _TEXTS for s in pair], vocab_size=80)
     cfg = ModelConfig(d_model=16, encoder_layers=2, decoder_layers=2, heads=2, ffn_dim=32, dropout=0.0)
-    teacher = build_seq2seq(cfg, tok).eval()
+    teacher = build_model(cfg, tok).eval()
     student, layer_map = make_student(teacher, 1, 1)
     with torch.no_grad():        # move the student away from the teacher: every divergence is clearly > 0
         for param in student.parameters():
@@ -270,7 +270,7 @@ def check_engine_step(method: Method, models=None, *, rel: float = 1e-5) -> floa
     parameter is without gradient and some student gradient is non-zero; and three
     extra pad columns on the sources and four on every prefix set give the same loss.
     """
-    from . import engine
+    from .step import fast as engine
     from .config import DecodeConfig
 
     student, teacher, layer_map, batch = models or tiny_models()

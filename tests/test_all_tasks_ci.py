@@ -9,7 +9,8 @@ import pytest
 
 from harness.config import resolve_config
 from harness.pipeline import Pipeline
-from harness.registry import METHODS, TASKS, HarnessError
+from harness.errors import HarnessError
+from harness.registry import METHODS, TASKS
 
 pytestmark = pytest.mark.slow
 

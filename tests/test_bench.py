@@ -10,10 +10,12 @@ import pytest
 import torch
 from click.testing import CliRunner
 
-from harness import bench, engine, reference
+from harness import bench
+from harness.step import fast as fast_step, reference
 from harness.cli import cli
 from harness.config import DecodeConfig
-from harness.registry import METHODS, HarnessError
+from harness.errors import HarnessError
+from harness.registry import METHODS
 
 TINY = [("teacher.d_model", "16"), ("teacher.heads", "2"), ("teacher.ffn_dim", "32"),
         ("teacher.encoder_layers", "2"), ("teacher.decoder_layers", "2"), ("student.encoder_layers", "1"),
@@ -95,7 +97,7 @@ def _loss_and_grads(fn, method, setup, seed=7):
 @pytest.mark.parametrize("name", METHODS.names())
 def test_bare_floor_computes_the_engines_loss(tiny_setup, name):
     method = bench.make_method(name, "dart")
-    fast_loss, fast_grads = _loss_and_grads(engine.method_loss, method, tiny_setup)
+    fast_loss, fast_grads = _loss_and_grads(fast_step.method_loss, method, tiny_setup)
     bare_loss, bare_grads = _loss_and_grads(bench.bare_loss, method, tiny_setup)
     assert fast_loss > 1e-4
     assert bare_loss == pytest.approx(fast_loss, abs=1e-5)
@@ -113,7 +115,7 @@ def test_online_teacher_samples_the_teacher_side(tiny_setup):
     seen = []
     real = tvd.token_loss
     tvd.token_loss = lambda s, t, tok, source: seen.append(source) or real(s, t, tok, source)
-    fast, _ = _loss_and_grads(engine.method_loss, online, tiny_setup)
+    fast, _ = _loss_and_grads(fast_step.method_loss, online, tiny_setup)
     ref, _ = _loss_and_grads(reference.reference_loss, online, tiny_setup)
     assert fast == pytest.approx(ref, abs=1e-5)
     assert set(seen) == {"teacher_offline", "student_sample"}   # the inner loss sees its own source names

@@ -5,13 +5,13 @@ from __future__ import annotations
 import pytest
 import torch
 
-from harness import engine
-from harness.causal import CausalLM, left_align
+from harness.step import fast as engine
+from harness.lm.causal import CausalLM, left_align
 from harness.config import DecodeConfig, ModelConfig
 from harness.data import make_batch, tokenize_split
 from harness.evaluate import sequence_nll
 from harness.methods.divergences import token_nll
-from harness.models import Prefix, build_model, make_student, train_tokenizer
+from harness.lm import Prefix, build_model, make_student, train_tokenizer
 from harness.registry import METHODS
 from harness.task import Example
 
@@ -93,7 +93,7 @@ def test_nll_scores_first_response_token_and_nothing_after_eos(setup):
 
 def test_tokens_after_eos_are_never_scored(setup):
     """Garbage after a sample's EOS (mask 0, as sequences_to_prefix makes it) leaves the loss unchanged."""
-    from harness.models import sequences_to_prefix
+    from harness.lm import sequences_to_prefix
 
     student, teacher, layer_map, batch, _ = setup
     eos = teacher.eos_id

@@ -7,7 +7,7 @@ import dataclasses
 import pytest
 
 from harness.config import PROFILES, RunConfig, parse_sets, resolve_config, set_path, to_dict
-from harness.registry import HarnessError, UnknownNameError
+from harness.errors import HarnessError, UnknownNameError
 
 
 def _resolve(method: str = "tvd", profile: str = "cpu", **sets) -> RunConfig:

@@ -13,7 +13,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from harness.registry import HarnessError
+from harness.errors import HarnessError
 from harness.task import Example
 from harness_tasks.dart.records import (
     RELEASE_FILES,

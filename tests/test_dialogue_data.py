@@ -16,7 +16,8 @@ from pathlib import Path
 import pytest
 
 from harness.config import resolve_config
-from harness.registry import TASKS, HarnessError
+from harness.errors import HarnessError
+from harness.registry import TASKS
 from harness.task import Example
 from harness_tasks.commonsense_dialogue import CommonsenseDialogueTask, twin
 from harness_tasks.commonsense_dialogue.records import (
@@ -605,7 +606,7 @@ def test_profiles_decode_and_select_like_the_paper(profile):
 def test_twin_sources_fit_the_profiles_token_limits(profile):
     """No source or response of the twin is cut by the tokenizer limits of the profile
     (a cut source would lose its latest turns)."""
-    from harness.models import train_tokenizer
+    from harness.lm import train_tokenizer
 
     cfg = resolve_config("commonsense_dialogue", "js", profile)
     task = CommonsenseDialogueTask(cfg.data)

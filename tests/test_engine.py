@@ -5,10 +5,10 @@ from __future__ import annotations
 import pytest
 import torch
 
-from harness import engine
+from harness.step import fast as engine
 from harness.config import DecodeConfig, ModelConfig
 from harness.data import make_batch, tokenize_split
-from harness.models import Prefix, Seq2SeqLM, build_seq2seq, make_student, sequences_to_prefix, train_tokenizer
+from harness.lm import Prefix, Seq2SeqLM, build_model, make_student, sequences_to_prefix, train_tokenizer
 from harness.registry import METHODS
 from harness.task import Example
 
@@ -22,7 +22,7 @@ def models():
     torch.manual_seed(0)
     tok = train_tokenizer([s for pair in TEXTS for s in pair], vocab_size=80)
     cfg = ModelConfig(d_model=16, encoder_layers=2, decoder_layers=2, heads=2, ffn_dim=32, dropout=0.0)
-    teacher = build_seq2seq(cfg, tok).eval()
+    teacher = build_model(cfg, tok).eval()
     student, layer_map = make_student(teacher, 1, 1)
     with torch.no_grad():  # move the student away from the teacher so every divergence is clearly > 0
         for param in student.parameters():
@@ -128,10 +128,10 @@ def test_sequences_to_prefix_masks_after_first_eos():
 
 @pytest.mark.parametrize("family", ["t5", "bart"])
 def test_layer_copy_starts_student_layers_from_the_teacher(family):
-    from harness.models import _layer_stacks
+    from harness.lm.build import _layer_stacks
 
     tok = train_tokenizer([s for pair in TEXTS for s in pair], vocab_size=80)
-    teacher = build_seq2seq(ModelConfig(family=family, d_model=16, encoder_layers=4, decoder_layers=2, heads=2,
+    teacher = build_model(ModelConfig(family=family, d_model=16, encoder_layers=4, decoder_layers=2, heads=2,
                                         ffn_dim=32), tok)
     student, layer_map = make_student(teacher, 2, 1)
     assert layer_map["encoder"]["copied"] == [0, 3] and layer_map["decoder"]["copied"] == [0]
@@ -150,7 +150,7 @@ def test_layer_copy_starts_student_layers_from_the_teacher(family):
 
 
 def test_layer_maps_match_shleifer_and_rush():
-    from harness.models import layers_to_copy, layers_to_supervise
+    from harness.lm import layers_to_copy, layers_to_supervise
 
     assert layers_to_copy(12, 3) == [0, 6, 11]
     assert layers_to_copy(12, 1) == [0]

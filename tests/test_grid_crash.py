@@ -13,7 +13,8 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from harness.results import TIMING_METRICS, load_compute, load_curves, load_examples, load_metrics, run_folders
+from harness.store.read import load_compute, load_curves, load_examples, load_metrics, run_folders
+from harness.store.runs import TIMING_METRICS
 
 pytestmark = pytest.mark.slow
 

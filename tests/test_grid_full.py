@@ -8,7 +8,7 @@ import sys
 
 import pytest
 
-from harness.results import load_failures, load_metrics, run_folders
+from harness.store.read import load_failures, load_metrics, run_folders
 
 pytestmark = pytest.mark.slow
 TIMING = ("seconds", "tokens_per_s")   # wall-clock metrics differ between runs by nature

@@ -8,7 +8,7 @@ import pytest
 
 from harness.grid import expand, run_grid
 from harness.grid.spec import parse_spec
-from harness.results import load_compute, load_metrics, run_folders
+from harness.store.read import load_compute, load_metrics, run_folders
 
 pytestmark = pytest.mark.slow
 

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from harness.results import load_failures, load_metrics, run_folders
+from harness.store.read import load_failures, load_metrics, run_folders
 
 pytestmark = pytest.mark.slow
 

@@ -11,7 +11,8 @@ from click.testing import CliRunner
 
 from harness.grid import expand, format_plan, load_spec, plan_grid, with_overrides
 from harness.grid.spec import parse_spec
-from harness.registry import METHODS, TASKS, HarnessError
+from harness.errors import HarnessError
+from harness.registry import METHODS, TASKS
 
 
 def cells_of(spec, tmp_path, profile="ci", sets=()):

@@ -11,9 +11,10 @@ import pandas as pd
 import pytest
 from filelock import FileLock
 
-from harness.cache import StageCache
-from harness.io import atomic_dir, sweep_stale
-from harness.results import METRIC_COLUMNS, load_failures, load_metrics, run_folders
+from harness.store.cache import StageCache
+from harness.store.io import atomic_dir, sweep_stale
+from harness.store.read import load_failures, load_metrics, run_folders
+from harness.store.runs import METRIC_COLUMNS
 
 
 def fake_run(root, run_id, config, params, value):
@@ -73,7 +74,7 @@ def test_temporary_folders_live_outside_the_store_and_dead_writers_are_swept(tmp
 def test_a_stage_being_built_elsewhere_is_waited_for_and_reused(tmp_path):
     cache = StageCache(tmp_path, log=lambda m: None)
     config, upstream = {"x": 1}, {}
-    from harness.cache import stage_key
+    from harness.store.cache import stage_key
 
     key = stage_key("teacher", config, upstream)
     other = FileLock(str(cache.lock_path("teacher", key)))    # "another process" holds the build lock
@@ -101,7 +102,7 @@ def test_a_stage_being_built_elsewhere_is_waited_for_and_reused(tmp_path):
 
 
 def test_failure_records_load_as_a_table(tmp_path):
-    from harness.results import clear_failure, write_failure
+    from harness.store.runs import clear_failure, write_failure
 
     write_failure(tmp_path, "r1", {"error_type": "NonFiniteLoss", "error": "non-finite loss at step 3",
                                    "traceback": "Traceback ..."})

@@ -6,9 +6,9 @@ import pandas as pd
 import pytest
 
 from harness.config import ModelConfig, resolve_config
-from harness.models import build_seq2seq, train_tokenizer
+from harness.lm import build_model, train_tokenizer
 from harness.pipeline import Pipeline
-from harness.registry import HarnessError
+from harness.errors import HarnessError
 from harness_tasks.dart import records, twin
 
 
@@ -18,7 +18,7 @@ def pretrained_dir(tmp_path_factory):
     folder = tmp_path_factory.mktemp("pretrained")
     examples = records.records_to_examples(twin.generate_split("train", 40, 0), "train", "x")
     tok = train_tokenizer([e.source for e in examples] + [e.target for e in examples], 300)
-    model = build_seq2seq(ModelConfig(d_model=32, encoder_layers=2, decoder_layers=2, heads=2, ffn_dim=64), tok)
+    model = build_model(ModelConfig(d_model=32, encoder_layers=2, decoder_layers=2, heads=2, ffn_dim=64), tok)
     model.save_pretrained(str(folder))
     tok.save_pretrained(str(folder))
     return folder

@@ -14,7 +14,8 @@ from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from harness.methods import divergences as div
-from harness.registry import METHODS, HarnessError
+from harness.errors import HarnessError
+from harness.registry import METHODS
 from harness.testing import check_engine_step, check_token_loss, make_method, random_logits, tiny_models
 
 NOT_DIVERGENCES = {

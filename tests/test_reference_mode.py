@@ -12,12 +12,12 @@ from collections import Counter
 import pytest
 import torch
 
-from harness import engine, reference
+from harness.step import fast as fast_step, reference
 from harness.config import DecodeConfig, ModelConfig
 from harness.data import make_batch, tokenize_split
 from harness.methods import Method
 from harness.methods import divergences as div
-from harness.models import Seq2SeqLM, build_seq2seq, make_student, train_tokenizer
+from harness.lm import Seq2SeqLM, build_model, make_student, train_tokenizer
 from harness.registry import METHODS, TASKS
 from harness.task import Example
 
@@ -32,7 +32,7 @@ def models():
     torch.manual_seed(0)
     tok = train_tokenizer([s for pair in TEXTS for s in pair], vocab_size=80)
     cfg = ModelConfig(d_model=16, encoder_layers=2, decoder_layers=2, heads=2, ffn_dim=32, dropout=0.0)
-    teacher = build_seq2seq(cfg, tok).eval()
+    teacher = build_model(cfg, tok).eval()
     student, layer_map = make_student(teacher, 1, 1)
     with torch.no_grad():  # move the student away from the teacher so every divergence is clearly > 0
         for param in student.parameters():
@@ -78,7 +78,7 @@ def assert_same(fast, ref):
 def test_fast_and_reference_modes_agree(models, name, sampling):
     """Same loss, same terms, same gradients (1e-5) for every registered method."""
     method = make_method(name)
-    fast = loss_and_grads(engine.method_loss, method, models, sampling)
+    fast = loss_and_grads(fast_step.method_loss, method, models, sampling)
     ref = loss_and_grads(reference.reference_loss, method, models, sampling)
     assert_same(fast, ref)
 
@@ -86,7 +86,7 @@ def test_fast_and_reference_modes_agree(models, name, sampling):
 def test_modes_differ_when_the_samples_differ(models):
     """The agreement above is not vacuous: another seed draws other samples and another loss."""
     method = make_method("kl")
-    a = loss_and_grads(engine.method_loss, method, models, SINGLE_BEAM, seed=3)
+    a = loss_and_grads(fast_step.method_loss, method, models, SINGLE_BEAM, seed=3)
     b = loss_and_grads(reference.reference_loss, method, models, SINGLE_BEAM, seed=4)
     assert abs(a[0].item() - b[0].item()) > 1e-4
 
@@ -135,7 +135,7 @@ def test_fast_mode_does_each_piece_of_work_once(fresh_models, monkeypatch, name,
     student, teacher, layer_map, batch = fresh_models
     counter = _Counting(student, teacher, monkeypatch)
     method = make_method(name)
-    for loss_fn, expected in ((engine.method_loss, fast_calls), (reference.reference_loss, reference_calls)):
+    for loss_fn, expected in ((fast_step.method_loss, fast_calls), (reference.reference_loss, reference_calls)):
         counter.calls.clear()
         torch.manual_seed(0)
         loss_fn(method, student, teacher, batch, SINGLE_BEAM, layer_map)
@@ -147,7 +147,7 @@ def test_kl_falls_back_to_a_teacher_pass_with_beams(fresh_models, monkeypatch):
     student, teacher, layer_map, batch = fresh_models
     counter = _Counting(student, teacher, monkeypatch)
     torch.manual_seed(0)
-    engine.method_loss(make_method("kl"), student, teacher, batch, TWO_BEAMS, layer_map)
+    fast_step.method_loss(make_method("kl"), student, teacher, batch, TWO_BEAMS, layer_map)
     assert counter.calls["teacher_forward"] == 1
 
 
@@ -197,23 +197,23 @@ class _RawProduct(Method):
 @pytest.mark.parametrize("method", [_OnlineSeqKD(), _RawProduct()], ids=["online-seqkd", "raw-product"])
 def test_teacher_work_under_inference_mode_does_not_leak_into_autograd(models, method):
     """Teacher tensors made under inference mode are safe in any loss, and both modes agree on it."""
-    fast = loss_and_grads(engine.method_loss, method, models, SINGLE_BEAM)
+    fast = loss_and_grads(fast_step.method_loss, method, models, SINGLE_BEAM)
     ref = loss_and_grads(reference.reference_loss, method, models, SINGLE_BEAM)
     assert_same(fast, ref)
 
 
 def test_autocast_is_a_no_op_on_cpu(models):
     method = make_method("tvd")
-    plain = loss_and_grads(engine.method_loss, method, models, SINGLE_BEAM)
-    cast = loss_and_grads(lambda *a: engine.method_loss(*a, autocast_dtype=torch.bfloat16), method, models,
+    plain = loss_and_grads(fast_step.method_loss, method, models, SINGLE_BEAM)
+    cast = loss_and_grads(lambda *a: fast_step.method_loss(*a, autocast_dtype=torch.bfloat16), method, models,
                           SINGLE_BEAM)
     assert plain[0].item() == cast[0].item()
 
 
 def test_step_loss_names_the_modes():
-    from harness.registry import HarnessError
+    from harness.errors import HarnessError
 
-    assert reference.step_loss("fast") is engine.method_loss
+    assert reference.step_loss("fast") is fast_step.method_loss
     assert reference.step_loss("reference") is reference.reference_loss
     with pytest.raises(HarnessError, match="known: fast, reference"):
         reference.step_loss("slow")

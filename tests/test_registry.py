@@ -12,14 +12,8 @@ import pytest
 
 from harness.methods import Method
 from harness.methods.fdistill import TVD
-from harness.registry import (
-    METHODS,
-    TASKS,
-    HarnessError,
-    Registry,
-    UnknownNameError,
-    load_plugin_file,
-)
+from harness.errors import HarnessError, UnknownNameError
+from harness.registry import METHODS, Registry, TASKS, load_plugin_file
 
 BUILTIN_METHODS = ["akl", "engine", "gkd", "js", "js_exact", "js_online", "kl", "mle", "predistill", "rkl", "seqkd", "skl",
                    "srkl", "tvd", "tvd_online", "wordkd"]

@@ -22,13 +22,14 @@ import pandas as pd
 import pytest
 import torch
 
-from harness.cache import stage_key
+from harness.store.cache import stage_key
 from harness.checkpoint import read_progress
 from harness.config import resolve_config
-from harness.io import sha256_file
+from harness.store.io import sha256_file
 from harness.methods.baselines import MLE
 from harness.pipeline import Pipeline
-from harness.registry import METHODS, TASKS, DiskFullError, HarnessError
+from harness.errors import DiskFullError, HarnessError
+from harness.registry import METHODS, TASKS
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -133,7 +134,7 @@ class InfGradient(MLE):
 
 
 def test_nan_loss_fails_the_stage_at_its_step_naming_the_term_and_keeps_the_last_good_checkpoint(store):
-    from harness.engine import NonFiniteLoss
+    from harness.train import NonFiniteLoss
 
     root, _ = store
     NaNFromStep3.calls = 0
@@ -150,7 +151,7 @@ def test_nan_loss_fails_the_stage_at_its_step_naming_the_term_and_keeps_the_last
 
 
 def test_inf_gradient_is_caught_before_the_optimizer_step(store):
-    from harness.engine import NonFiniteLoss
+    from harness.train import NonFiniteLoss
 
     root, _ = store
     with registered(METHODS, "test_inf_gradient", InfGradient), pytest.raises(NonFiniteLoss) as info:
@@ -206,7 +207,7 @@ def test_a_damaged_training_checkpoint_is_caught_by_its_checksum_and_not_used(tm
 
 
 def test_a_corrupted_run_folder_is_left_out_by_readers_and_rerun_by_the_grid(tmp_path, capfd):
-    from harness.results import load_metrics, run_folders
+    from harness.store.read import load_metrics, run_folders
 
     spec = tmp_path / "one.toml"
     spec.write_text('name = "one"\nprofile = "ci"\ntasks = ["dart"]\nmethods = ["mle"]\nseeds = [5]\n')
@@ -243,7 +244,7 @@ def test_models_are_safetensors_and_nothing_is_unpickled(store):
 
 
 def test_trust_remote_code_is_off_unless_the_user_passes_the_flag(monkeypatch, tmp_path):
-    from harness import models
+    from harness.lm import build as models
     from harness.cli import cli
 
     assert resolve_config("dart", "mle", "ci").teacher.trust_remote_code is False
@@ -331,7 +332,7 @@ def test_report_with_an_unknown_baseline_row_is_one_line_and_writes_nothing(stor
 
 def test_truncation_side_keeps_the_start_or_the_end():
     from harness.data import tokenize
-    from harness.models import train_tokenizer
+    from harness.lm import train_tokenizer
 
     tokenizer = train_tokenizer(["a b c d e f"], 64)      # one token per letter
     ids = lambda text: tokenizer(text, add_special_tokens=False)["input_ids"]  # noqa: E731

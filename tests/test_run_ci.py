@@ -108,7 +108,7 @@ def test_corrupted_cache_entry_is_rebuilt(results, capfd):
 
 def test_a_run_that_dies_while_writing_leaves_no_run_folder(results, monkeypatch, tmp_path):
     """Results go to a temporary folder renamed into place only when every file is written."""
-    from harness import results as results_module
+    from harness.store import runs as results_module
 
     root, _ = results
     def fail(*args, **kwargs):

@@ -19,7 +19,8 @@ import pytest
 
 from harness.config import resolve_config
 from harness.metrics import sacrebleu_scores
-from harness.registry import TASKS, HarnessError
+from harness.errors import HarnessError
+from harness.registry import TASKS
 from harness_tasks.wmt16_en_ro import WMT16EnRoTask, records, twin
 from harness_tasks.wmt16_en_ro.twin import Clause, NounPhrase
 

@@ -18,7 +18,8 @@ import pytest
 
 from harness.config import resolve_config
 from harness.metrics import rouge_scores
-from harness.registry import TASKS, HarnessError
+from harness.errors import HarnessError
+from harness.registry import TASKS
 from harness_tasks.xsum import XSumTask, records, twin
 from harness_tasks.xsum.split_files import split_file_patterns
 

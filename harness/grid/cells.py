@@ -26,7 +26,7 @@ import traceback
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from ..results import clear_failure, failure_path, is_complete, run_path, verify_run, write_failure
+from ..store.runs import clear_failure, failure_path, is_complete, run_path, verify_run, write_failure
 from .spec import Cell
 
 LOCKS, LOGS = "locks", "logs"
@@ -111,14 +111,15 @@ def cell_log(cell: Cell):
 
 
 def _run(cell: Cell) -> CellOutcome:
-    from ..registry import DiskFullError, HarnessError, load_plugin_file
+    from ..errors import DiskFullError, HarnessError
+    from ..registry import load_plugin_file
 
     start, cfg = time.time(), None
     try:
         for plugin in cell.plugins:
             load_plugin_file(plugin)
         cfg = cell.config()
-        from ..results import run_id_for
+        from ..store.runs import run_id_for
 
         if run_id_for(cfg) != cell.run_id:
             raise HarnessError(f"this process resolves the cell to run id {run_id_for(cfg)}, not {cell.run_id}: "

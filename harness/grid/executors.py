@@ -70,6 +70,9 @@ def _worker_main(worker_id: int, tasks, results, threads: int, gpu: str | None) 
         os.environ["CUDA_VISIBLE_DEVICES"] = gpu
     import torch
 
+    from .._runtime import tune_allocator
+
+    tune_allocator()
     torch.set_num_threads(threads)
     while (item := tasks.get()) is not None:
         cell, wait, failed_since = item
@@ -148,6 +151,9 @@ def _ray_cell(cell: Cell, wait: bool, failed_since: float | None, threads: int) 
     """A cell as a Ray task (runs on a Ray worker)."""
     import torch
 
+    from .._runtime import tune_allocator
+
+    tune_allocator()
     torch.set_num_threads(max(1, threads))
     return run_cell(cell, wait, failed_since, log_file=True)
 
@@ -161,7 +167,7 @@ class RayExecutor(Executor):
         try:
             import ray
         except ImportError:
-            from ..registry import HarnessError
+            from ..errors import HarnessError
 
             raise HarnessError("--executor ray needs Ray: pip install 'fdistill-harness[ray]'") from None
         self.ray = ray
@@ -206,6 +212,6 @@ def make_executor(kind: str, workers: int = 1, address: str | None = None, cpus:
         return RayExecutor(address, cpus, gpus)
     if kind == "local":
         return SequentialExecutor() if workers <= 1 else ProcessExecutor(workers)
-    from ..registry import HarnessError
+    from ..errors import HarnessError
 
     raise HarnessError(f"unknown executor {kind!r}; known: local, ray")

@@ -14,9 +14,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
-from ..io import sweep_stale, write_json
-from ..registry import DiskFullError
-from ..results import TMP, failure_path, is_complete
+from ..store.io import sweep_stale, write_json
+from ..errors import DiskFullError
+from ..store.runs import TMP, failure_path, is_complete
 from .cells import CellOutcome
 from .executors import make_executor
 from .spec import Cell, interleave_tasks

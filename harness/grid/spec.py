@@ -37,7 +37,8 @@ from pathlib import Path
 from typing import Any
 
 from ..config import RunConfig, resolve_config
-from ..registry import METHODS, TASKS, HarnessError
+from ..errors import HarnessError
+from ..registry import METHODS, TASKS
 
 SHIPPED = ("table2", "figure2", "table4")
 ALL = ("all", "*")
@@ -273,7 +274,7 @@ def expand(spec: GridSpec, results_dir: str, sets: list[tuple[str, str]] | tuple
             params = "; ".join(f"{m}: {', '.join(sorted(method_parameters(m))) or '(none)'}" for m in methods)
             raise HarnessError(f"{key}: no method of this grid has the parameter {key.split('.', 1)[1]!r} "
                                f"(parameters: {params})")
-    from ..results import run_id_for
+    from ..store.runs import run_id_for
 
     cells: dict[str, Cell] = {}
     for task, method in itertools.product(tasks, methods):

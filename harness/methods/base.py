@@ -2,7 +2,7 @@
 
 A method names where its target prefixes come from and how much each source weighs,
 and gives a per-token loss on (student logits, teacher logits). The shared step
-engine (:mod:`harness.engine`) does the sampling, the forward passes, the masking
+engine (:mod:`harness.step`) does the sampling, the forward passes, the masking
 and the per-token averaging:
 
     loss = Σ_source weight[source] · mean_{non-pad tokens t of source prefixes} token_loss(t)
@@ -75,7 +75,7 @@ class Method:
     def resolve_params(cls, given: dict, task_cls) -> dict:
         """Task defaults, then ``given`` (text from ``--set`` or Python values), checked against ``Params``."""
         from ..config import _parse_value
-        from ..registry import HarnessError
+        from ..errors import HarnessError
 
         hints = typing.get_type_hints(cls.Params)
         names = [f.name for f in dataclasses.fields(cls.Params)]

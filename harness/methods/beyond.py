@@ -20,7 +20,8 @@ from dataclasses import dataclass
 
 from harness.methods import divergences as div
 from harness.methods.base import Method
-from harness.registry import HarnessError, register_method
+from ..errors import HarnessError
+from ..registry import register_method
 
 
 def _check_unit(method: str, name: str, value: float) -> None:

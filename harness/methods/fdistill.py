@@ -54,7 +54,7 @@ class JS(Method):
     def __init__(self, params=None):
         super().__init__(params)
         if not 0.0 <= self.params.beta <= 1.0:
-            from ..registry import HarnessError
+            from ..errors import HarnessError
 
             raise HarnessError(f"method.beta={self.params.beta}: β must lie in [0, 1]")
 

@@ -2,7 +2,7 @@
 
 Every number comes from the parquet files of ``results/runs/<run_id>/`` (metrics, examples,
 curves, compute); the only other thing read is each run's config, for the parameter values a
-run left at their defaults (:func:`harness.results.load_metrics` fills those columns).
+run left at their defaults (:func:`harness.store.load_metrics` fills those columns).
 
 Layout of the output folder (files are overwritten, nothing else is touched):
 
@@ -51,7 +51,7 @@ def build_report(results_dir: str | Path = "results", out_dir: str | Path = "rep
     store = load_store(results_dir)
     summary = summarise(store)
     if check_baseline and baseline is not None and baseline not in set(summary["model"]):
-        from ..registry import UnknownNameError
+        from ..errors import UnknownNameError
 
         raise UnknownNameError("baseline row", baseline, sorted(set(summary["model"])) + ["none"])
     paper = published() if "paper" in compare else None

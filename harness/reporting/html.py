@@ -65,7 +65,7 @@ def browse(page_path: Path, action: list[str], timeout: float = 120) -> subproce
     """Run headless Chromium on a local page with a fresh profile; ``action`` is e.g. ``["--dump-dom"]``."""
     browser = find_browser()
     if browser is None:
-        from ..registry import HarnessError
+        from ..errors import HarnessError
 
         raise HarnessError(f"no Chromium found (looked for {', '.join(BROWSERS)})")
     with tempfile.TemporaryDirectory(prefix="harness-chromium-") as profile:
@@ -79,7 +79,7 @@ def screenshot(page_path: Path, png_path: Path, width: int = 1280, height: int =
     proc = browse(page_path, [f"--screenshot={png_path}", f"--window-size={width},{height}",
                               "--virtual-time-budget=5000"])
     if not png_path.exists():
-        from ..registry import HarnessError
+        from ..errors import HarnessError
 
         raise HarnessError(f"Chromium wrote no screenshot: {proc.stderr.strip()[-400:]}")
     return png_path

@@ -11,7 +11,7 @@ Columns beyond the base set are read generically:
     whose value differs between runs that share an evaluation does not affect that evaluation
     (the teacher across student sizes) and is dropped from it. ``variant`` (their joined label)
     is not an axis of its own. Values a run left at the default are filled in by
-    :func:`harness.results.load_metrics` from the run's own config record;
+    :func:`harness.store.load_metrics` from the run's own config record;
   * a column naming a cost (``…seconds``, ``…_tokens`` of generation or forward passes, FLOPs) is
     a cost of the run's own model; so is its method stage's row of ``compute.parquet``
     (``train_seconds``, ``train_generated_tokens``, ``train_forward_tokens``). Costs become metric
@@ -26,7 +26,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from ..registry import HarnessError
+from ..errors import HarnessError
 
 BASE_COLUMNS = ("run_id", "task", "method", "profile", "seed", "model", "split", "metric", "value", "signature",
                 "stage_key")
@@ -133,7 +133,7 @@ def _total(stage: pd.Series, names: tuple[str, ...]):
 
 def load_store(results_dir: str | Path) -> Store:
     """Every complete run under ``results_dir``, deduplicated into one frame of evaluations."""
-    from ..results import load_metrics
+    from ..store.read import load_metrics
 
     root = Path(results_dir)
     raw = load_metrics(root)

@@ -34,7 +34,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterable, Mapping, Sequence
 
-from harness.registry import HarnessError
+from harness.errors import HarnessError
 from harness.task import Example
 
 log = logging.getLogger(__name__)

@@ -22,7 +22,7 @@ import logging
 from pathlib import Path
 from typing import Any, Iterable, Mapping
 
-from harness.registry import HarnessError
+from harness.errors import HarnessError
 from harness.task import Example
 
 log = logging.getLogger(__name__)

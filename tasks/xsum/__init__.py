@@ -10,7 +10,8 @@ from __future__ import annotations
 from typing import Sequence
 
 from harness.metrics import rouge_scores
-from harness.registry import HarnessError, register_task
+from harness.errors import HarnessError
+from harness.registry import register_task
 from harness.task import Example, Scores, Task
 
 from . import records, twin

@@ -20,7 +20,7 @@ from __future__ import annotations
 import logging
 from typing import Any, Iterable, Mapping
 
-from harness.registry import HarnessError
+from harness.errors import HarnessError
 from harness.task import Example
 
 from .split_files import one_line, read_split

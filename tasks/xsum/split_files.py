@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterator, Sequence
 
-from harness.registry import HarnessError
+from harness.errors import HarnessError
 
 SINGLE_FILE_SUFFIXES = (".jsonl", ".json", ".parquet")
 

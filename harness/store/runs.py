@@ -10,7 +10,7 @@
       * ``compute.parquet``  — per stage: wall seconds, forward and generated tokens, peak memory, reuse
       * ``manifest.json``    — resolved config, seeds, package versions, git commit, stage keys, compute
   * ``failed/<run_id>.json`` — the error and traceback of a cell that failed (removed when it succeeds)
-  * ``cache/``  — the stage cache (:mod:`harness.cache`)
+  * ``cache/``  — the stage cache (:mod:`harness.store.cache`)
   * ``grids/``  — one record per grid invocation: its cells and their outcome
   * ``locks/``, ``logs/``, ``.tmp/`` — cell locks, worker logs, folders being written
 
@@ -31,7 +31,7 @@ from typing import Any
 
 import pandas as pd
 
-from .config import canonical_json
+from ..config import canonical_json
 from .io import atomic_dir, checksums, write_json
 
 RUNS, FAILED, TMP = "runs", "failed", ".tmp"
@@ -122,7 +122,7 @@ def flat_config(config: dict) -> dict[str, Any]:
 
 def swept_parameters(cfg) -> dict[str, Any]:
     """Config values that differ from the defaults of the run's task, method and profile, by dotted key."""
-    from .config import resolve_config
+    from ..config import resolve_config
 
     default = flat_config(asdict(resolve_config(cfg.task, cfg.method, cfg.profile)))
     skip = set(IDENTITY) | set(OPERATIONAL)
@@ -269,83 +269,3 @@ def write_failure(results_dir: str | Path, run_id: str, record: dict) -> Path:
 
 def clear_failure(results_dir: str | Path, run_id: str) -> None:
     failure_path(results_dir, run_id).unlink(missing_ok=True)
-
-
-# ---------------------------------------------------------------- readers
-
-def run_folders(results_dir: str | Path, verify: bool = True) -> list[Path]:
-    """Every complete run folder under ``results_dir``; with ``verify``, a folder whose files do not match
-    their recorded checksums is left out with a warning (the grid runner re-runs its cell)."""
-    runs = Path(results_dir) / RUNS
-    if not runs.is_dir():
-        return []
-    folders = sorted(p for p in runs.iterdir() if not p.name.startswith(".") and (p / "manifest.json").is_file())
-    if not verify:
-        return folders
-    good = []
-    for folder in folders:
-        problem = verify_run(folder)
-        if problem is None:
-            good.append(folder)
-        else:
-            print(f"[results] leaving out run {folder.name}: {problem}; run its cell again (the same "
-                  f"`harness run` or `harness grid` command) to rebuild it", file=sys.stderr)
-    return good
-
-
-def _concat(results_dir: str | Path, name: str) -> pd.DataFrame:
-    frames = [pd.read_parquet(folder / name) for folder in run_folders(results_dir) if (folder / name).is_file()]
-    frames = [f for f in frames if len(f.columns)]
-    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
-
-
-def load_metrics(results_dir: str | Path, fill_parameters: bool = True) -> pd.DataFrame:
-    """All runs' metrics under ``results_dir`` as one long DataFrame.
-
-    Parameter columns (``student.encoder_layers``, ``method.beta``, …) appear for any
-    value some run set away from its default; ``fill_parameters`` fills the other runs'
-    cells of those columns with the value their config had, so every row says it.
-    """
-    metrics = _concat(results_dir, "metrics.parquet")
-    extra = [c for c in metrics.columns if c not in METRIC_COLUMNS]
-    if fill_parameters and extra:
-        configs = {m["run_id"]: flat_config(m["config"]) for m in _manifests(results_dir)}
-        for column in extra:
-            if metrics[column].isna().any():
-                known = metrics["run_id"].map(lambda r, c=column: configs.get(r, {}).get(c))
-                metrics[column] = metrics[column].astype(object).where(metrics[column].notna(), known)
-    return metrics
-
-
-def load_examples(results_dir: str | Path) -> pd.DataFrame:
-    """Per model and test input, every run: hypotheses, references, per-example scores."""
-    return _concat(results_dir, "examples.parquet")
-
-
-def load_curves(results_dir: str | Path) -> pd.DataFrame:
-    """Training curves of every stage of every run."""
-    return _concat(results_dir, "curves.parquet")
-
-
-def load_compute(results_dir: str | Path) -> pd.DataFrame:
-    """Per run and stage: seconds, forward and generated tokens of teacher and student, peak memory, reuse."""
-    return _concat(results_dir, "compute.parquet")
-
-
-def _manifests(results_dir: str | Path) -> list[dict]:
-    return [json.loads((folder / "manifest.json").read_text()) for folder in run_folders(results_dir)]
-
-
-def load_manifests(results_dir: str | Path) -> pd.DataFrame:
-    """One row per run: identity, variant, wall seconds, when, which commit."""
-    rows = [{**{k: m[k] for k in IDENTITY}, "variant": m.get("variant", ""), "wall_seconds": m["wall_seconds"],
-             "finished": m["finished"], "commit": m["git"].get("commit"), "device": m["device"]}
-            for m in _manifests(results_dir)]
-    return pd.DataFrame(rows)
-
-
-def load_failures(results_dir: str | Path) -> pd.DataFrame:
-    """Cells whose last attempt failed: run_id, task, method, seed, error type, message, traceback."""
-    folder = Path(results_dir) / FAILED
-    records = [json.loads(p.read_text()) for p in sorted(folder.glob("*.json"))] if folder.is_dir() else []
-    return pd.DataFrame(records)

@@ -31,7 +31,7 @@ def is_disk_full(err: BaseException) -> bool:
 
 def disk_full_error(err: OSError, path: Path):
     """The one-line :class:`DiskFullError` for ``err`` raised while writing ``path``."""
-    from .registry import DiskFullError
+    from ..errors import DiskFullError
 
     free = ""
     try:

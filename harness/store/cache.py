@@ -28,9 +28,9 @@ from typing import Any, Callable
 
 from filelock import FileLock, Timeout
 
-from .accounting import ComputeMeter
-from .checkpoint import TrainingCheckpoints
-from .config import canonical_json
+from ..accounting import ComputeMeter
+from ..checkpoint import TrainingCheckpoints
+from ..config import canonical_json
 from .io import STAGE_RECORD, atomic_dir, checksums, write_json
 
 # Bump a stage's version when its code changes what it produces: old entries stop matching.

@@ -1,4 +1,4 @@
-"""Decoder-only models (GPT-2 class) behind the same interface as :class:`harness.models.Seq2SeqLM`.
+"""Decoder-only models (GPT-2 class) behind the same interface as :class:`harness.lm.Seq2SeqLM`.
 
 The source and the response are one sequence: ``[source … EOS][y_1 … y_T]``. Sources are
 moved to the left edge of the batch (left padding), so that every response starts in the
@@ -20,8 +20,8 @@ from types import SimpleNamespace
 import torch
 from torch import nn
 
-from .config import DecodeConfig
-from .models import Prefix, generation_config, sequences_to_prefix
+from ..config import DecodeConfig
+from .base import Prefix, generation_config, sequences_to_prefix
 
 
 @dataclass

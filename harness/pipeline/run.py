@@ -5,7 +5,7 @@
                           └→ student init → pre-distill ─┘
 
 Each stage is a pure function of its config and its upstream stages and is cached
-under a hash of both (:mod:`harness.cache`), so every method of a task reuses one
+under a hash of both (:mod:`harness.store.cache`), so every method of a task reuses one
 teacher, one set of pseudo-labels and one pre-distilled student.
 """
 
@@ -21,17 +21,17 @@ from pathlib import Path
 import pandas as pd
 import torch
 
-from . import evaluate as ev
-from .accounting import ComputeMeter
-from .cache import StageCache, StageResult
-from .config import RunConfig
-from .data import TokenizedSplit, tokenize_split
-from .engine import train
-from .methods.baselines import MLE, PreDistill
-from .models import (DECODER_ONLY_FAMILIES, Seq2SeqLM, build_model, language_model, load_model, load_tokenizer,
-                     make_student, resolve_device, train_tokenizer)
-from .registry import METHODS, TASKS, HarnessError
-from .task import Example
+from .. import evaluate as ev
+from ..accounting import ComputeMeter
+from ..store.cache import StageCache, StageResult
+from ..config import RunConfig
+from ..data import TokenizedSplit, tokenize_split
+from ..train import train
+from ..methods.baselines import MLE, PreDistill
+from ..lm import (DECODER_ONLY_FAMILIES, Seq2SeqLM, build_model, language_model, load_model, load_tokenizer, make_student, resolve_device, train_tokenizer)
+from ..errors import HarnessError
+from ..registry import METHODS, TASKS
+from ..task import Example
 
 
 def quiet_transformers() -> None:
@@ -301,7 +301,7 @@ class Pipeline:
 
     # ------------------------------------------------------------------ the whole cell
     def run(self):
-        from .results import write_run
+        from ..store.runs import write_run
 
         start = time.time()
         torch.manual_seed(self.cfg.seed)

@@ -5,8 +5,8 @@ and synthetic token batches, so no training is needed), one training step — th
 and its backward pass; the optimiser step is the same in every mode and is left out —
 is timed in three modes:
 
-* ``fast``: :func:`harness.engine.method_loss`, each piece of work once per batch;
-* ``reference``: :func:`harness.reference.reference_loss`, the paper code's structure;
+* ``fast``: :func:`harness.step.fast.method_loss`, each piece of work once per batch;
+* ``reference``: :func:`harness.step.reference.reference_loss`, the paper code's structure;
 * ``bare``: :func:`bare_loss`, the floor — only the model calls the method cannot avoid
   (its sampling calls, one student encoder and one student decoder pass over all prefix
   sets with backward, one teacher encoder and decoder pass where its logits are needed
@@ -42,11 +42,11 @@ from typing import Callable
 
 import torch
 
-from .config import DecodeConfig, ModelConfig, StudentConfig, set_path
-from .data import Batch, pad
-from .methods.base import Method
-from .models import Prefix, Seq2SeqLM, build_model, generation_config, make_student, sequences_to_prefix
-from .registry import HarnessError
+from ..config import DecodeConfig, ModelConfig, StudentConfig, set_path
+from ..data import Batch, pad
+from ..methods.base import Method
+from ..lm import Prefix, Seq2SeqLM, build_model, generation_config, make_student, sequences_to_prefix
+from ..errors import HarnessError
 
 MODES = ("fast", "reference", "bare")
 PAPER_TABLE4 = {"js": 2.25, "tvd": 2.31}   # offline/online speed-up per epoch, DART, one GPU (PAPER.md §2)
@@ -99,7 +99,7 @@ PRESETS: dict[str, dict] = {
 
 def resolve_bench_config(preset: str, sets: list[tuple[str, str]] | tuple = ()) -> BenchConfig:
     """The preset's values, then ``--set`` pairs (text, type-checked like ``harness run``'s)."""
-    from .registry import UnknownNameError
+    from ..errors import UnknownNameError
 
     if preset not in PRESETS:
         raise UnknownNameError("bench preset", preset, list(PRESETS))
@@ -177,7 +177,7 @@ def bare_loss(method: Method, student: Seq2SeqLM, teacher: Seq2SeqLM | None, bat
               autocast_dtype: torch.dtype | None = None) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
     """The method's loss from its unavoidable model calls only, as straight-line ``transformers`` calls.
 
-    The same loss as :func:`harness.engine.method_loss` (``tests/test_bench.py`` checks it),
+    The same loss as :func:`harness.step.fast.method_loss` (``tests/test_bench.py`` checks it),
     without adapters or bookkeeping. Sampling runs under ``torch.inference_mode``; the
     teacher's encoder and decoder passes under ``torch.no_grad`` (their outputs need no copy).
     """
@@ -275,7 +275,7 @@ def bare_loss(method: Method, student: Seq2SeqLM, teacher: Seq2SeqLM | None, bat
 def loss_function(mode: str) -> Callable:
     if mode == "bare":
         return bare_loss
-    from .reference import step_loss
+    from ..step.reference import step_loss
 
     return step_loss(mode)
 
@@ -344,7 +344,7 @@ class Setup:
 
 
 def make_setup(cfg: BenchConfig) -> Setup:
-    from .models import resolve_device
+    from ..lm import resolve_device
 
     device = resolve_device(cfg.device)
     if cfg.threads > 0:
@@ -397,7 +397,7 @@ def peak_memory_mib(setup: Setup, mode: str, method: Method, seed: int) -> tuple
 def count_tokens(setup: Setup, method: Method, seed: int) -> int:
     """Non-pad target tokens over all prefix sets of the step with ``seed`` (the first timed step's samples;
     random-weight models rarely stop early, so every repeat's count is within a few tokens of it)."""
-    from .engine import collect_prefix
+    from ..step.fast import collect_prefix
 
     s, t, b = setup.student, setup.teacher, setup.batch
     torch.manual_seed(seed)
@@ -461,7 +461,7 @@ def measure(setup: Setup, label: str, variants: dict[str, tuple[Method, tuple[st
 
 def method_names(cfg: BenchConfig, given: tuple[str, ...] | list[str] = ()) -> list[str]:
     """``given``, else the preset's list, else every registered method; unknown names fail here."""
-    from .registry import METHODS
+    from ..registry import METHODS
 
     names = list(given) or [m.strip() for m in cfg.methods.split(",") if m.strip()] or METHODS.names()
     for name in names:
@@ -470,7 +470,7 @@ def method_names(cfg: BenchConfig, given: tuple[str, ...] | list[str] = ()) -> l
 
 
 def make_method(name: str, task: str) -> Method:
-    from .registry import METHODS, TASKS
+    from ..registry import METHODS, TASKS
 
     cls = METHODS.get(name)
     return cls(cls.resolve_params({}, TASKS.get(task)))

@@ -1,7 +1,7 @@
 """The ``reference`` execution mode: a training step with the structure of the paper's code.
 
 The authors' code (a fork of the Shleifer & Rush seq2seq distillation example) computes
-each loss term on its own, and so repeats work that :func:`harness.engine.method_loss`
+each loss term on its own, and so repeats work that :func:`harness.step.fast.method_loss`
 does once per batch:
 
 * the student encoder runs once inside ``generate`` for sampling and once more for
@@ -31,10 +31,10 @@ import contextlib
 
 import torch
 
-from .config import DecodeConfig
-from .data import Batch
-from .methods.base import PREFIX_SOURCES, Method
-from .models import Prefix, Seq2SeqLM
+from ..config import DecodeConfig
+from ..data import Batch
+from ..methods.base import PREFIX_SOURCES, Method
+from ..lm import Prefix, Seq2SeqLM
 
 
 def _sample(lm: Seq2SeqLM, batch: Batch, decode: DecodeConfig) -> Prefix:
@@ -82,7 +82,7 @@ def reference_loss(method: Method, student: Seq2SeqLM, teacher: Seq2SeqLM | None
                    autocast_dtype: torch.dtype | None = None) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
     """The step loss of ``method`` and its terms, computed term by term as the paper's code does.
 
-    Same signature and result as :func:`harness.engine.method_loss`. For each prefix source
+    Same signature and result as :func:`harness.step.fast.method_loss`. For each prefix source
     in turn: draw the prefixes (re-encoding), run the student (re-encoding, with gradient)
     and, if the loss needs it, the teacher (re-encoding, no gradient) over them, and add
     the weighted per-token mean. A method with hidden-state terms gets the hidden states of
@@ -128,11 +128,11 @@ def reference_loss(method: Method, student: Seq2SeqLM, teacher: Seq2SeqLM | None
 
 def step_loss(mode: str):
     """The step-loss function of an execution mode: ``fast`` (the shared engine) or ``reference``."""
-    from . import engine
-    from .registry import HarnessError
+    from ..errors import HarnessError
+    from .fast import method_loss
 
     if mode == "fast":
-        return engine.method_loss
+        return method_loss
     if mode == "reference":
         return reference_loss
     raise HarnessError(f"unknown execution mode {mode!r}; known: fast, reference")

@@ -1,20 +1,17 @@
-"""Models and tokenizers: build from a config or load pretrained; students by layer copy.
-
-:class:`Seq2SeqLM` wraps a transformers encoder-decoder behind the few calls the
-step engine needs, so that the encoder runs once per batch and its output is shared
-by generation and by every loss term.
-"""
+"""Models and tokenizers: build from a config or load pretrained; students by layer copy;
+:func:`language_model` wraps a model in the adapter of its architecture."""
 
 from __future__ import annotations
 
 import copy
-from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 from torch import nn
 
-from .config import DecodeConfig, ModelConfig
+from ..config import ModelConfig
+from .causal import CausalLM
+from .seq2seq import Seq2SeqLM
 
 SPECIAL_TOKENS = ["<pad>", "<s>", "</s>", "<unk>"]
 
@@ -68,7 +65,7 @@ def train_tokenizer(texts, vocab_size: int):
 
 
 def _pretrained_error(kind: str, name: str, err: Exception):
-    from .registry import HarnessError
+    from ..errors import HarnessError
 
     return HarnessError(
         f"could not load the pretrained {kind} {name!r} ({type(err).__name__}: {str(err).splitlines()[0][:200]}). "
@@ -146,10 +143,9 @@ def load_model(path: str | Path) -> nn.Module:
 
 
 def language_model(model: nn.Module, tokenizer):
-    """The engine's view of ``model``: :class:`Seq2SeqLM` or :class:`harness.causal.CausalLM`."""
+    """The engine's view of ``model``: :class:`Seq2SeqLM` or :class:`CausalLM`."""
     if model.config.is_encoder_decoder:
         return Seq2SeqLM(model, tokenizer)
-    from .causal import CausalLM
 
     return CausalLM(model, tokenizer)
 
@@ -209,130 +205,3 @@ def resolve_device(name: str) -> torch.device:
             return torch.device("cuda")
         return torch.device("cpu")
     return torch.device(name)
-
-
-# ---------------------------------------------------------------- the engine's view of a model
-
-@dataclass
-class Prefix:
-    """Target-side token sequences: ``tokens[b, t]`` is y_t; ``mask`` marks real tokens (EOS included).
-
-    ``logits``, when set, holds the raw next-token logits [B, T, V] of the model that
-    sampled the tokens (``logits[b, t]`` predicts y_t), kept so that nobody has to run
-    that model over its own samples again.
-    """
-
-    tokens: torch.Tensor
-    mask: torch.Tensor
-    logits: torch.Tensor | None = None
-
-
-@dataclass
-class Encoded:
-    """One encoder pass over a batch of sources, shared by sampling and every loss term."""
-
-    outputs: object          # transformers BaseModelOutput
-    attention_mask: torch.Tensor
-
-
-class Seq2SeqLM:
-    """Encoder-decoder adapter: encode once, then score or extend target prefixes."""
-
-    def __init__(self, model: nn.Module, tokenizer):
-        self.model = model
-        self.tokenizer = tokenizer
-        self.pad_id = tokenizer.pad_token_id
-        self.eos_id = tokenizer.eos_token_id
-        self.start_id = model.config.decoder_start_token_id
-
-    def encode(self, source_ids: torch.Tensor, source_mask: torch.Tensor, hidden_states: bool = False) -> Encoded:
-        outputs = self.model.get_encoder()(input_ids=source_ids, attention_mask=source_mask,
-                                           output_hidden_states=hidden_states, return_dict=True)
-        return Encoded(outputs, source_mask)
-
-    def shift_right(self, tokens: torch.Tensor) -> torch.Tensor:
-        start = tokens.new_full((tokens.shape[0], 1), self.start_id)
-        return torch.cat([start, tokens[:, :-1]], dim=1)
-
-    def forward(self, enc: Encoded, prefix: Prefix, repeat: int = 1, hidden_states: bool = False):
-        """Logits for every position of ``prefix`` (teacher forcing): ``logits[b, t]`` predicts y_t.
-
-        ``repeat`` > 1 scores several prefix sets of the same sources in one pass: the
-        encoder output is tiled instead of recomputed.
-        """
-        from transformers.modeling_outputs import BaseModelOutput
-
-        hidden = enc.outputs.last_hidden_state
-        mask = enc.attention_mask
-        if repeat > 1:
-            hidden = hidden.repeat(repeat, 1, 1)
-            mask = mask.repeat(repeat, 1)
-        decoder_input = self.shift_right(prefix.tokens.masked_fill(prefix.mask == 0, self.pad_id))
-        decoder_mask = self.shift_right(prefix.mask)
-        decoder_mask[:, 0] = 1
-        return self.model(encoder_outputs=BaseModelOutput(last_hidden_state=hidden), attention_mask=mask,
-                          decoder_input_ids=decoder_input, decoder_attention_mask=decoder_mask,
-                          output_hidden_states=hidden_states, return_dict=True, use_cache=False)
-
-    returns_sampling_logits = True   # generate(..., return_logits=True) is supported (the engine checks this)
-
-    @torch.no_grad()
-    def generate(self, enc: Encoded, decode: DecodeConfig, return_logits: bool = False) -> Prefix:
-        """Decode from a shared encoder pass (KV cache on); returns the generated tokens as a :class:`Prefix`.
-
-        ``return_logits`` with a single beam also returns the raw (unprocessed) logits that
-        each token was drawn from, in ``Prefix.logits``; they equal a teacher-forced
-        forward pass over the returned tokens up to float error. With several beams the
-        per-step logits belong to beams that are reordered and pruned, not to the returned
-        sequences, so none are returned (``logits`` stays None) and callers score the
-        tokens with :meth:`forward` instead.
-        """
-        from transformers.modeling_outputs import BaseModelOutput
-
-        gen = generation_config(decode, pad_id=self.pad_id, eos_id=self.eos_id,
-                                bos_id=self.tokenizer.bos_token_id, start_id=self.start_id)
-        keep = return_logits and decode.num_beams == 1
-        gen.use_cache = True
-        gen.return_dict_in_generate = keep
-        gen.output_logits = keep
-        out = self.model.generate(
-            encoder_outputs=BaseModelOutput(last_hidden_state=enc.outputs.last_hidden_state.detach()),
-            attention_mask=enc.attention_mask, generation_config=gen,
-        )
-        sequences = out.sequences if keep else out
-        prefix = sequences_to_prefix(sequences[:, 1:], self.eos_id, self.pad_id)
-        if keep:
-            logits = torch.stack(out.logits, dim=1) if out.logits else sequences.new_zeros(
-                (sequences.shape[0], 0, self.model.config.vocab_size), dtype=torch.float32)
-            if logits.shape[1] != prefix.tokens.shape[1]:
-                raise RuntimeError(f"generate returned {logits.shape[1]} logit steps for "
-                                   f"{prefix.tokens.shape[1]} tokens")
-            prefix.logits = logits
-        return prefix
-
-
-def generation_config(decode: DecodeConfig, *, pad_id: int, eos_id: int, bos_id: int | None,
-                      start_id: int | None = None):
-    """A transformers ``GenerationConfig`` for ``decode`` (the same settings for every architecture)."""
-    from transformers import GenerationConfig
-
-    # Filters only mean something when sampling (transformers warns about them otherwise); top_k 0 and
-    # top_p 1.0 switch off the library's defaults (top_k 50), so a DecodeConfig is the whole recipe.
-    sampling = dict(top_k=decode.top_k or 0, top_p=decode.top_p if decode.top_p is not None else 1.0) \
-        if decode.do_sample else {}
-    return GenerationConfig(
-        num_beams=decode.num_beams, do_sample=decode.do_sample, **sampling, length_penalty=decode.length_penalty,
-        max_new_tokens=decode.max_new_tokens, min_new_tokens=decode.min_new_tokens or None,
-        early_stopping=True if decode.num_beams > 1 else False, pad_token_id=pad_id,
-        eos_token_id=eos_id, decoder_start_token_id=start_id, bos_token_id=bos_id,
-    )
-
-
-def sequences_to_prefix(tokens: torch.Tensor, eos_id: int, pad_id: int) -> Prefix:
-    """Mask everything after the first EOS; a sequence with no EOS keeps all its tokens."""
-    is_eos = tokens == eos_id
-    after_eos = (is_eos.cumsum(dim=1) - is_eos.long()) > 0
-    mask = (~after_eos).long()
-    if tokens.shape[1] == 0:
-        mask = torch.zeros_like(tokens)
-    return Prefix(tokens.masked_fill(mask == 0, pad_id), mask)
