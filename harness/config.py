@@ -163,7 +163,7 @@ def _field_types(cls) -> dict[str, Any]:
     return typing.get_type_hints(cls)
 
 
-def _parse_value(text: str, annotation: Any, key: str) -> Any:
+def parse_value(text: str, annotation: Any, key: str) -> Any:
     """Parse ``text`` as a value of ``annotation`` (int, float, bool, str, X | None, dict)."""
     origin = typing.get_origin(annotation)
     args = typing.get_args(annotation)
@@ -171,7 +171,7 @@ def _parse_value(text: str, annotation: Any, key: str) -> Any:
         if type(None) in args and text.lower() in ("none", "null"):
             return None
         inner = [a for a in args if a is not type(None)]
-        return _parse_value(text, inner[0], key)
+        return parse_value(text, inner[0], key)
     if annotation is bool:
         if text.lower() in ("true", "1", "yes", "on"):
             return True
@@ -199,7 +199,7 @@ def _parse_value(text: str, annotation: Any, key: str) -> Any:
 def _coerce(value: Any, annotation: Any, key: str) -> Any:
     """Check a value that came from Python (a profile, a task override) against the field's type."""
     if isinstance(value, str) and annotation is not str:
-        return _parse_value(value, annotation, key)
+        return parse_value(value, annotation, key)
     allowed = typing.get_args(annotation) or (annotation,)
     allowed = tuple(float if a is float else a for a in allowed)
     if value is None and type(None) in allowed:
@@ -237,7 +237,7 @@ def set_path(cfg: Any, key: str, value: Any, *, from_text: bool) -> None:
                 raise HarnessError(f"--set {key}: set its entries, e.g. {key}.NAME=VALUE")
             if dataclasses.is_dataclass(annotation):
                 raise HarnessError(f"--set {key}: set one of its fields, e.g. {key}.{dataclasses.fields(annotation)[0].name}=...")
-            parsed = _parse_value(value, annotation, key) if from_text else _coerce(value, annotation, key)
+            parsed = parse_value(value, annotation, key) if from_text else _coerce(value, annotation, key)
             setattr(target, part, parsed)
             return
         if part == "method_params":

@@ -44,8 +44,9 @@ class Task:
     metrics: ClassVar[tuple[str, ...]] = ()
     lower_is_better: ClassVar[frozenset[str]] = frozenset()
     selection_metric: ClassVar[str] = ""              # validation metric for checkpoint selection
-    js_beta: ClassVar[float] = 0.85                   # PAPER.md §2: β of JS per task
-    predistill_alpha_hid: ClassVar[float] = 3.0       # PAPER.md §1: hidden-state MSE weight (0.1 for dialogue)
+    #: method name → parameter defaults on this task, e.g. ``{"js": {"beta": 0.85}}``; methods not
+    #: named here keep their own ``Params`` defaults; ``--set method.NAME=…`` overrides both.
+    method_defaults: ClassVar[dict[str, dict]] = {}
     data_sources: ClassVar[tuple[str, ...]] = ("embedded",)
     # Where an over-long source loses tokens (transformers' truncation_side): "right" keeps its
     # start (a document's lead), "left" its end (the latest turns of a dialogue history).

@@ -51,7 +51,7 @@ def test_the_module_uses_only_the_public_plugin_api():
 
 @pytest.mark.parametrize("task", TASKS.names())
 def test_js_style_methods_take_each_tasks_beta(task):
-    beta = TASKS.get(task).js_beta
+    beta = TASKS.get(task).method_defaults["js"]["beta"]
     for name in ("js_online", "js_exact"):
         assert make_method(name, task=task).params.beta == beta
 

@@ -279,7 +279,7 @@ def test_set_path_directly_on_a_config():
 def test_js_beta_defaults_to_the_tasks_beta():
     from harness_tasks.dart import DartTask
 
-    assert DartTask.js_beta == 0.85
+    assert DartTask.method_defaults["js"] == {"beta": 0.85}
     for profile in ("ci", "cpu", "paper"):
         assert resolve_config("dart", "js", profile).method_params == {"beta": 0.85}
 

@@ -540,7 +540,7 @@ def test_task_is_registered_as_decoder_only():
     cls = TASKS.get("commonsense_dialogue")
     assert cls is CommonsenseDialogueTask
     assert cls.architecture == "decoder-only"
-    assert cls.metrics == ("bleu1", "bleu2") and cls.selection_metric == "bleu2" and cls.js_beta == 0.85
+    assert cls.metrics == ("bleu1", "bleu2") and cls.selection_metric == "bleu2" and cls.method_defaults["js"] == {"beta": 0.85}
 
 
 def test_embedded_and_local_sources_go_through_the_same_code(tmp_path):

@@ -40,6 +40,9 @@ class Method:
     uses_teacher: ClassVar[bool] = True
     #: True → the engine asks both models for hidden states (pre-distillation's MSE term).
     needs_hidden_states: ClassVar[bool] = False
+    #: The name under which tasks declare this method's defaults (``Task.method_defaults``);
+    #: None → its own name. Variants share their base method's (js_online, js_exact → "js").
+    defaults_key: ClassVar[str | None] = None
 
     @dataclass
     class Params:
@@ -51,6 +54,26 @@ class Method:
     # -- declaration -------------------------------------------------------------
     def prefix_weights(self) -> dict[str, float]:
         return dict(self.prefixes)
+
+    def active_prefix_weights(self) -> dict[str, float]:
+        """The prefix sources a step uses (weight ≠ 0), in declaration order."""
+        return {s: w for s, w in self.prefix_weights().items() if w != 0}
+
+    @property
+    def needs_teacher(self) -> bool:
+        """Whether training runs the teacher: for its logits, or to sample prefixes from it."""
+        return self.uses_teacher or "teacher_sample" in self.active_prefix_weights()
+
+    @property
+    def needs_pseudo_labels(self) -> bool:
+        """Whether training reads the teacher's offline outputs (the pseudo-label stage)."""
+        return "teacher_offline" in self.active_prefix_weights()
+
+    def describe(self) -> dict:
+        """What a run records of its method: name, resolved parameters and declaration."""
+        return {"name": self.name, "params": dataclasses.asdict(self.params), "init": self.init,
+                "prefix_weights": self.prefix_weights(), "needs_teacher": self.needs_teacher,
+                "needs_pseudo_labels": self.needs_pseudo_labels}
 
     def token_loss(self, student_logits: torch.Tensor, teacher_logits: torch.Tensor | None,
                    tokens: torch.Tensor, source: str) -> torch.Tensor:
@@ -67,22 +90,32 @@ class Method:
 
     # -- parameters ---------------------------------------------------------------
     @classmethod
-    def default_params(cls, task_cls) -> dict:
-        """Defaults that depend on the task (e.g. JS β); plain defaults live in ``Params``."""
-        return {}
+    def task_defaults(cls, task_cls) -> dict:
+        """The defaults ``task_cls`` declares for this method (``Task.method_defaults``); plain defaults live
+        in ``Params``."""
+        from ..errors import HarnessError
+
+        declared = dict((getattr(task_cls, "method_defaults", None) or {}).get(cls.defaults_key or cls.name, {}))
+        names = [f.name for f in dataclasses.fields(cls.Params)]
+        unknown = sorted(set(declared) - set(names))
+        if unknown:
+            raise HarnessError(f"task {getattr(task_cls, 'name', task_cls)!r} declares method_defaults for "
+                               f"{cls.defaults_key or cls.name!r} with unknown parameter(s) {', '.join(unknown)}; "
+                               f"valid: {', '.join(names) or '(none)'}")
+        return declared
 
     @classmethod
     def resolve_params(cls, given: dict, task_cls) -> dict:
         """Task defaults, then ``given`` (text from ``--set`` or Python values), checked against ``Params``."""
-        from ..config import _parse_value
+        from ..config import parse_value
         from ..errors import HarnessError
 
         hints = typing.get_type_hints(cls.Params)
         names = [f.name for f in dataclasses.fields(cls.Params)]
-        values = dataclasses.asdict(cls.Params(**cls.default_params(task_cls)))
+        values = dataclasses.asdict(cls.Params(**cls.task_defaults(task_cls)))
         for key, value in given.items():
             if key not in names:
                 valid = ", ".join(f"method.{n}" for n in names) or "(this method has no parameters)"
                 raise HarnessError(f"unknown parameter {key!r} of method {cls.name!r}; valid: {valid}")
-            values[key] = _parse_value(value, hints[key], f"method.{key}") if isinstance(value, str) else value
+            values[key] = parse_value(value, hints[key], f"method.{key}") if isinstance(value, str) else value
         return values

@@ -44,10 +44,6 @@ class PreDistill(Method):
         alpha_hid: float = 3.0
         temperature: float = 2.0
 
-    @classmethod
-    def default_params(cls, task_cls):
-        return {"alpha_hid": task_cls.predistill_alpha_hid}
-
     def token_loss(self, student_logits, teacher_logits, tokens, source):
         t = self.params.temperature
         kl = div.forward_kl(student_logits / t, teacher_logits / t) * t * t

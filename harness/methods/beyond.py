@@ -183,9 +183,7 @@ class _TaskBeta(Method):
     class Params:
         beta: float = 0.5
 
-    @classmethod
-    def default_params(cls, task_cls):
-        return {"beta": task_cls.js_beta}
+    defaults_key = "js"   # a task's JS β is these methods' β too
 
     def __init__(self, params=None):
         super().__init__(params)

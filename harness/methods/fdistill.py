@@ -47,10 +47,6 @@ class JS(Method):
     class Params:
         beta: float = 0.5
 
-    @classmethod
-    def default_params(cls, task_cls):
-        return {"beta": task_cls.js_beta}
-
     def __init__(self, params=None):
         super().__init__(params)
         if not 0.0 <= self.params.beta <= 1.0:

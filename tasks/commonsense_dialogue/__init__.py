@@ -69,8 +69,8 @@ class CommonsenseDialogueTask(Task):
     source_truncation = "left"          # an over-long history loses its oldest turns, not its latest
     metrics = ("bleu1", "bleu2")
     selection_metric = "bleu2"
-    js_beta = 0.85
-    predistill_alpha_hid = 0.1          # PAPER.md §1: the hidden-state term weighs 0.1 on dialogue
+    # PAPER.md §2: JS β 0.85; PAPER.md §1: the hidden-state term of pre-distillation weighs 0.1 on dialogue
+    method_defaults = {"js": {"beta": 0.85}, "predistill": {"alpha_hid": 0.1}}
     data_sources = ("embedded", "local", "hub")
     hub_id = "gretelai/commonsense-dialogues"
     hub_revision = "refs/convert/parquet"

@@ -24,7 +24,7 @@ class DartTask(Task):
     metrics = ("bleu", "chrf", "ter")
     lower_is_better = frozenset({"ter"})
     selection_metric = "bleu"
-    js_beta = 0.85
+    method_defaults = {"js": {"beta": 0.85}}   # PAPER.md §2: β of JS
     data_sources = ("embedded", "local", "hub")
     hub_id = "Yale-LILY/dart"
     hub_revision = "refs/convert/parquet"

@@ -27,7 +27,7 @@ class XSumTask(Task):
 
     metrics = ("rouge1", "rouge2", "rougeL")
     selection_metric = "rouge2"
-    js_beta = 0.85
+    method_defaults = {"js": {"beta": 0.85}}   # PAPER.md §2: β of JS
     data_sources = ("embedded", "local", "hub")
     hub_id = "EdinburghNLP/xsum"
     hub_revision = "refs/convert/parquet"

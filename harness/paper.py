@@ -1,0 +1,31 @@
+"""What the paper fixes, in one place: its task and method orders and the metric labels of
+its tables. Its published numbers are ``reporting/paper_results.csv`` (read by
+:mod:`harness.reporting.paper`).
+
+Nothing here decides what runs; grids, reports and benches use these orders only to lay
+out rows and columns the way the paper does, and put anything else after them.
+"""
+
+from __future__ import annotations
+
+#: The columns of the paper's Table 2, in its order.
+TASKS = ("dart", "xsum", "wmt16_en_ro", "commonsense_dialogue")
+#: The students of the paper's Table 2 (the teacher is its first row).
+METHODS = ("mle", "predistill", "seqkd", "engine", "kl", "rkl", "js", "tvd")
+#: The KD methods whose order the paper's Table 2 ranks (Kendall τ against it).
+KD_METHODS = ("seqkd", "engine", "kl", "rkl", "js", "tvd")
+#: Row order of every model table: the teacher, then the paper's students.
+MODELS = ("teacher", *METHODS)
+#: The paper's Table 4: methods timed with offline against online teacher prefixes.
+TABLE4_METHODS = ("js", "tvd")
+
+#: How reports name metrics (an arrow marks lower-is-better where the direction is known).
+LABELS = {"bleu": "BLEU", "chrf": "chrF", "ter": "TER", "r_llh": "R_llh", "r_cvg": "R_cvg",
+          "rouge1": "R1", "rouge2": "R2", "rougeL": "RL", "bleu1": "BLEU-1", "bleu2": "BLEU-2",
+          "teacher_dist": "TeacherDist", "meteor": "METEOR", "bertscore": "BERTScore", "moverscore": "MoverScore",
+          "bleurt": "BLEURT", "speedup": "speed-up"}
+
+
+def order_key(name: str, order: tuple[str, ...]) -> tuple[int, str]:
+    """Sort key: names of ``order`` first, in its order; the rest after, alphabetically."""
+    return (order.index(name), "") if name in order else (len(order), name)
