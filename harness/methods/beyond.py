@@ -20,8 +20,7 @@ from dataclasses import dataclass
 
 from harness.methods import divergences as div
 from harness.methods.base import Method
-from ..errors import HarnessError
-from ..registry import register_method
+from harness import HarnessError, register_method
 
 
 def _check_unit(method: str, name: str, value: float) -> None:
