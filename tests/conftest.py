@@ -16,6 +16,10 @@ _TEST_ENV = {
     "HF_DATASETS_OFFLINE": "1",
     "TRANSFORMERS_OFFLINE": "1",
     "TOKENIZERS_PARALLELISM": "false",
+    # One thread per process: the suite runs in parallel workers (pytest-xdist, `-n` in pyproject.toml) and
+    # tests start CLI subprocesses; more threads than cores only makes every process wait for the others.
+    "OMP_NUM_THREADS": "1",
+    "MKL_NUM_THREADS": "1",
 }
 os.environ.update(_TEST_ENV)
 
@@ -58,11 +62,21 @@ def ci_grid(tmp_path_factory):
 
     Tests that need "every method on every task" read its results instead of training
     their own cells. Returns the results folder and the finished process.
+
+    Under pytest-xdist every worker that needs it runs the same grid command on one shared
+    folder: the grid's cell and stage locks split the cells between them (each runner
+    waits for the cells another one holds), so the grid costs its cell-time divided by the
+    workers, not times them.
     """
     import subprocess
     import sys
 
-    root = tmp_path_factory.mktemp("ci-grid")
+    worker = os.environ.get("PYTEST_XDIST_WORKER")
+    if worker is None:
+        root, workers = tmp_path_factory.mktemp("ci-grid"), "2"
+    else:   # the session's shared temporary folder (the parent of this worker's own)
+        root, workers = tmp_path_factory.getbasetemp().parent / "ci-grid", "1"
+        root.mkdir(exist_ok=True)
     proc = subprocess.run([sys.executable, "-m", "harness.cli", "grid", "--profile", "ci", "--results-dir", str(root),
-                           "--workers", "2"], capture_output=True, text=True)
+                           "--workers", workers], capture_output=True, text=True)
     return root, proc

@@ -46,6 +46,7 @@ def test_the_ci_table2_grid_runs_every_cell_locally(ci_grid):
     check_complete(root)
 
 
+@pytest.mark.xdist_group("ray")
 def test_the_same_grid_on_ray_gives_the_same_rows(ci_grid, tmp_path):
     """Every cell as a Ray task on a local Ray instance. The stage cache of the local run is
     copied in, so the cells reuse its stages: the Ray run must write every run folder again

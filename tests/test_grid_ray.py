@@ -10,7 +10,8 @@ from harness.grid import expand, run_grid
 from harness.grid.spec import parse_spec
 from harness.store.read import load_compute, load_metrics, run_folders
 
-pytestmark = pytest.mark.slow
+# One local Ray instance at a time: every Ray test runs on the same pytest-xdist worker.
+pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("ray")]
 
 SPEC = """
 name = "ray"
