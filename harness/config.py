@@ -19,109 +19,216 @@ from typing import Any
 from .errors import HarnessError
 
 
+def setting(default: Any = dataclasses.MISSING, *, help: str, default_factory: Any = dataclasses.MISSING,
+            ge: float | None = None, gt: float | None = None, le: float | None = None, lt: float | None = None,
+            choices: tuple | None = None, min_len: int | None = None) -> Any:
+    """A config field that carries its one-line help and its valid range (checked by :func:`check_config`).
+
+    ``ge``/``gt``/``le``/``lt`` bound a number, ``choices`` lists the valid values, ``min_len`` bounds a
+    string's length; None passes every check (an optional field left unset). Method ``Params`` use it too.
+    """
+    metadata = {"help": help, "ge": ge, "gt": gt, "le": le, "lt": lt, "choices": choices, "min_len": min_len}
+    if default_factory is not dataclasses.MISSING:
+        return field(default_factory=default_factory, metadata=metadata)
+    return field(default=default, metadata=metadata)
+
+
+DEVICES = "auto, cpu, cuda, cuda:N or mps"
+
+
 @dataclass
 class DataConfig:
-    source: str = "embedded"          # embedded | local | hub
-    data_dir: str | None = None       # folder of the original release files (source=local)
-    hub_id: str | None = None         # None → the task's default hub id
-    revision: str | None = None       # None → the task's default revision
-    seed: int = 0                     # seed of the embedded twin generator
-    train_size: int = 1500            # embedded twin: number of inputs per split
-    validation_size: int = 150
-    test_size: int = 300
-    max_train_examples: int | None = None   # cap on training examples (any source)
-    max_eval_examples: int | None = None    # cap on validation/test inputs (any source)
-    train_subset: int | None = None   # seeded random subset of this many training inputs (WMT paper: 100,000)
+    source: str = setting("embedded", help="where records come from", choices=("embedded", "local", "hub"))
+    data_dir: str | None = setting(None, help="folder of the original release files (source=local)", min_len=1)
+    hub_id: str | None = setting(None, help="hub data set id; None: the task's default", min_len=1)
+    revision: str | None = setting(None, help="hub revision; None: the task's default", min_len=1)
+    seed: int = setting(0, help="seed of the embedded twin generator", ge=0)
+    train_size: int = setting(1500, help="embedded twin: training inputs", ge=1)
+    validation_size: int = setting(150, help="embedded twin: validation inputs", ge=1)
+    test_size: int = setting(300, help="embedded twin: test inputs", ge=1)
+    max_train_examples: int | None = setting(None, help="cap on training examples (any source)", ge=1)
+    max_eval_examples: int | None = setting(None, help="cap on validation/test inputs (any source)", ge=1)
+    train_subset: int | None = setting(None, help="seeded random subset of this many training inputs "
+                                                  "(WMT paper: 100,000)", ge=1)
 
 
 @dataclass
 class TokenizerConfig:
-    vocab_size: int = 1500            # trained on the training split (embedded models)
-    max_source_tokens: int = 128      # longer inputs are truncated (and counted)
-    max_target_tokens: int = 64
+    vocab_size: int = setting(1500, help="vocabulary of the tokenizer trained on the training split (embedded "
+                                         "models); below 100 the byte-level alphabet alone exceeds it", ge=100)
+    max_source_tokens: int = setting(128, help="longer sources are truncated (and counted)", ge=2)
+    max_target_tokens: int = setting(64, help="longer targets are truncated (and counted)", ge=2)
 
 
 @dataclass
 class ModelConfig:
     """The teacher. ``pretrained`` set → ``from_pretrained(pretrained)``; else built from this config."""
 
-    family: str = "t5"                # t5 | bart | gpt2 (decoder-only: decoder_layers = its depth)
-    pretrained: str | None = None
-    trust_remote_code: bool = False   # run a hub model's own Python code; off unless the user asks (--trust-remote-code)
-    d_model: int = 128
-    encoder_layers: int = 3
-    decoder_layers: int = 3
-    heads: int = 4
-    ffn_dim: int = 512
-    dropout: float = 0.0              # the twin is regular enough; dropout cost a third of T5's step time on CPU
-    max_positions: int = 256
+    family: str = setting("t5", help="architecture family (gpt2 is decoder-only: decoder_layers is its depth)",
+                          choices=("t5", "bart", "gpt2"))
+    pretrained: str | None = setting(None, help="hub id or local save_pretrained folder", min_len=1)
+    trust_remote_code: bool = setting(False, help="run a hub model's own Python code; off unless the user asks "
+                                                  "(--trust-remote-code)")
+    d_model: int = setting(128, help="hidden size", ge=1)
+    encoder_layers: int = setting(3, help="encoder depth (0 for decoder-only)", ge=0)
+    decoder_layers: int = setting(3, help="decoder depth", ge=1)
+    heads: int = setting(4, help="attention heads (must divide d_model)", ge=1)
+    ffn_dim: int = setting(512, help="feed-forward width", ge=1)
+    # the twin is regular enough; dropout cost a third of T5's step time on CPU
+    dropout: float = setting(0.0, help="dropout probability", ge=0.0, lt=1.0)
+    max_positions: int = setting(256, help="longest sequence the model embeds", ge=2)
 
 
 @dataclass
 class StudentConfig:
     """The student copies alternating teacher layers (PAPER.md §1)."""
 
-    encoder_layers: int = 2
-    decoder_layers: int = 1
+    encoder_layers: int = setting(2, help="student encoder depth (at most the teacher's; 0 for decoder-only)", ge=0)
+    decoder_layers: int = setting(1, help="student decoder depth (at most the teacher's)", ge=1)
 
 
 @dataclass
 class TrainConfig:
-    epochs: float = 1.0
-    batch_size: int = 32
-    lr: float = 5e-4
-    warmup_ratio: float = 0.05
-    grad_clip: float = 1.0
-    optimizer: str = "adamw"          # adamw | adafactor
-    evals_per_epoch: float = 2.0      # validation checks for checkpoint selection (PAPER: every 0.3–0.5 epoch); 0: none
-    select_best: bool = True          # False: keep the last checkpoint (dialogue)
-    max_steps: int | None = None
-    precision: str = "no"            # no | fp16 | bf16: mixed precision through Accelerate
+    epochs: float = setting(1.0, help="passes over the training split (fractions allowed); 0 only for the teacher: "
+                                      "no fine-tuning", ge=0.0)
+    batch_size: int = setting(32, help="examples per step", ge=1)
+    lr: float = setting(5e-4, help="peak learning rate", gt=0.0, le=10.0)
+    warmup_ratio: float = setting(0.05, help="share of the steps with linear warm-up", ge=0.0, lt=1.0)
+    grad_clip: float = setting(1.0, help="gradient-norm clipping threshold", gt=0.0)
+    optimizer: str = setting("adamw", help="optimiser", choices=("adamw", "adafactor"))
+    evals_per_epoch: float = setting(2.0, help="validation checks per epoch for checkpoint selection (PAPER: every "
+                                               "0.3-0.5 epoch); 0: none", ge=0.0)
+    select_best: bool = setting(True, help="keep the best validation checkpoint; false: the last (dialogue)")
+    max_steps: int | None = setting(None, help="stop after this many steps", ge=1)
+    precision: str = setting("no", help="mixed precision through Accelerate", choices=("no", "fp16", "bf16"))
 
 
 @dataclass
 class DecodeConfig:
-    num_beams: int = 1
-    do_sample: bool = False
-    top_k: int | None = None
-    top_p: float | None = None
-    length_penalty: float = 1.0
-    max_new_tokens: int = 64
-    min_new_tokens: int = 0
-    batch_size: int = 64
+    num_beams: int = setting(1, help="beams (sampling beam search when do_sample)", ge=1)
+    do_sample: bool = setting(False, help="sample instead of searching")
+    top_k: int | None = setting(None, help="sample from the k most likely tokens (0 or None: all)", ge=0)
+    top_p: float | None = setting(None, help="nucleus sampling mass", gt=0.0, le=1.0)
+    length_penalty: float = setting(1.0, help="beam search length penalty exponent")
+    max_new_tokens: int = setting(64, help="longest output", ge=1)
+    min_new_tokens: int = setting(0, help="shortest output (EOS suppressed before it)", ge=0)
+    batch_size: int = setting(64, help="inputs decoded at once", ge=1)
 
 
 @dataclass
 class RunConfig:
-    task: str = "dart"
-    method: str = "tvd"
-    profile: str = "cpu"
-    seed: int = 42                    # the method stage's seed
-    upstream_seed: int | None = 42    # teacher, pseudo-labels, pre-distill; None → use ``seed`` (no sharing)
-    device: str = "auto"              # auto | cpu | cuda | cuda:N | mps
-    results_dir: str = "results"
-    checkpoint_every: int = 100       # training steps between resumable checkpoints (0: none); not part of a run's identity
-    data: DataConfig = field(default_factory=DataConfig)
-    tokenizer: TokenizerConfig = field(default_factory=TokenizerConfig)
-    teacher: ModelConfig = field(default_factory=ModelConfig)
-    student: StudentConfig = field(default_factory=StudentConfig)
+    task: str = setting("dart", help="the task plugin")
+    method: str = setting("tvd", help="the method plugin")
+    profile: str = setting("cpu", help="the profile (sizes and sources)")
+    seed: int = setting(42, help="the method stage's seed", ge=0)
+    upstream_seed: int | None = setting(42, help="seed of the teacher, pseudo-labels and pre-distill; None: use "
+                                                 "seed (no sharing)", ge=0)
+    device: str = setting("auto", help=f"device: {DEVICES}")
+    results_dir: str = setting("results", help="where runs and the stage cache go", min_len=1)
+    checkpoint_every: int = setting(100, help="training steps between resumable checkpoints (0: none); not part "
+                                              "of a run's identity", ge=0)
+    data: DataConfig = setting(help="data", default_factory=DataConfig)
+    tokenizer: TokenizerConfig = setting(help="tokenizer", default_factory=TokenizerConfig)
+    teacher: ModelConfig = setting(help="the teacher model", default_factory=ModelConfig)
+    student: StudentConfig = setting(help="the student's depth", default_factory=StudentConfig)
     # The teacher improves monotonically over its 6 epochs here: no validation, keep the last checkpoint.
-    teacher_train: TrainConfig = field(default_factory=lambda: TrainConfig(epochs=6, lr=3e-3, evals_per_epoch=0,
-                                                                           select_best=False))
-    student_train: TrainConfig = field(default_factory=lambda: TrainConfig(epochs=2.5, lr=1e-3, evals_per_epoch=1))  # pre-distill, MLE
-    kd_train: TrainConfig = field(default_factory=lambda: TrainConfig(epochs=1, lr=3e-4))        # every KD method
-    pseudo_labels: DecodeConfig = field(default_factory=lambda: DecodeConfig(num_beams=5))         # offline teacher outputs
+    teacher_train: TrainConfig = setting(help="teacher fine-tuning", default_factory=lambda: TrainConfig(
+        epochs=6, lr=3e-3, evals_per_epoch=0, select_best=False))
+    student_train: TrainConfig = setting(help="pre-distillation and MLE", default_factory=lambda: TrainConfig(
+        epochs=2.5, lr=1e-3, evals_per_epoch=1))
+    kd_train: TrainConfig = setting(help="every KD method", default_factory=lambda: TrainConfig(epochs=1, lr=3e-4))
+    pseudo_labels: DecodeConfig = setting(help="offline teacher outputs", default_factory=lambda: DecodeConfig(
+        num_beams=5))
     # Online samples: top-k sampling here; the paper profile uses sampling beam search (5 beams), 4× the cost on CPU.
-    online_sampling: DecodeConfig = field(default_factory=lambda: DecodeConfig(num_beams=1, do_sample=True, top_k=30,
-                                                                               max_new_tokens=48))
+    online_sampling: DecodeConfig = setting(help="online samples during training", default_factory=lambda: DecodeConfig(
+        num_beams=1, do_sample=True, top_k=30, max_new_tokens=48))
     # Checkpoints are selected with the decoding that the test uses: with greedy selection the
     # chosen checkpoints were not the best under beam search (measured on the cpu profile).
-    selection_decode: DecodeConfig = field(default_factory=lambda: DecodeConfig(num_beams=5))     # validation
-    eval_decode: DecodeConfig = field(default_factory=lambda: DecodeConfig(num_beams=5))          # test
-    # TeacherDist (PAPER.md Table 3): distinct bigrams over this many ancestral teacher samples per test input.
-    teacher_dist_samples: int = 5
-    teacher_dist_sampling: DecodeConfig = field(default_factory=lambda: DecodeConfig(num_beams=1, do_sample=True))
-    method_params: dict = field(default_factory=dict)   # checked against the method's Params
+    selection_decode: DecodeConfig = setting(help="validation decoding", default_factory=lambda: DecodeConfig(
+        num_beams=5))
+    eval_decode: DecodeConfig = setting(help="test decoding", default_factory=lambda: DecodeConfig(num_beams=5))
+    teacher_dist_samples: int = setting(5, help="TeacherDist (PAPER Table 3): ancestral teacher samples per test "
+                                               "input; 0: not measured", ge=0)
+    teacher_dist_sampling: DecodeConfig = setting(help="TeacherDist sampling", default_factory=lambda: DecodeConfig(
+        num_beams=1, do_sample=True))
+    method_params: dict = setting(help="the method's parameters (checked against its Params)", default_factory=dict)
+
+
+# ---------------------------------------------------------------- checking values
+
+_MAX_SHOWN = 60   # characters of a bad value shown in an error
+
+
+def _shown(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= _MAX_SHOWN else f"{text[:_MAX_SHOWN]}… ({len(text)} characters)"
+
+
+def range_text(meta: dict) -> str:
+    """The valid range a field's metadata declares, in words (empty when it declares none)."""
+    if meta.get("choices"):
+        return "one of " + ", ".join(str(c) for c in meta["choices"])
+    parts = [f"{op} {meta[k]:g}" for k, op in (("gt", ">"), ("ge", ">="), ("lt", "<"), ("le", "<="))
+             if meta.get(k) is not None]
+    if meta.get("min_len"):
+        parts.append(f"at least {meta['min_len']} character(s)")
+    return " and ".join(parts)
+
+
+def value_problem(value: Any, meta: dict) -> str | None:
+    """Why ``value`` is outside the range ``meta`` declares, or None."""
+    if value is None:
+        return None
+    bad = False
+    if meta.get("choices") is not None:
+        bad = value not in meta["choices"]
+    elif isinstance(value, (int, float)) and not isinstance(value, bool):
+        bad = not math.isfinite(value) or any(
+            meta.get(k) is not None and not test(value, meta[k])
+            for k, test in (("gt", float.__gt__), ("ge", float.__ge__), ("lt", float.__lt__), ("le", float.__le__)))
+    elif isinstance(value, str) and meta.get("min_len"):
+        bad = len(value) < meta["min_len"]
+    return f"expected {range_text(meta)}" if bad else None
+
+
+def check_fields(obj: Any, prefix: str) -> None:
+    """Every field of the dataclass ``obj`` (recursively) against the range its metadata declares:
+    the first bad one raises a one-line :class:`HarnessError` naming the key, the value and the range."""
+    for f in dataclasses.fields(obj):
+        value = getattr(obj, f.name)
+        key = f"{prefix}{f.name}"
+        if dataclasses.is_dataclass(value):
+            check_fields(value, f"{key}.")
+            continue
+        problem = value_problem(float(value) if isinstance(value, int) and not isinstance(value, bool)
+                                and f.metadata.get("choices") is None else value, dict(f.metadata))
+        if problem:
+            help_text = f.metadata.get("help")
+            raise HarnessError(f"{key}={_shown(value)}: {problem}" + (f" ({help_text})" if help_text else ""))
+
+
+def check_config(cfg: RunConfig) -> None:
+    """Check every value of ``cfg`` before any work: declared ranges, then the rules that tie fields together."""
+    import re
+
+    check_fields(cfg, "")
+    if not re.fullmatch(r"auto|cpu|mps|cuda(:\d+)?", cfg.device):
+        raise HarnessError(f"device={_shown(cfg.device)}: expected {DEVICES}")
+    if cfg.teacher.pretrained is None and cfg.teacher.d_model % cfg.teacher.heads:
+        raise HarnessError(f"teacher.heads={cfg.teacher.heads}: must divide teacher.d_model={cfg.teacher.d_model}")
+    for side in ("encoder_layers", "decoder_layers"):
+        student, teacher = getattr(cfg.student, side), getattr(cfg.teacher, side)
+        if cfg.teacher.pretrained is None and student > teacher:
+            raise HarnessError(f"student.{side}={student}: at most the teacher's {teacher} (its layers are copied)")
+    for name in ("student_train", "kd_train"):
+        if getattr(cfg, name).epochs <= 0:
+            raise HarnessError(f"{name}.epochs={getattr(cfg, name).epochs:g}: expected > 0 (only the teacher can skip "
+                               f"training)")
+    for name in ("pseudo_labels", "online_sampling", "selection_decode", "eval_decode", "teacher_dist_sampling"):
+        decode = getattr(cfg, name)
+        if decode.min_new_tokens > decode.max_new_tokens:
+            raise HarnessError(f"{name}.min_new_tokens={decode.min_new_tokens}: at most {name}.max_new_tokens="
+                               f"{decode.max_new_tokens}")
 
 
 # Profiles change sizes and sources only. Keys are dotted paths of RunConfig.
@@ -297,4 +404,6 @@ def resolve_config(
         cfg.seed = seed
     # Method parameters: defaults of the method (some come from the task), then the user's.
     cfg.method_params = method_cls.resolve_params(cfg.method_params, task_cls)
+    check_config(cfg)
+    method_cls(cfg.method_params)   # the method checks its own parameters' ranges
     return cfg

@@ -49,7 +49,10 @@ class Method:
         """Hyper-parameters of the method; ``--set method.NAME=VALUE`` sets them."""
 
     def __init__(self, params: dict | None = None):
+        from ..config import check_fields
+
         self.params = self.Params(**(params or {}))
+        check_fields(self.params, "method.")   # the ranges Params fields declare with harness.config.setting
 
     # -- declaration -------------------------------------------------------------
     def prefix_weights(self) -> dict[str, float]:
