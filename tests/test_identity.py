@@ -1,0 +1,61 @@
+"""Code identity: what a stage key holds of the code that computes the stage."""
+
+from __future__ import annotations
+
+import importlib
+import sys
+import textwrap
+
+from harness.identity import STAGE_MODULES, code_identity, digest, file_digest, plugin_files
+
+
+def write(path, text):
+    path.write_text(textwrap.dedent(text))
+    return path
+
+
+def test_docstrings_and_comments_do_not_change_a_digest_code_does(tmp_path):
+    f = write(tmp_path / "m.py", '''
+        """Module doc."""
+        def loss(x):
+            """Doc."""
+            return x * 2  # twice
+        ''')
+    before = file_digest(f)
+    write(f, '''
+        """Another module doc, longer."""
+        def loss(x):
+            """Other doc."""
+            # a new comment
+            return x * 2
+        ''')
+    assert file_digest(f) == before
+    write(f, '''
+        def loss(x):
+            return x * 3
+        ''')
+    assert file_digest(f) != before
+
+
+def test_a_plugin_package_is_covered_whole(tmp_path, monkeypatch):
+    pkg = tmp_path / "my_task_pkg"
+    pkg.mkdir()
+    write(pkg / "__init__.py", "from .twin import make\nclass MyTask:\n    pass\n")
+    write(pkg / "twin.py", "def make():\n    return 1\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    module = importlib.import_module("my_task_pkg")
+    try:
+        assert [p.name for p in plugin_files(module.MyTask)] == ["__init__.py", "twin.py"]
+        before = digest(code_identity("evaluation", (module.MyTask,)))
+        write(pkg / "twin.py", "def make():\n    return 2\n")
+        assert digest(code_identity("evaluation", (module.MyTask,))) != before
+    finally:
+        for name in [n for n in sys.modules if n.startswith("my_task_pkg")]:
+            del sys.modules[name]
+
+
+def test_reports_grids_and_the_cli_are_in_no_stage():
+    """Editing what only lays out or schedules results throws no stage away."""
+    for modules in STAGE_MODULES.values():
+        assert not any(m.startswith(("harness.reporting", "harness.grid", "harness.cli", "harness.store"))
+                       for m in modules)
