@@ -30,6 +30,7 @@ SOURCES = ("embedded", "local", "hub")
 class SourcedTask(Task):
     """A task whose records come from the embedded twin, local release files or the hub."""
 
+    data_sources: ClassVar[tuple[str, ...]] = SOURCES
     hub_id: ClassVar[str] = ""                  # the hub copy of the data set
     hub_revision: ClassVar[str | None] = None   # its revision (e.g. the hub's parquet export)
 

@@ -71,7 +71,6 @@ class CommonsenseDialogueTask(SourcedTask):
     selection_metric = "bleu2"
     # PAPER.md §2: JS β 0.85; PAPER.md §1: the hidden-state term of pre-distillation weighs 0.1 on dialogue
     method_defaults = {"js": {"beta": 0.85}, "predistill": {"alpha_hid": 0.1}}
-    data_sources = ("embedded", "local", "hub")
     hub_id = "gretelai/commonsense-dialogues"
     hub_revision = "refs/convert/parquet"
 

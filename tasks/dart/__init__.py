@@ -25,7 +25,6 @@ class DartTask(SourcedTask):
     lower_is_better = frozenset({"ter"})
     selection_metric = "bleu"
     method_defaults = {"js": {"beta": 0.85}}   # PAPER.md §2: β of JS
-    data_sources = ("embedded", "local", "hub")
     hub_id = "Yale-LILY/dart"
     hub_revision = "refs/convert/parquet"
 

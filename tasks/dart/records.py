@@ -48,8 +48,8 @@ def _normalise_tripleset(value: Any, where: str, index: int) -> list[list[str]]:
     for j, triple in enumerate(value):
         if not _is_sequence(triple) or len(triple) != 3 or not all(isinstance(x, str) for x in triple):
             raise record_error(where, index,
-                        f"triple {j} must be a list of 3 strings [subject, predicate, object], "
-                        f"got {short(triple)}")
+                               f"triple {j} must be a list of 3 strings [subject, predicate, object], "
+                               f"got {short(triple)}")
         triples.append([triple[0], triple[1], triple[2]])
     return triples
 
@@ -62,7 +62,7 @@ def _normalise_annotations(value: Any, where: str, index: int) -> list[dict[str,
         sources, texts = value["source"], value["text"]
         if not _is_sequence(sources) or not _is_sequence(texts) or len(sources) != len(texts):
             raise record_error(where, index,
-                        "'annotations' as a dict must hold lists 'source' and 'text' of equal length")
+                               "'annotations' as a dict must hold lists 'source' and 'text' of equal length")
         value = [{"source": s, "text": t} for s, t in zip(sources, texts)]
     if not _is_sequence(value) or not value:
         raise record_error(where, index, _ANNOTATIONS_MSG)
@@ -73,10 +73,10 @@ def _normalise_annotations(value: Any, where: str, index: int) -> list[dict[str,
         text, source = ann["text"], ann.get("source", "")
         if not isinstance(text, str):
             raise record_error(where, index,
-                        f"annotation {j}: 'text' must be a string, got {type(text).__name__}")
+                               f"annotation {j}: 'text' must be a string, got {type(text).__name__}")
         if not isinstance(source, str):
             raise record_error(where, index,
-                        f"annotation {j}: 'source' must be a string, got {type(source).__name__}")
+                               f"annotation {j}: 'source' must be a string, got {type(source).__name__}")
         annotations.append({"source": source, "text": text})
     return annotations
 
@@ -104,7 +104,7 @@ def normalise_record(record: dict, where: str, index: int) -> dict:
     if extended is not None:
         if not isinstance(extended, bool):
             raise record_error(where, index,
-                        f"'subtree_was_extended' must be true or false, got {short(extended)}")
+                               f"'subtree_was_extended' must be true or false, got {short(extended)}")
         out["subtree_was_extended"] = extended
     out["annotations"] = _normalise_annotations(record["annotations"], where, index)
     return out

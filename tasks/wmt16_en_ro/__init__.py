@@ -31,7 +31,6 @@ class WMT16EnRoTask(SourcedTask):
     lower_is_better = frozenset({"ter"})
     selection_metric = "bleu"
     method_defaults = {"js": {"beta": 0.25}}   # PAPER.md §2: β of JS for WMT
-    data_sources = ("embedded", "local", "hub")
     hub_id = "wmt/wmt16"
     hub_config = records.HUB_CONFIG
 

@@ -45,14 +45,14 @@ def normalise_record(record: Any, where: str, index: int) -> dict:
     pair = record["translation"]
     if not isinstance(pair, Mapping):
         raise record_error(where, index, f"'translation' must be an object {{\"en\": ..., \"ro\": ...}}, "
-                                  f"got {type(pair).__name__}")
+                                         f"got {type(pair).__name__}")
     out = {}
     for language in (SOURCE_LANGUAGE, TARGET_LANGUAGE):
         if language not in pair:
             raise record_error(where, index, f"'translation' has no {language!r} text (keys: {sorted(pair)})")
         if not isinstance(pair[language], str):
             raise record_error(where, index, f"'translation.{language}' must be a string, "
-                                      f"got {type(pair[language]).__name__}")
+                                             f"got {type(pair[language]).__name__}")
         out[language] = pair[language]
     return {"translation": out}
 

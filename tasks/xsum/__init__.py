@@ -28,7 +28,6 @@ class XSumTask(SourcedTask):
     metrics = ("rouge1", "rouge2", "rougeL")
     selection_metric = "rouge2"
     method_defaults = {"js": {"beta": 0.85}}   # PAPER.md §2: β of JS
-    data_sources = ("embedded", "local", "hub")
     hub_id = "EdinburghNLP/xsum"
     hub_revision = "refs/convert/parquet"
 
