@@ -22,7 +22,7 @@ from typing import Sequence
 from harness.metrics import sacrebleu_scores
 from harness.datasets.sources import SourcedTask
 from harness.registry import register_task
-from harness.task import Example, Scores
+from harness.task import Scores
 
 from . import records, twin
 
@@ -76,12 +76,10 @@ class CommonsenseDialogueTask(SourcedTask):
 
     local_records = staticmethod(records.load_local)
     hub_records = staticmethod(records.load_hub)
+    to_examples = staticmethod(records.dialogues_to_examples)
 
     def embedded_records(self, split: str, size: int, seed: int) -> list[records.Dialogue]:
         return records.normalise_release(twin.generate_split(split, size, seed), f"embedded twin [{split}]")
-
-    def to_examples(self, dialogues: list[records.Dialogue], split: str) -> list[Example]:
-        return records.dialogues_to_examples(dialogues, split, id_prefix="dialogue")
 
     def score(self, hypotheses: Sequence[str], references: Sequence[Sequence[str]]) -> Scores:
         return sacrebleu_scores(hypotheses, references, self.metrics)

@@ -170,7 +170,7 @@ def dialogue_pairs(dialogue: Dialogue, max_history: int = MAX_HISTORY_TURNS) -> 
     return out
 
 
-def dialogues_to_examples(dialogues: Iterable[Dialogue], split: str, id_prefix: str,
+def dialogues_to_examples(dialogues: Iterable[Dialogue], split: str, id_prefix: str = "dialogue",
                           max_history: int = MAX_HISTORY_TURNS) -> list[Example]:
     """One example per (source, response) pair, in every split (each pair is one input
     with its one reference, as in the paper's counts); ids are ``prefix-split-id-turn``."""

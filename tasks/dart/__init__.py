@@ -12,7 +12,7 @@ from typing import Sequence
 from harness.metrics import sacrebleu_scores
 from harness.datasets.sources import SourcedTask
 from harness.registry import register_task
-from harness.task import Example, Scores
+from harness.task import Scores
 
 from . import records, twin
 
@@ -31,9 +31,7 @@ class DartTask(SourcedTask):
     embedded_records = staticmethod(twin.generate_split)
     local_records = staticmethod(records.load_local)
     hub_records = staticmethod(records.load_hub)
-
-    def to_examples(self, recs: list[dict], split: str) -> list[Example]:
-        return records.records_to_examples(recs, split, id_prefix="dart")
+    to_examples = staticmethod(records.records_to_examples)
 
     def score(self, hypotheses: Sequence[str], references: Sequence[Sequence[str]]) -> Scores:
         return sacrebleu_scores(hypotheses, references, self.metrics)

@@ -141,7 +141,7 @@ def linearise(tripleset: Iterable[Iterable[str]]) -> str:
     return " | ".join(f"{s} : {p.lower()} : {o}" for s, p, o in tripleset)
 
 
-def records_to_examples(records: Iterable[dict], split: str, id_prefix: str) -> list[Example]:
+def records_to_examples(records: Iterable[dict], split: str, id_prefix: str = "dart") -> list[Example]:
     """Turn release-shape records into examples.
 
     Training split: one example per (tripleset, non-empty annotation), its text the

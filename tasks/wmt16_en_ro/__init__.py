@@ -15,7 +15,7 @@ from typing import Sequence
 from harness.metrics import sacrebleu_scores
 from harness.datasets.sources import SourcedTask
 from harness.registry import register_task
-from harness.task import Example, Scores
+from harness.task import Scores
 
 from . import records, twin
 
@@ -36,12 +36,10 @@ class WMT16EnRoTask(SourcedTask):
 
     embedded_records = staticmethod(twin.generate_split)
     local_records = staticmethod(records.load_local)
+    to_examples = staticmethod(records.records_to_examples)
 
     def hub_records(self, hub_id: str, revision: str | None, split: str) -> list[dict]:
         return records.load_hub(hub_id, self.hub_config, revision, split)
-
-    def to_examples(self, recs: list[dict], split: str) -> list[Example]:
-        return records.records_to_examples(recs, split, id_prefix="wmt16")
 
     def score(self, hypotheses: Sequence[str], references: Sequence[Sequence[str]]) -> Scores:
         return sacrebleu_scores(hypotheses, references, self.metrics)
