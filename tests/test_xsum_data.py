@@ -21,7 +21,7 @@ from harness.metrics import rouge_scores
 from harness.errors import HarnessError
 from harness.registry import TASKS
 from harness_tasks.xsum import XSumTask, records, twin
-from harness_tasks.xsum.split_files import split_file_patterns
+from harness.datasets.split_files import split_file_patterns
 
 FIXTURES = Path(__file__).parent / "fixtures" / "xsum"
 FIXTURE_FILES = {"train": "train.jsonl", "validation": "validation.json", "test": "test.jsonl"}

@@ -20,9 +20,9 @@ from __future__ import annotations
 from typing import Sequence
 
 from harness.metrics import sacrebleu_scores
-from harness.errors import HarnessError
+from harness.datasets.sources import SourcedTask
 from harness.registry import register_task
-from harness.task import Example, Scores, Task
+from harness.task import Scores
 
 from . import records, twin
 
@@ -62,7 +62,7 @@ _PROFILES = {
 
 
 @register_task("commonsense_dialogue")
-class CommonsenseDialogueTask(Task):
+class CommonsenseDialogueTask(SourcedTask):
     """Social context + previous turns (``context | turn | …``, last 15 turns) → next turn; BLEU-1/2."""
 
     architecture = "decoder-only"
@@ -71,28 +71,15 @@ class CommonsenseDialogueTask(Task):
     selection_metric = "bleu2"
     # PAPER.md §2: JS β 0.85; PAPER.md §1: the hidden-state term of pre-distillation weighs 0.1 on dialogue
     method_defaults = {"js": {"beta": 0.85}, "predistill": {"alpha_hid": 0.1}}
-    data_sources = ("embedded", "local", "hub")
     hub_id = "gretelai/commonsense-dialogues"
     hub_revision = "refs/convert/parquet"
 
-    def records(self, split: str) -> list[records.Dialogue]:
-        """The dialogues of ``split`` from the configured source."""
-        d = self.data
-        if d.source == "embedded":
-            size = {"train": d.train_size, "validation": d.validation_size, "test": d.test_size}[split]
-            generated = twin.generate_split(split, size, d.seed)
-            return [records.normalise_dialogue(r, f"embedded twin [{split}]", key) for key, r in generated.items()]
-        if d.source == "local":
-            if not d.data_dir:
-                raise HarnessError("data.source=local needs a folder: --data-dir DIR (or --set data.data_dir=DIR)")
-            return records.load_local(d.data_dir, split)
-        if d.source == "hub":
-            return records.load_hub(d.hub_id or self.hub_id, d.revision or self.hub_revision, split)
-        raise HarnessError(f"unknown data source {d.source!r} for task commonsense_dialogue; "
-                           f"known: {', '.join(self.data_sources)}")
+    local_records = staticmethod(records.load_local)
+    hub_records = staticmethod(records.load_hub)
+    to_examples = staticmethod(records.dialogues_to_examples)
 
-    def load(self, split: str) -> list[Example]:
-        return records.dialogues_to_examples(self.records(split), split, id_prefix="dialogue")
+    def embedded_records(self, split: str, size: int, seed: int) -> list[records.Dialogue]:
+        return records.normalise_release(twin.generate_split(split, size, seed), f"embedded twin [{split}]")
 
     def score(self, hypotheses: Sequence[str], references: Sequence[Sequence[str]]) -> Scores:
         return sacrebleu_scores(hypotheses, references, self.metrics)

@@ -28,19 +28,18 @@ hub data set) and the first bad dialogue.
 
 from __future__ import annotations
 
-import json
 import logging
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any, Iterable, Mapping, Sequence
 
+from harness.datasets.release import check_split, read_json, release_file, short
+from harness.datasets.sources import hub_rows
 from harness.errors import HarnessError
 from harness.task import Example
 
 log = logging.getLogger(__name__)
 
 RELEASE_FILES = {"train": "train.json", "validation": "valid.json", "test": "test.json"}
-HUB_SPLITS = {"train": "train", "validation": "validation", "test": "test"}
 HUB_ID_COLUMNS = ("conversation_id", "id")
 
 MAX_HISTORY_TURNS = 15
@@ -72,11 +71,6 @@ class PairCounts:
 
 
 # --------------------------------------------------------------------------- validation
-def _short(value: Any, limit: int = 60) -> str:
-    text = repr(value)
-    return text if len(text) <= limit else text[: limit - 3] + "..."
-
-
 def _fail(where: str, key: str, what: str) -> HarnessError:
     return HarnessError(f"{where}: dialogue {key!r}: {what}")
 
@@ -97,71 +91,32 @@ def normalise_dialogue(record: Any, where: str, key: str) -> Dialogue:
         raise _fail(where, key, f"missing required field(s) {', '.join(map(repr, missing))}")
     for name in ("context", "speaker"):
         if not isinstance(record[name], str):
-            raise _fail(where, key, f"{name!r} must be a string, got {_short(record[name])}")
+            raise _fail(where, key, f"{name!r} must be a string, got {short(record[name])}")
     turns = record["turns"]
     if not isinstance(turns, (list, tuple)) or not turns:
-        raise _fail(where, key, f"'turns' must be a non-empty list of strings, got {_short(turns)}")
+        raise _fail(where, key, f"'turns' must be a non-empty list of strings, got {short(turns)}")
     for j, turn in enumerate(turns):
         if not isinstance(turn, str):
-            raise _fail(where, key, f"turn {j} must be a string, got {_short(turn)}")
+            raise _fail(where, key, f"turn {j} must be a string, got {short(turn)}")
     return Dialogue(str(key), record["context"], record["speaker"], tuple(turns))
-
-
-def _json_type(value: Any) -> str:
-    return {dict: "object", list: "array", str: "string", int: "number", float: "number",
-            bool: "boolean", type(None): "null"}.get(type(value), type(value).__name__)
 
 
 # --------------------------------------------------------------------------- loaders
 def read_release_json(path) -> list[Dialogue]:
     """Read and validate one release file (a JSON object of id → dialogue), in file order."""
-    path = Path(path)
-    if not path.is_file():
-        what = "is a directory, not a file" if path.is_dir() else "file not found"
-        raise HarnessError(f"{path}: {what}")
-    try:
-        text = path.read_text(encoding="utf-8")
-    except UnicodeDecodeError as err:
-        raise HarnessError(f"{path}: not UTF-8 text ({err.reason} at byte {err.start})") from None
-    except OSError as err:
-        raise HarnessError(f"{path}: cannot read ({err.strerror or err})") from None
-    if not text.strip():
-        raise HarnessError(f"{path}: file is empty (expected a JSON object of id → dialogue)")
-    try:
-        data = json.loads(text)
-    except json.JSONDecodeError as err:
-        raise HarnessError(
-            f"{path}: not valid JSON ({err.msg} at line {err.lineno}, column {err.colno})") from None
-    if not isinstance(data, dict):
-        raise HarnessError(f"{path}: expected a JSON object of id → dialogue "
-                           f"({{\"1\": {{\"context\": ..., \"speaker\": ..., \"turns\": [...]}}}}), "
-                           f"got a JSON {_json_type(data)}")
-    if not data:
-        raise HarnessError(f"{path}: contains no dialogues (an empty JSON object)")
-    return [normalise_dialogue(record, str(path), key) for key, record in data.items()]
+    data = read_json(path, dict, "a JSON object of id → dialogue",
+                     example='{"1": {"context": ..., "speaker": ..., "turns": [...]}}', nothing="dialogues")
+    return normalise_release(data, str(path))
 
 
-def _check_split(split: str) -> None:
-    if split not in RELEASE_FILES:
-        raise HarnessError(f"unknown Commonsense-Dialogues split {split!r}; "
-                           f"expected one of {', '.join(RELEASE_FILES)}")
+def normalise_release(data: Mapping[str, Any], where: str) -> list[Dialogue]:
+    """The dialogues of one split in the release shape (id → dialogue), validated, in order."""
+    return [normalise_dialogue(record, where, key) for key, record in data.items()]
 
 
 def load_local(data_dir, split: str) -> list[Dialogue]:
     """Dialogues of ``split`` from the release file in ``data_dir`` (validation → valid.json)."""
-    _check_split(split)
-    expected = ", ".join(RELEASE_FILES.values())
-    if data_dir is None or str(data_dir) == "":
-        raise HarnessError(f"no Commonsense-Dialogues data directory given (data.data_dir); it must hold {expected}")
-    data_dir = Path(data_dir).expanduser()
-    path = data_dir / RELEASE_FILES[split]
-    if not data_dir.is_dir():
-        raise HarnessError(f"Commonsense-Dialogues data directory {data_dir} does not exist; expected {path} "
-                           f"(the release files are {expected})")
-    if not path.is_file():
-        raise HarnessError(f"Commonsense-Dialogues {split} file not found: expected {path} "
-                           f"(the release files are {expected})")
-    return read_release_json(path)
+    return read_release_json(release_file(data_dir, split, RELEASE_FILES, "Commonsense-Dialogues"))
 
 
 def _row_id(row: Mapping, index: int) -> str:
@@ -179,29 +134,14 @@ def load_hub(hub_id: str, revision: str | None, split: str) -> list[Dialogue]:
     Any failure to get the data (offline, unknown id or revision, missing split, ...)
     becomes one :class:`HarnessError` line that points to the local release files instead.
     """
-    _check_split(split)
-    try:
-        import datasets
-
-        rows = datasets.load_dataset(hub_id, revision=revision, split=HUB_SPLITS[split]).to_list()
-    except Exception as err:  # noqa: BLE001 - any failure means "could not load"; report it in one line
-        raise HarnessError(
-            f"could not load Commonsense-Dialogues from the hub ({hub_id!r}, revision {revision!r}): "
-            f"{_reason(err)}. Offline? Point the task at the release files "
-            f"({', '.join(RELEASE_FILES.values())}) instead: --data-dir DIR "
-            "(or --set data.source=local --set data.data_dir=DIR)") from None
-    where = f"{hub_id} [{HUB_SPLITS[split]}]"
+    check_split(split, "Commonsense-Dialogues")
+    rows = hub_rows("Commonsense-Dialogues", hub_id, revision, split,
+                    f"the release files ({', '.join(RELEASE_FILES.values())})")
+    where = f"{hub_id} [{split}]"
     if not rows:
         raise HarnessError(f"{where}: contains no dialogues")
     return [normalise_dialogue(row, where, _row_id(row, i) if isinstance(row, Mapping) else str(i))
             for i, row in enumerate(rows)]
-
-
-def _reason(err: BaseException, limit: int = 200) -> str:
-    """A short one-line description of an exception."""
-    lines = [line.strip() for line in str(err).splitlines() if line.strip()]
-    text = f"{type(err).__name__}: {lines[0]}" if lines else type(err).__name__
-    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 # --------------------------------------------------------------------------- pairing
@@ -230,11 +170,11 @@ def dialogue_pairs(dialogue: Dialogue, max_history: int = MAX_HISTORY_TURNS) -> 
     return out
 
 
-def dialogues_to_examples(dialogues: Iterable[Dialogue], split: str, id_prefix: str,
+def dialogues_to_examples(dialogues: Iterable[Dialogue], split: str, id_prefix: str = "dialogue",
                           max_history: int = MAX_HISTORY_TURNS) -> list[Example]:
     """One example per (source, response) pair, in every split (each pair is one input
     with its one reference, as in the paper's counts); ids are ``prefix-split-id-turn``."""
-    _check_split(split)
+    check_split(split, "Commonsense-Dialogues")
     examples = []
     empty = 0
     for dialogue in dialogues:

@@ -49,9 +49,10 @@ Everything is drawn from ``random.Random`` instances seeded through a stable has
 
 from __future__ import annotations
 
-import hashlib
 import random
 from dataclasses import dataclass, field
+
+from harness.datasets.twins import check_request, pick_weighted, split_of_hash, stable_seed
 
 # --------------------------------------------------------------------------- lexicon
 NAMES = ("Robin", "Jordan", "Casey", "Riley", "Taylor", "Alex", "Sam", "Jamie",
@@ -324,36 +325,28 @@ def generate_dialogue(scenario: Scenario, n_turns: int, rng: random.Random) -> T
 def continuations(scenario: Scenario, n_previous: int, k: int, seed: int) -> tuple[list[str], list[str]]:
     """The twin's own reply distribution: ``k`` independent samples of turn ``n_previous``
     after one fixed history of ``n_previous`` turns. Returns (history, samples)."""
-    rng = random.Random(_stable_seed("dialogue-twin-history", seed, repr(scenario), n_previous))
+    rng = random.Random(_seed("dialogue-twin-history", seed, repr(scenario), n_previous))
     memory = TurnMemory()
     history = [sample_turn(scenario, i, memory, rng) for i in range(n_previous)]
     samples = []
     for j in range(k):
         branch = TurnMemory(memory.noun, memory.plan)
         samples.append(sample_turn(scenario, n_previous, branch,
-                                   random.Random(_stable_seed("dialogue-twin-branch", seed, j))))
+                                   random.Random(_seed("dialogue-twin-branch", seed, j))))
     return history, samples
 
 
 # --------------------------------------------------------------------------- splits
-def _stable_seed(*parts) -> int:
-    digest = hashlib.sha256(repr(parts).encode()).digest()
-    return int.from_bytes(digest[:8], "big")
-
-
-# Share of the scenario space reserved for each split, in twentieths.
-_SPLIT_BUCKETS = {"validation": range(0, 2), "test": range(2, 4), "train": range(4, 20)}
+def _seed(*parts) -> int:
+    """A stable seed from the ``repr`` of ``parts`` (this twin's records are defined by that hash)."""
+    return stable_seed(repr(parts))
 
 
 def split_of(scenario: Scenario) -> str:
     """The split a scenario belongs to, by a stable hash of its content (seed-independent),
     so that evaluation contexts never occur in training whatever the split sizes."""
-    bucket = _stable_seed("dialogue-twin-split", scenario.name, scenario.topic, scenario.event,
-                          scenario.emotion) % 20
-    for split, buckets in _SPLIT_BUCKETS.items():
-        if bucket in buckets:
-            return split
-    raise AssertionError(bucket)  # pragma: no cover - the buckets cover 0..19
+    return split_of_hash(_seed("dialogue-twin-split", scenario.name, scenario.topic, scenario.event,
+                               scenario.emotion))
 
 
 def _draw_scenario(rng: random.Random) -> Scenario:
@@ -364,25 +357,17 @@ def _draw_scenario(rng: random.Random) -> Scenario:
     return Scenario(rng.choice(NAMES), topic, event, emotion)
 
 
-def _weighted(rng: random.Random, weights: dict):
-    keys = list(weights)
-    return rng.choices(keys, weights=[weights[k] for k in keys], k=1)[0]
-
-
 def generate_dialogues(split: str, n_dialogues: int, seed: int) -> list[TwinDialogue]:
     """``n_dialogues`` twin dialogues of ``split`` ("train", "validation" or "test"), a
     pure function of ``(split, n_dialogues, seed)``; a longer list extends a shorter one."""
-    if split not in _SPLIT_BUCKETS:
-        raise ValueError(f"unknown split {split!r}; expected one of train, validation, test")
-    if n_dialogues < 0:
-        raise ValueError(f"n_dialogues must be >= 0, got {n_dialogues}")
-    rng = random.Random(_stable_seed("dialogue-twin-sample", seed, split))
+    check_request(split, n_dialogues, "n_dialogues")
+    rng = random.Random(_seed("dialogue-twin-sample", seed, split))
     dialogues = []
     while len(dialogues) < n_dialogues:
         scenario = _draw_scenario(rng)
         if split_of(scenario) != split:
             continue
-        dialogues.append(generate_dialogue(scenario, _weighted(rng, N_TURNS_WEIGHTS), rng))
+        dialogues.append(generate_dialogue(scenario, pick_weighted(rng, N_TURNS_WEIGHTS), rng))
     return dialogues
 
 

@@ -17,12 +17,11 @@ the file (or hub data set) and the first bad record.
 
 from __future__ import annotations
 
-import json
 import logging
-from pathlib import Path
 from typing import Any, Iterable, Mapping
 
-from harness.errors import HarnessError
+from harness.datasets.release import check_split, read_json, record_error, release_file, short
+from harness.datasets.sources import hub_rows
 from harness.task import Example
 
 log = logging.getLogger(__name__)
@@ -33,9 +32,6 @@ RELEASE_FILES = {
     "test": "dart-v1.1.1-full-test.json",
 }
 
-# Split names of the hub's parquet conversion of DART.
-HUB_SPLITS = {"train": "train", "validation": "validation", "test": "test"}
-
 _ANNOTATIONS_MSG = "'annotations' must be a non-empty list of {source, text}"
 
 
@@ -45,19 +41,15 @@ def _is_sequence(value: Any) -> bool:
     return isinstance(value, (list, tuple))
 
 
-def _fail(where: str, index: int, what: str) -> HarnessError:
-    return HarnessError(f"{where}: record {index}: {what}")
-
-
 def _normalise_tripleset(value: Any, where: str, index: int) -> list[list[str]]:
     if not _is_sequence(value) or not value:
-        raise _fail(where, index, "'tripleset' must be a non-empty list of [subject, predicate, object]")
+        raise record_error(where, index, "'tripleset' must be a non-empty list of [subject, predicate, object]")
     triples = []
     for j, triple in enumerate(value):
         if not _is_sequence(triple) or len(triple) != 3 or not all(isinstance(x, str) for x in triple):
-            raise _fail(where, index,
-                        f"triple {j} must be a list of 3 strings [subject, predicate, object], "
-                        f"got {_short(triple)}")
+            raise record_error(where, index,
+                               f"triple {j} must be a list of 3 strings [subject, predicate, object], "
+                               f"got {short(triple)}")
         triples.append([triple[0], triple[1], triple[2]])
     return triples
 
@@ -66,32 +58,27 @@ def _normalise_annotations(value: Any, where: str, index: int) -> list[dict[str,
     if isinstance(value, Mapping):
         # Hub shape: {"source": [...], "text": [...]} (columns of equal length).
         if set(value) != {"source", "text"}:
-            raise _fail(where, index, f"{_ANNOTATIONS_MSG} (got a dict with keys {sorted(value)})")
+            raise record_error(where, index, f"{_ANNOTATIONS_MSG} (got a dict with keys {sorted(value)})")
         sources, texts = value["source"], value["text"]
         if not _is_sequence(sources) or not _is_sequence(texts) or len(sources) != len(texts):
-            raise _fail(where, index,
-                        "'annotations' as a dict must hold lists 'source' and 'text' of equal length")
+            raise record_error(where, index,
+                               "'annotations' as a dict must hold lists 'source' and 'text' of equal length")
         value = [{"source": s, "text": t} for s, t in zip(sources, texts)]
     if not _is_sequence(value) or not value:
-        raise _fail(where, index, _ANNOTATIONS_MSG)
+        raise record_error(where, index, _ANNOTATIONS_MSG)
     annotations = []
     for j, ann in enumerate(value):
         if not isinstance(ann, Mapping) or "text" not in ann:
-            raise _fail(where, index, f"{_ANNOTATIONS_MSG}; annotation {j} is {_short(ann)}")
+            raise record_error(where, index, f"{_ANNOTATIONS_MSG}; annotation {j} is {short(ann)}")
         text, source = ann["text"], ann.get("source", "")
         if not isinstance(text, str):
-            raise _fail(where, index,
-                        f"annotation {j}: 'text' must be a string, got {type(text).__name__}")
+            raise record_error(where, index,
+                               f"annotation {j}: 'text' must be a string, got {type(text).__name__}")
         if not isinstance(source, str):
-            raise _fail(where, index,
-                        f"annotation {j}: 'source' must be a string, got {type(source).__name__}")
+            raise record_error(where, index,
+                               f"annotation {j}: 'source' must be a string, got {type(source).__name__}")
         annotations.append({"source": source, "text": text})
     return annotations
-
-
-def _short(value: Any, limit: int = 60) -> str:
-    text = repr(value)
-    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 def normalise_record(record: dict, where: str, index: int) -> dict:
@@ -106,18 +93,18 @@ def normalise_record(record: dict, where: str, index: int) -> dict:
     ``index`` on the first problem.
     """
     if not isinstance(record, Mapping):
-        raise _fail(where, index, f"must be a JSON object, got {type(record).__name__}")
+        raise record_error(where, index, f"must be a JSON object, got {type(record).__name__}")
     missing = [key for key in ("tripleset", "annotations") if key not in record]
     if missing:
-        raise _fail(where, index, f"missing required field(s) {', '.join(map(repr, missing))}")
+        raise record_error(where, index, f"missing required field(s) {', '.join(map(repr, missing))}")
     out: dict[str, Any] = {
         "tripleset": _normalise_tripleset(record["tripleset"], where, index),
     }
     extended = record.get("subtree_was_extended")
     if extended is not None:
         if not isinstance(extended, bool):
-            raise _fail(where, index,
-                        f"'subtree_was_extended' must be true or false, got {_short(extended)}")
+            raise record_error(where, index,
+                               f"'subtree_was_extended' must be true or false, got {short(extended)}")
         out["subtree_was_extended"] = extended
     out["annotations"] = _normalise_annotations(record["annotations"], where, index)
     return out
@@ -126,56 +113,13 @@ def normalise_record(record: dict, where: str, index: int) -> dict:
 # --------------------------------------------------------------------------- loaders
 def read_release_json(path) -> list[dict]:
     """Read and validate one release JSON file; records come back in the release shape."""
-    path = Path(path)
-    if not path.is_file():
-        what = "is a directory, not a file" if path.is_dir() else "file not found"
-        raise HarnessError(f"{path}: {what}")
-    try:
-        text = path.read_text(encoding="utf-8")
-    except UnicodeDecodeError as err:
-        raise HarnessError(f"{path}: not UTF-8 text ({err.reason} at byte {err.start})") from None
-    except OSError as err:
-        raise HarnessError(f"{path}: cannot read ({err.strerror or err})") from None
-    if not text.strip():
-        raise HarnessError(f"{path}: file is empty (expected a JSON list of DART records)")
-    try:
-        data = json.loads(text)
-    except json.JSONDecodeError as err:
-        raise HarnessError(
-            f"{path}: not valid JSON ({err.msg} at line {err.lineno}, column {err.colno})") from None
-    if not isinstance(data, list):
-        raise HarnessError(
-            f"{path}: expected a JSON list of DART records, got a JSON {_json_type(data)}")
-    if not data:
-        raise HarnessError(f"{path}: contains no records (an empty JSON list)")
+    data = read_json(path, list, "a JSON list of DART records")
     return [normalise_record(record, str(path), i) for i, record in enumerate(data)]
-
-
-def _json_type(value: Any) -> str:
-    return {dict: "object", str: "string", int: "number", float: "number",
-            bool: "boolean", type(None): "null"}.get(type(value), type(value).__name__)
-
-
-def _check_split(split: str) -> None:
-    if split not in RELEASE_FILES:
-        raise HarnessError(f"unknown DART split {split!r}; expected one of {', '.join(RELEASE_FILES)}")
 
 
 def load_local(data_dir, split: str) -> list[dict]:
     """Records of ``split`` from the release file in ``data_dir``."""
-    _check_split(split)
-    expected = ", ".join(RELEASE_FILES.values())
-    if data_dir is None or str(data_dir) == "":
-        raise HarnessError(f"no DART data directory given (data.data_dir); it must hold {expected}")
-    data_dir = Path(data_dir).expanduser()
-    path = data_dir / RELEASE_FILES[split]
-    if not data_dir.is_dir():
-        raise HarnessError(f"DART data directory {data_dir} does not exist; expected {path} "
-                           f"(the release files are {expected})")
-    if not path.is_file():
-        raise HarnessError(f"DART {split} file not found: expected {path} "
-                           f"(the release files are {expected})")
-    return read_release_json(path)
+    return read_release_json(release_file(data_dir, split, RELEASE_FILES, "DART"))
 
 
 def load_hub(hub_id: str, revision: str | None, split: str) -> list[dict]:
@@ -185,26 +129,9 @@ def load_hub(hub_id: str, revision: str | None, split: str) -> list[dict]:
     Any failure to get the data (offline, unknown id, missing split, ...) becomes one
     :class:`HarnessError` line that points to the local release files instead.
     """
-    _check_split(split)
-    try:
-        import datasets
-
-        dataset = datasets.load_dataset(hub_id, revision=revision, split=HUB_SPLITS[split])
-        rows = dataset.to_list()
-    except Exception as err:  # noqa: BLE001 - any failure means "could not load"; report it in one line
-        raise HarnessError(
-            f"could not load DART from the hub ({hub_id!r}, revision {revision!r}): {_reason(err)}. "
-            "Offline? Point the task at the release JSON files instead: "
-            "--set data.source=local --set data.data_dir=DIR") from None
-    where = f"{hub_id} [{HUB_SPLITS[split]}]"
-    return [normalise_record(row, where, i) for i, row in enumerate(rows)]
-
-
-def _reason(err: BaseException, limit: int = 200) -> str:
-    """A short one-line description of an exception."""
-    lines = [line.strip() for line in str(err).splitlines() if line.strip()]
-    text = f"{type(err).__name__}: {lines[0]}" if lines else type(err).__name__
-    return text if len(text) <= limit else text[: limit - 3] + "..."
+    check_split(split, "DART")
+    rows = hub_rows("DART", hub_id, revision, split, f"the release JSON files ({', '.join(RELEASE_FILES.values())})")
+    return [normalise_record(row, f"{hub_id} [{split}]", i) for i, row in enumerate(rows)]
 
 
 # --------------------------------------------------------------------------- conversion
@@ -214,7 +141,7 @@ def linearise(tripleset: Iterable[Iterable[str]]) -> str:
     return " | ".join(f"{s} : {p.lower()} : {o}" for s, p, o in tripleset)
 
 
-def records_to_examples(records: Iterable[dict], split: str, id_prefix: str) -> list[Example]:
+def records_to_examples(records: Iterable[dict], split: str, id_prefix: str = "dart") -> list[Example]:
     """Turn release-shape records into examples.
 
     Training split: one example per (tripleset, non-empty annotation), its text the
@@ -224,7 +151,7 @@ def records_to_examples(records: Iterable[dict], split: str, id_prefix: str) -> 
     indices, so they are stable when empty annotations are skipped. Records without any
     non-empty text are skipped; skipped annotations are counted and logged.
     """
-    _check_split(split)
+    check_split(split, "DART")
     examples: list[Example] = []
     empty_annotations = 0
     empty_records = 0

@@ -33,9 +33,10 @@ the global ``random`` state is never used, so the output depends on the seed onl
 
 from __future__ import annotations
 
-import hashlib
 import random
 from dataclasses import dataclass, field
+
+from harness.datasets.twins import NameMaker, check_request, pick_weighted, split_of_hash, stable_seed
 
 SOURCE = "harness_twin"
 
@@ -207,18 +208,6 @@ _WORLD_SIZES = {
 PERSON_TYPES = ("person", "athlete", "musician")
 
 
-def _stable_seed(*parts: object) -> int:
-    """A 64-bit seed from ``parts`` that is stable across runs and machines
-    (unlike the built-in ``hash``, which is salted per process for strings)."""
-    digest = hashlib.sha256("\x1f".join(map(str, parts)).encode("utf-8")).digest()
-    return int.from_bytes(digest[:8], "big")
-
-
-def _weighted(rng: random.Random, options: dict) -> object:
-    keys = list(options)
-    return rng.choices(keys, weights=[options[k] for k in keys], k=1)[0]
-
-
 def _with_article(word: str) -> str:
     return ("an " if word[0].lower() in "aeiou" else "a ") + word
 
@@ -246,26 +235,18 @@ class _World:
         self.by_type.setdefault(kind, []).append(name)
 
 
-class _Namer:
-    """Unique pronounceable made-up words from the syllable inventory."""
+class _Namer(NameMaker):
+    """DART's made-up names: stems of its syllable inventory, unique among the names so far."""
 
     def __init__(self, rng: random.Random):
-        self.rng = rng
-        self.used: set[str] = set()
+        super().__init__(rng, _ONSETS, _VOWELS, _CODAS)
 
     def stem(self, syllables: int = 2, open_end: bool = False) -> str:
         """A new word of ``syllables`` consonant-vowel syllables, ending in a
         consonant unless ``open_end``."""
-        while True:
-            parts = [self.rng.choice(_ONSETS) + self.rng.choice(_VOWELS) for _ in range(syllables)]
-            if not open_end:
-                parts[-1] += self.rng.choice(_CODAS)
-            word = "".join(parts).capitalize()
-            if word not in self.used:
-                self.used.add(word)
-                return word
+        return self.unique(lambda: self.syllables(syllables, coda=not open_end).capitalize())
 
-    def unique(self, word: str) -> str:
+    def respell(self, word: str) -> str:
         """``word`` made unique among the names so far (by a numeral-free tweak)."""
         while word in self.used:
             word = word[:-1] + self.rng.choice("aeio") + word[-1]
@@ -274,7 +255,7 @@ class _Namer:
 
 
 def _build_world(seed: int) -> _World:
-    rng = random.Random(_stable_seed("dart-twin-world", seed))
+    rng = random.Random(stable_seed("dart-twin-world", seed))
     namer = _Namer(rng)
     world = _World()
     n = _WORLD_SIZES
@@ -283,18 +264,18 @@ def _build_world(seed: int) -> _World:
     countries = []
     for _ in range(n["country"]):
         stem = namer.stem(rng.choice((1, 2)))
-        countries.append((stem, namer.unique(stem + rng.choice(_COUNTRY_SUFFIX))))
+        countries.append((stem, namer.respell(stem + rng.choice(_COUNTRY_SUFFIX))))
     for _stem, name in countries:
         world.add(name, "country")
     for _ in range(n["region"]):
         world.add(f"{namer.stem()} {rng.choice(_REGION_SUFFIX)}", "region")
     for _ in range(n["city"]):
-        world.add(namer.unique(namer.stem(rng.choice((1, 2))) + rng.choice(_CITY_SUFFIX)), "city")
+        world.add(namer.respell(namer.stem(rng.choice((1, 2))) + rng.choice(_CITY_SUFFIX)), "city")
 
     # People: a small pool of first and last names combined, so that names repeat
     # words (as real names do) and the vocabulary stays small.
     first = {"m": [namer.stem(2) for _ in range(24)],
-             "f": [namer.unique(namer.stem(1, open_end=True) + rng.choice(_FEMININE_ENDINGS))
+             "f": [namer.respell(namer.stem(1, open_end=True) + rng.choice(_FEMININE_ENDINGS))
                    for _ in range(24)]}
     last = [namer.stem(rng.choice((1, 2))) for _ in range(70)]
     taken: set[str] = set()
@@ -456,12 +437,12 @@ def _sample_tripleset(world: _World, rng: random.Random) -> tuple[list[list[str]
     """One tripleset (1-4 triples about one subject, sometimes with a chain) and
     whether it was extended along a chain (``subtree_was_extended``)."""
     while True:
-        kind = _weighted(rng, SUBJECT_WEIGHTS)
+        kind = pick_weighted(rng, SUBJECT_WEIGHTS)
         subject = rng.choice(world.by_type[kind])
         facts = world.facts[subject]
         if facts:
             break
-    size = _weighted(rng, N_TRIPLES_WEIGHTS)
+    size = pick_weighted(rng, N_TRIPLES_WEIGHTS)
     # Predicates whose object has facts of its own, so the set can follow a chain.
     followable = [p for p, o in facts.items()
                   if any(o2 != subject for o2 in world.facts.get(o, {}).values())]
@@ -566,7 +547,7 @@ def _realise(tripleset: list[list[str]], world: _World, rng: random.Random) -> s
 
         vp = _fill(template, subj, obj)
         if cur is not None and cur.can_merge(subj):
-            how = _weighted(rng, AGGREGATION_WEIGHTS)
+            how = pick_weighted(rng, AGGREGATION_WEIGHTS)
             # A relative clause needs a named head: "Kelford, which ..." but never "It, which ...".
             if how == "relative" and len(cur.vps) == 1 and not cur.relative and cur.head == subj:
                 cur.vps[0] = ("who " if is_person(subj) else "which ") + cur.vps[0]
@@ -622,7 +603,7 @@ def _generate(n_records: int, world_seed: int, sample_seed: int, accept=None) ->
         else:
             misses = 0
             seen.add(key)
-        n_refs = _weighted(rng, N_ANNOTATIONS_WEIGHTS)
+        n_refs = pick_weighted(rng, N_ANNOTATIONS_WEIGHTS)
         annotations = [{"source": SOURCE, "text": _realise(tripleset, world, rng)}
                        for _ in range(n_refs)]
         records.append({"tripleset": tripleset, "subtree_was_extended": extended,
@@ -638,11 +619,7 @@ def generate_records(n_records: int, seed: int) -> list[dict]:
     """
     if n_records < 0:
         raise ValueError(f"n_records must be >= 0, got {n_records}")
-    return _generate(n_records, seed, _stable_seed("dart-twin-records", seed))
-
-
-# Share of the tripleset space reserved for each split, in twentieths (see _split_of).
-_SPLIT_BUCKETS = {"validation": range(0, 2), "test": range(2, 4), "train": range(4, 20)}
+    return _generate(n_records, seed, stable_seed("dart-twin-records", seed))
 
 
 def _split_of(key: tuple) -> str:
@@ -652,11 +629,7 @@ def _split_of(key: tuple) -> str:
     sizes: an evaluation tripleset can never equal a training tripleset, however
     many training records are drawn.
     """
-    bucket = _stable_seed("dart-twin-split", repr(key)) % 20
-    for split, buckets in _SPLIT_BUCKETS.items():
-        if bucket in buckets:
-            return split
-    raise AssertionError(bucket)  # pragma: no cover - the buckets cover 0..19
+    return split_of_hash(stable_seed("dart-twin-split", repr(key)))
 
 
 def generate_split(split: str, n_records: int, seed: int) -> list[dict]:
@@ -666,11 +639,8 @@ def generate_split(split: str, n_records: int, seed: int) -> list[dict]:
     are sampled with a seed derived from ``(seed, split)``, and never share a
     tripleset: a sampled tripleset that belongs to another split is drawn again.
     """
-    if split not in _SPLIT_BUCKETS:
-        raise ValueError(f"unknown split {split!r}; expected one of train, validation, test")
-    if n_records < 0:
-        raise ValueError(f"n_records must be >= 0, got {n_records}")
-    return _generate(n_records, seed, _stable_seed("dart-twin-split-sample", seed, split),
+    check_request(split, n_records, "n_records")
+    return _generate(n_records, seed, stable_seed("dart-twin-split-sample", seed, split),
                      accept=lambda key: _split_of(key) == split)
 
 

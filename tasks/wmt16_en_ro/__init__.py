@@ -13,9 +13,9 @@ from __future__ import annotations
 from typing import Sequence
 
 from harness.metrics import sacrebleu_scores
-from harness.errors import HarnessError
+from harness.datasets.sources import SourcedTask
 from harness.registry import register_task
-from harness.task import Example, Scores, Task
+from harness.task import Scores
 
 from . import records, twin
 
@@ -24,34 +24,22 @@ PAPER_TRAIN_SUBSET = 100_000  # training pairs the paper samples from WMT16
 
 
 @register_task("wmt16_en_ro")
-class WMT16EnRoTask(Task):
+class WMT16EnRoTask(SourcedTask):
     """English → Romanian sentences (T5 prefix); sacreBLEU BLEU/chrF/TER."""
 
     metrics = ("bleu", "chrf", "ter")
     lower_is_better = frozenset({"ter"})
     selection_metric = "bleu"
     method_defaults = {"js": {"beta": 0.25}}   # PAPER.md §2: β of JS for WMT
-    data_sources = ("embedded", "local", "hub")
     hub_id = "wmt/wmt16"
     hub_config = records.HUB_CONFIG
-    hub_revision: str | None = None
 
-    def records(self, split: str) -> list[dict]:
-        d = self.data
-        if d.source == "embedded":
-            size = {"train": d.train_size, "validation": d.validation_size, "test": d.test_size}[split]
-            return twin.generate_split(split, size, d.seed)
-        if d.source == "local":
-            if not d.data_dir:
-                raise HarnessError("data.source=local needs a folder: --data-dir DIR (or --set data.data_dir=DIR)")
-            return records.load_local(d.data_dir, split)
-        if d.source == "hub":
-            return records.load_hub(d.hub_id or self.hub_id, self.hub_config, d.revision or self.hub_revision, split)
-        raise HarnessError(f"unknown data source {d.source!r} for task wmt16_en_ro; "
-                           f"known: {', '.join(self.data_sources)}")
+    embedded_records = staticmethod(twin.generate_split)
+    local_records = staticmethod(records.load_local)
+    to_examples = staticmethod(records.records_to_examples)
 
-    def load(self, split: str) -> list[Example]:
-        return records.records_to_examples(self.records(split), split, id_prefix="wmt16")
+    def hub_records(self, hub_id: str, revision: str | None, split: str) -> list[dict]:
+        return records.load_hub(hub_id, self.hub_config, revision, split)
 
     def score(self, hypotheses: Sequence[str], references: Sequence[Sequence[str]]) -> Scores:
         return sacrebleu_scores(hypotheses, references, self.metrics)

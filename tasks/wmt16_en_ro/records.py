@@ -9,7 +9,7 @@ the embedded twin. Sources:
   named after the hub's splits: ``train``, ``validation``, ``test`` as ``.jsonl``,
   ``.json`` or ``.parquet`` (e.g. ``validation.jsonl``), or the hub's parquet shards
   (``train-00000-of-00001.parquet``, also under ``ro-en/`` or ``data/``);
-  see :mod:`harness_tasks.xsum.split_files`.
+  see :mod:`harness.datasets.split_files`.
 
 Every record goes through :func:`normalise_record`; a bad one stops loading with a
 one-line :class:`HarnessError` that names the file (or hub data set) and the record.
@@ -20,13 +20,13 @@ from __future__ import annotations
 import logging
 from typing import Any, Iterable, Mapping
 
-from harness.errors import HarnessError
+from harness.datasets.release import check_split, record_error
+from harness.datasets.sources import hub_rows
+from harness.datasets.split_files import read_split
 from harness.task import Example
-from harness_tasks.xsum.split_files import one_line, read_split
 
 log = logging.getLogger(__name__)
 
-SPLITS = ("train", "validation", "test")
 HUB_CONFIG = "ro-en"
 LOCAL_SUBFOLDERS = (HUB_CONFIG, "data")
 SOURCE_LANGUAGE, TARGET_LANGUAGE = "en", "ro"
@@ -36,39 +36,30 @@ T5_PREFIX = "translate English to Romanian: "
 _SHAPE = '{"translation": {"en": ..., "ro": ...}}'
 
 
-def _fail(where: str, index: int, what: str) -> HarnessError:
-    return HarnessError(f"{where}: record {index}: {what}")
-
-
-def _check_split(split: str) -> None:
-    if split not in SPLITS:
-        raise HarnessError(f"unknown WMT16 split {split!r}; expected one of {', '.join(SPLITS)}")
-
-
 def normalise_record(record: Any, where: str, index: int) -> dict:
     """Validate one record; return ``{"translation": {"en": str, "ro": str}}`` (other keys dropped)."""
     if not isinstance(record, Mapping):
-        raise _fail(where, index, f"must be a JSON object {_SHAPE}, got {type(record).__name__}")
+        raise record_error(where, index, f"must be a JSON object {_SHAPE}, got {type(record).__name__}")
     if "translation" not in record:
-        raise _fail(where, index, f"missing required field 'translation' (expected {_SHAPE})")
+        raise record_error(where, index, f"missing required field 'translation' (expected {_SHAPE})")
     pair = record["translation"]
     if not isinstance(pair, Mapping):
-        raise _fail(where, index, f"'translation' must be an object {{\"en\": ..., \"ro\": ...}}, "
-                                  f"got {type(pair).__name__}")
+        raise record_error(where, index, f"'translation' must be an object {{\"en\": ..., \"ro\": ...}}, "
+                                         f"got {type(pair).__name__}")
     out = {}
     for language in (SOURCE_LANGUAGE, TARGET_LANGUAGE):
         if language not in pair:
-            raise _fail(where, index, f"'translation' has no {language!r} text (keys: {sorted(pair)})")
+            raise record_error(where, index, f"'translation' has no {language!r} text (keys: {sorted(pair)})")
         if not isinstance(pair[language], str):
-            raise _fail(where, index, f"'translation.{language}' must be a string, "
-                                      f"got {type(pair[language]).__name__}")
+            raise record_error(where, index, f"'translation.{language}' must be a string, "
+                                             f"got {type(pair[language]).__name__}")
         out[language] = pair[language]
     return {"translation": out}
 
 
 def load_local(data_dir, split: str) -> list[dict]:
     """Records of ``split`` from the per-split file in ``data_dir``."""
-    _check_split(split)
+    check_split(split, "WMT16")
     return [normalise_record(x.record, x.where, x.index)
             for x in read_split(data_dir, split, LOCAL_SUBFOLDERS, "WMT16 en-ro")]
 
@@ -79,19 +70,11 @@ def load_hub(hub_id: str, config: str, revision: str | None, split: str) -> list
     Any failure to get the data (offline, unknown id, config or revision, missing
     split, ...) becomes one :class:`HarnessError` line that points to local files instead.
     """
-    _check_split(split)
-    try:
-        import datasets
-
-        rows = datasets.load_dataset(hub_id, config, revision=revision, split=split).to_list()
-    except Exception as err:  # noqa: BLE001 - any failure means "could not load"; report it in one line
-        raise HarnessError(
-            f"could not load WMT16 from the hub ({hub_id!r}, config {config!r}, revision {revision!r}): "
-            f"{one_line(err)}. Offline? Point the task at local files instead: --data-dir DIR "
-            "(or --set data.source=local --set data.data_dir=DIR) with train/validation/test "
-            'as .jsonl, .json or .parquet of {"translation": {"en": ..., "ro": ...}} records') from None
-    where = f"{hub_id}/{config} [{split}]"
-    return [normalise_record(row, where, i) for i, row in enumerate(rows)]
+    check_split(split, "WMT16")
+    rows = hub_rows("WMT16", hub_id, revision, split,
+                    f"local files (train/validation/test as .jsonl, .json or .parquet of {_SHAPE} records)",
+                    config=config)
+    return [normalise_record(row, f"{hub_id}/{config} [{split}]", i) for i, row in enumerate(rows)]
 
 
 def records_to_examples(records: Iterable[dict], split: str, id_prefix: str = "wmt16") -> list[Example]:
@@ -99,7 +82,7 @@ def records_to_examples(records: Iterable[dict], split: str, id_prefix: str = "w
 
     Whitespace at the ends is stripped; pairs with an empty side are skipped and counted.
     """
-    _check_split(split)
+    check_split(split, "WMT16")
     examples, skipped = [], 0
     for i, record in enumerate(records):
         pair = record["translation"]

@@ -38,9 +38,10 @@ the global ``random`` state is never touched, so records depend on the seed only
 
 from __future__ import annotations
 
-import hashlib
 import random
 from dataclasses import dataclass, field
+
+from harness.datasets.twins import NameMaker, check_request, pick_weighted, sample_distinct, split_of_hash, stable_seed
 
 # --------------------------------------------------------------------------- English lexicon
 # Nouns (singular; plural by the regular English rules).
@@ -134,17 +135,6 @@ _VOWELS = ("a", "e", "i", "o", "u", "a", "e", "i", "o", "ea", "oa")
 _CODAS = ("n", "r", "l", "s", "m", "t", "nt", "rc", "st")
 
 
-def stable_seed(*parts: object) -> int:
-    """A 64-bit seed from ``parts`` that is the same in every process (``hash`` is salted)."""
-    digest = hashlib.sha256("\x1f".join(map(str, parts)).encode("utf-8")).digest()
-    return int.from_bytes(digest[:8], "big")
-
-
-def _weighted(rng: random.Random, options: dict):
-    keys = list(options)
-    return rng.choices(keys, weights=[options[k] for k in keys], k=1)[0]
-
-
 def english_plural(noun: str) -> str:
     if noun in IRREGULAR_PLURALS:
         return IRREGULAR_PLURALS[noun]
@@ -178,12 +168,12 @@ class Lexicon:
     verbs: dict[str, tuple[str, ...]] = field(default_factory=dict)
 
 
-class _StemMaker:
-    """Unique made-up consonant-final stems of one to three syllables (at least four letters)."""
+class _StemMaker(NameMaker):
+    """Unique made-up consonant-final stems of one to three syllables (at least four letters),
+    or English words carried over as cognates."""
 
     def __init__(self, rng: random.Random):
-        self.rng = rng
-        self.used: set[str] = set()
+        super().__init__(rng, _ONSETS, _VOWELS, _CODAS)
 
     def cognate(self, english_word: str) -> str | None:
         """``english_word`` as a target stem; None when that stem is taken."""
@@ -193,13 +183,10 @@ class _StemMaker:
         return english_word
 
     def stem(self) -> str:
-        while True:
-            syllables = self.rng.choice((1, 2, 2, 3))
-            word = "".join(self.rng.choice(_ONSETS) + self.rng.choice(_VOWELS) for _ in range(syllables))
-            word += self.rng.choice(_CODAS)
-            if len(word) >= 4 and word not in self.used:
-                self.used.add(word)
-                return word
+        def draw() -> str | None:
+            word = self.syllables(self.rng.choice((1, 2, 2, 3)))
+            return word if len(word) >= 4 else None
+        return self.unique(draw)
 
 
 def build_lexicon(seed: int) -> Lexicon:
@@ -278,13 +265,13 @@ class Clause:
 
 def _noun_phrase(rng: random.Random, allow_of: bool = True) -> NounPhrase:
     noun = rng.choice(NOUNS)
-    determiner = _weighted(rng, DETERMINER_WEIGHTS)
+    determiner = pick_weighted(rng, DETERMINER_WEIGHTS)
     if determiner == "of" and not allow_of:
         determiner = "the"
     plural = determiner == "number" or (determiner in ("the", "possessive", "this") and rng.random() < P_PLURAL)
     if determiner == "a" and rng.random() < P_PLURAL:
         plural = True  # "some houses"
-    n_adj = _weighted(rng, ADJECTIVE_COUNT_WEIGHTS)
+    n_adj = pick_weighted(rng, ADJECTIVE_COUNT_WEIGHTS)
     adjectives = tuple(rng.sample(ADJECTIVES, n_adj))
     np = NounPhrase(noun, plural, determiner, adjectives)
     if determiner == "possessive":
@@ -302,7 +289,7 @@ def _noun_phrase(rng: random.Random, allow_of: bool = True) -> NounPhrase:
 
 
 def _clause(rng: random.Random) -> Clause:
-    kind = _weighted(rng, SUBJECT_WEIGHTS)
+    kind = pick_weighted(rng, SUBJECT_WEIGHTS)
     if kind == "pronoun":
         subject: object = rng.choice(list(PRONOUNS))
     elif kind == "name":
@@ -479,19 +466,12 @@ class Translator:
 
 
 # --------------------------------------------------------------------------- public API
-# Share of the sentence space reserved for each split, in twentieths (see split_of).
-_SPLIT_BUCKETS = {"validation": range(0, 2), "test": range(2, 4), "train": range(4, 20)}
-SPLITS = tuple(_SPLIT_BUCKETS)
-MAX_MISSES = 10_000  # consecutive draws of a duplicate or other-split sentence before giving up
-
-
 def split_of(english_text: str) -> str:
     """The split an English sentence belongs to, by a stable hash of its text.
 
     Partitioning the sentence space keeps the splits disjoint whatever their sizes.
     """
-    bucket = stable_seed("wmt-twin-split", english_text) % 20
-    return next(split for split, buckets in _SPLIT_BUCKETS.items() if bucket in buckets)
+    return split_of_hash(stable_seed("wmt-twin-split", english_text))
 
 
 @dataclass(frozen=True)
@@ -505,27 +485,17 @@ class TwinSentence:
 
 def sample_inputs(split: str, n: int, seed: int) -> list[TwinSentence]:
     """``n`` distinct English sentences of ``split`` for ``seed``."""
-    if split not in _SPLIT_BUCKETS:
-        raise ValueError(f"unknown split {split!r}; expected one of {', '.join(SPLITS)}")
-    if n < 0:
-        raise ValueError(f"n must be >= 0, got {n}")
+    check_request(split, n)
     rng = random.Random(stable_seed("wmt-twin-sentences", seed, split))
-    out: list[TwinSentence] = []
-    seen: set[str] = set()
-    misses = 0
-    while len(out) < n:
+
+    def draw() -> tuple[str, TwinSentence]:
         clauses = sample_sentence(rng)
         conjunction = sample_conjunction(rng) if len(clauses) > 1 else ""
         text = english(clauses, conjunction)
-        if text in seen or split_of(text) != split:
-            misses += 1
-            if misses > MAX_MISSES:
-                raise ValueError(f"the WMT twin cannot make {n} distinct {split} sentences (made {len(out)})")
-            continue
-        misses = 0
-        seen.add(text)
-        out.append(TwinSentence(tuple(clauses), conjunction, text))
-    return out
+        return text, TwinSentence(tuple(clauses), conjunction, text)
+
+    return sample_distinct(n, draw, lambda text: split_of(text) == split,
+                           f"distinct {split} sentences of the WMT twin")
 
 
 def translate(sentence: TwinSentence, lexicon: Lexicon, rng: random.Random) -> str:

@@ -9,7 +9,7 @@ copy (``EdinburghNLP/xsum``) and of the embedded twin. Sources:
   named after the hub's splits: ``train``, ``validation``, ``test`` as ``.jsonl``,
   ``.json`` or ``.parquet`` (e.g. ``train.jsonl``), or the hub's parquet shards
   (``train-00000-of-00001.parquet``, also under ``data/`` or ``default/train/``);
-  see :mod:`harness_tasks.xsum.split_files`.
+  see :mod:`harness.datasets.split_files`.
 
 Every record goes through :func:`normalise_record`; a bad one stops loading with a
 one-line :class:`HarnessError` that names the file (or hub data set) and the record.
@@ -20,25 +20,15 @@ from __future__ import annotations
 import logging
 from typing import Any, Iterable, Mapping
 
-from harness.errors import HarnessError
+from harness.datasets.release import check_split, record_error
+from harness.datasets.sources import hub_rows
+from harness.datasets.split_files import read_split
 from harness.task import Example
-
-from .split_files import one_line, read_split
 
 log = logging.getLogger(__name__)
 
-SPLITS = ("train", "validation", "test")
 LOCAL_SUBFOLDERS = ("data", "default")   # where hub copies keep their parquet shards
 FIELDS = ("document", "summary")
-
-
-def _fail(where: str, index: int, what: str) -> HarnessError:
-    return HarnessError(f"{where}: record {index}: {what}")
-
-
-def _check_split(split: str) -> None:
-    if split not in SPLITS:
-        raise HarnessError(f"unknown XSum split {split!r}; expected one of {', '.join(SPLITS)}")
 
 
 def normalise_record(record: Any, where: str, index: int) -> dict:
@@ -49,24 +39,24 @@ def normalise_record(record: Any, where: str, index: int) -> dict:
     or an integer (it becomes a string; a missing id becomes the record's index).
     """
     if not isinstance(record, Mapping):
-        raise _fail(where, index, f"must be a JSON object with {', '.join(FIELDS)}, got {type(record).__name__}")
+        raise record_error(where, index, f"must be a JSON object with {', '.join(FIELDS)}, got {type(record).__name__}")
     missing = [key for key in FIELDS if key not in record]
     if missing:
-        raise _fail(where, index, f"missing required field(s) {', '.join(map(repr, missing))}")
+        raise record_error(where, index, f"missing required field(s) {', '.join(map(repr, missing))}")
     for key in FIELDS:
         if not isinstance(record[key], str):
-            raise _fail(where, index, f"{key!r} must be a string, got {type(record[key]).__name__}")
+            raise record_error(where, index, f"{key!r} must be a string, got {type(record[key]).__name__}")
     rid = record.get("id", index)
     if rid is None:
         rid = index
     if isinstance(rid, bool) or not isinstance(rid, (str, int)):
-        raise _fail(where, index, f"'id' must be a string or an integer, got {type(rid).__name__}")
+        raise record_error(where, index, f"'id' must be a string or an integer, got {type(rid).__name__}")
     return {"document": record["document"], "summary": record["summary"], "id": str(rid)}
 
 
 def load_local(data_dir, split: str) -> list[dict]:
     """Records of ``split`` from the per-split file in ``data_dir``."""
-    _check_split(split)
+    check_split(split, "XSum")
     return [normalise_record(x.record, x.where, x.index)
             for x in read_split(data_dir, split, LOCAL_SUBFOLDERS, "XSum")]
 
@@ -77,19 +67,10 @@ def load_hub(hub_id: str, revision: str | None, split: str) -> list[dict]:
     Any failure to get the data (offline, unknown id or revision, missing split, ...)
     becomes one :class:`HarnessError` line that points to local files instead.
     """
-    _check_split(split)
-    try:
-        import datasets
-
-        rows = datasets.load_dataset(hub_id, revision=revision, split=split).to_list()
-    except Exception as err:  # noqa: BLE001 - any failure means "could not load"; report it in one line
-        raise HarnessError(
-            f"could not load XSum from the hub ({hub_id!r}, revision {revision!r}): {one_line(err)}. "
-            "Offline? Point the task at local files instead: --data-dir DIR "
-            "(or --set data.source=local --set data.data_dir=DIR) with train/validation/test "
-            "as .jsonl, .json or .parquet") from None
-    where = f"{hub_id} [{split}]"
-    return [normalise_record(row, where, i) for i, row in enumerate(rows)]
+    check_split(split, "XSum")
+    rows = hub_rows("XSum", hub_id, revision, split,
+                    "local files (train/validation/test as .jsonl, .json or .parquet)")
+    return [normalise_record(row, f"{hub_id} [{split}]", i) for i, row in enumerate(rows)]
 
 
 def clean_text(text: str) -> str:
@@ -103,7 +84,7 @@ def records_to_examples(records: Iterable[dict], split: str, id_prefix: str = "x
     The summary is the only reference. Records whose document or summary is empty
     are skipped and counted in a warning.
     """
-    _check_split(split)
+    check_split(split, "XSum")
     examples, skipped = [], 0
     for record in records:
         document, summary = clean_text(record["document"]), clean_text(record["summary"])

@@ -36,11 +36,12 @@ the global ``random`` state is never used, so records depend on the seed only.
 
 from __future__ import annotations
 
-import hashlib
 import random
 import re
 from dataclasses import dataclass, field
 from typing import Callable
+
+from harness.datasets.twins import NameMaker, check_request, pick_weighted, sample_distinct, split_of_hash, stable_seed
 
 # --------------------------------------------------------------------------- vocabulary
 _ONSETS = ("b", "d", "f", "g", "k", "l", "m", "n", "p", "r", "s", "t", "v", "w", "br", "dr", "gr", "st", "th", "sh")
@@ -90,17 +91,6 @@ SYNONYMS: dict[str, tuple[tuple[str, float], ...]] = {
 }
 
 
-def stable_seed(*parts: object) -> int:
-    """A 64-bit seed from ``parts`` that is the same in every process (``hash`` is salted)."""
-    digest = hashlib.sha256("\x1f".join(map(str, parts)).encode("utf-8")).digest()
-    return int.from_bytes(digest[:8], "big")
-
-
-def _pick_weighted(rng: random.Random, options) -> str:
-    texts, weights = zip(*options)
-    return rng.choices(texts, weights=weights, k=1)[0]
-
-
 _SLOT = re.compile(r"\{(~?)(\w+)\}")
 
 
@@ -108,7 +98,7 @@ def fill(template: str, facts: dict[str, str], rng: random.Random) -> str:
     """``template`` with ``{fact}`` slots filled from ``facts`` and ``{~word}`` slots drawn from :data:`SYNONYMS`."""
     def slot(match: re.Match) -> str:
         synonym, name = match.groups()
-        return _pick_weighted(rng, SYNONYMS[name]) if synonym else facts[name]
+        return pick_weighted(rng, dict(SYNONYMS[name])) if synonym else facts[name]
 
     text = _SLOT.sub(slot, template)
     return text[0].upper() + text[1:]
@@ -135,22 +125,19 @@ class World:
         return f"{rng.choice(self.first_names)} {rng.choice(self.last_names)}"
 
 
-class _Namer:
-    """Unique pronounceable made-up words from the syllable inventory."""
+class _Namer(NameMaker):
+    """XSum's made-up names: words of its syllable inventory, unique among the names so far."""
 
     def __init__(self, rng: random.Random):
-        self.rng = rng
-        self.used: set[str] = set()
+        super().__init__(rng, _ONSETS, _VOWELS, _CODAS)
 
     def word(self, syllables: int, suffix: str = "") -> str:
-        while True:
-            stem = "".join(self.rng.choice(_ONSETS) + self.rng.choice(_VOWELS) for _ in range(syllables))
-            if not suffix:
-                stem += self.rng.choice(_CODAS)
-            word = (stem + suffix).capitalize() if not suffix.startswith(" ") else stem.capitalize() + suffix
-            if word not in self.used:
-                self.used.add(word)
-                return word
+        """A new word of ``syllables`` syllables and ``suffix`` (a coda instead when there is none;
+        a suffix that starts with a space is a second word)."""
+        def draw() -> str:
+            stem = self.syllables(syllables, coda=not suffix)
+            return (stem + suffix).capitalize() if not suffix.startswith(" ") else stem.capitalize() + suffix
+        return self.unique(draw)
 
 
 WORLD_SIZES = {"region": 6, "town": 36, "firm": 24, "club": 16, "first": 20, "last": 36}
@@ -559,17 +546,11 @@ def compose_document(kind: EventKind, facts: dict[str, str], world: World, rng: 
 
 def summarise(kind: EventKind, facts: dict[str, str], rng: random.Random) -> str:
     """One summary of the event: a template by weight, with its synonym slots drawn."""
-    template = _pick_weighted(rng, zip(kind.summaries, SUMMARY_WEIGHTS))
+    template = pick_weighted(rng, dict(zip(kind.summaries, SUMMARY_WEIGHTS)))
     return fill(template, facts, rng)
 
 
 # --------------------------------------------------------------------------- public API
-# Share of the event space reserved for each split, in twentieths (see split_of).
-_SPLIT_BUCKETS = {"validation": range(0, 2), "test": range(2, 4), "train": range(4, 20)}
-SPLITS = tuple(_SPLIT_BUCKETS)
-MAX_MISSES = 10_000  # consecutive draws of a duplicate or other-split event before giving up
-
-
 def event_key(kind: EventKind, facts: dict[str, str]) -> tuple:
     """The identity of an event: its kind and its key facts."""
     return (kind.name, *(facts[k] for k in kind.key))
@@ -577,8 +558,7 @@ def event_key(kind: EventKind, facts: dict[str, str]) -> tuple:
 
 def split_of(key: tuple) -> str:
     """The split an event belongs to, by a stable hash of its key (splits never share an event)."""
-    bucket = stable_seed("xsum-twin-split", repr(key)) % 20
-    return next(split for split, buckets in _SPLIT_BUCKETS.items() if bucket in buckets)
+    return split_of_hash(stable_seed("xsum-twin-split", repr(key)))
 
 
 @dataclass(frozen=True)
@@ -595,28 +575,16 @@ class TwinEvent:
 
 def sample_events(split: str, n: int, seed: int) -> list[TwinEvent]:
     """``n`` distinct events of ``split`` for ``seed``; kinds equally likely."""
-    if split not in _SPLIT_BUCKETS:
-        raise ValueError(f"unknown split {split!r}; expected one of {', '.join(SPLITS)}")
-    if n < 0:
-        raise ValueError(f"n must be >= 0, got {n}")
+    check_request(split, n)
     world = build_world(seed)
     rng = random.Random(stable_seed("xsum-twin-events", seed, split))
-    out: list[TwinEvent] = []
-    seen: set[tuple] = set()
-    misses = 0
-    while len(out) < n:
+
+    def draw() -> tuple[tuple, TwinEvent]:
         kind = rng.choice(EVENTS)
         facts = kind.facts(world, rng)
-        key = event_key(kind, facts)
-        if key in seen or split_of(key) != split:
-            misses += 1
-            if misses > MAX_MISSES:
-                raise ValueError(f"the XSum twin cannot make {n} distinct {split} events (made {len(out)})")
-            continue
-        misses = 0
-        seen.add(key)
-        out.append(TwinEvent(kind.name, tuple(sorted(facts.items()))))
-    return out
+        return event_key(kind, facts), TwinEvent(kind.name, tuple(sorted(facts.items())))
+
+    return sample_distinct(n, draw, lambda key: split_of(key) == split, f"distinct {split} events of the XSum twin")
 
 
 def sample_summary(event: TwinEvent, rng: random.Random) -> str:

@@ -21,6 +21,8 @@ from typing import Any, Iterator, Sequence
 
 from harness.errors import HarnessError
 
+from .release import one_line, read_text
+
 SINGLE_FILE_SUFFIXES = (".jsonl", ".json", ".parquet")
 
 
@@ -69,22 +71,6 @@ def find_split_files(data_dir: Path, split: str, subfolders: Sequence[str], what
     return next(iter(found.values()))
 
 
-def one_line(err: BaseException, limit: int = 200) -> str:
-    """A short one-line description of an exception (for "could not load ..." messages)."""
-    lines = [line.strip() for line in str(err).splitlines() if line.strip()]
-    text = f"{type(err).__name__}: {lines[0]}" if lines else type(err).__name__
-    return text if len(text) <= limit else text[: limit - 3] + "..."
-
-
-def _read_text(path: Path) -> str:
-    try:
-        return path.read_text(encoding="utf-8")
-    except UnicodeDecodeError as err:
-        raise HarnessError(f"{path}: not UTF-8 text ({err.reason} at byte {err.start})") from None
-    except OSError as err:
-        raise HarnessError(f"{path}: cannot read ({err.strerror or err})") from None
-
-
 def _json_lines(path: Path, text: str) -> list[Any]:
     records = []
     for number, line in enumerate(text.splitlines(), start=1):
@@ -119,8 +105,7 @@ def _parquet(path: Path) -> list[Any]:
     try:
         return pq.read_table(path).to_pylist()
     except Exception as err:  # noqa: BLE001 - pyarrow raises several types for an unreadable file
-        first = (str(err).splitlines() or [""])[0][:200]
-        raise HarnessError(f"{path}: not a readable parquet file ({type(err).__name__}: {first})") from None
+        raise HarnessError(f"{path}: not a readable parquet file ({one_line(err)})") from None
 
 
 def read_records(path: Path) -> list[Any]:
@@ -128,7 +113,7 @@ def read_records(path: Path) -> list[Any]:
     if path.suffix == ".parquet":
         records = _parquet(path)
     else:
-        text = _read_text(path)
+        text = read_text(path)
         if not text.strip():
             raise HarnessError(f"{path}: file is empty")
         records = _json_lines(path, text) if path.suffix == ".jsonl" else _json(path, text)

@@ -1,0 +1,85 @@
+"""Where a task's records come from: ``data.source`` = embedded | local | hub.
+
+:class:`SourcedTask` is the base of a task whose records come from one of these
+sources. It owns the one dispatch from ``data.source`` to the task's hook for that
+source and the errors a user meets on the way (an unknown source, a local source
+without a folder); the task supplies the hooks:
+
+* ``embedded_records(split, size, seed)``: the embedded twin's records;
+* ``local_records(data_dir, split)``: the records of the release files in a folder;
+* ``hub_records(hub_id, revision, split)``: the records of the Hugging Face hub copy
+  (``data.hub_id``/``data.revision`` override the task's ``hub_id``/``hub_revision``);
+* ``to_examples(records, split)``: records → :class:`Example` s.
+
+:func:`hub_rows` is the hub reader every ``hub_records`` hook uses: any failure to
+get the data becomes one line that points the user at local files instead.
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+from harness.errors import HarnessError
+from harness.task import Example, Task
+
+from .release import one_line
+
+SOURCES = ("embedded", "local", "hub")
+
+
+class SourcedTask(Task):
+    """A task whose records come from the embedded twin, local release files or the hub."""
+
+    data_sources: ClassVar[tuple[str, ...]] = SOURCES
+    hub_id: ClassVar[str] = ""                  # the hub copy of the data set
+    hub_revision: ClassVar[str | None] = None   # its revision (e.g. the hub's parquet export)
+
+    def embedded_records(self, split: str, size: int, seed: int) -> list:
+        raise NotImplementedError
+
+    def local_records(self, data_dir: str, split: str) -> list:
+        raise NotImplementedError
+
+    def hub_records(self, hub_id: str, revision: str | None, split: str) -> list:
+        raise NotImplementedError
+
+    def to_examples(self, records: list, split: str) -> list[Example]:
+        raise NotImplementedError
+
+    def records(self, split: str) -> list:
+        """The records of ``split`` from the configured ``data.source``."""
+        d = self.data
+        if d.source not in self.data_sources or d.source not in SOURCES:
+            raise HarnessError(f"unknown data source {d.source!r} for task {self.name}; "
+                               f"known: {', '.join(self.data_sources)}")
+        if d.source == "embedded":
+            size = {"train": d.train_size, "validation": d.validation_size, "test": d.test_size}[split]
+            return self.embedded_records(split, size, d.seed)
+        if d.source == "local":
+            if not d.data_dir:
+                raise HarnessError("data.source=local needs a folder: --data-dir DIR (or --set data.data_dir=DIR)")
+            return self.local_records(d.data_dir, split)
+        return self.hub_records(d.hub_id or self.hub_id, d.revision or self.hub_revision, split)
+
+    def load(self, split: str) -> list[Example]:
+        return self.to_examples(self.records(split), split)
+
+
+def hub_rows(what: str, hub_id: str, revision: str | None, split: str, local_files: str,
+             config: str | None = None) -> list[Any]:
+    """The rows of ``split`` of a Hugging Face data set (or of a local folder in the hub layout).
+
+    Any failure to get them (offline, unknown id, config or revision, missing split, ...)
+    becomes one :class:`HarnessError` line naming ``what`` (the data set) that points to
+    ``local_files`` (what to put in a ``--data-dir`` folder) instead.
+    """
+    try:
+        import datasets
+
+        return datasets.load_dataset(hub_id, config, revision=revision, split=split).to_list()
+    except Exception as err:  # noqa: BLE001 - any failure means "could not load"; report it in one line
+        named = f"{hub_id!r}" + (f", config {config!r}" if config else "")
+        raise HarnessError(
+            f"could not load {what} from the hub ({named}, revision {revision!r}): {one_line(err)}. "
+            f"Offline? Point the task at {local_files} instead: --data-dir DIR "
+            "(or --set data.source=local --set data.data_dir=DIR)") from None
