@@ -71,3 +71,98 @@ def rouge_scores(
     base = f"rouge_score:{version('rouge_score')}|stemmer:porter|f1x100|multi-ref:max|corpus:mean"
     signatures = {name: f"{base}|type:{name}" for name in metrics}
     return Scores(corpus=corpus, signatures=signatures, per_example=per_example)
+
+
+# ---------------------------------------------------------------- the paper's own scorers (comparable numbers)
+
+def dart_tokenize(text: str) -> str:
+    """The official DART evaluation's normalisation: every non-word character its own token, lower-cased.
+
+    ``"Hawaii Five-O, 1:02:38."`` → ``"hawaii five - o , 1 : 02 : 38 ."``.
+    """
+    import re
+
+    return " ".join(" ".join(re.split(r"(\W)", text.strip().replace("\n", ""))).split()).lower()
+
+
+DART_OFFICIAL_REFERENCES = 3   # the official kit writes the first three annotations, empty lines for missing ones
+
+
+def dart_official_bleu(hypotheses: Sequence[str], references: Sequence[Sequence[str]]) -> Scores:
+    """``bleu_official``: DART's official BLEU (its ``multi-bleu.perl`` run on the normalised text).
+
+    The first three references of each input, in release order, a missing one as an empty
+    line; no smoothing; the effective reference length is the closest among the three lines,
+    empty ones included (ties: the shorter). sacreBLEU with tokenisation off computes exactly
+    this on the pre-normalised text.
+    """
+    from sacrebleu.metrics import BLEU
+
+    hyps = [dart_tokenize(h) for h in hypotheses]
+    refs = [[dart_tokenize(r) for r in list(rs)[:DART_OFFICIAL_REFERENCES]] for rs in references]
+    refs = [rs + [""] * (DART_OFFICIAL_REFERENCES - len(rs)) for rs in refs]
+    streams = [[rs[i] for rs in refs] for i in range(DART_OFFICIAL_REFERENCES)]
+    corpus = BLEU(tokenize="none", smooth_method="none", force=True)
+    sentence = BLEU(tokenize="none", effective_order=True, force=True)
+    return Scores(
+        corpus={"bleu_official": float(corpus.corpus_score(hyps, streams).score)},
+        signatures={"bleu_official": f"dart-official:re-split-nonword|lc|refs:first-3|{corpus.get_signature()}"},
+        per_example={"bleu_official": [float(sentence.sentence_score(h, [r for r in rs if r]).score)
+                                       for h, rs in zip(hyps, refs)]},
+    )
+
+
+_SENTENCE_END = frozenset(".!?")
+
+
+def two_sentence_cut(prediction: str) -> str:
+    """The dialogue evaluation's cut of a reply to at most two sentences (the reference code's ``trunc_pred``).
+
+    1. a leading ``.!?`` goes; 2. if any ``.!?`` is left, whitespace is collapsed and the text cut
+    after the *last* one (an unfinished fragment goes); 3. the text ends at the *second* ``.!?``
+    character. Character-based, as the original: ``"Oh... ok."`` → ``"Oh.."``.
+    """
+    pred = prediction
+    if pred and pred[0] in _SENTENCE_END:
+        pred = pred[1:]
+    if any(c in _SENTENCE_END for c in pred):
+        pred = " ".join(pred.split())
+        pred = pred[: max(pred.rfind(c) for c in _SENTENCE_END) + 1]
+        seen = 0
+        for i, c in enumerate(pred):
+            if c in _SENTENCE_END:
+                seen += 1
+                if seen == 2:
+                    return pred[: i + 1]
+    return pred
+
+
+def nlgeval_bleu(hypotheses: Sequence[str], references: Sequence[Sequence[str]]) -> Scores:
+    """``bleu1_nlgeval`` / ``bleu2_nlgeval``: dialogue BLEU as the paper computed it.
+
+    Each reply is cut to at most two sentences (:func:`two_sentence_cut`), then scored with
+    the COCO caption BLEU that nlg-eval runs (``pycocoevalcap``: whitespace tokens, cased,
+    closest reference length, corpus level).
+    """
+    from importlib.metadata import version
+
+    from pycocoevalcap.bleu.bleu import Bleu
+
+    hyps = {i: [two_sentence_cut(h.lstrip()).lstrip()] for i, h in enumerate(hypotheses)}
+    refs = {i: [r.strip() for r in rs] for i, rs in enumerate(references)}
+    corpus, per_sentence = Bleu(2).compute_score(refs, hyps, verbose=0)
+    signature = f"pycocoevalcap:{version('pycocoevalcap')}|nlg-eval|two-sentence-cut|whitespace|cased"
+    names = ("bleu1_nlgeval", "bleu2_nlgeval")
+    return Scores(corpus={n: 100.0 * float(corpus[i]) for i, n in enumerate(names)},
+                  signatures={n: f"{signature}|n:{i + 1}" for i, n in enumerate(names)},
+                  per_example={n: [100.0 * float(s) for s in per_sentence[i]] for i, n in enumerate(names)})
+
+
+def merge_scores(*parts: Scores) -> Scores:
+    """One :class:`Scores` from several scorers' (their metric names must differ)."""
+    out = Scores(corpus={}, signatures={}, per_example={})
+    for part in parts:
+        out.corpus.update(part.corpus)
+        out.signatures.update(part.signatures)
+        out.per_example.update(part.per_example)
+    return out

@@ -540,7 +540,7 @@ def test_task_is_registered_as_decoder_only():
     cls = TASKS.get("commonsense_dialogue")
     assert cls is CommonsenseDialogueTask
     assert cls.architecture == "decoder-only"
-    assert cls.metrics == ("bleu1", "bleu2") and cls.selection_metric == "bleu2" and cls.method_defaults["js"] == {"beta": 0.85}
+    assert cls.metrics == ("bleu1", "bleu2", "bleu1_nlgeval", "bleu2_nlgeval") and cls.selection_metric == "bleu2" and cls.method_defaults["js"] == {"beta": 0.85}
 
 
 def test_embedded_and_local_sources_go_through_the_same_code(tmp_path):
@@ -568,7 +568,7 @@ def test_metrics_are_sacrebleu_bleu1_and_bleu2():
     refs = [("I am really happy for you.",), ("Oh no! What happened with the dog?",),
             ("Maybe you should call the vet.",), ("Sounds good.",)]
     scores = _task().score(hyps, refs)
-    assert set(scores.corpus) == {"bleu1", "bleu2"}
+    assert set(scores.corpus) == {"bleu1", "bleu2", "bleu1_nlgeval", "bleu2_nlgeval"}
     for name, order in (("bleu1", 1), ("bleu2", 2)):
         bleu = BLEU(max_ngram_order=order)
         direct = bleu.corpus_score(hyps, [[r[0] for r in refs]])
