@@ -379,8 +379,12 @@ def resolve_config(
     seed: int | None = None,
     sets: list[tuple[str, str]] | tuple = (),
     overrides: dict[str, Any] | None = None,
+    check: bool = True,
 ) -> RunConfig:
-    """Profile → task overrides → ``overrides`` (Python values) → ``--set`` pairs (text), all checked."""
+    """Profile → task overrides → ``overrides`` (Python values) → ``--set`` pairs (text), all checked.
+
+    ``check=False`` skips the checks that concern running it (value ranges, the data source), for
+    readers that only compare a run's config with its defaults."""
     from .errors import UnknownNameError
     from .registry import METHODS, TASKS
 
@@ -402,6 +406,12 @@ def resolve_config(
         set_path(cfg, key, value, from_text=True)
     if seed is not None:
         cfg.seed = seed
+    if not check:
+        return cfg
+    declared = getattr(task_cls, "data_sources", ())
+    if declared and cfg.data.source not in declared:
+        hint = " (--data-dir DIR)" if "local" in declared else ""
+        raise HarnessError(f"data.source={cfg.data.source!r}: task {task!r} reads only {', '.join(declared)}{hint}")
     # Method parameters: defaults of the method (some come from the task), then the user's.
     cfg.method_params = method_cls.resolve_params(cfg.method_params, task_cls)
     check_config(cfg)

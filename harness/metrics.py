@@ -166,3 +166,18 @@ def merge_scores(*parts: Scores) -> Scores:
         out.signatures.update(part.signatures)
         out.per_example.update(part.per_example)
     return out
+
+
+def normalize_answer(text: str) -> str:
+    """Lower-cased, whitespace collapsed (what ``exact_match`` compares)."""
+    return " ".join(text.lower().split())
+
+
+def exact_match_scores(hypotheses: Sequence[str], references: Sequence[Sequence[str]]) -> Scores:
+    """``exact_match``: 100 if a hypothesis equals any of its references after :func:`normalize_answer`, else 0;
+    the corpus score is the mean."""
+    per = [100.0 * any(normalize_answer(h) == normalize_answer(r) for r in refs)
+           for h, refs in zip(hypotheses, references)]
+    return Scores(corpus={"exact_match": sum(per) / len(per) if per else 0.0},
+                  signatures={"exact_match": "exact-match|lowercase|whitespace-collapsed|any-reference"},
+                  per_example={"exact_match": per})

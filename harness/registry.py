@@ -10,13 +10,14 @@ close match; the CLI turns it into a one-line error and exit code 2.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import importlib
 import importlib.metadata
 import importlib.util
 import sys
 from pathlib import Path
-from typing import Callable, Generic, TypeVar
+from typing import Callable, Generic, Iterator, TypeVar
 
 from .errors import DiskFullError, HarnessError, UnknownNameError  # noqa: F401  (re-exported)
 
@@ -46,6 +47,21 @@ class Registry(Generic[T]):
             )
         cls.name = name  # type: ignore[attr-defined]
         self._items[name] = cls
+
+    @contextlib.contextmanager
+    def temporarily(self, name: str, cls: type[T]) -> Iterator[type[T]]:
+        """``cls`` registered as ``name`` for the duration of a ``with`` block (tests of plugins); the
+        registry is process-wide, so it is left as it was found."""
+        self._load()
+        before = self._items.get(name)
+        self.add(name, cls)
+        try:
+            yield cls
+        finally:
+            if before is None:
+                self._items.pop(name, None)
+            else:
+                self._items[name] = before
 
     def _load(self) -> None:
         if self._loaded:

@@ -1,4 +1,4 @@
-"""Per-split record files in a folder: JSON lines, JSON or parquet (hub shards included).
+"""Per-split record files in a folder: JSON lines, JSON, CSV or parquet (hub shards included).
 
 Data sets distributed as one table per split — XSum's ``{document, summary, id}``,
 WMT's ``{translation: {en, ro}}`` — are found in a ``--data-dir`` folder under the
@@ -23,7 +23,7 @@ from harness.errors import HarnessError
 
 from .release import one_line, read_text
 
-SINGLE_FILE_SUFFIXES = (".jsonl", ".json", ".parquet")
+SINGLE_FILE_SUFFIXES = (".jsonl", ".json", ".csv", ".parquet")
 
 
 @dataclass(frozen=True)
@@ -99,6 +99,21 @@ def _json(path: Path, text: str) -> list[Any]:
     return data
 
 
+def _csv(path: Path, text: str) -> list[Any]:
+    """CSV with a header row; a row with more or fewer cells than the header is an error naming its line."""
+    import csv
+    import io
+
+    reader = csv.DictReader(io.StringIO(text))
+    records = []
+    for row in reader:
+        if None in row or any(v is None for v in row.values()):
+            raise HarnessError(f"{path}: line {reader.line_num} does not have the header's "
+                               f"{len(reader.fieldnames or [])} cells")
+        records.append(row)
+    return records
+
+
 def _parquet(path: Path) -> list[Any]:
     import pyarrow.parquet as pq
 
@@ -109,14 +124,15 @@ def _parquet(path: Path) -> list[Any]:
 
 
 def read_records(path: Path) -> list[Any]:
-    """The raw records of one file, by its suffix (``.jsonl``, ``.json``, ``.parquet``)."""
+    """The raw records of one file, by its suffix (``.jsonl``, ``.json``, ``.csv``, ``.parquet``)."""
     if path.suffix == ".parquet":
         records = _parquet(path)
     else:
         text = read_text(path)
         if not text.strip():
             raise HarnessError(f"{path}: file is empty")
-        records = _json_lines(path, text) if path.suffix == ".jsonl" else _json(path, text)
+        parse = {".jsonl": _json_lines, ".csv": _csv}.get(path.suffix, _json)
+        records = parse(path, text)
     if not records:
         raise HarnessError(f"{path}: contains no records")
     return records

@@ -124,7 +124,7 @@ def swept_parameters(cfg) -> dict[str, Any]:
     """Config values that differ from the defaults of the run's task, method and profile, by dotted key."""
     from ..config import resolve_config
 
-    default = flat_config(asdict(resolve_config(cfg.task, cfg.method, cfg.profile)))
+    default = flat_config(asdict(resolve_config(cfg.task, cfg.method, cfg.profile, check=False)))
     skip = set(IDENTITY) | set(OPERATIONAL)
     return {k: v for k, v in flat_config(asdict(cfg)).items()
             if k not in skip and (k not in default or default[k] != v)}
