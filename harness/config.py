@@ -406,14 +406,13 @@ def resolve_config(
         set_path(cfg, key, value, from_text=True)
     if seed is not None:
         cfg.seed = seed
-    if not check:
-        return cfg
-    declared = getattr(task_cls, "data_sources", ())
-    if declared and cfg.data.source not in declared:
-        hint = " (--data-dir DIR)" if "local" in declared else ""
-        raise HarnessError(f"data.source={cfg.data.source!r}: task {task!r} reads only {', '.join(declared)}{hint}")
     # Method parameters: defaults of the method (some come from the task), then the user's.
     cfg.method_params = method_cls.resolve_params(cfg.method_params, task_cls)
-    check_config(cfg)
-    method_cls(cfg.method_params)   # the method checks its own parameters' ranges
+    if check:
+        check_config(cfg)
+        declared = getattr(task_cls, "data_sources", ())
+        if declared and cfg.data.source not in declared:
+            hint = " (--data-dir DIR)" if "local" in declared else ""
+            raise HarnessError(f"data.source={cfg.data.source!r}: task {task!r} reads only {', '.join(declared)}{hint}")
+        method_cls(cfg.method_params)   # the method checks its own parameters' ranges
     return cfg
