@@ -93,7 +93,13 @@ class TrainConfig:
                                       "no fine-tuning", ge=0.0)
     batch_size: int = setting(32, help="examples per step", ge=1)
     lr: float = setting(5e-4, help="peak learning rate", gt=0.0, le=10.0)
-    warmup_ratio: float = setting(0.05, help="share of the steps with linear warm-up", ge=0.0, lt=1.0)
+    warmup_ratio: float = setting(0.05, help="share of the steps with linear warm-up (unless warmup_steps is set)",
+                                  ge=0.0, lt=1.0)
+    warmup_steps: int | None = setting(None, help="optimizer steps of linear warm-up; None: warmup_ratio of them",
+                                       ge=0)
+    grad_accum_steps: int = setting(1, help="micro-batches of batch_size per optimizer step (the loss is normalised "
+                                            "over the whole accumulated batch)", ge=1)
+    freeze_embeddings: bool = setting(False, help="keep token and position embeddings (and a tied LM head) fixed")
     grad_clip: float = setting(1.0, help="gradient-norm clipping threshold", gt=0.0)
     optimizer: str = setting("adamw", help="optimiser", choices=("adamw", "adafactor"))
     evals_per_epoch: float = setting(2.0, help="validation checks per epoch for checkpoint selection (PAPER: every "
@@ -112,6 +118,7 @@ class DecodeConfig:
     length_penalty: float = setting(1.0, help="beam search length penalty exponent")
     max_new_tokens: int = setting(64, help="longest output", ge=1)
     min_new_tokens: int = setting(0, help="shortest output (EOS suppressed before it)", ge=0)
+    no_repeat_ngram_size: int = setting(0, help="never repeat an n-gram of this size (0: off)", ge=0)
     batch_size: int = setting(64, help="inputs decoded at once", ge=1)
 
 
@@ -147,6 +154,9 @@ class RunConfig:
     selection_decode: DecodeConfig = setting(help="validation decoding", default_factory=lambda: DecodeConfig(
         num_beams=5))
     eval_decode: DecodeConfig = setting(help="test decoding", default_factory=lambda: DecodeConfig(num_beams=5))
+    pseudo_label_rows: str = setting("per_reference", help="offline teacher outputs in KD training: one row per "
+                                     "(input, reference) pair as the data has them, or one per input (the paper's DART)",
+                                     choices=("per_reference", "per_source"))
     teacher_dist_samples: int = setting(5, help="TeacherDist (PAPER Table 3): ancestral teacher samples per test "
                                                "input; 0: not measured", ge=0)
     teacher_dist_sampling: DecodeConfig = setting(help="TeacherDist sampling", default_factory=lambda: DecodeConfig(

@@ -48,6 +48,7 @@ def generation_config(decode: DecodeConfig, *, pad_id: int, eos_id: int, bos_id:
     return GenerationConfig(
         num_beams=decode.num_beams, do_sample=decode.do_sample, **sampling, length_penalty=decode.length_penalty,
         max_new_tokens=decode.max_new_tokens, min_new_tokens=decode.min_new_tokens or None,
+        no_repeat_ngram_size=decode.no_repeat_ngram_size,
         early_stopping=True if decode.num_beams > 1 else False, pad_token_id=pad_id,
         eos_token_id=eos_id, decoder_start_token_id=start_id, bos_token_id=bos_id,
     )
