@@ -417,7 +417,7 @@ def resolve_config(
     if seed is not None:
         cfg.seed = seed
     # Method parameters: defaults of the method (some come from the task), then the user's.
-    cfg.method_params = method_cls.resolve_params(cfg.method_params, task_cls)
+    cfg.method_params = method_cls.resolve_params(cfg.method_params, task_cls, profile)
     if check:
         check_config(cfg)
         declared = getattr(task_cls, "data_sources", ())

@@ -77,6 +77,12 @@ class Task:
                                f"expected 'right' (keep the start) or 'left' (keep the end)")
 
     @classmethod
+    def method_defaults_for(cls, profile: str | None) -> dict[str, dict]:
+        """``method_defaults`` under ``profile``; override to give a profile its own (e.g. the paper recipe's
+        pre-distillation temperature) without changing the others."""
+        return cls.method_defaults
+
+    @classmethod
     def profile_overrides(cls, profile: str) -> dict:
         """Task-specific config overrides (dotted keys) applied on top of a profile."""
         return {}

@@ -93,12 +93,16 @@ class Method:
 
     # -- parameters ---------------------------------------------------------------
     @classmethod
-    def task_defaults(cls, task_cls) -> dict:
-        """The defaults ``task_cls`` declares for this method (``Task.method_defaults``); plain defaults live
-        in ``Params``."""
+    def task_defaults(cls, task_cls, profile: str | None = None) -> dict:
+        """The defaults ``task_cls`` declares for this method under ``profile`` (``Task.method_defaults_for``);
+        plain defaults live in ``Params``."""
         from ..errors import HarnessError
 
-        declared = dict((getattr(task_cls, "method_defaults", None) or {}).get(cls.defaults_key or cls.name, {}))
+        if hasattr(task_cls, "method_defaults_for"):
+            table = task_cls.method_defaults_for(profile)
+        else:
+            table = getattr(task_cls, "method_defaults", None)
+        declared = dict((table or {}).get(cls.defaults_key or cls.name, {}))
         names = [f.name for f in dataclasses.fields(cls.Params)]
         unknown = sorted(set(declared) - set(names))
         if unknown:
@@ -108,14 +112,14 @@ class Method:
         return declared
 
     @classmethod
-    def resolve_params(cls, given: dict, task_cls) -> dict:
+    def resolve_params(cls, given: dict, task_cls, profile: str | None = None) -> dict:
         """Task defaults, then ``given`` (text from ``--set`` or Python values), checked against ``Params``."""
         from ..config import parse_value
         from ..errors import HarnessError
 
         hints = typing.get_type_hints(cls.Params)
         names = [f.name for f in dataclasses.fields(cls.Params)]
-        values = dataclasses.asdict(cls.Params(**cls.task_defaults(task_cls)))
+        values = dataclasses.asdict(cls.Params(**cls.task_defaults(task_cls, profile)))
         for key, value in given.items():
             if key not in names:
                 valid = ", ".join(f"method.{n}" for n in names) or "(this method has no parameters)"
