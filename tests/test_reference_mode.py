@@ -12,7 +12,7 @@ from collections import Counter
 import pytest
 import torch
 
-from harness.step import fast as fast_step, reference
+from harness.step import bare, fast as fast_step, reference, step_loss
 from harness.config import DecodeConfig, ModelConfig
 from harness.data import make_batch, tokenize_split
 from harness.methods import Method
@@ -213,7 +213,8 @@ def test_autocast_is_a_no_op_on_cpu(models):
 def test_step_loss_names_the_modes():
     from harness.errors import HarnessError
 
-    assert reference.step_loss("fast") is fast_step.method_loss
-    assert reference.step_loss("reference") is reference.reference_loss
+    assert step_loss("fast") is fast_step.method_loss
+    assert step_loss("reference") is reference.reference_loss
+    assert step_loss("bare") is bare.bare_loss
     with pytest.raises(HarnessError, match="known: fast, reference"):
-        reference.step_loss("slow")
+        step_loss("slow")

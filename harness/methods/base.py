@@ -105,6 +105,11 @@ class Method:
         return declared
 
     @classmethod
+    def for_task(cls, task_cls, given: dict | None = None) -> "Method":
+        """An instance with ``task_cls``'s defaults for this method, then ``given`` (see :meth:`resolve_params`)."""
+        return cls(cls.resolve_params(given or {}, task_cls))
+
+    @classmethod
     def resolve_params(cls, given: dict, task_cls) -> dict:
         """Task defaults, then ``given`` (text from ``--set`` or Python values), checked against ``Params``."""
         from ..config import parse_value
