@@ -12,13 +12,15 @@ from harness.data import make_batch, tokenize_split
 from harness.evaluate import sequence_nll
 from harness.methods.divergences import token_nll
 from harness.lm import Prefix, build_model, make_student, train_tokenizer
+from harness import paper
 from harness.registry import METHODS
 from harness.task import Example
+from harness.testing import fixed_samples, padded_batch
 
 TEXTS = [("Sam lost a dog. Did you look?", "I looked everywhere."),
          ("Ana won a race. Great job!", "Thanks, I trained a lot for it."),
          ("Bo is sad.", "Why?"), ("It rains today. Bring a coat.", "Good idea, thank you.")]
-BUILTIN = ["mle", "predistill", "seqkd", "engine", "kl", "rkl", "js", "tvd"]
+BUILTIN = list(paper.METHODS)   # the paper's students
 
 
 @pytest.fixture(scope="module")
@@ -125,27 +127,11 @@ def test_every_method_trains_a_decoder_only_student(setup, name):
 
 
 @pytest.mark.parametrize("name", BUILTIN)
-def test_padding_does_not_change_a_decoder_only_loss(setup, name, monkeypatch):
+def test_padding_does_not_change_a_decoder_only_loss(setup, name):
     student, teacher, layer_map, batch, _ = setup
     method = METHODS.get(name)({"beta": 0.85} if name == "js" else None)
-    fixed = {"teacher_sample": batch.teacher_output, "student_sample": batch.target,
-             "student_greedy": batch.teacher_output}
-
-    def pad_prefix(p: Prefix, extra: int) -> Prefix:
-        return Prefix(torch.nn.functional.pad(p.tokens, (0, extra), value=student.pad_id),
-                      torch.nn.functional.pad(p.mask, (0, extra), value=0))
-
-    real = engine.collect_prefix
-
-    def collect(source, b, *args):
-        if source in fixed:
-            return pad_prefix(fixed[source], b.target.tokens.shape[1] - batch.target.tokens.shape[1])
-        return real(source, b, *args)
-
-    monkeypatch.setattr(engine, "collect_prefix", collect)
-    loss, _ = engine.method_loss(method, student, teacher, batch, DecodeConfig(), layer_map)
-    padded = type(batch)(batch.index, torch.nn.functional.pad(batch.source_ids, (0, 3), value=student.pad_id),
-                         torch.nn.functional.pad(batch.source_mask, (0, 3), value=0),
-                         pad_prefix(batch.target, 4), pad_prefix(batch.teacher_output, 4))
-    loss_padded, _ = engine.method_loss(method, student, teacher, padded, DecodeConfig(), layer_map)
+    collect = fixed_samples(batch, student.pad_id)
+    loss, _ = engine.method_loss(method, student, teacher, batch, DecodeConfig(), layer_map, collect=collect)
+    loss_padded, _ = engine.method_loss(method, student, teacher, padded_batch(batch, student.pad_id), DecodeConfig(),
+                                        layer_map, collect=collect)
     torch.testing.assert_close(loss_padded, loss, atol=1e-5, rtol=1e-5)

@@ -36,7 +36,7 @@ from __future__ import annotations
 from typing import Callable
 
 from .fast import method_loss
-from .prefixes import collect_prefix, stack_prefixes
+from .prefixes import Collect, collect_prefix, stack_prefixes
 
 #: The execution modes of a step, fastest structure first.
 MODES = ("fast", "reference", "bare")
@@ -54,4 +54,4 @@ def step_loss(mode: str) -> Callable:
     return functions[mode]
 
 
-__all__ = ["MODES", "collect_prefix", "method_loss", "stack_prefixes", "step_loss"]
+__all__ = ["MODES", "Collect", "collect_prefix", "method_loss", "stack_prefixes", "step_loss"]
