@@ -31,7 +31,7 @@ import torch
 from .methods.base import Method
 
 __all__ = ["make_method", "random_logits", "check_token_loss", "EnumerableLM", "expected_loss_sum",
-           "expected_method_loss", "sequence_kl", "sequence_js", "tiny_models", "padded_prefix", "padded_batch",
+           "expected_method_loss", "sequence_kl", "sequence_js", "tiny_batch", "tiny_models", "padded_prefix", "padded_batch",
            "fixed_samples", "check_engine_step"]
 
 
@@ -40,7 +40,7 @@ def make_method(name_or_cls: str | type[Method], params: dict | None = None, tas
     from .registry import METHODS, TASKS
 
     cls = METHODS.get(name_or_cls) if isinstance(name_or_cls, str) else name_or_cls
-    return cls(cls.resolve_params(params or {}, TASKS.get(task)))
+    return cls.for_task(TASKS.get(task), params)
 
 
 def random_logits(seed: int, shape: tuple[int, ...] = (3, 5, 11), scale: float = 3.0,
@@ -232,28 +232,36 @@ _TEXTS = [("a : b : c", "A is b of c."), ("x : y : z | x : w : v", "X is y of z 
           ("p : q : r", "P has q r."), ("m : n : o", "M n o, they say.")]
 
 
-def tiny_models(seed: int = 0):
-    """(student, teacher, layer_map, batch): a 2+2-layer T5 teacher, a 1+1-layer student moved away from it,
-    and one batch of four examples whose offline teacher outputs are the reversed references."""
+def tiny_batch(tokenizer, texts=_TEXTS):
+    """(split, batch): ``texts`` as (source, reference) examples, tokenised, with the reversed references as
+    offline teacher outputs, and all of them as one batch."""
     from .data import make_batch, tokenize_split
-    from .config import ModelConfig
-    from .lm import Seq2SeqLM, build_model, make_student, train_tokenizer
     from .task import Example
 
+    examples = [Example(str(i), s, t, (t,)) for i, (s, t) in enumerate(texts)]
+    split = tokenize_split(examples, tokenizer, 32, 32)
+    split.teacher_outputs = [list(reversed(t[:-1])) + [tokenizer.eos_token_id] for t in split.targets]
+    return split, make_batch(split, list(range(len(examples))), tokenizer.pad_token_id)
+
+
+def tiny_models(seed: int = 0, *, texts=_TEXTS, vocab_size: int = 80, config=None, student_layers=(1, 1)):
+    """(student, teacher, layer_map, batch): a tiny teacher (default: a 2+2-layer T5), a student of
+    ``student_layers`` (encoder, decoder) copied from it and moved away from it, both in eval mode, and
+    :func:`tiny_batch` of ``texts``."""
+    from .config import ModelConfig
+    from .lm import build_model, language_model, make_student, train_tokenizer
+
     torch.manual_seed(seed)
-    tok = train_tokenizer([s for pair in _TEXTS for s in pair], vocab_size=80)
-    cfg = ModelConfig(d_model=16, encoder_layers=2, decoder_layers=2, heads=2, ffn_dim=32, dropout=0.0)
+    tok = train_tokenizer([s for pair in texts for s in pair], vocab_size=vocab_size)
+    cfg = config or ModelConfig(d_model=16, encoder_layers=2, decoder_layers=2, heads=2, ffn_dim=32, dropout=0.0)
     teacher = build_model(cfg, tok).eval()
-    student, layer_map = make_student(teacher, 1, 1)
+    student, layer_map = make_student(teacher, *student_layers)
     with torch.no_grad():        # move the student away from the teacher: every divergence is clearly > 0
         for param in student.parameters():
             param.add_(torch.randn_like(param) * 0.5)
     student.eval()
-    examples = [Example(str(i), s, t, (t,)) for i, (s, t) in enumerate(_TEXTS)]
-    split = tokenize_split(examples, tok, 32, 32)
-    split.teacher_outputs = [list(reversed(t[:-1])) + [tok.eos_token_id] for t in split.targets]
-    batch = make_batch(split, list(range(len(examples))), tok.pad_token_id)
-    return Seq2SeqLM(student, tok), Seq2SeqLM(teacher, tok), layer_map, batch
+    _, batch = tiny_batch(tok, texts)
+    return language_model(student, tok), language_model(teacher, tok), layer_map, batch
 
 
 def padded_prefix(prefix, extra: int, pad_id: int):

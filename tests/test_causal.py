@@ -6,16 +6,14 @@ import pytest
 import torch
 
 from harness.step import fast as engine
-from harness.lm.causal import CausalLM, left_align
+from harness.lm.causal import left_align
 from harness.config import DecodeConfig, ModelConfig
-from harness.data import make_batch, tokenize_split
 from harness.evaluate import sequence_nll
 from harness.methods.divergences import token_nll
-from harness.lm import Prefix, build_model, make_student, train_tokenizer
+from harness.lm import Prefix
 from harness import paper
 from harness.registry import METHODS
-from harness.task import Example
-from harness.testing import fixed_samples, padded_batch
+from harness.testing import fixed_samples, padded_batch, tiny_batch, tiny_models
 
 TEXTS = [("Sam lost a dog. Did you look?", "I looked everywhere."),
          ("Ana won a race. Great job!", "Thanks, I trained a lot for it."),
@@ -25,20 +23,10 @@ BUILTIN = list(paper.METHODS)   # the paper's students
 
 @pytest.fixture(scope="module")
 def setup():
-    torch.manual_seed(0)
-    tok = train_tokenizer([s for pair in TEXTS for s in pair], vocab_size=90)
     cfg = ModelConfig(family="gpt2", d_model=16, decoder_layers=3, heads=2, ffn_dim=32, max_positions=64)
-    teacher = build_model(cfg, tok).eval()
-    student, layer_map = make_student(teacher, 0, 2)
-    with torch.no_grad():
-        for param in student.parameters():
-            param.add_(torch.randn_like(param) * 0.5)
-    student.eval()
-    examples = [Example(str(i), s, t, (t,)) for i, (s, t) in enumerate(TEXTS)]
-    split = tokenize_split(examples, tok, 32, 32)
-    split.teacher_outputs = [list(reversed(t[:-1])) + [tok.eos_token_id] for t in split.targets]
-    batch = make_batch(split, list(range(len(examples))), tok.pad_token_id)
-    return CausalLM(student, tok), CausalLM(teacher, tok), layer_map, batch, split
+    student, teacher, layer_map, batch = tiny_models(texts=TEXTS, vocab_size=90, config=cfg, student_layers=(0, 2))
+    split, _ = tiny_batch(teacher.tokenizer, TEXTS)
+    return student, teacher, layer_map, batch, split
 
 
 def test_left_align_moves_padding_to_the_front():
