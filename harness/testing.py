@@ -218,7 +218,7 @@ def expected_method_loss(method: Method, student: EnumerableLM, teacher: Enumera
     have no distribution here and raise ``ValueError``.
     """
     total = torch.zeros((), dtype=torch.float64)
-    for source, weight in method.prefix_weights().items():
+    for source, weight in method.active_prefix_weights().items():
         if source not in _SAMPLERS:
             raise ValueError(f"prefix source {source!r} has no distribution in the enumerable model")
         sampler = teacher if _SAMPLERS[source] == "teacher" else student
