@@ -12,7 +12,8 @@ Three levels, cheapest first:
   can be compared with a sequence-level divergence exactly.
 * :func:`check_engine_step` — one step of the real engine (:func:`harness.step.fast.method_loss`)
   on two tiny seq2seq models: finite, positive, gradients into the student's parameters
-  only, unchanged by extra padding on sources and prefixes.
+  only, unchanged by extra padding on sources and prefixes. Its samples come from
+  :func:`fixed_samples`, passed as the step's ``collect`` (no patching of the harness).
 
 Conventions as everywhere in the harness: p is the teacher, q the student; ``token_loss``
 gets [B, T, V] logits whose position t predicts y_t, and ``tokens`` [B, T] holding y_t.
@@ -24,14 +25,14 @@ import dataclasses
 import itertools
 import math
 from typing import Iterator
-from unittest import mock
 
 import torch
 
 from .methods.base import Method
 
 __all__ = ["make_method", "random_logits", "check_token_loss", "EnumerableLM", "expected_loss_sum",
-           "expected_method_loss", "sequence_kl", "sequence_js", "tiny_models", "check_engine_step"]
+           "expected_method_loss", "sequence_kl", "sequence_js", "tiny_batch", "tiny_models", "padded_prefix", "padded_batch",
+           "fixed_samples", "check_engine_step"]
 
 
 def make_method(name_or_cls: str | type[Method], params: dict | None = None, task: str = "dart") -> Method:
@@ -39,7 +40,7 @@ def make_method(name_or_cls: str | type[Method], params: dict | None = None, tas
     from .registry import METHODS, TASKS
 
     cls = METHODS.get(name_or_cls) if isinstance(name_or_cls, str) else name_or_cls
-    return cls(cls.resolve_params(params or {}, TASKS.get(task)))
+    return cls.for_task(TASKS.get(task), params)
 
 
 def random_logits(seed: int, shape: tuple[int, ...] = (3, 5, 11), scale: float = 3.0,
@@ -217,7 +218,7 @@ def expected_method_loss(method: Method, student: EnumerableLM, teacher: Enumera
     have no distribution here and raise ``ValueError``.
     """
     total = torch.zeros((), dtype=torch.float64)
-    for source, weight in method.prefix_weights().items():
+    for source, weight in method.active_prefix_weights().items():
         if source not in _SAMPLERS:
             raise ValueError(f"prefix source {source!r} has no distribution in the enumerable model")
         sampler = teacher if _SAMPLERS[source] == "teacher" else student
@@ -231,77 +232,103 @@ _TEXTS = [("a : b : c", "A is b of c."), ("x : y : z | x : w : v", "X is y of z 
           ("p : q : r", "P has q r."), ("m : n : o", "M n o, they say.")]
 
 
-def tiny_models(seed: int = 0):
-    """(student, teacher, layer_map, batch): a 2+2-layer T5 teacher, a 1+1-layer student moved away from it,
-    and one batch of four examples whose offline teacher outputs are the reversed references."""
+def tiny_batch(tokenizer, texts=_TEXTS):
+    """(split, batch): ``texts`` as (source, reference) examples, tokenised, with the reversed references as
+    offline teacher outputs, and all of them as one batch."""
     from .data import make_batch, tokenize_split
-    from .config import ModelConfig
-    from .lm import Seq2SeqLM, build_model, make_student, train_tokenizer
     from .task import Example
 
+    examples = [Example(str(i), s, t, (t,)) for i, (s, t) in enumerate(texts)]
+    split = tokenize_split(examples, tokenizer, 32, 32)
+    split.teacher_outputs = [list(reversed(t[:-1])) + [tokenizer.eos_token_id] for t in split.targets]
+    return split, make_batch(split, list(range(len(examples))), tokenizer.pad_token_id)
+
+
+def tiny_models(seed: int = 0, *, texts=_TEXTS, vocab_size: int = 80, config=None, student_layers=(1, 1)):
+    """(student, teacher, layer_map, batch): a tiny teacher (default: a 2+2-layer T5), a student of
+    ``student_layers`` (encoder, decoder) copied from it and moved away from it, both in eval mode, and
+    :func:`tiny_batch` of ``texts``."""
+    from .config import ModelConfig
+    from .lm import build_model, language_model, make_student, train_tokenizer
+
     torch.manual_seed(seed)
-    tok = train_tokenizer([s for pair in _TEXTS for s in pair], vocab_size=80)
-    cfg = ModelConfig(d_model=16, encoder_layers=2, decoder_layers=2, heads=2, ffn_dim=32, dropout=0.0)
+    tok = train_tokenizer([s for pair in texts for s in pair], vocab_size=vocab_size)
+    cfg = config or ModelConfig(d_model=16, encoder_layers=2, decoder_layers=2, heads=2, ffn_dim=32, dropout=0.0)
     teacher = build_model(cfg, tok).eval()
-    student, layer_map = make_student(teacher, 1, 1)
+    student, layer_map = make_student(teacher, *student_layers)
     with torch.no_grad():        # move the student away from the teacher: every divergence is clearly > 0
         for param in student.parameters():
             param.add_(torch.randn_like(param) * 0.5)
     student.eval()
-    examples = [Example(str(i), s, t, (t,)) for i, (s, t) in enumerate(_TEXTS)]
-    split = tokenize_split(examples, tok, 32, 32)
-    split.teacher_outputs = [list(reversed(t[:-1])) + [tok.eos_token_id] for t in split.targets]
-    batch = make_batch(split, list(range(len(examples))), tok.pad_token_id)
-    return Seq2SeqLM(student, tok), Seq2SeqLM(teacher, tok), layer_map, batch
+    _, batch = tiny_batch(tok, texts)
+    return language_model(student, tok), language_model(teacher, tok), layer_map, batch
 
 
-def _padded(prefix, extra: int, pad_id: int):
+def padded_prefix(prefix, extra: int, pad_id: int):
+    """``prefix`` with ``extra`` more pad columns on the right (mask 0 there)."""
     pad = torch.nn.functional.pad
     return dataclasses.replace(prefix, tokens=pad(prefix.tokens, (0, extra), value=pad_id),
                                mask=pad(prefix.mask, (0, extra), value=0))
 
 
-def check_engine_step(method: Method, models=None, *, rel: float = 1e-5) -> float:
-    """One engine step of ``method`` on :func:`tiny_models`; returns the loss.
+def padded_batch(batch, pad_id: int, source_extra: int = 3, prefix_extra: int = 4):
+    """``batch`` with extra pad columns on its sources and on its prefix sets (references, offline outputs)."""
+    pad = torch.nn.functional.pad
+    offline = None if batch.teacher_output is None else padded_prefix(batch.teacher_output, prefix_extra, pad_id)
+    return dataclasses.replace(batch, source_ids=pad(batch.source_ids, (0, source_extra), value=pad_id),
+                               source_mask=pad(batch.source_mask, (0, source_extra)),
+                               target=padded_prefix(batch.target, prefix_extra, pad_id), teacher_output=offline)
 
-    Online samples are replaced by fixed prefixes (teacher samples → the offline outputs,
-    student samples → the references, greedy → the offline outputs) so that the step is
-    deterministic. Asserts: a finite, positive loss; after ``backward`` every teacher
-    parameter is without gradient and some student gradient is non-zero; and three
-    extra pad columns on the sources and four on every prefix set give the same loss.
+
+def fixed_samples(batch, pad_id: int):
+    """A sampler for a step's ``collect`` that makes the step deterministic.
+
+    The online sources get fixed prefix sets of ``batch`` instead of samples (teacher
+    samples → its offline outputs, student samples → its references, greedy decodes →
+    its offline outputs), right-padded as far as the batch the step is given is wider than
+    ``batch`` (so :func:`padded_batch` of ``batch`` gets them padded); the other sources are
+    collected as usual.
     """
-    from .step import fast as engine
-    from .config import DecodeConfig
+    from .step import collect_prefix
 
-    student, teacher, layer_map, batch = models or tiny_models()
-    pad_id = student.pad_id
     fixed = {"teacher_sample": batch.teacher_output, "student_sample": batch.target,
              "student_greedy": batch.teacher_output}
-    real_collect = engine.collect_prefix
 
     def collect(source, b, *args, **kwargs):
         if source in fixed:
-            return _padded(fixed[source], b.target.tokens.shape[1] - batch.target.tokens.shape[1], pad_id)
-        return real_collect(source, b, *args, **kwargs)
+            return padded_prefix(fixed[source], b.target.tokens.shape[1] - batch.target.tokens.shape[1], pad_id)
+        return collect_prefix(source, b, *args, **kwargs)
 
+    return collect
+
+
+def check_engine_step(method: Method, models=None, *, rel: float = 1e-5) -> float:
+    """One engine step of ``method`` on :func:`tiny_models`; returns the loss.
+
+    Online samples are replaced by fixed prefixes (:func:`fixed_samples`) so that the step
+    is deterministic. Asserts: a finite, positive loss; after ``backward`` every teacher
+    parameter is without gradient and some student gradient is non-zero; and three
+    extra pad columns on the sources and four on every prefix set give the same loss.
+    """
+    from .config import DecodeConfig
+    from .step import method_loss
+
+    student, teacher, layer_map, batch = models or tiny_models()
+    collect = fixed_samples(batch, student.pad_id)
     sampling = DecodeConfig(num_beams=1, do_sample=True, top_k=5, max_new_tokens=6)
     student.model.zero_grad(set_to_none=True)
     teacher.model.zero_grad(set_to_none=True)
-    with mock.patch.object(engine, "collect_prefix", collect):
-        loss, terms = engine.method_loss(method, student, teacher, batch, sampling, layer_map)
-        value = float(loss.detach())
-        assert math.isfinite(value) and value > 0, f"{type(method).__name__}: step loss {value}"
-        assert set(terms) >= set(s for s, w in method.prefix_weights().items() if w), "a prefix source has no term"
-        loss.backward()
-        assert all(p.grad is None for p in teacher.model.parameters()), "a gradient reached the teacher"
-        grads = [p.grad for p in student.model.parameters() if p.grad is not None]
-        assert grads and sum(float(g.abs().sum()) for g in grads) > 0, "no gradient reached the student"
-        pad = torch.nn.functional.pad
-        padded = dataclasses.replace(
-            batch, source_ids=pad(batch.source_ids, (0, 3), value=pad_id), source_mask=pad(batch.source_mask, (0, 3)),
-            target=_padded(batch.target, 4, pad_id), teacher_output=_padded(batch.teacher_output, 4, pad_id))
-        with torch.no_grad():
-            again, _ = engine.method_loss(method, student, teacher, padded, sampling, layer_map)
+    loss, terms = method_loss(method, student, teacher, batch, sampling, layer_map, collect=collect)
+    value = float(loss.detach())
+    assert math.isfinite(value) and value > 0, f"{type(method).__name__}: step loss {value}"
+    assert set(terms) >= set(method.active_prefix_weights()), "a prefix source has no term"
+    loss.backward()
+    assert all(p.grad is None for p in teacher.model.parameters()), "a gradient reached the teacher"
+    grads = [p.grad for p in student.model.parameters() if p.grad is not None]
+    assert grads and sum(float(g.abs().sum()) for g in grads) > 0, "no gradient reached the student"
+    with torch.no_grad():
+        again, _ = method_loss(method, student, teacher, padded_batch(batch, student.pad_id), sampling, layer_map,
+                               collect=collect)
     student.model.zero_grad(set_to_none=True)
     assert math.isclose(float(again), value, rel_tol=rel, abs_tol=1e-6), \
         f"{type(method).__name__}: padding changed the step loss from {value} to {float(again)}"

@@ -22,7 +22,7 @@ from .config import DecodeConfig, TrainConfig
 from .data import TokenizedSplit, batches, num_batches
 from .lm import Seq2SeqLM
 from .methods.base import Method
-from .step import method_loss
+from .step import Collect, collect_prefix, method_loss
 
 
 class NonFiniteLoss(RuntimeError):
@@ -88,7 +88,8 @@ def make_accelerator(device: torch.device, precision: str):
 def train(student: Seq2SeqLM, method: Method, data: TokenizedSplit, schedule: TrainConfig, *,
           teacher: Seq2SeqLM | None = None, sampling: DecodeConfig | None = None, layer_map: dict | None = None,
           validate: Callable[[Seq2SeqLM], float] | None = None, seed: int = 0, device: torch.device | str = "cpu",
-          desc: str = "train", checkpoints: TrainingCheckpoints | None = None) -> TrainResult:
+          desc: str = "train", checkpoints: TrainingCheckpoints | None = None,
+          collect: Collect = collect_prefix) -> TrainResult:
     """Train ``student`` on ``data`` with ``method``; keep the best validation checkpoint if asked.
 
     Steps go through Accelerate (``schedule.precision``: mixed precision, fp16 loss
@@ -96,7 +97,8 @@ def train(student: Seq2SeqLM, method: Method, data: TokenizedSplit, schedule: Tr
     ``checkpoints``: save the whole training state every ``checkpoints.every`` steps and,
     if a state of this same run was saved before, go on from it. The data order is a
     function of (seed, epoch) and the RNG state is restored, so a resumed run ends
-    exactly where an uninterrupted one would (bit for bit on CPU).
+    exactly where an uninterrupted one would (bit for bit on CPU). ``collect``: the step's
+    sampler (:func:`harness.step.method_loss`), passed through unchanged.
     """
     from transformers import get_linear_schedule_with_warmup
 
@@ -144,7 +146,7 @@ def train(student: Seq2SeqLM, method: Method, data: TokenizedSplit, schedule: Tr
                 continue    # done before the checkpoint this run resumed from
             batch = batch.to(device)
             with accelerator.autocast():
-                loss, terms = method_loss(method, student, teacher, batch, sampling, layer_map)
+                loss, terms = method_loss(method, student, teacher, batch, sampling, layer_map, collect=collect)
             if not torch.isfinite(loss):
                 raise NonFiniteLoss(step + 1, "loss", {k: float(v.detach()) for k, v in terms.items()})
             accelerator.backward(loss)

@@ -11,7 +11,7 @@ import torch
 from click.testing import CliRunner
 
 from harness import bench
-from harness.step import fast as fast_step, reference
+from harness.step import bare, fast as fast_step, reference
 from harness.cli import cli
 from harness.config import DecodeConfig
 from harness.errors import HarnessError
@@ -98,7 +98,7 @@ def _loss_and_grads(fn, method, setup, seed=7):
 def test_bare_floor_computes_the_engines_loss(tiny_setup, name):
     method = bench.make_method(name, "dart")
     fast_loss, fast_grads = _loss_and_grads(fast_step.method_loss, method, tiny_setup)
-    bare_loss, bare_grads = _loss_and_grads(bench.bare_loss, method, tiny_setup)
+    bare_loss, bare_grads = _loss_and_grads(bare.bare_loss, method, tiny_setup)
     assert fast_loss > 1e-4
     assert bare_loss == pytest.approx(fast_loss, abs=1e-5)
     assert fast_grads.keys() == bare_grads.keys()
@@ -123,10 +123,9 @@ def test_online_teacher_samples_the_teacher_side(tiny_setup):
 
 # ---------------------------------------------------------------- measuring and writing
 
-def test_run_bench_rows_tables_and_parquet(tiny_setup, tmp_path, monkeypatch):
+def test_run_bench_rows_tables_and_parquet(tiny_setup, tmp_path):
     setup = dataclasses.replace(tiny_setup, cfg=dataclasses.replace(tiny_setup.cfg, repeats=3))
-    monkeypatch.setattr(bench, "make_setup", lambda cfg: setup)
-    rows = bench.run_bench(setup.cfg, ["tvd", "kl"])
+    rows = bench.run_bench(setup.cfg, ["tvd", "kl"], setup=setup)
     kinds = {(r["method"], r["variant"], r["mode"]) for r in rows}
     assert kinds == {("tvd", "default", m) for m in bench.MODES} | {("kl", "default", m) for m in bench.MODES} \
         | {("tvd", "online-teacher", "fast"), ("tvd", "online-teacher", "reference")}
@@ -154,6 +153,20 @@ def test_write_results_leaves_nothing_when_writing_fails(tmp_path, monkeypatch):
     monkeypatch.setattr(pd.DataFrame, "to_parquet", boom)
     with pytest.raises(OSError):
         bench.write_results([{"preset": "x", "step_s": 1.0}], tmp_path, stamp="t1")
+    assert list((tmp_path / "bench").iterdir()) == []
+
+
+def test_write_results_on_a_full_disk_is_the_one_line_error(tmp_path, monkeypatch):
+    import errno
+
+    from harness.errors import DiskFullError
+
+    def full(self, *args, **kwargs):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(pd.DataFrame, "to_parquet", full)
+    with pytest.raises(DiskFullError, match="disk full while writing"):
+        bench.write_results([{"preset": "x", "step_s": 1.0}], tmp_path, stamp="t2")
     assert list((tmp_path / "bench").iterdir()) == []
 
 

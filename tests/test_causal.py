@@ -6,37 +6,27 @@ import pytest
 import torch
 
 from harness.step import fast as engine
-from harness.lm.causal import CausalLM, left_align
+from harness.lm.causal import left_align
 from harness.config import DecodeConfig, ModelConfig
-from harness.data import make_batch, tokenize_split
 from harness.evaluate import sequence_nll
 from harness.methods.divergences import token_nll
-from harness.lm import Prefix, build_model, make_student, train_tokenizer
+from harness.lm import Prefix
+from harness import paper
 from harness.registry import METHODS
-from harness.task import Example
+from harness.testing import fixed_samples, padded_batch, tiny_batch, tiny_models
 
 TEXTS = [("Sam lost a dog. Did you look?", "I looked everywhere."),
          ("Ana won a race. Great job!", "Thanks, I trained a lot for it."),
          ("Bo is sad.", "Why?"), ("It rains today. Bring a coat.", "Good idea, thank you.")]
-BUILTIN = ["mle", "predistill", "seqkd", "engine", "kl", "rkl", "js", "tvd"]
+BUILTIN = list(paper.METHODS)   # the paper's students
 
 
 @pytest.fixture(scope="module")
 def setup():
-    torch.manual_seed(0)
-    tok = train_tokenizer([s for pair in TEXTS for s in pair], vocab_size=90)
     cfg = ModelConfig(family="gpt2", d_model=16, decoder_layers=3, heads=2, ffn_dim=32, max_positions=64)
-    teacher = build_model(cfg, tok).eval()
-    student, layer_map = make_student(teacher, 0, 2)
-    with torch.no_grad():
-        for param in student.parameters():
-            param.add_(torch.randn_like(param) * 0.5)
-    student.eval()
-    examples = [Example(str(i), s, t, (t,)) for i, (s, t) in enumerate(TEXTS)]
-    split = tokenize_split(examples, tok, 32, 32)
-    split.teacher_outputs = [list(reversed(t[:-1])) + [tok.eos_token_id] for t in split.targets]
-    batch = make_batch(split, list(range(len(examples))), tok.pad_token_id)
-    return CausalLM(student, tok), CausalLM(teacher, tok), layer_map, batch, split
+    student, teacher, layer_map, batch = tiny_models(texts=TEXTS, vocab_size=90, config=cfg, student_layers=(0, 2))
+    split, _ = tiny_batch(teacher.tokenizer, TEXTS)
+    return student, teacher, layer_map, batch, split
 
 
 def test_left_align_moves_padding_to_the_front():
@@ -125,27 +115,11 @@ def test_every_method_trains_a_decoder_only_student(setup, name):
 
 
 @pytest.mark.parametrize("name", BUILTIN)
-def test_padding_does_not_change_a_decoder_only_loss(setup, name, monkeypatch):
+def test_padding_does_not_change_a_decoder_only_loss(setup, name):
     student, teacher, layer_map, batch, _ = setup
     method = METHODS.get(name)({"beta": 0.85} if name == "js" else None)
-    fixed = {"teacher_sample": batch.teacher_output, "student_sample": batch.target,
-             "student_greedy": batch.teacher_output}
-
-    def pad_prefix(p: Prefix, extra: int) -> Prefix:
-        return Prefix(torch.nn.functional.pad(p.tokens, (0, extra), value=student.pad_id),
-                      torch.nn.functional.pad(p.mask, (0, extra), value=0))
-
-    real = engine.collect_prefix
-
-    def collect(source, b, *args):
-        if source in fixed:
-            return pad_prefix(fixed[source], b.target.tokens.shape[1] - batch.target.tokens.shape[1])
-        return real(source, b, *args)
-
-    monkeypatch.setattr(engine, "collect_prefix", collect)
-    loss, _ = engine.method_loss(method, student, teacher, batch, DecodeConfig(), layer_map)
-    padded = type(batch)(batch.index, torch.nn.functional.pad(batch.source_ids, (0, 3), value=student.pad_id),
-                         torch.nn.functional.pad(batch.source_mask, (0, 3), value=0),
-                         pad_prefix(batch.target, 4), pad_prefix(batch.teacher_output, 4))
-    loss_padded, _ = engine.method_loss(method, student, teacher, padded, DecodeConfig(), layer_map)
+    collect = fixed_samples(batch, student.pad_id)
+    loss, _ = engine.method_loss(method, student, teacher, batch, DecodeConfig(), layer_map, collect=collect)
+    loss_padded, _ = engine.method_loss(method, student, teacher, padded_batch(batch, student.pad_id), DecodeConfig(),
+                                        layer_map, collect=collect)
     torch.testing.assert_close(loss_padded, loss, atol=1e-5, rtol=1e-5)

@@ -7,32 +7,19 @@ import torch
 
 from harness.step import fast as engine
 from harness.config import DecodeConfig, ModelConfig
-from harness.data import make_batch, tokenize_split
-from harness.lm import Prefix, Seq2SeqLM, build_model, make_student, sequences_to_prefix, train_tokenizer
+from harness.lm import build_model, make_student, sequences_to_prefix, train_tokenizer
+from harness import paper
 from harness.registry import METHODS
-from harness.task import Example
+from harness.testing import fixed_samples, padded_batch, tiny_models
 
 TEXTS = [("a : b : c", "A is b of c."), ("x : y : z | x : w : v", "X is y of z and w of v."),
          ("p : q : r", "P has q r."), ("m : n : o", "M n o, they say.")]
-ALL_METHODS = ["mle", "predistill", "seqkd", "engine", "kl", "rkl", "js", "tvd"]
+ALL_METHODS = list(paper.METHODS)   # the paper's students
 
 
 @pytest.fixture(scope="module")
 def models():
-    torch.manual_seed(0)
-    tok = train_tokenizer([s for pair in TEXTS for s in pair], vocab_size=80)
-    cfg = ModelConfig(d_model=16, encoder_layers=2, decoder_layers=2, heads=2, ffn_dim=32, dropout=0.0)
-    teacher = build_model(cfg, tok).eval()
-    student, layer_map = make_student(teacher, 1, 1)
-    with torch.no_grad():  # move the student away from the teacher so every divergence is clearly > 0
-        for param in student.parameters():
-            param.add_(torch.randn_like(param) * 0.5)
-    student.eval()  # dropout is 0 anyway; eval() keeps the test deterministic
-    examples = [Example(str(i), s, t, (t,)) for i, (s, t) in enumerate(TEXTS)]
-    split = tokenize_split(examples, tok, 32, 32)
-    split.teacher_outputs = [list(reversed(t[:-1])) + [tok.eos_token_id] for t in split.targets]
-    batch = make_batch(split, list(range(len(examples))), tok.pad_token_id)
-    return Seq2SeqLM(student, tok), Seq2SeqLM(teacher, tok), layer_map, batch
+    return tiny_models()
 
 
 def method(name):
@@ -57,35 +44,15 @@ def test_gradients_flow_only_into_the_student(models, name):
     assert set(terms) >= set(method(name).prefix_weights())
 
 
-def _pad_prefix(prefix: Prefix, extra: int, pad_id: int) -> Prefix:
-    return Prefix(torch.nn.functional.pad(prefix.tokens, (0, extra), value=pad_id),
-                  torch.nn.functional.pad(prefix.mask, (0, extra), value=0))
-
-
 @pytest.mark.parametrize("name", ALL_METHODS)
-def test_padding_does_not_change_the_loss(models, name, monkeypatch):
+def test_padding_does_not_change_the_loss(models, name):
     """Extra pad columns on sources and on every prefix set leave the loss unchanged."""
     student, teacher, layer_map, batch = models
-    pad = student.pad_id
-    fixed = {  # deterministic stand-ins for the sampled prefixes
-        "teacher_sample": batch.teacher_output, "student_sample": batch.target,
-        "student_greedy": batch.teacher_output,
-    }
-    real_collect = engine.collect_prefix
-
-    def collect(source, b, *args):
-        if source in fixed:
-            extra = b.target.tokens.shape[1] - batch.target.tokens.shape[1]
-            return _pad_prefix(fixed[source], extra, pad)
-        return real_collect(source, b, *args)
-
-    monkeypatch.setattr(engine, "collect_prefix", collect)
+    collect = fixed_samples(batch, student.pad_id)   # deterministic stand-ins for the sampled prefixes
     m = method(name)
-    base, _ = engine.method_loss(m, student, teacher, batch, SAMPLING, layer_map)
-    padded = type(batch)(batch.index, torch.nn.functional.pad(batch.source_ids, (0, 3), value=pad),
-                         torch.nn.functional.pad(batch.source_mask, (0, 3), value=0),
-                         _pad_prefix(batch.target, 4, pad), _pad_prefix(batch.teacher_output, 4, pad))
-    again, _ = engine.method_loss(m, student, teacher, padded, SAMPLING, layer_map)
+    base, _ = engine.method_loss(m, student, teacher, batch, SAMPLING, layer_map, collect=collect)
+    again, _ = engine.method_loss(m, student, teacher, padded_batch(batch, student.pad_id), SAMPLING, layer_map,
+                                  collect=collect)
     assert float(again.detach()) == pytest.approx(float(base.detach()), rel=1e-5, abs=1e-6)
 
 
@@ -103,13 +70,13 @@ def test_one_batched_student_pass_equals_separate_passes(models):
         assert torch.allclose(together[i * n:(i + 1) * n, :width][mask], alone[mask], atol=1e-5)
 
 
-def test_per_token_mean_weights_sources(models, monkeypatch):
+def test_per_token_mean_weights_sources(models):
     """loss = Σ_source weight · (masked mean over that source's tokens)."""
     student, teacher, layer_map, batch = models
     m = method("tvd")
-    monkeypatch.setattr(engine, "collect_prefix",
-                        lambda source, b, *a: b.target if source == "student_sample" else b.teacher_output)
-    loss, terms = engine.method_loss(m, student, teacher, batch, SAMPLING, layer_map)
+    loss, terms = engine.method_loss(m, student, teacher, batch, SAMPLING, layer_map,
+                                     collect=lambda source, b, *a: b.target if source == "student_sample"
+                                     else b.teacher_output)
     assert loss.item() == pytest.approx(0.5 * terms["teacher_offline"].item() + 0.5 * terms["student_sample"].item())
     with torch.no_grad():
         logits_s = student.forward(student.encode(batch.source_ids, batch.source_mask), batch.target).logits

@@ -8,7 +8,7 @@ import math
 import pytest
 import torch
 
-import harness.train as engine   # the loop, and the step it calls (patched below)
+import harness.train as engine
 from harness.checkpoint import TrainingCheckpoints, read_progress
 from harness.store.io import sha256_file
 from harness.config import DecodeConfig, TrainConfig, resolve_config
@@ -17,6 +17,7 @@ from harness.methods.baselines import MLE
 from harness.methods.fdistill import TVD
 from harness.lm import build_model, language_model, make_student
 from harness.pipeline import Pipeline
+from harness.step import collect_prefix
 
 SMALL = [("data.train_size", "16"), ("data.validation_size", "4"), ("data.test_size", "4")]
 
@@ -48,15 +49,16 @@ def score(lm) -> float:
     return -float(sum((p.detach().double() ** 2).sum() for p in lm.model.parameters()))
 
 
-def run_tvd(setup, schedule, checkpoints=None):
+def run_tvd(setup, schedule, checkpoints=None, collect=collect_prefix):
     cfg, _, teacher, split = setup
     lm, layer_map = student(setup)
     result = engine.train(lm, TVD(), split, schedule, teacher=teacher, sampling=cfg.online_sampling,
-                          layer_map=layer_map, validate=score, seed=7, desc="method", checkpoints=checkpoints)
+                          layer_map=layer_map, validate=score, seed=7, desc="method", checkpoints=checkpoints,
+                          collect=collect)
     return lm, result
 
 
-def test_a_resumed_training_run_equals_an_uninterrupted_one(setup, tmp_path, monkeypatch):
+def test_a_resumed_training_run_equals_an_uninterrupted_one(setup, tmp_path):
     _, _, _, split = setup
     per_epoch = num_batches(len(split), 8)
     total = per_epoch + 2                                # crosses an epoch boundary
@@ -65,22 +67,21 @@ def test_a_resumed_training_run_equals_an_uninterrupted_one(setup, tmp_path, mon
 
     reference_lm, reference = run_tvd(setup, schedule)
 
-    calls = {"n": 0}
-    real = engine.method_loss
+    steps = {"n": 0}
 
-    def dying(*args, **kwargs):
-        calls["n"] += 1
-        if calls["n"] == crash_at + 1:
-            raise KeyboardInterrupt("killed")
-        return real(*args, **kwargs)
+    def dying(source, *args, **kwargs):
+        """The step's sampler, killed while sampling in step crash_at + 1 (TVD samples the student once a step)."""
+        if source == "student_sample":
+            steps["n"] += 1
+            if steps["n"] == crash_at + 1:
+                raise KeyboardInterrupt("killed")
+        return collect_prefix(source, *args, **kwargs)
 
-    monkeypatch.setattr(engine, "method_loss", dying)
     with pytest.raises(KeyboardInterrupt):
-        run_tvd(setup, schedule, TrainingCheckpoints(tmp_path, every=1))
+        run_tvd(setup, schedule, TrainingCheckpoints(tmp_path, every=1), collect=dying)
     progress = read_progress(tmp_path)
     assert progress == {"name": "method", "step": crash_at, "total": total,
                         "sha256": sha256_file(tmp_path / "train_state.pt")}
-    monkeypatch.setattr(engine, "method_loss", real)
 
     checkpoints = TrainingCheckpoints(tmp_path, every=1)
     resumed_lm, resumed = run_tvd(setup, schedule, checkpoints)

@@ -12,42 +12,23 @@ from collections import Counter
 import pytest
 import torch
 
-from harness.step import fast as fast_step, reference
-from harness.config import DecodeConfig, ModelConfig
-from harness.data import make_batch, tokenize_split
+from harness.step import bare, fast as fast_step, reference, step_loss
+from harness.config import DecodeConfig
 from harness.methods import Method
 from harness.methods import divergences as div
-from harness.lm import Seq2SeqLM, build_model, make_student, train_tokenizer
-from harness.registry import METHODS, TASKS
-from harness.task import Example
+from harness.lm import Seq2SeqLM
+from harness.registry import METHODS
+from harness.testing import make_method, tiny_models
 
-TEXTS = [("a : b : c", "A is b of c."), ("x : y : z | x : w : v", "X is y of z and w of v."),
-         ("p : q : r", "P has q r."), ("m : n : o", "M n o, they say.")]
 SINGLE_BEAM = DecodeConfig(num_beams=1, do_sample=True, top_k=8, max_new_tokens=7)
 TWO_BEAMS = DecodeConfig(num_beams=2, do_sample=True, top_k=8, max_new_tokens=7)
 
 
 @pytest.fixture(scope="module")
 def models():
-    torch.manual_seed(0)
-    tok = train_tokenizer([s for pair in TEXTS for s in pair], vocab_size=80)
-    cfg = ModelConfig(d_model=16, encoder_layers=2, decoder_layers=2, heads=2, ffn_dim=32, dropout=0.0)
-    teacher = build_model(cfg, tok).eval()
-    student, layer_map = make_student(teacher, 1, 1)
-    with torch.no_grad():  # move the student away from the teacher so every divergence is clearly > 0
-        for param in student.parameters():
-            param.add_(torch.randn_like(param) * 0.5)
-    student.train()  # as in training; dropout is 0, so no forward pass draws random numbers
-    examples = [Example(str(i), s, t, (t,)) for i, (s, t) in enumerate(TEXTS)]
-    split = tokenize_split(examples, tok, 32, 32)
-    split.teacher_outputs = [list(reversed(t[:-1])) + [tok.eos_token_id] for t in split.targets]
-    batch = make_batch(split, list(range(len(examples))), tok.pad_token_id)
-    return Seq2SeqLM(student, tok), Seq2SeqLM(teacher, tok), layer_map, batch
-
-
-def make_method(name: str) -> Method:
-    cls = METHODS.get(name)
-    return cls(cls.resolve_params({}, TASKS.get("dart")))
+    student, teacher, layer_map, batch = tiny_models()
+    student.model.train()  # as in training; dropout is 0, so no forward pass draws random numbers
+    return student, teacher, layer_map, batch
 
 
 def loss_and_grads(loss_fn, method, models, sampling, seed=3):
@@ -213,7 +194,8 @@ def test_autocast_is_a_no_op_on_cpu(models):
 def test_step_loss_names_the_modes():
     from harness.errors import HarnessError
 
-    assert reference.step_loss("fast") is fast_step.method_loss
-    assert reference.step_loss("reference") is reference.reference_loss
+    assert step_loss("fast") is fast_step.method_loss
+    assert step_loss("reference") is reference.reference_loss
+    assert step_loss("bare") is bare.bare_loss
     with pytest.raises(HarnessError, match="known: fast, reference"):
-        reference.step_loss("slow")
+        step_loss("slow")

@@ -112,6 +112,12 @@ class Method:
         return declared
 
     @classmethod
+    def for_task(cls, task_cls, given: dict | None = None, profile: str | None = None) -> "Method":
+        """An instance with ``task_cls``'s defaults for this method (under ``profile``), then ``given``
+        (see :meth:`resolve_params`)."""
+        return cls(cls.resolve_params(given or {}, task_cls, profile))
+
+    @classmethod
     def resolve_params(cls, given: dict, task_cls, profile: str | None = None) -> dict:
         """Task defaults, then ``given`` (text from ``--set`` or Python values), checked against ``Params``."""
         from ..config import parse_value

@@ -27,39 +27,25 @@ samples would differ.)
 
 from __future__ import annotations
 
-import contextlib
-
 import torch
 
 from ..config import DecodeConfig
 from ..data import Batch
-from ..methods.base import PREFIX_SOURCES, Method
 from ..lm import Prefix, Seq2SeqLM
-
-
-def _sample(lm: Seq2SeqLM, batch: Batch, decode: DecodeConfig) -> Prefix:
-    """``model.generate(input_ids=…)`` as the paper's code calls it: the encoder runs inside."""
-    with torch.no_grad():
-        return lm.generate(lm.encode(batch.source_ids, batch.source_mask), decode)
+from ..methods.base import Method
+from .loss import autocast, combine
+from .prefixes import ONLINE_SOURCES, batch_prefix, decode_config
 
 
 def reference_prefix(source: str, batch: Batch, student: Seq2SeqLM, teacher: Seq2SeqLM | None,
                      sampling: DecodeConfig) -> Prefix:
-    """The prefix set of ``source``, each sampling call encoding the sources afresh."""
-    if source == "ground_truth":
-        return batch.target
-    if source == "teacher_offline":
-        if batch.teacher_output is None:
-            raise RuntimeError("this method needs the teacher's offline outputs, but the batch has none")
-        return batch.teacher_output
-    if source == "teacher_sample":
-        return _sample(teacher, batch, sampling)
-    if source == "student_sample":
-        return _sample(student, batch, sampling)
-    if source == "student_greedy":
-        return _sample(student, batch, DecodeConfig(num_beams=1, do_sample=False,
-                                                    max_new_tokens=sampling.max_new_tokens))
-    raise ValueError(f"unknown prefix source {source!r}; known: {', '.join(PREFIX_SOURCES)}")
+    """The prefix set of ``source``; each sampling call is ``model.generate(input_ids=…)`` as the paper's
+    code calls it: the encoder runs inside, afresh, under ``torch.no_grad``."""
+    if source not in ONLINE_SOURCES:
+        return batch_prefix(source, batch)
+    lm = teacher if source == "teacher_sample" else student
+    with torch.no_grad():
+        return lm.generate(lm.encode(batch.source_ids, batch.source_mask), decode_config(source, sampling))
 
 
 def _full_pass(lm: Seq2SeqLM, batch: Batch, prefix: Prefix, hidden: bool):
@@ -82,23 +68,21 @@ def reference_loss(method: Method, student: Seq2SeqLM, teacher: Seq2SeqLM | None
                    autocast_dtype: torch.dtype | None = None) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
     """The step loss of ``method`` and its terms, computed term by term as the paper's code does.
 
-    Same signature and result as :func:`harness.step.fast.method_loss`. For each prefix source
-    in turn: draw the prefixes (re-encoding), run the student (re-encoding, with gradient)
-    and, if the loss needs it, the teacher (re-encoding, no gradient) over them, and add
-    the weighted per-token mean. A method with hidden-state terms gets the hidden states of
-    these per-term passes (the encoder's from the first term).
+    Same signature and result as :func:`harness.step.fast.method_loss` (less its ``collect``:
+    this mode's sampling is part of the structure it reproduces). For each prefix source in
+    turn: draw the prefixes (re-encoding), run the student (re-encoding, with gradient)
+    and, if the loss needs it, the teacher (re-encoding, no gradient) over them, and keep
+    the per-token loss; :func:`harness.step.loss.combine` then makes the weighted per-source
+    means. A method with hidden-state terms gets the hidden states of these per-term passes
+    (the encoder's from the first term).
     """
-    weights = {s: w for s, w in method.prefix_weights().items() if w != 0}
     hidden = method.needs_hidden_states
-    device = batch.source_ids.device
-    amp = (torch.autocast("cuda", dtype=autocast_dtype) if autocast_dtype is not None and device.type == "cuda"
-           else contextlib.nullcontext())
-    terms: dict[str, torch.Tensor] = {}
-    loss = torch.zeros((), dtype=torch.float32, device=device)
+    token_losses: dict[str, torch.Tensor] = {}
+    masks: dict[str, torch.Tensor] = {}
     student_states: dict[str, list] = {"encoder": [], "decoder": []}
     teacher_states: dict[str, list] = {"encoder": [], "decoder": []}
-    with amp:
-        for source, weight in weights.items():
+    with autocast(batch.source_ids.device, autocast_dtype):
+        for source in method.active_prefix_weights():
             prefix = reference_prefix(source, batch, student, teacher, sampling)
             s_enc, s_out = _full_pass(student, batch, prefix, hidden)
             teacher_logits = None
@@ -106,33 +90,18 @@ def reference_loss(method: Method, student: Seq2SeqLM, teacher: Seq2SeqLM | None
                 with torch.no_grad():
                     t_enc, t_out = _full_pass(teacher, batch, prefix, hidden)
                 teacher_logits = t_out.logits
-            per_token = method.token_loss(s_out.logits, teacher_logits, prefix.tokens, source)
-            mask = prefix.mask.to(per_token.dtype)
-            terms[source] = (per_token * mask).sum() / mask.sum().clamp_min(1.0)
-            loss = loss + weight * terms[source]
+            token_losses[source] = method.token_loss(s_out.logits, teacher_logits, prefix.tokens, source)
+            masks[source] = prefix.mask
             if hidden:
                 student_states["encoder"].append(s_enc.outputs.hidden_states)
                 student_states["decoder"].append(s_out.decoder_hidden_states)
                 if method.uses_teacher:
                     teacher_states["encoder"].append(t_enc.outputs.hidden_states)
                     teacher_states["decoder"].append(t_out.decoder_hidden_states)
+        extra = None
         if hidden:
             pick = lambda states: None if not states["encoder"] else {  # noqa: E731
                 "encoder": states["encoder"][0], "decoder": _stack_states(states["decoder"])}
             extra = method.extra_loss(pick(student_states), pick(teacher_states), batch, layer_map)
-            if extra is not None:
-                terms["extra"] = extra
-                loss = loss + extra
-    return loss, terms
+        return combine(method, token_losses, masks, extra)
 
-
-def step_loss(mode: str):
-    """The step-loss function of an execution mode: ``fast`` (the shared engine) or ``reference``."""
-    from ..errors import HarnessError
-    from .fast import method_loss
-
-    if mode == "fast":
-        return method_loss
-    if mode == "reference":
-        return reference_loss
-    raise HarnessError(f"unknown execution mode {mode!r}; known: fast, reference")

@@ -78,6 +78,27 @@ def write_json(path: Path, obj, *, indent: int = 2) -> None:
         raise
 
 
+@contextmanager
+def atomic_file(final: Path) -> Iterator[Path]:
+    """Yield a temporary path next to ``final`` to write; on success it replaces ``final`` in one rename.
+
+    On any exception the temporary file is removed and ``final`` is left as it was; a
+    full disk becomes the one-line :class:`DiskFullError`.
+    """
+    final = Path(final)
+    final.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=final.parent, prefix=f".{final.name}.", suffix=".tmp")
+    os.close(fd)
+    try:
+        yield Path(tmp)
+        os.replace(tmp, final)
+    except BaseException as err:
+        Path(tmp).unlink(missing_ok=True)
+        if is_disk_full(err):
+            raise disk_full_error(err, final) from err
+        raise
+
+
 def _owner() -> str:
     return f"{os.getpid()}@{socket.gethostname()}"
 

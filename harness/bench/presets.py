@@ -1,0 +1,82 @@
+"""Bench presets: task-shaped configurations of random-weight models, synthetic batches,
+sampling and device, each overridable with ``--set key=value``."""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+
+import torch
+
+from ..config import DecodeConfig, ModelConfig, StudentConfig, set_path
+from ..errors import HarnessError, UnknownNameError
+
+
+@dataclass
+class BenchConfig:
+    """One bench preset: model sizes, batch shape, sampling and device. ``--set key=value`` overrides fields."""
+
+    preset: str = "dart-like"
+    task: str = "dart"                     # whose method defaults apply (e.g. JS β)
+    teacher: ModelConfig = field(default_factory=ModelConfig)
+    student: StudentConfig = field(default_factory=StudentConfig)
+    vocab_size: int = 1500
+    batch_size: int = 32
+    source_tokens: int = 40                # longest source; lengths are uniform in [¾·this, this]
+    target_tokens: int = 30                # longest ground truth / offline teacher output, likewise
+    sampling: DecodeConfig = field(default_factory=lambda: DecodeConfig(num_beams=1, do_sample=True, top_k=30,
+                                                                        max_new_tokens=30))
+    device: str = "cpu"                    # cpu | cuda | cuda:N | auto
+    threads: int = 0                       # torch CPU threads; 0 keeps torch's default (one per core)
+    autocast: str = "none"                 # none | bf16 | fp16 (CUDA only; the same for every mode)
+    repeats: int = 5
+    warmup: int = 1
+    seed: int = 0
+    methods: str = ""                      # comma-separated default method list; "" → every registered method
+
+
+PRESETS: dict[str, dict] = {
+    # DART on the cpu profile's models: T5 d_model 128, teacher 3+3, student 2+1, batch 32, short sources.
+    "dart-like": {},
+    # XSum-shaped: long sources (the paper truncates at 1024; XSum articles average about 430 tokens).
+    "xsum-like": {"batch_size": 16, "source_tokens": 400, "target_tokens": 40, "sampling.max_new_tokens": 40},
+    # The paper's scale on one GPU: a BART-large-sized teacher (12+12 layers, d_model 1024), a 3/1-layer
+    # student copied from it, batch 8, sampling beam search with 5 beams (PAPER.md §2), bf16 autocast.
+    "paper-gpu": {
+        "teacher.family": "bart", "teacher.d_model": 1024, "teacher.heads": 16, "teacher.ffn_dim": 4096,
+        "teacher.encoder_layers": 12, "teacher.decoder_layers": 12, "teacher.max_positions": 1024,
+        "student.encoder_layers": 3, "student.decoder_layers": 1, "vocab_size": 50265,
+        "batch_size": 8, "source_tokens": 512, "target_tokens": 64,
+        "sampling.num_beams": 5, "sampling.top_k": 40, "sampling.max_new_tokens": 64,
+        # The methods whose modes differ, 3 repeats: about 80 steps of a few seconds each, well under 10 minutes
+        # on one H100 by estimate (not yet run on a GPU).
+        "device": "cuda", "autocast": "bf16", "repeats": 3, "methods": "kl,rkl,js,tvd",
+    },
+}
+
+#: ``BenchConfig.autocast`` → the autocast dtype of every mode's step.
+AUTOCAST = {"none": None, "bf16": torch.bfloat16, "fp16": torch.float16}
+
+
+def resolve_bench_config(preset: str, sets: list[tuple[str, str]] | tuple = ()) -> BenchConfig:
+    """The preset's values, then ``--set`` pairs (text, type-checked like ``harness run``'s)."""
+    if preset not in PRESETS:
+        raise UnknownNameError("bench preset", preset, list(PRESETS))
+    cfg = BenchConfig(preset=preset)
+    for key, value in PRESETS[preset].items():
+        set_path(cfg, key, value, from_text=False)
+    for key, value in sets:
+        if key == "preset":
+            raise HarnessError("--set preset=...: choose the preset with --preset")
+        set_path(cfg, key, value, from_text=True)
+    if cfg.autocast not in AUTOCAST:
+        raise HarnessError(f"autocast={cfg.autocast!r}: expected one of {', '.join(AUTOCAST)}")
+    if (cfg.repeats < 1 or cfg.warmup < 0 or cfg.threads < 0 or cfg.batch_size < 1 or cfg.source_tokens < 2
+            or cfg.target_tokens < 2):
+        raise HarnessError("repeats and batch_size must be ≥ 1, warmup and threads ≥ 0, source/target_tokens ≥ 2")
+    return cfg
+
+
+def describe(cfg: BenchConfig) -> dict:
+    """The resolved configuration as plain data (``harness bench --dry-run`` prints it)."""
+    return dataclasses.asdict(cfg)
