@@ -82,7 +82,9 @@ def load_metrics(results_dir: str | Path, fill_parameters: bool = True) -> pd.Da
                  for run, metric in zip(metrics["run_id"], metrics["metric"])]
         given = metrics["higher_is_better"] if "higher_is_better" in metrics.columns else pd.Series(None, index=metrics.index)
         metrics["higher_is_better"] = given.astype(object).where(given.notna(), pd.Series(known, index=metrics.index))
-    extra = [c for c in metrics.columns if c not in METRIC_COLUMNS and c != "higher_is_better"]
+        metrics = metrics[[c for c in METRIC_COLUMNS if c in metrics.columns]
+                          + [c for c in metrics.columns if c not in METRIC_COLUMNS]]
+    extra = [c for c in metrics.columns if c not in METRIC_COLUMNS]
     if fill_parameters and extra:
         configs = {run: flat_config(m["config"]) for run, m in manifests.items()}
         for column in extra:

@@ -39,7 +39,8 @@ from .labels import training_label
 
 RUNS, FAILED, TMP = "runs", "failed", ".tmp"
 IDENTITY = ("run_id", "task", "method", "profile", "seed")
-METRIC_COLUMNS = (*IDENTITY, "model", "split", "metric", "value", "signature", "stage_key", "variant")
+METRIC_COLUMNS = (*IDENTITY, "model", "split", "metric", "value", "signature", "stage_key", "variant",
+                  "higher_is_better")
 # Config fields that say where and how often, not what: never part of a run's identity or parameters.
 OPERATIONAL = ("results_dir", "checkpoint_every")
 TIMING_METRICS = frozenset({"decode_tokens_per_s"})   # wall-clock dependent: differ between equal runs
