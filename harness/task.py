@@ -8,7 +8,9 @@ data set's schema, so every command works offline.
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
+from pathlib import Path
 from typing import ClassVar, Sequence
 
 SPLITS = ("train", "validation", "test")
@@ -52,8 +54,38 @@ class Task:
     # start (a document's lead), "left" its end (the latest turns of a dialogue history).
     source_truncation: ClassVar[str] = "right"
 
+    #: the hub data set (``data.source=hub``) when the data config names none
+    hub_id: ClassVar[str | None] = None
+    hub_revision: ClassVar[str | None] = None
+
     def __init__(self, data_config):
         self.data = data_config
+
+    def data_identity(self) -> dict:
+        """What determines this task's examples, without loading them: the stage cache keys the data by it.
+
+        The task, its data config and the data it names: for ``local`` the sha256 of every file under
+        ``data_dir`` (by relative path, so the same files elsewhere share the key), for ``hub`` the data
+        set id and revision. An embedded twin is a function of its config (and code: code identity is
+        not part of the keys yet). Override when a task's examples depend on something else.
+        """
+        import dataclasses
+
+        config = dataclasses.asdict(self.data)
+        identity = {"task": self.name, "data": config}
+        if self.data.source == "local" and self.data.data_dir:
+            config.pop("data_dir")
+            identity["files"] = _file_digests(Path(self.data.data_dir).expanduser())
+        elif self.data.source == "hub":
+            identity["hub"] = {"id": self.data.hub_id or self.hub_id,
+                               "revision": self.data.revision or self.hub_revision}
+        return identity
+
+    @classmethod
+    def describe(cls) -> dict:
+        """What a run records of its task (manifest ``task``): the readers take metric directions from it."""
+        return {"name": cls.name, "architecture": cls.architecture, "metrics": list(cls.metrics),
+                "lower_is_better": sorted(cls.lower_is_better), "selection_metric": cls.selection_metric}
 
     def load(self, split: str) -> list[Example]:
         raise NotImplementedError
@@ -86,3 +118,16 @@ class Task:
     def profile_overrides(cls, profile: str) -> dict:
         """Task-specific config overrides (dotted keys) applied on top of a profile."""
         return {}
+
+
+def _file_digests(folder: Path) -> dict[str, str]:
+    """sha256 of every file under ``folder``, by path relative to it (sorted); {} if it does not exist
+    (loading the data reports that)."""
+    digests = {}
+    for path in sorted(p for p in folder.rglob("*") if p.is_file()) if folder.is_dir() else ():
+        digest = hashlib.sha256()
+        with open(path, "rb") as f:
+            for block in iter(lambda: f.read(1 << 20), b""):
+                digest.update(block)
+        digests[path.relative_to(folder).as_posix()] = digest.hexdigest()
+    return digests

@@ -29,7 +29,7 @@ def setup(tmp_path_factory):
     cfg = resolve_config("dart", "tvd", "ci", sets=[("results_dir", str(root)), *SMALL])
     pipe = Pipeline(cfg)
     pipe.load_data()
-    pipe.tokenizer_stage()
+    pipe.build("tokenizer")
     torch.manual_seed(0)
     teacher = language_model(build_model(cfg.teacher, pipe.tokenizer), pipe.tokenizer)
     teacher.model.eval()

@@ -157,3 +157,39 @@ def test_cells_survive_pickling_for_worker_processes(tmp_path):
     cell = cells_of(with_overrides(load_spec("figure2"), methods="js"), tmp_path)[0]
     again = pickle.loads(pickle.dumps(cell))
     assert again == cell and dataclasses.asdict(again.config()) == dataclasses.asdict(cell.config())
+
+
+def test_table2_dry_run_tokenises_nothing_and_loads_no_model(tmp_path, monkeypatch):
+    """The dry run is the plan plus a look into the cache: no task data, no tokenizer, no model."""
+    import transformers
+
+    import harness.data
+    import harness.lm
+    from harness.cli import cli
+
+    calls = []
+
+    def forbidden(name):
+        def call(*args, **kwargs):
+            calls.append(name)
+            raise AssertionError(f"the dry run called {name}")
+        return call
+
+    for task in TASKS.names():
+        cls = TASKS.get(task)
+        for attribute in ("load", "records"):
+            if hasattr(cls, attribute):
+                monkeypatch.setattr(cls, attribute, forbidden(f"{task}.{attribute}"))
+    for name in ("load_tokenizer", "train_tokenizer", "load_model", "build_model", "make_student"):
+        monkeypatch.setattr(harness.lm, name, forbidden(name))
+    for name in ("tokenize_split", "tokenize"):
+        monkeypatch.setattr(harness.data, name, forbidden(name))
+    monkeypatch.setattr(transformers.PreTrainedModel, "from_pretrained", forbidden("from_pretrained"))
+    monkeypatch.setattr(transformers.PreTrainedTokenizerBase, "from_pretrained", forbidden("tokenizer from_pretrained"))
+
+    result = CliRunner().invoke(cli, ["grid", "table2", "--dry-run", "--profile", "ci", "--results-dir", str(tmp_path)])
+    assert result.exit_code == 0, result.output
+    assert calls == []
+    cells = len(TASKS.names()) * len(METHODS.names()) * 2
+    assert f"{cells} cells, 0 done, {cells} to run" in result.output
+    assert not any(tmp_path.iterdir())

@@ -59,7 +59,7 @@ def test_temporary_folders_live_outside_the_store_and_dead_writers_are_swept(tmp
 
     # a writer killed with SIGKILL leaves its folder; only dead writers' folders are swept
     child = subprocess.run([sys.executable, "-c", (
-        "import os, sys; from harness.io import atomic_dir\n"
+        "import os, sys; from harness.store.io import atomic_dir\n"
         f"cm = atomic_dir(__import__('pathlib').Path({str(final)!r}), temp_root=__import__('pathlib').Path({str(scratch)!r}))\n"
         "tmp = cm.__enter__(); (tmp / 'x').write_text('half'); os._exit(9)")])
     assert child.returncode == 9

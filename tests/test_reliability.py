@@ -292,7 +292,7 @@ def test_long_inputs_are_truncated_as_documented_and_counted(tmp_path, capfd):
     pipeline = Pipeline(resolve_config("dart", "mle", "ci", sets=[("results_dir", str(tmp_path)),
                                                                   ("tokenizer.max_source_tokens", "12")]))
     pipeline.load_data()
-    pipeline.tokenizer_stage()
+    pipeline.build("tokenizer")
     tokenizer = pipeline.tokenizer
     for split, counts in truncated.items():
         examples = pipeline.examples[split]
@@ -354,7 +354,7 @@ def test_a_dialogue_history_loses_its_oldest_turns(tmp_path):
     sets = [("results_dir", str(tmp_path)), ("tokenizer.max_source_tokens", "16")]
     pipeline = Pipeline(resolve_config("commonsense_dialogue", "mle", "ci", sets=sets))
     pipeline.load_data()
-    stage = pipeline.tokenizer_stage()
+    stage = pipeline.build("tokenizer")
     plain_config = {"tokenizer": asdict(pipeline.cfg.tokenizer), "pretrained": None}
     assert stage.key == stage_key("tokenizer", {**plain_config, "source_truncation": "left"},
                                   {"data": pipeline.data_key})
@@ -368,7 +368,7 @@ def test_a_dialogue_history_loses_its_oldest_turns(tmp_path):
     dart.load_data()
     assert dart.task.source_truncation == "right"
     plain_config = {"tokenizer": asdict(dart.cfg.tokenizer), "pretrained": None}
-    assert dart.tokenizer_stage().key == stage_key("tokenizer", plain_config, {"data": dart.data_key})
+    assert dart.build("tokenizer").key == stage_key("tokenizer", plain_config, {"data": dart.data_key})
 
 
 def test_a_task_plugin_declaring_an_unknown_truncation_side_fails_in_one_line():
@@ -382,3 +382,25 @@ def test_a_task_plugin_declaring_an_unknown_truncation_side_fails_in_one_line():
 
     with pytest.raises(HarnessError, match="source_truncation='middle': expected 'right'"):
         Odd.check_declaration()
+
+
+def test_the_data_key_is_the_data_identity_and_follows_local_files(tmp_path):
+    """The data enter stage keys by their identity: the task, its data config, and for local data the
+    files' contents (not the folder's path); nothing is loaded to compute it."""
+    from harness.pipeline.graph import data_key
+
+    def key(folder, **data):
+        sets = [("data.source", "local"), ("data.data_dir", str(folder)), *((f"data.{k}", str(v)) for k, v in data.items())]
+        cfg = resolve_config("dart", "mle", "ci", sets=sets)
+        return data_key(TASKS.get("dart")(cfg.data))
+
+    for name in ("a", "b"):
+        (tmp_path / name / "sub").mkdir(parents=True)
+        (tmp_path / name / "train.json").write_text("[1]")
+        (tmp_path / name / "sub" / "x.json").write_text("[2]")
+    assert key(tmp_path / "a") == key(tmp_path / "b")              # the same files elsewhere
+    (tmp_path / "b" / "sub" / "x.json").write_text("[3]")
+    assert key(tmp_path / "a") != key(tmp_path / "b")              # a changed file
+    assert key(tmp_path / "a") != key(tmp_path / "a", max_train_examples=5)
+    embedded = TASKS.get("dart")(resolve_config("dart", "mle", "ci").data)
+    assert embedded.data_identity() == {"task": "dart", "data": asdict(embedded.data)}

@@ -120,3 +120,60 @@ def test_a_run_that_dies_while_writing_leaves_no_run_folder(results, monkeypatch
     runs = root / "runs"
     assert not any(p.name.startswith("dart-kl-ci-seed11") for p in runs.iterdir())
     assert not any(".tmp-" in p.name for p in runs.iterdir())
+
+
+def test_the_plan_names_the_stages_and_keys_the_run_used(results):
+    """graph.py's plan, made without data, agrees with what the run built (labels, stages, keys)."""
+    from harness.pipeline.graph import plan_for
+
+    _, outcomes = results
+    for method, outcome in outcomes.items():
+        cfg = resolve_config("dart", method, "ci", sets=[("results_dir", str(outcome.path.parent.parent))])
+        plan = plan_for(cfg)
+        used = {label: (s["stage"], s["key"]) for label, s in outcome.manifest["stages"].items()}
+        planned = {label: (plan[label].stage, plan[label].key) for label in plan.labels()}
+        assert planned == used, method
+        assert set(plan.evaluated) == set(pd.read_parquet(outcome.path / "metrics.parquet")["model"])
+
+
+def test_a_run_describes_its_task_method_and_metric_directions(results):
+    _, outcomes = results
+    outcome = outcomes["js"]
+    manifest = json.loads((outcome.path / "manifest.json").read_text())
+    assert manifest["task"] == {"name": "dart", "architecture": "encoder-decoder", "metrics": ["bleu", "chrf", "ter"],
+                                "lower_is_better": ["ter"], "selection_metric": "bleu"}
+    assert manifest["method"]["name"] == "js" and manifest["method"]["params"]["beta"] == 0.85
+    metrics = pd.read_parquet(outcome.path / "metrics.parquet")
+    lower = set(metrics.loc[~metrics["higher_is_better"], "metric"])
+    assert lower == {"ter", "r_llh", "r_cvg"}
+
+
+def test_a_store_written_before_runs_described_themselves_still_reads(results, tmp_path):
+    """No ``higher_is_better`` column, no ``task``/``method`` in the manifest: the readers fill them from the
+    registries, or for a task no longer registered, with {"ter", "r_llh", "r_cvg"} lower is better."""
+    import shutil
+
+    from harness.store import load_manifests, load_metrics, read_manifest
+
+    _, outcomes = results
+    for name, task in (("known", "dart"), ("gone", "a_task_not_registered")):
+        folder = tmp_path / name / "runs" / outcomes["kl"].run_id
+        shutil.copytree(outcomes["kl"].path, folder)
+        metrics = pd.read_parquet(folder / "metrics.parquet").drop(columns=["higher_is_better"]).assign(task=task)
+        metrics.to_parquet(folder / "metrics.parquet", index=False)
+        manifest = json.loads((folder / "manifest.json").read_text())
+        for key in ("task", "method", "checksums"):
+            manifest.pop(key)
+        manifest["task"] = task
+        manifest["method"] = "kl"
+        manifest["config"]["task"] = task
+        (folder / "manifest.json").write_text(json.dumps(manifest))
+
+        read = load_metrics(tmp_path / name)
+        assert len(read) == len(metrics)
+        directions = dict(zip(read["metric"], read["higher_is_better"]))
+        assert directions["ter"] is False and directions["r_cvg"] is False and directions["bleu"] is True
+        described = read_manifest(folder)
+        assert described["task"]["name"] == task and described["method"]["name"] == "kl"
+        assert described["task"]["lower_is_better"] == ["ter"]
+        assert list(load_manifests(tmp_path / name)["task"]) == [task]

@@ -47,11 +47,15 @@ class CellPlan:
 
 def plan_grid(cells: list[Cell]) -> list[CellPlan]:
     """Per cell: done or to run and, for those to run, each stage's key and whether it is cached,
-    built by an earlier cell of this grid, resumed from a checkpoint, or built from scratch."""
+    built by an earlier cell of this grid, resumed from a checkpoint, or built from scratch.
+
+    Only each cell's plan (:func:`harness.pipeline.graph.plan_for`) and the cache are read: no data
+    is loaded, nothing is tokenised, no model is loaded."""
     import json
 
     from ..checkpoint import read_progress
-    from ..pipeline import Pipeline
+    from ..pipeline.graph import plan_for
+    from ..store.cache import StageCache
 
     builder: dict[tuple[str, str], int] = {}
     plans = []
@@ -64,21 +68,18 @@ def plan_grid(cells: list[Cell]) -> list[CellPlan]:
         if record.is_file():
             failure = json.loads(record.read_text())
             failed = f"{failure.get('error_type')}: {str(failure.get('error', '')).splitlines()[0][:200]}"
-        pipeline = Pipeline(cell.config())
-        stages, seen = [], set()
-        for label, st in pipeline.plan().items():
-            if (st.stage, st.key) in seen:   # "method" is "predistill" in the predistill cell
-                continue
-            seen.add((st.stage, st.key))
-            shown = cell.method if label == "method" else label
-            if st.reused:
-                stages.append(StagePlan(shown, st.stage, st.key, "cached"))
-            elif (st.stage, st.key) in builder:
-                stages.append(StagePlan(shown, st.stage, st.key, "shared", builder[(st.stage, st.key)]))
+        cache = StageCache(Path(cell.results_dir) / "cache")
+        stages = []
+        for spec in plan_for(cell.config()).specs:
+            at = (spec.stage, spec.key)
+            if cache.probe(spec.stage, spec.config, spec.upstream).reused:
+                stages.append(StagePlan(spec.shown, spec.stage, spec.key, "cached"))
+            elif at in builder:
+                stages.append(StagePlan(spec.shown, spec.stage, spec.key, "shared", builder[at]))
             else:
-                builder[(st.stage, st.key)] = number
-                progress = read_progress(pipeline.cache.partial_path(st.stage, st.key))
-                stages.append(StagePlan(shown, st.stage, st.key, "resume" if progress else "build",
+                builder[at] = number
+                progress = read_progress(cache.partial_path(spec.stage, spec.key))
+                stages.append(StagePlan(spec.shown, spec.stage, spec.key, "resume" if progress else "build",
                                         progress=progress))
         plans.append(CellPlan(number, cell, "to run", failed, stages))
     return plans

@@ -1,5 +1,7 @@
-"""One cell of the benchmark as a chain of cached stages."""
+"""One cell of the benchmark as a chain of cached stages: :mod:`.graph` plans it (no data, no model),
+:mod:`.stages` builds each stage, :mod:`.run` walks the plan and writes the run."""
 
+from .graph import CellPlan, StageSpec, plan_cell, plan_for
 from .run import Pipeline
 
-__all__ = ["Pipeline"]
+__all__ = ["CellPlan", "Pipeline", "StageSpec", "plan_cell", "plan_for"]

@@ -9,7 +9,34 @@ from pathlib import Path
 
 import pandas as pd
 
-from .runs import FAILED, IDENTITY, METRIC_COLUMNS, RUNS, flat_config, verify_run
+from .runs import FAILED, IDENTITY, METRIC_COLUMNS, RUNS, flat_config, higher_is_better, verify_run
+
+LEGACY_LOWER_IS_BETTER = frozenset({"ter"})   # what reports assumed before stores recorded metric directions
+
+
+def legacy_directions(manifest: dict) -> dict:
+    """The ``task`` and ``method`` entries of a manifest written before runs described them, from the
+    registries where the run's task or method is registered; else a task whose lower-is-better metrics are
+    {"ter"} (and a method known by name only). A manifest that has them is returned unchanged."""
+    from ..registry import METHODS, TASKS
+
+    manifest = dict(manifest)
+    if "task" not in manifest or not isinstance(manifest["task"], dict):
+        name = manifest.get("task") if isinstance(manifest.get("task"), str) else manifest.get("config", {}).get("task")
+        if name in TASKS:
+            manifest["task"] = TASKS.get(name).describe()
+        else:
+            manifest["task"] = {"name": name, "architecture": None, "metrics": [],
+                                "lower_is_better": sorted(LEGACY_LOWER_IS_BETTER), "selection_metric": None}
+    if "method" not in manifest or not isinstance(manifest["method"], dict):
+        config = manifest.get("config", {})
+        name = manifest.get("method") if isinstance(manifest.get("method"), str) else config.get("method")
+        params = config.get("method_params") or {}
+        try:
+            manifest["method"] = METHODS.get(name)(params).describe()
+        except Exception:   # not registered here, or its parameters changed since: what the config says
+            manifest["method"] = {"name": name, "params": params}
+    return manifest
 
 
 def run_folders(results_dir: str | Path, verify: bool = True) -> list[Path]:
@@ -46,9 +73,20 @@ def load_metrics(results_dir: str | Path, fill_parameters: bool = True) -> pd.Da
     cells of those columns with the value their config had, so every row says it.
     """
     metrics = _concat(results_dir, "metrics.parquet")
+    if not len(metrics):
+        return metrics
+    manifests = {m["run_id"]: m for m in _manifests(results_dir)}
+    if "higher_is_better" not in metrics.columns or metrics["higher_is_better"].isna().any():
+        # runs written before metrics recorded their direction
+        known = [higher_is_better(metric, manifests[run]["task"]["lower_is_better"]) if run in manifests else None
+                 for run, metric in zip(metrics["run_id"], metrics["metric"])]
+        given = metrics["higher_is_better"] if "higher_is_better" in metrics.columns else pd.Series(None, index=metrics.index)
+        metrics["higher_is_better"] = given.astype(object).where(given.notna(), pd.Series(known, index=metrics.index))
+        metrics = metrics[[c for c in METRIC_COLUMNS if c in metrics.columns]
+                          + [c for c in metrics.columns if c not in METRIC_COLUMNS]]
     extra = [c for c in metrics.columns if c not in METRIC_COLUMNS]
     if fill_parameters and extra:
-        configs = {m["run_id"]: flat_config(m["config"]) for m in _manifests(results_dir)}
+        configs = {run: flat_config(m["config"]) for run, m in manifests.items()}
         for column in extra:
             if metrics[column].isna().any():
                 known = metrics["run_id"].map(lambda r, c=column: configs.get(r, {}).get(c))
@@ -71,13 +109,20 @@ def load_compute(results_dir: str | Path) -> pd.DataFrame:
     return _concat(results_dir, "compute.parquet")
 
 
+def read_manifest(folder: str | Path) -> dict:
+    """A run's manifest, with ``task`` and ``method`` descriptions filled in for runs written before
+    manifests carried them (:func:`legacy_directions`)."""
+    return legacy_directions(json.loads((Path(folder) / "manifest.json").read_text()))
+
+
 def _manifests(results_dir: str | Path) -> list[dict]:
-    return [json.loads((folder / "manifest.json").read_text()) for folder in run_folders(results_dir)]
+    return [read_manifest(folder) for folder in run_folders(results_dir)]
 
 
 def load_manifests(results_dir: str | Path) -> pd.DataFrame:
     """One row per run: identity, variant, wall seconds, when, which commit."""
-    rows = [{**{k: m[k] for k in IDENTITY}, "variant": m.get("variant", ""), "wall_seconds": m["wall_seconds"],
+    rows = [{**{k: m[k] for k in IDENTITY}, "task": m["task"]["name"], "method": m["method"]["name"],
+             "variant": m.get("variant", ""), "wall_seconds": m["wall_seconds"],
              "finished": m["finished"], "commit": m["git"].get("commit"), "device": m["device"]}
             for m in _manifests(results_dir)]
     return pd.DataFrame(rows)

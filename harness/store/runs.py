@@ -3,12 +3,14 @@
 ``results/``
   * ``runs/<run_id>/`` — one complete run (a grid cell); only complete folders ever appear here
       * ``metrics.parquet``  — long format: run_id, task, method, profile, seed, model, split, metric,
-        value, signature, stage_key, variant, and one column per non-default config value
-        (``student.encoder_layers``, ``method.beta``, …: the swept parameters)
+        value, signature, stage_key, variant, higher_is_better, and one column per non-default config
+        value (``student.encoder_layers``, ``method.beta``, …: the swept parameters; a method parameter
+        holds the value the run ran with)
       * ``examples.parquet`` — per model and test input: source, references, hypothesis, scores, NLLs
       * ``curves.parquet``   — training curves of every stage the run used (stage, step, epoch, split, name, value)
       * ``compute.parquet``  — per stage: wall seconds, forward and generated tokens, peak memory, reuse
-      * ``manifest.json``    — resolved config, seeds, package versions, git commit, stage keys, compute
+      * ``manifest.json``    — resolved config, the task and method as they describe themselves
+        (``Task.describe()``, ``Method.describe()``), seeds, package versions, git commit, stage keys, compute
   * ``failed/<run_id>.json`` — the error and traceback of a cell that failed (removed when it succeeds)
   * ``cache/``  — the stage cache (:mod:`harness.store.cache`)
   * ``grids/``  — one record per grid invocation: its cells and their outcome
@@ -33,10 +35,12 @@ import pandas as pd
 
 from ..config import canonical_json
 from .io import atomic_dir, checksums, write_json
+from .labels import training_label
 
 RUNS, FAILED, TMP = "runs", "failed", ".tmp"
 IDENTITY = ("run_id", "task", "method", "profile", "seed")
-METRIC_COLUMNS = (*IDENTITY, "model", "split", "metric", "value", "signature", "stage_key", "variant")
+METRIC_COLUMNS = (*IDENTITY, "model", "split", "metric", "value", "signature", "stage_key", "variant",
+                  "higher_is_better")
 # Config fields that say where and how often, not what: never part of a run's identity or parameters.
 OPERATIONAL = ("results_dir", "checkpoint_every")
 TIMING_METRICS = frozenset({"decode_tokens_per_s"})   # wall-clock dependent: differ between equal runs
@@ -191,57 +195,89 @@ def _totals(rows: list[dict]) -> dict:
     return out
 
 
-def write_run(pipeline, evaluated: dict[str, str], wall_seconds: float) -> RunOutcome:
-    cfg = pipeline.cfg
+RISKS = frozenset({"r_llh", "r_cvg"})   # likelihood and coverage risks: lower is better on every task
+
+
+def higher_is_better(metric: str, lower_is_better) -> bool:
+    """A metric's direction: lower is better for the task's ``lower_is_better`` metrics and the risks."""
+    return metric not in RISKS and metric not in set(lower_is_better)
+
+
+@dataclass
+class RunRecord:
+    """What a finished cell hands to the store: the pipeline fills it, :func:`write_run` writes it."""
+
+    config: Any                     # the resolved RunConfig
+    stages: dict                    # label → StageResult, every stage the run used (aliases included)
+    evaluated: dict[str, str]       # evaluated model → label of its evaluation stage
+    upstream_seed: int
+    truncated: dict                 # split → {"sources", "targets", "examples"}: inputs/targets cut to length
+    device: str
+    wall_seconds: float
+    task: dict                      # Task.describe()
+    method: dict                    # Method.describe()
+
+
+def run_parameters(record: RunRecord) -> dict[str, Any]:
+    """The run's non-default config values by dotted key; a method parameter with the value the run ran with."""
+    params = swept_parameters(record.config)
+    ran_with = record.method.get("params", {})
+    return {k: ran_with.get(k[len("method."):], v) if k.startswith("method.") else v for k, v in params.items()}
+
+
+def write_run(record: RunRecord) -> RunOutcome:
+    cfg = record.config
     run_id = run_id_for(cfg)
     ident = {"run_id": run_id, "task": cfg.task, "method": cfg.method, "profile": cfg.profile, "seed": cfg.seed}
-    params = swept_parameters(cfg)
+    params = run_parameters(record)
     variant = variant_label(params)
+    stages = record.stages
 
     metric_rows, example_frames, curve_frames = [], [], []
-    for model, label in evaluated.items():
-        stage = pipeline.stages[label]
+    for model, label in record.evaluated.items():
+        stage = stages[label]
         payload = json.loads((stage.path / "metrics.json").read_text())
         for metric, value in payload["metrics"].items():
             metric_rows.append({**ident, "model": model, "split": "test", "metric": metric, "value": float(value),
                                 "signature": payload["signatures"].get(metric, ""), "stage_key": stage.key,
-                                "variant": variant, **params})
+                                "variant": variant,
+                                "higher_is_better": higher_is_better(metric, record.task["lower_is_better"]),
+                                **params})
         examples = pd.read_parquet(stage.path / "examples.parquet")
         example_frames.append(examples.assign(**ident, model=model, variant=variant))
-    for label in ("teacher", "predistill", "method"):
-        stage = pipeline.stages.get(label)
+    for model in record.evaluated:
+        stage = stages.get(training_label(model, cfg.method))
         if stage is not None and (stage.path / "curves.parquet").exists():
             curves = pd.read_parquet(stage.path / "curves.parquet")
-            curve_frames.append(curves.assign(**ident, variant=variant,
-                                              stage=label if label != "method" else cfg.method))
+            curve_frames.append(curves.assign(**ident, variant=variant, stage=model))
     metrics = pd.DataFrame(metric_rows)
-    compute = pd.DataFrame([{**ident, "variant": variant, **row} for row in compute_rows(pipeline.stages)])
+    rows = compute_rows(stages)
+    compute = pd.DataFrame([{**ident, "variant": variant, **row} for row in rows])
 
     manifest = {
         **ident,
         "variant": variant,
         "parameters": params,
         "config": asdict(cfg),
-        "seeds": {"method": cfg.seed, "upstream": pipeline.upstream_seed},
+        "task": record.task,
+        "method": record.method,
+        "seeds": {"method": cfg.seed, "upstream": record.upstream_seed},
         "command": sys.argv,
         "packages": package_versions(),
         "git": git_state(),
-        "device": str(pipeline.device),
+        "device": record.device,
         # Inputs longer than tokenizer.max_source_tokens / targets longer than max_target_tokens are cut.
-        "truncated": {split: {"sources": sp.truncated_sources, "targets": sp.truncated_targets,
-                              "examples": len(sp.examples)}
-                      for split, sp in getattr(pipeline, "splits", {}).items()},
+        "truncated": record.truncated,
         "platform": platform.platform(),
         "finished": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-        "wall_seconds": round(wall_seconds, 3),
+        "wall_seconds": round(record.wall_seconds, 3),
         "stages": {label: {"stage": st.stage, "key": st.key, "reused": st.reused, "seconds_now": round(st.seconds, 3),
                            "seconds_when_built": st.record.get("seconds"), "path": str(st.path),
                            "wait_seconds": round(getattr(st, "wait_seconds", 0.0), 3),
                            "resumed_from_step": st.record.get("resumed_from_step"),
                            "compute": st.record.get("compute")}
-                   for label, st in pipeline.stages.items()},
-        "compute": {"built_now": _totals([r for r in compute_rows(pipeline.stages) if not r["reused"]]),
-                    "all_stages": _totals(compute_rows(pipeline.stages))},
+                   for label, st in stages.items()},
+        "compute": {"built_now": _totals([r for r in rows if not r["reused"]]), "all_stages": _totals(rows)},
     }
     final = run_path(cfg.results_dir, run_id)
     with atomic_dir(final, temp_root=Path(cfg.results_dir) / TMP) as tmp:

@@ -1,0 +1,164 @@
+"""The stage graph of one cell, as a pure plan: config → ordered stage specs with their cache keys.
+
+    data → tokenizer → teacher → pseudo-labels ─┐
+                          │                      ├→ student (the method) → evaluations → results/runs/<run>/
+                          └→ student init → pre-distill ─┘
+
+Which stages a cell has, in which order, with which config and upstream stages, is decided
+here and only here (from the method's declaration: its ``init``, ``needs_pseudo_labels``, and
+whether it *is* the pre-distill stage). Nothing is loaded: the data enter by their identity
+(:meth:`harness.task.Task.data_identity`), so ``harness grid --dry-run`` is this plan plus a
+look into the cache. :mod:`.run` walks the plan top to bottom; :mod:`.stages` builds each stage.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from ..config import RunConfig, TrainConfig, canonical_json
+from ..errors import HarnessError
+from ..methods.base import Method
+from ..methods.baselines import PreDistill
+from ..store.cache import stage_key
+from ..store.labels import (EVALUATION, METHOD, PREDISTILL, PSEUDO_LABELS, TEACHER, TOKENIZER, evaluation_label,
+                            shown_label, training_label)
+
+
+@dataclass(frozen=True)
+class StageSpec:
+    """One stage of a cell: what the cache stores it as, how the run names it, and its key."""
+
+    label: str                    # tokenizer | teacher | pseudo_labels | predistill | method | evaluation/<model>
+    stage: str                    # the cache's stage name: tokenizer | teacher | pseudo_labels | student | evaluation
+    config: dict
+    inputs: dict[str, str]        # upstream name → label of the stage it is (the data enter as "data")
+    upstream: dict[str, str]      # upstream name → key: with config, what the key is a hash of
+    key: str
+    model: str | None = None      # the model it trains or evaluates (teacher, predistill, <method>)
+    # How a student stage trains (not key material beyond what config holds):
+    method: Method | None = field(default=None, compare=False, repr=False)
+    schedule: TrainConfig | None = field(default=None, compare=False, repr=False)
+
+    @property
+    def shown(self) -> str:
+        """The label as a person reads it (the method stage under the method's name)."""
+        return shown_label(self.label, self.model)
+
+
+@dataclass
+class CellPlan:
+    """The stages of one cell in build order; ``aliases`` names a stage under a second label
+    (the pre-distill cell's method stage is its pre-distill stage)."""
+
+    specs: list[StageSpec]
+    aliases: dict[str, str]       # alias label → label of the spec it names
+    evaluated: dict[str, str]     # evaluated model → label of its evaluation stage
+    data_key: str
+    upstream_seed: int
+
+    def __getitem__(self, label: str) -> StageSpec:
+        label = self.aliases.get(label, label)
+        return next(s for s in self.specs if s.label == label)
+
+    def labels(self) -> list[str]:
+        """Every label of the plan, an alias right after the stage it names."""
+        out = []
+        for spec in self.specs:
+            out.append(spec.label)
+            out += [alias for alias, target in self.aliases.items() if target == spec.label]
+        return out
+
+
+def data_key(task) -> str:
+    """The key of a task's data: a hash of its identity (no record is loaded)."""
+    return hashlib.sha256(canonical_json(task.data_identity()).encode()).hexdigest()[:16]
+
+
+def check_architecture(cfg: RunConfig, task) -> None:
+    from ..lm import DECODER_ONLY_FAMILIES
+
+    decoder_only = cfg.teacher.family in DECODER_ONLY_FAMILIES
+    if decoder_only != (task.architecture == "decoder-only"):
+        raise HarnessError(f"task {cfg.task!r} is {task.architecture} but teacher.family={cfg.teacher.family!r} "
+                           f"is {'decoder-only' if decoder_only else 'encoder-decoder'}")
+
+
+def plan_cell(cfg: RunConfig, task, method: Method, device_type: str) -> CellPlan:
+    """The stages of the cell ``cfg`` in build order, with their configs and keys.
+
+    ``task`` and ``method`` are the cell's instances (no data loaded); ``device_type`` is part
+    of the teacher's key (training on another device gives other weights)."""
+    check_architecture(cfg, task)
+    upstream_seed = cfg.seed if cfg.upstream_seed is None else cfg.upstream_seed
+    keys = {"data": data_key(task)}
+    specs: list[StageSpec] = []
+
+    def add(label: str, stage: str, config: dict, inputs: dict[str, str], **extra: Any) -> StageSpec:
+        upstream = {name: keys[source] for name, source in inputs.items()}
+        spec = StageSpec(label, stage, config, inputs, upstream, stage_key(stage, config, upstream), **extra)
+        keys[label] = spec.key
+        specs.append(spec)
+        return spec
+
+    def student(label: str, trained: Method, init: str, schedule: TrainConfig, seed: int,
+                inputs: dict[str, str], model: str) -> StageSpec:
+        config = {"method": trained.name, "params": asdict(trained.params), "init": init,
+                  "student": asdict(cfg.student), "train": asdict(schedule),
+                  "sampling": asdict(cfg.online_sampling), "selection": asdict(cfg.selection_decode), "seed": seed}
+        return add(label, "student", config, {TEACHER: TEACHER, **inputs}, model=model, method=trained,
+                   schedule=schedule)
+
+    tokenizer_config = {"tokenizer": asdict(cfg.tokenizer), "pretrained": cfg.teacher.pretrained}
+    if task.source_truncation != "right":   # keyed only when not the default, so that keys made before it stay valid
+        tokenizer_config["source_truncation"] = task.source_truncation
+    add(TOKENIZER, "tokenizer", tokenizer_config, {"data": "data"})
+    add(TEACHER, "teacher", {"teacher": asdict(cfg.teacher), "train": asdict(cfg.teacher_train),
+                             "selection": asdict(cfg.selection_decode), "seed": upstream_seed, "device": device_type},
+        {"tokenizer": TOKENIZER, "data": "data"}, model=TEACHER)
+    if method.needs_pseudo_labels:
+        add(PSEUDO_LABELS, "pseudo_labels", {"decode": asdict(cfg.pseudo_labels)}, {TEACHER: TEACHER})
+
+    is_predistill = method.name == PreDistill.name   # this cell trains the shared pre-distilled student itself
+    aliases = {}
+    if is_predistill:
+        student(PREDISTILL, method, "layer_copy", cfg.student_train, upstream_seed, {}, model=cfg.method)
+        aliases[METHOD] = PREDISTILL
+    else:
+        if method.init == "predistilled":
+            # The shared pre-distilled student uses the task's defaults (α_hid differs for dialogue).
+            shared = PreDistill(PreDistill.resolve_params({}, type(task)))
+            student(PREDISTILL, shared, "layer_copy", cfg.student_train, upstream_seed, {}, model=PREDISTILL)
+        inputs = {}
+        if method.init == "predistilled":
+            inputs[PREDISTILL] = PREDISTILL
+        if method.needs_pseudo_labels:
+            inputs["pseudo_labels"] = PSEUDO_LABELS
+        schedule = cfg.student_train if method.init == "layer_copy" else cfg.kd_train
+        student(METHOD, method, method.init, schedule, cfg.seed, inputs, model=cfg.method)
+
+    # Evaluations: the teacher first (the students' coverage risk reads its outputs), then each student.
+    teacher_dist = {"samples": cfg.teacher_dist_samples, "sampling": asdict(cfg.teacher_dist_sampling)}
+    evaluated = {}
+    models = [TEACHER] + ([PREDISTILL] if PREDISTILL in keys and not is_predistill else []) + [cfg.method]
+    for model in models:
+        # Sampled decoding (dialogue) must not depend on what ran before in this process.
+        config = {"decode": asdict(cfg.eval_decode), "seed": cfg.seed if model == cfg.method else upstream_seed}
+        inputs = {"model": training_label(model, cfg.method), "data": "data"}
+        if model == TEACHER:
+            config["teacher_dist"] = teacher_dist
+        else:
+            inputs["teacher_evaluation"] = evaluation_label(TEACHER)
+        evaluated[model] = add(evaluation_label(model), EVALUATION, config, inputs, model=model).label
+    return CellPlan(specs, aliases, evaluated, keys["data"], upstream_seed)
+
+
+def plan_for(cfg: RunConfig) -> CellPlan:
+    """The plan of ``cfg`` from the registries: task and method instances only, no data, no model."""
+    from ..lm import resolve_device
+    from ..registry import METHODS, TASKS
+
+    task = TASKS.get(cfg.task)(cfg.data)
+    method = METHODS.get(cfg.method)(cfg.method_params)
+    return plan_cell(cfg, task, method, resolve_device(cfg.device).type)

@@ -1,0 +1,232 @@
+"""How each kind of stage is built, and what a run takes from a stage once it exists.
+
+``STAGES[spec.stage]`` is ``(build, use)``: ``build(run, spec)`` returns the function that writes
+the stage into a fresh folder (:meth:`harness.store.cache.StageCache.get_or_build` calls it only
+when no complete copy exists); ``use(run, spec, result)``, where given, loads what later stages
+need (the tokenised splits, the teacher, the pseudo-labels). ``run`` is the
+:class:`~harness.pipeline.run.Pipeline` of the cell: its config, task, device, data and the
+stages built so far, by label.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import asdict
+from pathlib import Path
+
+import pandas as pd
+import torch
+
+from .. import evaluate as ev
+from ..data import TokenizedSplit, tokenize_split
+from ..lm import build_model, language_model, load_model, load_tokenizer, make_student, train_tokenizer
+from ..methods.baselines import MLE
+from ..task import Example
+from ..train import train
+from ..store.labels import TEACHER
+from .graph import StageSpec
+
+
+def log(message: str) -> None:
+    import sys
+
+    print(message, file=sys.stderr, flush=True)
+
+
+# ---------------------------------------------------------------- tokenizer
+def build_tokenizer(run, spec: StageSpec):
+    cfg = run.cfg
+
+    def build(out: Path):
+        if cfg.teacher.pretrained:
+            tok = load_tokenizer(cfg.teacher.pretrained, cfg.teacher.trust_remote_code)
+        else:
+            examples = run.examples["train"]
+            tok = train_tokenizer(sorted({e.source for e in examples} | {e.target for e in examples}),
+                                  cfg.tokenizer.vocab_size)
+        tok.save_pretrained(str(out))
+        return {"vocab_size": len(tok)}
+
+    return build
+
+
+def use_tokenizer(run, spec: StageSpec, result) -> None:
+    """Tokenise every split (and say how many inputs and targets were cut)."""
+    run.tokenizer = load_tokenizer(result.path)
+    t = run.cfg.tokenizer
+    side = run.task.source_truncation
+    run.splits = {s: tokenize_split(ex, run.tokenizer, t.max_source_tokens, t.max_target_tokens, side)
+                  for s, ex in run.examples.items()}
+    for s, sp in run.splits.items():
+        if sp.truncated_sources or sp.truncated_targets:
+            log(f"[data] {s}: truncated {sp.truncated_sources} sources to {t.max_source_tokens} tokens and "
+                f"{sp.truncated_targets} targets to {t.max_target_tokens} tokens")
+
+
+# ---------------------------------------------------------------- teacher
+def build_teacher(run, spec: StageSpec):
+    cfg = run.cfg
+
+    def build(out: Path):
+        torch.manual_seed(run.plan.upstream_seed)   # the initial weights belong to the key, whichever cell builds it
+        model = run.meter.track(build_model(cfg.teacher, run.tokenizer).to(run.device), "teacher")
+        lm = language_model(model, run.tokenizer)
+        info = {"parameters": sum(p.numel() for p in model.parameters())}
+        if cfg.teacher_train.epochs > 0:
+            result = train(lm, MLE(), run.splits["train"], cfg.teacher_train, validate=validator(run),
+                           seed=run.plan.upstream_seed, device=run.device, desc="teacher",
+                           checkpoints=run.checkpoints())
+            save_curves(out, result.curves)
+            info.update(steps=result.steps, best_step=result.best_step, best_validation=result.best_score)
+        model.save_pretrained(str(out))
+        return info
+
+    return build
+
+
+def use_teacher(run, spec: StageSpec, result) -> None:
+    run.teacher = load_lm(run, result.path)
+    run.meter.track(run.teacher.model, "teacher")
+
+
+# ---------------------------------------------------------------- pseudo-labels
+def build_pseudo_labels(run, spec: StageSpec):
+    """The teacher's beam-search outputs on the training sources (offline prefixes, PAPER.md §2)."""
+    train_split = run.splits["train"]
+
+    def build(out: Path):
+        unique = {}
+        for e, ids in zip(train_split.examples, train_split.sources):
+            unique.setdefault(e.source, ids)
+        sources = list(unique)
+        split = TokenizedSplit([Example(str(i), s, "", ()) for i, s in enumerate(sources)],
+                               [unique[s] for s in sources], [[] for _ in sources])
+        outputs = ev.decode(run.teacher, split, run.cfg.pseudo_labels, run.device, desc="pseudo-labels")
+        write_parquet(out / "pseudo_labels.parquet", pd.DataFrame(
+            {"source": sources, "tokens": outputs, "text": ev.texts(run.teacher, outputs)}))
+        return {"inputs": len(sources)}
+
+    return build
+
+
+def use_pseudo_labels(run, spec: StageSpec, result) -> None:
+    train_split = run.splits["train"]
+    table = pd.read_parquet(result.path / "pseudo_labels.parquet")
+    by_source = {s: [int(t) for t in toks] for s, toks in zip(table["source"], table["tokens"])}
+    max_t = run.cfg.tokenizer.max_target_tokens
+    train_split.teacher_outputs = [by_source[e.source][:max_t] or [run.tokenizer.eos_token_id]
+                                   for e in train_split.examples]
+
+
+# ---------------------------------------------------------------- students (pre-distill and the method)
+def build_student(run, spec: StageSpec):
+    cfg, method = run.cfg, spec.method
+
+    def build(out: Path):
+        if spec.config["init"] == "layer_copy":
+            model, layer_map = make_student(run.teacher.model, cfg.student.encoder_layers, cfg.student.decoder_layers)
+        else:
+            init = run.stages[spec.inputs["predistill"]].path
+            model = load_lm(run, init).model
+            layer_map = json.loads((init / "layer_map.json").read_text())
+        model = run.meter.track(model.to(run.device), "student")
+        lm = language_model(model, run.tokenizer)
+        result = train(lm, method, run.splits["train"], spec.schedule,
+                       teacher=run.teacher if method.needs_teacher else None, sampling=cfg.online_sampling,
+                       layer_map=layer_map, validate=validator(run), seed=spec.config["seed"],
+                       device=run.device, desc=spec.label, checkpoints=run.checkpoints())
+        model.save_pretrained(str(out))
+        (out / "layer_map.json").write_text(json.dumps(layer_map))
+        save_curves(out, result.curves)
+        return {"steps": result.steps, "best_step": result.best_step, "best_validation": result.best_score,
+                "parameters": sum(p.numel() for p in model.parameters())}
+
+    return build
+
+
+# ---------------------------------------------------------------- evaluation
+def build_evaluation(run, spec: StageSpec):
+    """Decode the test split, score it, and compute the likelihood and coverage risks."""
+    cfg, test = run.cfg, run.splits["test"]
+    is_teacher = spec.model == TEACHER
+
+    def build(out: Path):
+        lm = run.teacher if is_teacher else load_lm(run, run.stages[spec.inputs["model"]].path)
+        run.meter.track(lm.model, "teacher" if is_teacher else "student")
+        torch.manual_seed(spec.config["seed"])
+        start = time.time()
+        outputs = ev.decode(lm, test, cfg.eval_decode, run.device, desc=f"evaluate {spec.model}")
+        decode_seconds = time.time() - start
+        hyps = ev.texts(lm, outputs)
+        scores = run.task.score(hyps, [e.references for e in test.examples])
+        teacher_nll = ev.sequence_nll(run.teacher, test, outputs, run.device)
+        if is_teacher:
+            coverage = teacher_nll
+        else:
+            teacher_outputs = read_outputs(run.stages[spec.inputs["teacher_evaluation"]].path)
+            coverage = ev.sequence_nll(lm, test, teacher_outputs, run.device)
+        metrics = dict(scores.corpus)
+        metrics["r_llh"] = ev.per_token(teacher_nll)
+        metrics["r_cvg"] = ev.per_token(coverage)
+        if is_teacher and cfg.teacher_dist_samples > 0:
+            metrics["teacher_dist"] = ev.teacher_dist(lm, test, cfg.teacher_dist_sampling, cfg.teacher_dist_samples,
+                                                      run.device, run.plan.upstream_seed)
+        metrics["output_tokens"] = sum(len(o) for o in outputs) / len(outputs)
+        metrics["decode_tokens_per_s"] = sum(len(o) for o in outputs) / max(decode_seconds, 1e-9)
+        table = pd.DataFrame({
+            "example_id": [e.id for e in test.examples], "source": [e.source for e in test.examples],
+            "references": [list(e.references) for e in test.examples], "hypothesis": hyps,
+            "output_tokens": outputs,
+            "teacher_nll": [p[0] for p in teacher_nll], "n_tokens": [p[1] for p in teacher_nll],
+            **{f"score_{k}": v for k, v in scores.per_example.items()},
+        })
+        write_parquet(out / "examples.parquet", table)
+        (out / "metrics.json").write_text(json.dumps({"metrics": metrics, "signatures": scores.signatures},
+                                                     indent=2, sort_keys=True))
+        return {"test_inputs": len(test)}
+
+    return build
+
+
+STAGES = {
+    "tokenizer": (build_tokenizer, use_tokenizer),
+    "teacher": (build_teacher, use_teacher),
+    "pseudo_labels": (build_pseudo_labels, use_pseudo_labels),
+    "student": (build_student, None),
+    "evaluation": (build_evaluation, None),
+}
+
+
+# ---------------------------------------------------------------- shared helpers
+def validator(run):
+    """Checkpoint selection: the task's selection metric on the validation split (higher is better)."""
+    metric = run.task.selection_metric
+    sign = -1.0 if metric in run.task.lower_is_better else 1.0
+    val = run.splits["validation"]
+
+    def validate(lm) -> float:
+        outputs = ev.decode(lm, val, run.cfg.selection_decode, run.device, desc="validate")
+        scores = run.task.score(ev.texts(lm, outputs), [e.references for e in val.examples])
+        return sign * scores.corpus[metric]
+
+    return validate
+
+
+def load_lm(run, path: Path):
+    model = load_model(path).to(run.device)
+    model.eval()
+    return language_model(model, run.tokenizer)
+
+
+def write_parquet(path: Path, frame: pd.DataFrame) -> None:
+    frame.to_parquet(path, index=False)
+
+
+def save_curves(out: Path, curves: list[dict]) -> None:
+    write_parquet(out / "curves.parquet", pd.DataFrame(curves, columns=["step", "epoch", "split", "name", "value"]))
+
+
+def read_outputs(path: Path) -> list[list[int]]:
+    table = pd.read_parquet(path / "examples.parquet", columns=["output_tokens"])
+    return [[int(t) for t in toks] for toks in table["output_tokens"]]
