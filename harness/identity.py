@@ -27,14 +27,19 @@ from pathlib import Path
 #: tokenised batches, decoding and scoring helpers, the method interface and its divergences).
 CORE = ("harness.lm.base", "harness.lm.seq2seq", "harness.lm.causal", "harness.lm.build", "harness.data",
         "harness.evaluate", "harness.metrics", "harness.methods.base", "harness.methods.divergences")
-TRAINING = ("harness.train", "harness.checkpoint")   # the loop, and the RNG/data order a resume restores
-#: stage → the harness modules it runs, beyond the plugins it calls.
+TRAINING = ("harness.train", "harness.checkpoint", "harness.step.prefixes", "harness.step.loss", "harness.step.fast")
+BUILD = ("harness.pipeline.stages",)   # how each stage is built from its inputs
+#: What a task's data depend on besides the task's own package: the task interface and the shared readers.
+DATA = ("harness.task", "harness.datasets.sources", "harness.datasets.release", "harness.datasets.split_files",
+        "harness.datasets.twins", "harness.datasets.fields")
+#: stage → the harness modules it runs, beyond the plugins it calls ("data": the records a task loads).
 STAGE_MODULES: dict[str, tuple[str, ...]] = {
-    "tokenizer": ("harness.lm.build", "harness.data"),
-    "teacher": CORE + TRAINING + ("harness.methods.baselines",),
-    "pseudo_labels": CORE,
-    "student": CORE + TRAINING,
-    "evaluation": CORE,
+    "data": DATA,
+    "tokenizer": ("harness.lm.build", "harness.data") + BUILD,
+    "teacher": CORE + TRAINING + BUILD + ("harness.methods.baselines",),
+    "pseudo_labels": CORE + BUILD,
+    "student": CORE + TRAINING + BUILD,
+    "evaluation": CORE + BUILD,
 }
 
 

@@ -123,8 +123,12 @@ def test_dry_run_plan_shares_stages_and_knows_what_is_done(tmp_path):
     assert {s.label for s in tvd.stages if s.state == "build"} == {"pseudo_labels", "tvd", "evaluation/tvd"}
 
     # a finished run, a recorded failure, a training checkpoint: the plan says so
+    # (the manifest of a finished run records the keys of the stages that made it: the plan's keys now)
+    from harness.pipeline.graph import plan_for
+
+    made = {label: {"key": key} for label, key in plan_for(cells[0].config()).keys().items()}
     (tmp_path / "runs" / cells[0].run_id).mkdir(parents=True)
-    (tmp_path / "runs" / cells[0].run_id / "manifest.json").write_text("{}")
+    (tmp_path / "runs" / cells[0].run_id / "manifest.json").write_text(json.dumps({"stages": made}))
     (tmp_path / "failed").mkdir()
     (tmp_path / "failed" / f"{cells[1].run_id}.json").write_text(json.dumps({"error_type": "NonFiniteLoss",
                                                                              "error": "non-finite loss at step 3"}))
@@ -138,6 +142,13 @@ def test_dry_run_plan_shares_stages_and_knows_what_is_done(tmp_path):
     text = format_plan(plans, "table2", "ci")
     assert "teacher (resumes at step 3/7)" in text and "failed before: NonFiniteLoss" in text
     assert re.search(rf"{cells[0].run_id}\s+done\n", text)
+
+    # a run made by other code (another teacher key): the dry run does not call it done, and says why
+    made["teacher"]["key"] = "0" * 16
+    (tmp_path / "runs" / cells[0].run_id / "manifest.json").write_text(json.dumps({"stages": made}))
+    stale = plan_grid(cells)[0]
+    assert stale.status == "to run" and stale.redo == "is stale: made by other code or inputs in teacher"
+    assert "(its run folder is stale: made by other code or inputs in teacher)" in format_plan([stale], "t", "ci")
 
 
 def test_cli_dry_run_lists_cells_and_runs_nothing(tmp_path):

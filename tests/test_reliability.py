@@ -357,7 +357,7 @@ def test_a_dialogue_history_loses_its_oldest_turns(tmp_path):
     stage = pipeline.build("tokenizer")
     plain_config = {"tokenizer": asdict(pipeline.cfg.tokenizer), "pretrained": None}
     assert stage.key == stage_key("tokenizer", {**plain_config, "source_truncation": "left"},
-                                  {"data": pipeline.data_key})
+                                  {"data": pipeline.data_key}, pipeline.plan["tokenizer"].code)
     split, tokenizer = pipeline.splits["train"], pipeline.tokenizer
     assert split.truncated_sources > 0
     for example, source in zip(split.examples, split.sources):
@@ -368,7 +368,8 @@ def test_a_dialogue_history_loses_its_oldest_turns(tmp_path):
     dart.load_data()
     assert dart.task.source_truncation == "right"
     plain_config = {"tokenizer": asdict(dart.cfg.tokenizer), "pretrained": None}
-    assert dart.build("tokenizer").key == stage_key("tokenizer", plain_config, {"data": dart.data_key})
+    assert dart.build("tokenizer").key == stage_key("tokenizer", plain_config, {"data": dart.data_key},
+                                                    dart.plan["tokenizer"].code)
 
 
 def test_a_task_plugin_declaring_an_unknown_truncation_side_fails_in_one_line():

@@ -140,7 +140,7 @@ def test_a_run_describes_its_task_method_and_metric_directions(results):
     _, outcomes = results
     outcome = outcomes["js"]
     manifest = json.loads((outcome.path / "manifest.json").read_text())
-    assert manifest["task"] == {"name": "dart", "architecture": "encoder-decoder", "metrics": ["bleu", "chrf", "ter"],
+    assert manifest["task"] == {"name": "dart", "architecture": "encoder-decoder", "metrics": ["bleu", "chrf", "ter", "bleu_official"],
                                 "lower_is_better": ["ter"], "selection_metric": "bleu"}
     assert manifest["method"]["name"] == "js" and manifest["method"]["params"]["beta"] == 0.85
     metrics = pd.read_parquet(outcome.path / "metrics.parquet")

@@ -26,7 +26,7 @@ import traceback
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from ..store.runs import clear_failure, failure_path, is_complete, run_path, verify_run, write_failure
+from ..store.runs import clear_failure, failure_path, is_complete, run_path, stale_stages, verify_run, write_failure
 from .spec import Cell
 
 LOCKS, LOGS = "locks", "logs"
@@ -54,6 +54,25 @@ def _log(message: str) -> None:
     print(message, file=sys.stderr, flush=True)
 
 
+def done_problem(cell: Cell) -> str | None:
+    """None if the cell's run folder is complete, intact and made by the stages the cell's plan has now;
+    else why it is not done ("is missing", "is corrupted: …", "is stale: …")."""
+    import json
+
+    if not is_complete(cell.results_dir, cell.run_id):
+        return "is missing"
+    folder = run_path(cell.results_dir, cell.run_id)
+    problem = verify_run(folder)
+    if problem is not None:
+        return f"is corrupted: {problem}"
+    from ..pipeline.graph import plan_for
+
+    stale = stale_stages(json.loads((folder / "manifest.json").read_text()), plan_for(cell.config()).keys())
+    if stale:
+        return f"is stale: made by other code or inputs in {', '.join(stale)}"
+    return None
+
+
 def cell_lock_path(cell: Cell) -> Path:
     return Path(cell.results_dir) / LOCKS / f"{cell.run_id}.lock"
 
@@ -69,7 +88,7 @@ def run_cell(cell: Cell, wait: bool = False, failed_since: float | None = None,
     """
     from filelock import FileLock, Timeout
 
-    if is_complete(cell.results_dir, cell.run_id) and verify_run(run_path(cell.results_dir, cell.run_id)) is None:
+    if done_problem(cell) is None:
         return CellOutcome(cell.run_id, "done")
     path = cell_lock_path(cell)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -80,10 +99,10 @@ def run_cell(cell: Cell, wait: bool = False, failed_since: float | None = None,
         return CellOutcome(cell.run_id, "busy")
     try:
         if is_complete(cell.results_dir, cell.run_id):
-            problem = verify_run(run_path(cell.results_dir, cell.run_id))
+            problem = done_problem(cell)
             if problem is None:
                 return CellOutcome(cell.run_id, "done")
-            _log(f"[grid] run {cell.run_id} is corrupted: {problem}: running its cell again")
+            _log(f"[grid] run {cell.run_id} {problem}: running its cell again")
             shutil.rmtree(run_path(cell.results_dir, cell.run_id))
         record = failure_path(cell.results_dir, cell.run_id)
         if failed_since is not None and record.is_file() and record.stat().st_mtime >= failed_since:
@@ -119,11 +138,11 @@ def _run(cell: Cell) -> CellOutcome:
         for plugin in cell.plugins:
             load_plugin_file(plugin)
         cfg = cell.config()
-        from ..store.runs import run_id_for
+        from ..pipeline.graph import run_id
 
-        if run_id_for(cfg) != cell.run_id:
-            raise HarnessError(f"this process resolves the cell to run id {run_id_for(cfg)}, not {cell.run_id}: "
-                               f"its harness code or plugins differ from the runner's")
+        if run_id(cfg) != cell.run_id:
+            raise HarnessError(f"this process resolves the cell to run id {run_id(cfg)}, not {cell.run_id}: "
+                               f"its harness code, plugins or data differ from the runner's")
         from ..pipeline import Pipeline
 
         outcome = Pipeline(cfg).run()

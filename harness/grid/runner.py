@@ -17,7 +17,7 @@ from typing import Callable
 from ..store.io import sweep_stale, write_json
 from ..errors import DiskFullError
 from ..store.runs import TMP, failure_path, is_complete
-from .cells import CellOutcome
+from .cells import CellOutcome, done_problem
 from .executors import make_executor
 from .spec import Cell, interleave_tasks
 
@@ -42,6 +42,7 @@ class CellPlan:
     cell: Cell
     status: str                   # done | to run
     failed_before: str = ""       # the error of a recorded failure
+    redo: str = ""                # why a run folder that exists is made again (corrupted, stale)
     stages: list[StagePlan] = field(default_factory=list)
 
 
@@ -60,7 +61,8 @@ def plan_grid(cells: list[Cell]) -> list[CellPlan]:
     builder: dict[tuple[str, str], int] = {}
     plans = []
     for number, cell in enumerate(cells, 1):
-        if is_complete(cell.results_dir, cell.run_id):
+        problem = done_problem(cell)
+        if problem is None:
             plans.append(CellPlan(number, cell, "done"))
             continue
         record = failure_path(cell.results_dir, cell.run_id)
@@ -72,7 +74,7 @@ def plan_grid(cells: list[Cell]) -> list[CellPlan]:
         stages = []
         for spec in plan_for(cell.config()).specs:
             at = (spec.stage, spec.key)
-            if cache.probe(spec.stage, spec.config, spec.upstream).reused:
+            if cache.probe(spec.stage, spec.config, spec.upstream, spec.code).reused:
                 stages.append(StagePlan(spec.shown, spec.stage, spec.key, "cached"))
             elif at in builder:
                 stages.append(StagePlan(spec.shown, spec.stage, spec.key, "shared", builder[at]))
@@ -81,7 +83,8 @@ def plan_grid(cells: list[Cell]) -> list[CellPlan]:
                 progress = read_progress(cache.partial_path(spec.stage, spec.key))
                 stages.append(StagePlan(spec.shown, spec.stage, spec.key, "resume" if progress else "build",
                                         progress=progress))
-        plans.append(CellPlan(number, cell, "to run", failed, stages))
+        plans.append(CellPlan(number, cell, "to run", failed, redo="" if problem == "is missing" else problem,
+                              stages=stages))
     return plans
 
 
@@ -92,7 +95,8 @@ def format_plan(plans: list[CellPlan], name: str, profile: str) -> str:
     width = max((len(p.cell.run_id) for p in plans), default=0)
     for p in plans:
         lines.append(f"{p.number:>4}  {p.cell.run_id:<{width}}  {p.status}"
-                     + (f"  (failed before: {p.failed_before})" if p.failed_before else ""))
+                     + (f"  (failed before: {p.failed_before})" if p.failed_before else "")
+                     + (f"  (its run folder {p.redo})" if p.redo else ""))
         if p.status == "done":
             continue
         reuse = [s.label + (f" (cell {s.cell})" if s.state == "shared" else "") for s in p.stages

@@ -274,7 +274,7 @@ def expand(spec: GridSpec, results_dir: str, sets: list[tuple[str, str]] | tuple
             params = "; ".join(f"{m}: {', '.join(sorted(method_parameters(m))) or '(none)'}" for m in methods)
             raise HarnessError(f"{key}: no method of this grid has the parameter {key.split('.', 1)[1]!r} "
                                f"(parameters: {params})")
-    from ..store.runs import run_id_for
+    from ..pipeline.graph import run_id as cell_run_id
 
     cells: dict[str, Cell] = {}
     for task, method in itertools.product(tasks, methods):
@@ -290,7 +290,7 @@ def expand(spec: GridSpec, results_dir: str, sets: list[tuple[str, str]] | tuple
                     cfg = cell.config()
                 except HarnessError as err:
                     raise HarnessError(f"grid cell {cell.label()}: {err}") from None
-                run_id = run_id_for(cfg)
+                run_id = cell_run_id(cfg)
                 cells.setdefault(run_id, replace(cell, run_id=run_id))
     return list(cells.values())
 

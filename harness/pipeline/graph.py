@@ -21,6 +21,8 @@ from ..config import RunConfig, TrainConfig, canonical_json
 from ..errors import HarnessError
 from ..methods.base import Method
 from ..methods.baselines import PreDistill
+from ..identity import code_identity
+from ..identity import digest as code_digest
 from ..store.cache import stage_key
 from ..store.labels import (EVALUATION, METHOD, PREDISTILL, PSEUDO_LABELS, TEACHER, TOKENIZER, evaluation_label,
                             shown_label, training_label)
@@ -36,6 +38,7 @@ class StageSpec:
     inputs: dict[str, str]        # upstream name → label of the stage it is (the data enter as "data")
     upstream: dict[str, str]      # upstream name → key: with config, what the key is a hash of
     key: str
+    code: dict[str, str] = field(default_factory=dict, compare=False)   # module or plugin → digest (in the key)
     model: str | None = None      # the model it trains or evaluates (teacher, predistill, <method>)
     # How a student stage trains (not key material beyond what config holds):
     method: Method | None = field(default=None, compare=False, repr=False)
@@ -55,8 +58,13 @@ class CellPlan:
     specs: list[StageSpec]
     aliases: dict[str, str]       # alias label → label of the spec it names
     evaluated: dict[str, str]     # evaluated model → label of its evaluation stage
-    data_key: str
+    data_key: str                 # the data in stage keys: their identity and the task's code
+    data_identity: str            # the data in the run id: their identity only
     upstream_seed: int
+
+    def keys(self) -> dict[str, str]:
+        """label → key of every stage, aliases included (what a run's manifest records)."""
+        return {label: self[label].key for label in self.labels()}
 
     def __getitem__(self, label: str) -> StageSpec:
         label = self.aliases.get(label, label)
@@ -71,9 +79,16 @@ class CellPlan:
         return out
 
 
-def data_key(task) -> str:
-    """The key of a task's data: a hash of its identity (no record is loaded)."""
+def data_identity(task) -> str:
+    """A hash of the task's data identity (:meth:`harness.task.Task.data_identity`; nothing is loaded)."""
     return hashlib.sha256(canonical_json(task.data_identity()).encode()).hexdigest()[:16]
+
+
+def data_key(task) -> str:
+    """The key of a task's data: a hash of its identity and of the code that reads or generates the
+    records and scores them — the task plugin's package (no record is loaded)."""
+    identity = {"data": task.data_identity(), "code": code_digest(code_identity("data", (type(task),)))}
+    return hashlib.sha256(canonical_json(identity).encode()).hexdigest()[:16]
 
 
 def check_architecture(cfg: RunConfig, task) -> None:
@@ -95,9 +110,12 @@ def plan_cell(cfg: RunConfig, task, method: Method, device_type: str) -> CellPla
     keys = {"data": data_key(task)}
     specs: list[StageSpec] = []
 
-    def add(label: str, stage: str, config: dict, inputs: dict[str, str], **extra: Any) -> StageSpec:
+    def add(label: str, stage: str, config: dict, inputs: dict[str, str], plugins: tuple[type, ...] = (),
+            **extra: Any) -> StageSpec:
         upstream = {name: keys[source] for name, source in inputs.items()}
-        spec = StageSpec(label, stage, config, inputs, upstream, stage_key(stage, config, upstream), **extra)
+        code = code_identity(stage, plugins)
+        spec = StageSpec(label, stage, config, inputs, upstream, stage_key(stage, config, upstream, code), code,
+                         **extra)
         keys[label] = spec.key
         specs.append(spec)
         return spec
@@ -107,8 +125,8 @@ def plan_cell(cfg: RunConfig, task, method: Method, device_type: str) -> CellPla
         config = {"method": trained.name, "params": asdict(trained.params), "init": init,
                   "student": asdict(cfg.student), "train": asdict(schedule),
                   "sampling": asdict(cfg.online_sampling), "selection": asdict(cfg.selection_decode), "seed": seed}
-        return add(label, "student", config, {TEACHER: TEACHER, **inputs}, model=model, method=trained,
-                   schedule=schedule)
+        return add(label, "student", config, {TEACHER: TEACHER, **inputs}, (type(trained),), model=model,
+                   method=trained, schedule=schedule)
 
     tokenizer_config = {"tokenizer": asdict(cfg.tokenizer), "pretrained": cfg.teacher.pretrained}
     if task.source_truncation != "right":   # keyed only when not the default, so that keys made before it stay valid
@@ -128,7 +146,7 @@ def plan_cell(cfg: RunConfig, task, method: Method, device_type: str) -> CellPla
     else:
         if method.init == "predistilled":
             # The shared pre-distilled student uses the task's defaults (α_hid differs for dialogue).
-            shared = PreDistill(PreDistill.resolve_params({}, type(task)))
+            shared = PreDistill.for_task(type(task), profile=cfg.profile)
             student(PREDISTILL, shared, "layer_copy", cfg.student_train, upstream_seed, {}, model=PREDISTILL)
         inputs = {}
         if method.init == "predistilled":
@@ -151,7 +169,15 @@ def plan_cell(cfg: RunConfig, task, method: Method, device_type: str) -> CellPla
         else:
             inputs["teacher_evaluation"] = evaluation_label(TEACHER)
         evaluated[model] = add(evaluation_label(model), EVALUATION, config, inputs, model=model).label
-    return CellPlan(specs, aliases, evaluated, keys["data"], upstream_seed)
+    return CellPlan(specs, aliases, evaluated, keys["data"], data_identity(task), upstream_seed)
+
+
+def run_id(cfg: RunConfig) -> str:
+    """The run id of ``cfg`` (its config and its data's identity; :func:`harness.store.runs.run_id_for`)."""
+    from ..registry import TASKS
+    from ..store.runs import run_id_for
+
+    return run_id_for(cfg, data_identity(TASKS.get(cfg.task)(cfg.data)))
 
 
 def plan_for(cfg: RunConfig) -> CellPlan:

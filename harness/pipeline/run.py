@@ -74,7 +74,8 @@ class Pipeline:
         from it what later stages need."""
         spec = self.plan[label]
         build, use = STAGES[spec.stage]
-        result = self.cache.get_or_build(spec.stage, spec.config, spec.upstream, build(self, spec), spec.label)
+        result = self.cache.get_or_build(spec.stage, spec.config, spec.upstream, build(self, spec), spec.label,
+                                         spec.code)
         self.stages[spec.label] = result
         for alias, target in self.plan.aliases.items():
             if target == spec.label:
@@ -98,7 +99,8 @@ class Pipeline:
             truncated={split: {"sources": sp.truncated_sources, "targets": sp.truncated_targets,
                                "examples": len(sp.examples)} for split, sp in self.splits.items()},
             device=str(self.device), wall_seconds=time.time() - start,
-            task=self.task.describe(), method=self.method.describe()))
+            task=self.task.describe(), method=self.method.describe(), data_identity=self.plan.data_identity,
+            data_key=self.plan.data_key))
 
 
 def _seeded_subset(examples: list[Example], size: int, seed: int) -> list[Example]:

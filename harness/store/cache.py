@@ -31,16 +31,16 @@ from filelock import FileLock, Timeout
 from ..accounting import ComputeMeter
 from ..checkpoint import TrainingCheckpoints
 from ..config import canonical_json
+from ..identity import digest as code_digest
 from .io import STAGE_RECORD, atomic_dir, checksums, write_json
 
-# Bump a stage's version when its code changes what it produces: old entries stop matching.
-STAGE_VERSIONS = {"tokenizer": 1, "teacher": 1, "pseudo_labels": 1, "predistill": 1, "student": 1, "evaluation": 1}
-
-
-def stage_key(stage: str, config: Any, upstream: dict[str, str]) -> str:
-    payload = canonical_json({"stage": stage, "version": STAGE_VERSIONS.get(stage, 1),
-                              "config": config, "upstream": upstream})
-    return hashlib.sha256(payload.encode()).hexdigest()[:16]
+def stage_key(stage: str, config: Any, upstream: dict[str, str], code: dict[str, str] | None = None) -> str:
+    """The cache key of a stage: a hash of its config, its upstream keys and the code it runs
+    (:func:`harness.identity.code_identity`; None: a key of config and inputs only)."""
+    payload = {"stage": stage, "config": config, "upstream": upstream}
+    if code is not None:
+        payload["code"] = code_digest(code)
+    return hashlib.sha256(canonical_json(payload).encode()).hexdigest()[:16]
 
 
 @dataclass
@@ -108,12 +108,13 @@ class StageCache:
         self.building.checkpoints.append(checkpoints)
         return checkpoints
 
-    def probe(self, stage: str, config: Any, upstream: dict[str, str]) -> StageResult:
+    def probe(self, stage: str, config: Any, upstream: dict[str, str], code: dict[str, str] | None = None
+              ) -> StageResult:
         """Key and path of a stage, and whether a complete copy exists (``reused``); builds nothing.
 
         Completeness is judged by the stage record (checksums are checked at use, not here).
         """
-        key = stage_key(stage, config, upstream)
+        key = stage_key(stage, config, upstream, code)
         path = self.path(stage, key)
         record = {}
         if (path / STAGE_RECORD).is_file():
@@ -124,9 +125,10 @@ class StageCache:
         return StageResult(stage, key, path, bool(record), 0.0, record)
 
     def get_or_build(self, stage: str, config: Any, upstream: dict[str, str],
-                     build: Callable[[Path], dict | None], label: str | None = None) -> StageResult:
-        """Reuse ``stage`` for this config and upstream if a complete copy exists, else ``build(tmp_dir)``."""
-        key = stage_key(stage, config, upstream)
+                     build: Callable[[Path], dict | None], label: str | None = None,
+                     code: dict[str, str] | None = None) -> StageResult:
+        """Reuse ``stage`` for this config, upstream and code if a complete copy exists, else ``build(tmp_dir)``."""
+        key = stage_key(stage, config, upstream, code)
         path = self.path(stage, key)
         label = label or stage
         lock = FileLock(str(self.lock_path(stage, key)))
@@ -145,13 +147,29 @@ class StageCache:
                     self.log(f"[{label}] reusing cached {stage} {key} ({path})")
                     return StageResult(stage, key, path, True, 0.0, record, waited)
                 shutil.rmtree(path, ignore_errors=True)
-            return self._build(stage, key, config, upstream, build, label, waited)
+            return self._build(stage, key, config, upstream, build, label, waited, code)
         finally:
             lock.release()
 
-    def _build(self, stage, key, config, upstream, build, label, waited) -> StageResult:
+    def changed_code(self, stage: str, config: Any, upstream: dict[str, str], code: dict[str, str]) -> list[str]:
+        """The modules whose code differs from an entry of this stage with the same config and inputs
+        (empty when there is none): why a stage that was built before is built again."""
+        same = stage_key(stage, config, upstream)
+        for record_file in sorted((self.root / stage).glob(f"*/{STAGE_RECORD}")):
+            try:
+                record = json.loads(record_file.read_text())
+            except (OSError, ValueError):
+                continue
+            if record.get("config_key") == same and record.get("code") not in (None, code):
+                old = record["code"]
+                return sorted(m for m in set(old) | set(code) if old.get(m) != code.get(m))
+        return []
+
+    def _build(self, stage, key, config, upstream, build, label, waited, code=None) -> StageResult:
         path, partial = self.path(stage, key), self.partial_path(stage, key)
-        self.log(f"[{label}] building {stage} {key}")
+        changed = self.changed_code(stage, config, upstream, code) if code is not None else []
+        why = f" (its code changed since the last build: {', '.join(changed)})" if changed else ""
+        self.log(f"[{label}] building {stage} {key}{why}")
         start = time.time()
         self.building = Build(stage, key, label, partial)
         try:
@@ -159,7 +177,8 @@ class StageCache:
                 with self.meter.measure() as compute:
                     info = build(tmp) or {}
                 seconds = time.time() - start
-                record = {"stage": stage, "key": key, "config": config, "upstream": upstream,
+                record = {"stage": stage, "key": key, "config": config, "upstream": upstream, "code": code,
+                          "config_key": stage_key(stage, config, upstream),
                           "seconds": round(seconds, 3), "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
                           "info": info, "compute": compute.as_dict(), "resumed_from_step": self.building.resumed_from(),
                           "checksums": checksums(tmp)}

@@ -54,16 +54,25 @@ class RunOutcome:
     manifest: dict
 
 
-def run_id_for(cfg) -> str:
+def run_id_for(cfg, data_identity: str) -> str:
+    """A run's id: its task, method, profile and seed, and a hash of its resolved config and of its data's
+    identity (so a run on other data never replaces one; :func:`harness.pipeline.graph.run_id` computes it)."""
     import hashlib
 
-    identity = asdict(cfg) | {k: None for k in OPERATIONAL}
+    identity = asdict(cfg) | {k: None for k in OPERATIONAL} | {"data_identity": data_identity}
     digest = hashlib.sha256(canonical_json(identity).encode()).hexdigest()[:8]
     return f"{cfg.task}-{cfg.method}-{cfg.profile}-seed{cfg.seed}-{digest}"
 
 
 def run_path(results_dir: str | Path, run_id: str) -> Path:
     return Path(results_dir) / RUNS / run_id
+
+
+def stale_stages(manifest: dict, planned: dict[str, str]) -> list[str]:
+    """The stages (label → key in the plan of the same cell now) whose key differs from the run's: the
+    run was made by other code or inputs and must be made again."""
+    made = {label: entry.get("key") for label, entry in manifest.get("stages", {}).items()}
+    return sorted(label for label, key in planned.items() if made.get(label) != key)
 
 
 def is_complete(results_dir: str | Path, run_id: str) -> bool:
@@ -216,6 +225,8 @@ class RunRecord:
     wall_seconds: float
     task: dict                      # Task.describe()
     method: dict                    # Method.describe()
+    data_identity: str              # hash of Task.data_identity(): part of the run id
+    data_key: str                   # the data's key in stage keys (its identity and the task's code)
 
 
 def run_parameters(record: RunRecord) -> dict[str, Any]:
@@ -227,7 +238,7 @@ def run_parameters(record: RunRecord) -> dict[str, Any]:
 
 def write_run(record: RunRecord) -> RunOutcome:
     cfg = record.config
-    run_id = run_id_for(cfg)
+    run_id = run_id_for(cfg, record.data_identity)
     ident = {"run_id": run_id, "task": cfg.task, "method": cfg.method, "profile": cfg.profile, "seed": cfg.seed}
     params = run_parameters(record)
     variant = variant_label(params)
@@ -271,11 +282,12 @@ def write_run(record: RunRecord) -> RunOutcome:
         "platform": platform.platform(),
         "finished": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         "wall_seconds": round(record.wall_seconds, 3),
+        "data": {"identity": record.data_identity, "key": record.data_key},
         "stages": {label: {"stage": st.stage, "key": st.key, "reused": st.reused, "seconds_now": round(st.seconds, 3),
                            "seconds_when_built": st.record.get("seconds"), "path": str(st.path),
                            "wait_seconds": round(getattr(st, "wait_seconds", 0.0), 3),
                            "resumed_from_step": st.record.get("resumed_from_step"),
-                           "compute": st.record.get("compute")}
+                           "compute": st.record.get("compute"), "code": st.record.get("code")}
                    for label, st in stages.items()},
         "compute": {"built_now": _totals([r for r in rows if not r["reused"]]), "all_stages": _totals(rows)},
     }
