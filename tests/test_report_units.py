@@ -131,12 +131,14 @@ def test_the_published_numbers_ship_with_the_package():
 def test_format_run_table_still_formats_a_run():
     from types import SimpleNamespace
 
-    from harness.report import format_run_table
+    from harness.reporting.run_table import format_run_table
 
-    metrics = pd.DataFrame({"model": ["teacher", "tvd", "tvd"], "metric": ["bleu", "bleu", "ter"],
-                            "value": [50.0, 40.0, 60.0]})
+    metrics = pd.DataFrame({"task": "toy", "model": ["teacher", "tvd", "tvd", "tvd"],
+                            "metric": ["bleu", "bleu", "ter", "lag"], "value": [50.0, 40.0, 60.0, 2.0],
+                            "higher_is_better": [True, True, False, False]})
     text = format_run_table(SimpleNamespace(metrics=metrics, run_id="r1", manifest={"wall_seconds": 3.0}))
-    assert "BLEU" in text and "TER↓" in text and "40.00" in text
+    header = text.splitlines()[1].split()
+    assert header == ["model", "BLEU", "TER↓", "lag↓"] and "40.00" in text   # arrows from higher_is_better
 
 
 # --------------------------------------------------------------------------- a synthetic store, no training
@@ -167,7 +169,8 @@ def _write_run(root, run_id, seed, beta, acc, teacher_acc=0.9, wall=10.0):
 
 
 def test_a_store_with_axes_costs_and_an_unregistered_task(tmp_path):
-    from harness.reporting import load_store, summarise
+    from harness.reporting.load import load_store
+    from harness.reporting.summary import summarise
     from harness.reporting.tables import table2
 
     rng = np.random.default_rng(1)

@@ -46,7 +46,9 @@ def load_metrics(results_dir: str | Path, fill_parameters: bool = True) -> pd.Da
     cells of those columns with the value their config had, so every row says it.
     """
     metrics = _concat(results_dir, "metrics.parquet")
-    extra = [c for c in metrics.columns if c not in METRIC_COLUMNS]
+    if len(metrics):
+        metrics = fill_directions(metrics)
+    extra = [c for c in metrics.columns if c not in METRIC_COLUMNS and c != "higher_is_better"]
     if fill_parameters and extra:
         configs = {m["run_id"]: flat_config(m["config"]) for m in _manifests(results_dir)}
         for column in extra:
@@ -54,6 +56,46 @@ def load_metrics(results_dir: str | Path, fill_parameters: bool = True) -> pd.Da
                 known = metrics["run_id"].map(lambda r, c=column: configs.get(r, {}).get(c))
                 metrics[column] = metrics[column].astype(object).where(metrics[column].notna(), known)
     return metrics
+
+
+def fill_directions(metrics: pd.DataFrame) -> pd.DataFrame:
+    """``metrics`` with a ``higher_is_better`` column: rows written before metrics.parquet had it get it from
+    :func:`legacy_directions`."""
+    if "higher_is_better" in metrics and metrics["higher_is_better"].notna().all():
+        return metrics
+    known = metrics["higher_is_better"] if "higher_is_better" in metrics else pd.Series(None, index=metrics.index)
+    filled = known.astype(object)
+    for task, rows in metrics[known.isna()].groupby("task"):
+        directions = legacy_directions(task, rows["metric"].unique())
+        filled[rows.index] = rows["metric"].map(directions)
+    return metrics.assign(higher_is_better=filled.astype(bool))
+
+
+LEGACY_LOWER = frozenset({"ter", "r_llh", "r_cvg"})   # lower-is-better where no registry knows the task
+RISKS = ("r_llh", "r_cvg")
+
+
+def legacy_directions(task: str, metrics) -> dict[str, bool]:
+    """metric → higher_is_better, for runs written before the store recorded it: from the task registry
+    when ``task`` is registered (its ``lower_is_better`` and the risks), else every metric but TER and the risks."""
+    described = legacy_descriptions(task, None, {})[0]
+    lower = set(described["lower_is_better"]) | set(RISKS) if described else LEGACY_LOWER
+    return {m: m not in lower for m in metrics}
+
+
+def legacy_descriptions(task: str, method: str | None, params: dict) -> tuple[dict | None, dict | None]:
+    """(task description, method description) as a manifest written today holds them (``task``, ``method``),
+    for runs written before: from the registries, None for a name they do not know."""
+    from ..registry import METHODS, TASKS
+
+    described_task = described_method = None
+    if task in TASKS:
+        cls = TASKS.get(task)
+        described_task = {"name": task, "architecture": cls.architecture, "metrics": list(cls.metrics),
+                          "lower_is_better": sorted(cls.lower_is_better), "selection_metric": cls.selection_metric}
+    if method is not None and method in METHODS:
+        described_method = METHODS.get(method)(params).describe()
+    return described_task, described_method
 
 
 def load_examples(results_dir: str | Path) -> pd.DataFrame:
