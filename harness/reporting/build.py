@@ -12,7 +12,7 @@ from ..errors import UnknownNameError
 from ..paper import TASKS, order_key
 from . import html as html_page
 from . import plots
-from .load import Store, is_cost, load_store
+from .load import Store, is_cost, load_store, of_task
 from .paper import comparison, published, published_table
 from .render import Table, to_csv, to_latex, to_markdown
 from .summary import lookup, rows_of, setting_label, summarise
@@ -52,7 +52,8 @@ def build_report(results_dir: str | Path = "results", out_dir: str | Path = "rep
         tasks = sorted(present, key=lambda task: order_key(task, TASKS))
         if len(tasks) < 2:
             continue
-        tables = [t for t in (overview(store, summary, profile, tasks), stage_times(builds, None, profile)) if t is not None]
+        tables = [overview(store, summary, profile, tasks), stage_times(builds, None, profile)]
+        tables = [t for t in tables if t is not None]
         for table in tables:
             _add_table(report, table)
         sections.insert(0, (f"all tasks — {profile} profile", tables))
@@ -107,11 +108,11 @@ def _task_section(report, store, summary, curves, task, profile, baseline, n_sam
         fig2 = figure2(store, summary, task, profile, axis)
         add_table(fig2)
         if fig2 is not None:
-            add_figure(plots.size(fig2, axis, info.primary, f"{title}: {info.primary} vs {axis}"),
+            add_figure(plots.size(fig2, axis, info.primary, info.lower_is_better, f"{title}: {info.primary} vs {axis}"),
                        fig2.name, f"{title}: {info.primary} vs {axis} (Figure 2)")
 
     label_of = _label_of_replicate(summary, task, profile)
-    part = curves[(curves["task"] == task) & (curves["profile"] == profile)] if len(curves) else curves
+    part = of_task(curves, task, profile)
     if len(part):
         add_figure(plots.curves(part, label_of, labels, f"{title}: training curves"), f"curves_{task}_{profile}",
                    f"{title}: training loss per stage (mean over seeds) and validation score")
@@ -136,13 +137,13 @@ def _task_section(report, store, summary, curves, task, profile, baseline, n_sam
 
 
 def _label_of_replicate(summary: pd.DataFrame, task: str, profile: str) -> dict[str, str]:
-    part = summary[(summary["task"] == task) & (summary["profile"] == profile)]
+    part = of_task(summary, task, profile)
     return {rep.stage_key: line.label for line in part.itertuples() for rep in line.replicates}
 
 
 def _points(store: Store, task: str, profile: str, label_of: dict[str, str]) -> pd.DataFrame:
     """One row per evaluation of a task: its row label and every metric (quality and cost) as columns."""
-    ev = store.evaluations[(store.evaluations["task"] == task) & (store.evaluations["profile"] == profile)]
+    ev = of_task(store.evaluations, task, profile)
     wide = ev.pivot_table(index=["model", "stage_key"], columns="metric", values="value", aggfunc="first")
     wide = wide.reset_index()
     wide.insert(0, "label", wide["stage_key"].map(label_of))

@@ -46,6 +46,11 @@ def is_cost(name: str) -> bool:
     return bool(COST.search(name))
 
 
+def of_task(frame: pd.DataFrame, task: str, profile: str) -> pd.DataFrame:
+    """The rows of ``frame`` (evaluations, summary lines, curves) that belong to one task and profile."""
+    return frame[(frame["task"] == task) & (frame["profile"] == profile)]
+
+
 @dataclass(frozen=True)
 class TaskInfo:
     metrics: tuple[str, ...]          # the task's quality metrics, in the task's order
@@ -70,7 +75,7 @@ class Store:
         """The task's metrics as its runs describe them, restricted to those the store holds; directions
         from the metrics' ``higher_is_better``. A task no manifest describes (a store written before
         manifests did, of a task not registered) shows every quality metric of its data, by name."""
-        ev = self.evaluations[(self.evaluations["task"] == task) & (self.evaluations["profile"] == profile)]
+        ev = of_task(self.evaluations, task, profile)
         higher = dict(zip(ev["metric"], ev["higher_is_better"]))
         described = self.tasks.get(task)
         if described is not None:

@@ -15,7 +15,7 @@ from importlib import resources
 import pandas as pd
 
 from ..paper import KD_METHODS
-from .load import Store
+from .load import Store, of_task
 from .render import Cell, Table
 from .stats import kendall_tau
 from .summary import lookup, rows_of
@@ -32,7 +32,7 @@ def published() -> pd.DataFrame:
 def _reference_rows(summary: pd.DataFrame, task: str, profile: str) -> dict[str, str]:
     """model → the label of its row with the most seeds (the first such row on ties)."""
     chosen: dict[str, tuple[int, str]] = {}
-    part = summary[(summary["task"] == task) & (summary["profile"] == profile)]
+    part = of_task(summary, task, profile)
     for label, model, _ in rows_of(summary, task, profile):
         n = int(part.loc[part["label"] == label, "n"].max())
         if model not in chosen or n > chosen[model][0]:

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import pandas as pd
 
 from ..paper import MODELS, order_key
-from .load import Store
+from .load import Store, of_task
 from .stats import mean_ci
 
 
@@ -88,7 +88,7 @@ def summarise(store: Store) -> pd.DataFrame:
 
 def rows_of(summary: pd.DataFrame, task: str, profile: str) -> list[tuple[str, str, dict]]:
     """The (label, model, setting) of each row of a task, in report order."""
-    part = summary[(summary["task"] == task) & (summary["profile"] == profile)]
+    part = of_task(summary, task, profile)
     seen, rows = set(), []
     for line in part.itertuples():
         if line.label not in seen:
@@ -99,5 +99,5 @@ def rows_of(summary: pd.DataFrame, task: str, profile: str) -> list[tuple[str, s
 
 def lookup(summary: pd.DataFrame, task: str, profile: str) -> dict[tuple[str, str], dict]:
     """(row label, metric) → the summary line, for one task and profile."""
-    part = summary[(summary["task"] == task) & (summary["profile"] == profile)]
+    part = of_task(summary, task, profile)
     return {(line["label"], line["metric"]): line for line in part.to_dict("records")}

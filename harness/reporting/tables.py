@@ -14,7 +14,7 @@ import math
 import pandas as pd
 
 from ..paper import LABELS
-from .load import RISKS, Store, is_cost
+from .load import RISKS, Store, is_cost, of_task
 from .render import Cell, Table
 from .stats import Paired, paired_p_value
 from .summary import lookup, row_label, rows_of, setting_label, short_axis
@@ -243,7 +243,7 @@ def table4(store: Store, summary: pd.DataFrame, task: str, profile: str) -> Tabl
 # --------------------------------------------------------------------------- Figure 2
 def size_axes(summary: pd.DataFrame, task: str, profile: str) -> list[str]:
     """The ``student.*`` axes that vary within a task (the x axis of Figure 2)."""
-    part = summary[(summary["task"] == task) & (summary["profile"] == profile)]
+    part = of_task(summary, task, profile)
     names = sorted({a for s in part["setting"] for a in s if a.startswith("student.")})
     return [a for a in names if len({s.get(a) for s in part["setting"]} - {None}) > 1]
 
@@ -276,10 +276,11 @@ def figure2(store: Store, summary: pd.DataFrame, task: str, profile: str, axis: 
         out_rows.append(cells)
     header = ["model"] + [f"{short_axis(axis)}={v:g}" if isinstance(v, (int, float)) else f"{axis}={v}"
                           for v in values]
-    caption = f"{metric_label(metric, info.lower_is_better)} vs {axis}; mean ± 95% CI over seeds; bold: best per size."
+    label = metric_label(metric, info.lower_is_better)
+    caption = f"{label} vs {axis}; mean ± 95% CI over seeds; bold: best per size."
     return Table(f"figure2_{task}_{profile}_{axis.replace('.', '-')}",
-                 f"Figure 2 — {task} ({profile} profile): {metric_label(metric, info.lower_is_better)} vs {axis}", header, out_rows,
-                 caption, pd.DataFrame(data))
+                 f"Figure 2 — {task} ({profile} profile): {label} vs {axis}", header, out_rows, caption,
+                 pd.DataFrame(data))
 
 
 STAGE_ORDER = ("tokenizer", "teacher", "pseudo_labels", "predistill")
