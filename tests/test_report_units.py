@@ -139,10 +139,6 @@ def test_format_run_table_still_formats_a_run():
     text = format_run_table(SimpleNamespace(metrics=metrics, run_id="r1", manifest={"wall_seconds": 3.0}))
     header = text.splitlines()[1].split()
     assert header == ["model", "BLEU", "TER↓", "lag↓"] and "40.00" in text   # arrows from higher_is_better
-    # a run written before metrics.parquet had the column: the registered task's directions
-    legacy = metrics.drop(columns="higher_is_better").assign(task="dart")
-    text = format_run_table(SimpleNamespace(metrics=legacy, run_id="r1", manifest={"wall_seconds": 3.0}))
-    assert text.splitlines()[1].split() == ["model", "BLEU", "TER↓", "lag"]
 
 
 # --------------------------------------------------------------------------- a synthetic store, no training

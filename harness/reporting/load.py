@@ -21,7 +21,6 @@ Columns beyond the base set are read generically:
 
 from __future__ import annotations
 
-import json
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -29,7 +28,7 @@ from pathlib import Path
 import pandas as pd
 
 from ..errors import HarnessError
-from ..store.read import legacy_descriptions, load_metrics, run_folders
+from ..store.read import load_metrics, read_manifest, run_folders
 
 BASE_COLUMNS = ("run_id", "task", "method", "profile", "seed", "model", "split", "metric", "value", "signature",
                 "stage_key", "higher_is_better")
@@ -66,24 +65,24 @@ class Store:
     axes: list[str]
     run_count: int
     run_models: pd.DataFrame    # (run_id, model) → stage_key of that model's evaluation, for every run
-    tasks: dict[str, dict | None]     # task name → its description (the manifests' ``task``)
-    methods: dict[str, dict | None]   # run_id → the description of the method it ran, parameters as run
+    tasks: dict[str, dict]      # task name → its description (the manifests' ``task``)
+    methods: dict[str, dict]    # run_id → the description of the method it ran, parameters as run
     _runs: dict[str, pd.DataFrame] = field(default_factory=dict, repr=False)
     _builds: pd.DataFrame | None = field(default=None, repr=False)   # stage_builds(), read once
 
     def task_info(self, task: str, profile: str) -> TaskInfo:
         """The task's metrics as its runs describe them, restricted to those the store holds; directions
-        from the metrics' ``higher_is_better``. A task no manifest describes (a store written before
-        manifests did, of a task not registered) shows every quality metric of its data, by name."""
+        from the metrics' ``higher_is_better``. A task whose description names no metrics (a run written
+        before manifests described tasks, of a task not registered) shows every quality metric of its data,
+        by name."""
         ev = of_task(self.evaluations, task, profile)
         higher = dict(zip(ev["metric"], ev["higher_is_better"]))
-        described = self.tasks.get(task)
-        if described is not None:
+        described = self.tasks[task]
+        if described["metrics"]:
             metrics = tuple(m for m in described["metrics"] if m in higher)
-            selection = described["selection_metric"]
         else:
             metrics = tuple(sorted(m for m in higher if m not in NOT_QUALITY and not is_cost(m)))
-            selection = ""
+        selection = described["selection_metric"]
         primary = selection if selection in metrics else (metrics[0] if metrics else "")
         return TaskInfo(metrics, frozenset(m for m, h in higher.items() if not h), primary)
 
@@ -167,19 +166,14 @@ def _total(stage: pd.Series, names: tuple[str, ...]):
     return sum(values) if values else None
 
 
-def run_descriptions(root: Path) -> tuple[dict[str, dict | None], dict[str, dict | None]]:
-    """(task name → task description, run_id → method description) from the runs' manifests; for runs written
-    before manifests described them, from :func:`harness.store.read.legacy_descriptions` (None if unknown)."""
+def run_descriptions(root: Path) -> tuple[dict[str, dict], dict[str, dict]]:
+    """(task name → task description, run_id → method description) from the runs' manifests (filled by
+    :func:`harness.store.read.read_manifest` for runs written before manifests described them)."""
     tasks, methods = {}, {}
     for folder in run_folders(root):
-        manifest = json.loads((folder / "manifest.json").read_text())
-        task, method = manifest["task"], manifest["method"]
-        if not isinstance(task, dict) or not isinstance(method, dict):
-            params = manifest.get("config", {}).get("method_params", {})
-            task, method = legacy_descriptions(task, method, params)
-        if task is not None:
-            tasks.setdefault(task["name"], task)
-        methods[manifest["run_id"]] = method
+        manifest = read_manifest(folder)
+        tasks.setdefault(manifest["task"]["name"], manifest["task"])
+        methods[manifest["run_id"]] = manifest["method"]
     return tasks, methods
 
 

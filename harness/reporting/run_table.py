@@ -8,7 +8,6 @@ from __future__ import annotations
 import pandas as pd
 
 from ..paper import MODELS, order_key
-from ..store.read import fill_directions
 from .tables import metric_label
 
 HIDDEN = {"output_tokens", "decode_tokens_per_s"}
@@ -27,7 +26,7 @@ def metrics_table(metrics: pd.DataFrame) -> pd.DataFrame:
 
 def format_run_table(outcome) -> str:
     """The run's test metrics as text; ↓ marks the metrics where lower is better (metrics.parquet says which)."""
-    metrics = fill_directions(outcome.metrics)
+    metrics = outcome.metrics
     lower = frozenset(metrics.loc[~metrics["higher_is_better"].astype(bool), "metric"])
     table = metrics_table(metrics)
     labels = {c: metric_label(c, lower) for c in table.columns}

@@ -182,8 +182,8 @@ def prefix_variant(model: str, setting: dict) -> tuple[str, dict, str] | None:
 def trains_offline(store: Store, line: dict) -> bool:
     """Whether the row's model was trained on the teacher's offline outputs (pseudo-labels): the method
     description its run recorded, with the parameters it ran with."""
-    described = store.methods.get(line["replicates"][0].run_id)
-    return bool(described and described["needs_pseudo_labels"])
+    described = store.methods[line["replicates"][0].run_id]
+    return bool(described.get("needs_pseudo_labels"))   # a method no registry knows, run before: unknown
 
 
 def _any_line(look: dict, label: str) -> dict:

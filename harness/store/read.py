@@ -11,6 +11,39 @@ import pandas as pd
 
 from .runs import FAILED, IDENTITY, METRIC_COLUMNS, RUNS, flat_config, verify_run
 
+# Stand-in (reporting branch) for the pipeline branch's legacy_directions / read_manifest and the
+# higher_is_better fill of load_metrics: the same names and contract; take the pipeline branch's version.
+LEGACY_LOWER_IS_BETTER = frozenset({"ter"})   # what reports assumed before stores recorded metric directions
+RISKS = frozenset({"r_llh", "r_cvg"})         # lower is better on every task
+
+
+def legacy_directions(manifest: dict) -> dict:
+    """The ``task`` and ``method`` entries of a manifest written before runs described them, from the
+    registries where the run's task or method is registered; else a task whose lower-is-better metrics are
+    {"ter"} (and a method known by name only). A manifest that has them is returned unchanged."""
+    from ..registry import METHODS, TASKS
+
+    manifest = dict(manifest)
+    config = manifest.get("config", {})
+    if not isinstance(manifest.get("task"), dict):
+        name = manifest.get("task")
+        task = TASKS.get(name) if name in TASKS else None
+        manifest["task"] = {"name": name, "architecture": task and task.architecture,
+                            "metrics": list(task.metrics) if task else [],
+                            "lower_is_better": sorted(task.lower_is_better if task else LEGACY_LOWER_IS_BETTER),
+                            "selection_metric": task and task.selection_metric}
+    if not isinstance(manifest.get("method"), dict):
+        name, params = manifest.get("method"), config.get("method_params") or {}
+        manifest["method"] = METHODS.get(name)(params).describe() if name in METHODS else {"name": name,
+                                                                                            "params": params}
+    return manifest
+
+
+def read_manifest(folder: str | Path) -> dict:
+    """A run's manifest, with ``task`` and ``method`` descriptions filled in for runs written before
+    manifests carried them (:func:`legacy_directions`)."""
+    return legacy_directions(json.loads((Path(folder) / "manifest.json").read_text()))
+
 
 def run_folders(results_dir: str | Path, verify: bool = True) -> list[Path]:
     """Every complete run folder under ``results_dir``; with ``verify``, a folder whose files do not match
@@ -46,56 +79,24 @@ def load_metrics(results_dir: str | Path, fill_parameters: bool = True) -> pd.Da
     cells of those columns with the value their config had, so every row says it.
     """
     metrics = _concat(results_dir, "metrics.parquet")
-    if len(metrics):
-        metrics = fill_directions(metrics)
+    if not len(metrics):
+        return metrics
+    manifests = {m["run_id"]: m for m in _manifests(results_dir)}
+    if "higher_is_better" not in metrics.columns or metrics["higher_is_better"].isna().any():
+        # runs written before metrics recorded their direction
+        known = [metric not in RISKS and metric not in manifests[run]["task"]["lower_is_better"]
+                 if run in manifests else None for run, metric in zip(metrics["run_id"], metrics["metric"])]
+        given = (metrics["higher_is_better"] if "higher_is_better" in metrics.columns
+                 else pd.Series(None, index=metrics.index))
+        metrics["higher_is_better"] = given.astype(object).where(given.notna(), pd.Series(known, index=metrics.index))
     extra = [c for c in metrics.columns if c not in METRIC_COLUMNS and c != "higher_is_better"]
     if fill_parameters and extra:
-        configs = {m["run_id"]: flat_config(m["config"]) for m in _manifests(results_dir)}
+        configs = {run: flat_config(m["config"]) for run, m in manifests.items()}
         for column in extra:
             if metrics[column].isna().any():
                 known = metrics["run_id"].map(lambda r, c=column: configs.get(r, {}).get(c))
                 metrics[column] = metrics[column].astype(object).where(metrics[column].notna(), known)
     return metrics
-
-
-def fill_directions(metrics: pd.DataFrame) -> pd.DataFrame:
-    """``metrics`` with a ``higher_is_better`` column: rows written before metrics.parquet had it get it from
-    :func:`legacy_directions`."""
-    if "higher_is_better" in metrics and metrics["higher_is_better"].notna().all():
-        return metrics
-    known = metrics["higher_is_better"] if "higher_is_better" in metrics else pd.Series(None, index=metrics.index)
-    filled = known.astype(object)
-    for task, rows in metrics[known.isna()].groupby("task"):
-        directions = legacy_directions(task, rows["metric"].unique())
-        filled[rows.index] = rows["metric"].map(directions)
-    return metrics.assign(higher_is_better=filled.astype(bool))
-
-
-LEGACY_LOWER = frozenset({"ter", "r_llh", "r_cvg"})   # lower-is-better where no registry knows the task
-RISKS = ("r_llh", "r_cvg")
-
-
-def legacy_directions(task: str, metrics) -> dict[str, bool]:
-    """metric → higher_is_better, for runs written before the store recorded it: from the task registry
-    when ``task`` is registered (its ``lower_is_better`` and the risks), else every metric but TER and the risks."""
-    described = legacy_descriptions(task, None, {})[0]
-    lower = set(described["lower_is_better"]) | set(RISKS) if described else LEGACY_LOWER
-    return {m: m not in lower for m in metrics}
-
-
-def legacy_descriptions(task: str, method: str | None, params: dict) -> tuple[dict | None, dict | None]:
-    """(task description, method description) as a manifest written today holds them (``task``, ``method``),
-    for runs written before: from the registries, None for a name they do not know."""
-    from ..registry import METHODS, TASKS
-
-    described_task = described_method = None
-    if task in TASKS:
-        cls = TASKS.get(task)
-        described_task = {"name": task, "architecture": cls.architecture, "metrics": list(cls.metrics),
-                          "lower_is_better": sorted(cls.lower_is_better), "selection_metric": cls.selection_metric}
-    if method is not None and method in METHODS:
-        described_method = METHODS.get(method)(params).describe()
-    return described_task, described_method
 
 
 def load_examples(results_dir: str | Path) -> pd.DataFrame:
@@ -114,12 +115,13 @@ def load_compute(results_dir: str | Path) -> pd.DataFrame:
 
 
 def _manifests(results_dir: str | Path) -> list[dict]:
-    return [json.loads((folder / "manifest.json").read_text()) for folder in run_folders(results_dir)]
+    return [read_manifest(folder) for folder in run_folders(results_dir)]
 
 
 def load_manifests(results_dir: str | Path) -> pd.DataFrame:
     """One row per run: identity, variant, wall seconds, when, which commit."""
-    rows = [{**{k: m[k] for k in IDENTITY}, "variant": m.get("variant", ""), "wall_seconds": m["wall_seconds"],
+    rows = [{**{k: m[k] for k in IDENTITY}, "task": m["task"]["name"], "method": m["method"]["name"],
+             "variant": m.get("variant", ""), "wall_seconds": m["wall_seconds"],
              "finished": m["finished"], "commit": m["git"].get("commit"), "device": m["device"]}
             for m in _manifests(results_dir)]
     return pd.DataFrame(rows)
