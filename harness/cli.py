@@ -134,7 +134,7 @@ def grid_cmd(spec, tasks, methods, seeds, profile, sets, axes, results_dir, plug
 @click.option("--screenshot", is_flag=True, help="Also write report.png of the page (needs Chromium).")
 def report_cmd(results_dir, out_dir, compare, baseline, bootstrap_samples, screenshot) -> None:
     """Tables (Markdown, LaTeX, CSV), plots (PNG, SVG) and one HTML page, from the results store alone."""
-    from .reporting import build_report
+    from .reporting.build import build_report
 
     explicit = click.get_current_context().get_parameter_source("baseline") != click.core.ParameterSource.DEFAULT
     report = build_report(results_dir, out_dir, tuple(compare), None if baseline.lower() == "none" else baseline,

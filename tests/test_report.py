@@ -220,7 +220,7 @@ def test_significance_is_sacrebleus_paired_bootstrap(grid, tmp_path):
     from sacrebleu.metrics import CHRF
     from sacrebleu.significance import PairedTest
 
-    from harness.reporting import build_report
+    from harness.reporting.build import build_report
 
     build_report(grid, tmp_path, baseline="teacher", n_samples=200)
     table = csv(tmp_path, "table2_dart_ci")

@@ -11,7 +11,8 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from harness.reporting import PAPER_TASK_ORDER, build_report
+from harness.paper import TASKS as PAPER_TASK_ORDER
+from harness.reporting.build import build_report
 
 pytestmark = pytest.mark.slow
 

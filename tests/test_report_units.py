@@ -131,17 +131,20 @@ def test_the_published_numbers_ship_with_the_package():
 def test_format_run_table_still_formats_a_run():
     from types import SimpleNamespace
 
-    from harness.report import format_run_table
+    from harness.reporting.run_table import format_run_table
 
-    metrics = pd.DataFrame({"model": ["teacher", "tvd", "tvd"], "metric": ["bleu", "bleu", "ter"],
-                            "value": [50.0, 40.0, 60.0]})
+    metrics = pd.DataFrame({"task": "toy", "model": ["teacher", "tvd", "tvd", "tvd"],
+                            "metric": ["bleu", "bleu", "ter", "lag"], "value": [50.0, 40.0, 60.0, 2.0],
+                            "higher_is_better": [True, True, False, False]})
     text = format_run_table(SimpleNamespace(metrics=metrics, run_id="r1", manifest={"wall_seconds": 3.0}))
-    assert "BLEU" in text and "TER↓" in text and "40.00" in text
+    header = text.splitlines()[1].split()
+    assert header == ["model", "BLEU", "TER↓", "lag↓"] and "40.00" in text   # arrows from higher_is_better
 
 
 # --------------------------------------------------------------------------- a synthetic store, no training
 def _write_run(root, run_id, seed, beta, acc, teacher_acc=0.9, wall=10.0):
-    """One run of an unregistered task "toy" in the store's layout: metrics, examples, manifest."""
+    """One run of an unregistered task "toy" as the store held it before runs described themselves (no
+    ``higher_is_better``, no task or method description in the manifest): metrics, examples, manifest."""
     import json
 
     folder = root / "runs" / run_id
@@ -167,7 +170,8 @@ def _write_run(root, run_id, seed, beta, acc, teacher_acc=0.9, wall=10.0):
 
 
 def test_a_store_with_axes_costs_and_an_unregistered_task(tmp_path):
-    from harness.reporting import load_store, summarise
+    from harness.reporting.load import load_store
+    from harness.reporting.summary import summarise
     from harness.reporting.tables import table2
 
     rng = np.random.default_rng(1)
@@ -191,3 +195,82 @@ def test_a_store_with_axes_costs_and_an_unregistered_task(tmp_path):
     assert data.loc["m1 (beta=0.85)", "p_value"] < 0.05 and data.loc["m1 (beta=0.5)", "p_value"] < 0.05
     assert bool(data.loc["m1 (beta=0.5)", "best"]) and not bool(data.loc["m1 (beta=0.85)", "best"])
     assert np.isnan(data.loc["teacher", "p_value"])              # the baseline is not tested against itself
+
+
+# --------------------------------------------------------------------------- a store that describes itself
+TOY_TASK = {"name": "toy2", "architecture": "encoder-decoder", "metrics": ["wer", "acc"], "lower_is_better": ["wer"],
+            "selection_metric": "acc"}
+
+
+def _describe(method: str, beta: float, offline: bool) -> dict:
+    """A method description as a run records it (``Method.describe()``), with the parameters the run ran with."""
+    weights = {"student_sample": beta, ("teacher_offline" if offline else "teacher_sample"): 1.0 - beta}
+    return {"name": method, "params": {"beta": beta}, "init": "predistilled", "prefix_weights": weights,
+            "needs_teacher": True, "needs_pseudo_labels": offline and beta < 1.0}
+
+
+def _write_described_run(root, method: str, beta: float, acc: float, offline: bool, swept: bool) -> None:
+    """One run of the unregistered task "toy2" as the pipeline writes it now: ``higher_is_better`` in
+    metrics.parquet, the task and method descriptions in the manifest; ``method.beta`` is a column only when
+    ``swept`` (the value differs from the task's default), else the config says it."""
+    import json
+
+    run_id = f"toy2-{method}-{beta}"
+    folder = root / "runs" / run_id
+    folder.mkdir(parents=True)
+    ident = {"run_id": run_id, "task": "toy2", "method": method, "profile": "ci", "seed": 1}
+    rows = [{**ident, "model": model, "split": "test", "metric": metric, "value": value, "signature": "",
+             "stage_key": key, "variant": f"method.beta={beta}" if swept else "", "higher_is_better": metric != "wer",
+             **({"method.beta": beta} if swept else {})}
+            for model, key, values in (("teacher", "t-eval", {"acc": 0.9, "wer": 0.1}),
+                                       (method, f"{run_id}-eval", {"acc": acc, "wer": 1.0 - acc}))
+            for metric, value in values.items()]
+    pd.DataFrame(rows).to_parquet(folder / "metrics.parquet", index=False)
+    pd.DataFrame(columns=["step", "epoch", "split", "name", "value"]).to_parquet(folder / "curves.parquet")
+    manifest = {**ident, "task": TOY_TASK, "method": _describe(method, beta, offline),
+                "config": {"method_params": {"beta": beta}}, "wall_seconds": 1.0}
+    (folder / "manifest.json").write_text(json.dumps(manifest))
+
+
+def test_a_swept_beta_is_reported_with_the_beta_each_run_ran_with(tmp_path):
+    from harness.reporting.load import load_store
+    from harness.reporting.summary import summarise
+    from harness.reporting.tables import table2, table4
+
+    _write_described_run(tmp_path, "js", 0.5, acc=0.4, offline=True, swept=True)
+    _write_described_run(tmp_path, "js", 0.85, acc=0.6, offline=True, swept=False)   # the task default: no column
+    _write_described_run(tmp_path, "js_online", 0.85, acc=0.7, offline=False, swept=False)
+    store = load_store(tmp_path)
+    summary = summarise(store)
+    acc = {r.label: r.mean for r in summary.itertuples() if r.metric == "acc"}
+    assert acc == {"teacher": 0.9, "js (beta=0.5)": 0.4, "js (beta=0.85)": 0.6, "js_online": 0.7}
+    table = table2(store, summary, "toy2", "ci", baseline=None)
+    # the task's metrics in its own order; its lower-is-better one from higher_is_better, not from a list of names
+    assert table.header == ["model", "n", "wer↓", "acc"]
+    best = table.data.set_index(["row", "metric"])["best"]
+    assert best[("js_online", "wer")] and not best[("js (beta=0.5)", "wer")]
+    # Table 4 pairs js_online (β 0.85) with the js run at β 0.85, which ran on offline teacher outputs
+    pairs = table4(store, summary, "toy2", "ci")
+    assert [[c.text for c in row[:2]] for row in pairs.rows] == [["js", "online"], ["js", "offline"]]
+    assert set(pairs.data["row"]) == {"js_online", "js (beta=0.85)"}
+    assert store.task_info("toy2", "ci").primary == "acc"
+
+
+def test_table4_pairs_by_the_method_description_each_run_recorded(tmp_path):
+    """At β = 1 a JS run uses no teacher outputs: a default-parameter instance (β 0.5) would call it offline."""
+    from harness.reporting.load import load_store
+    from harness.reporting.summary import summarise
+    from harness.reporting.tables import table4
+
+    _write_described_run(tmp_path, "js", 1.0, acc=0.4, offline=True, swept=True)
+    _write_described_run(tmp_path, "js_online", 1.0, acc=0.5, offline=False, swept=True)
+    store = load_store(tmp_path)
+    assert table4(store, summarise(store), "toy2", "ci") is None
+
+    # a method no registry knows pairs all the same: its run says it trained on pseudo-labels
+    other = tmp_path / "other"
+    _write_described_run(other, "myjs", 0.5, acc=0.6, offline=True, swept=True)
+    _write_described_run(other, "myjs_online", 0.5, acc=0.7, offline=False, swept=True)
+    store = load_store(other)
+    pairs = table4(store, summarise(store), "toy2", "ci")
+    assert set(zip(pairs.data["row"], pairs.data["prefixes"])) == {("myjs", "offline"), ("myjs_online", "online")}

@@ -12,6 +12,7 @@ Columns beyond the base set are read generically:
     (the teacher across student sizes) and is dropped from it. ``variant`` (their joined label)
     is not an axis of its own. Values a run left at the default are filled in by
     :func:`harness.store.load_metrics` from the run's own config record;
+  * ``higher_is_better`` says each metric's direction (costs are lower-is-better);
   * a column naming a cost (``…seconds``, ``…_tokens`` of generation or forward passes, FLOPs) is
     a cost of the run's own model; so is its method stage's row of ``compute.parquet``
     (``train_seconds``, ``train_generated_tokens``, ``train_forward_tokens``). Costs become metric
@@ -27,12 +28,15 @@ from pathlib import Path
 import pandas as pd
 
 from ..errors import HarnessError
+from ..store.read import load_metrics, read_manifest, run_folders
 
 BASE_COLUMNS = ("run_id", "task", "method", "profile", "seed", "model", "split", "metric", "value", "signature",
-                "stage_key")
+                "stage_key", "higher_is_better")
 NOT_AXES = ("variant",)
 COST = re.compile(r"seconds|generated_tokens|forward_tokens|flops|^compute[._]", re.IGNORECASE)
 EVALUATION = ["task", "profile", "model", "stage_key"]
+RISKS = ("r_llh", "r_cvg")
+NOT_QUALITY = {"output_tokens", "decode_tokens_per_s", "teacher_dist", *RISKS}
 GENERATED = ("teacher_generated_tokens", "student_generated_tokens")
 FORWARD = ("teacher_forward_tokens", "student_forward_tokens")
 
@@ -41,15 +45,46 @@ def is_cost(name: str) -> bool:
     return bool(COST.search(name))
 
 
+def of_task(frame: pd.DataFrame, task: str, profile: str) -> pd.DataFrame:
+    """The rows of ``frame`` (evaluations, summary lines, curves) that belong to one task and profile."""
+    return frame[(frame["task"] == task) & (frame["profile"] == profile)]
+
+
+@dataclass(frozen=True)
+class TaskInfo:
+    metrics: tuple[str, ...]          # the task's quality metrics, in the task's order
+    lower_is_better: frozenset[str]   # every metric where lower is better (risks and costs included)
+    primary: str                      # the metric of figures and rank agreement
+
+
 @dataclass
 class Store:
     root: Path
-    evaluations: pd.DataFrame   # per evaluation × metric: EVALUATION, metric, value, signature, run_id, seeds, axes
+    evaluations: pd.DataFrame   # per evaluation × metric: EVALUATION, metric, value, signature, higher_is_better,
+                                # run_id, seeds, axes
     axes: list[str]
     run_count: int
     run_models: pd.DataFrame    # (run_id, model) → stage_key of that model's evaluation, for every run
+    tasks: dict[str, dict]      # task name → its description (the manifests' ``task``)
+    methods: dict[str, dict]    # run_id → the description of the method it ran, parameters as run
     _runs: dict[str, pd.DataFrame] = field(default_factory=dict, repr=False)
     _builds: pd.DataFrame | None = field(default=None, repr=False)   # stage_builds(), read once
+
+    def task_info(self, task: str, profile: str) -> TaskInfo:
+        """The task's metrics as its runs describe them, restricted to those the store holds; directions
+        from the metrics' ``higher_is_better``. A task whose description names no metrics (a run written
+        before manifests described tasks, of a task not registered) shows every quality metric of its data,
+        by name."""
+        ev = of_task(self.evaluations, task, profile)
+        higher = dict(zip(ev["metric"], ev["higher_is_better"]))
+        described = self.tasks[task]
+        if described["metrics"]:
+            metrics = tuple(m for m in described["metrics"] if m in higher)
+        else:
+            metrics = tuple(sorted(m for m in higher if m not in NOT_QUALITY and not is_cost(m)))
+        selection = described["selection_metric"]
+        primary = selection if selection in metrics else (metrics[0] if metrics else "")
+        return TaskInfo(metrics, frozenset(m for m, h in higher.items() if not h), primary)
 
     def examples(self, run_id: str, model: str) -> pd.DataFrame:
         """Per-example outputs of ``model`` in run ``run_id`` (examples.parquet), in test-split order."""
@@ -131,10 +166,19 @@ def _total(stage: pd.Series, names: tuple[str, ...]):
     return sum(values) if values else None
 
 
+def run_descriptions(root: Path) -> tuple[dict[str, dict], dict[str, dict]]:
+    """(task name → task description, run_id → method description) from the runs' manifests (filled by
+    :func:`harness.store.read.read_manifest` for runs written before manifests described them)."""
+    tasks, methods = {}, {}
+    for folder in run_folders(root):
+        manifest = read_manifest(folder)
+        tasks.setdefault(manifest["task"]["name"], manifest["task"])
+        methods[manifest["run_id"]] = manifest["method"]
+    return tasks, methods
+
+
 def load_store(results_dir: str | Path) -> Store:
     """Every complete run under ``results_dir``, deduplicated into one frame of evaluations."""
-    from ..store.read import load_metrics
-
     root = Path(results_dir)
     raw = load_metrics(root)
     if raw.empty:
@@ -148,10 +192,12 @@ def load_store(results_dir: str | Path) -> Store:
     axes = [c for c in extra if c not in costs]
 
     own = raw[raw["model"] == raw["method"]].drop_duplicates("run_id")
-    cost_rows = [own.assign(metric=c, value=pd.to_numeric(own[c], errors="coerce"), signature="") for c in costs]
+    cost_rows = [own.assign(metric=c, value=pd.to_numeric(own[c], errors="coerce"), signature="",
+                            higher_is_better=False) for c in costs]
     stage_costs = method_costs(root, own["run_id"].tolist())
     if len(stage_costs):
-        cost_rows.append(own.drop(columns=["metric", "value"]).merge(stage_costs, on="run_id").assign(signature=""))
+        cost_rows.append(own.drop(columns=["metric", "value"]).merge(stage_costs, on="run_id")
+                         .assign(signature="", higher_is_better=False))
     raw = pd.concat([raw, *cost_rows], ignore_index=True).drop(columns=costs)
     raw = raw[raw["value"].notna()]
     raw = _one_evaluation_per_model(root, raw)
@@ -162,10 +208,11 @@ def load_store(results_dir: str | Path) -> Store:
     for axis in axes:
         values = groups[axis].agg(lambda s: s.dropna().unique().tolist())
         ident[axis] = values.map(lambda v: v[0] if len(v) == 1 else None).astype(object)
-    per_metric = raw.groupby(EVALUATION + ["metric"], sort=False).agg(value=("value", "first"),
-                                                                        signature=("signature", "first"))
+    per_metric = raw.groupby(EVALUATION + ["metric"], sort=False).agg(
+        value=("value", "first"), signature=("signature", "first"), higher_is_better=("higher_is_better", "first"))
     evaluations = per_metric.reset_index().merge(ident.reset_index(), on=EVALUATION, how="left")
-    return Store(root, evaluations, axes, raw["run_id"].nunique(), run_models)
+    tasks, methods = run_descriptions(root)
+    return Store(root, evaluations, axes, raw["run_id"].nunique(), run_models, tasks, methods)
 
 
 def _one_evaluation_per_model(root: Path, raw: pd.DataFrame) -> pd.DataFrame:

@@ -14,10 +14,12 @@ from importlib import resources
 
 import pandas as pd
 
+from ..paper import KD_METHODS
+from .load import Store, of_task
 from .render import Cell, Table
 from .stats import kendall_tau
-from .summary import KD_METHODS, lookup, rows_of
-from .tables import info_for, metric_label
+from .summary import lookup, rows_of
+from .tables import metric_label
 
 
 def published() -> pd.DataFrame:
@@ -30,7 +32,7 @@ def published() -> pd.DataFrame:
 def _reference_rows(summary: pd.DataFrame, task: str, profile: str) -> dict[str, str]:
     """model → the label of its row with the most seeds (the first such row on ties)."""
     chosen: dict[str, tuple[int, str]] = {}
-    part = summary[(summary["task"] == task) & (summary["profile"] == profile)]
+    part = of_task(summary, task, profile)
     for label, model, _ in rows_of(summary, task, profile):
         n = int(part.loc[part["label"] == label, "n"].max())
         if model not in chosen or n > chosen[model][0]:
@@ -38,12 +40,13 @@ def _reference_rows(summary: pd.DataFrame, task: str, profile: str) -> dict[str,
     return {m: lab for m, (_, lab) in chosen.items()}
 
 
-def comparison(summary: pd.DataFrame, task: str, profile: str, paper: pd.DataFrame) -> tuple[Table, Table] | None:
+def comparison(store: Store, summary: pd.DataFrame, task: str, profile: str,
+               paper: pd.DataFrame) -> tuple[Table, Table] | None:
     """(paper vs ours for every metric both report, Kendall τ of the KD methods per metric), or None."""
     pub = paper[(paper["task"] == task) & paper["table"].isin(["table2", "table3"]) & (paper["setting"] == "")]
     if pub.empty:
         return None
-    info = info_for(summary, task, profile)
+    info = store.task_info(task, profile)
     look, ours = lookup(summary, task, profile), _reference_rows(summary, task, profile)
     metrics = [m for m in dict.fromkeys(pub["metric"]) if any((lab, m) in look for lab in ours.values())]
     if not metrics:

@@ -130,7 +130,7 @@ def compute(points: pd.DataFrame, metric: str, costs: list[str], lower: frozense
     return fig
 
 
-def size(table: Table, axis: str, metric: str, title: str):
+def size(table: Table, axis: str, metric: str, lower: frozenset[str], title: str):
     """Figure 2 from its table data: one line per series, x = the student-size axis."""
     data = table.data
     fig, ax = plt.subplots(figsize=(4.8, 3.2))
@@ -141,7 +141,7 @@ def size(table: Table, axis: str, metric: str, title: str):
         ax.errorbar(part[axis], part["mean"], yerr=part["ci95"].fillna(0), marker="o", capsize=3, label=name,
                     color=colours[name])
     ax.set_xlabel(axis)
-    ax.set_ylabel(metric_label(metric))
+    ax.set_ylabel(metric_label(metric, lower))
     ax.set_xticks(sorted(set(data[axis])))
     ax.set_title(title)
     fig.tight_layout()

@@ -24,16 +24,6 @@ class Cell:
     mark: bool = False              # differs significantly from the baseline
     suffix: str = ""                # e.g. "×" after a speed-up
 
-    def plain(self, digits: int = 2) -> str:
-        if self.text is not None:
-            return self.text
-        if self.value is None or (isinstance(self.value, float) and math.isnan(self.value)):
-            return "—"
-        out = f"{self.value:.{digits}f}{self.suffix}"
-        if self.ci is not None and math.isfinite(self.ci):
-            out += f" ± {self.ci:.{digits}f}"
-        return out
-
 
 @dataclass
 class Table:
@@ -46,8 +36,11 @@ class Table:
 
 
 def _number(cell: Cell, digits: int, bold: tuple[str, str], pm: str) -> str:
-    if cell.text is not None or cell.value is None or (isinstance(cell.value, float) and math.isnan(cell.value)):
-        return cell.plain(digits)
+    """The cell's text, or its value (and ± CI) at ``digits``, ``bold`` around the value of a bold cell."""
+    if cell.text is not None:
+        return cell.text
+    if cell.value is None or (isinstance(cell.value, float) and math.isnan(cell.value)):
+        return "—"
     core = f"{cell.value:.{digits}f}{cell.suffix}"
     if cell.bold:
         core = f"{bold[0]}{core}{bold[1]}"

@@ -14,15 +14,9 @@ from dataclasses import dataclass
 
 import pandas as pd
 
-from ..report import ORDER
-from .load import Store, is_cost
+from ..paper import MODELS, order_key
+from .load import Store, of_task
 from .stats import mean_ci
-
-RISKS = ("r_llh", "r_cvg")
-TEACHER_METRICS = ("teacher_dist",)
-NOT_QUALITY = {"output_tokens", "decode_tokens_per_s", *RISKS, *TEACHER_METRICS}
-LOWER_IS_BETTER = {"ter", *RISKS}
-KD_METHODS = ("seqkd", "engine", "kl", "rkl", "js", "tvd")
 
 
 @dataclass(frozen=True)
@@ -30,30 +24,6 @@ class Replicate:
     stage_key: str
     run_id: str
     seeds: tuple[int, ...]
-
-
-@dataclass(frozen=True)
-class TaskInfo:
-    metrics: tuple[str, ...]          # the task's quality metrics, in the task's order
-    lower_is_better: frozenset[str]   # every metric where lower is better (risks and costs included)
-    primary: str                      # the metric of figures and rank agreement
-
-
-def task_info(task: str, present: set[str]) -> TaskInfo:
-    """Metrics and directions from the task registry; what the data holds when the task is not registered."""
-    from ..registry import TASKS
-
-    costs = {m for m in present if is_cost(m)}
-    try:
-        cls = TASKS.get(task)
-        metrics = tuple(m for m in cls.metrics if m in present)
-        lower = set(cls.lower_is_better)
-        primary = cls.selection_metric if cls.selection_metric in metrics else (metrics[0] if metrics else "")
-    except Exception:  # an unregistered (or unloadable) task: read it off the data
-        metrics = tuple(sorted(present - NOT_QUALITY - costs))
-        lower = {"ter"}
-        primary = metrics[0] if metrics else ""
-    return TaskInfo(metrics, frozenset(lower | LOWER_IS_BETTER | costs), primary)
 
 
 def format_value(value) -> str:
@@ -77,10 +47,6 @@ def setting_label(setting: dict) -> str:
 def row_label(model: str, setting: dict) -> str:
     text = setting_label(setting)
     return f"{model} ({text})" if text else model
-
-
-def model_rank(model: str) -> tuple[int, str]:
-    return (ORDER.index(model) if model in ORDER else len(ORDER), model)
 
 
 def varying_axes(evaluations: pd.DataFrame, axes: list[str]) -> list[str]:
@@ -111,7 +77,7 @@ def summarise(store: Store) -> pd.DataFrame:
                 "metric": metric, "n": n, "mean": mean, "ci": ci, "values": group["value"].tolist(),
                 "signature": group["signature"].iloc[0],
                 "replicates": [Replicate(r.stage_key, r.run_id, tuple(r.seeds)) for r in group.itertuples()],
-                "_order": (model_rank(model), tuple(_sort_key(v) for v in setting)),
+                "_order": (order_key(model, MODELS), tuple(_sort_key(v) for v in setting)),
             })
     summary = pd.DataFrame(lines)
     if summary.empty:
@@ -122,7 +88,7 @@ def summarise(store: Store) -> pd.DataFrame:
 
 def rows_of(summary: pd.DataFrame, task: str, profile: str) -> list[tuple[str, str, dict]]:
     """The (label, model, setting) of each row of a task, in report order."""
-    part = summary[(summary["task"] == task) & (summary["profile"] == profile)]
+    part = of_task(summary, task, profile)
     seen, rows = set(), []
     for line in part.itertuples():
         if line.label not in seen:
@@ -133,5 +99,5 @@ def rows_of(summary: pd.DataFrame, task: str, profile: str) -> list[tuple[str, s
 
 def lookup(summary: pd.DataFrame, task: str, profile: str) -> dict[tuple[str, str], dict]:
     """(row label, metric) → the summary line, for one task and profile."""
-    part = summary[(summary["task"] == task) & (summary["profile"] == profile)]
+    part = of_task(summary, task, profile)
     return {(line["label"], line["metric"]): line for line in part.to_dict("records")}

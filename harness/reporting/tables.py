@@ -13,23 +13,19 @@ import math
 
 import pandas as pd
 
-from ..report import LABELS
-from .load import Store, is_cost
+from ..paper import LABELS
+from .load import RISKS, Store, is_cost, of_task
 from .render import Cell, Table
 from .stats import Paired, paired_p_value
-from .summary import RISKS, TaskInfo, lookup, row_label, rows_of, setting_label, short_axis, task_info
+from .summary import lookup, row_label, rows_of, setting_label, short_axis
 
 ALPHA = 0.05
 
 
-def metric_label(metric: str, lower: frozenset[str] = frozenset()) -> str:
+def metric_label(metric: str, lower_is_better: frozenset[str] = frozenset()) -> str:
+    """The paper's name of ``metric``, with ↓ when it is one of ``lower_is_better``."""
     label = LABELS.get(metric, metric)
-    return label + "↓" if metric in lower and not label.endswith("↓") else label
-
-
-def info_for(summary: pd.DataFrame, task: str, profile: str) -> TaskInfo:
-    part = summary[(summary["task"] == task) & (summary["profile"] == profile)]
-    return task_info(task, set(part["metric"]))
+    return label + "↓" if metric in lower_is_better else label
 
 
 def _best(values: dict[str, float], lower: bool) -> set[str]:
@@ -98,7 +94,7 @@ def baseline_line(look: dict, rows: list, baseline: str, setting: dict, metric: 
 # --------------------------------------------------------------------------- Table 2
 def table2(store: Store, summary: pd.DataFrame, task: str, profile: str, baseline: str | None,
            n_samples: int = 1000) -> Table | None:
-    info = info_for(summary, task, profile)
+    info = store.task_info(task, profile)
     if not info.metrics:
         return None
     rows, look = rows_of(summary, task, profile), lookup(summary, task, profile)
@@ -134,8 +130,8 @@ def table2(store: Store, summary: pd.DataFrame, task: str, profile: str, baselin
 
 
 # --------------------------------------------------------------------------- Table 3
-def table3(summary: pd.DataFrame, task: str, profile: str) -> Table | None:
-    info = info_for(summary, task, profile)
+def table3(store: Store, summary: pd.DataFrame, task: str, profile: str) -> Table | None:
+    info = store.task_info(task, profile)
     rows, look = rows_of(summary, task, profile), lookup(summary, task, profile)
     metrics = [m for m in (*RISKS, "teacher_dist") if any((lab, m) in look for lab, _, _ in rows)]
     if not any(m in RISKS for m in metrics):
@@ -183,18 +179,20 @@ def prefix_variant(model: str, setting: dict) -> tuple[str, dict, str] | None:
     return None
 
 
-def _default_variant(model: str) -> str | None:
-    """A registered method that trains on the offline teacher outputs counts as the offline variant."""
-    from ..registry import METHODS
-
-    try:
-        return "offline" if "teacher_offline" in METHODS.get(model)().prefix_weights() else None
-    except Exception:
-        return None
+def trains_offline(store: Store, line: dict) -> bool:
+    """Whether the row's model was trained on the teacher's offline outputs (pseudo-labels): the method
+    description its run recorded, with the parameters it ran with."""
+    described = store.methods[line["replicates"][0].run_id]
+    return bool(described.get("needs_pseudo_labels"))   # a method no registry knows, run before: unknown
 
 
-def table4(summary: pd.DataFrame, task: str, profile: str) -> Table | None:
-    info = info_for(summary, task, profile)
+def _any_line(look: dict, label: str) -> dict:
+    """A summary line of the row ``label`` (every metric of a row has the same replicates)."""
+    return next(line for (row, _), line in look.items() if row == label)
+
+
+def table4(store: Store, summary: pd.DataFrame, task: str, profile: str) -> Table | None:
+    info = store.task_info(task, profile)
     rows, look = rows_of(summary, task, profile), lookup(summary, task, profile)
     groups: dict[tuple[str, str], dict[str, str]] = {}
     named = {}
@@ -206,7 +204,8 @@ def table4(summary: pd.DataFrame, task: str, profile: str) -> Table | None:
             named[label] = True
     for label, model, setting in rows:
         key = (model, setting_label(setting))
-        if label not in named and key in groups and "offline" not in groups[key] and _default_variant(model):
+        if (label not in named and key in groups and "offline" not in groups[key]
+                and trains_offline(store, _any_line(look, label))):
             groups[key]["offline"] = label
     groups = {k: v for k, v in groups.items() if {"online", "offline"} <= set(v)}
     if not groups:
@@ -244,13 +243,13 @@ def table4(summary: pd.DataFrame, task: str, profile: str) -> Table | None:
 # --------------------------------------------------------------------------- Figure 2
 def size_axes(summary: pd.DataFrame, task: str, profile: str) -> list[str]:
     """The ``student.*`` axes that vary within a task (the x axis of Figure 2)."""
-    part = summary[(summary["task"] == task) & (summary["profile"] == profile)]
+    part = of_task(summary, task, profile)
     names = sorted({a for s in part["setting"] for a in s if a.startswith("student.")})
     return [a for a in names if len({s.get(a) for s in part["setting"]} - {None}) > 1]
 
 
-def figure2(summary: pd.DataFrame, task: str, profile: str, axis: str) -> Table | None:
-    info = info_for(summary, task, profile)
+def figure2(store: Store, summary: pd.DataFrame, task: str, profile: str, axis: str) -> Table | None:
+    info = store.task_info(task, profile)
     metric = info.primary
     rows, look = rows_of(summary, task, profile), lookup(summary, task, profile)
     series: dict[str, dict] = {}
@@ -277,10 +276,11 @@ def figure2(summary: pd.DataFrame, task: str, profile: str, axis: str) -> Table 
         out_rows.append(cells)
     header = ["model"] + [f"{short_axis(axis)}={v:g}" if isinstance(v, (int, float)) else f"{axis}={v}"
                           for v in values]
-    caption = f"{metric_label(metric, info.lower_is_better)} vs {axis}; mean ± 95% CI over seeds; bold: best per size."
+    label = metric_label(metric, info.lower_is_better)
+    caption = f"{label} vs {axis}; mean ± 95% CI over seeds; bold: best per size."
     return Table(f"figure2_{task}_{profile}_{axis.replace('.', '-')}",
-                 f"Figure 2 — {task} ({profile} profile): {metric_label(metric)} vs {axis}", header, out_rows,
-                 caption, pd.DataFrame(data))
+                 f"Figure 2 — {task} ({profile} profile): {label} vs {axis}", header, out_rows, caption,
+                 pd.DataFrame(data))
 
 
 STAGE_ORDER = ("tokenizer", "teacher", "pseudo_labels", "predistill")
@@ -322,13 +322,13 @@ def stage_times(builds: pd.DataFrame, task: str | None, profile: str) -> Table |
                  data=data.assign(task=where, profile=profile))
 
 
-def overview(summary: pd.DataFrame, profile: str, tasks: list[str]) -> Table | None:
+def overview(store: Store, summary: pd.DataFrame, profile: str, tasks: list[str]) -> Table | None:
     """The paper's Table 2 layout: one row per model, every task's metrics side by side (means; bold: best student)."""
     columns, look, order = [], {}, []
     for task in tasks:
-        info = info_for(summary, task, profile)
+        info = store.task_info(task, profile)
         look.update({(task, *key): line for key, line in lookup(summary, task, profile).items()})
-        columns += [(task, m, m in info.lower_is_better) for m in info.metrics]
+        columns += [(task, m, info.lower_is_better) for m in info.metrics]
         order += [label for label, _, _ in rows_of(summary, task, profile) if label not in order]
     if len(tasks) < 2 or not columns:
         return None
@@ -336,7 +336,7 @@ def overview(summary: pd.DataFrame, profile: str, tasks: list[str]) -> Table | N
     for task, metric, lower in columns:
         values = {lab: look[(task, lab, metric)]["mean"] for lab in order
                   if lab != "teacher" and (task, lab, metric) in look}
-        best[(task, metric)] = _best(values, lower)
+        best[(task, metric)] = _best(values, metric in lower)
     rows, data = [], []
     for label in order:
         cells = [Cell(text=label)]
@@ -349,8 +349,7 @@ def overview(summary: pd.DataFrame, profile: str, tasks: list[str]) -> Table | N
             cells.append(Cell(line["mean"], bold=bold))
             data.append(_tidy(line, best=bold))
         rows.append(cells)
-    header = ["model"] + [f"{task} {metric_label(metric, frozenset({metric}) if lower else frozenset())}"
-                          for task, metric, lower in columns]
+    header = ["model"] + [f"{task} {metric_label(metric, lower)}" for task, metric, lower in columns]
     return Table(f"overview_{profile}", f"Table 2 — every task ({profile} profile)", header, rows,
                  "Test-split means over seeds (the per-task tables give n and 95% CIs). Bold: best student.",
                  pd.DataFrame(data))

@@ -1,0 +1,175 @@
+"""``harness report``: every table and figure the store supports, written into one output folder
+(the layout is in :mod:`harness.reporting`)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pandas as pd
+
+from ..errors import UnknownNameError
+from ..paper import TASKS, order_key
+from . import html as html_page
+from . import plots
+from .load import Store, is_cost, load_store, of_task
+from .paper import comparison, published, published_table
+from .render import Table, to_csv, to_latex, to_markdown
+from .summary import lookup, rows_of, setting_label, summarise
+from .tables import figure2, overview, size_axes, stage_times, table2, table3, table4
+
+
+@dataclass
+class Report:
+    out: Path
+    tables: dict[str, Table] = field(default_factory=dict)
+    figures: dict[str, dict] = field(default_factory=dict)     # name → {"png": Path, "svg": Path, ...}
+    files: list[Path] = field(default_factory=list)
+
+
+def build_report(results_dir: str | Path = "results", out_dir: str | Path = "reports", compare: tuple[str, ...] = (),
+                 baseline: str | None = "predistill", n_samples: int = 1000, screenshot: bool = False,
+                 check_baseline: bool = False) -> Report:
+    """Render every table and figure the store supports into ``out_dir``.
+
+    ``check_baseline``: a ``baseline`` that is no row of the results is an error (the user named it)."""
+    store = load_store(results_dir)
+    summary = summarise(store)
+    if check_baseline and baseline is not None and baseline not in set(summary["model"]):
+        raise UnknownNameError("baseline row", baseline, sorted(set(summary["model"])) + ["none"])
+    paper = published() if "paper" in compare else None
+    report = Report(Path(out_dir))
+    curves = store.curves()
+    sections = []
+    pairs = list(summary[["task", "profile"]].drop_duplicates().itertuples(index=False))
+    for task, profile in sorted(pairs, key=lambda pair: (pair[1], order_key(pair[0], TASKS))):
+        items = _task_section(report, store, summary, curves, task, profile, baseline, n_samples, paper)
+        sections.append((f"{task} — {profile} profile", items))
+
+    builds = store.stage_builds()
+    for profile in summary["profile"].drop_duplicates():
+        present = set(summary[summary["profile"] == profile]["task"])
+        tasks = sorted(present, key=lambda task: order_key(task, TASKS))
+        if len(tasks) < 2:
+            continue
+        tables = [overview(store, summary, profile, tasks), stage_times(builds, None, profile)]
+        tables = [t for t in tables if t is not None]
+        for table in tables:
+            _add_table(report, table)
+        sections.insert(0, (f"all tasks — {profile} profile", tables))
+
+    _write(report, "summary.csv", _summary_frame(summary).to_csv(index=False))
+    evaluations = len(store.evaluations[["task", "profile", "model", "stage_key"]].drop_duplicates())
+    meta = (f"{store.run_count} runs, {evaluations} distinct evaluations, read from "
+            f"{Path(results_dir)}/runs/*/*.parquet." + (f" Baseline for †: {baseline}." if baseline else ""))
+    markdown = [f"# Distillation report\n\n{meta}\n"]
+    for heading, items in sections:
+        markdown.append(f"\n## {heading}\n")
+        for item in items:
+            if isinstance(item, Table):
+                markdown.append(to_markdown(item))
+            else:
+                _, caption, name = item
+                markdown.append(f"![{caption}](figures/{name}.png)\n")
+    _write(report, "report.md", "\n".join(markdown))
+    page = _write(report, "report.html", html_page.page("Distillation report", meta, sections))
+    if screenshot:
+        report.files.append(html_page.screenshot(page, report.out / "report.png"))
+    return report
+
+
+def _task_section(report, store, summary, curves, task, profile, baseline, n_samples, paper) -> list:
+    info = store.task_info(task, profile)
+    rows, look = rows_of(summary, task, profile), lookup(summary, task, profile)
+    labels = [label for label, _, _ in rows]
+    title = f"{task} ({profile} profile)"
+    items: list = []
+
+    def add_table(table):
+        if table is not None:
+            items.append(table)
+            _add_table(report, table)
+
+    def add_figure(fig, name, caption):
+        if fig is not None:
+            saved = plots.save(fig, report.out / "figures", name)
+            report.figures[name] = saved
+            report.files += [saved["png"], saved["svg"]]
+            items.append((saved["png_bytes"], caption, name))
+
+    add_table(table2(store, summary, task, profile, baseline, n_samples))
+    if info.metrics:
+        add_figure(plots.bars(look, labels, list(info.metrics), info.lower_is_better, title),
+                   f"bars_{task}_{profile}", f"{title}: test metrics, mean and 95% CI over seeds")
+    add_table(table3(store, summary, task, profile))
+    add_table(table4(store, summary, task, profile))
+    add_table(stage_times(store.stage_builds(), task, profile))
+    for axis in size_axes(summary, task, profile):
+        fig2 = figure2(store, summary, task, profile, axis)
+        add_table(fig2)
+        if fig2 is not None:
+            add_figure(plots.size(fig2, axis, info.primary, info.lower_is_better, f"{title}: {info.primary} vs {axis}"),
+                       fig2.name, f"{title}: {info.primary} vs {axis} (Figure 2)")
+
+    label_of = _label_of_replicate(summary, task, profile)
+    part = of_task(curves, task, profile)
+    if len(part):
+        add_figure(plots.curves(part, label_of, labels, f"{title}: training curves"), f"curves_{task}_{profile}",
+                   f"{title}: training loss per stage (mean over seeds) and validation score")
+    points = _points(store, task, profile, label_of)
+    costs = [c for c in points.columns if is_cost(c)]
+    if costs and info.primary in points:
+        add_figure(plots.compute(points, info.primary, costs, info.lower_is_better, labels,
+                                 f"{title}: quality vs compute"),
+                   f"compute_{task}_{profile}", f"{title}: {info.primary} vs compute, per seed (dots) and mean")
+        _write(report, f"tables/compute_{task}_{profile}.csv", points.to_csv(index=False))
+
+    if paper is not None:
+        pair = comparison(store, summary, task, profile, paper)
+        if pair is not None:
+            add_table(pair[0])
+            add_table(pair[1])
+        if any(t.name.startswith(f"table4_{task}_") for t in items if isinstance(t, Table)):
+            add_table(published_table(paper, "table4", task))
+        if any(t.name.startswith(f"figure2_{task}_") for t in items if isinstance(t, Table)):
+            add_table(published_table(paper, "figure2", task))
+    return items
+
+
+def _label_of_replicate(summary: pd.DataFrame, task: str, profile: str) -> dict[str, str]:
+    part = of_task(summary, task, profile)
+    return {rep.stage_key: line.label for line in part.itertuples() for rep in line.replicates}
+
+
+def _points(store: Store, task: str, profile: str, label_of: dict[str, str]) -> pd.DataFrame:
+    """One row per evaluation of a task: its row label and every metric (quality and cost) as columns."""
+    ev = of_task(store.evaluations, task, profile)
+    wide = ev.pivot_table(index=["model", "stage_key"], columns="metric", values="value", aggfunc="first")
+    wide = wide.reset_index()
+    wide.insert(0, "label", wide["stage_key"].map(label_of))
+    return wide
+
+
+def _summary_frame(summary: pd.DataFrame) -> pd.DataFrame:
+    return pd.DataFrame({
+        "task": summary["task"], "profile": summary["profile"], "model": summary["model"],
+        "setting": summary["setting"].map(setting_label), "metric": summary["metric"], "n": summary["n"],
+        "mean": summary["mean"], "ci95": summary["ci"],
+        "values": summary["values"].map(lambda v: " ".join(repr(float(x)) for x in v)),
+        "stage_keys": summary["replicates"].map(lambda r: " ".join(x.stage_key for x in r)),
+    })
+
+
+def _add_table(report: Report, table: Table) -> None:
+    """Keep ``table`` in the report and write it as Markdown, LaTeX and CSV."""
+    report.tables[table.name] = table
+    for suffix, text in (("md", to_markdown(table)), ("tex", to_latex(table)), ("csv", to_csv(table))):
+        _write(report, f"tables/{table.name}.{suffix}", text)
+
+
+def _write(report: Report, relative: str, text: str) -> Path:
+    path = report.out / relative
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text, encoding="utf-8")
+    report.files.append(path)
+    return path
