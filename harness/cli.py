@@ -56,7 +56,7 @@ def run_cmd(task, method, profile, seed, sets, data_dir, results_dir, plugins, d
     cfg = resolve_config(task, method, profile, seed, pairs)
 
     from .pipeline import Pipeline
-    from .report import format_run_table
+    from .reporting.run_table import format_run_table
 
     outcome = Pipeline(cfg).run()
     click.echo(format_run_table(outcome))
