@@ -219,6 +219,27 @@ def _first_line(cls) -> str:
     return (cls.__doc__ or "").strip().splitlines()[0] if cls.__doc__ else ""
 
 
+@cli.command("config")
+@click.option("--task", "task", default="dart", show_default=True, help="Task plugin name (see `harness list`).")
+@click.option("--method", "method", default="tvd", show_default=True, help="Method plugin name.")
+@click.option("--profile", default="cpu", show_default=True, help="ci | cpu | paper: sizes and sources.")
+@click.option("--seed", type=int, default=None, help="Seed of the method stage (default 42).")
+@click.option("--set", "sets", multiple=True, metavar="KEY=VALUE",
+              help="Override any config field, e.g. --set kd_train.epochs=2 --set method.beta=0.5.")
+@click.option("--format", "output_format", type=click.Choice(["json", "toml"]), default="json", show_default=True)
+@click.option("--plugins", multiple=True, metavar="FILE.py", help="Import a local file of plugins first.")
+def config_cmd(task, method, profile, seed, sets, output_format, plugins) -> None:
+    """Print the resolved configuration, method parameters included: check a recipe before running it."""
+    import json
+
+    from .config import parse_sets, resolve_config, to_dict
+    from .tomltext import dumps
+
+    _load_plugins(plugins)
+    resolved = to_dict(resolve_config(task, method, profile, seed, parse_sets(sets)))
+    click.echo(json.dumps(resolved, indent=2) if output_format == "json" else dumps(resolved), nl=output_format == "json")
+
+
 def main() -> None:
     tune_allocator()   # a process setting: the CLI's to make, not a library import's
     try:

@@ -260,11 +260,13 @@ PROFILES: dict[str, dict[str, Any]] = {
     },
     "cpu": {},  # the dataclass defaults are the cpu profile
     "paper": {
-        # Sizes of the paper (PAPER.md §3); tasks name their hub teacher and data.
+        # Each paper task sets its whole reference recipe on top of this (its PAPER_RECIPE, listed in
+        # docs/paper-recipe.md); these are the sizes for any other task: the hub data, the values the
+        # four recipes share (batch 8, 12 KD epochs after 100 warm-up steps) or most use (lr, 28 epochs).
         "data.source": "hub",
         "teacher_train.epochs": 3, "teacher_train.batch_size": 8, "teacher_train.lr": 3e-5,
         "student_train.epochs": 28, "student_train.batch_size": 8, "student_train.lr": 3e-4,
-        "kd_train.epochs": 12, "kd_train.batch_size": 8, "kd_train.lr": 3e-5,
+        "kd_train.epochs": 12, "kd_train.batch_size": 8, "kd_train.lr": 1e-4, "kd_train.warmup_steps": 100,
         "kd_train.evals_per_epoch": 3,
         "tokenizer.max_source_tokens": 1024, "tokenizer.max_target_tokens": 128,
         "pseudo_labels.max_new_tokens": 128, "online_sampling.max_new_tokens": 128,

@@ -62,11 +62,11 @@ def test_ci_profile_shrinks_everything():
 def test_paper_profile_applies_dart_overrides_on_top():
     cfg = resolve_config("dart", "tvd", "paper")
     assert cfg.data.source == "hub"
-    assert cfg.kd_train.epochs == 12 and cfg.kd_train.lr == 3e-5
-    # DART's own overrides (task level) beat the profile.
+    assert cfg.kd_train.epochs == 12 and cfg.kd_train.lr == 1e-4
+    # DART's own overrides (task level: its reference recipe) beat the profile.
     assert cfg.teacher.pretrained == "facebook/bart-large"
     assert (cfg.student.encoder_layers, cfg.student.decoder_layers) == (3, 1)
-    assert cfg.eval_decode.num_beams == 5
+    assert cfg.eval_decode.num_beams == 6
 
 
 def test_unknown_profile():
@@ -176,7 +176,7 @@ def test_set_overrides_profile_and_task():
     assert cfg.kd_train.epochs == 2.0
     assert cfg.student.encoder_layers == 2
     # Only the named field of a section changes.
-    assert cfg.kd_train.lr == 3e-5
+    assert cfg.kd_train.lr == 1e-4
     assert cfg.student.decoder_layers == 1
 
 

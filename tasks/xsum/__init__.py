@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import Sequence
 
+from harness import recipe
 from harness.metrics import rouge_scores
 from harness.datasets.sources import SourcedTask
 from harness.registry import register_task
@@ -19,6 +20,85 @@ from . import records, twin
 # Decoding of the paper for XSum (PAPER.md §3): beam 6, length penalty 0.5.
 NUM_BEAMS = 6
 LENGTH_PENALTY = 0.5
+
+# The reference recipe (MANGA-UOFA/fdistill, its summa/ folder), as docs/paper-recipe.md lists it.
+# "hub config": the reference takes the value from facebook/bart-large-xsum's config (the teacher's, and
+# the student's, which copies it: dart/make_student.py:78-169); the harness never inherits decoding
+# settings, so they are written out here.
+_PREDISTILL = "summa/scripts/run_pretrain_student_distill.sh"
+_KD = "summa/scripts/run_js.sh"   # the six KD scripts set the same values, on the same lines ±1
+_HUB = "hub config facebook/bart-large-xsum"
+_BEST = "summa/callbacks.py:86-112 (best val_avg_rouge2)"
+_ADAMW = "summa/lightning_base.py:149"
+_CLIP = "summa/lightning_base.py:319 (default)"
+PAPER_RECIPE: recipe.Recipe = {
+    "teacher.pretrained": ("facebook/bart-large-xsum", "README.md:40"),
+    "teacher.family": ("bart", "README.md:40"),
+    "teacher_train.epochs": (0, "README.md:40 (used as is: no teacher fine-tuning script)"),
+    "student.encoder_layers": (3, f"{_PREDISTILL}:5"),
+    "student.decoder_layers": (3, f"{_PREDISTILL}:5"),
+    "tokenizer.max_source_tokens": (1024, "summa/finetune.py:302-308 (default)"),
+    "tokenizer.max_target_tokens": (60, f"{_KD}:21"),
+    "data.max_eval_examples": (None, f"{_KD}:17 (--n_val -1)"),
+    # pre-distillation (and MLE)
+    "student_train.epochs": (28, f"{_PREDISTILL}:17"),
+    "student_train.lr": (3e-4, f"{_PREDISTILL}:7"),
+    "student_train.optimizer": ("adamw", _ADAMW),
+    "student_train.warmup_steps": (500, f"{_PREDISTILL}:18"),
+    "student_train.batch_size": (8, f"{_PREDISTILL}:15"),
+    "student_train.grad_accum_steps": (2, f"{_PREDISTILL}:15"),
+    "student_train.freeze_embeddings": (True, f"{_PREDISTILL}:6; summa/utils.py:546-562"),
+    "student_train.grad_clip": (1.0, _CLIP),
+    "student_train.evals_per_epoch": (10 / 3, f"{_PREDISTILL}:11 (--val_check_interval 0.3)"),
+    "student_train.select_best": (True, _BEST),
+    "method.predistill.temperature": (2.0, f"{_PREDISTILL}:8"),
+    "method.predistill.alpha_hid": (3.0, f"{_PREDISTILL}:14"),
+    "method.predistill.alpha_ce": (0.8, "summa/distillation.py:246 (default)"),
+    "method.predistill.alpha_mlm": (0.2, "summa/distillation.py:247 (default)"),
+    # KD
+    "kd_train.epochs": (12, f"{_KD}:27"),
+    "kd_train.lr": (1e-4, f"{_KD}:11"),
+    "kd_train.optimizer": ("adamw", _ADAMW),
+    "kd_train.warmup_steps": (100, f"{_KD}:23"),
+    "kd_train.batch_size": (8, f"{_KD}:22"),
+    "kd_train.grad_accum_steps": (2, f"{_KD}:22"),
+    "kd_train.freeze_embeddings": (True, f"{_KD}:16"),
+    "kd_train.grad_clip": (1.0, _CLIP),
+    "kd_train.evals_per_epoch": (2, f"{_KD}:17 (--val_check_interval 0.5)"),
+    "kd_train.select_best": (True, _BEST),
+    "method.js.beta": (0.85, f"{_KD}:14"),
+    # pseudo-labels: summa/scripts/run_teacher_label.sh:1-8 passes no decoding flag
+    "pseudo_labels.num_beams": (6, f"{_HUB} (num_beams), via summa/run_eval.py:48"),
+    "pseudo_labels.do_sample": (False, "summa/run_eval.py:56-60"),
+    "pseudo_labels.length_penalty": (1.0, f"{_HUB} (length_penalty), via summa/run_eval.py:48"),
+    "pseudo_labels.max_new_tokens": (62, f"{_HUB} (max_length), via summa/run_eval.py:48"),
+    "pseudo_labels.min_new_tokens": (11, f"{_HUB} (min_length), via summa/run_eval.py:48"),
+    "pseudo_labels.no_repeat_ngram_size": (3, f"{_HUB} (no_repeat_ngram_size), via summa/run_eval.py:48"),
+    # online samples
+    "online_sampling.num_beams": (5, f"{_KD}:14 (--sample_beams 5)"),
+    "online_sampling.do_sample": (True, f"{_KD}:14"),
+    "online_sampling.top_k": (30, f"{_KD}:14"),
+    "online_sampling.top_p": (1.0, "summa/kd.py:650 (default)"),
+    "online_sampling.length_penalty": (LENGTH_PENALTY, f"{_KD}:17 (--length_penalty sets the student's config: "
+                                                       "summa/kd.py:51-52)"),
+    "online_sampling.max_new_tokens": (64, "summa/kd.py:648 (--max_gen_length default), :373"),
+    "online_sampling.min_new_tokens": (11, f"{_HUB} (min_length), via summa/kd.py:357-373"),
+    "online_sampling.no_repeat_ngram_size": (3, f"{_HUB} (no_repeat_ngram_size), via summa/kd.py:357-373"),
+    # validation decoding
+    "selection_decode.num_beams": (5, f"{_KD}:17 (--eval_beams 5)"),
+    "selection_decode.do_sample": (False, "summa/finetune.py:216-223"),
+    "selection_decode.length_penalty": (LENGTH_PENALTY, f"{_KD}:17 (into the student's config: summa/kd.py:51-52)"),
+    "selection_decode.max_new_tokens": (62, f"{_HUB} (max_length), via summa/finetune.py:112-115"),
+    "selection_decode.min_new_tokens": (11, f"{_HUB} (min_length)"),
+    "selection_decode.no_repeat_ngram_size": (3, f"{_HUB} (no_repeat_ngram_size)"),
+    # test decoding
+    "eval_decode.num_beams": (NUM_BEAMS, "summa/scripts/eval.sh:3,10"),
+    "eval_decode.do_sample": (False, "summa/run_eval.py:56-60"),
+    "eval_decode.length_penalty": (LENGTH_PENALTY, "summa/scripts/eval.sh:11"),
+    "eval_decode.max_new_tokens": (62, f"{_HUB} (max_length), via summa/run_eval.py:48"),
+    "eval_decode.min_new_tokens": (11, f"{_HUB} (min_length), via summa/run_eval.py:48"),
+    "eval_decode.no_repeat_ngram_size": (3, f"{_HUB} (no_repeat_ngram_size), via summa/run_eval.py:48"),
+}
 
 
 @register_task("xsum")
@@ -38,6 +118,10 @@ class XSumTask(SourcedTask):
 
     def score(self, hypotheses: Sequence[str], references: Sequence[Sequence[str]]) -> Scores:
         return rouge_scores(hypotheses, references, self.metrics)
+
+    @classmethod
+    def method_defaults_for(cls, profile: str | None) -> dict[str, dict]:
+        return recipe.method_defaults(PAPER_RECIPE) if profile == "paper" else cls.method_defaults
 
     @classmethod
     def profile_overrides(cls, profile: str) -> dict:
@@ -65,12 +149,5 @@ class XSumTask(SourcedTask):
                     "pseudo_labels.max_new_tokens": 40, "online_sampling.max_new_tokens": 40,
                     "selection_decode.max_new_tokens": 40, "eval_decode.max_new_tokens": 40}
         if profile == "paper":
-            # facebook/bart-large-xsum used as is; 3-encoder/3-decoder student (PAPER.md §3).
-            return {**paper_decoding,
-                    "teacher.pretrained": "facebook/bart-large-xsum", "teacher.family": "bart",
-                    "teacher_train.epochs": 0,
-                    "student.encoder_layers": 3, "student.decoder_layers": 3,
-                    "tokenizer.max_source_tokens": 1024, "tokenizer.max_target_tokens": 60,
-                    "pseudo_labels.max_new_tokens": 60, "online_sampling.max_new_tokens": 60,
-                    "selection_decode.max_new_tokens": 100, "eval_decode.max_new_tokens": 100}
+            return recipe.config_overrides(PAPER_RECIPE)
         return {}
