@@ -9,20 +9,20 @@ Accelerate, and resumable checkpoints (:mod:`harness.checkpoint`).
 from __future__ import annotations
 
 import math
-import sys
 import time
 from dataclasses import dataclass, field
 from typing import Callable
 
 import torch
-from tqdm.auto import tqdm
 
 from .checkpoint import TrainingCheckpoints, rng_state, set_rng_state
 from .config import DecodeConfig, TrainConfig
 from .data import TokenizedSplit, batches, num_batches
-from .lm import Seq2SeqLM
+from .lm import Seq2SeqLM, embedding_parameters
 from .methods.base import Method
+from .progress import note, progress
 from .step import Collect, collect_prefix, method_loss
+from .step.accumulate import accumulated_step
 
 
 class NonFiniteLoss(RuntimeError):
@@ -108,13 +108,19 @@ def train(student: Seq2SeqLM, method: Method, data: TokenizedSplit, schedule: Tr
     model.train()
     if teacher is not None:
         teacher.model.eval()
-    steps_per_epoch = num_batches(len(data), schedule.batch_size)
+    accumulate = schedule.grad_accum_steps
+    micro_per_epoch = num_batches(len(data), schedule.batch_size)
+    steps_per_epoch = math.ceil(micro_per_epoch / accumulate)   # optimizer steps (the last may take fewer micro-batches)
     total = max(1, math.ceil(schedule.epochs * steps_per_epoch))
     if schedule.max_steps:
         total = min(total, schedule.max_steps)
+    frozen = embedding_parameters(model) if schedule.freeze_embeddings else {}
+    for p in frozen.values():
+        p.requires_grad_(False)
     accelerator = make_accelerator(device, schedule.precision)
     optimizer = make_optimizer([p for p in model.parameters() if p.requires_grad], schedule)
-    scheduler = get_linear_schedule_with_warmup(optimizer, int(schedule.warmup_ratio * total), total)
+    warmup = schedule.warmup_steps if schedule.warmup_steps is not None else int(schedule.warmup_ratio * total)
+    scheduler = get_linear_schedule_with_warmup(optimizer, warmup, total)
     optimizer, scheduler = accelerator.prepare(optimizer, scheduler)
     if schedule.evals_per_epoch <= 0:
         validate = None  # no validation: the last checkpoint is kept
@@ -123,6 +129,8 @@ def train(student: Seq2SeqLM, method: Method, data: TokenizedSplit, schedule: Tr
 
     fingerprint = {"name": desc, "method": method.name, "examples": len(data), "total": total,
                    "batch_size": schedule.batch_size, "seed": seed}
+    if accumulate > 1:
+        fingerprint["grad_accum_steps"] = accumulate
     curves: list[dict] = []
     best_score, best_step, best_state = None, None, None
     step, epoch, skip, skipped, seconds_before = 0, 0, 0, 0, 0.0
@@ -136,20 +144,29 @@ def train(student: Seq2SeqLM, method: Method, data: TokenizedSplit, schedule: Tr
                                                      state["best_state"])
         skipped, seconds_before = state["skipped_steps"], state["seconds"]
         set_rng_state(state["rng"])
-        tqdm.write(f"[{desc}] resuming from the checkpoint at step {step}/{total}", file=sys.stderr)
+        note(f"[{desc}] resuming from the checkpoint at step {step}/{total}")
     start = time.time()
-    bar = tqdm(total=total, initial=step, desc=desc, unit="step", leave=False, dynamic_ncols=True)
+    bar = progress(total=total, initial=step, desc=desc, unit="step")
     while step < total:
-        for index, batch in enumerate(batches(data, schedule.batch_size, student.pad_id, shuffle=True,
-                                              seed=seed * 1000 + epoch)):
+        micro: list = []
+        epoch_batches = batches(data, schedule.batch_size, student.pad_id, shuffle=True, seed=seed * 1000 + epoch)
+        for index, batch in enumerate(epoch_batches):
             if index < skip:
                 continue    # done before the checkpoint this run resumed from
-            batch = batch.to(device)
+            micro.append(batch.to(device))
+            if len(micro) < accumulate and index + 1 < micro_per_epoch:
+                continue    # an optimizer step takes `accumulate` micro-batches (the epoch's last step what is left)
             with accelerator.autocast():
-                loss, terms = method_loss(method, student, teacher, batch, sampling, layer_map, collect=collect)
+                if len(micro) == 1 and accumulate == 1:
+                    loss, terms = method_loss(method, student, teacher, micro[0], sampling, layer_map, collect=collect)
+                    if torch.isfinite(loss):
+                        accelerator.backward(loss)
+                else:
+                    loss, terms = accumulated_step(method, student, teacher, micro, sampling, layer_map,
+                                                   collect=collect, backward=accelerator.backward)
+            micro = []
             if not torch.isfinite(loss):
                 raise NonFiniteLoss(step + 1, "loss", {k: float(v.detach()) for k, v in terms.items()})
-            accelerator.backward(loss)
             grad_norm = accelerator.clip_grad_norm_(model.parameters(), schedule.grad_clip)
             if not torch.isfinite(grad_norm) and accelerator.scaler is None:  # fp16: the scaler skips the step
                 raise NonFiniteLoss(step + 1, "gradient norm", {k: float(v.detach()) for k, v in terms.items()})
@@ -173,8 +190,8 @@ def train(student: Seq2SeqLM, method: Method, data: TokenizedSplit, schedule: Tr
                 if improved:
                     best_score, best_step = score, step
                     best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
-                tqdm.write(f"[{desc}] step {step}/{total} (epoch {position:.2f}): validation {score:.2f}"
-                           f"{' (best)' if improved else ''}", file=sys.stderr)
+                note(f"[{desc}] step {step}/{total} (epoch {position:.2f}): validation {score:.2f}"
+                     f"{' (best)' if improved else ''}")
             if checkpoints is not None and checkpoints.due(step, total):
                 checkpoints.save({
                     "fingerprint": fingerprint, "step": step, "epoch": epoch, "batch_in_epoch": index + 1,
@@ -191,6 +208,8 @@ def train(student: Seq2SeqLM, method: Method, data: TokenizedSplit, schedule: Tr
         model.load_state_dict(best_state)
     else:
         best_step = step
+    for p in frozen.values():
+        p.requires_grad_(True)
     model.eval()
     return TrainResult(step, seconds_before + time.time() - start, best_step, best_score, curves,
                        resumed_from=checkpoints.resumed_from if checkpoints is not None else None,

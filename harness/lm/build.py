@@ -205,3 +205,14 @@ def resolve_device(name: str) -> torch.device:
             return torch.device("cuda")
         return torch.device("cpu")
     return torch.device(name)
+
+
+def embedding_parameters(model: nn.Module) -> dict[str, nn.Parameter]:
+    """The token and position embeddings of ``model`` by name (a tied LM head shares the token embeddings'
+    parameter): what the reference code's ``--freeze_embeds`` freezes. T5 has no position embeddings
+    (its relative attention bias lives in the layers)."""
+    wanted = {id(p) for p in model.get_input_embeddings().parameters()}
+    for name, module in model.named_modules():
+        if name.split(".")[-1] in ("embed_positions", "wpe", "embed_tokens", "shared", "wte"):
+            wanted |= {id(p) for p in module.parameters()}
+    return {name: p for name, p in model.named_parameters() if id(p) in wanted}

@@ -88,7 +88,11 @@ class Method:
         raise NotImplementedError
 
     def extra_loss(self, student_out, teacher_out, batch, layer_map) -> torch.Tensor | None:
-        """An optional loss that is not per target token (e.g. hidden-state matching)."""
+        """An optional loss that is not per target token (e.g. hidden-state matching).
+
+        Under gradient accumulation the engine also passes ``totals=`` ({"encoder": source tokens,
+        "decoder": target tokens} of the whole accumulated batch): a method whose extra loss is a mean
+        over tokens accepts it and divides by those counts instead of this batch's."""
         return None
 
     # -- parameters ---------------------------------------------------------------

@@ -49,7 +49,7 @@ class PreDistill(Method):
         kl = div.forward_kl(student_logits / t, teacher_logits / t) * t * t
         return self.params.alpha_ce * kl + self.params.alpha_mlm * div.token_nll(student_logits, tokens)
 
-    def extra_loss(self, student_out, teacher_out, batch, layer_map):
+    def extra_loss(self, student_out, teacher_out, batch, layer_map, totals=None):
         if self.params.alpha_hid == 0:
             return None
         terms = []
@@ -59,16 +59,19 @@ class PreDistill(Method):
             s_states = student_out[stack][1:]          # outputs of the student's layers
             t_states = teacher_out[stack]
             for i, j in enumerate(layer_map[stack]["supervised"]):
-                terms.append(_masked_mse(s_states[i], t_states[j + 1], mask))
+                terms.append(_masked_mse(s_states[i], t_states[j + 1], mask, None if totals is None else totals[stack]))
         return self.params.alpha_hid * torch.stack(terms).mean()
 
 
-def _masked_mse(student: torch.Tensor, teacher: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+def _masked_mse(student: torch.Tensor, teacher: torch.Tensor, mask: torch.Tensor, tokens: float | None = None
+                ) -> torch.Tensor:
+    """Mean squared error over the positions ``mask`` marks (or over ``tokens`` positions: an accumulated batch's)."""
     # Layer-normalised states, as Shleifer & Rush's ``normalize_hidden`` (scale-free across models).
     s = F.layer_norm(student, student.shape[-1:])
     t = F.layer_norm(teacher, teacher.shape[-1:])
     m = mask.unsqueeze(-1).to(s.dtype)
-    return ((s - t) ** 2 * m).sum() / (m.sum() * s.shape[-1]).clamp_min(1)
+    count = m.sum() if tokens is None else torch.tensor(float(tokens), dtype=s.dtype, device=s.device)
+    return ((s - t) ** 2 * m).sum() / (count * s.shape[-1]).clamp_min(1)
 
 
 @register_method("seqkd")

@@ -35,7 +35,8 @@ def _clone_all(states):
 def method_loss(method: Method, student: Seq2SeqLM, teacher: Seq2SeqLM | None, batch: Batch,
                 sampling: DecodeConfig, layer_map: dict | None = None, *,
                 autocast_dtype: torch.dtype | None = None,
-                collect: Collect = collect_prefix) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+                collect: Collect = collect_prefix, totals: dict[str, float] | None = None
+                ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
     """The step loss of ``method`` on ``batch`` and its terms (one per prefix source, plus ``extra``).
 
     Each piece of work runs once: the encoders, one sampling call per online source,
@@ -43,8 +44,9 @@ def method_loss(method: Method, student: Seq2SeqLM, teacher: Seq2SeqLM | None, b
     whose teacher logits did not already come out of sampling. Teacher work runs under
     ``torch.inference_mode``; ``autocast_dtype`` (e.g. ``torch.bfloat16``) turns on
     autocast on CUDA. ``collect`` makes each prefix set (default: the batch's, or a fresh
-    sample; a test may pass fixed prefixes). :mod:`harness.step.reference` computes the
-    same loss the way the paper's code does, for comparison.
+    sample; a test may pass fixed prefixes). ``totals``: token counts of the whole
+    accumulated batch (:func:`harness.step.accumulate.accumulated_step`). :mod:`harness.step.reference`
+    computes the same loss the way the paper's code does, for comparison.
     """
     sources = list(method.active_prefix_weights())
     hidden = method.needs_hidden_states
@@ -90,7 +92,7 @@ def method_loss(method: Method, student: Seq2SeqLM, teacher: Seq2SeqLM | None, b
                                              prefixes[s].tokens, s) for i, s in enumerate(sources)}
         extra = None
         if hidden:
-            extra = method.extra_loss(
-                {"encoder": student_enc.outputs.hidden_states, "decoder": student_out.decoder_hidden_states},
-                teacher_states, batch, layer_map)
-        return combine(method, token_losses, {s: prefixes[s].mask for s in sources}, extra)
+            states = {"encoder": student_enc.outputs.hidden_states, "decoder": student_out.decoder_hidden_states}
+            extra = method.extra_loss(states, teacher_states, batch, layer_map) if totals is None \
+                else method.extra_loss(states, teacher_states, batch, layer_map, totals=totals)
+        return combine(method, token_losses, {s: prefixes[s].mask for s in sources}, extra, totals)
