@@ -154,9 +154,9 @@ class RunConfig:
     selection_decode: DecodeConfig = setting(help="validation decoding", default_factory=lambda: DecodeConfig(
         num_beams=5))
     eval_decode: DecodeConfig = setting(help="test decoding", default_factory=lambda: DecodeConfig(num_beams=5))
-    pseudo_label_rows: str = setting("per_reference", help="offline teacher outputs in KD training: one row per "
-                                     "(input, reference) pair as the data has them, or one per input (the paper's DART)",
-                                     choices=("per_reference", "per_source"))
+    kd_train_rows: str = setting("per_reference", help="KD training rows: one per (input, reference) pair as the "
+                                 "data has them, or one per input (the reference's DART KD trains on its pseudo-label "
+                                 "file, one row per tripleset)", choices=("per_reference", "per_source"))
     teacher_dist_samples: int = setting(5, help="TeacherDist (PAPER Table 3): ancestral teacher samples per test "
                                                "input; 0: not measured", ge=0)
     teacher_dist_sampling: DecodeConfig = setting(help="TeacherDist sampling", default_factory=lambda: DecodeConfig(

@@ -24,6 +24,14 @@ class TokenizedSplit:
     def __len__(self) -> int:
         return len(self.examples)
 
+    def one_per_source(self) -> "TokenizedSplit":
+        """The first example of each distinct source (its offline output kept aligned)."""
+        seen: set[str] = set()
+        keep = [i for i, e in enumerate(self.examples) if not (e.source in seen or seen.add(e.source))]
+        pick = lambda rows: None if rows is None else [rows[i] for i in keep]  # noqa: E731
+        return TokenizedSplit([self.examples[i] for i in keep], pick(self.sources), pick(self.targets),
+                              pick(self.teacher_outputs), self.truncated_sources, self.truncated_targets)
+
 
 def tokenize(tokenizer, texts: Sequence[str], max_tokens: int, side: str = "right") -> tuple[list[list[int]], int]:
     """Token ids + EOS, truncated to ``max_tokens`` (EOS kept); returns the ids and how many were cut.

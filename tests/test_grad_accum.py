@@ -131,3 +131,13 @@ def test_warmup_in_steps_reaches_the_scheduler(setup, monkeypatch):
     assert seen == {"warmup": 7, "total": 1}
     _train(setup, batch_size=4, warmup_ratio=0.5, max_steps=None, epochs=4)
     assert seen == {"warmup": 4, "total": 8}
+
+
+def test_one_row_per_source_keeps_the_first_example_and_its_offline_output():
+    from harness.data import TokenizedSplit
+    from harness.task import Example
+
+    examples = [Example("0", "s1", "a", ("a", "b")), Example("1", "s1", "b", ("a", "b")), Example("2", "s2", "c", ("c",))]
+    split = TokenizedSplit(examples, [[1], [1], [2]], [[5], [6], [7]], [[9], [9], [8]])
+    one = split.one_per_source()
+    assert [e.id for e in one.examples] == ["0", "2"] and one.targets == [[5], [7]] and one.teacher_outputs == [[9], [8]]

@@ -122,7 +122,7 @@ def test_a_changed_value_is_caught():
 ACCEPTANCE = {  # (task, method) → {dotted key: value}
     ("dart", "js"): {"kd_train.lr": 1e-4, "kd_train.epochs": 12, "kd_train.warmup_steps": 100, "method.beta": 0.85,
                      "online_sampling.num_beams": 6, "online_sampling.do_sample": True, "online_sampling.top_k": 30,
-                     "online_sampling.min_new_tokens": 12, "pseudo_label_rows": "per_source",
+                     "online_sampling.min_new_tokens": 12, "kd_train_rows": "per_source",
                      "pseudo_labels.num_beams": 6, "kd_train.freeze_embeddings": False},
     ("dart", "predistill"): {"student_train.epochs": 18, "student_train.lr": 1e-4, "student_train.freeze_embeddings": True,
                              "method.temperature": 1.0, "teacher_train.epochs": 16, "teacher_train.lr": 1e-5},
@@ -171,7 +171,7 @@ def test_every_method_resolves_under_the_paper_recipe(task):
 def test_the_recipe_stays_in_the_paper_profile():
     """The cpu profile keeps the methods' own defaults (pre-distillation T = 2) and per-reference labels."""
     cpu = resolve_config("dart", "predistill", "cpu")
-    assert cpu.method_params["temperature"] == 2.0 and cpu.pseudo_label_rows == "per_reference"
+    assert cpu.method_params["temperature"] == 2.0 and cpu.kd_train_rows == "per_reference"
     assert resolve_config("wmt16_en_ro", "js", "cpu").method_params["beta"] == 0.25
 
 

@@ -121,10 +121,12 @@ def plan_cell(cfg: RunConfig, task, method: Method, device_type: str) -> CellPla
         return spec
 
     def student(label: str, trained: Method, init: str, schedule: TrainConfig, seed: int,
-                inputs: dict[str, str], model: str) -> StageSpec:
+                inputs: dict[str, str], model: str, rows: str = "per_reference") -> StageSpec:
         config = {"method": trained.name, "params": asdict(trained.params), "init": init,
                   "student": asdict(cfg.student), "train": asdict(schedule),
                   "sampling": asdict(cfg.online_sampling), "selection": asdict(cfg.selection_decode), "seed": seed}
+        if rows != "per_reference":   # keyed only when not the default
+            config["rows"] = rows
         return add(label, "student", config, {TEACHER: TEACHER, **inputs}, (type(trained),), model=model,
                    method=trained, schedule=schedule)
 
@@ -154,7 +156,8 @@ def plan_cell(cfg: RunConfig, task, method: Method, device_type: str) -> CellPla
         if method.needs_pseudo_labels:
             inputs["pseudo_labels"] = PSEUDO_LABELS
         schedule = cfg.student_train if method.init == "layer_copy" else cfg.kd_train
-        student(METHOD, method, method.init, schedule, cfg.seed, inputs, model=cfg.method)
+        rows = cfg.kd_train_rows if method.init == "predistilled" else "per_reference"
+        student(METHOD, method, method.init, schedule, cfg.seed, inputs, model=cfg.method, rows=rows)
 
     # Evaluations: the teacher first (the students' coverage risk reads its outputs), then each student.
     teacher_dist = {"samples": cfg.teacher_dist_samples, "sampling": asdict(cfg.teacher_dist_sampling)}

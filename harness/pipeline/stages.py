@@ -132,7 +132,10 @@ def build_student(run, spec: StageSpec):
             layer_map = json.loads((init / "layer_map.json").read_text())
         model = run.meter.track(model.to(run.device), "student")
         lm = language_model(model, run.tokenizer)
-        result = train(lm, method, run.splits["train"], spec.schedule,
+        rows = run.splits["train"]
+        if spec.config.get("rows") == "per_source":
+            rows = rows.one_per_source()
+        result = train(lm, method, rows, spec.schedule,
                        teacher=run.teacher if method.needs_teacher else None, sampling=cfg.online_sampling,
                        layer_map=layer_map, validate=validator(run), seed=spec.config["seed"],
                        device=run.device, desc=spec.label, checkpoints=run.checkpoints())

@@ -36,7 +36,7 @@ PAPER_RECIPE: recipe.Recipe = {
     "tokenizer.max_source_tokens": (128, f"{_KD}:16"),
     "tokenizer.max_target_tokens": (256, f"{_KD}:16"),
     "data.max_eval_examples": (None, f"{_KD}:12 (--n_val -1)"),
-    "pseudo_label_rows": ("per_source", "dart/run_label.py:96-102"),
+    "kd_train_rows": ("per_source", "dart/run_label.py:96-102"),
     # teacher fine-tuning
     "teacher_train.epochs": (16, f"{_TEACHER}:7"),
     "teacher_train.lr": (1e-5, f"{_TEACHER}:2"),
