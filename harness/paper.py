@@ -22,7 +22,8 @@ TABLE4_METHODS = ("js", "tvd")
 #: How reports name metrics (an arrow marks lower-is-better where the direction is known).
 LABELS = {"bleu": "BLEU", "chrf": "chrF", "ter": "TER", "r_llh": "R_llh", "r_cvg": "R_cvg",
           "rouge1": "R1", "rouge2": "R2", "rougeL": "RL", "bleu1": "BLEU-1", "bleu2": "BLEU-2",
-          "teacher_dist": "TeacherDist", "meteor": "METEOR", "bertscore": "BERTScore", "moverscore": "MoverScore",
+          "teacher_dist": "TeacherDist", "bleu_official": "BLEU (official)", "bleu1_nlgeval": "BLEU-1 (nlg-eval)",
+          "bleu2_nlgeval": "BLEU-2 (nlg-eval)", "exact_match": "EM", "meteor": "METEOR", "bertscore": "BERTScore", "moverscore": "MoverScore",
           "bleurt": "BLEURT", "speedup": "speed-up"}
 
 
