@@ -60,22 +60,16 @@ def checksums(folder: Path) -> dict[str, str]:
 STAGE_RECORD = "stage.json"
 
 
-def write_json(path: Path, obj, *, indent: int = 2) -> None:
-    """Write JSON through a temporary file in the same folder, then rename (atomic on POSIX)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w") as f:
-            json.dump(obj, f, indent=indent, sort_keys=True, default=str)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException as err:
-        Path(tmp).unlink(missing_ok=True)
-        if is_disk_full(err):
-            raise disk_full_error(err, path) from err
-        raise
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+def _readable(path: Path, directory: bool = False) -> None:
+    """The mode an ordinary file or folder gets (0644 / 0755 under the usual umask): temporary files and
+    folders are private (0600 / 0700), and a results folder shared by users or Ray nodes must be readable."""
+    os.chmod(path, (0o777 if directory else 0o666) & ~_umask())
 
 
 @contextmanager
@@ -91,12 +85,21 @@ def atomic_file(final: Path) -> Iterator[Path]:
     os.close(fd)
     try:
         yield Path(tmp)
+        _readable(Path(tmp))
         os.replace(tmp, final)
     except BaseException as err:
         Path(tmp).unlink(missing_ok=True)
         if is_disk_full(err):
             raise disk_full_error(err, final) from err
         raise
+
+
+def write_json(path: Path, obj, *, indent: int = 2) -> None:
+    """Write JSON through a temporary file in the same folder, synced, then renamed (atomic on POSIX)."""
+    with atomic_file(path) as tmp, open(tmp, "w") as f:
+        json.dump(obj, f, indent=indent, sort_keys=True, default=str)
+        f.flush()
+        os.fsync(f.fileno())
 
 
 def _owner() -> str:
@@ -123,6 +126,7 @@ def atomic_dir(final: Path, temp_root: Path | None = None) -> Iterator[Path]:
     tmp = Path(tempfile.mkdtemp(dir=root, prefix=f".{final.name}.tmp-{_owner()}-"))
     try:
         yield tmp
+        _readable(tmp, directory=True)
         if final.exists():
             old = root / f".{final.name}.old-{_owner()}-{uuid.uuid4().hex[:8]}"
             os.replace(final, old)
