@@ -8,6 +8,7 @@ import click
 
 from ._runtime import tune_allocator
 from .errors import HarnessError
+from .store.io import check_writable_folder
 
 
 def _load_plugins(paths: tuple[str, ...]) -> None:
@@ -23,19 +24,30 @@ def cli() -> None:
     """Sequence-level knowledge distillation benchmark (f-DISTILL and friends)."""
 
 
+def cell_options(command):
+    """The options that name one cell: task, method, profile, seed, ``--set`` and plugin files."""
+    for option in reversed((
+        click.option("--task", "task", default="dart", show_default=True, help="Task plugin name (see `harness list`)."),
+        click.option("--method", "method", default="tvd", show_default=True, help="Method plugin name."),
+        click.option("--profile", default="cpu", show_default=True, help="ci | cpu | paper: sizes and sources."),
+        click.option("--seed", type=int, default=None, help="Seed of the method stage (default 42)."),
+        click.option("--set", "sets", multiple=True, metavar="KEY=VALUE",
+                     help="Override any config field, e.g. --set kd_train.epochs=2 --set method.beta=0.5."),
+        click.option("--plugins", multiple=True, metavar="FILE.py", help="Import a local file of plugins first."))):
+        command = option(command)
+    return command
+
+
+RESULTS_DIR_HELP = "The results store: runs, stage cache, locks and records."
+
+
 @cli.command("run")
-@click.option("--task", "task", default="dart", show_default=True, help="Task plugin name (see `harness list`).")
-@click.option("--method", "method", default="tvd", show_default=True, help="Method plugin name.")
-@click.option("--profile", default="cpu", show_default=True, help="ci | cpu | paper: sizes and sources.")
-@click.option("--seed", type=int, default=None, help="Seed of the method stage (default 42).")
-@click.option("--set", "sets", multiple=True, metavar="KEY=VALUE",
-              help="Override any config field, e.g. --set kd_train.epochs=2 --set method.beta=0.5.")
+@cell_options
 @click.option("--data-dir", default=None, help="Folder of the task's original release files (data.source=local).")
-@click.option("--results-dir", default=None, help="Where runs and the stage cache go (default: results).")
-@click.option("--plugins", multiple=True, metavar="FILE.py", help="Import a local file of plugins first.")
+@click.option("--results-dir", default=None, help=RESULTS_DIR_HELP + "  [default: results]")
 @click.option("--device", default=None, help="auto | cpu | cuda | cuda:N | mps")
 @click.option("--trust-remote-code", is_flag=True, help="Allow a pretrained hub model to run its own Python code.")
-def run_cmd(task, method, profile, seed, sets, data_dir, results_dir, plugins, device, trust_remote_code) -> None:
+def run_cmd(task, method, profile, seed, sets, plugins, data_dir, results_dir, device, trust_remote_code) -> None:
     """Train (or reuse) the teacher, pseudo-labels and pre-distilled student, distil, evaluate."""
     from .config import parse_sets, resolve_config
 
@@ -54,6 +66,7 @@ def run_cmd(task, method, profile, seed, sets, data_dir, results_dir, plugins, d
     if trust_remote_code:
         pairs.append(("teacher.trust_remote_code", "true"))
     cfg = resolve_config(task, method, profile, seed, pairs)
+    check_writable_folder(cfg.results_dir, "--results-dir")
 
     from .pipeline import Pipeline
     from .reporting.run_table import format_run_table
@@ -76,7 +89,7 @@ def run_cmd(task, method, profile, seed, sets, data_dir, results_dir, plugins, d
               help="Override a config field in every cell (method.NAME: in the methods that have NAME).")
 @click.option("--axis", "axes", multiple=True, metavar="KEY=V1,V2",
               help="Sweep a config field (added to the spec's axes, or replacing one), e.g. --axis method.beta=0.5,0.85.")
-@click.option("--results-dir", default="results", show_default=True, help="Runs, stage cache, locks and records.")
+@click.option("--results-dir", default="results", show_default=True, help=RESULTS_DIR_HELP)
 @click.option("--plugins", multiple=True, metavar="FILE.py", help="Import a local file of plugins first.")
 @click.option("--device", default=None, help="auto | cpu | cuda | cuda:N | mps")
 @click.option("--executor", type=click.Choice(["local", "ray"]), default="local", show_default=True,
@@ -111,6 +124,8 @@ def grid_cmd(spec, tasks, methods, seeds, profile, sets, axes, results_dir, plug
     if device is not None:
         pairs.append(("device", device))
     cells = expand(grid, str(Path(results_dir).resolve()), pairs, tuple(str(Path(p).resolve()) for p in plugins))
+    if not dry_run:
+        check_writable_folder(results_dir, "--results-dir")
     if dry_run:
         click.echo(format_plan(plan_grid(cells), grid.name, grid.profile))
         return
@@ -124,8 +139,10 @@ def grid_cmd(spec, tasks, methods, seeds, profile, sets, axes, results_dir, plug
 
 
 @cli.command("report")
-@click.option("--results", "results_dir", default="results", show_default=True, help="The results store to read.")
-@click.option("--out", "out_dir", default="reports", show_default=True, help="Where tables, figures and the page go.")
+@click.option("--results-dir", "--results", "results_dir", default="results", show_default=True,
+              help="The results store to read.")
+@click.option("--out", "out_dir", default=None,
+              help="Where tables, figures and the page go (default: RESULTS_DIR/report); its old contents are replaced.")
 @click.option("--compare", type=click.Choice(["paper"]), multiple=True,
               help="Set the paper's published numbers beside ours, with Kendall τ of the KD methods' order.")
 @click.option("--baseline", default="predistill", show_default=True,
@@ -134,8 +151,12 @@ def grid_cmd(spec, tasks, methods, seeds, profile, sets, axes, results_dir, plug
 @click.option("--screenshot", is_flag=True, help="Also write report.png of the page (needs Chromium).")
 def report_cmd(results_dir, out_dir, compare, baseline, bootstrap_samples, screenshot) -> None:
     """Tables (Markdown, LaTeX, CSV), plots (PNG, SVG) and one HTML page, from the results store alone."""
+    from pathlib import Path
+
     from .reporting.build import build_report
 
+    out_dir = out_dir or str(Path(results_dir) / "report")
+    check_writable_folder(out_dir, "--out")
     explicit = click.get_current_context().get_parameter_source("baseline") != click.core.ParameterSource.DEFAULT
     report = build_report(results_dir, out_dir, tuple(compare), None if baseline.lower() == "none" else baseline,
                           bootstrap_samples, screenshot, check_baseline=explicit)
@@ -220,15 +241,9 @@ def _first_line(cls) -> str:
 
 
 @cli.command("config")
-@click.option("--task", "task", default="dart", show_default=True, help="Task plugin name (see `harness list`).")
-@click.option("--method", "method", default="tvd", show_default=True, help="Method plugin name.")
-@click.option("--profile", default="cpu", show_default=True, help="ci | cpu | paper: sizes and sources.")
-@click.option("--seed", type=int, default=None, help="Seed of the method stage (default 42).")
-@click.option("--set", "sets", multiple=True, metavar="KEY=VALUE",
-              help="Override any config field, e.g. --set kd_train.epochs=2 --set method.beta=0.5.")
+@cell_options
 @click.option("--format", "output_format", type=click.Choice(["json", "toml"]), default="json", show_default=True)
-@click.option("--plugins", multiple=True, metavar="FILE.py", help="Import a local file of plugins first.")
-def config_cmd(task, method, profile, seed, sets, output_format, plugins) -> None:
+def config_cmd(task, method, profile, seed, sets, plugins, output_format) -> None:
     """Print the resolved configuration, method parameters included: check a recipe before running it."""
     import json
 

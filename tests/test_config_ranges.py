@@ -101,3 +101,37 @@ def test_the_range_checks_against_brute_force():
                 raised = True
             assert raised is not ok, (a, b)
     assert range_text({"gt": 0.0, "le": 1.0}) == "> 0 and <= 1"
+
+
+# --------------------------------------------------------------------------- the results folder
+def test_a_results_dir_that_is_a_file_is_one_line(tmp_path, monkeypatch, capsys):
+    target = tmp_path / "taken"
+    target.write_text("not a folder")
+    for command in (["run", "--task", "dart", "--method", "mle", "--profile", "ci"], ["grid", "--profile", "ci"]):
+        code, err = run_main(monkeypatch, capsys, [*command, "--results-dir", str(target)])
+        assert code == 2 and err.strip() == f"harness: error: --results-dir {target}: exists and is not a folder"
+
+
+def test_a_read_only_results_dir_is_one_line(tmp_path, monkeypatch, capsys):
+    import errno
+    import tempfile
+
+    def read_only(*args, **kwargs):
+        raise OSError(errno.EROFS, "Read-only file system")
+
+    monkeypatch.setattr(tempfile, "TemporaryFile", read_only)
+    code, err = run_main(monkeypatch, capsys, ["run", "--task", "dart", "--method", "mle", "--profile", "ci",
+                                               "--results-dir", str(tmp_path / "new" / "results")])
+    assert code == 2 and err.strip() == (f"harness: error: --results-dir {tmp_path / 'new' / 'results'}: {tmp_path} "
+                                         f"is not writable (a read-only file system); choose another folder")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_report_takes_results_dir_and_replaces_only_a_report_folder(tmp_path, monkeypatch, capsys):
+    (tmp_path / "results" / "runs").mkdir(parents=True)
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "thesis.tex").write_text("precious")
+    code, err = run_main(monkeypatch, capsys, ["report", "--results-dir", str(tmp_path / "results"), "--out", str(mine)])
+    assert code == 2 and "holds files a report does not write (thesis.tex)" in err
+    assert (mine / "thesis.tex").read_text() == "precious"

@@ -274,3 +274,15 @@ def test_html_page_renders_in_headless_chromium(report, tmp_path):
     image = mpimg.imread(png)
     assert image.shape[:2] == (1600, 1280)
     assert image[..., :3].std() > 0.05                  # not a blank page
+
+
+def test_a_report_folder_holds_only_what_its_last_report_wrote(grid, tmp_path):
+    from harness.reporting.build import build_report
+
+    out = tmp_path / "out"
+    build_report(grid, out, baseline=None, n_samples=20)
+    written = sorted(p.relative_to(out) for p in out.rglob("*"))
+    (out / "tables" / "table2_othertask_ci.md").write_text("an earlier report's table")
+    report = build_report(grid, out, baseline=None, n_samples=20)
+    assert sorted(p.relative_to(out) for p in out.rglob("*")) == written
+    assert report.out == out and all(p.is_file() and out in p.parents for p in report.files)

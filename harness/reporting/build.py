@@ -8,7 +8,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from ..errors import UnknownNameError
+from ..errors import HarnessError, UnknownNameError
+from ..store.io import atomic_dir
 from ..paper import TASKS, order_key
 from . import html as html_page
 from . import plots
@@ -27,12 +28,41 @@ class Report:
     files: list[Path] = field(default_factory=list)
 
 
-def build_report(results_dir: str | Path = "results", out_dir: str | Path = "reports", compare: tuple[str, ...] = (),
+def build_report(results_dir: str | Path = "results", out_dir: str | Path | None = None, compare: tuple[str, ...] = (),
                  baseline: str | None = "predistill", n_samples: int = 1000, screenshot: bool = False,
                  check_baseline: bool = False) -> Report:
-    """Render every table and figure the store supports into ``out_dir``.
+    """Render every table and figure the store supports into ``out_dir`` (default ``results_dir/report``).
 
+    The folder is written whole and then put in place of the old one, so it holds exactly
+    what this report wrote (no table of an earlier report is left beside the new ones);
+    a folder that holds other files than a report's is refused.
     ``check_baseline``: a ``baseline`` that is no row of the results is an error (the user named it)."""
+    final = Path(out_dir) if out_dir is not None else Path(results_dir) / "report"
+    _check_replaceable(final)
+    with atomic_dir(final) as tmp:
+        report = _build(results_dir, tmp, compare, baseline, n_samples, screenshot, check_baseline)
+    report.out = final
+    report.files = [final / p.relative_to(tmp) for p in report.files]
+    for saved in report.figures.values():
+        for kind in ("png", "svg"):
+            if isinstance(saved.get(kind), Path):
+                saved[kind] = final / saved[kind].relative_to(tmp)
+    return report
+
+
+REPORT_FILES = frozenset({"report.html", "report.md", "report.png", "summary.csv", "tables", "figures", "README.md"})
+
+
+def _check_replaceable(folder: Path) -> None:
+    """Refuse to replace a folder that holds anything a report does not write (it would be lost)."""
+    if folder.is_dir():
+        foreign = sorted(p.name for p in folder.iterdir() if p.name not in REPORT_FILES)
+        if foreign:
+            raise HarnessError(f"--out {folder}: holds files a report does not write ({', '.join(foreign[:5])}); "
+                               f"a report replaces its folder whole: choose an empty or a report folder")
+
+
+def _build(results_dir, out_dir: Path, compare, baseline, n_samples, screenshot, check_baseline) -> Report:
     store = load_store(results_dir)
     summary = summarise(store)
     if check_baseline and baseline is not None and baseline not in set(summary["model"]):

@@ -60,6 +60,30 @@ def checksums(folder: Path) -> dict[str, str]:
 STAGE_RECORD = "stage.json"
 
 
+def check_writable_folder(path: str | Path, option: str) -> None:
+    """A one-line :class:`HarnessError` unless ``path`` is a folder this process can write, or can be created
+    as one (checked before any work; nothing is left behind: a probe file in the nearest existing folder is
+    removed at once)."""
+    from ..errors import HarnessError
+
+    path = Path(path)
+    if path.exists() and not path.is_dir():
+        raise HarnessError(f"{option} {path}: exists and is not a folder")
+    existing = path
+    while not existing.exists():
+        existing = existing.parent
+    if not existing.is_dir():
+        raise HarnessError(f"{option} {path}: {existing} is not a folder")
+    try:   # access() alone misses a read-only file system when running as root
+        if not os.access(existing, os.W_OK | os.X_OK):
+            raise PermissionError(errno.EACCES, "no permission")
+        with tempfile.TemporaryFile(dir=existing):
+            pass
+    except OSError as err:
+        reason = "a read-only file system" if err.errno == errno.EROFS else (err.strerror or type(err).__name__)
+        raise HarnessError(f"{option} {path}: {existing} is not writable ({reason}); choose another folder") from None
+
+
 def _umask() -> int:
     mask = os.umask(0)
     os.umask(mask)
