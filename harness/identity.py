@@ -91,6 +91,14 @@ def plugin_files(cls: type) -> list[Path]:
     return [file]
 
 
+def plugin_name(cls: type) -> str:
+    """How the code identity names a plugin: ``module.Class``, or ``file.py:Class`` for a ``--plugins`` file
+    (whose module name the loader makes up)."""
+    if cls.__module__.startswith("harness_plugin_"):
+        return f"{Path(inspect.getfile(cls)).name}:{cls.__qualname__}"
+    return f"{cls.__module__}.{cls.__qualname__}"
+
+
 def code_identity(stage: str, plugins: tuple[type, ...] = ()) -> dict[str, str]:
     """``{module or plugin: digest}`` of the code ``stage`` runs; enters the stage key and the manifest."""
     out: dict[str, str] = {}
@@ -104,7 +112,7 @@ def code_identity(stage: str, plugins: tuple[type, ...] = ()) -> dict[str, str]:
         for path in files:
             digest.update(str(path.relative_to(root) if root else path.name).encode())
             digest.update(file_digest(path).encode())
-        out[f"{cls.__module__}.{cls.__qualname__}"] = digest.hexdigest()
+        out[plugin_name(cls)] = digest.hexdigest()
     return out
 
 
