@@ -179,6 +179,8 @@ def list_cmd(plugins) -> None:
     for name in METHODS.names():
         cls = METHODS.get(name)
         click.echo(f"  {name:<22} [{_prefix_sources(cls)}] {_first_line(cls)}")
+        for line in _parameter_lines(cls):
+            click.echo(f"  {'':<22}   {line}")
     click.echo("profiles:")
     for name in PROFILES:
         click.echo(f"  {name}")
@@ -234,6 +236,21 @@ def _prefix_sources(cls) -> str:
         return ", ".join(cls().prefix_weights())
     except Exception:
         return "per task"
+
+
+def _parameter_lines(cls) -> list[str]:
+    """``method.NAME=DEFAULT  (range)  help`` for each of a method's parameters."""
+    import dataclasses
+
+    from .config import range_text
+
+    lines = []
+    for f in dataclasses.fields(cls.Params):
+        default = f.default if f.default is not dataclasses.MISSING else "…"
+        valid = range_text(dict(f.metadata))
+        lines.append(f"method.{f.name}={default}" + (f"  ({valid})" if valid else "")
+                     + (f"  {f.metadata['help']}" if f.metadata.get("help") else ""))
+    return lines
 
 
 def _first_line(cls) -> str:

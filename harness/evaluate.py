@@ -10,9 +10,9 @@ Both are averaged over all tokens of the test set (EOS included).
 from __future__ import annotations
 
 import torch
-from tqdm.auto import tqdm
 
 from .config import DecodeConfig
+from .progress import progress
 from .data import TokenizedSplit, batches, make_batch, num_batches
 from .methods.divergences import token_nll
 from .lm import Seq2SeqLM
@@ -26,8 +26,8 @@ def decode(lm: Seq2SeqLM, split: TokenizedSplit, cfg: DecodeConfig, device, desc
     n = len(split) if limit is None else min(limit, len(split))
     sub = TokenizedSplit(split.examples[:n], split.sources[:n], split.targets[:n])
     out: list[list[int] | None] = [None] * n
-    for batch in tqdm(batches(sub, cfg.batch_size, lm.pad_id, by_length=True), total=num_batches(n, cfg.batch_size),
-                      desc=desc, leave=False, unit="batch", dynamic_ncols=True):
+    for batch in progress(batches(sub, cfg.batch_size, lm.pad_id, by_length=True), total=num_batches(n, cfg.batch_size),
+                      desc=desc, unit="batch"):
         batch = batch.to(device)
         prefix = lm.generate(lm.encode(batch.source_ids, batch.source_mask), cfg)
         for row, i in enumerate(batch.index):

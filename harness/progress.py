@@ -54,7 +54,7 @@ def progress(iterable: Iterable | None = None, **kwargs):
     if sys.stderr.isatty():
         from tqdm.auto import tqdm
 
-        return tqdm(iterable, leave=False, dynamic_ncols=True, file=sys.stderr, **kwargs)
+        return tqdm(iterable, **{"leave": False, "dynamic_ncols": True, "file": sys.stderr, **kwargs})
     return _PlainProgress(iterable, **kwargs)
 
 

@@ -127,3 +127,25 @@ def test_layer_maps_match_shleifer_and_rush():
     assert layers_to_supervise(4, 2) == [1, 3]
     with pytest.raises(ValueError):
         layers_to_copy(2, 3)
+
+
+def test_a_token_loss_of_the_wrong_shape_is_one_error_naming_the_method():
+    """The plugin contract where the step crosses it: [B, T, V] instead of [B, T] is named, not a size mismatch."""
+    from harness.config import DecodeConfig
+    from harness.errors import HarnessError
+    from harness.methods import Method
+    from harness.testing import tiny_models
+
+    class Unreduced(Method):
+        name = "unreduced"
+        prefixes = {"ground_truth": 1.0}
+        uses_teacher = False
+
+        def token_loss(self, student_logits, teacher_logits, tokens, source):
+            return student_logits.log_softmax(-1)          # forgot to pick or sum over the vocabulary
+
+    student, teacher, layer_map, batch = tiny_models()
+    with pytest.raises(HarnessError, match=r"method 'unreduced': token_loss for 'ground_truth' returned a "
+                                           r"torch.float32 tensor of shape \[4, \d+, \d+\]; expected one loss per "
+                                           r"position, a floating tensor of shape \[B, T\] = \[4, \d+\]"):
+        engine.method_loss(Unreduced(), student, teacher, batch, DecodeConfig(), layer_map)

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
+from ..config import setting
 from ..registry import register_method
 from . import divergences as div
 from .base import Method
@@ -39,10 +40,10 @@ class PreDistill(Method):
 
     @dataclass
     class Params:
-        alpha_ce: float = 0.8
-        alpha_mlm: float = 0.2
-        alpha_hid: float = 3.0
-        temperature: float = 2.0
+        alpha_ce: float = setting(0.8, help="weight of the temperature-T KL(p‖q)", ge=0.0)
+        alpha_mlm: float = setting(0.2, help="weight of −log q(y_t)", ge=0.0)
+        alpha_hid: float = setting(3.0, help="weight of the hidden-state MSE", ge=0.0)
+        temperature: float = setting(2.0, help="softmax temperature T (the KL is scaled by T²)", gt=0.0)
 
     def token_loss(self, student_logits, teacher_logits, tokens, source):
         t = self.params.temperature

@@ -20,17 +20,8 @@ from dataclasses import dataclass
 
 from harness.methods import divergences as div
 from harness.methods.base import Method
-from harness import HarnessError, register_method
-
-
-def _check_unit(method: str, name: str, value: float) -> None:
-    if not 0.0 <= value <= 1.0:
-        raise HarnessError(f"method.{name}={value}: {name} of {method!r} must lie in [0, 1]")
-
-
-def _check_choice(method: str, name: str, value: str, allowed: tuple[str, ...]) -> None:
-    if value not in allowed:
-        raise HarnessError(f"method.{name}={value!r}: {name} of {method!r} must be one of {', '.join(allowed)}")
+from harness import register_method
+from harness.config import setting
 
 
 def _nonzero(weights: dict[str, float]) -> dict[str, float]:
@@ -55,15 +46,8 @@ class WordKD(Method):
 
     @dataclass
     class Params:
-        temperature: float = 1.0
-        nll_weight: float = 0.0
-
-    def __init__(self, params=None):
-        super().__init__(params)
-        if self.params.temperature <= 0:
-            raise HarnessError(f"method.temperature={self.params.temperature}: the temperature must be > 0")
-        if self.params.nll_weight < 0:
-            raise HarnessError(f"method.nll_weight={self.params.nll_weight}: the NLL weight must be ≥ 0")
+        temperature: float = setting(1.0, help="softmax temperature T of both models", gt=0.0)
+        nll_weight: float = setting(0.0, help="weight of −log q(y_t) added to the KL (0: pure distillation)", ge=0.0)
 
     def token_loss(self, student_logits, teacher_logits, tokens, source):
         t = self.params.temperature
@@ -92,15 +76,10 @@ class GKD(Method):
 
     @dataclass
     class Params:
-        beta: float = 0.5
-        lmbda: float = 0.5
-        off_policy: str = "ground_truth"
-
-    def __init__(self, params=None):
-        super().__init__(params)
-        _check_unit("gkd", "beta", self.params.beta)
-        _check_unit("gkd", "lmbda", self.params.lmbda)
-        _check_choice("gkd", "off_policy", self.params.off_policy, self.OFF_POLICY)
+        beta: float = setting(0.5, help="JSD interpolation: 0 → KL(p‖q), 1 → KL(q‖p)", ge=0.0, le=1.0)
+        lmbda: float = setting(0.5, help="on-policy fraction: weight of the student's samples", ge=0.0, le=1.0)
+        off_policy: str = setting("ground_truth", help="the supervised prefixes",
+                                  choices=("ground_truth", "teacher_offline", "teacher_sample"))
 
     def prefix_weights(self):
         lam = self.params.lmbda
@@ -123,11 +102,7 @@ class SKL(Method):
 
     @dataclass
     class Params:
-        alpha: float = 0.1
-
-    def __init__(self, params=None):
-        super().__init__(params)
-        _check_unit("skl", "alpha", self.params.alpha)
+        alpha: float = setting(0.1, help="skew: the teacher's share of the mixture (0: kl)", ge=0.0, le=1.0)
 
     def token_loss(self, student_logits, teacher_logits, tokens, source):
         return div.skew_kl(student_logits, teacher_logits, self.params.alpha)
@@ -141,11 +116,7 @@ class SRKL(Method):
 
     @dataclass
     class Params:
-        alpha: float = 0.1
-
-    def __init__(self, params=None):
-        super().__init__(params)
-        _check_unit("srkl", "alpha", self.params.alpha)
+        alpha: float = setting(0.1, help="skew: the student's share of the mixture (0: rkl)", ge=0.0, le=1.0)
 
     def token_loss(self, student_logits, teacher_logits, tokens, source):
         return div.skew_reverse_kl(student_logits, teacher_logits, self.params.alpha)
@@ -165,11 +136,7 @@ class AKL(Method):
 
     @dataclass
     class Params:
-        mu: float = 0.5
-
-    def __init__(self, params=None):
-        super().__init__(params)
-        _check_unit("akl", "mu", self.params.mu)
+        mu: float = setting(0.5, help="probability mass of the head (the teacher's most likely tokens)", ge=0.0, le=1.0)
 
     def token_loss(self, student_logits, teacher_logits, tokens, source):
         return div.adaptive_kl(student_logits, teacher_logits, self.params.mu)
@@ -180,13 +147,9 @@ class _TaskBeta(Method):
 
     @dataclass
     class Params:
-        beta: float = 0.5
+        beta: float = setting(0.5, help="weight of the student's samples (1−β: the teacher's prefixes)", ge=0.0, le=1.0)
 
     defaults_key = "js"   # a task's JS β is these methods' β too
-
-    def __init__(self, params=None):
-        super().__init__(params)
-        _check_unit(self.name, "beta", self.params.beta)
 
 
 @register_method("js_online")
@@ -239,12 +202,10 @@ class JSExact(_TaskBeta):
 
     @dataclass
     class Params(_TaskBeta.Params):
-        teacher_source: str = "teacher_offline"
-        student_weight_grad: bool = False
-
-    def __init__(self, params=None):
-        super().__init__(params)
-        _check_choice("js_exact", "teacher_source", self.params.teacher_source, ("teacher_offline", "teacher_sample"))
+        teacher_source: str = setting("teacher_offline", help="where the teacher's prefixes come from",
+                                      choices=("teacher_offline", "teacher_sample"))
+        student_weight_grad: bool = setting(False, help="let the gradient flow through the mixture weight on the "
+                                                         "student's own samples too")
 
     def prefix_weights(self):
         return _nonzero({"student_sample": self.params.beta, self.params.teacher_source: 1.0 - self.params.beta})

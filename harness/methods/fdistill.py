@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from ..config import setting
 from ..registry import register_method
 from . import divergences as div
 from .base import Method
@@ -45,14 +46,8 @@ class JS(Method):
 
     @dataclass
     class Params:
-        beta: float = 0.5
-
-    def __init__(self, params=None):
-        super().__init__(params)
-        if not 0.0 <= self.params.beta <= 1.0:
-            from ..errors import HarnessError
-
-            raise HarnessError(f"method.beta={self.params.beta}: β must lie in [0, 1]")
+        beta: float = setting(0.5, help="weight of the student's samples (1−β: the teacher's offline outputs)",
+                              ge=0.0, le=1.0)
 
     def prefix_weights(self):
         return {"student_sample": self.params.beta, "teacher_offline": 1.0 - self.params.beta}
