@@ -66,8 +66,9 @@ class Task:
 
         The task, its data config and the data it names: for ``local`` the sha256 of every file under
         ``data_dir`` (by relative path, so the same files elsewhere share the key), for ``hub`` the data
-        set id and revision. An embedded twin is a function of its config (and code: code identity is
-        not part of the keys yet). Override when a task's examples depend on something else.
+        set id and revision. An embedded twin is a function of its config and its code (the code enters
+        the data key separately: :func:`harness.pipeline.graph.data_key`). Override when a task's examples
+        depend on something else.
         """
         import dataclasses
 

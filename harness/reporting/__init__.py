@@ -8,7 +8,7 @@ defaults (:func:`harness.store.read.load_metrics` fills those columns), its task
 (metrics, selection metric) and its method's, with the parameters it ran with (Table 4 pairs a
 method that trains on the teacher's offline outputs with its online variant).
 
-Layout of the output folder (files are overwritten, nothing else is touched):
+Layout of the output folder (written whole and put in place of the old one; a ``README.md`` there is kept):
 
     report.html              every table and figure; images embedded as data URIs
     report.md                every table in Markdown, with links to the figures

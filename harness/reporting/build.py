@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -34,13 +35,15 @@ def build_report(results_dir: str | Path = "results", out_dir: str | Path | None
     """Render every table and figure the store supports into ``out_dir`` (default ``results_dir/report``).
 
     The folder is written whole and then put in place of the old one, so it holds exactly
-    what this report wrote (no table of an earlier report is left beside the new ones);
-    a folder that holds other files than a report's is refused.
+    what this report wrote (no table of an earlier report is left beside the new ones) and
+    its ``README.md``, if it has one; a folder that holds other files than a report's is refused.
     ``check_baseline``: a ``baseline`` that is no row of the results is an error (the user named it)."""
     final = Path(out_dir) if out_dir is not None else Path(results_dir) / "report"
     _check_replaceable(final)
     with atomic_dir(final) as tmp:
         report = _build(results_dir, tmp, compare, baseline, n_samples, screenshot, check_baseline)
+        if (final / "README.md").is_file():   # a person's description of the folder (reports/README.md) stays
+            shutil.copy2(final / "README.md", tmp / "README.md")
     report.out = final
     report.files = [final / p.relative_to(tmp) for p in report.files]
     for saved in report.figures.values():
