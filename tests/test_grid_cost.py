@@ -10,8 +10,8 @@ from click.testing import CliRunner
 
 from harness.config import DecodeConfig, ModelConfig, RunConfig, StudentConfig, TokenizerConfig, TrainConfig
 from harness.grid import expand, load_spec, plan_grid, with_overrides
-from harness.grid.cost import (PAPER_MODELS, Flops, Throughput, estimate_grid, stage_flops,
-                               student_architecture, teacher_architecture)
+from harness.grid.cost import (PAPER_MODELS, Architecture, Flops, Throughput, estimate_grid, generate, remaining,
+                               stage_flops, student_architecture, teacher_architecture)
 from harness.methods.base import Method
 from harness.paper import DataStats
 
@@ -62,6 +62,18 @@ def test_stage_flops_of_a_small_cell_by_hand():
 
 def test_throughput_turns_flops_into_hours():
     assert Throughput("t", 2.0, 1.0).hours(Flops(dense=2 * 3600, decode=3600)) == 2.0
+
+
+def test_a_resumed_stage_costs_the_steps_it_has_left():
+    assert remaining(SimpleNamespace(state="resume", progress={"step": 25, "total": 100})) == 0.75
+    assert remaining(SimpleNamespace(state="build", progress=None)) == 1.0
+
+
+def test_outputs_are_as_long_as_the_mean_target_within_the_decoding_bounds():
+    model = Architecture("gpt2", 2, 4, 10, 2, 0, 1)       # 54 + 20 parameters a token passes through
+    data = DataStats(1, 1, 1, 1, source_tokens=5, target_tokens=30)
+    assert generate(model, data, DecodeConfig(num_beams=2, max_new_tokens=8)) == 2 * 74 * (5 * 2 + 8 * 2)
+    assert generate(model, data, DecodeConfig(min_new_tokens=40, max_new_tokens=64)) == 2 * 74 * (5 + 40)
 
 
 def test_a_stage_shared_by_cells_is_counted_once(tmp_path):

@@ -132,10 +132,12 @@ def forward(model: Architecture, data: DataStats) -> float:
 
 
 def generate(model: Architecture, data: DataStats, decode: DecodeConfig) -> float:
-    """FLOPs of generating one output of the data's mean target length with ``decode.num_beams`` beams."""
+    """FLOPs of generating one output of the data's mean target length (within the decoding's bounds)
+    with ``decode.num_beams`` beams."""
     beams = decode.num_beams
+    length = min(max(data.target_tokens, decode.min_new_tokens), decode.max_new_tokens)
     prompt = model.source_params() * data.source_tokens * (beams if model.decoder_only else 1)
-    return 2 * (prompt + model.target_params() * data.target_tokens * beams)
+    return 2 * (prompt + model.target_params() * length * beams)
 
 
 #: Where each online prefix source is generated from (the others are read: ground truth, pseudo-labels).
@@ -153,6 +155,7 @@ class Sizes:
 
 
 def sizes(cfg: RunConfig, data: DataStats) -> Sizes:
+    """The paper data's counts under the cell's ``data`` caps (a subset, ``--set`` shrinking sizes)."""
     def cap(n: int, *limits: int | None) -> int:
         return min([n, *[x for x in limits if x is not None]])
 
@@ -174,6 +177,8 @@ def stage_flops(cfg: RunConfig, spec, data: DataStats) -> Flops:
     teacher = teacher_architecture(cfg)
     student = student_architecture(cfg, teacher)
     n = sizes(cfg, data)
+    data = replace(data, source_tokens=min(data.source_tokens, cfg.tokenizer.max_source_tokens),
+                   target_tokens=min(data.target_tokens, cfg.tokenizer.max_target_tokens))
     if spec.stage == "teacher":
         t = cfg.teacher_train
         if t.epochs == 0:
@@ -185,12 +190,12 @@ def stage_flops(cfg: RunConfig, spec, data: DataStats) -> Flops:
     if spec.stage == "student":
         method, schedule = spec.method, spec.schedule
         rows = n.train_inputs if spec.config.get("rows") == "per_source" else n.train_rows
-        step = Flops()
+        step = Flops()   # one training row: forward and backward cost 3 forward passes (6·N per token)
         for source in method.active_prefix_weights():
             step += Flops(dense=3 * forward(student, data) + (forward(teacher, data) if method.needs_teacher else 0))
             if source in ONLINE_SOURCES:
                 sampler = teacher if ONLINE_SOURCES[source] == "teacher" else student
-                decode = cfg.online_sampling if source != "student_greedy" else DecodeConfig(num_beams=1)
+                decode = cfg.online_sampling if source != "student_greedy" else replace(cfg.online_sampling, num_beams=1)
                 step += Flops(decode=generate(sampler, data, decode))
         return step * (schedule.epochs * rows) + validation_flops(student, schedule, cfg, data, n)
     if spec.stage == "evaluation":
@@ -235,6 +240,14 @@ class CellCost:
     unknown: str = ""              # why it cannot be estimated (an unknown model or data)
 
 
+def remaining(stage) -> float:
+    """The share of a stage still to build: 1, or for a training stage that resumes from a checkpoint
+    the share of its steps not yet taken (its validations assumed spread alike)."""
+    progress = stage.progress or {}
+    total = progress.get("total") or 0
+    return 1.0 - progress.get("step", 0) / total if stage.state == "resume" and total else 1.0
+
+
 def estimate_grid(plans, throughput: Throughput = A100_BF16) -> dict[int, CellCost]:
     """Per cell to run (by number): the GPU-hours of the stages it builds (cached and shared stages cost 0)."""
     costs = {}
@@ -248,7 +261,7 @@ def estimate_grid(plans, throughput: Throughput = A100_BF16) -> dict[int, CellCo
                 f"the size of {cfg.teacher.pretrained!r} is not known"
             costs[plan.number] = CellCost(plan.number, 0.0, {}, why)
             continue
-        stages = {s.label: throughput.hours(stage_flops(cfg, s.spec, data))
+        stages = {s.label: throughput.hours(stage_flops(cfg, s.spec, data)) * remaining(s)
                   for s in plan.stages if s.state in ("build", "resume")}
         costs[plan.number] = CellCost(plan.number, sum(stages.values()), stages)
     return costs
