@@ -127,7 +127,12 @@ def grid_cmd(spec, tasks, methods, seeds, profile, sets, axes, results_dir, plug
     if not dry_run:
         check_writable_folder(results_dir, "--results-dir")
     if dry_run:
-        click.echo(format_plan(plan_grid(cells), grid.name, grid.profile))
+        from .grid.cost import estimate_grid
+
+        plans = plan_grid(cells)
+        # GPU-hours only where the cells run on the paper's data (the sizes the estimate knows).
+        costs = estimate_grid(plans) if grid.profile == "paper" else None
+        click.echo(format_plan(plans, grid.name, grid.profile, costs))
         return
     report = run_grid(cells, grid.name, grid.profile, executor=executor, workers=workers, address=address,
                       cpus=cpus_per_cell if cpus_per_cell is not None else grid.resources.get("cpus", 1),

@@ -170,8 +170,10 @@ def test_cells_survive_pickling_for_worker_processes(tmp_path):
     assert again == cell and dataclasses.asdict(again.config()) == dataclasses.asdict(cell.config())
 
 
-def test_table2_dry_run_tokenises_nothing_and_loads_no_model(tmp_path, monkeypatch):
-    """The dry run is the plan plus a look into the cache: no task data, no tokenizer, no model."""
+@pytest.mark.parametrize("profile, seeds", [("ci", 2), ("paper", 1)])
+def test_table2_dry_run_tokenises_nothing_and_loads_no_model(tmp_path, monkeypatch, profile, seeds):
+    """The dry run is the plan plus a look into the cache (and, on paper, a cost estimate): no task
+    data, no tokenizer, no model."""
     import transformers
 
     import harness.data
@@ -198,9 +200,11 @@ def test_table2_dry_run_tokenises_nothing_and_loads_no_model(tmp_path, monkeypat
     monkeypatch.setattr(transformers.PreTrainedModel, "from_pretrained", forbidden("from_pretrained"))
     monkeypatch.setattr(transformers.PreTrainedTokenizerBase, "from_pretrained", forbidden("tokenizer from_pretrained"))
 
-    result = CliRunner().invoke(cli, ["grid", "table2", "--dry-run", "--profile", "ci", "--results-dir", str(tmp_path)])
+    result = CliRunner().invoke(cli, ["grid", "table2", "--dry-run", "--profile", profile,
+                                      "--results-dir", str(tmp_path)])
     assert result.exit_code == 0, result.output
     assert calls == []
-    cells = len(TASKS.names()) * len(METHODS.names()) * 2
+    assert ("estimated GPU-hours to build" in result.output) == (profile == "paper")
+    cells = len(TASKS.names()) * len(METHODS.names()) * seeds
     assert f"{cells} cells, 0 done, {cells} to run" in result.output
     assert not any(tmp_path.iterdir())

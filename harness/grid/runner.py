@@ -34,6 +34,7 @@ class StagePlan:
     state: str            # cached | shared | build | resume
     cell: int | None = None       # shared: the grid cell (1-based) that builds it first
     progress: dict | None = None  # resume: {"name", "step", "total"} of its training checkpoint
+    spec: object = field(default=None, repr=False, compare=False)   # its StageSpec (what a cost estimate prices)
 
 
 @dataclass
@@ -75,20 +76,23 @@ def plan_grid(cells: list[Cell]) -> list[CellPlan]:
         for spec in plan_for(cell.config()).specs:
             at = (spec.stage, spec.key)
             if cache.probe(spec.stage, spec.config, spec.upstream, spec.code).reused:
-                stages.append(StagePlan(spec.shown, spec.stage, spec.key, "cached"))
+                stages.append(StagePlan(spec.shown, spec.stage, spec.key, "cached", spec=spec))
             elif at in builder:
-                stages.append(StagePlan(spec.shown, spec.stage, spec.key, "shared", builder[at]))
+                stages.append(StagePlan(spec.shown, spec.stage, spec.key, "shared", builder[at], spec=spec))
             else:
                 builder[at] = number
                 progress = read_progress(cache.partial_path(spec.stage, spec.key))
                 stages.append(StagePlan(spec.shown, spec.stage, spec.key, "resume" if progress else "build",
-                                        progress=progress))
+                                        progress=progress, spec=spec))
         plans.append(CellPlan(number, cell, "to run", failed, redo="" if problem == "is missing" else problem,
                               stages=stages))
     return plans
 
 
-def format_plan(plans: list[CellPlan], name: str, profile: str) -> str:
+def format_plan(plans: list[CellPlan], name: str, profile: str, costs: dict | None = None) -> str:
+    """The dry run's text; ``costs`` (:func:`harness.grid.cost.estimate_grid`) adds GPU-hours per cell and in total."""
+    from .cost import format_cell_cost, format_costs
+
     todo = [p for p in plans if p.status == "to run"]
     lines = [f"grid {name} (profile {profile}): {len(plans)} cells, {len(plans) - len(todo)} done, "
              f"{len(todo)} to run; results in {plans[0].cell.results_dir if plans else '-'}"]
@@ -105,6 +109,8 @@ def format_plan(plans: list[CellPlan], name: str, profile: str) -> str:
                             if s.state == "resume" else "") for s in p.stages if s.state in ("build", "resume")]
         lines.append(f"{'':>6}reuse  {', '.join(reuse) or '-'}")
         lines.append(f"{'':>6}build  {', '.join(build) or '-'}")
+        if costs is not None and p.number in costs:
+            lines.append(f"{'':>6}{format_cell_cost(costs[p.number])}")
     counts: dict[str, int] = {}
     for p in todo:
         for s in p.stages:
@@ -113,6 +119,8 @@ def format_plan(plans: list[CellPlan], name: str, profile: str) -> str:
     served = sum(s.state in ("cached", "shared") for p in todo for s in p.stages)
     lines.append(f"stage builds: {', '.join(f'{n} {stage}' for stage, n in counts.items()) or 'none'}; "
                  f"stage uses served by the cache or an earlier cell: {served}")
+    if costs is not None:
+        lines += format_costs(plans, costs)
     return "\n".join(lines)
 
 
