@@ -4,7 +4,7 @@
   evaluated model's outputs ŷ (low: the model says things the teacher finds likely);
 * coverage risk  R_cvg = −(1/N) Σ log q(y*_t | y*_<t, x): the evaluated model's per-token NLL
   of the teacher's outputs y* (low: the model covers what the teacher says).
-Both are averaged over all tokens of the test set (EOS included), on the beam outputs of the test.
+Both are averaged over all tokens of the test set (EOS included), on the test outputs.
 The paper's own numbers (``r_llh_paper``, ``r_cvg_paper``, ``dart/run_calc_ppl.py``) score one *sampled*
 output per input and average each sentence's per-token NLL, then the sentences (:func:`per_sentence`).
 """
