@@ -161,6 +161,10 @@ class RunConfig:
                                                "input; 0: not measured", ge=0)
     teacher_dist_sampling: DecodeConfig = setting(help="TeacherDist sampling", default_factory=lambda: DecodeConfig(
         num_beams=1, do_sample=True))
+    # The paper scores its risks on sampled outputs (dart/scripts/run_calc_ppl.sh reads a sampled output file).
+    risk_sampling: DecodeConfig = setting(help="the one sample per test input that R_llh_paper and R_cvg_paper "
+                                               "score (each model samples its own)", default_factory=lambda:
+                                          DecodeConfig(num_beams=1, do_sample=True))
     method_params: dict = setting(help="the method's parameters (checked against its Params)", default_factory=dict)
 
 
@@ -234,7 +238,8 @@ def check_config(cfg: RunConfig) -> None:
         if getattr(cfg, name).epochs <= 0:
             raise HarnessError(f"{name}.epochs={getattr(cfg, name).epochs:g}: expected > 0 (only the teacher can skip "
                                f"training)")
-    for name in ("pseudo_labels", "online_sampling", "selection_decode", "eval_decode", "teacher_dist_sampling"):
+    for name in ("pseudo_labels", "online_sampling", "selection_decode", "eval_decode", "teacher_dist_sampling",
+                 "risk_sampling"):
         decode = getattr(cfg, name)
         if decode.min_new_tokens > decode.max_new_tokens:
             raise HarnessError(f"{name}.min_new_tokens={decode.min_new_tokens}: at most {name}.max_new_tokens="
@@ -256,7 +261,7 @@ PROFILES: dict[str, dict[str, Any]] = {
         "online_sampling.num_beams": 2, "online_sampling.max_new_tokens": 16,
         "selection_decode.num_beams": 2, "selection_decode.max_new_tokens": 16,
         "eval_decode.num_beams": 2, "eval_decode.max_new_tokens": 16,
-        "teacher_dist_sampling.max_new_tokens": 16,
+        "teacher_dist_sampling.max_new_tokens": 16, "risk_sampling.max_new_tokens": 16,
     },
     "cpu": {},  # the dataclass defaults are the cpu profile
     "paper": {
@@ -271,7 +276,7 @@ PROFILES: dict[str, dict[str, Any]] = {
         "tokenizer.max_source_tokens": 1024, "tokenizer.max_target_tokens": 128,
         "pseudo_labels.max_new_tokens": 128, "online_sampling.max_new_tokens": 128,
         "eval_decode.max_new_tokens": 128, "selection_decode.max_new_tokens": 128,
-        "teacher_dist_sampling.max_new_tokens": 128,
+        "teacher_dist_sampling.max_new_tokens": 128, "risk_sampling.max_new_tokens": 128,
         "selection_decode.num_beams": 5, "online_sampling.num_beams": 5,
         "teacher.dropout": 0.1,
     },

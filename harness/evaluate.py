@@ -4,7 +4,9 @@
   evaluated model's outputs ŷ (low: the model says things the teacher finds likely);
 * coverage risk  R_cvg = −(1/N) Σ log q(y*_t | y*_<t, x): the evaluated model's per-token NLL
   of the teacher's outputs y* (low: the model covers what the teacher says).
-Both are averaged over all tokens of the test set (EOS included).
+Both are averaged over all tokens of the test set (EOS included), on the test outputs.
+The paper's own numbers (``r_llh_paper``, ``r_cvg_paper``, ``dart/run_calc_ppl.py``) score one *sampled*
+output per input and average each sentence's per-token NLL, then the sentences (:func:`per_sentence`).
 """
 
 from __future__ import annotations
@@ -59,27 +61,47 @@ def sequence_nll(lm: Seq2SeqLM, split: TokenizedSplit, outputs: list[list[int]],
 
 
 def per_token(pairs: list[tuple[float, int]]) -> float:
+    """Σ NLL / Σ tokens over all sentences: every token weighs the same (``r_llh``, ``r_cvg``)."""
     total, count = sum(p[0] for p in pairs), sum(p[1] for p in pairs)
     return total / max(count, 1)
 
 
-def distinct_bigram_percent(samples: list[list[str]]) -> float:
-    """TeacherDist (PAPER.md Table 3): per input, distinct word bigrams / all word bigrams over its
-    samples, ×100, averaged over inputs. High when the samples of one input disagree (multi-modality)."""
+def per_sentence(pairs: list[tuple[float, int]]) -> float:
+    """The mean over sentences of each sentence's NLL / tokens: every sentence weighs the same (the paper's
+    ``np.mean(loss_seq)``, ``dart/run_calc_ppl.py:102-104``; ``r_llh_paper``, ``r_cvg_paper``)."""
+    means = [total / count for total, count in pairs if count]
+    return sum(means) / len(means) if means else 0.0
+
+
+def distinct_bigram_percent(samples: list[list[list[str]]], count_empty: bool = False) -> float:
+    """TeacherDist (PAPER.md Table 3): per input, distinct bigrams / all bigrams over the token lists of its
+    samples, ×100, averaged over inputs. High when the samples of one input disagree (multi-modality).
+    An input without a bigram is left out, or with ``count_empty`` scores 0 (the paper's script:
+    ``max(count, 1)``, ``chat/run_calc_dist.py:24-36``)."""
     scores = []
-    for texts_of_input in samples:
-        bigrams = [tuple(words[i: i + 2]) for t in texts_of_input
-                   for words in [t.lower().split()] for i in range(len(words) - 1)]
-        if bigrams:
-            scores.append(100.0 * len(set(bigrams)) / len(bigrams))
+    for tokens_of_input in samples:
+        bigrams = [tuple(tokens[i: i + 2]) for tokens in tokens_of_input for i in range(len(tokens) - 1)]
+        if bigrams or count_empty:
+            scores.append(100.0 * len(set(bigrams)) / max(len(bigrams), 1))
     return sum(scores) / len(scores) if scores else 0.0
 
 
-def teacher_dist(lm, split: TokenizedSplit, sampling: DecodeConfig, n_samples: int, device, seed: int) -> float:
-    """Draw ``n_samples`` samples per input (seeded) and return their distinct-bigram percentage."""
+def words(samples: list[list[str]]) -> list[list[list[str]]]:
+    """The lower-cased words of each sample (``teacher_dist``)."""
+    return [[text.lower().split() for text in texts_of_input] for texts_of_input in samples]
+
+
+def subwords(samples: list[list[str]], tokenizer) -> list[list[list[str]]]:
+    """The tokenizer's pieces of each sample, re-tokenised from its text as the paper's
+    ``run_calc_dist.py`` does (``tokenizer.tokenize``; ``teacher_dist_paper``)."""
+    return [[tokenizer.tokenize(text) for text in texts_of_input] for texts_of_input in samples]
+
+
+def teacher_samples(lm, split: TokenizedSplit, sampling: DecodeConfig, n_samples: int, device,
+                    seed: int) -> list[list[str]]:
+    """``n_samples`` seeded samples per input (texts), the draws TeacherDist counts."""
     runs = []
     for k in range(n_samples):
         torch.manual_seed(seed * 1000 + k)
         runs.append(texts(lm, decode(lm, split, sampling, device, desc=f"teacher-dist {k + 1}/{n_samples}")))
-    return distinct_bigram_percent([list(per_input) for per_input in zip(*runs)])
-
+    return [list(per_input) for per_input in zip(*runs)]

@@ -137,6 +137,17 @@ def two_sentence_cut(prediction: str) -> str:
     return pred
 
 
+def cut_after_last_sentence_end(text: str) -> str:
+    """The dialogue TeacherDist script's own cut (``trunc_pred``, ``chat/run_calc_dist.py:39-46``, applied as
+    ``trunc_pred(x.lstrip()).lstrip()``): a text with a ``.!?`` has its whitespace collapsed and ends at its
+    last one; unlike :func:`two_sentence_cut`, no two-sentence limit and no leading ``.!?`` dropped."""
+    text = text.lstrip()
+    if any(c in _SENTENCE_END for c in text):
+        text = " ".join(text.split())
+        text = text[: max(text.rfind(c) for c in _SENTENCE_END) + 1]
+    return text.lstrip()
+
+
 def nlgeval_bleu(hypotheses: Sequence[str], references: Sequence[Sequence[str]]) -> Scores:
     """``bleu1_nlgeval`` / ``bleu2_nlgeval``: dialogue BLEU as the paper computed it.
 

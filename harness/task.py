@@ -49,6 +49,10 @@ class Task:
     #: method name → parameter defaults on this task, e.g. ``{"js": {"beta": 0.85}}``; methods not
     #: named here keep their own ``Params`` defaults; ``--set method.NAME=…`` overrides both.
     method_defaults: ClassVar[dict[str, dict]] = {}
+    #: a column of the paper's tables (its metric name, as ``paper_results.csv`` has it) → the metric of this
+    #: task computed the paper's way (``{"bleu": "bleu_official"}``); the columns every task shares (the risks,
+    #: TeacherDist) are in :data:`harness.paper.PAPER_METRICS`
+    paper_metrics: ClassVar[dict[str, str]] = {}
     data_sources: ClassVar[tuple[str, ...]] = ("embedded",)
     # Where an over-long source loses tokens (transformers' truncation_side): "right" keeps its
     # start (a document's lead), "left" its end (the latest turns of a dialogue history).
@@ -84,9 +88,16 @@ class Task:
 
     @classmethod
     def describe(cls) -> dict:
-        """What a run records of its task (manifest ``task``): the readers take metric directions from it."""
+        """What a run records of its task (manifest ``task``): the readers take metric directions from it, and
+        ``--compare paper`` the metrics comparable to the paper's columns."""
         return {"name": cls.name, "architecture": cls.architecture, "metrics": list(cls.metrics),
-                "lower_is_better": sorted(cls.lower_is_better), "selection_metric": cls.selection_metric}
+                "lower_is_better": sorted(cls.lower_is_better), "selection_metric": cls.selection_metric,
+                "paper_metrics": dict(cls.paper_metrics)}
+
+    def teacher_dist_text(self, sample: str) -> str:
+        """A teacher sample as the paper's TeacherDist script counts it (``teacher_dist_paper``): the text
+        itself, unless the task's script trims it first."""
+        return sample
 
     def load(self, split: str) -> list[Example]:
         raise NotImplementedError

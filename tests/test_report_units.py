@@ -274,3 +274,63 @@ def test_table4_pairs_by_the_method_description_each_run_recorded(tmp_path):
     store = load_store(other)
     pairs = table4(store, summarise(store), "toy2", "ci")
     assert set(zip(pairs.data["row"], pairs.data["prefixes"])) == {("myjs", "offline"), ("myjs_online", "online")}
+
+
+# --------------------------------------------------------------------------- --compare paper: like with like
+def _write_scored_run(root, method: str, values: dict[str, float], paper_metrics: dict | None) -> None:
+    """One run of the unregistered task "toy3" whose manifest declares ``paper_metrics`` (None: a manifest
+    written before tasks declared them); the teacher scores 1.0 on every metric."""
+    import json
+
+    run_id = f"toy3-{method}"
+    folder = root / "runs" / run_id
+    folder.mkdir(parents=True)
+    ident = {"run_id": run_id, "task": "toy3", "method": method, "profile": "ci", "seed": 1}
+    rows = [{**ident, "model": model, "split": "test", "metric": metric, "value": value, "signature": "",
+             "stage_key": f"{model}-{run_id if model != 'teacher' else 'shared'}", "variant": "",
+             "higher_is_better": not metric.startswith("r_")}
+            for model, scored in (("teacher", {m: 1.0 for m in values}), (method, values))
+            for metric, value in scored.items()]
+    pd.DataFrame(rows).to_parquet(folder / "metrics.parquet", index=False)
+    pd.DataFrame(columns=["step", "epoch", "split", "name", "value"]).to_parquet(folder / "curves.parquet")
+    task = {"name": "toy3", "architecture": "encoder-decoder", "metrics": ["bleu", "bleu_official"],
+            "lower_is_better": [], "selection_metric": "bleu"}
+    if paper_metrics is not None:
+        task["paper_metrics"] = paper_metrics
+    manifest = {**ident, "task": task, "method": {"name": method, "params": {}}, "config": {}, "wall_seconds": 1.0}
+    (folder / "manifest.json").write_text(json.dumps(manifest))
+
+
+PUBLISHED = pd.DataFrame([{"table": table, "task": "toy3", "model": model, "setting": "", "metric": metric,
+                           "value": value}
+                          for table, metric, values in (("table2", "bleu", {"kl": 40.0, "js": 50.0}),
+                                                        ("table3", "r_cvg", {"kl": 0.5, "js": 0.4}))
+                          for model, value in values.items()])
+
+
+@pytest.mark.parametrize("declared", [True, False])
+def test_compare_paper_sets_each_column_beside_the_comparable_metric(tmp_path, declared):
+    """Ours ranks kl above js on ``bleu`` and ``r_cvg`` but like the paper on the comparable metrics: the tables
+    must read those (the task's ``bleu_official``, the general ``r_cvg_paper``) and name them; a task that
+    declares no ``paper_metrics`` still gets the general ones."""
+    from harness.reporting.load import load_store
+    from harness.reporting.paper import comparison
+    from harness.reporting.summary import summarise
+
+    for method, (bleu, official, r_cvg, r_cvg_paper) in (("kl", (60.0, 30.0, 0.1, 0.9)),
+                                                         ("js", (20.0, 45.0, 0.8, 0.3))):
+        _write_scored_run(tmp_path, method, {"bleu": bleu, "bleu_official": official, "r_cvg": r_cvg,
+                                             "r_cvg_paper": r_cvg_paper},
+                          {"bleu": "bleu_official"} if declared else None)
+    store = load_store(tmp_path)
+    side_by_side, agreement = comparison(store, summarise(store), "toy3", "ci", PUBLISHED)
+    data = side_by_side.data.set_index(["model", "metric"])
+    bleu_ours = "bleu_official" if declared else "bleu"
+    assert data.loc[("js", "bleu"), "our_metric"] == bleu_ours
+    assert data.loc[("js", "bleu"), "ours"] == (45.0 if declared else 20.0)
+    assert data.loc[("js", "r_cvg"), "our_metric"] == "r_cvg_paper" and data.loc[("js", "r_cvg"), "ours"] == 0.3
+    assert side_by_side.header == ["model", "BLEU paper", f"{'BLEU (official)' if declared else 'BLEU'} ours",
+                                   "R_cvg↓ paper", "R_cvg (paper)↓ ours"]
+    tau = agreement.data.set_index("metric")
+    assert tau.loc["r_cvg", "our_metric"] == "r_cvg_paper" and tau.loc["r_cvg", "kendall_tau"] == pytest.approx(1.0)
+    assert tau.loc["bleu", "kendall_tau"] == pytest.approx(1.0 if declared else -1.0)

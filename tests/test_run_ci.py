@@ -141,11 +141,12 @@ def test_a_run_describes_its_task_method_and_metric_directions(results):
     outcome = outcomes["js"]
     manifest = json.loads((outcome.path / "manifest.json").read_text())
     assert manifest["task"] == {"name": "dart", "architecture": "encoder-decoder", "metrics": ["bleu", "chrf", "ter", "bleu_official"],
-                                "lower_is_better": ["ter"], "selection_metric": "bleu"}
+                                "lower_is_better": ["ter"], "selection_metric": "bleu",
+                                "paper_metrics": {"bleu": "bleu_official"}}
     assert manifest["method"]["name"] == "js" and manifest["method"]["params"]["beta"] == 0.85
     metrics = pd.read_parquet(outcome.path / "metrics.parquet")
     lower = set(metrics.loc[~metrics["higher_is_better"], "metric"])
-    assert lower == {"ter", "r_llh", "r_cvg"}
+    assert lower == {"ter", "r_llh", "r_cvg", "r_llh_paper", "r_cvg_paper"}
 
 
 def test_a_store_written_before_runs_described_themselves_still_reads(results, tmp_path):

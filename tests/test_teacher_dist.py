@@ -1,24 +1,62 @@
-"""TeacherDist (PAPER.md Table 3): distinct-bigram percentage over a teacher's samples per input."""
+"""TeacherDist (PAPER.md Table 3): distinct-bigram percentage over a teacher's samples per input, over words
+(``teacher_dist``) and over the tokenizer's pieces as the paper counts them (``teacher_dist_paper``)."""
 
 import pytest
 
-from harness.evaluate import distinct_bigram_percent
+from harness.evaluate import distinct_bigram_percent, subwords, words
+from harness.metrics import cut_after_last_sentence_end
+
+
+def word_dist(samples: list[list[str]]) -> float:
+    return distinct_bigram_percent(words(samples))
 
 
 def test_identical_samples_have_the_fewest_distinct_bigrams():
     # 5 copies of "a b c": 10 bigrams, 2 distinct → 20 %
-    assert distinct_bigram_percent([["a b c"] * 5]) == pytest.approx(20.0)
+    assert word_dist([["a b c"] * 5]) == pytest.approx(20.0)
 
 
 def test_disjoint_samples_are_all_distinct_and_inputs_are_averaged():
     varied = ["a b", "c d", "e f", "g h", "i j"]      # 5 bigrams, 5 distinct → 100 %
     same = ["x y z"] * 5                            # 10 bigrams, 2 distinct → 20 %
-    assert distinct_bigram_percent([varied, same]) == pytest.approx(60.0)
+    assert word_dist([varied, same]) == pytest.approx(60.0)
 
 
 def test_case_is_ignored_and_one_word_samples_have_no_bigrams():
-    assert distinct_bigram_percent([["The cat", "the CAT"]]) == pytest.approx(50.0)
-    assert distinct_bigram_percent([["word"] * 5]) == 0.0
+    assert word_dist([["The cat", "the CAT"]]) == pytest.approx(50.0)
+    assert word_dist([["word"] * 5]) == 0.0
+
+
+class PluralPieces:
+    """A tokenizer whose pieces split a plural ``s`` off its word: "the cats" → the, cat, ##s."""
+
+    def tokenize(self, text: str) -> list[str]:
+        return [piece for word in text.split()
+                for piece in ([word[:-1], "##s"] if word.endswith("s") else [word])]
+
+
+def test_subword_bigrams_by_hand():
+    samples = [["the cat", "the cats"]]
+    # pieces: (the, cat) | (the, cat), (cat, ##s): 3 bigrams, 2 distinct → 66.67 %
+    assert distinct_bigram_percent(subwords(samples, PluralPieces())) == pytest.approx(200 / 3)
+    # words: (the, cat) | (the, cats): 2 bigrams, 2 distinct → 100 %
+    assert word_dist(samples) == pytest.approx(100.0)
+
+
+def test_the_papers_count_scores_an_input_without_bigrams_as_zero():
+    samples = words([["alone"], ["x y", "x y"]])     # no bigram | 2 bigrams, 1 distinct → 50 %
+    assert distinct_bigram_percent(samples) == pytest.approx(50.0)                     # left out
+    assert distinct_bigram_percent(samples, count_empty=True) == pytest.approx(25.0)   # (0 + 50) / 2
+
+
+@pytest.mark.parametrize("text, cut", [
+    (" Hi there. How are  you? I am", "Hi there. How are you?"),   # ends at the last .!?, whitespace collapsed
+    ("One. Two. Three. Four", "One. Two. Three."),                  # no two-sentence limit
+    (".Oh. ok", ".Oh."),                                            # a leading . stays
+    ("no  end", "no  end"),                                         # without .!? untouched
+])
+def test_the_dialogue_teacher_dist_cut(text, cut):
+    assert cut_after_last_sentence_end(text) == cut
 
 
 def _oracle_teacher_dist(task: str, n: int = 200, seed: int = 0) -> float:
@@ -45,7 +83,7 @@ def _oracle_teacher_dist(task: str, n: int = 200, seed: int = 0) -> float:
         for d in twin.generate_dialogues("test", n, seed):
             turn = rng.randrange(len(d.turns))     # any turn of the dialogue, as the test pairs are
             draws.append(twin.continuations(d.scenario, turn, 5, seed=rng.randrange(10**6))[1])
-    return distinct_bigram_percent(draws)
+    return word_dist(draws)
 
 
 def test_the_twins_output_distributions_have_the_papers_teacher_dist_order():

@@ -165,7 +165,8 @@ def plan_cell(cfg: RunConfig, task, method: Method, device_type: str) -> CellPla
     models = [TEACHER] + ([PREDISTILL] if PREDISTILL in keys and not is_predistill else []) + [cfg.method]
     for model in models:
         # Sampled decoding (dialogue) must not depend on what ran before in this process.
-        config = {"decode": asdict(cfg.eval_decode), "seed": cfg.seed if model == cfg.method else upstream_seed}
+        config = {"decode": asdict(cfg.eval_decode), "risk_sampling": asdict(cfg.risk_sampling),
+                  "seed": cfg.seed if model == cfg.method else upstream_seed}
         inputs = {"model": training_label(model, cfg.method), "data": "data"}
         if model == TEACHER:
             config["teacher_dist"] = teacher_dist

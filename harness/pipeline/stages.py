@@ -150,13 +150,15 @@ def build_student(run, spec: StageSpec):
 
 # ---------------------------------------------------------------- evaluation
 def build_evaluation(run, spec: StageSpec):
-    """Decode the test split, score it, and compute the likelihood and coverage risks."""
+    """Decode the test split, score it, and compute the likelihood and coverage risks: ours on the test outputs,
+    the paper's on one sample per input (``risk_sampling``), and for the teacher TeacherDist both ways."""
     cfg, test = run.cfg, run.splits["test"]
     is_teacher = spec.model == TEACHER
 
     def build(out: Path):
         lm = run.teacher if is_teacher else load_lm(run, run.stages[spec.inputs["model"]].path)
         run.meter.track(lm.model, "teacher" if is_teacher else "student")
+        teacher_evaluation = None if is_teacher else run.stages[spec.inputs["teacher_evaluation"]].path
         torch.manual_seed(spec.config["seed"])
         start = time.time()
         outputs = ev.decode(lm, test, cfg.eval_decode, run.device, desc=f"evaluate {spec.model}")
@@ -164,17 +166,25 @@ def build_evaluation(run, spec: StageSpec):
         hyps = ev.texts(lm, outputs)
         scores = run.task.score(hyps, [e.references for e in test.examples])
         teacher_nll = ev.sequence_nll(run.teacher, test, outputs, run.device)
-        if is_teacher:
-            coverage = teacher_nll
-        else:
-            teacher_outputs = read_outputs(run.stages[spec.inputs["teacher_evaluation"]].path)
-            coverage = ev.sequence_nll(lm, test, teacher_outputs, run.device)
+        coverage = teacher_nll if is_teacher else ev.sequence_nll(lm, test, read_outputs(teacher_evaluation),
+                                                                   run.device)
         metrics = dict(scores.corpus)
         metrics["r_llh"] = ev.per_token(teacher_nll)
         metrics["r_cvg"] = ev.per_token(coverage)
         if is_teacher and cfg.teacher_dist_samples > 0:
-            metrics["teacher_dist"] = ev.teacher_dist(lm, test, cfg.teacher_dist_sampling, cfg.teacher_dist_samples,
-                                                      run.device, run.plan.upstream_seed)
+            samples = ev.teacher_samples(lm, test, cfg.teacher_dist_sampling, cfg.teacher_dist_samples,
+                                         run.device, run.plan.upstream_seed)
+            metrics["teacher_dist"] = ev.distinct_bigram_percent(ev.words(samples))
+            cut = [[run.task.teacher_dist_text(t) for t in per_input] for per_input in samples]
+            metrics["teacher_dist_paper"] = ev.distinct_bigram_percent(ev.subwords(cut, lm.tokenizer),
+                                                                        count_empty=True)
+        torch.manual_seed(spec.config["seed"])
+        risk_samples = ev.decode(lm, test, cfg.risk_sampling, run.device, desc=f"risk samples {spec.model}")
+        risk_teacher_nll = ev.sequence_nll(run.teacher, test, risk_samples, run.device)
+        risk_coverage = risk_teacher_nll if is_teacher else ev.sequence_nll(
+            lm, test, read_outputs(teacher_evaluation, RISK_SAMPLES), run.device)
+        metrics["r_llh_paper"] = ev.per_sentence(risk_teacher_nll)
+        metrics["r_cvg_paper"] = ev.per_sentence(risk_coverage)
         metrics["output_tokens"] = sum(len(o) for o in outputs) / len(outputs)
         metrics["decode_tokens_per_s"] = sum(len(o) for o in outputs) / max(decode_seconds, 1e-9)
         table = pd.DataFrame({
@@ -182,6 +192,8 @@ def build_evaluation(run, spec: StageSpec):
             "references": [list(e.references) for e in test.examples], "hypothesis": hyps,
             "output_tokens": outputs,
             "teacher_nll": [p[0] for p in teacher_nll], "n_tokens": [p[1] for p in teacher_nll],
+            RISK_SAMPLES: risk_samples,
+            "risk_teacher_nll": [p[0] for p in risk_teacher_nll], "risk_n_tokens": [p[1] for p in risk_teacher_nll],
             **{f"score_{k}": v for k, v in scores.per_example.items()},
         })
         write_parquet(out / "examples.parquet", table)
@@ -230,6 +242,11 @@ def save_curves(out: Path, curves: list[dict]) -> None:
     write_parquet(out / "curves.parquet", pd.DataFrame(curves, columns=["step", "epoch", "split", "name", "value"]))
 
 
-def read_outputs(path: Path) -> list[list[int]]:
-    table = pd.read_parquet(path / "examples.parquet", columns=["output_tokens"])
-    return [[int(t) for t in toks] for toks in table["output_tokens"]]
+#: the column of an evaluation's examples.parquet that holds its risk samples (token ids)
+RISK_SAMPLES = "risk_sample_tokens"
+
+
+def read_outputs(path: Path, column: str = "output_tokens") -> list[list[int]]:
+    """Token ids an evaluation wrote: its test outputs, or its risk samples."""
+    table = pd.read_parquet(path / "examples.parquet", columns=[column])
+    return [[int(t) for t in toks] for toks in table[column]]

@@ -35,8 +35,9 @@ BASE_COLUMNS = ("run_id", "task", "method", "profile", "seed", "model", "split",
 NOT_AXES = ("variant",)
 COST = re.compile(r"seconds|generated_tokens|forward_tokens|flops|^compute[._]", re.IGNORECASE)
 EVALUATION = ["task", "profile", "model", "stage_key"]
-RISKS = ("r_llh", "r_cvg")
-NOT_QUALITY = {"output_tokens", "decode_tokens_per_s", "teacher_dist", *RISKS}
+RISKS = ("r_llh", "r_cvg", "r_llh_paper", "r_cvg_paper")
+TEACHER_DIST = ("teacher_dist", "teacher_dist_paper")
+NOT_QUALITY = {"output_tokens", "decode_tokens_per_s", *TEACHER_DIST, *RISKS}
 GENERATED = ("teacher_generated_tokens", "student_generated_tokens")
 FORWARD = ("teacher_forward_tokens", "student_forward_tokens")
 

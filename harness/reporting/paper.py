@@ -5,6 +5,10 @@
 prefixes) and Figure 2 (DART BLEU vs student encoder layers, read off the bar chart, ±0.05).
 Columns: table, task, model, setting (``axis=value`` or empty), metric, value. Task and metric
 names are the harness's (``wmt16_en_ro``, ``rougeL``, ``r_llh``, …).
+
+Beside each published column stands the metric of ours computed the paper's way where the runs have it
+(:func:`comparable_metrics`: DART's ``bleu`` → ``bleu_official``, the risks → ``r_llh_paper``, …), else the
+metric of the same name; the tables name the metric of ours in each header.
 """
 
 from __future__ import annotations
@@ -14,7 +18,7 @@ from importlib import resources
 
 import pandas as pd
 
-from ..paper import KD_METHODS
+from ..paper import KD_METHODS, PAPER_METRICS
 from .load import Store, of_task
 from .render import Cell, Table
 from .stats import kendall_tau
@@ -40,15 +44,30 @@ def _reference_rows(summary: pd.DataFrame, task: str, profile: str) -> dict[str,
     return {m: lab for m, (_, lab) in chosen.items()}
 
 
+def comparable_metrics(described: dict) -> dict[str, str]:
+    """A paper column → our metric computed its way, for a task as its runs describe it (manifest ``task``):
+    the columns every task shares (:data:`harness.paper.PAPER_METRICS`), then the task's own ``paper_metrics``."""
+    return {**PAPER_METRICS, **(described.get("paper_metrics") or {})}
+
+
 def comparison(store: Store, summary: pd.DataFrame, task: str, profile: str,
                paper: pd.DataFrame) -> tuple[Table, Table] | None:
-    """(paper vs ours for every metric both report, Kendall τ of the KD methods per metric), or None."""
+    """(paper vs ours for every metric both report, Kendall τ of the KD methods per metric), or None.
+
+    Each paper column is set beside our comparable metric where the store has it, else beside the metric
+    of the same name; ``metric`` in the data is the paper's column, ``our_metric`` ours."""
     pub = paper[(paper["task"] == task) & paper["table"].isin(["table2", "table3"]) & (paper["setting"] == "")]
     if pub.empty:
         return None
     info = store.task_info(task, profile)
     look, ours = lookup(summary, task, profile), _reference_rows(summary, task, profile)
-    metrics = [m for m in dict.fromkeys(pub["metric"]) if any((lab, m) in look for lab in ours.values())]
+
+    def held(metric: str) -> bool:
+        return any((lab, metric) in look for lab in ours.values())
+
+    comparable = comparable_metrics(store.tasks[task])
+    beside = {m: comparable[m] if held(comparable.get(m, "")) else m for m in dict.fromkeys(pub["metric"])}
+    metrics = [m for m, mine in beside.items() if held(mine)]
     if not metrics:
         return None
     models = list(dict.fromkeys([*pub["model"], *ours]))
@@ -57,39 +76,50 @@ def comparison(store: Store, summary: pd.DataFrame, task: str, profile: str,
     for model in models:
         cells = [Cell(text=ours.get(model, model))]
         for metric in metrics:
-            line = look.get((ours.get(model), metric))
+            line = look.get((ours.get(model), beside[metric]))
             theirs = value.get((model, metric))
             cells += [Cell(theirs), Cell(line["mean"], line["ci"]) if line else Cell()]
             data.append({"task": task, "profile": profile, "model": model, "row": ours.get(model), "metric": metric,
-                         "paper": theirs, "ours": line["mean"] if line else None,
+                         "our_metric": beside[metric], "paper": theirs, "ours": line["mean"] if line else None,
                          "ours_ci95": line["ci"] if line else None, "ours_n": line["n"] if line else None})
         rows.append(cells)
-    header = ["model"] + [f"{metric_label(m, info.lower_is_better)} {side}"
-                          for m in metrics for side in ("paper", "ours")]
+    header = ["model"] + [label for m in metrics for label in (f"{_paper_label(m, beside[m], info)} paper",
+                                                               f"{metric_label(beside[m], info.lower_is_better)} ours")]
     side_by_side = Table(f"compare_{task}_{profile}", f"Paper vs ours — {task} ({profile} profile)", header, rows,
-                         "Paper: Wen et al. (2023), Tables 2–3 (one run each). Ours: mean ± 95% CI over seeds.",
+                         "Paper: Wen et al. (2023), Tables 2–3 (one run each). Ours: mean ± 95% CI over seeds, "
+                         "of the metric each header names (computed the paper's way where the runs have it).",
                          pd.DataFrame(data))
 
     tau_rows, tau_data = [], []
     for metric in [m for m in metrics if any((k, m) in value for k in KD_METHODS)]:
-        shared = [m for m in KD_METHODS if (m, metric) in value and (ours.get(m), metric) in look]
+        mine_metric = beside[metric]
+        lower = mine_metric in info.lower_is_better
+        shared = [m for m in KD_METHODS if (m, metric) in value and (ours.get(m), mine_metric) in look]
         theirs = [value[(m, metric)] for m in shared]
-        mine = [look[(ours[m], metric)]["mean"] for m in shared]
+        mine = [look[(ours[m], mine_metric)]["mean"] for m in shared]
         tau = kendall_tau(theirs, mine) if len(shared) >= 2 else math.nan
-        order_p = " > ".join(_order(shared, theirs, metric in info.lower_is_better))
-        order_o = " > ".join(_order(shared, mine, metric in info.lower_is_better))
-        tau_rows.append([Cell(text=metric_label(metric, info.lower_is_better)), Cell(text=str(len(shared))),
+        order_p = " > ".join(_order(shared, theirs, lower))
+        order_o = " > ".join(_order(shared, mine, lower))
+        tau_rows.append([Cell(text=_paper_label(metric, mine_metric, info)),
+                         Cell(text=metric_label(mine_metric, info.lower_is_better)), Cell(text=str(len(shared))),
                          Cell(tau), Cell(text=order_p or "—"), Cell(text=order_o or "—")])
-        tau_data.append({"task": task, "profile": profile, "metric": metric, "primary": metric == info.primary,
+        tau_data.append({"task": task, "profile": profile, "metric": metric, "our_metric": mine_metric,
+                         "primary": mine_metric == info.primary or metric == info.primary,
                          "n_methods": len(shared), "kendall_tau": tau, "methods": " ".join(shared),
                          "paper_order": order_p, "our_order": order_o})
     agreement = Table(f"kendall_{task}_{profile}", f"Rank agreement with the paper — {task} ({profile} profile)",
-                      ["metric", "KD methods", "Kendall τ", "paper: best → worst", "ours: best → worst"], tau_rows,
+                      ["paper metric", "our metric", "KD methods", "Kendall τ", "paper: best → worst",
+                       "ours: best → worst"], tau_rows,
                       f"Kendall's τ-b between the paper's and our ordering of the KD methods "
                       f"({', '.join(KD_METHODS)}) present in both; 1 = same order, −1 = reversed. "
                       f"Primary metric: {info.primary}.",
                       pd.DataFrame(tau_data))
     return side_by_side, agreement
+
+
+def _paper_label(metric: str, ours: str, info) -> str:
+    """The paper's column name, with ↓ when the metric of ours beside it is lower-is-better."""
+    return metric_label(metric, frozenset({metric}) if ours in info.lower_is_better else frozenset())
 
 
 def _order(models: list[str], values: list[float], lower: bool) -> list[str]:

@@ -14,7 +14,7 @@ import math
 import pandas as pd
 
 from ..paper import LABELS
-from .load import RISKS, Store, is_cost, of_task
+from .load import RISKS, TEACHER_DIST, Store, is_cost, of_task
 from .render import Cell, Table
 from .stats import Paired, paired_p_value
 from .summary import lookup, row_label, rows_of, setting_label, short_axis
@@ -133,7 +133,7 @@ def table2(store: Store, summary: pd.DataFrame, task: str, profile: str, baselin
 def table3(store: Store, summary: pd.DataFrame, task: str, profile: str) -> Table | None:
     info = store.task_info(task, profile)
     rows, look = rows_of(summary, task, profile), lookup(summary, task, profile)
-    metrics = [m for m in (*RISKS, "teacher_dist") if any((lab, m) in look for lab, _, _ in rows)]
+    metrics = [m for m in (*RISKS, *TEACHER_DIST) if any((lab, m) in look for lab, _, _ in rows)]
     if not any(m in RISKS for m in metrics):
         return None
     students = [r for r in rows if r[1] != "teacher"]
@@ -153,8 +153,10 @@ def table3(store: Store, summary: pd.DataFrame, task: str, profile: str) -> Tabl
         out_rows.append(cells)
     header = ["model"] + [metric_label(m, info.lower_is_better) for m in metrics]
     caption = ("R_llh: the teacher's per-token NLL of the model's outputs; R_cvg: the model's per-token NLL of the "
-               "teacher's outputs (test split, lower is better; bold: lowest student). TeacherDist: distinct-bigram % "
-               "over the teacher's samples per input. Mean ± 95% CI over seeds.")
+               "teacher's outputs (test split, lower is better; bold: lowest student). TeacherDist: distinct word "
+               "bigrams % over the teacher's samples per input. (paper): as the paper computes them — risks on one "
+               "sampled output per input, the mean over sentences of per-token NLLs; TeacherDist over subword "
+               "bigrams. Mean ± 95% CI over seeds.")
     return Table(f"table3_{task}_{profile}", f"Table 3 — {task} ({profile} profile): risks", header, out_rows,
                  caption, pd.DataFrame(data))
 

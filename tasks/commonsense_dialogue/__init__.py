@@ -21,7 +21,7 @@ from __future__ import annotations
 from typing import Sequence
 
 from harness import recipe
-from harness.metrics import merge_scores, nlgeval_bleu, sacrebleu_scores
+from harness.metrics import cut_after_last_sentence_end, merge_scores, nlgeval_bleu, sacrebleu_scores
 from harness.datasets.sources import SourcedTask
 from harness.registry import register_task
 from harness.task import Scores
@@ -37,6 +37,8 @@ _COMMON = {
     **{f"eval_decode.{k}": v for k, v in _NUCLEUS.items()}, "eval_decode.min_new_tokens": 3,
     **{f"selection_decode.{k}": v for k, v in _NUCLEUS.items()}, "selection_decode.min_new_tokens": 3,
     **{f"online_sampling.{k}": v for k, v in _NUCLEUS.items()},
+    # the paper's dialogue risks score the test outputs (chat/scripts/run_calc_ppl.sh): sampled as the test is
+    **{f"risk_sampling.{k}": v for k, v in _NUCLEUS.items()}, "risk_sampling.min_new_tokens": 3,
     "pseudo_labels.num_beams": 5, "pseudo_labels.do_sample": False,
     # Dialogue KD keeps the last checkpoint (PAPER.md §2): no validation-based selection (the paper
     # recipe selects its teacher and pre-distilled student).
@@ -144,8 +146,11 @@ PAPER_RECIPE: recipe.Recipe = {
     "teacher_dist_sampling.max_new_tokens": (64, "chat/run_calc_dist.py:123"),
 }
 # The reference repository lacks the pseudo-label script its README names (chat/scripts/run_teacher_label.sh):
-# the harness keeps beam 5 (_COMMON) and the test's 64 new tokens.
-_PROFILES["paper"] = {"pseudo_labels.max_new_tokens": 64, **recipe.config_overrides(PAPER_RECIPE)}
+# the harness keeps beam 5 (_COMMON) and the test's 64 new tokens. The paper's risks score the test outputs
+# (chat/scripts/run_calc_ppl.sh): the risk samples are drawn as the test's.
+_PROFILES["paper"] = {"pseudo_labels.max_new_tokens": 64, **recipe.config_overrides(PAPER_RECIPE),
+                      **{f"risk_sampling.{key.split('.', 1)[1]}": value for key, (value, _) in PAPER_RECIPE.items()
+                         if key.startswith("eval_decode.")}}
 
 
 @register_task("commonsense_dialogue")
@@ -157,6 +162,7 @@ class CommonsenseDialogueTask(SourcedTask):
     # *_nlgeval: nlg-eval's COCO BLEU after the two-sentence cut, the numbers the paper reports.
     metrics = ("bleu1", "bleu2", "bleu1_nlgeval", "bleu2_nlgeval")
     selection_metric = "bleu2"
+    paper_metrics = {"bleu1": "bleu1_nlgeval", "bleu2": "bleu2_nlgeval"}
     # PAPER.md §2: JS β 0.85; PAPER.md §1: the hidden-state term of pre-distillation weighs 0.1 on dialogue
     method_defaults = {"js": {"beta": 0.85}, "predistill": {"alpha_hid": 0.1}}
     hub_id = "gretelai/commonsense-dialogues"
@@ -172,6 +178,9 @@ class CommonsenseDialogueTask(SourcedTask):
     def score(self, hypotheses: Sequence[str], references: Sequence[Sequence[str]]) -> Scores:
         return merge_scores(sacrebleu_scores(hypotheses, references, ("bleu1", "bleu2")),
                             nlgeval_bleu(hypotheses, references))
+
+    def teacher_dist_text(self, sample: str) -> str:
+        return cut_after_last_sentence_end(sample)
 
     @classmethod
     def method_defaults_for(cls, profile: str | None) -> dict[str, dict]:

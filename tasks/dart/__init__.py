@@ -119,6 +119,7 @@ class DartTask(SourcedTask):
     metrics = ("bleu", "chrf", "ter", "bleu_official")
     lower_is_better = frozenset({"ter"})
     selection_metric = "bleu"
+    paper_metrics = {"bleu": "bleu_official"}
     method_defaults = {"js": {"beta": 0.85}}   # PAPER.md §2: β of JS
     hub_id = "Yale-LILY/dart"
     hub_revision = "refs/convert/parquet"
