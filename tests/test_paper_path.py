@@ -5,8 +5,9 @@ Each test builds a random-weight model of the class the paper uses (``BartForCon
 for DART and XSum, ``T5ForConditionalGeneration`` for WMT, ``GPT2LMHeadModel`` for dialogue) with a
 tokenizer of the hub model's class, ``save_pretrained``s both into a folder that stands for the hub id,
 runs the ``paper`` recipe of JS (pseudo-labels, pre-distillation, online sampling) with ``--set``
-shrinking only sizes, and checks that the run finished with finite metrics and that every recipe value
-the test did not shrink reached the run's manifest. DART and dialogue read slices of the real release
+shrinking sizes, and checks that the run finished with finite metrics, that every recipe value the test
+did not set reached the run's manifest, and that each student stage froze its embeddings exactly when
+the recipe says so. DART and dialogue read slices of the real release
 files in ``../shared/data`` (skipped where they are absent); XSum and WMT read fixtures written from
 their embedded twins in the local per-split format.
 """
@@ -28,8 +29,6 @@ from harness.lm import embedding_parameters, language_model, load_model, make_st
 from harness.pipeline import Pipeline
 
 
-
-
 def shared_data() -> Path:
     """``../shared/data`` beside the repository (for a git worktree: beside its main checkout)."""
     import subprocess
@@ -46,7 +45,8 @@ def shared_data() -> Path:
 SHARED_DATA = shared_data()
 METHOD = "js"
 
-# Sizes only: the recipe's rates, schedules (warm-up steps, accumulation, frozen embeddings, validation
+# Sizes (data, epochs, batches, output lengths: the recipe's minimum lengths, up to 12, exceed what a test
+# decodes); the recipe's rates, schedules (warm-up steps, accumulation, frozen embeddings, validation
 # fractions) and decoding choices (beams, top-k/top-p, length penalties, no-repeat) stay as it sets them.
 # Batches of 2 give every stage at least two optimizer steps (the first runs at learning rate 0 under warm-up).
 TRAIN_EXAMPLES, EVAL_EXAMPLES, BATCH, NEW_TOKENS = 8, 3, 2, 6
@@ -169,7 +169,8 @@ def dialogue_folder(folder: Path) -> tuple[Path, list[str]]:
     """Train/valid/test release files cut from the real Commonsense-Dialogues validation file."""
     from harness_tasks.commonsense_dialogue.records import RELEASE_FILES
 
-    dialogues = list(json.loads(need_shared(SHARED_DATA / "commonsense_dialogues" / "valid.json").read_text()).items())
+    release = need_shared(SHARED_DATA / "commonsense_dialogues" / "valid.json")
+    dialogues = list(json.loads(release.read_text()).items())
     folder.mkdir()
     parts = {"train": dialogues[:4], "validation": dialogues[4:6], "test": dialogues[6:8]}
     for split, part in parts.items():
@@ -189,9 +190,10 @@ def twin_folder(folder: Path, twin, fields) -> tuple[Path, list[str]]:
 
 
 # ---------------------------------------------------------------- the run and its checks
-def run_paper(task: str, pretrained: Path, data_dir: Path, results: Path, extra: dict | None = None):
+def run_paper(task: str, pretrained: Path, data_dir: Path, results: Path):
+    """The task's ``paper`` profile of JS with ``pretrained`` as the teacher, ``data_dir`` as the data, shrunk."""
     sets = {"results_dir": str(results), "teacher.pretrained": str(pretrained), "data.source": "local",
-            "data.data_dir": str(data_dir), **SHRUNK, **(extra or {})}
+            "data.data_dir": str(data_dir), **SHRUNK}
     cfg = resolve_config(task, METHOD, "paper", sets=[(k, str(v)) for k, v in sets.items()])
     return Pipeline(cfg).run(), sets
 
@@ -265,43 +267,35 @@ def test_decoding_ignores_the_generation_config_of_a_hub_model(family):
     assert torch.equal(got.tokens, expected.tokens) and torch.equal(got.mask, expected.mask)
 
 
-@pytest.mark.slow
-def test_dart_paper_path(tmp_path):
-    data_dir, texts = dart_folder(tmp_path / "data")
-    tok = bart_tokenizer(texts)
-    model_dir = save_hub_stand_in(tmp_path / "facebook-bart-large", tok, tiny_bart)
-    outcome, sets = run_paper("dart", model_dir, data_dir, tmp_path / "results")
-    check_paper_run("dart", outcome, sets)
-
-
-@pytest.mark.slow
-def test_xsum_paper_path(tmp_path):
+def xsum_folder(folder: Path) -> tuple[Path, list[str]]:
     from harness_tasks.xsum import twin
 
-    data_dir, texts = twin_folder(tmp_path / "data", twin, lambda r: (r["document"], r["summary"]))
-    tok = bart_tokenizer(texts)
-    model_dir = save_hub_stand_in(tmp_path / "facebook-bart-large-xsum", tok, tiny_bart)
-    outcome, sets = run_paper("xsum", model_dir, data_dir, tmp_path / "results")
-    check_paper_run("xsum", outcome, sets)
+    return twin_folder(folder, twin, lambda r: (r["document"], r["summary"]))
 
 
-@pytest.mark.slow
-def test_wmt_paper_path(tmp_path):
+def wmt_folder(folder: Path) -> tuple[Path, list[str]]:
     from harness_tasks.wmt16_en_ro import twin
     from harness_tasks.wmt16_en_ro.records import T5_PREFIX
 
-    data_dir, texts = twin_folder(tmp_path / "data", twin,
-                                  lambda r: (T5_PREFIX + r["translation"]["en"], r["translation"]["ro"]))
-    tok = t5_tokenizer(texts)
-    model_dir = save_hub_stand_in(tmp_path / "google-t5-t5-base", tok, tiny_t5)
-    outcome, sets = run_paper("wmt16_en_ro", model_dir, data_dir, tmp_path / "results")
-    check_paper_run("wmt16_en_ro", outcome, sets)
+    return twin_folder(folder, twin, lambda r: (T5_PREFIX + r["translation"]["en"], r["translation"]["ro"]))
+
+
+# task → (its data folder, a tokenizer of the hub model's class, a tiny model of the paper's class)
+PAPER_PATHS = {
+    "dart": (dart_folder, bart_tokenizer, tiny_bart),
+    "xsum": (xsum_folder, bart_tokenizer, tiny_bart),
+    "wmt16_en_ro": (wmt_folder, t5_tokenizer, tiny_t5),
+    "commonsense_dialogue": (dialogue_folder, gpt2_tokenizer, tiny_gpt2),
+}
 
 
 @pytest.mark.slow
-def test_dialogue_paper_path(tmp_path):
-    data_dir, texts = dialogue_folder(tmp_path / "data")
-    tok = gpt2_tokenizer(texts)
-    model_dir = save_hub_stand_in(tmp_path / "microsoft-DialoGPT-medium", tok, tiny_gpt2)
-    outcome, sets = run_paper("commonsense_dialogue", model_dir, data_dir, tmp_path / "results")
-    check_paper_run("commonsense_dialogue", outcome, sets)
+@pytest.mark.parametrize("task", list(PAPER_PATHS))
+def test_the_paper_profile_runs_end_to_end(task, tmp_path):
+    data_folder, tokenizer_of, tiny_model = PAPER_PATHS[task]
+    data_dir, texts = data_folder(tmp_path / "data")
+    tok = tokenizer_of(texts)
+    hub_id = importlib.import_module(f"harness_tasks.{task}").PAPER_RECIPE["teacher.pretrained"][0]
+    model_dir = save_hub_stand_in(tmp_path / hub_id.replace("/", "--"), tok, tiny_model)
+    outcome, sets = run_paper(task, model_dir, data_dir, tmp_path / "results")
+    check_paper_run(task, outcome, sets)
