@@ -54,6 +54,24 @@ def generation_config(decode: DecodeConfig, *, pad_id: int, eos_id: int, bos_id:
     )
 
 
+def generate_exactly(model, gen, **inputs):
+    """``model.generate(**inputs)`` with the settings of ``gen`` and no others.
+
+    transformers fills every field that ``gen`` leaves unset from the model's own generation config, so
+    a hub model's (a minimum length, a forced BOS, a no-repeat size, sampling filters) would silently join
+    the recipe; that config is set aside for the call. Models built here carry only token ids in theirs,
+    which ``gen`` sets anyway.
+    """
+    from transformers import GenerationConfig
+
+    own = model.generation_config
+    model.generation_config = GenerationConfig()
+    try:
+        return model.generate(**inputs, generation_config=gen)
+    finally:
+        model.generation_config = own
+
+
 def sequences_to_prefix(tokens: torch.Tensor, eos_id: int, pad_id: int) -> Prefix:
     """Mask everything after the first EOS; a sequence with no EOS keeps all its tokens."""
     is_eos = tokens == eos_id

@@ -21,7 +21,7 @@ import torch
 from torch import nn
 
 from ..config import DecodeConfig
-from .base import Prefix, generation_config, sequences_to_prefix
+from .base import Prefix, generate_exactly, generation_config, sequences_to_prefix
 
 
 @dataclass
@@ -91,5 +91,5 @@ class CausalLM:
         """Continue each source; returns only the new tokens, as a :class:`Prefix`."""
         gen = generation_config(decode, pad_id=self.pad_id, eos_id=self.eos_id, bos_id=self.tokenizer.bos_token_id)
         # generate() derives position ids from the attention mask itself, as forward() does.
-        out = self.model.generate(input_ids=enc.input_ids, attention_mask=enc.attention_mask, generation_config=gen)
+        out = generate_exactly(self.model, gen, input_ids=enc.input_ids, attention_mask=enc.attention_mask)
         return sequences_to_prefix(out[:, enc.input_ids.shape[1]:], self.eos_id, self.pad_id)

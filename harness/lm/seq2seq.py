@@ -7,7 +7,7 @@ import torch
 from torch import nn
 
 from ..config import DecodeConfig
-from .base import Encoded, Prefix, generation_config, sequences_to_prefix
+from .base import Encoded, Prefix, generate_exactly, generation_config, sequences_to_prefix
 
 
 class Seq2SeqLM:
@@ -70,9 +70,9 @@ class Seq2SeqLM:
         gen.use_cache = True
         gen.return_dict_in_generate = keep
         gen.output_logits = keep
-        out = self.model.generate(
-            encoder_outputs=BaseModelOutput(last_hidden_state=enc.outputs.last_hidden_state.detach()),
-            attention_mask=enc.attention_mask, generation_config=gen,
+        out = generate_exactly(
+            self.model, gen, encoder_outputs=BaseModelOutput(last_hidden_state=enc.outputs.last_hidden_state.detach()),
+            attention_mask=enc.attention_mask,
         )
         sequences = out.sequences if keep else out
         prefix = sequences_to_prefix(sequences[:, 1:], self.eos_id, self.pad_id)

@@ -15,7 +15,7 @@ import torch
 
 from ..config import DecodeConfig
 from ..data import Batch
-from ..lm import Prefix, Seq2SeqLM, generation_config, sequences_to_prefix
+from ..lm import Prefix, Seq2SeqLM, generate_exactly, generation_config, sequences_to_prefix
 from ..methods.base import Method
 from .loss import autocast, combine
 from .prefixes import ONLINE_SOURCES, batch_prefix, decode_config, keeps_teacher_logits, stack_prefixes
@@ -52,8 +52,8 @@ def bare_loss(method: Method, student: Seq2SeqLM, teacher: Seq2SeqLM | None, bat
             with_logits = s == "teacher_sample" and keeps_teacher_logits(method) and decode.num_beams == 1
             gen.return_dict_in_generate = gen.output_logits = with_logits
             with torch.inference_mode():
-                out = model.generate(encoder_outputs=BaseModelOutput(last_hidden_state=enc.last_hidden_state.detach()),
-                                     attention_mask=src_mask, generation_config=gen)
+                encoded = BaseModelOutput(last_hidden_state=enc.last_hidden_state.detach())
+                out = generate_exactly(model, gen, encoder_outputs=encoded, attention_mask=src_mask)
             # ops outside inference mode turn its tensors into ordinary ones (safe to save for backward)
             seq = (out.sequences if with_logits else out)[:, 1:].clone()
             prefixes[s] = sequences_to_prefix(seq, student.eos_id, student.pad_id)
