@@ -113,15 +113,18 @@ def test_run_error_is_one_line_exit_2_and_writes_nothing(case, tmp_path):
 
 # --------------------------------------------------------------------------- harness list
 def parse_list(stdout: str) -> dict[str, dict[str, str]]:
-    """``harness list`` output → section → name → rest of the line."""
-    sections: dict[str, dict[str, str]] = {}
-    current = None
+    """``harness list`` output → section → name → rest of the line; a method's parameter lines (indented
+    under it) → the "parameters" section: name → its lines."""
+    sections: dict[str, dict] = {}
+    current, name = None, None
     for line in stdout.splitlines():
         if not line.strip():
             continue
         if not line.startswith(" "):
             assert line.endswith(":"), line
             current = sections.setdefault(line[:-1], {})
+        elif line.startswith("   ") and line.strip().startswith("method."):
+            sections.setdefault("parameters", {}).setdefault(name, []).append(line.strip())
         else:
             name, _, rest = line.strip().partition(" ")
             current[name] = rest.strip()
@@ -133,7 +136,7 @@ def test_list_shows_tasks_methods_and_profiles(tmp_path):
     assert proc.returncode == 0, proc.stderr
     assert "Traceback" not in proc.stderr and "warning" not in proc.stderr
     sections = parse_list(proc.stdout)
-    assert list(sections) == ["tasks", "methods", "profiles"]
+    assert list(sections) == ["tasks", "methods", "parameters", "profiles"]
     assert set(sections["tasks"]) == BUILTIN_TASKS
     assert set(sections["methods"]) == BUILTIN_METHODS
     assert list(sections["profiles"]) == ["ci", "cpu", "paper"]
@@ -142,6 +145,10 @@ def test_list_shows_tasks_methods_and_profiles(tmp_path):
     assert sections["methods"]["js"].startswith("[student_sample, teacher_offline]")
     assert sections["methods"]["mle"].startswith("[ground_truth]")
     assert sections["tasks"]["dart"].startswith("Linearised triples")
+    # each method's parameters with their default, valid range and help
+    assert sections["parameters"]["js"] == ["method.beta=0.5  (>= 0 and <= 1)  weight of the student's samples "
+                                            "(1−β: the teacher's offline outputs)"]
+    assert "tvd" not in sections["parameters"]
     assert snapshot(tmp_path) == set()
 
 
