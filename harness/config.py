@@ -50,6 +50,8 @@ class DataConfig:
     max_eval_examples: int | None = setting(None, help="cap on validation/test inputs (any source)", ge=1)
     train_subset: int | None = setting(None, help="seeded random subset of this many training inputs "
                                                   "(WMT paper: 100,000)", ge=1)
+    turn_separator: str | None = setting(None, help="dialogue tasks: what joins the context and the turns of a "
+                                                    "history; None: the task's own (DialoGPT: <|endoftext|>)", min_len=1)
 
 
 @dataclass

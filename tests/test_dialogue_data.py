@@ -4,6 +4,7 @@ the (context + previous turns → next turn) pairing, the metrics and the task's
 from __future__ import annotations
 
 import collections
+import dataclasses
 import json
 import os
 import random
@@ -679,3 +680,19 @@ def test_ci_cell_end_to_end(tmp_path):
     examples = pd.read_parquet(outcome.path / "examples.parquet")
     assert len(examples[examples["model"] == "js"]) == n_test
     assert examples["source"].str.contains(re.escape(SEPARATOR)).any()
+
+
+def test_the_paper_profile_joins_turns_as_dialogpt_does():
+    """DialoGPT reads each turn followed by <|endoftext|> (the source's own EOS ends the last one); the twin's
+    profiles keep the plain-text " | "."""
+    from harness.registry import TASKS
+
+    cls = TASKS.get("commonsense_dialogue")
+    paper = resolve_config("commonsense_dialogue", "js", "paper")
+    assert paper.data.turn_separator == "<|endoftext|>"
+    dialogue = Dialogue("d1", "At the park.", "Ann", ("Hi!", "Hello there.", "Nice day."))
+    data = dataclasses.replace(resolve_config("commonsense_dialogue", "js", "ci").data, turn_separator="<|endoftext|>")
+    examples = cls(data).to_examples([dialogue], "test")
+    assert examples[2].source == "At the park.<|endoftext|>Hi!<|endoftext|>Hello there."
+    plain = cls(resolve_config("commonsense_dialogue", "js", "cpu").data).to_examples([dialogue], "test")
+    assert plain[2].source == "At the park. | Hi! | Hello there."

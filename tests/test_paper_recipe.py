@@ -40,7 +40,7 @@ def recipe_tables(text: str) -> dict[str, list[tuple[str, str, str]]]:
         elif in_table and line.startswith("|---"):
             continue
         elif in_table and line.startswith("|"):
-            cells = [c.strip() for c in line.strip().strip("|").split("|")]
+            cells = [c.strip().replace("\\|", "|") for c in re.split(r"(?<!\\)\|", line.strip()[1:-1])]
             assert len(cells) == 3, f"{task}: a recipe row has three cells: {line!r}"
             tables[task].append((cells[0].strip("`"), cells[1].strip("`"), cells[2].replace("\\*", "*")))
         else:

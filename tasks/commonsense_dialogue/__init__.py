@@ -74,6 +74,8 @@ PAPER_RECIPE: recipe.Recipe = {
     "teacher.pretrained": ("microsoft/DialoGPT-medium", "README.md:89"),
     "student.decoder_layers": (4, f"{_PREDISTILL}:9; chat/make_student.py:45-49"),
     "tokenizer.max_source_tokens": (256, "chat/finetune_pair.py:294-316 (default)"),
+    # DialoGPT's format: every turn ends with <|endoftext|> (the source's own EOS ends the last one)
+    "data.turn_separator": ("<|endoftext|>", "chat/utils.py:250-253 (trunc_turns: <|endoftext|>-separated turns)"),
     "tokenizer.max_target_tokens": (128, "chat/finetune_pair.py:294-316 (default)"),
     "data.max_eval_examples": (None, f"{_KD}:25 (--n_val -1)"),
     # teacher fine-tuning
@@ -170,7 +172,10 @@ class CommonsenseDialogueTask(SourcedTask):
 
     local_records = staticmethod(records.load_local)
     hub_records = staticmethod(records.load_hub)
-    to_examples = staticmethod(records.dialogues_to_examples)
+
+    def to_examples(self, dialogues: list, split: str) -> list:
+        separator = self.data.turn_separator or records.SEPARATOR
+        return records.dialogues_to_examples(dialogues, split, separator=separator)
 
     def embedded_records(self, split: str, size: int, seed: int) -> list[records.Dialogue]:
         return records.normalise_release(twin.generate_split(split, size, seed), f"embedded twin [{split}]")

@@ -145,12 +145,13 @@ def load_hub(hub_id: str, revision: str | None, split: str) -> list[Dialogue]:
 
 
 # --------------------------------------------------------------------------- pairing
-def format_source(context: str, history: Sequence[str]) -> str:
+def format_source(context: str, history: Sequence[str], separator: str = SEPARATOR) -> str:
     """``context | turn | turn ...``: the model input for the turn that follows ``history``."""
-    return SEPARATOR.join([context.strip(), *(t.strip() for t in history)])
+    return separator.join([context.strip(), *(t.strip() for t in history)])
 
 
-def dialogue_pairs(dialogue: Dialogue, max_history: int = MAX_HISTORY_TURNS) -> list[tuple[int, str, str]]:
+def dialogue_pairs(dialogue: Dialogue, max_history: int = MAX_HISTORY_TURNS,
+                   separator: str = SEPARATOR) -> list[tuple[int, str, str]]:
     """(turn index, source, response) for every non-empty turn of ``dialogue``.
 
     The history of turn t is the non-empty turns before it, the last ``max_history`` of
@@ -165,20 +166,20 @@ def dialogue_pairs(dialogue: Dialogue, max_history: int = MAX_HISTORY_TURNS) -> 
         if not text:
             continue
         kept = history[-max_history:] if max_history else []
-        out.append((t, format_source(dialogue.context, kept), text))
+        out.append((t, format_source(dialogue.context, kept, separator), text))
         history.append(text)
     return out
 
 
 def dialogues_to_examples(dialogues: Iterable[Dialogue], split: str, id_prefix: str = "dialogue",
-                          max_history: int = MAX_HISTORY_TURNS) -> list[Example]:
+                          max_history: int = MAX_HISTORY_TURNS, separator: str = SEPARATOR) -> list[Example]:
     """One example per (source, response) pair, in every split (each pair is one input
     with its one reference, as in the paper's counts); ids are ``prefix-split-id-turn``."""
     check_split(split, "Commonsense-Dialogues")
     examples = []
     empty = 0
     for dialogue in dialogues:
-        pairs = dialogue_pairs(dialogue, max_history)
+        pairs = dialogue_pairs(dialogue, max_history, separator)
         empty += len(dialogue.turns) - len(pairs)
         examples.extend(Example(id=f"{id_prefix}-{split}-{dialogue.id}-{t}", source=source, target=response,
                                 references=(response,)) for t, source, response in pairs)
