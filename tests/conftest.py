@@ -56,6 +56,27 @@ def write_dart_release(folder: Path, names=tuple(DART_FIXTURE_FOR)) -> Path:
 import pytest  # noqa: E402
 
 
+@pytest.fixture
+def no_network(monkeypatch, tmp_path):
+    """Offline mode everywhere, a private cache, and a socket that cannot connect (the hub loaders' tests)."""
+    import socket
+
+    import datasets
+    import huggingface_hub.constants
+
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setenv("HF_DATASETS_OFFLINE", "1")
+    # Both libraries read the environment at import time, so patch their constants too.
+    monkeypatch.setattr(datasets.config, "HF_HUB_OFFLINE", True)
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", True)
+    monkeypatch.setattr(datasets.config, "HF_DATASETS_CACHE", tmp_path / "hf-datasets-cache")
+
+    def refuse(*args, **kwargs):
+        raise OSError("network access in a test")
+
+    monkeypatch.setattr(socket.socket, "connect", refuse)
+
+
 @pytest.fixture(scope="session")
 def ci_grid(tmp_path_factory):
     """``harness grid --profile ci`` — every task × every method × seeds 42 and 43 — run once per session.

@@ -6,7 +6,6 @@ import collections
 import json
 import random
 import re
-import socket
 from pathlib import Path
 
 import pytest
@@ -388,23 +387,6 @@ def test_load_local_missing_directory_and_file(tmp_path):
 
 
 # --------------------------------------------------------------------------- hub
-@pytest.fixture
-def no_network(monkeypatch, tmp_path):
-    """Offline mode everywhere, a private cache, and a socket that cannot connect."""
-    import datasets
-    import huggingface_hub.constants
-
-    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    monkeypatch.setenv("HF_DATASETS_OFFLINE", "1")
-    # Both libraries read the environment at import time, so patch their constants too.
-    monkeypatch.setattr(datasets.config, "HF_HUB_OFFLINE", True)
-    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", True)
-    monkeypatch.setattr(datasets.config, "HF_DATASETS_CACHE", tmp_path / "hf-datasets-cache")
-
-    def refuse(*args, **kwargs):
-        raise OSError("network access in a test")
-
-    monkeypatch.setattr(socket.socket, "connect", refuse)
 
 
 def _hub_rows(records: list[dict]) -> list[dict]:

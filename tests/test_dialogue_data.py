@@ -9,7 +9,6 @@ import json
 import os
 import random
 import re
-import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -450,22 +449,6 @@ def test_read_release_json_not_an_object_and_first_bad_record(tmp_path):
 
 
 # --------------------------------------------------------------------------- hub
-@pytest.fixture
-def no_network(monkeypatch, tmp_path):
-    """Offline mode everywhere, a private cache, and a socket that cannot connect."""
-    import datasets
-    import huggingface_hub.constants
-
-    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    monkeypatch.setenv("HF_DATASETS_OFFLINE", "1")
-    monkeypatch.setattr(datasets.config, "HF_HUB_OFFLINE", True)
-    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", True)
-    monkeypatch.setattr(datasets.config, "HF_DATASETS_CACHE", tmp_path / "hf-datasets-cache")
-
-    def refuse(*args, **kwargs):
-        raise OSError("network access in a test")
-
-    monkeypatch.setattr(socket.socket, "connect", refuse)
 
 
 def _hub_rows(data: dict) -> list[dict]:

@@ -8,7 +8,6 @@ import json
 import os
 import random
 import shutil
-import socket
 import statistics
 import subprocess
 import sys
@@ -317,22 +316,6 @@ def test_bad_record_names_the_file_and_the_record(tmp_path, record, message):
 
 
 # --------------------------------------------------------------------------- hub
-@pytest.fixture
-def no_network(monkeypatch, tmp_path):
-    """Offline mode everywhere, a private cache, and a socket that cannot connect."""
-    import datasets
-    import huggingface_hub.constants
-
-    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    monkeypatch.setenv("HF_DATASETS_OFFLINE", "1")
-    monkeypatch.setattr(datasets.config, "HF_HUB_OFFLINE", True)
-    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", True)
-    monkeypatch.setattr(datasets.config, "HF_DATASETS_CACHE", tmp_path / "hf-datasets-cache")
-
-    def refuse(*args, **kwargs):
-        raise OSError("network access in a test")
-
-    monkeypatch.setattr(socket.socket, "connect", refuse)
 
 
 _HUB_README = """---

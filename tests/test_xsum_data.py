@@ -7,7 +7,6 @@ import os
 import random
 import re
 import shutil
-import socket
 import subprocess
 import sys
 import statistics
@@ -305,22 +304,6 @@ def test_bad_files(tmp_path, name, content, message):
 
 
 # --------------------------------------------------------------------------- hub
-@pytest.fixture
-def no_network(monkeypatch, tmp_path):
-    """Offline mode everywhere, a private cache, and a socket that cannot connect."""
-    import datasets
-    import huggingface_hub.constants
-
-    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    monkeypatch.setenv("HF_DATASETS_OFFLINE", "1")
-    monkeypatch.setattr(datasets.config, "HF_HUB_OFFLINE", True)
-    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", True)
-    monkeypatch.setattr(datasets.config, "HF_DATASETS_CACHE", tmp_path / "hf-datasets-cache")
-
-    def refuse(*args, **kwargs):
-        raise OSError("network access in a test")
-
-    monkeypatch.setattr(socket.socket, "connect", refuse)
 
 
 def test_load_hub_from_a_local_parquet_folder(tmp_path, no_network):
