@@ -99,8 +99,8 @@ def check_architecture(cfg: RunConfig, task, method: Method) -> None:
         raise HarnessError(f"task {cfg.task!r} is {task.architecture} but teacher.family={cfg.teacher.family!r} "
                            f"is {'decoder-only' if decoder_only else 'encoder-decoder'}")
     if method.teacher_reads_student_encoder and task.architecture == "decoder-only":
-        raise HarnessError(f"method {method.name!r} feeds the student's encoder output to the teacher "
-                           f"(method.teacher_encoder=student), but task {cfg.task!r} is decoder-only: it has no encoder")
+        raise HarnessError(f"method {method.name!r} feeds the student's encoder output to the teacher (method."
+                           f"teacher_encoder=student), but task {cfg.task!r} is decoder-only: it has no encoder")
 
 
 def plan_cell(cfg: RunConfig, task, method: Method, device_type: str) -> CellPlan:
