@@ -30,7 +30,8 @@ import torch
 
 from .methods.base import Method
 
-__all__ = ["make_method", "random_logits", "check_token_loss", "EnumerableLM", "expected_loss_sum",
+__all__ = ["make_method", "method_cases", "PREDISTILL_AS_REFERENCE",
+           "random_logits", "check_token_loss", "EnumerableLM", "expected_loss_sum",
            "expected_method_loss", "sequence_kl", "sequence_js", "tiny_batch", "tiny_models", "padded_prefix", "padded_batch",
            "fixed_samples", "check_engine_step"]
 
@@ -41,6 +42,22 @@ def make_method(name_or_cls: str | type[Method], params: dict | None = None, tas
 
     cls = METHODS.get(name_or_cls) if isinstance(name_or_cls, str) else name_or_cls
     return cls.for_task(TASKS.get(task), params)
+
+
+#: Pre-distillation as the reference code runs it on DART (the dart paper recipe): its teacher decoder reads
+#: the student's encoder output, an engine path of its own, so the step-equality tests run it too.
+PREDISTILL_AS_REFERENCE = {"hidden_pairing": "reference", "hidden_layers": "sum", "normalize_hidden": False,
+                           "teacher_encoder": "student"}
+
+
+def method_cases() -> dict[str, tuple[str, dict]]:
+    """test id → (method name, parameters): every registered method with its defaults, then the variants
+    that take other engine paths (:data:`PREDISTILL_AS_REFERENCE`); for tests that hold every step mode
+    or way of batching to the same loss (``make_method(*method_cases()[case])``)."""
+    from .registry import METHODS
+
+    return {**{name: (name, {}) for name in METHODS.names()},
+            "predistill-as-reference": ("predistill", PREDISTILL_AS_REFERENCE)}
 
 
 def random_logits(seed: int, shape: tuple[int, ...] = (3, 5, 11), scale: float = 3.0,

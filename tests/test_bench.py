@@ -16,6 +16,7 @@ from harness.cli import cli
 from harness.config import DecodeConfig
 from harness.errors import HarnessError
 from harness.registry import METHODS
+from harness.testing import make_method, method_cases
 
 TINY = [("teacher.d_model", "16"), ("teacher.heads", "2"), ("teacher.ffn_dim", "32"),
         ("teacher.encoder_layers", "2"), ("teacher.decoder_layers", "2"), ("student.encoder_layers", "1"),
@@ -94,9 +95,9 @@ def _loss_and_grads(fn, method, setup, seed=7):
     return loss.item(), {n: p.grad.clone() for n, p in setup.student.model.named_parameters() if p.grad is not None}
 
 
-@pytest.mark.parametrize("name", METHODS.names())
-def test_bare_floor_computes_the_engines_loss(tiny_setup, name):
-    method = bench.make_method(name, "dart")
+@pytest.mark.parametrize("case", method_cases())
+def test_bare_floor_computes_the_engines_loss(tiny_setup, case):
+    method = make_method(*method_cases()[case])
     fast_loss, fast_grads = _loss_and_grads(fast_step.method_loss, method, tiny_setup)
     bare_loss, bare_grads = _loss_and_grads(bare.bare_loss, method, tiny_setup)
     assert fast_loss > 1e-4

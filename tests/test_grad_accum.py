@@ -1,5 +1,5 @@
 """Gradient accumulation: one big batch and the same rows in micro-batches give the same loss and
-gradients, for every registered method (the loss is normalised over the whole accumulated batch)."""
+gradients, for every registered method and variant (the loss is normalised over the whole accumulated batch)."""
 
 from __future__ import annotations
 
@@ -7,10 +7,9 @@ import pytest
 import torch
 
 from harness.data import make_batch
-from harness.registry import METHODS
 from harness.step import collect_prefix, method_loss
 from harness.step.accumulate import accumulated_step
-from harness.testing import make_method, tiny_batch, tiny_models
+from harness.testing import make_method, method_cases, tiny_batch, tiny_models
 
 TEXTS = [("a : b : c", "A is b of c."), ("x : y : z | x : w : v", "X is y of z and w of v."),
          ("p : q : r", "P has q r."), ("m : n : o", "M n o, they say."),
@@ -38,10 +37,10 @@ def setup():
     return student, teacher, layer_map, big, micro
 
 
-@pytest.mark.parametrize("name", METHODS.names())
-def test_one_big_batch_equals_four_micro_batches(setup, name):
+@pytest.mark.parametrize("case", method_cases())
+def test_one_big_batch_equals_four_micro_batches(setup, case):
     student, teacher, layer_map, big, micro = setup
-    method = make_method(name)
+    method = make_method(*method_cases()[case])
     from harness.config import DecodeConfig
 
     sampling = DecodeConfig(num_beams=1, do_sample=True, top_k=5, max_new_tokens=6)

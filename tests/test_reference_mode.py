@@ -1,8 +1,9 @@
 """The fast step engine against the paper-structured reference mode.
 
 Both modes must give the same loss and the same gradients for every registered
-method (plugins included), while the fast one runs each encoder once and never scores
-the teacher's own samples a second time.
+method (plugins included) and pre-distillation as the reference runs it, while the
+fast one runs each encoder once and never scores the teacher's own samples a second
+time.
 """
 
 from __future__ import annotations
@@ -17,8 +18,7 @@ from harness.config import DecodeConfig
 from harness.methods import Method
 from harness.methods import divergences as div
 from harness.lm import Seq2SeqLM
-from harness.registry import METHODS
-from harness.testing import make_method, tiny_models
+from harness.testing import make_method, method_cases, tiny_models
 
 SINGLE_BEAM = DecodeConfig(num_beams=1, do_sample=True, top_k=8, max_new_tokens=7)
 TWO_BEAMS = DecodeConfig(num_beams=2, do_sample=True, top_k=8, max_new_tokens=7)
@@ -55,10 +55,10 @@ def assert_same(fast, ref):
 
 
 @pytest.mark.parametrize("sampling", [SINGLE_BEAM, TWO_BEAMS], ids=["1-beam", "2-beam"])
-@pytest.mark.parametrize("name", METHODS.names())
-def test_fast_and_reference_modes_agree(models, name, sampling):
-    """Same loss, same terms, same gradients (1e-5) for every registered method."""
-    method = make_method(name)
+@pytest.mark.parametrize("case", method_cases())
+def test_fast_and_reference_modes_agree(models, case, sampling):
+    """Same loss, same terms, same gradients (1e-5) for every registered method and variant."""
+    method = make_method(*method_cases()[case])
     fast = loss_and_grads(fast_step.method_loss, method, models, sampling)
     ref = loss_and_grads(reference.reference_loss, method, models, sampling)
     assert_same(fast, ref)

@@ -68,6 +68,12 @@ class Method:
         return self.uses_teacher or "teacher_sample" in self.active_prefix_weights()
 
     @property
+    def teacher_reads_student_encoder(self) -> bool:
+        """Whether the teacher's decoder reads the student's encoder output instead of its own, with gradient
+        flowing through the (frozen) teacher into the student's encoder (the reference's pre-distillation)."""
+        return False
+
+    @property
     def needs_pseudo_labels(self) -> bool:
         """Whether training reads the teacher's offline outputs (the pseudo-label stage)."""
         return "teacher_offline" in self.active_prefix_weights()

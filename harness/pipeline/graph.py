@@ -91,13 +91,16 @@ def data_key(task) -> str:
     return hashlib.sha256(canonical_json(identity).encode()).hexdigest()[:16]
 
 
-def check_architecture(cfg: RunConfig, task) -> None:
+def check_architecture(cfg: RunConfig, task, method: Method) -> None:
     from ..lm import DECODER_ONLY_FAMILIES
 
     decoder_only = cfg.teacher.family in DECODER_ONLY_FAMILIES
     if decoder_only != (task.architecture == "decoder-only"):
         raise HarnessError(f"task {cfg.task!r} is {task.architecture} but teacher.family={cfg.teacher.family!r} "
                            f"is {'decoder-only' if decoder_only else 'encoder-decoder'}")
+    if method.teacher_reads_student_encoder and task.architecture == "decoder-only":
+        raise HarnessError(f"method {method.name!r} feeds the student's encoder output to the teacher (method."
+                           f"teacher_encoder=student), but task {cfg.task!r} is decoder-only: it has no encoder")
 
 
 def plan_cell(cfg: RunConfig, task, method: Method, device_type: str) -> CellPlan:
@@ -105,7 +108,7 @@ def plan_cell(cfg: RunConfig, task, method: Method, device_type: str) -> CellPla
 
     ``task`` and ``method`` are the cell's instances (no data loaded); ``device_type`` is part
     of the teacher's key (training on another device gives other weights)."""
-    check_architecture(cfg, task)
+    check_architecture(cfg, task, method)
     upstream_seed = cfg.seed if cfg.upstream_seed is None else cfg.upstream_seed
     keys = {"data": data_key(task)}
     specs: list[StageSpec] = []

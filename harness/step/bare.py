@@ -17,7 +17,7 @@ from ..config import DecodeConfig
 from ..data import Batch
 from ..lm import Prefix, Seq2SeqLM, generate_exactly, generation_config, sequences_to_prefix
 from ..methods.base import Method
-from .loss import autocast, combine
+from .loss import autocast, combine, frozen
 from .prefixes import ONLINE_SOURCES, batch_prefix, decode_config, keeps_teacher_logits, stack_prefixes
 
 
@@ -26,7 +26,8 @@ def bare_loss(method: Method, student: Seq2SeqLM, teacher: Seq2SeqLM | None, bat
               autocast_dtype: torch.dtype | None = None) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
     """The method's loss from its unavoidable model calls only (same signature as the fast step's, less
     ``collect``). Sampling runs under ``torch.inference_mode``; the teacher's encoder and decoder passes
-    under ``torch.no_grad`` (their outputs need no copy)."""
+    under ``torch.no_grad`` (their outputs need no copy), but a teacher decoder that reads the student's
+    encoder output runs with gradient into it, its parameters frozen."""
     from transformers.modeling_outputs import BaseModelOutput
 
     sources = list(method.active_prefix_weights())
@@ -78,8 +79,12 @@ def bare_loss(method: Method, student: Seq2SeqLM, teacher: Seq2SeqLM | None, bat
         if method.uses_teacher:
             unscored = [s for s in sources if t_logits[s] is None]
             if unscored:
-                with torch.no_grad():
-                    t_out = decoder_pass(t_model, t_enc, unscored)
+                if method.teacher_reads_student_encoder:
+                    with frozen(t_model):
+                        t_out = decoder_pass(t_model, s_enc, unscored)
+                else:
+                    with torch.no_grad():
+                        t_out = decoder_pass(t_model, t_enc, unscored)
                 for i, s in enumerate(unscored):
                     t_logits[s] = t_out.logits[i * n:(i + 1) * n, :prefixes[s].tokens.shape[1]]
 

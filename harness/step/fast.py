@@ -4,14 +4,15 @@ One training step, top to bottom (:func:`method_loss`):
 
 1. Encode the sources once with the student (with gradient) and, if the method needs
    the teacher, with the teacher (under inference mode). Both encoder outputs are shared
-   by sampling and by every loss term.
+   by sampling and by every loss term (a method whose teacher reads the student's encoder
+   output gets the student's in the teacher's decoder pass, step 3).
 2. Collect each prefix set the method declares (ground truth, offline teacher outputs,
    online samples) with ``collect``; sampling runs without gradient. Teacher samples
    keep the logits they were drawn from, so the teacher never scores its own samples a
    second time.
 3. Push all prefix sets through the student in ONE batched decoder pass (the encoder
    output is tiled), and the sets that still lack teacher logits through the teacher
-   likewise, if the loss needs teacher logits.
+   likewise, if the loss needs teacher logits (:func:`teacher_pass`).
 4. The method's per-token loss for each prefix source; :func:`harness.step.loss.combine`
    averages each over the source's non-pad tokens and sums them with the method's weights.
 """
@@ -24,12 +25,24 @@ from ..config import DecodeConfig
 from ..data import Batch
 from ..lm import Seq2SeqLM
 from ..methods.base import Method
-from .loss import autocast, combine
+from .loss import autocast, combine, frozen
 from .prefixes import Collect, collect_prefix, keeps_teacher_logits, stack_prefixes
 
 
 def _clone_all(states):
     return None if states is None else tuple(h.clone() for h in states)
+
+
+def teacher_pass(method: Method, teacher: Seq2SeqLM, student_enc, teacher_enc, prefix, repeat: int = 1,
+                 hidden_states: bool = False):
+    """The teacher's decoder over ``prefix``: on its own encoder output under inference mode, or, for a
+    method whose teacher reads the student's encoder output, on that one with gradient flowing into it
+    (the teacher's parameters frozen)."""
+    if method.teacher_reads_student_encoder:
+        with frozen(teacher.model):
+            return teacher.forward(student_enc, prefix, repeat=repeat, hidden_states=hidden_states)
+    with torch.inference_mode():
+        return teacher.forward(teacher_enc, prefix, repeat=repeat, hidden_states=hidden_states)
 
 
 def method_loss(method: Method, student: Seq2SeqLM, teacher: Seq2SeqLM | None, batch: Batch,
@@ -42,7 +55,8 @@ def method_loss(method: Method, student: Seq2SeqLM, teacher: Seq2SeqLM | None, b
     Each piece of work runs once: the encoders, one sampling call per online source,
     one student pass over all prefix sets, and one teacher pass over the prefix sets
     whose teacher logits did not already come out of sampling. Teacher work runs under
-    ``torch.inference_mode``; ``autocast_dtype`` (e.g. ``torch.bfloat16``) turns on
+    ``torch.inference_mode`` (but the decoder pass of :func:`teacher_pass` on the student's
+    encoder output); ``autocast_dtype`` (e.g. ``torch.bfloat16``) turns on
     autocast on CUDA. ``collect`` makes each prefix set (default: the batch's, or a fresh
     sample; a test may pass fixed prefixes). ``totals``: token counts of the whole
     accumulated batch (:func:`harness.step.accumulate.accumulated_step`). :mod:`harness.step.reference`
@@ -74,9 +88,9 @@ def method_loss(method: Method, student: Seq2SeqLM, teacher: Seq2SeqLM | None, b
                 if prefixes[s].logits is not None:
                     teacher_logits[s] = prefixes[s].logits
             if unscored:
-                with torch.inference_mode():
-                    out = teacher.forward(teacher_enc, stack_prefixes([prefixes[s] for s in unscored], student.pad_id),
-                                          repeat=len(unscored), hidden_states=hidden)
+                out = teacher_pass(method, teacher, student_enc, teacher_enc,
+                                   stack_prefixes([prefixes[s] for s in unscored], student.pad_id),
+                                   repeat=len(unscored), hidden_states=hidden)
                 logits = out.logits.clone()
                 n = len(batch)
                 for i, s in enumerate(unscored):

@@ -1,5 +1,6 @@
-"""What every execution mode of the step computes the same way: the autocast context and
-the step loss from per-token losses.
+"""What every execution mode of the step computes the same way: the autocast context, the
+frozen teacher (for a loss that backpropagates through it) and the step loss from per-token
+losses.
 
     loss = Σ_source weight[source] · mean_{non-pad tokens of source} token_loss  (+ extra)
 
@@ -22,6 +23,20 @@ def autocast(device: torch.device, dtype: torch.dtype | None):
     if dtype is None or device.type != "cuda":
         return contextlib.nullcontext()
     return torch.autocast("cuda", dtype=dtype)
+
+
+@contextlib.contextmanager
+def frozen(model: torch.nn.Module):
+    """Run ``model`` with gradient flowing through it to its inputs but none to its parameters: the
+    teacher's decoder on the student's encoder output (:attr:`Method.teacher_reads_student_encoder`)."""
+    trainable = [p for p in model.parameters() if p.requires_grad]
+    for p in trainable:
+        p.requires_grad_(False)
+    try:
+        yield
+    finally:
+        for p in trainable:
+            p.requires_grad_(True)
 
 
 def masked_mean(per_token: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:

@@ -45,8 +45,9 @@ def decode_config(source: str, sampling: DecodeConfig) -> DecodeConfig:
 
 def keeps_teacher_logits(method: Method) -> bool:
     """Whether teacher samples should keep the logits they were drawn from: the loss needs teacher
-    logits and nothing else from a teacher pass (hidden states would need that pass anyway)."""
-    return method.uses_teacher and not method.needs_hidden_states
+    logits and nothing else from a teacher pass (hidden states would need that pass anyway), and the
+    teacher scores on its own encoder output (sampling read that one)."""
+    return method.uses_teacher and not method.needs_hidden_states and not method.teacher_reads_student_encoder
 
 
 def collect_prefix(source: str, batch: Batch, student: Seq2SeqLM, student_enc, teacher: Seq2SeqLM | None,

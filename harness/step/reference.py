@@ -33,7 +33,7 @@ from ..config import DecodeConfig
 from ..data import Batch
 from ..lm import Prefix, Seq2SeqLM
 from ..methods.base import Method
-from .loss import autocast, combine
+from .loss import autocast, combine, frozen
 from .prefixes import ONLINE_SOURCES, batch_prefix, decode_config
 
 
@@ -52,6 +52,19 @@ def _full_pass(lm: Seq2SeqLM, batch: Batch, prefix: Prefix, hidden: bool):
     """One ``model(input_ids=…, decoder_input_ids=…)`` call: encoder and decoder, nothing reused."""
     enc = lm.encode(batch.source_ids, batch.source_mask, hidden_states=hidden)
     return enc, lm.forward(enc, prefix, hidden_states=hidden)
+
+
+def _teacher_full_pass(method: Method, teacher: Seq2SeqLM, batch: Batch, prefix: Prefix, student_enc, hidden: bool):
+    """The teacher's ``model(input_ids=…, decoder_input_ids=…)`` call under ``torch.no_grad``; for a method whose
+    teacher reads the student's encoder output, its encoder under ``no_grad`` (for its hidden states) and its
+    decoder on the student's encoder output with gradient (``encoder_outputs=(student's,)``, parameters frozen)."""
+    if not method.teacher_reads_student_encoder:
+        with torch.no_grad():
+            return _full_pass(teacher, batch, prefix, hidden)
+    with torch.no_grad():
+        enc = teacher.encode(batch.source_ids, batch.source_mask, hidden_states=hidden)
+    with frozen(teacher.model):
+        return enc, teacher.forward(student_enc, prefix, hidden_states=hidden)
 
 
 def _stack_states(per_term: list[tuple[torch.Tensor, ...]]) -> tuple[torch.Tensor, ...]:
@@ -87,8 +100,7 @@ def reference_loss(method: Method, student: Seq2SeqLM, teacher: Seq2SeqLM | None
             s_enc, s_out = _full_pass(student, batch, prefix, hidden)
             teacher_logits = None
             if method.uses_teacher:
-                with torch.no_grad():
-                    t_enc, t_out = _full_pass(teacher, batch, prefix, hidden)
+                t_enc, t_out = _teacher_full_pass(method, teacher, batch, prefix, s_enc, hidden)
                 teacher_logits = t_out.logits
             token_losses[source] = method.token_loss(s_out.logits, teacher_logits, prefix.tokens, source)
             masks[source] = prefix.mask

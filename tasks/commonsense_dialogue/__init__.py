@@ -104,6 +104,10 @@ PAPER_RECIPE: recipe.Recipe = {
     "method.predistill.alpha_hid": (0.1, f"{_PREDISTILL}:11"),
     "method.predistill.alpha_ce": (0.8, "chat/distillation.py:235 (default)"),
     "method.predistill.alpha_mlm": (0.2, "chat/distillation.py:236 (default)"),
+    "method.predistill.hidden_pairing": ("reference", "chat/distillation.py:217-218"),
+    "method.predistill.hidden_layers": ("sum", "chat/distillation.py:217-224"),
+    "method.predistill.normalize_hidden": (True, f"{_PREDISTILL}:11"),
+    "method.predistill.teacher_encoder": ("own", "chat/distillation.py:183-189 (decoder-only)"),
     # KD
     "kd_train.epochs": (12, f"{_KD}:33"),
     "kd_train.lr": (1e-4, f"{_KD}:18"),

@@ -63,6 +63,10 @@ PAPER_RECIPE: recipe.Recipe = {
     "method.predistill.alpha_hid": (3.0, f"{_PREDISTILL}:13"),
     "method.predistill.alpha_ce": (0.8, "dart/distillation.py:245-247 (default)"),
     "method.predistill.alpha_mlm": (0.2, "dart/distillation.py:245-247 (default)"),
+    "method.predistill.hidden_pairing": ("reference", "dart/distillation.py:227-228"),
+    "method.predistill.hidden_layers": ("sum", "dart/distillation.py:227-234"),
+    "method.predistill.normalize_hidden": (False, f"{_PREDISTILL} (no --normalize_hidden); dart/distillation.py:255"),
+    "method.predistill.teacher_encoder": ("student", "dart/distillation.py:172-200"),
     # KD
     "kd_train.epochs": (12, f"{_KD}:22"),
     "kd_train.lr": (1e-4, f"{_KD}:7"),

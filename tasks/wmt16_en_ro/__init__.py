@@ -68,6 +68,10 @@ PAPER_RECIPE: recipe.Recipe = {
     "method.predistill.alpha_hid": (3.0, f"{_PREDISTILL}:20"),
     "method.predistill.alpha_ce": (0.8, "t5mt/distillation.py:256 (default)"),
     "method.predistill.alpha_mlm": (0.2, "t5mt/distillation.py:257 (default)"),
+    "method.predistill.hidden_pairing": ("reference", "t5mt/distillation.py:193, 238-239"),
+    "method.predistill.hidden_layers": ("sum", "t5mt/distillation.py:238-245"),
+    "method.predistill.normalize_hidden": (True, f"{_PREDISTILL}:19"),
+    "method.predistill.teacher_encoder": ("own", "t5mt/distillation.py:199"),
     # KD
     "kd_train.epochs": (12, f"{_KD}:34"),
     "kd_train.lr": (5e-4, f"{_KD}:18"),

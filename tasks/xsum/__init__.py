@@ -55,6 +55,10 @@ PAPER_RECIPE: recipe.Recipe = {
     "method.predistill.alpha_hid": (3.0, f"{_PREDISTILL}:14"),
     "method.predistill.alpha_ce": (0.8, "summa/distillation.py:246 (default)"),
     "method.predistill.alpha_mlm": (0.2, "summa/distillation.py:247 (default)"),
+    "method.predistill.hidden_pairing": ("reference", "summa/distillation.py:228-229"),
+    "method.predistill.hidden_layers": ("sum", "summa/distillation.py:228-235"),
+    "method.predistill.normalize_hidden": (False, f"{_PREDISTILL} (no --normalize_hidden); summa/distillation.py:256"),
+    "method.predistill.teacher_encoder": ("student", "summa/distillation.py:173-201"),
     # KD
     "kd_train.epochs": (12, f"{_KD}:27"),
     "kd_train.lr": (1e-4, f"{_KD}:11"),
