@@ -113,7 +113,7 @@ class TrainConfig:
 
 @dataclass
 class DecodeConfig:
-    num_beams: int = setting(1, help="beams (sampling beam search when do_sample)", ge=1)
+    num_beams: int = setting(1, help="number of beams; with do_sample, sampling beam search", ge=1)
     do_sample: bool = setting(False, help="sample instead of searching")
     top_k: int | None = setting(None, help="sample from the k most likely tokens (0 or None: all)", ge=0)
     top_p: float | None = setting(None, help="nucleus sampling mass", gt=0.0, le=1.0)
