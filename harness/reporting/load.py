@@ -28,6 +28,7 @@ from pathlib import Path
 import pandas as pd
 
 from ..errors import HarnessError
+from ..store.labels import training_label
 from ..store.read import load_metrics, read_manifest, run_folders
 
 BASE_COLUMNS = ("run_id", "task", "method", "profile", "seed", "model", "split", "metric", "value", "signature",
@@ -131,7 +132,7 @@ def _compute(root: Path, run: str) -> pd.DataFrame | None:
 def _model_stage(compute: pd.DataFrame, model: str) -> pd.Series | None:
     """The row of the stage that trained ``model`` (the pre-distill run lists its method stage as predistill)."""
     method = compute["method"].iloc[0]
-    labels = [model] if model in ("teacher", "predistill") else ["method", method]
+    labels = [training_label(model, method), method]   # stores written before store.labels named it by the method
     rows = compute[compute["stage"].isin(labels)]
     return rows.iloc[0] if len(rows) else None
 

@@ -14,6 +14,7 @@ import math
 import pandas as pd
 
 from ..paper import LABELS
+from ..store.labels import PREDISTILL, PSEUDO_LABELS, TEACHER, TOKENIZER
 from .load import RISKS, TEACHER_DIST, Store, is_cost, of_task
 from .render import Cell, Table
 from .stats import Paired, paired_p_value
@@ -285,11 +286,11 @@ def figure2(store: Store, summary: pd.DataFrame, task: str, profile: str, axis: 
                  pd.DataFrame(data))
 
 
-STAGE_ORDER = ("tokenizer", "teacher", "pseudo_labels", "predistill")
+STAGE_ORDER = (TOKENIZER, TEACHER, PSEUDO_LABELS, PREDISTILL)   # shared stages, in build order
 
 
 def _stage_kind(row) -> str:
-    if row.stage_name == "student" and row.stage != "predistill":
+    if row.stage_name == "student" and row.stage != PREDISTILL:
         return f"train {row.method}"          # the run's own MLE / KD stage
     if row.stage_name == "evaluation":
         return "evaluation"
