@@ -30,13 +30,13 @@ import pandas as pd
 from ..errors import HarnessError
 from ..store.labels import training_label
 from ..store.read import load_metrics, read_manifest, run_folders
+from ..store.runs import RISKS
 
 BASE_COLUMNS = ("run_id", "task", "method", "profile", "seed", "model", "split", "metric", "value", "signature",
                 "stage_key", "higher_is_better")
 NOT_AXES = ("variant",)
 COST = re.compile(r"seconds|generated_tokens|forward_tokens|flops|^compute[._]", re.IGNORECASE)
 EVALUATION = ["task", "profile", "model", "stage_key"]
-RISKS = ("r_llh", "r_cvg", "r_llh_paper", "r_cvg_paper")
 TEACHER_DIST = ("teacher_dist", "teacher_dist_paper")
 NOT_QUALITY = {"output_tokens", "decode_tokens_per_s", *TEACHER_DIST, *RISKS}
 GENERATED = ("teacher_generated_tokens", "student_generated_tokens")

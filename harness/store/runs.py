@@ -205,7 +205,7 @@ def _totals(rows: list[dict]) -> dict:
 
 
 # likelihood and coverage risks, ours and the paper's way: lower is better on every task
-RISKS = frozenset({"r_llh", "r_cvg", "r_llh_paper", "r_cvg_paper"})
+RISKS = ("r_llh", "r_cvg", "r_llh_paper", "r_cvg_paper")   # every evaluation's risks: lower is better
 
 
 def higher_is_better(metric: str, lower_is_better) -> bool:
