@@ -338,7 +338,9 @@ def test_unknown_param_of_js_lists_valid_ones():
 
 def test_predistill_params_resolve_with_defaults_and_sets():
     cfg = _set("method.temperature=3", method="predistill")
-    assert cfg.method_params == {"alpha_ce": 0.8, "alpha_mlm": 0.2, "alpha_hid": 3.0, "temperature": 3.0}
+    assert cfg.method_params == {"alpha_ce": 0.8, "alpha_mlm": 0.2, "alpha_hid": 3.0, "temperature": 3.0,
+                                 "hidden_pairing": "layer_table", "hidden_layers": "mean", "normalize_hidden": True,
+                                 "teacher_encoder": "own"}
 
 
 # --------------------------------------------------------------------------- task/method/profile are options
