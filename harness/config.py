@@ -42,14 +42,20 @@ class DataConfig:
     data_dir: str | None = setting(None, help="folder of the original release files (source=local)", min_len=1)
     hub_id: str | None = setting(None, help="hub data set id; None: the task's default", min_len=1)
     revision: str | None = setting(None, help="hub revision; None: the task's default", min_len=1)
-    seed: int = setting(0, help="seed of the embedded twin generator", ge=0)
-    train_size: int = setting(1500, help="embedded twin: training inputs", ge=1)
-    validation_size: int = setting(150, help="embedded twin: validation inputs", ge=1)
-    test_size: int = setting(300, help="embedded twin: test inputs", ge=1)
-    max_train_examples: int | None = setting(None, help="cap on training examples (any source)", ge=1)
-    max_eval_examples: int | None = setting(None, help="cap on validation/test inputs (any source)", ge=1)
-    train_subset: int | None = setting(None, help="seeded random subset of this many training inputs "
-                                                  "(WMT paper: 100,000)", ge=1)
+    seed: int = setting(0, help="seed of the embedded twin generator, of the caps' draws and of split_from", ge=0)
+    split_from: str | None = setting(None, help="local or hub data: divide this one split's file into train, "
+                                                "validation and test of train_size/validation_size/test_size inputs "
+                                                "(seeded, disjoint by input); None: each split from its own file",
+                                     choices=("train", "validation", "test"))
+    train_size: int = setting(1500, help="embedded twin or split_from: training inputs", ge=1)
+    validation_size: int = setting(150, help="embedded twin or split_from: validation inputs", ge=1)
+    test_size: int = setting(300, help="embedded twin or split_from: test inputs", ge=1)
+    max_train_examples: int | None = setting(None, help="cap on training examples: the inputs of a seeded sample, "
+                                                        "stratified by the data's source where it has one", ge=1)
+    max_eval_examples: int | None = setting(None, help="cap on validation/test inputs: a seeded sample, stratified "
+                                                       "by the data's source where it has one", ge=1)
+    train_subset: int | None = setting(None, help="seeded sample of this many training inputs, stratified as the "
+                                                  "caps (WMT paper: 100,000)", ge=1)
     turn_separator: str | None = setting(None, help="dialogue tasks: what joins the context and the turns of a "
                                                     "history; None: the task's own (DialoGPT: <|endoftext|>)", min_len=1)
 

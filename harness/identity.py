@@ -32,7 +32,7 @@ TRAINING = ("harness.train", "harness.checkpoint", "harness.step.prefixes", "har
 BUILD = ("harness.pipeline.stages",)   # how each stage is built from its inputs
 #: What a task's data depend on besides the task's own package: the task interface and the shared readers.
 DATA = ("harness.task", "harness.datasets.sources", "harness.datasets.release", "harness.datasets.split_files",
-        "harness.datasets.twins", "harness.datasets.fields")
+        "harness.datasets.twins", "harness.datasets.fields", "harness.datasets.sampling")
 #: stage → the harness modules it runs, beyond the plugins it calls ("data": the records a task loads).
 STAGE_MODULES: dict[str, tuple[str, ...]] = {
     "data": DATA,

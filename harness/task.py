@@ -9,7 +9,7 @@ data set's schema, so every command works offline.
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import ClassVar, Sequence
 
@@ -22,13 +22,17 @@ class Example:
 
     ``target`` is the reference a training step uses; ``references`` are all the
     references of the input (for metrics). Training splits hold one example per
-    (input, reference) pair, evaluation splits one per input.
+    (input, reference) pair, evaluation splits one per input. ``stratum`` names the part of
+    the data set the input comes from (DART: ``webnlg``, ``e2e``, …), so that a capped split
+    draws every part in proportion (:mod:`harness.datasets.sampling`); it is no part of the
+    example's equality.
     """
 
     id: str
     source: str
     target: str
     references: tuple[str, ...]
+    stratum: str | None = field(default=None, compare=False)
 
 
 @dataclass

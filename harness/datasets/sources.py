@@ -9,7 +9,10 @@ without a folder); the task supplies the hooks:
 * ``local_records(data_dir, split)``: the records of the release files in a folder;
 * ``hub_records(hub_id, revision, split)``: the records of the Hugging Face hub copy
   (``data.hub_id``/``data.revision`` override the task's ``hub_id``/``hub_revision``);
-* ``to_examples(records, split)``: records → :class:`Example` s.
+* ``to_examples(records, split)``: records → :class:`Example` s;
+* ``record_input(record)``: the input a record holds and its stratum, for ``data.split_from``:
+  one file of a local or hub source divided into the three splits, disjoint by input
+  (:func:`harness.datasets.sampling.split_records`).
 
 :func:`hub_rows` is the hub reader every ``hub_records`` hook uses: any failure to
 get the data becomes one line that points the user at local files instead.
@@ -17,12 +20,13 @@ get the data becomes one line that points the user at local files instead.
 
 from __future__ import annotations
 
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Hashable
 
 from harness.errors import HarnessError
 from harness.task import Example, Task
 
 from .release import one_line
+from .sampling import split_records
 
 SOURCES = ("embedded", "local", "hub")
 
@@ -46,15 +50,31 @@ class SourcedTask(Task):
     def to_examples(self, records: list, split: str) -> list[Example]:
         raise NotImplementedError
 
+    def record_input(self, record) -> tuple[Hashable, str | None]:
+        raise HarnessError(f"task {self.name} cannot divide one file into splits (data.split_from): "
+                           "it names no input of a record")
+
     def records(self, split: str) -> list:
-        """The records of ``split`` from the configured ``data.source``."""
+        """The records of ``split`` from the configured ``data.source`` (and ``data.split_from``)."""
         d = self.data
         if d.source not in self.data_sources or d.source not in SOURCES:
             raise HarnessError(f"unknown data source {d.source!r} for task {self.name}; "
                                f"known: {', '.join(self.data_sources)}")
+        sizes = {"train": d.train_size, "validation": d.validation_size, "test": d.test_size}
         if d.source == "embedded":
-            size = {"train": d.train_size, "validation": d.validation_size, "test": d.test_size}[split]
-            return self.embedded_records(split, size, d.seed)
+            if d.split_from:
+                raise HarnessError("data.split_from divides a release file: it needs --data-dir DIR "
+                                   "(data.source=local) or data.source=hub")
+            return self.embedded_records(split, sizes[split], d.seed)
+        if d.split_from:
+            whole = self.source_records(d.split_from)
+            return split_records(whole, self.record_input, sizes, d.seed,
+                                 f"task {self.name}: the {d.split_from} split of data.source={d.source}")[split]
+        return self.source_records(split)
+
+    def source_records(self, split: str) -> list:
+        """The records of ``split`` as the local or hub source holds them."""
+        d = self.data
         if d.source == "local":
             if not d.data_dir:
                 raise HarnessError("data.source=local needs a folder: --data-dir DIR (or --set data.data_dir=DIR)")

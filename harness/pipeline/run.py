@@ -16,6 +16,7 @@ import torch
 
 from ..accounting import ComputeMeter
 from ..config import RunConfig
+from ..datasets.sampling import describe_draw, draw_examples
 from ..errors import HarnessError
 from ..lm import resolve_device
 from ..registry import METHODS, TASKS
@@ -53,21 +54,21 @@ class Pipeline:
         self.cache = StageCache(Path(cfg.results_dir) / "cache", log, meter=self.meter)
         self.stages: dict[str, StageResult] = {}
         self.examples: dict[str, list[Example]] = {}
+        self.drawn: dict[str, dict] = {}   # split → what its examples are (sampling.describe_draw)
         self.splits = {}
 
     def load_data(self) -> None:
-        """Load and check every split before anything is written."""
-        cap = {"train": self.cfg.data.max_train_examples, "validation": self.cfg.data.max_eval_examples,
-               "test": self.cfg.data.max_eval_examples}
+        """Load and check every split before anything is written; a capped split keeps the examples of a seeded
+        sample of its inputs, stratified by source where the task names one (:mod:`harness.datasets.sampling`)."""
+        d = self.cfg.data
+        caps = {"train": {"inputs": d.train_subset, "rows": d.max_train_examples},
+                "validation": {"inputs": d.max_eval_examples}, "test": {"inputs": d.max_eval_examples}}
         for split in ("train", "validation", "test"):
-            examples = self.task.load(split)
-            if split == "train" and self.cfg.data.train_subset is not None:
-                examples = _seeded_subset(examples, self.cfg.data.train_subset, self.cfg.data.seed)
-            if cap[split] is not None:
-                examples = examples[: cap[split]]
+            examples = draw_examples(self.task.load(split), d.seed, **caps[split])
             if not examples:
                 raise HarnessError(f"task {self.cfg.task!r}: the {split} split is empty")
             self.examples[split] = examples
+            self.drawn[split] = describe_draw(examples)
 
     def build(self, label: str) -> StageResult:
         """Reuse or build the stage ``label`` of the plan (its upstream stages must be built), then take
@@ -100,15 +101,5 @@ class Pipeline:
                                "examples": len(sp.examples)} for split, sp in self.splits.items()},
             device=str(self.device), wall_seconds=time.time() - start,
             task=self.task.describe(), method=self.method.describe(), data_identity=self.plan.data_identity,
-            data_key=self.plan.data_key))
+            data_key=self.plan.data_key, drawn=self.drawn))
 
-
-def _seeded_subset(examples: list[Example], size: int, seed: int) -> list[Example]:
-    """``size`` training inputs drawn without replacement by ``seed`` (all references of a drawn input kept)."""
-    import random
-
-    sources = sorted({e.source for e in examples})
-    if size >= len(sources):
-        return examples
-    keep = set(random.Random(seed).sample(sources, size))
-    return [e for e in examples if e.source in keep]

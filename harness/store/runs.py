@@ -10,7 +10,8 @@
       * ``curves.parquet``   — training curves of every stage the run used (stage, step, epoch, split, name, value)
       * ``compute.parquet``  — per stage: wall seconds, forward and generated tokens, peak memory, reuse
       * ``manifest.json``    — resolved config, the task and method as they describe themselves
-        (``Task.describe()``, ``Method.describe()``), seeds, package versions, git commit, stage keys, compute
+        (``Task.describe()``, ``Method.describe()``), seeds, package versions, git commit, stage keys, compute,
+        and per split the inputs it drew (counts per stratum, a hash of the example ids: ``data.drawn``)
   * ``failed/<run_id>.json`` — the error and traceback of a cell that failed (removed when it succeeds)
   * ``cache/``  — the stage cache (:mod:`harness.store.cache`)
   * ``grids/``  — one record per grid invocation: its cells and their outcome
@@ -27,7 +28,7 @@ import platform
 import subprocess
 import sys
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -228,6 +229,7 @@ class RunRecord:
     method: dict                    # Method.describe()
     data_identity: str              # hash of Task.data_identity(): part of the run id
     data_key: str                   # the data's key in stage keys (its identity and the task's code)
+    drawn: dict = field(default_factory=dict)   # split → its inputs, examples, inputs per stratum, hash of ids
 
 
 def run_parameters(record: RunRecord) -> dict[str, Any]:
@@ -283,7 +285,7 @@ def write_run(record: RunRecord) -> RunOutcome:
         "platform": platform.platform(),
         "finished": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         "wall_seconds": round(record.wall_seconds, 3),
-        "data": {"identity": record.data_identity, "key": record.data_key},
+        "data": {"identity": record.data_identity, "key": record.data_key, "drawn": record.drawn},
         "stages": {label: {"stage": st.stage, "key": st.key, "reused": st.reused, "seconds_now": round(st.seconds, 3),
                            "seconds_when_built": st.record.get("seconds"), "path": str(st.path),
                            "wait_seconds": round(getattr(st, "wait_seconds", 0.0), 3),

@@ -4,7 +4,8 @@ A decoder-only task (PAPER.md §3): the teacher is a GPT-2-class model (DialoGPT
 the ``paper`` profile); source and response are one sequence and only the response
 tokens are scored. Sources: the embedded twin (default, offline), the hub copy
 (``gretelai/commonsense-dialogues``), or a folder of the release files ``train.json``,
-``valid.json``, ``test.json`` (``--data-dir DIR``). Pairing and source format:
+``valid.json``, ``test.json`` (``--data-dir DIR``; ``data.split_from=validation`` divides
+``valid.json`` alone into train/validation/test dialogues of the profile's sizes). Pairing and source format:
 :mod:`harness_tasks.commonsense_dialogue.records`.
 
 Decoding follows the paper: test outputs and the student's online samples are nucleus
@@ -176,6 +177,11 @@ class CommonsenseDialogueTask(SourcedTask):
 
     local_records = staticmethod(records.load_local)
     hub_records = staticmethod(records.load_hub)
+
+    @staticmethod
+    def record_input(dialogue: records.Dialogue) -> tuple[str, None]:
+        """``data.split_from`` keeps each dialogue, all its turns, in one split."""
+        return dialogue.id, None
 
     def to_examples(self, dialogues: list, split: str) -> list:
         separator = self.data.turn_separator or records.SEPARATOR

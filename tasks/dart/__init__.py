@@ -2,7 +2,9 @@
 
 Sources: the embedded twin (default, offline), the hub's parquet conversion
 (``Yale-LILY/dart`` under ``refs/convert/parquet``), or a folder of the release
-JSON files (``data.source=local``, ``data.data_dir=DIR``).
+JSON files (``data.source=local``, ``data.data_dir=DIR``). ``data.split_from=validation`` divides
+the release's dev file alone into train/validation/test inputs of the profile's sizes (a small real
+task beside the twin), stratified by DART source and disjoint by tripleset.
 """
 
 from __future__ import annotations
@@ -132,6 +134,7 @@ class DartTask(SourcedTask):
     local_records = staticmethod(records.load_local)
     hub_records = staticmethod(records.load_hub)
     to_examples = staticmethod(records.records_to_examples)
+    record_input = staticmethod(records.record_input)
 
     def score(self, hypotheses: Sequence[str], references: Sequence[Sequence[str]]) -> Scores:
         return merge_scores(sacrebleu_scores(hypotheses, references, ("bleu", "chrf", "ter")),

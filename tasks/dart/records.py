@@ -141,6 +141,17 @@ def linearise(tripleset: Iterable[Iterable[str]]) -> str:
     return " | ".join(f"{s} : {p.lower()} : {o}" for s, p, o in tripleset)
 
 
+def record_stratum(record: dict) -> str | None:
+    """The part of DART a record comes from: its annotations' ``source`` (``webnlg``, ``e2e``,
+    ``WikiSQL_decl_sents``, …; several joined by "+"), None when they name none."""
+    return "+".join(sorted({ann["source"] for ann in record["annotations"] if ann["source"]})) or None
+
+
+def record_input(record: dict) -> tuple[str, str | None]:
+    """The input a record holds (its linearised tripleset, the model's source) and its stratum."""
+    return linearise(record["tripleset"]), record_stratum(record)
+
+
 def records_to_examples(records: Iterable[dict], split: str, id_prefix: str = "dart") -> list[Example]:
     """Turn release-shape records into examples.
 
@@ -149,14 +160,15 @@ def records_to_examples(records: Iterable[dict], split: str, id_prefix: str = "d
     annotation the target. ``references`` are always all non-empty annotation texts of
     the tripleset (whitespace stripped). Ids keep the original record and annotation
     indices, so they are stable when empty annotations are skipped. Records without any
-    non-empty text are skipped; skipped annotations are counted and logged.
+    non-empty text are skipped; skipped annotations are counted and logged. Each example's
+    ``stratum`` is its record's DART source (:func:`record_stratum`).
     """
     check_split(split, "DART")
     examples: list[Example] = []
     empty_annotations = 0
     empty_records = 0
     for i, record in enumerate(records):
-        source = linearise(record["tripleset"])
+        source, stratum = record_input(record)
         texts = [(j, ann["text"].strip()) for j, ann in enumerate(record["annotations"])]
         kept = [(j, t) for j, t in texts if t]
         empty_annotations += len(texts) - len(kept)
@@ -166,10 +178,10 @@ def records_to_examples(records: Iterable[dict], split: str, id_prefix: str = "d
         references = tuple(t for _, t in kept)
         if split == "train":
             examples.extend(Example(id=f"{id_prefix}-{split}-{i}-{j}", source=source, target=t,
-                                    references=references) for j, t in kept)
+                                    references=references, stratum=stratum) for j, t in kept)
         else:
             examples.append(Example(id=f"{id_prefix}-{split}-{i}", source=source,
-                                    target=references[0], references=references))
+                                    target=references[0], references=references, stratum=stratum))
     if empty_annotations:
         log.warning("DART %s: skipped %d empty annotation text(s); %d record(s) had no text at all",
                     split, empty_annotations, empty_records)
