@@ -44,7 +44,7 @@ class DataConfig:
     revision: str | None = setting(None, help="hub revision; None: the task's default", min_len=1)
     seed: int = setting(0, help="seed of the embedded twin generator, of the caps' draws and of split_from", ge=0)
     split_from: str | None = setting(None, help="local or hub data: divide this one split's file into train, "
-                                                "validation and test of train_size/validation_size/test_size inputs "
+                                                "validation and test of train_size/validation_size/test_size records "
                                                 "(seeded, disjoint by input); None: each split from its own file",
                                      choices=("train", "validation", "test"))
     train_size: int = setting(1500, help="embedded twin or split_from: training inputs", ge=1)

@@ -88,24 +88,31 @@ def describe_draw(examples: Sequence[Example]) -> dict:
 
 def split_records(records: Sequence[T], input_of: Callable[[T], tuple[Hashable, str | None]],
                   sizes: Mapping[str, int], seed: int, what: str) -> dict[str, list[T]]:
-    """One file's records divided into the splits ``sizes`` names (split → number of inputs), disjoint by input.
+    """One file's records divided into the splits ``sizes`` names (split → number of records), disjoint by input.
 
-    ``input_of(record)`` is the input a record holds and its stratum; records of one input go to one
-    split. The test split takes the first inputs of :func:`stratified_order`, validation the next,
-    train the next (each a stratified sample); inputs beyond the sizes are left out. ``what`` names
-    the file in the error raised when it holds too few inputs.
+    ``input_of(record)`` is the input a record holds and its stratum; all records of one input go to
+    one split (DART: a tripleset listed twice; dialogue: the dialogues of one context). The test split
+    takes inputs from the start of :func:`stratified_order` until it holds ``sizes["test"]`` records
+    (one input's records more at most), validation the next, train the next, so each is a stratified
+    sample; inputs beyond them are left out. ``what`` names the file in the error raised when it holds
+    too few records.
     """
-    inputs: dict[Hashable, str | None] = {}
-    for key, stratum in map(input_of, records):
-        inputs.setdefault(key, stratum)
-    order = stratified_order(inputs, seed)
-    wanted = sum(sizes.values())
-    if wanted > len(order):
-        asked = ", ".join(f"{split} {sizes[split]}" for split in SPLITS)
-        raise HarnessError(f"{what}: {len(order)} distinct inputs, fewer than the {wanted} the split sizes ask "
-                           f"({asked}); lower data.train_size, data.validation_size or data.test_size")
-    owner, start = {}, 0
+    members: dict[Hashable, list[int]] = {}
+    strata: dict[Hashable, str | None] = {}
+    for index, record in enumerate(records):
+        key, stratum = input_of(record)
+        members.setdefault(key, []).append(index)
+        strata.setdefault(key, stratum)
+    order = iter(stratified_order(strata, seed))
+    owner: dict[int, str] = {}
     for split in ("test", "validation", "train"):
-        owner.update((key, split) for key in order[start: start + sizes[split]])
-        start += sizes[split]
-    return {split: [r for r in records if owner.get(input_of(r)[0]) == split] for split in SPLITS}
+        taken = 0
+        while taken < sizes[split]:
+            key = next(order, None)
+            if key is None:
+                asked = ", ".join(f"{name} {sizes[name]}" for name in SPLITS)
+                raise HarnessError(f"{what}: {len(records)} records, fewer than the split sizes ask ({asked}); "
+                                   "lower data.train_size, data.validation_size or data.test_size")
+            owner.update((index, split) for index in members[key])
+            taken += len(members[key])
+    return {split: [r for i, r in enumerate(records) if owner.get(i) == split] for split in SPLITS}

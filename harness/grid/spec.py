@@ -15,6 +15,9 @@ A spec is a TOML (or YAML) file::
     [axes]                             # swept: one cell per combination of values
     "student.encoder_layers" = [1, 2, 3]
 
+    [task_set.dart]                    # the same in every cell of one task (after [set])
+    "data.data_dir" = "../shared/data/dart"
+
     [profiles.ci]                      # on that profile, replaces the keys above
     axes = { "student.encoder_layers" = [1, 2] }   # (set and axes are merged key by key)
 
@@ -40,15 +43,16 @@ from ..config import RunConfig, resolve_config
 from ..errors import HarnessError
 from ..registry import METHODS, TASKS
 
-SHIPPED = ("table2", "figure2", "table4")
+SHIPPED = ("table2", "figure2", "table4", "table2_real")
 ALL = ("all", "*")
 # Display and run order of "all": the paper's, then anything else alphabetically.
 TASK_ORDER = ("dart", "xsum", "wmt16_en_ro", "commonsense_dialogue")
 METHOD_ORDER = ("mle", "predistill", "seqkd", "engine", "kl", "rkl", "js", "tvd")
 RESERVED = {"task": "tasks", "method": "methods", "seed": "seeds", "profile": "profile",
             "results_dir": "--results-dir"}
-_TOP_KEYS = {"name", "description", "profile", "tasks", "methods", "seeds", "set", "axes", "profiles", "resources"}
-_PROFILE_KEYS = {"tasks", "methods", "seeds", "set", "axes", "resources"}
+_TOP_KEYS = {"name", "description", "profile", "tasks", "methods", "seeds", "set", "task_set", "axes", "profiles",
+             "resources"}
+_PROFILE_KEYS = {"tasks", "methods", "seeds", "set", "task_set", "axes", "resources"}
 
 
 @dataclass
@@ -60,6 +64,7 @@ class GridSpec:
     methods: list[str] = field(default_factory=lambda: ["all"])
     seeds: list[int] = field(default_factory=lambda: [42])
     set: dict[str, Any] = field(default_factory=dict)
+    task_set: dict[str, dict[str, Any]] = field(default_factory=dict)   # task → settings of its cells only
     axes: dict[str, list[Any]] = field(default_factory=dict)
     profiles: dict[str, dict] = field(default_factory=dict)
     resources: dict[str, float] = field(default_factory=lambda: {"cpus": 1, "gpus": 0})
@@ -73,6 +78,9 @@ class GridSpec:
         for key, value in section.items():
             if key in ("set", "axes", "resources"):
                 setattr(merged, key, {**getattr(self, key), **value})
+            elif key == "task_set":
+                merged.task_set = {task: {**self.task_set.get(task, {}), **sets}
+                                   for task, sets in {**self.task_set, **value}.items()}
             else:
                 setattr(merged, key, value)
         return merged
@@ -153,12 +161,15 @@ def parse_spec(text: str, suffix: str, source: str) -> GridSpec:
         for key in ("set", "axes", "resources"):
             if key in section and not isinstance(section[key], dict):
                 raise HarnessError(f"grid spec {source}: [{key}] must be a table of key = value")
+        task_sets = section.get("task_set", {})
+        if not isinstance(task_sets, dict) or not all(isinstance(v, dict) for v in task_sets.values()):
+            raise HarnessError(f"grid spec {source}: [task_set.TASK] must be tables of key = value")
         for key, values in section.get("axes", {}).items():
             if not isinstance(values, list) or not values:
                 raise HarnessError(f"grid spec {source}: axis {key!r} needs a non-empty list of values")
-        for key in (*section.get("set", {}), *section.get("axes", {})):
+        for key in (*section.get("set", {}), *section.get("axes", {}), *(k for v in task_sets.values() for k in v)):
             _check_settable(key, source)
-    for key in ("tasks", "methods", "seeds", "set", "axes", "profiles"):
+    for key in ("tasks", "methods", "seeds", "set", "task_set", "axes", "profiles"):
         if key in data:
             setattr(spec, key, data[key])
     spec.resources = {**spec.resources, **data.get("resources", {})}
@@ -278,7 +289,7 @@ def expand(spec: GridSpec, results_dir: str, sets: list[tuple[str, str]] | tuple
 
     cells: dict[str, Cell] = {}
     for task, method in itertools.product(tasks, methods):
-        fixed = tuple((k, v) for k, v in spec.set.items() if _applies(k, method))
+        fixed = tuple((k, v) for k, v in {**spec.set, **spec.task_set.get(task, {})}.items() if _applies(k, method))
         axes = [(k, vs) for k, vs in spec.axes.items() if _applies(k, method)]
         cli = tuple((k, v) for k, v in sets if _applies(k, method))
         for seed in spec.seeds:

@@ -5,7 +5,8 @@ the ``paper`` profile); source and response are one sequence and only the respon
 tokens are scored. Sources: the embedded twin (default, offline), the hub copy
 (``gretelai/commonsense-dialogues``), or a folder of the release files ``train.json``,
 ``valid.json``, ``test.json`` (``--data-dir DIR``; ``data.split_from=validation`` divides
-``valid.json`` alone into train/validation/test dialogues of the profile's sizes). Pairing and source format:
+``valid.json`` alone into train/validation/test dialogues of the profile's sizes, disjoint by
+context). Pairing and source format:
 :mod:`harness_tasks.commonsense_dialogue.records`.
 
 Decoding follows the paper: test outputs and the student's online samples are nucleus
@@ -180,8 +181,9 @@ class CommonsenseDialogueTask(SourcedTask):
 
     @staticmethod
     def record_input(dialogue: records.Dialogue) -> tuple[str, None]:
-        """``data.split_from`` keeps each dialogue, all its turns, in one split."""
-        return dialogue.id, None
+        """``data.split_from`` keeps the dialogues of one social context in one split: as in the twin, no
+        evaluation context occurs in training."""
+        return dialogue.context.strip(), None
 
     def to_examples(self, dialogues: list, split: str) -> list:
         separator = self.data.turn_separator or records.SEPARATOR
