@@ -66,3 +66,18 @@ def dense_log_probs(dist: TopK) -> torch.Tensor:
         per_token = dist.tail_log_mass.float() - math.log(spare)
         dense = per_token.unsqueeze(-1).expand(shape).clone()
     return dense.scatter(-1, dist.indices.long(), log_probs)
+
+
+def padded_rows(rows: list[TopK]) -> TopK:
+    """Rows [T_i, k] stacked into one [B, max T_i, k], right-padded with the uniform distribution (finite
+    everywhere, so that a masked loss at a pad position is a finite number times 0)."""
+    vocab, k = rows[0].vocab_size, rows[0].k
+    width = max(r.indices.shape[0] for r in rows)
+    indices = torch.arange(k, dtype=rows[0].indices.dtype).expand(len(rows), width, k).clone()
+    log_probs = torch.full((len(rows), width, k), -math.log(vocab), dtype=rows[0].log_probs.dtype)
+    uniform_tail = math.log((vocab - k) / vocab) if vocab > k else -math.inf
+    tail = torch.full((len(rows), width), uniform_tail, dtype=rows[0].tail_log_mass.dtype)
+    for i, r in enumerate(rows):
+        n = r.indices.shape[0]
+        indices[i, :n], log_probs[i, :n], tail[i, :n] = r.indices, r.log_probs, r.tail_log_mass
+    return TopK(indices, log_probs, tail, vocab)
