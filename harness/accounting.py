@@ -7,6 +7,9 @@ A :class:`ComputeMeter` is told which models are the teacher and which are stude
   decoder (or decoder-only) positions of every forward call, padding included, since
   that is the work done; a cached generation step counts one position per sequence;
 * generated tokens — non-padding tokens in the sequences ``generate`` returned;
+* teacher tokens from the store — the teacher forward tokens a step did not compute because it read
+  the teacher's distributions from the teacher-output store (:func:`count_from_store`), counted as
+  the forward tokens would have been (encoder and decoder positions, padding included);
 * peak memory — CUDA: peak allocated bytes of the stage; CPU on Linux: the process's
   peak resident set size during the stage (``/proc/self/clear_refs`` resets it), else
   the process's lifetime peak (``memory_kind`` says which).
@@ -34,6 +37,7 @@ class StageCompute:
     student_forward_tokens: int = 0
     teacher_generated_tokens: int = 0
     student_generated_tokens: int = 0
+    teacher_tokens_from_store: int = 0
     peak_memory_bytes: int | None = None
     memory_kind: str = ""      # cuda_allocated | rss | rss_process_lifetime
 
@@ -45,10 +49,22 @@ class StageCompute:
         return asdict(self)
 
 
+#: every live meter, so that a step can report work it skipped to whichever meter tracks its teacher
+_METERS: "weakref.WeakSet[ComputeMeter]" = weakref.WeakSet()
+
+
+def count_from_store(teacher: torch.nn.Module, tokens: int) -> None:
+    """Count ``tokens`` teacher forward tokens read from the teacher-output store instead of computed."""
+    for meter in list(_METERS):
+        if meter.current is not None and meter._roles.get(teacher) == "teacher":
+            meter.current.add("teacher", "tokens_from_store", tokens)
+
+
 class ComputeMeter:
     def __init__(self) -> None:
         self.current: StageCompute | None = None
         self._roles: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+        _METERS.add(self)
 
     def track(self, model: torch.nn.Module, role: str) -> torch.nn.Module:
         """Count ``model``'s work as ``role`` (teacher | student) from now on; tracking twice is a no-op."""

@@ -165,6 +165,9 @@ class RunConfig:
     kd_train_rows: str = setting("per_reference", help="KD training rows: one per (input, reference) pair as the "
                                  "data has them, or one per input (the reference's DART KD trains on its pseudo-label "
                                  "file, one row per tripleset)", choices=("per_reference", "per_source"))
+    teacher_outputs_k: int = setting(0, help="teacher-output store: keep the teacher's top-k log-probabilities and "
+                                     "tail mass on fixed training prefixes once, and let the methods read them instead "
+                                     "of running the teacher (k at least the vocabulary size: exact; 0: off)", ge=0)
     teacher_dist_samples: int = setting(5, help="TeacherDist (PAPER Table 3): ancestral teacher samples per test "
                                                "input; 0: not measured", ge=0)
     teacher_dist_sampling: DecodeConfig = setting(help="TeacherDist sampling", default_factory=lambda: DecodeConfig(

@@ -9,6 +9,7 @@ from typing import Iterator, Sequence
 import torch
 
 from .lm import Prefix
+from .methods.topk import TopK, padded_rows
 from .task import Example
 
 
@@ -20,6 +21,8 @@ class TokenizedSplit:
     teacher_outputs: list[list[int]] | None = None   # offline pseudo-labels, aligned with examples
     truncated_sources: int = 0
     truncated_targets: int = 0
+    #: prefix source → the teacher-output store's rows (one TopK [T_i, k] per example), aligned with examples
+    stored_teacher: dict[str, list[TopK]] = field(default_factory=dict)
 
     def __len__(self) -> int:
         return len(self.examples)
@@ -30,7 +33,8 @@ class TokenizedSplit:
         keep = [i for i, e in enumerate(self.examples) if not (e.source in seen or seen.add(e.source))]
         pick = lambda rows: None if rows is None else [rows[i] for i in keep]  # noqa: E731
         return TokenizedSplit([self.examples[i] for i in keep], pick(self.sources), pick(self.targets),
-                              pick(self.teacher_outputs), self.truncated_sources, self.truncated_targets)
+                              pick(self.teacher_outputs), self.truncated_sources, self.truncated_targets,
+                              {source: pick(rows) for source, rows in self.stored_teacher.items()})
 
 
 def tokenize(tokenizer, texts: Sequence[str], max_tokens: int, side: str = "right") -> tuple[list[list[int]], int]:
@@ -78,6 +82,8 @@ class Batch:
     target: Prefix                       # ground truth
     teacher_output: Prefix | None = None  # offline teacher beam output
     extra: dict = field(default_factory=dict)
+    #: prefix source → the teacher's stored distributions on that source's prefixes ([B, T, k], padded like them)
+    stored_teacher: dict[str, TopK] = field(default_factory=dict)
 
     @property
     def target_mask(self) -> torch.Tensor:
@@ -85,8 +91,10 @@ class Batch:
 
     def to(self, device) -> "Batch":
         move = lambda p: None if p is None else Prefix(p.tokens.to(device), p.mask.to(device))  # noqa: E731
+        stored = {source: TopK(d.indices.to(device), d.log_probs.to(device), d.tail_log_mass.to(device),
+                               d.vocab_size) for source, d in self.stored_teacher.items()}
         return Batch(self.index, self.source_ids.to(device), self.source_mask.to(device),
-                     move(self.target), move(self.teacher_output), self.extra)
+                     move(self.target), move(self.teacher_output), self.extra, stored)
 
     def __len__(self) -> int:
         return len(self.index)
@@ -98,7 +106,8 @@ def make_batch(split: TokenizedSplit, index: list[int], pad_id: int) -> Batch:
     teacher = None
     if split.teacher_outputs is not None:
         teacher = Prefix(*pad([split.teacher_outputs[i] for i in index], pad_id))
-    return Batch(list(index), src, src_mask, Prefix(tgt, tgt_mask), teacher)
+    stored = {source: padded_rows([rows[i] for i in index]) for source, rows in split.stored_teacher.items()}
+    return Batch(list(index), src, src_mask, Prefix(tgt, tgt_mask), teacher, stored_teacher=stored)
 
 
 def batches(split: TokenizedSplit, batch_size: int, pad_id: int, *, shuffle: bool = False,

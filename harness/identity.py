@@ -39,7 +39,8 @@ STAGE_MODULES: dict[str, tuple[str, ...]] = {
     "tokenizer": ("harness.lm.build", "harness.data") + BUILD,
     "teacher": CORE + TRAINING + BUILD + ("harness.methods.baselines",),
     "pseudo_labels": CORE + BUILD,
-    "student": CORE + TRAINING + BUILD,
+    "teacher_outputs": CORE + BUILD + ("harness.methods.topk",),
+    "student": CORE + TRAINING + BUILD + ("harness.methods.topk",),
     "evaluation": CORE + BUILD,
 }
 

@@ -26,6 +26,8 @@ from typing import ClassVar
 import torch
 
 PREFIX_SOURCES = ("ground_truth", "teacher_offline", "teacher_sample", "student_sample", "student_greedy")
+#: The prefix sources that are the same in every step and run (the teacher-output store keeps the teacher on them).
+FIXED_SOURCES = ("ground_truth", "teacher_offline")
 
 
 class Method:
@@ -43,6 +45,9 @@ class Method:
     #: The name under which tasks declare this method's defaults (``Task.method_defaults``);
     #: None → its own name. Variants share their base method's (js_online, js_exact → "js").
     defaults_key: ClassVar[str | None] = None
+    #: False → the per-token loss must see the live teacher's logits, never the stored top-k form
+    #: (:mod:`harness.methods.topk`) on fixed prefixes.
+    reads_stored_teacher: ClassVar[bool] = True
 
     @dataclass
     class Params:
@@ -72,6 +77,16 @@ class Method:
         """Whether the teacher's decoder reads the student's encoder output instead of its own, with gradient
         flowing through the (frozen) teacher into the student's encoder (the reference's pre-distillation)."""
         return False
+
+    @property
+    def stored_teacher_sources(self) -> tuple[str, ...]:
+        """The active fixed prefix sources whose teacher logits the step may read from the teacher-output
+        store: none when the step needs more of the teacher than its logits (hidden states, a pass on the
+        student's encoder output) or the method opts out (``reads_stored_teacher``)."""
+        if not (self.uses_teacher and self.reads_stored_teacher) or self.needs_hidden_states \
+                or self.teacher_reads_student_encoder:
+            return ()
+        return tuple(s for s in self.active_prefix_weights() if s in FIXED_SOURCES)
 
     @property
     def needs_pseudo_labels(self) -> bool:

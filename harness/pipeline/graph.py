@@ -1,12 +1,13 @@
 """The stage graph of one cell, as a pure plan: config → ordered stage specs with their cache keys.
 
     data → tokenizer → teacher → pseudo-labels ─┐
+                          │  └→ teacher outputs ─┤ (teacher_outputs_k > 0)
                           │                      ├→ student (the method) → evaluations → results/runs/<run>/
                           └→ student init → pre-distill ─┘
 
 Which stages a cell has, in which order, with which config and upstream stages, is decided
-here and only here (from the method's declaration: its ``init``, ``needs_pseudo_labels``, and
-whether it *is* the pre-distill stage). Nothing is loaded: the data enter by their identity
+here and only here (from the method's declaration: its ``init``, ``needs_pseudo_labels``,
+``stored_teacher_sources``, and whether it *is* the pre-distill stage). Nothing is loaded: the data enter by their identity
 (:meth:`harness.task.Task.data_identity`), so ``harness grid --dry-run`` is this plan plus a
 look into the cache. :mod:`.run` walks the plan top to bottom; :mod:`.stages` builds each stage.
 """
@@ -24,16 +25,18 @@ from ..methods.baselines import PreDistill
 from ..identity import code_identity
 from ..identity import digest as code_digest
 from ..store.cache import stage_key
-from ..store.labels import (EVALUATION, METHOD, PREDISTILL, PSEUDO_LABELS, TEACHER, TOKENIZER, evaluation_label,
-                            shown_label, training_label)
+from ..store.labels import (EVALUATION, METHOD, PREDISTILL, PSEUDO_LABELS, TEACHER, TEACHER_OUTPUTS, TOKENIZER,
+                            evaluation_label, shown_label, teacher_outputs_label, training_label)
 
 
 @dataclass(frozen=True)
 class StageSpec:
     """One stage of a cell: what the cache stores it as, how the run names it, and its key."""
 
-    label: str                    # tokenizer | teacher | pseudo_labels | predistill | method | evaluation/<model>
-    stage: str                    # the cache's stage name: tokenizer | teacher | pseudo_labels | student | evaluation
+    label: str                    # tokenizer | teacher | pseudo_labels | teacher_outputs/<source> | predistill | method
+                                  # | evaluation/<model>
+    stage: str                    # the cache's stage name: tokenizer | teacher | pseudo_labels | teacher_outputs | student
+                                  # | evaluation
     config: dict
     inputs: dict[str, str]        # upstream name → label of the stage it is (the data enter as "data")
     upstream: dict[str, str]      # upstream name → key: with config, what the key is a hash of
@@ -158,6 +161,14 @@ def plan_cell(cfg: RunConfig, task, method: Method, device_type: str) -> CellPla
             inputs[PREDISTILL] = PREDISTILL
         if method.needs_pseudo_labels:
             inputs["pseudo_labels"] = PSEUDO_LABELS
+        for source in method.stored_teacher_sources if cfg.teacher_outputs_k > 0 else ():
+            label = teacher_outputs_label(source)
+            store_inputs = {TEACHER: TEACHER, "data": "data"}
+            if source == "teacher_offline":
+                store_inputs["pseudo_labels"] = PSEUDO_LABELS
+            add(label, TEACHER_OUTPUTS, {"source": source, "split": "train", "k": cfg.teacher_outputs_k,
+                                         "truncation": cfg.tokenizer.max_target_tokens}, store_inputs)
+            inputs[label] = label
         schedule = cfg.student_train if method.init == "layer_copy" else cfg.kd_train
         rows = cfg.kd_train_rows if method.init == "predistilled" else "per_reference"
         student(METHOD, method, method.init, schedule, cfg.seed, inputs, model=cfg.method, rows=rows)

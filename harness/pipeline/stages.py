@@ -119,6 +119,92 @@ def use_pseudo_labels(run, spec: StageSpec, result) -> None:
                                    for e in train_split.examples]
 
 
+# ---------------------------------------------------------------- teacher outputs (the store)
+TEACHER_OUTPUTS_FILE = "teacher_outputs.safetensors"
+
+
+def store_prefixes(split: TokenizedSplit, source: str) -> list[list[int]]:
+    """The fixed prefixes of ``source`` on the rows of ``split`` (ground truth, or the offline outputs)."""
+    return split.targets if source == "ground_truth" else split.teacher_outputs
+
+
+def teacher_rows(teacher, split: TokenizedSplit, prefixes: list[list[int]], k: int, batch_size: int,
+                 device) -> tuple[list["TopK"], list[int]]:
+    """The teacher's top-k form (:mod:`harness.methods.topk`) at every position of ``prefixes`` (one per row of
+    ``split``), each distinct (input, prefix) pair computed once: (distinct rows [T_i, k], row of each example)."""
+    from ..data import make_batch
+    from ..methods.topk import TopK, top_k
+
+    distinct: dict[tuple, int] = {}
+    row_of_example = [distinct.setdefault((tuple(src), tuple(p)), len(distinct))
+                      for src, p in zip(split.sources, prefixes)]
+    first = {}
+    for example, row in enumerate(row_of_example):
+        first.setdefault(row, example)
+    rows = TokenizedSplit([split.examples[i] for i in first.values()], [split.sources[i] for i in first.values()],
+                          [prefixes[i] for i in first.values()])
+    out = []
+    with torch.inference_mode():
+        for start in range(0, len(rows), batch_size):
+            batch = make_batch(rows, list(range(start, min(start + batch_size, len(rows)))),
+                               teacher.pad_id).to(device)
+            logits = teacher.forward(teacher.encode(batch.source_ids, batch.source_mask), batch.target).logits
+            dist = top_k(logits, k)
+            for i, n in enumerate(batch.target.mask.sum(1).tolist()):
+                out.append(TopK(dist.indices[i, :n].int().cpu(), dist.log_probs[i, :n].cpu(),
+                                dist.tail_log_mass[i, :n].float().cpu(), dist.vocab_size))
+    return out, row_of_example
+
+
+def build_teacher_outputs(run, spec: StageSpec):
+    """One fixed prefix source's teacher distributions on the training rows (:func:`teacher_rows`), in one
+    safetensors file: float32 at k = V (exact), float16 log-probabilities below it (the truncation's error is
+    the larger one)."""
+    from safetensors.torch import save_file
+
+    train_split, source, k = run.splits["train"], spec.config["source"], spec.config["k"]
+
+    def build(out: Path):
+        rows, row_of_example = teacher_rows(run.teacher, train_split, store_prefixes(train_split, source), k,
+                                            run.cfg.kd_train.batch_size, run.device)
+        vocab, kept = rows[0].vocab_size, rows[0].k
+        values = torch.cat([r.log_probs for r in rows]).float()
+        lengths = torch.tensor([r.indices.shape[0] for r in rows], dtype=torch.int64)
+        save_file({"indices": torch.cat([r.indices for r in rows]),
+                   "log_probs": values if kept == vocab else values.half(),
+                   "tail_log_mass": torch.cat([r.tail_log_mass for r in rows]),
+                   "offsets": torch.nn.functional.pad(lengths.cumsum(0), (1, 0)),
+                   "row_of_example": torch.tensor(row_of_example, dtype=torch.int64)},
+                  str(out / TEACHER_OUTPUTS_FILE), metadata={"vocab_size": str(vocab), "source": source})
+        size, positions = (out / TEACHER_OUTPUTS_FILE).stat().st_size, int(lengths.sum())
+        return {"distinct_rows": len(rows), "positions": positions, "k": kept, "vocab_size": vocab,
+                "bytes": size, "bytes_per_token": size / max(positions, 1)}
+
+    return build
+
+
+def use_teacher_outputs(run, spec: StageSpec, result) -> None:
+    """Give the training split the stored rows of this prefix source, one per example (checked against it)."""
+    from safetensors import safe_open
+
+    from ..errors import HarnessError
+    from ..methods.topk import TopK
+
+    train_split, source = run.splits["train"], spec.config["source"]
+    with safe_open(str(result.path / TEACHER_OUTPUTS_FILE), "pt") as f:
+        vocab = int(f.metadata()["vocab_size"])
+        stored = {name: f.get_tensor(name) for name in f.keys()}
+    offsets, row_of_example = stored["offsets"].tolist(), stored["row_of_example"].tolist()
+    rows = [TopK(stored["indices"][a:b], stored["log_probs"][a:b], stored["tail_log_mass"][a:b], vocab)
+            for a, b in zip(offsets[:-1], offsets[1:])]
+    prefixes = store_prefixes(train_split, source)
+    if len(row_of_example) != len(prefixes) or any(rows[r].indices.shape[0] != len(p)
+                                                   for r, p in zip(row_of_example, prefixes)):
+        raise HarnessError(f"the teacher-output store {result.path} does not match the training split's "
+                           f"{source} prefixes")
+    train_split.stored_teacher[source] = [rows[r] for r in row_of_example]
+
+
 # ---------------------------------------------------------------- students (pre-distill and the method)
 def build_student(run, spec: StageSpec):
     cfg, method = run.cfg, spec.method
@@ -208,6 +294,7 @@ STAGES = {
     "tokenizer": (build_tokenizer, use_tokenizer),
     "teacher": (build_teacher, use_teacher),
     "pseudo_labels": (build_pseudo_labels, use_pseudo_labels),
+    "teacher_outputs": (build_teacher_outputs, use_teacher_outputs),
     "student": (build_student, None),
     "evaluation": (build_evaluation, None),
 }

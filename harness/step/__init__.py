@@ -13,7 +13,8 @@ that declaration into one number, top to bottom:
    (``collect``, a parameter of the fast step; tests pass fixed prefixes here).
 3. **Score** every prefix set with the student (teacher forcing, with gradient) and,
    where the loss needs teacher logits that did not come out of sampling, with the
-   teacher.
+   teacher — or, in the fast step, read them from the teacher-output store on fixed
+   prefixes (``Batch.stored_teacher``, :mod:`harness.methods.topk`).
 4. **Combine** (:mod:`.loss`): the method's per-token loss for each source, averaged
    over that source's non-pad tokens, summed with the method's weights, plus the extra
    loss; autocast (:func:`.loss.autocast`) wraps the whole step.

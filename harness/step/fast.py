@@ -11,8 +11,12 @@ One training step, top to bottom (:func:`method_loss`):
    keep the logits they were drawn from, so the teacher never scores its own samples a
    second time.
 3. Push all prefix sets through the student in ONE batched decoder pass (the encoder
-   output is tiled), and the sets that still lack teacher logits through the teacher
-   likewise, if the loss needs teacher logits (:func:`teacher_pass`).
+   output is tiled). Teacher logits on a fixed prefix set the batch carries from the
+   teacher-output store (``Batch.stored_teacher``, for the method's
+   ``stored_teacher_sources``) are its top-k form made dense (:mod:`harness.methods.topk`);
+   the sets that still lack teacher logits go through the teacher likewise, if the loss
+   needs teacher logits (:func:`teacher_pass`). A step whose teacher logits all come from
+   the store runs no teacher at all.
 4. The method's per-token loss for each prefix source; :func:`harness.step.loss.combine`
    averages each over the source's non-pad tokens and sums them with the method's weights.
 """
@@ -21,10 +25,12 @@ from __future__ import annotations
 
 import torch
 
+from ..accounting import count_from_store
 from ..config import DecodeConfig
 from ..data import Batch
 from ..lm import Seq2SeqLM
 from ..methods.base import Method
+from ..methods.topk import dense_log_probs
 from .loss import autocast, combine, frozen
 from .prefixes import Collect, collect_prefix, keeps_teacher_logits, stack_prefixes
 
@@ -64,12 +70,17 @@ def method_loss(method: Method, student: Seq2SeqLM, teacher: Seq2SeqLM | None, b
     """
     sources = list(method.active_prefix_weights())
     hidden = method.needs_hidden_states
+    stored = {s: batch.stored_teacher[s] for s in method.stored_teacher_sources if s in batch.stored_teacher}
+    live_teacher = "teacher_sample" in sources or (method.uses_teacher and any(s not in stored for s in sources))
 
     with autocast(batch.source_ids.device, autocast_dtype):
         # 1. encoders, once per batch
         student_enc = student.encode(batch.source_ids, batch.source_mask, hidden_states=hidden)
         teacher_enc = None
-        if method.needs_teacher:
+        if method.needs_teacher and stored and not live_teacher:
+            if getattr(teacher.model.config, "is_encoder_decoder", False):   # the encoder pass it did not run
+                count_from_store(teacher.model, batch.source_ids.numel())
+        elif method.needs_teacher:
             with torch.inference_mode():
                 teacher_enc = teacher.encode(batch.source_ids, batch.source_mask, hidden_states=hidden)
 
@@ -83,7 +94,13 @@ def method_loss(method: Method, student: Seq2SeqLM, teacher: Seq2SeqLM | None, b
         teacher_logits: dict[str, torch.Tensor | None] = {s: None for s in sources}
         teacher_states = None
         if method.uses_teacher:
-            unscored = [s for s in sources if prefixes[s].logits is None]
+            for s, dist in stored.items():
+                if dist.indices.shape[:2] != prefixes[s].tokens.shape:
+                    raise RuntimeError(f"the stored teacher distributions on {s!r} have shape "
+                                       f"{list(dist.indices.shape[:2])}, its prefixes {list(prefixes[s].tokens.shape)}")
+                teacher_logits[s] = dense_log_probs(dist)
+                count_from_store(teacher.model, prefixes[s].tokens.numel())
+            unscored = [s for s in sources if prefixes[s].logits is None and s not in stored]
             for s in sources:
                 if prefixes[s].logits is not None:
                     teacher_logits[s] = prefixes[s].logits

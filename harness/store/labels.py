@@ -1,6 +1,6 @@
 """How a run names its stages: the labels of ``manifest.json`` ``stages`` and ``compute.parquet`` ``stage``.
 
-    tokenizer | teacher | pseudo_labels | predistill | method | evaluation/<model>
+    tokenizer | teacher | pseudo_labels | teacher_outputs/<source> | predistill | method | evaluation/<model>
 
 ``method`` is the cell's own trained model (in the pre-distill cell, the pre-distill stage under a
 second label); ``evaluation/<model>`` evaluates ``teacher``, ``predistill`` or the method. The
@@ -13,6 +13,11 @@ from __future__ import annotations
 TOKENIZER, TEACHER, PSEUDO_LABELS, PREDISTILL = "tokenizer", "teacher", "pseudo_labels", "predistill"
 METHOD = "method"            # the label of the cell's own trained model (the method stage)
 EVALUATION = "evaluation"    # evaluation labels are evaluation/<model>
+TEACHER_OUTPUTS = "teacher_outputs"   # the teacher-output store: teacher_outputs/<prefix source>
+
+
+def teacher_outputs_label(source: str) -> str:
+    return f"{TEACHER_OUTPUTS}/{source}"
 
 
 def evaluation_label(model: str) -> str:

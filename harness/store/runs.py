@@ -44,6 +44,9 @@ METRIC_COLUMNS = (*IDENTITY, "model", "split", "metric", "value", "signature", "
                   "higher_is_better")
 # Config fields that say where and how often, not what: never part of a run's identity or parameters.
 OPERATIONAL = ("results_dir", "checkpoint_every")
+#: Settings added after runs were recorded, and their defaults: left out of a run's id at the default, so that
+#: the ids of runs made before them stay valid.
+LATER_SETTINGS = {"teacher_outputs_k": 0}
 TIMING_METRICS = frozenset({"decode_tokens_per_s"})   # wall-clock dependent: differ between equal runs
 
 
@@ -61,6 +64,9 @@ def run_id_for(cfg, data_identity: str) -> str:
     import hashlib
 
     identity = asdict(cfg) | {k: None for k in OPERATIONAL} | {"data_identity": data_identity}
+    for name, default in LATER_SETTINGS.items():
+        if identity[name] == default:
+            del identity[name]
     digest = hashlib.sha256(canonical_json(identity).encode()).hexdigest()[:8]
     return f"{cfg.task}-{cfg.method}-{cfg.profile}-seed{cfg.seed}-{digest}"
 
@@ -174,7 +180,7 @@ def git_state() -> dict:
 
 
 COMPUTE_FIELDS = ("teacher_forward_tokens", "student_forward_tokens", "teacher_generated_tokens",
-                  "student_generated_tokens")
+                  "student_generated_tokens", "teacher_tokens_from_store")
 
 
 def compute_rows(stages: dict) -> list[dict]:
