@@ -79,8 +79,8 @@ def token_tvd(teacher: Seq2SeqLM, student: Seq2SeqLM, split: TokenizedSplit, out
     student.model.eval()
     result: list[tuple[float, int]] = [(0.0, 0)] * len(outputs)
     for index, batch in _forced_batches(student, split, outputs, device, batch_size):
-        p = teacher.forward(teacher.encode(batch.source_ids, batch.source_mask), batch.target).logits.float().softmax(-1)
-        q = student.forward(student.encode(batch.source_ids, batch.source_mask), batch.target).logits.float().softmax(-1)
+        p, q = (lm.forward(lm.encode(batch.source_ids, batch.source_mask), batch.target).logits.float().softmax(-1)
+                for lm in (teacher, student))
         vocab = max(p.shape[-1], q.shape[-1])    # an embedding padded beyond the other's: no mass on the other side
         p, q = (torch.nn.functional.pad(x, (0, vocab - x.shape[-1])) for x in (p, q))
         tvd = 0.5 * (p - q).abs().sum(-1) * batch.target.mask
