@@ -113,3 +113,17 @@ def test_resampled_bleu_is_sacrebleus_corpus_bleu_of_the_drawn_inputs():
     again = bleu.corpus_score([hyps[i] for i in drawn], [[s[i] for i in drawn] for s in streams]).score
     assert decomposed.resampled(counts).tolist() == pytest.approx([again, stored])
     assert decompose(frame, "bleu", str(bleu.get_signature()), stored + 1.0) is None   # must reproduce the table
+
+
+def test_dart_official_bleu_is_resampled_from_its_own_statistics():
+    from harness.metrics import dart_official_bleu
+
+    hyps = ["Hawaii Five-O, 1:02:38.", "the cat sat on the mat", "a dog barks loudly"]
+    refs = [["Hawaii Five-O, 1:02:38"], ["the cat sat on a mat", "a cat sat on the mat"], ["a dog barks"]]
+    scores = dart_official_bleu(hyps, refs)
+    frame = pd.DataFrame({"hypothesis": hyps, "references": refs})
+    stored, signature = scores.corpus["bleu_official"], scores.signatures["bleu_official"]
+    decomposed = decompose(frame, "bleu_official", signature, stored)
+    assert decomposed is not None
+    again = dart_official_bleu([hyps[0], hyps[0], hyps[2]], [refs[0], refs[0], refs[2]]).corpus["bleu_official"]
+    assert decomposed.resampled(np.array([[2.0, 0.0, 1.0]])).tolist() == pytest.approx([again])

@@ -5,9 +5,9 @@ every row: all rows are scored on the same inputs), and recomputes each row's sc
 mean over the row's replicates of the drawn seeds of the corpus-level metric on the drawn inputs (a row with
 none of the drawn seeds, such as the shared teacher, keeps all its replicates). A metric is recomputed
 from per-example parts where the store's examples reproduce every replicate's stored value: sacreBLEU
-metrics from their sufficient statistics (as :func:`~harness.reporting.stats.paired_p_value` does), any
-other metric whose corpus score is the mean of its per-example scores (ROUGE, BLEU-1/2 of nlg-eval are not)
-as that mean. The resampled scores give each row's rank distribution (:func:`rank_stability`) and the
+metrics (DART's official BLEU among them) from their sufficient statistics (as
+:func:`~harness.reporting.stats.paired_p_value` does), any other metric whose corpus score is the mean of its
+per-example scores (ROUGE; nlg-eval's BLEU is not) as that mean. The resampled scores give each row's rank distribution (:func:`rank_stability`) and the
 interval of any statistic of the rows, such as Kendall τ against the paper's order.
 """
 
@@ -18,10 +18,11 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from ..metrics import DART_OFFICIAL_SIGNATURE, dart_official_corpus_bleu, dart_official_inputs
 from .load import Store
 from .stats import bootstrap_seed, reference_streams, sacrebleu_metric
 
-TOLERANCE = 1e-6   # a decomposed score must reproduce the stored one to this (relative) precision
+TOLERANCE = 1e-9   # a decomposed score must reproduce the stored one to this relative precision (rounding only)
 
 
 @dataclass
@@ -53,9 +54,14 @@ class Decomposed:
 def decompose(frame: pd.DataFrame, metric: str, signature: str, stored: float) -> Decomposed | None:
     """``metric`` of one replicate's examples as per-input parts, or None if they do not reproduce ``stored``."""
     obj = sacrebleu_metric(metric, signature)
+    hypotheses, references = list(frame["hypothesis"]), [list(r) for r in frame["references"]]
     if obj is not None:
-        streams = reference_streams([list(r) for r in frame["references"]])
-        parts = np.asarray(obj._extract_corpus_statistics(list(frame["hypothesis"]), streams), dtype=float)
+        streams = reference_streams(references)
+    elif signature.startswith(DART_OFFICIAL_SIGNATURE):
+        obj = dart_official_corpus_bleu()
+        hypotheses, streams = dart_official_inputs(hypotheses, references)
+    if obj is not None:
+        parts = np.asarray(obj._extract_corpus_statistics(hypotheses, streams), dtype=float)
         decomposed = Decomposed(parts, lambda total, _: obj._compute_score_from_stats(list(total)).score)
     elif f"score_{metric}" in frame:
         decomposed = Decomposed(frame[[f"score_{metric}"]].to_numpy(float), lambda total, n: total[0] / n)
@@ -63,7 +69,7 @@ def decompose(frame: pd.DataFrame, metric: str, signature: str, stored: float) -
         return None
     everything = np.ones((1, len(frame)))
     value = float(decomposed.resampled(everything)[0])
-    return decomposed if abs(value - stored) <= TOLERANCE * max(1.0, abs(stored)) else None
+    return decomposed if abs(value - stored) <= TOLERANCE * abs(stored) + 1e-12 else None
 
 
 def resample(rows: dict[str, list[tuple[tuple[int, ...], Decomposed]]], lower_is_better: bool,
