@@ -3,7 +3,9 @@
 * likelihood risk R_llh = −(1/N) Σ log p(ŷ_t | ŷ_<t, x): the teacher's per-token NLL of the
   evaluated model's outputs ŷ (low: the model says things the teacher finds likely);
 * coverage risk  R_cvg = −(1/N) Σ log q(y*_t | y*_<t, x): the evaluated model's per-token NLL
-  of the teacher's outputs y* (low: the model covers what the teacher says).
+  of the teacher's outputs y* (low: the model covers what the teacher says);
+* token-level fidelity TVD = (1/N) Σ ½Σ_v |p(v | ŷ_<t, x) − q(v | ŷ_<t, x)| between teacher p and
+  student q on the student's outputs ŷ, and α = 1 − TVD, speculative decoding's expected acceptance rate.
 Both are averaged over all tokens of the test set (EOS included), on the test outputs.
 The paper's own numbers (``r_llh_paper``, ``r_cvg_paper``, ``dart/run_calc_ppl.py``) score one *sampled*
 output per input and average each sentence's per-token NLL, then the sentences (:func:`per_sentence`).
@@ -42,21 +44,48 @@ def texts(lm: Seq2SeqLM, token_lists: list[list[int]]) -> list[str]:
     return [t.strip() for t in lm.tokenizer.batch_decode(token_lists, skip_special_tokens=True)]
 
 
+def _forced_batches(lm: Seq2SeqLM, split: TokenizedSplit, outputs: list[list[int]], device, batch_size: int):
+    """(indices, batch) over ``outputs`` as targets of ``split``'s sources, in order (an empty output scores EOS)."""
+    scored = TokenizedSplit(split.examples[: len(outputs)], split.sources[: len(outputs)],
+                            [o if o else [lm.eos_id] for o in outputs])
+    for start in range(0, len(outputs), batch_size):
+        index = list(range(start, min(start + batch_size, len(outputs))))
+        yield index, make_batch(scored, index, lm.pad_id).to(device)
+
+
 @torch.no_grad()
 def sequence_nll(lm: Seq2SeqLM, split: TokenizedSplit, outputs: list[list[int]], device,
                  batch_size: int = 64) -> list[tuple[float, int]]:
     """(Σ_t −log q(y_t|y_<t,x), number of tokens) of ``outputs`` under ``lm``, per example."""
     lm.model.eval()
-    scored = TokenizedSplit(split.examples[: len(outputs)], split.sources[: len(outputs)],
-                            [o if o else [lm.eos_id] for o in outputs])
     result: list[tuple[float, int]] = [(0.0, 0)] * len(outputs)
-    for start in range(0, len(outputs), batch_size):
-        index = list(range(start, min(start + batch_size, len(outputs))))
-        batch = make_batch(scored, index, lm.pad_id).to(device)
+    for index, batch in _forced_batches(lm, split, outputs, device, batch_size):
         logits = lm.forward(lm.encode(batch.source_ids, batch.source_mask), batch.target).logits
         nll = token_nll(logits.float(), batch.target.tokens) * batch.target.mask
         for row, i in enumerate(index):
             result[i] = (float(nll[row].sum()), int(batch.target.mask[row].sum()))
+    return result
+
+
+@torch.no_grad()
+def token_tvd(teacher: Seq2SeqLM, student: Seq2SeqLM, split: TokenizedSplit, outputs: list[list[int]], device,
+              batch_size: int = 64) -> list[tuple[float, int]]:
+    """(Σ_t ½Σ_v |p(v|y_<t,x) − q(v|y_<t,x)|, number of tokens) per example: the total variation distance
+    between the teacher p and the student q at every prefix of ``outputs`` (the student's own test outputs).
+
+    Its mean over tokens is ``tvd_token``; ``acceptance`` = 1 − ``tvd_token`` is the expected rate at which
+    speculative decoding accepts a token the student drafts for the teacher (both share the tokenizer)."""
+    teacher.model.eval()
+    student.model.eval()
+    result: list[tuple[float, int]] = [(0.0, 0)] * len(outputs)
+    for index, batch in _forced_batches(student, split, outputs, device, batch_size):
+        p, q = (lm.forward(lm.encode(batch.source_ids, batch.source_mask), batch.target).logits.float().softmax(-1)
+                for lm in (teacher, student))
+        vocab = max(p.shape[-1], q.shape[-1])    # an embedding padded beyond the other's: no mass on the other side
+        p, q = (torch.nn.functional.pad(x, (0, vocab - x.shape[-1])) for x in (p, q))
+        tvd = 0.5 * (p - q).abs().sum(-1) * batch.target.mask
+        for row, i in enumerate(index):
+            result[i] = (float(tvd[row].sum()), int(batch.target.mask[row].sum()))
     return result
 
 

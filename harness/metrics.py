@@ -98,18 +98,34 @@ def dart_official_bleu(hypotheses: Sequence[str], references: Sequence[Sequence[
     """
     from sacrebleu.metrics import BLEU
 
-    hyps = [dart_tokenize(h) for h in hypotheses]
-    refs = [[dart_tokenize(r) for r in list(rs)[:DART_OFFICIAL_REFERENCES]] for rs in references]
-    refs = [rs + [""] * (DART_OFFICIAL_REFERENCES - len(rs)) for rs in refs]
-    streams = [[rs[i] for rs in refs] for i in range(DART_OFFICIAL_REFERENCES)]
-    corpus = BLEU(tokenize="none", smooth_method="none", force=True)
+    hyps, streams = dart_official_inputs(hypotheses, references)
+    corpus = dart_official_corpus_bleu()
     sentence = BLEU(tokenize="none", effective_order=True, force=True)
     return Scores(
         corpus={"bleu_official": float(corpus.corpus_score(hyps, streams).score)},
-        signatures={"bleu_official": f"dart-official:re-split-nonword|lc|refs:first-3|{corpus.get_signature()}"},
-        per_example={"bleu_official": [float(sentence.sentence_score(h, [r for r in rs if r]).score)
-                                       for h, rs in zip(hyps, refs)]},
+        signatures={"bleu_official": f"{DART_OFFICIAL_SIGNATURE}{corpus.get_signature()}"},
+        per_example={"bleu_official": [float(sentence.sentence_score(h, [r for r in refs if r]).score)
+                                       for h, refs in zip(hyps, zip(*streams))]},
     )
+
+
+DART_OFFICIAL_SIGNATURE = "dart-official:re-split-nonword|lc|refs:first-3|"   # then the corpus BLEU's signature
+
+
+def dart_official_inputs(hypotheses: Sequence[str], references: Sequence[Sequence[str]]
+                         ) -> tuple[list[str], list[list[str]]]:
+    """(normalised hypotheses, three reference streams, a missing reference an empty line) as the kit scores them."""
+    hyps = [dart_tokenize(h) for h in hypotheses]
+    refs = [[dart_tokenize(r) for r in list(rs)[:DART_OFFICIAL_REFERENCES]] for rs in references]
+    refs = [rs + [""] * (DART_OFFICIAL_REFERENCES - len(rs)) for rs in refs]
+    return hyps, [[rs[i] for rs in refs] for i in range(DART_OFFICIAL_REFERENCES)]
+
+
+def dart_official_corpus_bleu():
+    """The sacreBLEU corpus BLEU that computes ``bleu_official`` on :func:`dart_official_inputs`."""
+    from sacrebleu.metrics import BLEU
+
+    return BLEU(tokenize="none", smooth_method="none", force=True)
 
 
 _SENTENCE_END = frozenset(".!?")

@@ -58,6 +58,10 @@ def test_the_evaluation_stage_writes_the_papers_risks_and_teacher_dist(tmp_path)
     # the teacher's coverage of its own samples is its likelihood of them
     assert value[("teacher", "r_cvg_paper")] == pytest.approx(value[("teacher", "r_llh_paper")])
     assert 0.0 < value[("teacher", "teacher_dist_paper")] <= 100.0 and ("mle", "teacher_dist_paper") not in value
+    # a student's token-level fidelity to the teacher; none for the teacher itself
+    assert 0.0 <= value[("mle", "tvd_token")] <= 1.0 and ("teacher", "tvd_token") not in value
+    assert value[("mle", "acceptance")] == pytest.approx(1.0 - value[("mle", "tvd_token")])
+    assert not higher["tvd_token"] and higher["acceptance"]
     assert not higher["r_llh_paper"] and not higher["r_cvg_paper"] and higher["teacher_dist_paper"]
 
 

@@ -190,8 +190,10 @@ def test_a_store_with_axes_costs_and_an_unregistered_task(tmp_path):
     assert line[("m1 (beta=0.5)", "wall_seconds")].mean == pytest.approx(12.0)
     assert ("teacher", "wall_seconds") not in line               # a run's cost belongs to its own model
     table = table2(store, summary, "toy", "ci", baseline="teacher", n_samples=200)
-    assert table.header == ["model", "n", "acc"]                 # metrics read off the data, risks and costs apart
+    # metrics read off the data, risks and costs apart; the students' rank stability on the primary metric
+    assert table.header == ["model", "n", "acc", "rank [95% CI] (acc)", "rank kept"]
     data = table.data.set_index("row")
+    assert data.loc["m1 (beta=0.5)", "rank"] == 1 and data.loc["m1 (beta=0.5)", "rank_kept"] == 1.0
     assert data.loc["m1 (beta=0.85)", "p_value"] < 0.05 and data.loc["m1 (beta=0.5)", "p_value"] < 0.05
     assert bool(data.loc["m1 (beta=0.5)", "best"]) and not bool(data.loc["m1 (beta=0.85)", "best"])
     assert np.isnan(data.loc["teacher", "p_value"])              # the baseline is not tested against itself

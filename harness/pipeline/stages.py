@@ -237,7 +237,8 @@ def build_student(run, spec: StageSpec):
 # ---------------------------------------------------------------- evaluation
 def build_evaluation(run, spec: StageSpec):
     """Decode the test split, score it, and compute the likelihood and coverage risks: ours on the test outputs,
-    the paper's on one sample per input (``risk_sampling``), and for the teacher TeacherDist both ways."""
+    the paper's on one sample per input (``risk_sampling``), for a student its token-level TVD to the teacher on
+    its test outputs and the acceptance rate 1 − TVD, and for the teacher TeacherDist both ways."""
     cfg, test = run.cfg, run.splits["test"]
     is_teacher = spec.model == TEACHER
 
@@ -257,6 +258,9 @@ def build_evaluation(run, spec: StageSpec):
         metrics = dict(scores.corpus)
         metrics["r_llh"] = ev.per_token(teacher_nll)
         metrics["r_cvg"] = ev.per_token(coverage)
+        if not is_teacher:
+            metrics["tvd_token"] = ev.per_token(ev.token_tvd(run.teacher, lm, test, outputs, run.device))
+            metrics["acceptance"] = 1.0 - metrics["tvd_token"]
         if is_teacher and cfg.teacher_dist_samples > 0:
             samples = ev.teacher_samples(lm, test, cfg.teacher_dist_sampling, cfg.teacher_dist_samples,
                                          run.device, run.plan.upstream_seed)

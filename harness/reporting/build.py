@@ -158,7 +158,7 @@ def _task_section(report, store, summary, curves, task, profile, baseline, n_sam
         _write(report, f"tables/compute_{task}_{profile}.csv", points.to_csv(index=False))
 
     if paper is not None:
-        pair = comparison(store, summary, task, profile, paper)
+        pair = comparison(store, summary, task, profile, paper, n_samples)
         if pair is not None:
             add_table(pair[0])
             add_table(pair[1])

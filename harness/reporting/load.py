@@ -30,7 +30,7 @@ import pandas as pd
 from ..errors import HarnessError
 from ..store.labels import training_label
 from ..store.read import load_metrics, read_manifest, run_folders
-from ..store.runs import RISKS
+from ..store.runs import FIDELITY, RISKS
 
 BASE_COLUMNS = ("run_id", "task", "method", "profile", "seed", "model", "split", "metric", "value", "signature",
                 "stage_key", "higher_is_better")
@@ -38,7 +38,7 @@ NOT_AXES = ("variant",)
 COST = re.compile(r"seconds|generated_tokens|forward_tokens|flops|^compute[._]", re.IGNORECASE)
 EVALUATION = ["task", "profile", "model", "stage_key"]
 TEACHER_DIST = ("teacher_dist", "teacher_dist_paper")
-NOT_QUALITY = {"output_tokens", "decode_tokens_per_s", *TEACHER_DIST, *RISKS}
+NOT_QUALITY = {"output_tokens", "decode_tokens_per_s", *TEACHER_DIST, *RISKS, *FIDELITY}
 GENERATED = ("teacher_generated_tokens", "student_generated_tokens")
 FORWARD = ("teacher_forward_tokens", "student_forward_tokens")
 
@@ -71,6 +71,7 @@ class Store:
     methods: dict[str, dict]    # run_id → the description of the method it ran, parameters as run
     _runs: dict[str, pd.DataFrame] = field(default_factory=dict, repr=False)
     _builds: pd.DataFrame | None = field(default=None, repr=False)   # stage_builds(), read once
+    bootstraps: dict = field(default_factory=dict, repr=False)      # rows' resampled scores, drawn once per report
 
     def task_info(self, task: str, profile: str) -> TaskInfo:
         """The task's metrics as its runs describe them, restricted to those the store holds; directions

@@ -16,11 +16,13 @@ from __future__ import annotations
 import math
 from importlib import resources
 
+import numpy as np
 import pandas as pd
 
 from ..paper import KD_METHODS, PAPER_METRICS
 from .load import Store, of_task
 from .render import Cell, Table
+from .stability import interval, resampled_rows
 from .stats import kendall_tau
 from .summary import lookup, rows_of
 from .tables import metric_label
@@ -51,11 +53,13 @@ def comparable_metrics(described: dict) -> dict[str, str]:
 
 
 def comparison(store: Store, summary: pd.DataFrame, task: str, profile: str,
-               paper: pd.DataFrame) -> tuple[Table, Table] | None:
+               paper: pd.DataFrame, n_samples: int = 1000) -> tuple[Table, Table] | None:
     """(paper vs ours for every metric both report, Kendall τ of the KD methods per metric), or None.
 
     Each paper column is set beside our comparable metric where the store has it, else beside the metric
-    of the same name; ``metric`` in the data is the paper's column, ``our_metric`` ours."""
+    of the same name; ``metric`` in the data is the paper's column, ``our_metric`` ours. τ's 95% interval:
+    the 2.5–97.5 percentiles of τ over ``n_samples`` two-level bootstrap resamples of our scores
+    (:mod:`~harness.reporting.stability`), where our metric can be recomputed from the examples."""
     pub = paper[(paper["task"] == task) & paper["table"].isin(["table2", "table3"]) & (paper["setting"] == "")]
     if pub.empty:
         return None
@@ -98,23 +102,38 @@ def comparison(store: Store, summary: pd.DataFrame, task: str, profile: str,
         theirs = [value[(m, metric)] for m in shared]
         mine = [look[(ours[m], mine_metric)]["mean"] for m in shared]
         tau = kendall_tau(theirs, mine) if len(shared) >= 2 else math.nan
+        low, high = _tau_interval(store, {ours[m]: look[(ours[m], mine_metric)] for m in shared}, theirs, lower,
+                                  n_samples)
         order_p = " > ".join(_order(shared, theirs, lower))
         order_o = " > ".join(_order(shared, mine, lower))
         tau_rows.append([Cell(text=_paper_label(metric, mine_metric, info)),
                          Cell(text=metric_label(mine_metric, info.lower_is_better)), Cell(text=str(len(shared))),
-                         Cell(tau), Cell(text=order_p or "—"), Cell(text=order_o or "—")])
+                         Cell(tau), Cell(text=f"[{low:.2f}, {high:.2f}]" if math.isfinite(low) else "—"),
+                         Cell(text=order_p or "—"), Cell(text=order_o or "—")])
         tau_data.append({"task": task, "profile": profile, "metric": metric, "our_metric": mine_metric,
                          "primary": mine_metric == info.primary or metric == info.primary,
-                         "n_methods": len(shared), "kendall_tau": tau, "methods": " ".join(shared),
+                         "n_methods": len(shared), "kendall_tau": tau, "kendall_tau_ci_low": low,
+                         "kendall_tau_ci_high": high, "methods": " ".join(shared),
                          "paper_order": order_p, "our_order": order_o})
     agreement = Table(f"kendall_{task}_{profile}", f"Rank agreement with the paper — {task} ({profile} profile)",
-                      ["paper metric", "our metric", "KD methods", "Kendall τ", "paper: best → worst",
-                       "ours: best → worst"], tau_rows,
+                      ["paper metric", "our metric", "KD methods", "Kendall τ", "τ 95% interval",
+                       "paper: best → worst", "ours: best → worst"], tau_rows,
                       f"Kendall's τ-b between the paper's and our ordering of the KD methods "
                       f"({', '.join(KD_METHODS)}) present in both; 1 = same order, −1 = reversed. "
-                      f"Primary metric: {info.primary}.",
+                      f"Interval: 2.5–97.5 percentiles of τ over {n_samples} two-level bootstrap resamples "
+                      f"(seeds, then test inputs, with replacement; — where our metric cannot be recomputed "
+                      f"from the per-example outputs). Primary metric: {info.primary}.",
                       pd.DataFrame(tau_data))
     return side_by_side, agreement
+
+
+def _tau_interval(store: Store, lines: dict[str, dict], theirs: list[float], lower: bool,
+                  n_samples: int) -> tuple[float, float]:
+    """The 95% bootstrap interval of τ between the paper's values and ours (rows ``lines``, in ``theirs``' order)."""
+    resamples = resampled_rows(store, lines, lower, n_samples) if len(lines) >= 2 else None
+    if resamples is None:
+        return math.nan, math.nan
+    return interval(np.array([kendall_tau(theirs, mine) for mine in resamples.of(list(lines))]))
 
 
 def _paper_label(metric: str, ours: str, info) -> str:

@@ -11,12 +11,14 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import pandas as pd
 
 from ..paper import LABELS
 from ..store.labels import PREDISTILL, PSEUDO_LABELS, TEACHER, TOKENIZER
-from .load import RISKS, TEACHER_DIST, Store, is_cost, of_task
+from .load import FIDELITY, RISKS, TEACHER_DIST, Store, is_cost, of_task
 from .render import Cell, Table
+from .stability import RankStability, rank_stability, resampled_rows
 from .stats import Paired, paired_p_value
 from .summary import lookup, row_label, rows_of, setting_label, short_axis
 
@@ -102,6 +104,7 @@ def table2(store: Store, summary: pd.DataFrame, task: str, profile: str, baselin
     students = [r for r in rows if r[1] != "teacher"]
     best = {m: _best({lab: look[(lab, m)]["mean"] for lab, _, _ in students if (lab, m) in look},
                      m in info.lower_is_better) for m in info.metrics}
+    stability = primary_stability(store, look, students, info, n_samples)
     out_rows, data = [], []
     for label, model, setting in rows:
         cells = [Cell(text=label), Cell(text=str(max((look[(label, m)]["n"] for m in info.metrics
@@ -118,28 +121,55 @@ def table2(store: Store, summary: pd.DataFrame, task: str, profile: str, baselin
                 p = paired_p_value(metric, line["signature"], paired, n_samples) if paired else None
             significant = p is not None and p < ALPHA
             cells.append(Cell(line["mean"], line["ci"], bold=label in best[metric], mark=significant))
+            kept = stability.get(label) if metric == info.primary else None
+            ranked = ({"rank": kept.rank, "rank_ci_low": kept.low, "rank_ci_high": kept.high, "rank_kept": kept.kept}
+                      if kept else {})
             data.append(_tidy(line, best=label in best[metric], baseline=base["label"] if base else None,
-                              p_value=p, significant=significant))
+                              p_value=p, significant=significant, **ranked))
+        if stability:
+            kept = stability.get(label)
+            cells += [Cell(text=_rank_text(kept)), Cell(text=f"{kept.kept:.0%}" if kept else "—")]
         out_rows.append(cells)
     header = ["model", "n"] + [metric_label(m, info.lower_is_better) for m in info.metrics]
+    header += [f"rank [95% CI] ({metric_label(info.primary)})", "rank kept"] if stability else []
     caption = (f"Test split; mean ± 95% t-interval over n seeds (no ± with one). Bold: best student. "
                + (f"†: differs from {baseline} (two-sided paired bootstrap over test inputs, {n_samples} "
                   f"resamples, p < {ALPHA}; seeds paired and concatenated; sacreBLEU's test for BLEU/chrF/TER, "
-                  f"per-example scores otherwise)." if baseline else ""))
+                  f"per-example scores otherwise). " if baseline else "")
+               + (f"Rank: the student's rank by mean {metric_label(info.primary)} (1 = best); [95% CI] and kept: "
+                  f"the 2.5–97.5 percentiles of its rank and the share of {n_samples} two-level bootstrap "
+                  f"resamples (seeds, then test inputs, with replacement) in which it keeps its rank."
+                  if stability else ""))
     return Table(f"table2_{task}_{profile}", f"Table 2 — {task} ({profile} profile)", header, out_rows, caption,
                  pd.DataFrame(data))
+
+
+def primary_stability(store: Store, look: dict, students: list, info, n_samples: int) -> dict[str, RankStability]:
+    """Each student's rank stability on the task's primary metric; empty when the examples cannot be resampled."""
+    lines = {label: look[(label, info.primary)] for label, _, _ in students if (label, info.primary) in look}
+    resamples = resampled_rows(store, lines, info.primary in info.lower_is_better, n_samples)
+    if resamples is None:
+        return {}
+    return rank_stability(np.array([lines[label]["mean"] for label in resamples.labels]), resamples)
+
+
+def _rank_text(kept: RankStability | None) -> str:
+    if kept is None:
+        return "—"
+    low, high = f"{kept.low:g}", f"{kept.high:g}"
+    return f"{kept.rank} [{low}–{high}]" if low != high else f"{kept.rank} [{low}]"
 
 
 # --------------------------------------------------------------------------- Table 3
 def table3(store: Store, summary: pd.DataFrame, task: str, profile: str) -> Table | None:
     info = store.task_info(task, profile)
     rows, look = rows_of(summary, task, profile), lookup(summary, task, profile)
-    metrics = [m for m in (*RISKS, *TEACHER_DIST) if any((lab, m) in look for lab, _, _ in rows)]
-    if not any(m in RISKS for m in metrics):
+    metrics = [m for m in (*RISKS, *FIDELITY, *TEACHER_DIST) if any((lab, m) in look for lab, _, _ in rows)]
+    if not any(m in RISKS or m in FIDELITY for m in metrics):
         return None
     students = [r for r in rows if r[1] != "teacher"]
-    best = {m: _best({lab: look[(lab, m)]["mean"] for lab, _, _ in students if (lab, m) in look}, True)
-            for m in RISKS}
+    best = {m: _best({lab: look[(lab, m)]["mean"] for lab, _, _ in students if (lab, m) in look},
+                     m in info.lower_is_better) for m in (*RISKS, *FIDELITY)}
     out_rows, data = [], []
     for label, _, _ in rows:
         cells = [Cell(text=label)]
@@ -157,8 +187,12 @@ def table3(store: Store, summary: pd.DataFrame, task: str, profile: str) -> Tabl
                "teacher's outputs (test split, lower is better; bold: lowest student). TeacherDist: distinct word "
                "bigrams % over the teacher's samples per input. (paper): as the paper computes them — risks on one "
                "sampled output per input, the mean over sentences of per-token NLLs; TeacherDist over subword "
-               "bigrams. Mean ± 95% CI over seeds.")
-    return Table(f"table3_{task}_{profile}", f"Table 3 — {task} ({profile} profile): risks", header, out_rows,
+               "bigrams. TVD: the mean over a student's test output tokens of the total variation distance "
+               "½Σ|p − q| between the teacher's and the student's next-token distributions at that prefix; "
+               "acceptance α = 1 − TVD, the expected rate at which speculative decoding accepts a token the "
+               "student drafts for the teacher (bold: best student). Mean ± 95% CI over seeds.")
+    return Table(f"table3_{task}_{profile}", f"Table 3 — {task} ({profile} profile): risks and fidelity", header,
+                 out_rows,
                  caption, pd.DataFrame(data))
 
 

@@ -213,11 +213,13 @@ def _totals(rows: list[dict]) -> dict:
 
 # likelihood and coverage risks, ours and the paper's way: lower is better on every task
 RISKS = ("r_llh", "r_cvg", "r_llh_paper", "r_cvg_paper")   # every evaluation's risks: lower is better
+# a student's token-level fidelity to the teacher: TVD (lower is better) and acceptance α = 1 − TVD
+FIDELITY = ("tvd_token", "acceptance")
 
 
 def higher_is_better(metric: str, lower_is_better) -> bool:
-    """A metric's direction: lower is better for the task's ``lower_is_better`` metrics and the risks."""
-    return metric not in RISKS and metric not in set(lower_is_better)
+    """A metric's direction: lower is better for the task's ``lower_is_better`` metrics, the risks and the TVD."""
+    return metric not in RISKS and metric != "tvd_token" and metric not in set(lower_is_better)
 
 
 @dataclass

@@ -1,0 +1,129 @@
+"""Rank stability and Kendall τ's interval from the two-level bootstrap over seeds and test inputs, on a
+hand-made store: one method clearly wins (keeps its rank in every resample), two tie (each keeps it in about
+half); the resampled BLEU is sacreBLEU's corpus BLEU of the drawn inputs."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from harness.reporting.load import load_store
+from harness.reporting.paper import comparison
+from harness.reporting.stability import decompose, ranks
+from harness.reporting.summary import summarise
+from harness.reporting.tables import table2
+
+TASK = {"name": "toy4", "architecture": "encoder-decoder", "metrics": ["acc"], "lower_is_better": [],
+        "selection_metric": "acc"}
+INPUTS = 200
+SEEDS = (42, 43, 44)
+
+
+def scores_of(method: str, seed: int) -> np.ndarray:
+    """Per-example scores: ``kl`` far above the others; ``rkl`` and ``js`` the same scores in other orders (eighths:
+    their sums are exact in any order, so their means are equal)."""
+    base = np.random.default_rng(seed).integers(0, 9, INPUTS) / 8.0
+    if method == "kl":
+        return base + 5.0
+    return np.random.default_rng([seed, len(method)]).permutation(base)
+
+
+def write_run(root, method: str, seed: int) -> None:
+    run_id = f"toy4-{method}-{seed}"
+    folder = root / "runs" / run_id
+    folder.mkdir(parents=True)
+    ident = {"run_id": run_id, "task": "toy4", "method": method, "profile": "ci", "seed": seed}
+    models = {"teacher": ("t-eval", np.full(INPUTS, 9.0)), method: (f"{method}-{seed}", scores_of(method, seed))}
+    rows = [{**ident, "model": model, "split": "test", "metric": "acc", "value": float(scores.mean()),
+             "signature": "mean", "stage_key": key, "variant": "", "higher_is_better": True}
+            for model, (key, scores) in models.items()]
+    pd.DataFrame(rows).to_parquet(folder / "metrics.parquet", index=False)
+    ids = [f"x{i}" for i in range(INPUTS)]
+    pd.concat([pd.DataFrame({"example_id": ids, "references": [["r"]] * INPUTS, "hypothesis": ["h"] * INPUTS,
+                             "score_acc": scores, "model": model}) for model, (_, scores) in models.items()]
+              ).assign(**ident).to_parquet(folder / "examples.parquet", index=False)
+    pd.DataFrame(columns=["step", "epoch", "split", "name", "value"]).to_parquet(folder / "curves.parquet")
+    manifest = {**ident, "task": TASK, "method": {"name": method, "params": {}}, "config": {}, "wall_seconds": 1.0}
+    (folder / "manifest.json").write_text(json.dumps(manifest))
+
+
+@pytest.fixture(scope="module")
+def root(tmp_path_factory):
+    root = tmp_path_factory.mktemp("store")
+    for method in ("kl", "rkl", "js"):
+        for seed in SEEDS:
+            write_run(root, method, seed)
+    return root
+
+
+def rank_columns(root) -> pd.DataFrame:
+    store = load_store(root)
+    table = table2(store, summarise(store), "toy4", "ci", baseline=None, n_samples=400)
+    return table.data.set_index("row")[["rank", "rank_ci_low", "rank_ci_high", "rank_kept"]]
+
+
+def test_a_clear_winner_keeps_its_rank_and_two_tied_methods_keep_theirs_half_the_time(root):
+    data = rank_columns(root)
+    assert "teacher" not in data.index or data.loc["teacher"].isna().all()      # students are ranked
+    assert data.loc["kl", "rank"] == 1 and data.loc["kl", "rank_kept"] == 1.0
+    assert (data.loc["kl", "rank_ci_low"], data.loc["kl", "rank_ci_high"]) == (1, 1)
+    for tied in ("rkl", "js"):
+        assert data.loc[tied, "rank"] == 2                                      # equal means share the rank
+        assert 0.35 < data.loc[tied, "rank_kept"] < 0.65
+        assert (data.loc[tied, "rank_ci_low"], data.loc[tied, "rank_ci_high"]) == (2, 3)
+    pd.testing.assert_frame_equal(data, rank_columns(root))                     # seeded: the same draws again
+
+
+def test_kendall_tau_has_an_interval_around_it(root):
+    store = load_store(root)
+    paper = pd.DataFrame([{"table": "table2", "task": "toy4", "model": m, "setting": "", "metric": "acc", "value": v}
+                          for m, v in (("kl", 50.0), ("rkl", 40.0), ("js", 30.0))])
+    _, agreement = comparison(store, summarise(store), "toy4", "ci", paper, n_samples=400)
+    tau = agreement.data.set_index("metric").loc["acc"]
+    assert tau["kendall_tau"] == pytest.approx(2 / np.sqrt(6))                 # rkl = js tie in ours: τ-b
+    assert tau["kendall_tau_ci_low"] <= tau["kendall_tau"] <= tau["kendall_tau_ci_high"]
+    assert tau["kendall_tau_ci_low"] < tau["kendall_tau_ci_high"]               # the tie breaks either way
+    assert tau["kendall_tau_ci_high"] == pytest.approx(1.0)
+    assert "τ 95% interval" in agreement.header
+
+
+def test_competition_ranks_share_the_best_place_on_ties():
+    scores = np.array([[3.0, 1.0, 3.0, 2.0]])
+    assert ranks(scores, lower_is_better=False).tolist() == [[1, 4, 1, 3]]
+    assert ranks(scores, lower_is_better=True).tolist() == [[3, 1, 3, 2]]
+
+
+def test_resampled_bleu_is_sacrebleus_corpus_bleu_of_the_drawn_inputs():
+    from sacrebleu.metrics import BLEU
+
+    hyps = ["the cat sat on the mat", "a dog barks loudly", "it rains today", "birds fly south in winter"]
+    refs = [["the cat sat on a mat"], ["a dog barks", "the dog barks loudly"], ["it is raining today"],
+            ["birds fly south for winter"]]
+    frame = pd.DataFrame({"hypothesis": hyps, "references": refs})
+    bleu = BLEU()
+    streams = [[r[i] if i < len(r) else None for r in refs] for i in range(2)]
+    stored = bleu.corpus_score(hyps, streams).score
+    decomposed = decompose(frame, "bleu", str(bleu.get_signature()), stored)
+    assert decomposed is not None
+    counts = np.array([[2, 0, 1, 1], [1, 1, 1, 1]], dtype=float)
+    drawn = [i for i, c in enumerate(counts[0]) for _ in range(int(c))]
+    again = bleu.corpus_score([hyps[i] for i in drawn], [[s[i] for i in drawn] for s in streams]).score
+    assert decomposed.resampled(counts).tolist() == pytest.approx([again, stored])
+    assert decompose(frame, "bleu", str(bleu.get_signature()), stored + 1.0) is None   # must reproduce the table
+
+
+def test_dart_official_bleu_is_resampled_from_its_own_statistics():
+    from harness.metrics import dart_official_bleu
+
+    hyps = ["Hawaii Five-O, 1:02:38.", "the cat sat on the mat", "a dog barks loudly"]
+    refs = [["Hawaii Five-O, 1:02:38"], ["the cat sat on a mat", "a cat sat on the mat"], ["a dog barks"]]
+    scores = dart_official_bleu(hyps, refs)
+    frame = pd.DataFrame({"hypothesis": hyps, "references": refs})
+    stored, signature = scores.corpus["bleu_official"], scores.signatures["bleu_official"]
+    decomposed = decompose(frame, "bleu_official", signature, stored)
+    assert decomposed is not None
+    again = dart_official_bleu([hyps[0], hyps[0], hyps[2]], [refs[0], refs[0], refs[2]]).corpus["bleu_official"]
+    assert decomposed.resampled(np.array([[2.0, 0.0, 1.0]])).tolist() == pytest.approx([again])
