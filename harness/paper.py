@@ -25,8 +25,9 @@ TABLE4_METHODS = ("js", "tvd")
 LABELS = {"bleu": "BLEU", "chrf": "chrF", "ter": "TER", "r_llh": "R_llh", "r_cvg": "R_cvg",
           "rouge1": "R1", "rouge2": "R2", "rougeL": "RL", "bleu1": "BLEU-1", "bleu2": "BLEU-2",
           "teacher_dist": "TeacherDist", "bleu_official": "BLEU (official)", "bleu1_nlgeval": "BLEU-1 (nlg-eval)",
-          "bleu2_nlgeval": "BLEU-2 (nlg-eval)",
-          "r_llh_paper": "R_llh (paper)", "r_cvg_paper": "R_cvg (paper)", "teacher_dist_paper": "TeacherDist (paper)", "exact_match": "EM", "meteor": "METEOR", "bertscore": "BERTScore", "moverscore": "MoverScore",
+          "bleu2_nlgeval": "BLEU-2 (nlg-eval)", "r_llh_paper": "R_llh (paper)", "r_cvg_paper": "R_cvg (paper)",
+          "teacher_dist_paper": "TeacherDist (paper)", "tvd_token": "token TVD", "acceptance": "acceptance α",
+          "exact_match": "EM", "meteor": "METEOR", "bertscore": "BERTScore", "moverscore": "MoverScore",
           "bleurt": "BLEURT", "speedup": "speed-up"}
 
 
