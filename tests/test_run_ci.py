@@ -146,7 +146,7 @@ def test_a_run_describes_its_task_method_and_metric_directions(results):
     assert manifest["method"]["name"] == "js" and manifest["method"]["params"]["beta"] == 0.85
     metrics = pd.read_parquet(outcome.path / "metrics.parquet")
     lower = set(metrics.loc[~metrics["higher_is_better"], "metric"])
-    assert lower == {"ter", "r_llh", "r_cvg", "r_llh_paper", "r_cvg_paper"}
+    assert lower == {"ter", "r_llh", "r_cvg", "r_llh_paper", "r_cvg_paper", "tvd_token"}
 
 
 def test_a_store_written_before_runs_described_themselves_still_reads(results, tmp_path):
