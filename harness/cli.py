@@ -156,11 +156,9 @@ def grid_cmd(spec, tasks, methods, seeds, profile, sets, axes, results_dir, plug
 @click.option("--screenshot", is_flag=True, help="Also write report.png of the page (needs Chromium).")
 def report_cmd(results_dir, out_dir, compare, baseline, bootstrap_samples, screenshot) -> None:
     """Tables (Markdown, LaTeX, CSV), plots (PNG, SVG) and one HTML page, from the results store alone."""
-    from pathlib import Path
+    from .reporting.build import build_report, default_out
 
-    from .reporting.build import build_report
-
-    out_dir = out_dir or str(Path(results_dir) / "report")
+    out_dir = out_dir or str(default_out(results_dir))
     check_writable_folder(out_dir, "--out")
     explicit = click.get_current_context().get_parameter_source("baseline") != click.core.ParameterSource.DEFAULT
     report = build_report(results_dir, out_dir, tuple(compare), None if baseline.lower() == "none" else baseline,

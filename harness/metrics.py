@@ -131,6 +131,12 @@ def dart_official_corpus_bleu():
 _SENTENCE_END = frozenset(".!?")
 
 
+def _through_last_end(text: str) -> str:
+    """Whitespace collapsed, cut after the last ``.!?`` (the text has one): an unfinished fragment goes."""
+    text = " ".join(text.split())
+    return text[: max(text.rfind(c) for c in _SENTENCE_END) + 1]
+
+
 def two_sentence_cut(prediction: str) -> str:
     """The dialogue evaluation's cut of a reply to at most two sentences (the reference code's ``trunc_pred``).
 
@@ -142,8 +148,7 @@ def two_sentence_cut(prediction: str) -> str:
     if pred and pred[0] in _SENTENCE_END:
         pred = pred[1:]
     if any(c in _SENTENCE_END for c in pred):
-        pred = " ".join(pred.split())
-        pred = pred[: max(pred.rfind(c) for c in _SENTENCE_END) + 1]
+        pred = _through_last_end(pred)
         seen = 0
         for i, c in enumerate(pred):
             if c in _SENTENCE_END:
@@ -159,8 +164,7 @@ def cut_after_last_sentence_end(text: str) -> str:
     last one; unlike :func:`two_sentence_cut`, no two-sentence limit and no leading ``.!?`` dropped."""
     text = text.lstrip()
     if any(c in _SENTENCE_END for c in text):
-        text = " ".join(text.split())
-        text = text[: max(text.rfind(c) for c in _SENTENCE_END) + 1]
+        text = _through_last_end(text)
     return text.lstrip()
 
 

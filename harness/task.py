@@ -53,6 +53,8 @@ class Task:
     #: method name → parameter defaults on this task, e.g. ``{"js": {"beta": 0.85}}``; methods not
     #: named here keep their own ``Params`` defaults; ``--set method.NAME=…`` overrides both.
     method_defaults: ClassVar[dict[str, dict]] = {}
+    #: the reference recipe of the ``paper`` profile, each value beside its source (:mod:`harness.recipe`)
+    paper_recipe: ClassVar[dict | None] = None
     #: a column of the paper's tables (its metric name, as ``paper_results.csv`` has it) → the metric of this
     #: task computed the paper's way (``{"bleu": "bleu_official"}``); the columns every task shares (the risks,
     #: TeacherDist) are in :data:`harness.paper.PAPER_METRICS`
@@ -126,8 +128,12 @@ class Task:
 
     @classmethod
     def method_defaults_for(cls, profile: str | None) -> dict[str, dict]:
-        """``method_defaults`` under ``profile``; override to give a profile its own (e.g. the paper recipe's
-        pre-distillation temperature) without changing the others."""
+        """``method_defaults`` under ``profile``: the ``paper`` profile takes the method parameters of the task's
+        ``paper_recipe`` (e.g. the pre-distillation temperature); override for other profiles of one's own."""
+        if profile == "paper" and cls.paper_recipe:
+            from .recipe import method_defaults
+
+            return method_defaults(cls.paper_recipe)
         return cls.method_defaults
 
     @classmethod

@@ -39,6 +39,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from .. import paper
 from ..config import RunConfig, resolve_config
 from ..errors import HarnessError
 from ..registry import METHODS, TASKS
@@ -46,8 +47,7 @@ from ..registry import METHODS, TASKS
 SHIPPED = ("table2", "figure2", "table4", "table2_real")
 ALL = ("all", "*")
 # Display and run order of "all": the paper's, then anything else alphabetically.
-TASK_ORDER = ("dart", "xsum", "wmt16_en_ro", "commonsense_dialogue")
-METHOD_ORDER = ("mle", "predistill", "seqkd", "engine", "kl", "rkl", "js", "tvd")
+TASK_ORDER, METHOD_ORDER = paper.TASKS, paper.METHODS
 RESERVED = {"task": "tasks", "method": "methods", "seed": "seeds", "profile": "profile",
             "results_dir": "--results-dir"}
 _TOP_KEYS = {"name", "description", "profile", "tasks", "methods", "seeds", "set", "task_set", "axes", "profiles",
@@ -252,7 +252,7 @@ def resolve_names(names: list[str], registry, order: tuple[str, ...]) -> list[st
     for name in names:
         if name in ALL:
             known = registry.names()
-            ranked = [n for n in order if n in known] + sorted(n for n in known if n not in order)
+            ranked = sorted(known, key=lambda n: paper.order_key(n, order))
             out.extend(n for n in ranked if n not in out)
         else:
             registry.get(name)   # unknown → a one-line error with the known names

@@ -38,7 +38,7 @@ def build_report(results_dir: str | Path = "results", out_dir: str | Path | None
     what this report wrote (no table of an earlier report is left beside the new ones) and
     its ``README.md``, if it has one; a folder that holds other files than a report's is refused.
     ``check_baseline``: a ``baseline`` that is no row of the results is an error (the user named it)."""
-    final = Path(out_dir) if out_dir is not None else Path(results_dir) / "report"
+    final = Path(out_dir) if out_dir is not None else default_out(results_dir)
     _check_replaceable(final)
     with atomic_dir(final) as tmp:
         report = _build(results_dir, tmp, compare, baseline, n_samples, screenshot, check_baseline)
@@ -51,6 +51,11 @@ def build_report(results_dir: str | Path = "results", out_dir: str | Path | None
             if isinstance(saved.get(kind), Path):
                 saved[kind] = final / saved[kind].relative_to(tmp)
     return report
+
+
+def default_out(results_dir: str | Path) -> Path:
+    """Where a report goes unless told: ``RESULTS_DIR/report``."""
+    return Path(results_dir) / "report"
 
 
 REPORT_FILES = frozenset({"report.html", "report.md", "report.png", "summary.csv", "tables", "figures", "README.md"})

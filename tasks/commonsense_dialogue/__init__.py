@@ -173,6 +173,7 @@ class CommonsenseDialogueTask(SourcedTask):
     paper_metrics = {"bleu1": "bleu1_nlgeval", "bleu2": "bleu2_nlgeval"}
     # PAPER.md §2: JS β 0.85; PAPER.md §1: the hidden-state term of pre-distillation weighs 0.1 on dialogue
     method_defaults = {"js": {"beta": 0.85}, "predistill": {"alpha_hid": 0.1}}
+    paper_recipe = PAPER_RECIPE
     hub_id = "gretelai/commonsense-dialogues"
     hub_revision = "refs/convert/parquet"
 
@@ -198,10 +199,6 @@ class CommonsenseDialogueTask(SourcedTask):
 
     def teacher_dist_text(self, sample: str) -> str:
         return cut_after_last_sentence_end(sample)
-
-    @classmethod
-    def method_defaults_for(cls, profile: str | None) -> dict[str, dict]:
-        return recipe.method_defaults(PAPER_RECIPE) if profile == "paper" else cls.method_defaults
 
     @classmethod
     def profile_overrides(cls, profile: str) -> dict:

@@ -127,6 +127,7 @@ class DartTask(SourcedTask):
     selection_metric = "bleu"
     paper_metrics = {"bleu": "bleu_official"}
     method_defaults = {"js": {"beta": 0.85}}   # PAPER.md §2: β of JS
+    paper_recipe = PAPER_RECIPE
     hub_id = "Yale-LILY/dart"
     hub_revision = "refs/convert/parquet"
 
@@ -139,10 +140,6 @@ class DartTask(SourcedTask):
     def score(self, hypotheses: Sequence[str], references: Sequence[Sequence[str]]) -> Scores:
         return merge_scores(sacrebleu_scores(hypotheses, references, ("bleu", "chrf", "ter")),
                             dart_official_bleu(hypotheses, references))
-
-    @classmethod
-    def method_defaults_for(cls, profile: str | None) -> dict[str, dict]:
-        return recipe.method_defaults(PAPER_RECIPE) if profile == "paper" else cls.method_defaults
 
     @classmethod
     def profile_overrides(cls, profile: str) -> dict:

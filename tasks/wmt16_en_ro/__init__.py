@@ -121,6 +121,7 @@ class WMT16EnRoTask(SourcedTask):
     lower_is_better = frozenset({"ter"})
     selection_metric = "bleu"
     method_defaults = {"js": {"beta": 0.25}}   # PAPER.md §2: β of JS for WMT
+    paper_recipe = PAPER_RECIPE
     hub_id = "wmt/wmt16"
     hub_config = records.HUB_CONFIG
 
@@ -133,10 +134,6 @@ class WMT16EnRoTask(SourcedTask):
 
     def score(self, hypotheses: Sequence[str], references: Sequence[Sequence[str]]) -> Scores:
         return sacrebleu_scores(hypotheses, references, self.metrics)
-
-    @classmethod
-    def method_defaults_for(cls, profile: str | None) -> dict[str, dict]:
-        return recipe.method_defaults(PAPER_RECIPE) if profile == "paper" else cls.method_defaults
 
     @classmethod
     def profile_overrides(cls, profile: str) -> dict:

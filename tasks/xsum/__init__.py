@@ -112,6 +112,7 @@ class XSumTask(SourcedTask):
     metrics = ("rouge1", "rouge2", "rougeL")
     selection_metric = "rouge2"
     method_defaults = {"js": {"beta": 0.85}}   # PAPER.md §2: β of JS
+    paper_recipe = PAPER_RECIPE
     hub_id = "EdinburghNLP/xsum"
     hub_revision = "refs/convert/parquet"
 
@@ -122,10 +123,6 @@ class XSumTask(SourcedTask):
 
     def score(self, hypotheses: Sequence[str], references: Sequence[Sequence[str]]) -> Scores:
         return rouge_scores(hypotheses, references, self.metrics)
-
-    @classmethod
-    def method_defaults_for(cls, profile: str | None) -> dict[str, dict]:
-        return recipe.method_defaults(PAPER_RECIPE) if profile == "paper" else cls.method_defaults
 
     @classmethod
     def profile_overrides(cls, profile: str) -> dict:
