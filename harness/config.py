@@ -11,6 +11,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
+import operator
 import types
 import typing
 from dataclasses import dataclass, field
@@ -210,7 +211,7 @@ def value_problem(value: Any, meta: dict) -> str | None:
     elif isinstance(value, (int, float)) and not isinstance(value, bool):
         bad = not math.isfinite(value) or any(
             meta.get(k) is not None and not test(value, meta[k])
-            for k, test in (("gt", float.__gt__), ("ge", float.__ge__), ("lt", float.__lt__), ("le", float.__le__)))
+            for k, test in (("gt", operator.gt), ("ge", operator.ge), ("lt", operator.lt), ("le", operator.le)))
     elif isinstance(value, str) and meta.get("min_len"):
         bad = len(value) < meta["min_len"]
     return f"expected {range_text(meta)}" if bad else None
@@ -225,8 +226,7 @@ def check_fields(obj: Any, prefix: str) -> None:
         if dataclasses.is_dataclass(value):
             check_fields(value, f"{key}.")
             continue
-        problem = value_problem(float(value) if isinstance(value, int) and not isinstance(value, bool)
-                                and f.metadata.get("choices") is None else value, dict(f.metadata))
+        problem = value_problem(value, dict(f.metadata))
         if problem:
             help_text = f.metadata.get("help")
             raise HarnessError(f"{key}={_shown(value)}: {problem}" + (f" ({help_text})" if help_text else ""))

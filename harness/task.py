@@ -8,7 +8,8 @@ data set's schema, so every command works offline.
 
 from __future__ import annotations
 
-import hashlib
+import functools
+
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import ClassVar, Sequence
@@ -144,12 +145,19 @@ class Task:
 
 def _file_digests(folder: Path) -> dict[str, str]:
     """sha256 of every file under ``folder``, by path relative to it (sorted); {} if it does not exist
-    (loading the data reports that)."""
-    digests = {}
-    for path in sorted(p for p in folder.rglob("*") if p.is_file()) if folder.is_dir() else ():
-        digest = hashlib.sha256()
-        with open(path, "rb") as f:
-            for block in iter(lambda: f.read(1 << 20), b""):
-                digest.update(block)
-        digests[path.relative_to(folder).as_posix()] = digest.hexdigest()
-    return digests
+    (loading the data reports that). A file's digest is kept while its size and mtime stay: a grid plans
+    many cells on the same files."""
+    if not folder.is_dir():
+        return {}
+    out = {}
+    for path in sorted(p for p in folder.rglob("*") if p.is_file()):
+        stat = path.stat()
+        out[path.relative_to(folder).as_posix()] = _file_digest(str(path.resolve()), stat.st_size, stat.st_mtime_ns)
+    return out
+
+
+@functools.lru_cache(maxsize=None)
+def _file_digest(path: str, size: int, mtime_ns: int) -> str:
+    from .store.io import sha256_file
+
+    return sha256_file(Path(path))

@@ -157,16 +157,16 @@ def train(student: Seq2SeqLM, method: Method, data: TokenizedSplit, schedule: Tr
             if len(micro) < accumulate and index + 1 < micro_per_epoch:
                 continue    # an optimizer step takes `accumulate` micro-batches (the epoch's last step what is left)
             with accelerator.autocast():
-                if len(micro) == 1 and accumulate == 1:
+                if accumulate == 1:
                     loss, terms = method_loss(method, student, teacher, micro[0], sampling, layer_map, collect=collect)
-                    if torch.isfinite(loss):
-                        accelerator.backward(loss)
-                else:
+                else:   # each micro-batch's share is backpropagated inside, as soon as it is computed
                     loss, terms = accumulated_step(method, student, teacher, micro, sampling, layer_map,
                                                    collect=collect, backward=accelerator.backward)
             micro = []
             if not torch.isfinite(loss):
                 raise NonFiniteLoss(step + 1, "loss", {k: float(v.detach()) for k, v in terms.items()})
+            if accumulate == 1:
+                accelerator.backward(loss)
             grad_norm = accelerator.clip_grad_norm_(model.parameters(), schedule.grad_clip)
             if not torch.isfinite(grad_norm) and accelerator.scaler is None:  # fp16: the scaler skips the step
                 raise NonFiniteLoss(step + 1, "gradient norm", {k: float(v.detach()) for k, v in terms.items()})

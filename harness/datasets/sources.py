@@ -66,10 +66,11 @@ class SourcedTask(Task):
                 raise HarnessError("data.split_from divides a release file: it needs --data-dir DIR "
                                    "(data.source=local) or data.source=hub")
             return self.embedded_records(split, sizes[split], d.seed)
-        if d.split_from:
-            whole = self.source_records(d.split_from)
-            return split_records(whole, self.record_input, sizes, d.seed,
-                                 f"task {self.name}: the {d.split_from} split of data.source={d.source}")[split]
+        if d.split_from:   # one file divided into the three splits, once (load() asks for each split)
+            if getattr(self, "_divided", None) is None:
+                self._divided = split_records(self.source_records(d.split_from), self.record_input, sizes, d.seed,
+                                              f"task {self.name}: the {d.split_from} split of data.source={d.source}")
+            return self._divided[split]
         return self.source_records(split)
 
     def source_records(self, split: str) -> list:

@@ -82,16 +82,19 @@ class CellPlan:
         return out
 
 
-def data_identity(task) -> str:
-    """A hash of the task's data identity (:meth:`harness.task.Task.data_identity`; nothing is loaded)."""
-    return hashlib.sha256(canonical_json(task.data_identity()).encode()).hexdigest()[:16]
+def data_identity(task, identity: dict | None = None) -> str:
+    """A hash of the task's data identity (:meth:`harness.task.Task.data_identity`, or ``identity`` when the
+    caller already has it; nothing is loaded)."""
+    identity = task.data_identity() if identity is None else identity
+    return hashlib.sha256(canonical_json(identity).encode()).hexdigest()[:16]
 
 
-def data_key(task) -> str:
+def data_key(task, identity: dict | None = None) -> str:
     """The key of a task's data: a hash of its identity and of the code that reads or generates the
     records and scores them — the task plugin's package (no record is loaded)."""
-    identity = {"data": task.data_identity(), "code": code_digest(code_identity("data", (type(task),)))}
-    return hashlib.sha256(canonical_json(identity).encode()).hexdigest()[:16]
+    identity = task.data_identity() if identity is None else identity
+    keyed = {"data": identity, "code": code_digest(code_identity("data", (type(task),)))}
+    return hashlib.sha256(canonical_json(keyed).encode()).hexdigest()[:16]
 
 
 def check_architecture(cfg: RunConfig, task, method: Method) -> None:
@@ -113,7 +116,8 @@ def plan_cell(cfg: RunConfig, task, method: Method, device_type: str) -> CellPla
     of the teacher's key (training on another device gives other weights)."""
     check_architecture(cfg, task, method)
     upstream_seed = cfg.seed if cfg.upstream_seed is None else cfg.upstream_seed
-    keys = {"data": data_key(task)}
+    identity = task.data_identity()
+    keys = {"data": data_key(task, identity)}
     specs: list[StageSpec] = []
 
     def add(label: str, stage: str, config: dict, inputs: dict[str, str], plugins: tuple[type, ...] = (),
@@ -187,7 +191,7 @@ def plan_cell(cfg: RunConfig, task, method: Method, device_type: str) -> CellPla
         else:
             inputs["teacher_evaluation"] = evaluation_label(TEACHER)
         evaluated[model] = add(evaluation_label(model), EVALUATION, config, inputs, model=model).label
-    return CellPlan(specs, aliases, evaluated, keys["data"], data_identity(task), upstream_seed)
+    return CellPlan(specs, aliases, evaluated, keys["data"], data_identity(task, identity), upstream_seed)
 
 
 def run_id(cfg: RunConfig) -> str:

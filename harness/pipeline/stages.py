@@ -22,16 +22,11 @@ from .. import evaluate as ev
 from ..data import TokenizedSplit, tokenize_split
 from ..lm import build_model, language_model, load_model, load_tokenizer, make_student, train_tokenizer
 from ..methods.baselines import MLE
+from ..progress import note as log
 from ..task import Example
 from ..train import train
 from ..store.labels import TEACHER
 from .graph import StageSpec
-
-
-def log(message: str) -> None:
-    import sys
-
-    print(message, file=sys.stderr, flush=True)
 
 
 # ---------------------------------------------------------------- tokenizer

@@ -27,12 +27,13 @@ from .prefixes import Collect, collect_prefix, keeps_teacher_logits
 def collect_all(method: Method, student: Seq2SeqLM, teacher: Seq2SeqLM | None, batch: Batch,
                 sampling: DecodeConfig, collect: Collect = collect_prefix) -> dict:
     """Every active prefix set of ``batch`` (sampling from encoder passes without gradient)."""
-    with torch.inference_mode():
+    sources = method.active_prefix_weights()
+    with torch.inference_mode():   # (the student always: with dropout its encoder pass draws random numbers)
         student_enc = student.encode(batch.source_ids, batch.source_mask)
-        teacher_enc = teacher.encode(batch.source_ids, batch.source_mask) if method.needs_teacher else None
+        teacher_enc = teacher.encode(batch.source_ids, batch.source_mask) if "teacher_sample" in sources else None
     keep = keeps_teacher_logits(method)
     return {s: collect(s, batch, student, student_enc, teacher, teacher_enc, sampling, keep)
-            for s in method.active_prefix_weights()}
+            for s in sources}
 
 
 def accumulated_step(method: Method, student: Seq2SeqLM, teacher: Seq2SeqLM | None, micro_batches: list[Batch],
