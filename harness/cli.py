@@ -207,9 +207,16 @@ def list_cmd(plugins) -> None:
 @click.option("--results-dir", default="results", show_default=True, help="Writes <results-dir>/bench/<time>.parquet.")
 @click.option("--plugins", multiple=True, metavar="FILE.py", help="Import a local file of plugins first.")
 @click.option("--dry-run", is_flag=True, help="Print the resolved preset configurations; measure nothing.")
+@click.option("--cell", "cell_task", default=None, metavar="TASK",
+              help="Instead of steps: build whole cells of TASK (each --method, default tvd) from a fresh cache "
+                   "with the teacher-output store off and on, and print each stage's build seconds.")
+@click.option("--profile", default="cpu", show_default=True, help="With --cell: the cells' profile.")
+@click.option("--store-k", type=click.IntRange(min=1), default=None,
+              help="With --cell: the store's k when on (default: the whole vocabulary, exact).")
 def bench_cmd(presets, methods, modes, repeats, threads, sets, device, no_table4, results_dir, plugins,
-              dry_run) -> None:
-    """Step time, tokens/s and peak memory of fast vs reference (paper-code) mode vs the bare floor."""
+              dry_run, cell_task, profile, store_k) -> None:
+    """Step time, tokens/s and peak memory of fast vs reference (paper-code) mode vs the bare floor;
+    with --cell, the stage build seconds of whole cells."""
     import json
 
     from .bench import MODES, describe, format_tables, method_names, resolve_bench_config, run_bench, write_results
@@ -217,6 +224,29 @@ def bench_cmd(presets, methods, modes, repeats, threads, sets, device, no_table4
 
     _load_plugins(plugins)
     pairs = parse_sets(sets)
+    if cell_task is not None:
+        from pathlib import Path
+
+        from .bench.cell import bench_cells, format_cells
+        from .config import resolve_config, to_dict
+
+        if threads is not None:
+            import torch
+
+            torch.set_num_threads(max(1, threads))
+        if device is not None:
+            pairs.append(("device", device))
+        configs = [resolve_config(cell_task, m, profile, None, pairs) for m in (methods or ("tvd",))]
+        if dry_run:
+            click.echo(json.dumps([to_dict(c) for c in configs], indent=2))
+            return
+        check_writable_folder(results_dir, "--results-dir")
+        rows = bench_cells(configs, store_k, scratch=Path(results_dir) / "bench",
+                           progress=lambda line: click.echo(line, err=True))
+        path = write_results(rows, results_dir)
+        click.echo(format_cells(rows))
+        click.echo(f"results: {path}")
+        return
     for key, value in (("repeats", repeats), ("threads", threads), ("device", device)):
         if value is not None:
             pairs.append((key, str(value)))

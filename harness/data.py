@@ -110,11 +110,40 @@ def make_batch(split: TokenizedSplit, index: list[int], pad_id: int) -> Batch:
     return Batch(list(index), src, src_mask, Prefix(tgt, tgt_mask), teacher, stored_teacher=stored)
 
 
+SORTISH_WINDOW = 50   # batches whose examples sortish batching sorts together (fastai's and the reference's 50)
+
+
+def sortish_order(lengths: Sequence[int], batch_size: int, rng: random.Random) -> list[int]:
+    """Example order of one epoch of sortish batching (fastai's ``SortishSampler``, which the reference's
+    ``--sortish_sampler`` uses): shuffle, sort each window of ``SORTISH_WINDOW`` batches by length (longest
+    first), cut into batches, put the batch of the longest examples first and shuffle the others; a short last
+    batch stays last (the reference shuffles it in too, which shifts the cut of every later batch). Batches hold examples of similar length, so little of a batch is padding; the order is still random."""
+    order = list(range(len(lengths)))
+    rng.shuffle(order)
+    window = batch_size * SORTISH_WINDOW
+    ranked = [i for start in range(0, len(order), window)
+              for i in sorted(order[start: start + window], key=lambda i: -lengths[i])]
+    chunks = [ranked[start: start + batch_size] for start in range(0, len(ranked), batch_size)]
+    if not chunks:
+        return []
+    short = [chunks.pop()] if len(chunks[-1]) < batch_size else []
+    if not chunks:
+        return short[0]
+    longest = max(range(len(chunks)), key=lambda c: lengths[chunks[c][0]])
+    chunks[0], chunks[longest] = chunks[longest], chunks[0]
+    rest = chunks[1:]
+    rng.shuffle(rest)
+    return [i for chunk in [chunks[0], *rest, *short] for i in chunk]
+
+
 def batches(split: TokenizedSplit, batch_size: int, pad_id: int, *, shuffle: bool = False,
-            seed: int = 0, by_length: bool = False) -> Iterator[Batch]:
-    """Batches in order, shuffled (seeded), or grouped by source length (less padding when decoding)."""
+            seed: int = 0, by_length: bool = False, sortish: bool = False) -> Iterator[Batch]:
+    """Batches in order, shuffled (seeded; with ``sortish``, in batches of similar source length:
+    :func:`sortish_order`), or sorted by source length (less padding when decoding)."""
     order = list(range(len(split)))
-    if shuffle:
+    if shuffle and sortish:
+        order = sortish_order([len(s) for s in split.sources], batch_size, random.Random(seed))
+    elif shuffle:
         random.Random(seed).shuffle(order)
     elif by_length:
         order.sort(key=lambda i: len(split.sources[i]))

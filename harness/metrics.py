@@ -35,12 +35,14 @@ def sacrebleu_scores(
     corpus, signatures, per_example = {}, {}, {}
     for name in metrics:
         metric = make(name)
-        corpus[name] = float(metric.corpus_score(list(hypotheses), streams).score)
+        metric._check_corpus_score_args(list(hypotheses), streams)
+        # Each sentence's statistics once (TER's edit distances are the slow part): the corpus score is computed
+        # from their sum and each sentence's score from its own, as corpus_score and sentence_score would.
+        stats = metric._extract_corpus_statistics(list(hypotheses), streams)
+        corpus[name] = float(metric._aggregate_and_compute(stats).score)
         signatures[name] = str(metric.get_signature())
         sentence_metric = make(name, sentence=True)
-        per_example[name] = [
-            float(sentence_metric.sentence_score(h, list(r)).score) for h, r in zip(hypotheses, references)
-        ]
+        per_example[name] = [float(sentence_metric._aggregate_and_compute([row]).score) for row in stats]
     return Scores(corpus=corpus, signatures=signatures, per_example=per_example)
 
 

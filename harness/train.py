@@ -149,7 +149,8 @@ def train(student: Seq2SeqLM, method: Method, data: TokenizedSplit, schedule: Tr
     bar = progress(total=total, initial=step, desc=desc, unit="step")
     while step < total:
         micro: list = []
-        epoch_batches = batches(data, schedule.batch_size, student.pad_id, shuffle=True, seed=seed * 1000 + epoch)
+        epoch_batches = batches(data, schedule.batch_size, student.pad_id, shuffle=True, seed=seed * 1000 + epoch,
+                                sortish=schedule.batching == "sortish")
         for index, batch in enumerate(epoch_batches):
             if index < skip:
                 continue    # done before the checkpoint this run resumed from

@@ -252,3 +252,31 @@ def test_decode_batches_by_source_length_and_matches_one_by_one(tiny_setup):
     alone = [evaluate.decode(teacher, TokenizedSplit(split.examples[i:i + 1], sources[i:i + 1], [[2]]), greedy,
                              "cpu")[0] for i in range(6)]
     assert together == alone
+
+
+# ---------------------------------------------------------------- whole cells (--cell)
+
+def test_bench_cell_builds_every_stage_then_only_what_the_store_changes(tmp_path):
+    """Store off: every stage of the cell is built in a fresh cache; store on: the store is built and the
+    stages that read it, the rest reused (same key). The command prints both columns and writes parquet."""
+    result = CliRunner().invoke(cli, ["bench", "--cell", "dart", "--method", "tvd", "--profile", "ci",
+                                      "--results-dir", str(tmp_path)])
+    assert result.exit_code == 0, result.output
+    table = pd.read_parquet(next((tmp_path / "bench").glob("*.parquet")))
+    off, on = (table[table.variant == v].set_index("label") for v in ("store off", "store on"))
+    assert not off.reused.any() and (off.seconds > 0).all()
+    assert {"teacher", "pseudo_labels", "predistill", "method", "evaluation/tvd"} <= set(off.index)
+    store = [label for label in on.index if label.startswith("teacher_outputs")]
+    assert store and on.loc[store[0], "store_bytes_per_token"] > 0
+    assert on.loc["teacher", "reused"] and on.loc["teacher", "key"] == off.loc["teacher", "key"]
+    assert not on.loc["method", "reused"] and on.loc["method", "key"] != off.loc["method", "key"]
+    assert on.loc["method", "teacher_tokens_from_store"] > 0 == off.loc["method", "teacher_tokens_from_store"]
+    assert "store off" in result.output and "total" in result.output
+    assert not any(p.name.startswith("bench-cell-") for p in (tmp_path / "bench").iterdir())   # scratch removed
+
+
+def test_bench_cell_unknown_task_or_method_is_one_line(tmp_path):
+    for args in (["--cell", "dartt"], ["--cell", "dart", "--method", "tvdd"]):
+        result = CliRunner().invoke(cli, ["bench", *args, "--results-dir", str(tmp_path)])
+        assert isinstance(result.exception, HarnessError) and "known" in str(result.exception)
+        assert not (tmp_path / "bench").exists()   # refused before any work

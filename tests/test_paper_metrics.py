@@ -80,3 +80,26 @@ def test_nlgeval_bleu_by_hand():
     assert scores.corpus["bleu2_nlgeval"] == pytest.approx(100 * math.sqrt(2 / 5 * 1 / 4), abs=1e-6)
     short = nlgeval_bleu(["i am fine ."], [["i am fine thanks ."]])
     assert short.corpus["bleu1_nlgeval"] == pytest.approx(100 * math.exp(1 - 5 / 4), abs=1e-6)
+
+
+def test_sacrebleu_scores_equal_sacrebleus_own_corpus_and_sentence_scores():
+    """Each sentence's statistics are extracted once; the corpus and sentence scores computed from them must be
+    what sacrebleu's corpus_score and sentence_score give, with a varying number of references per input."""
+    from sacrebleu.metrics import BLEU, CHRF, TER
+
+    from harness.metrics import sacrebleu_scores
+
+    rng = random.Random(3)
+    words = "the a cat dog sat on mat ran fast slow red blue".split()
+    sentence = lambda: " ".join(rng.choice(words) for _ in range(rng.randint(0, 9)))  # noqa: E731
+    hyps = [sentence() for _ in range(40)]
+    refs = [[sentence() or "x" for _ in range(rng.randint(1, 3))] for _ in hyps]
+    got = sacrebleu_scores(hyps, refs, metrics=("bleu", "bleu2", "chrf", "ter"))
+    streams = [[r[i] if i < len(r) else None for r in refs] for i in range(3)]
+    for name, corpus_metric, sentence_metric in (
+            ("bleu", BLEU(), BLEU(effective_order=True)),
+            ("bleu2", BLEU(max_ngram_order=2), BLEU(max_ngram_order=2, effective_order=True)),
+            ("chrf", CHRF(), CHRF()), ("ter", TER(), TER())):
+        assert got.corpus[name] == corpus_metric.corpus_score(hyps, streams).score
+        assert got.per_example[name] == [sentence_metric.sentence_score(h, r).score for h, r in zip(hyps, refs)]
+        assert got.signatures[name] == str(corpus_metric.get_signature())

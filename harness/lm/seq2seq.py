@@ -3,11 +3,38 @@ by generation and by every loss term."""
 
 from __future__ import annotations
 
+import functools
+
 import torch
 from torch import nn
 
 from ..config import DecodeConfig
 from .base import Encoded, Prefix, generate_exactly, generation_config, sequences_to_prefix
+
+
+@functools.cache
+def _shared_cross_attention_cache():
+    from transformers import EncoderDecoderCache
+
+    class SharedCrossAttentionCache(EncoderDecoderCache):
+        def reorder_cache(self, beam_idx: torch.LongTensor):
+            self.self_attention_cache.reorder_cache(beam_idx)
+
+    return SharedCrossAttentionCache
+
+
+def beam_search_cache(model: nn.Module):
+    """An encoder-decoder KV cache whose beam reordering leaves the cross-attention keys and values alone.
+
+    Beam search only moves beams within one input, and every beam of an input holds the same
+    cross-attention keys and values (one encoder output, repeated), so transformers' reordering of them
+    at every step (an ``index_select`` of the whole source-length cache per layer) copies rows onto
+    equal rows. Skipping it changes no output and was the largest single cost of beam search here.
+    """
+    from transformers import DynamicCache
+
+    config = model.config.get_text_config(decoder=True)
+    return _shared_cross_attention_cache()(DynamicCache(config=config), DynamicCache(config=config))
 
 
 class Seq2SeqLM:
@@ -70,9 +97,11 @@ class Seq2SeqLM:
         gen.use_cache = True
         gen.return_dict_in_generate = keep
         gen.output_logits = keep
+        cache = beam_search_cache(self.model) if decode.num_beams > 1 else None
+        beams = {"cache": cache} if cache is not None else {}
         out = generate_exactly(
             self.model, gen, encoder_outputs=BaseModelOutput(last_hidden_state=enc.outputs.last_hidden_state.detach()),
-            attention_mask=enc.attention_mask,
+            attention_mask=enc.attention_mask, **beams,
         )
         sequences = out.sequences if keep else out
         prefix = sequences_to_prefix(sequences[:, 1:], self.eos_id, self.pad_id)

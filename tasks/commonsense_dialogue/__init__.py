@@ -89,6 +89,7 @@ PAPER_RECIPE: recipe.Recipe = {
     "teacher_train.grad_accum_steps": (3, f"{_TEACHER}:11"),
     "teacher_train.freeze_embeddings": (False, f"{_TEACHER} (no --freeze_embeds)"),
     "teacher_train.grad_clip": (1.0, _CLIP),
+    "teacher_train.batching": ("random", f"{_TEACHER} (no --sortish_sampler)"),
     "teacher_train.evals_per_epoch": (2, f"{_TEACHER}:12 (--val_check_interval 0.5)"),
     "teacher_train.select_best": (True, _BEST),
     # pre-distillation (and MLE: chat/scripts/run_student_mle.sh)
@@ -100,6 +101,7 @@ PAPER_RECIPE: recipe.Recipe = {
     "student_train.grad_accum_steps": (3, f"{_PREDISTILL}:16"),
     "student_train.freeze_embeddings": (True, f"{_PREDISTILL}:8; chat/utils.py:705-721"),
     "student_train.grad_clip": (1.0, _CLIP),
+    "student_train.batching": ("random", f"{_PREDISTILL} (no --sortish_sampler)"),
     "student_train.evals_per_epoch": (2, f"{_PREDISTILL}:14 (--val_check_interval 0.5)"),
     "student_train.select_best": (True, _BEST),
     "method.predistill.temperature": (1.0, "chat/distillation.py:238 (default)"),
@@ -119,6 +121,7 @@ PAPER_RECIPE: recipe.Recipe = {
     "kd_train.grad_accum_steps": (2, f"{_KD}:28"),
     "kd_train.freeze_embeddings": (True, f"{_KD}:22"),
     "kd_train.grad_clip": (1.0, _CLIP),
+    "kd_train.batching": ("random", f"{_KD} (no --sortish_sampler)"),
     # validated every 0.5 epoch (:25) but --disable_monitor (:21) keeps the last checkpoint: the
     # validations change nothing, so the harness runs none
     "kd_train.evals_per_epoch": (0, f"{_KD}:21,25 (--disable_monitor: the last checkpoint)"),

@@ -48,6 +48,7 @@ PAPER_RECIPE: recipe.Recipe = {
     "teacher_train.grad_accum_steps": (1, f"{_TEACHER}:9"),
     "teacher_train.freeze_embeddings": (False, f"{_TEACHER} (no --freeze_embeds)"),
     "teacher_train.grad_clip": (1.0, _CLIP),
+    "teacher_train.batching": ("random", f"{_TEACHER} (no --sortish_sampler)"),
     "teacher_train.evals_per_epoch": (2, f"{_TEACHER}:11 (--val_check_interval 0.5)"),
     "teacher_train.select_best": (True, _BEST),
     # pre-distillation (and MLE)
@@ -59,6 +60,7 @@ PAPER_RECIPE: recipe.Recipe = {
     "student_train.grad_accum_steps": (1, f"{_PREDISTILL}:14"),
     "student_train.freeze_embeddings": (True, f"{_PREDISTILL}:7; dart/utils.py:608-627"),
     "student_train.grad_clip": (1.0, _CLIP),
+    "student_train.batching": ("random", f"{_PREDISTILL} (no --sortish_sampler)"),
     "student_train.evals_per_epoch": (10 / 3, f"{_PREDISTILL}:10 (--val_check_interval 0.3)"),
     "student_train.select_best": (True, _BEST),
     "method.predistill.temperature": (1.0, "dart/distillation.py:253 (default)"),
@@ -78,6 +80,7 @@ PAPER_RECIPE: recipe.Recipe = {
     "kd_train.grad_accum_steps": (1, f"{_KD}:17"),
     "kd_train.freeze_embeddings": (False, "dart/scripts/run_*.sh (no KD script has --freeze_embeds)"),
     "kd_train.grad_clip": (1.0, _CLIP),
+    "kd_train.batching": ("random", f"{_KD} (no --sortish_sampler)"),
     "kd_train.evals_per_epoch": (10 / 3, f"{_KD}:12 (--val_check_interval 0.3)"),
     "kd_train.select_best": (True, _BEST),
     "method.js.beta": (0.85, f"{_KD}:23"),

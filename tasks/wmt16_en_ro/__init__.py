@@ -51,6 +51,7 @@ PAPER_RECIPE: recipe.Recipe = {
     "teacher_train.grad_accum_steps": (1, f"{_TEACHER} (default)"),
     "teacher_train.freeze_embeddings": (False, f"{_TEACHER} (no --freeze_embeds)"),
     "teacher_train.grad_clip": (1.0, _CLIP),
+    "teacher_train.batching": ("random", f"{_TEACHER} (no --sortish_sampler)"),
     "teacher_train.evals_per_epoch": (2, f"{_TEACHER}:9 (--val_check_interval 0.5)"),
     "teacher_train.select_best": (True, _BEST),
     # pre-distillation (and MLE)
@@ -62,6 +63,7 @@ PAPER_RECIPE: recipe.Recipe = {
     "student_train.grad_accum_steps": (1, f"{_PREDISTILL}:21"),
     "student_train.freeze_embeddings": (True, f"{_PREDISTILL}:13; t5mt/utils.py:571-578"),
     "student_train.grad_clip": (1.0, _CLIP),
+    "student_train.batching": ("random", f"{_PREDISTILL} (no --sortish_sampler)"),
     "student_train.evals_per_epoch": (10 / 3, f"{_PREDISTILL}:18 (--val_check_interval 0.3)"),
     "student_train.select_best": (True, _BEST),
     "method.predistill.temperature": (2.0, f"{_PREDISTILL}:14"),
@@ -81,6 +83,7 @@ PAPER_RECIPE: recipe.Recipe = {
     "kd_train.grad_accum_steps": (1, f"{_KD}:29"),
     "kd_train.freeze_embeddings": (True, f"{_KD}:24"),
     "kd_train.grad_clip": (1.0, _CLIP),
+    "kd_train.batching": ("random", f"{_KD} (no --sortish_sampler)"),
     "kd_train.evals_per_epoch": (2, f"{_KD}:25 (--val_check_interval 0.5)"),
     "kd_train.select_best": (True, _BEST),
     "method.js.beta": (0.25, f"{_KD}:21"),
