@@ -68,25 +68,36 @@ def sequence_nll(lm: Seq2SeqLM, split: TokenizedSplit, outputs: list[list[int]],
 
 
 @torch.no_grad()
-def token_tvd(teacher: Seq2SeqLM, student: Seq2SeqLM, split: TokenizedSplit, outputs: list[list[int]], device,
-              batch_size: int = 64) -> list[tuple[float, int]]:
-    """(Σ_t ½Σ_v |p(v|y_<t,x) − q(v|y_<t,x)|, number of tokens) per example: the total variation distance
-    between the teacher p and the student q at every prefix of ``outputs`` (the student's own test outputs).
+def teacher_scores(teacher: Seq2SeqLM, student: Seq2SeqLM | None, split: TokenizedSplit, outputs: list[list[int]],
+                   device, batch_size: int = 64) -> tuple[list[tuple[float, int]], list[tuple[float, int]] | None]:
+    """One teacher pass over ``outputs`` (a model's test outputs) for two scores per example:
 
-    Its mean over tokens is ``tvd_token``; ``acceptance`` = 1 − ``tvd_token`` is the expected rate at which
-    speculative decoding accepts a token the student drafts for the teacher (both share the tokenizer)."""
+    * (Σ_t −log p(y_t|y_<t,x), number of tokens), as :func:`sequence_nll` under the teacher (``r_llh``);
+    * with a ``student`` (whose outputs they are): (Σ_t ½Σ_v |p(v|y_<t,x) − q(v|y_<t,x)|, number of tokens),
+      the total variation distance between the teacher p and the student q at every prefix. Its mean over tokens
+      is ``tvd_token``; ``acceptance`` = 1 − ``tvd_token`` is the expected rate at which speculative decoding
+      accepts a token the student drafts for the teacher (both share the tokenizer). None without a student.
+    """
     teacher.model.eval()
-    student.model.eval()
-    result: list[tuple[float, int]] = [(0.0, 0)] * len(outputs)
-    for index, batch in _forced_batches(student, split, outputs, device, batch_size):
-        p, q = (lm.forward(lm.encode(batch.source_ids, batch.source_mask), batch.target).logits.float().softmax(-1)
-                for lm in (teacher, student))
+    nll_pairs: list[tuple[float, int]] = [(0.0, 0)] * len(outputs)
+    tvd_pairs: list[tuple[float, int]] | None = None if student is None else [(0.0, 0)] * len(outputs)
+    for index, batch in _forced_batches(teacher, split, outputs, device, batch_size):
+        logits = teacher.forward(teacher.encode(batch.source_ids, batch.source_mask), batch.target).logits.float()
+        nll = token_nll(logits, batch.target.tokens) * batch.target.mask
+        counts = batch.target.mask.sum(1).tolist()
+        for row, i in enumerate(index):
+            nll_pairs[i] = (float(nll[row].sum()), int(counts[row]))
+        if student is None:
+            continue
+        student.model.eval()
+        p = logits.softmax(-1)
+        q = student.forward(student.encode(batch.source_ids, batch.source_mask), batch.target).logits.float().softmax(-1)
         vocab = max(p.shape[-1], q.shape[-1])    # an embedding padded beyond the other's: no mass on the other side
         p, q = (torch.nn.functional.pad(x, (0, vocab - x.shape[-1])) for x in (p, q))
         tvd = 0.5 * (p - q).abs().sum(-1) * batch.target.mask
         for row, i in enumerate(index):
-            result[i] = (float(tvd[row].sum()), int(batch.target.mask[row].sum()))
-    return result
+            tvd_pairs[i] = (float(tvd[row].sum()), int(counts[row]))
+    return nll_pairs, tvd_pairs
 
 
 def per_token(pairs: list[tuple[float, int]]) -> float:

@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from harness.config import DecodeConfig
-from harness.evaluate import decode, per_token, token_tvd
+from harness.evaluate import decode, per_token, sequence_nll, teacher_scores
 from harness.lm import Prefix
 from harness.store.runs import higher_is_better
 from harness.testing import tiny_batch, tiny_models
@@ -39,6 +39,18 @@ def brute_force_tvd(teacher, student, source, output) -> float:
         q = next_token_distribution(student, source, output[:t])
         total += 0.5 * sum(abs(float(p[v]) - float(q[v])) for v in range(len(p)))
     return total
+
+
+def token_tvd(teacher, student, split, outputs, device, batch_size=64):
+    return teacher_scores(teacher, student, split, outputs, device, batch_size)[1]
+
+
+def test_the_teacher_pass_gives_the_teachers_nll_of_the_outputs_exactly(setup):
+    student, teacher, split, outputs = setup
+    nll, tvd = teacher_scores(teacher, student, split, outputs, "cpu", batch_size=3)
+    assert nll == sequence_nll(teacher, split, outputs, "cpu", batch_size=3)
+    assert teacher_scores(teacher, None, split, outputs, "cpu", batch_size=3) == (nll, None)
+    assert nll != sequence_nll(student, split, outputs, "cpu", batch_size=3)
 
 
 def test_token_tvd_equals_a_brute_force_sum_over_prefixes_and_vocabulary(setup):

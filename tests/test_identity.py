@@ -59,3 +59,17 @@ def test_reports_grids_and_the_cli_are_in_no_stage():
     for modules in STAGE_MODULES.values():
         assert not any(m.startswith(("harness.reporting", "harness.grid", "harness.cli", "harness.store"))
                        for m in modules)
+
+
+def test_a_predistill_cell_trains_with_its_own_seed_and_at_the_upstream_seed_is_the_shared_student():
+    """Table 2's pre-distillation row varies over seeds like every other row; KD cells of every seed start from
+    the one pre-distilled student of the upstream seed."""
+    from harness.config import resolve_config
+    from harness.pipeline import Pipeline
+
+    def predistill_key(method, seed):
+        return Pipeline(resolve_config("dart", method, "ci", seed)).plan["predistill"].key
+
+    assert predistill_key("predistill", 42) == predistill_key("kl", 42) == predistill_key("kl", 43)
+    assert predistill_key("predistill", 43) != predistill_key("predistill", 42)
+    assert predistill_key("predistill", 43) != predistill_key("predistill", 44)

@@ -24,6 +24,7 @@ from dataclasses import dataclass, replace
 
 from ..config import DecodeConfig, RunConfig, TrainConfig
 from ..paper import PAPER_DATA, DataStats
+from ..step.prefixes import ONLINE_SOURCES, decode_config
 
 GIGA = 1e9
 HOUR = 3600.0
@@ -141,7 +142,7 @@ def generate(model: Architecture, data: DataStats, decode: DecodeConfig) -> floa
 
 
 #: Where each online prefix source is generated from (the others are read: ground truth, pseudo-labels).
-ONLINE_SOURCES = {"teacher_sample": "teacher", "student_sample": "student", "student_greedy": "student"}
+SAMPLER = {"teacher_sample": "teacher", "student_sample": "student", "student_greedy": "student"}   # who decodes
 
 
 @dataclass(frozen=True)
@@ -194,9 +195,8 @@ def stage_flops(cfg: RunConfig, spec, data: DataStats) -> Flops:
         for source in method.active_prefix_weights():
             step += Flops(dense=3 * forward(student, data) + (forward(teacher, data) if method.needs_teacher else 0))
             if source in ONLINE_SOURCES:
-                sampler = teacher if ONLINE_SOURCES[source] == "teacher" else student
-                decode = cfg.online_sampling if source != "student_greedy" else replace(cfg.online_sampling, num_beams=1)
-                step += Flops(decode=generate(sampler, data, decode))
+                sampler = teacher if SAMPLER[source] == "teacher" else student
+                step += Flops(decode=generate(sampler, data, decode_config(source, cfg.online_sampling)))
         return step * (schedule.epochs * rows) + validation_flops(student, schedule, cfg, data, n)
     if spec.stage == "evaluation":
         model = teacher if spec.model == "teacher" else student

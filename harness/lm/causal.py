@@ -14,6 +14,7 @@ encoder outputs are; with sources of a few dozen tokens it is not worth its comp
 
 from __future__ import annotations
 
+import inspect
 from dataclasses import dataclass
 from types import SimpleNamespace
 
@@ -60,6 +61,7 @@ class CausalLM:
         self.tokenizer = tokenizer
         self.pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
         self.eos_id = tokenizer.eos_token_id
+        self._keeps_logits = "logits_to_keep" in inspect.signature(model.forward).parameters
 
     def encode(self, source_ids: torch.Tensor, source_mask: torch.Tensor, hidden_states: bool = False) -> CausalSource:
         ids, mask = left_align(source_ids, source_mask, self.pad_id)
@@ -80,11 +82,17 @@ class CausalLM:
         response = prefix.tokens.masked_fill(prefix.mask == 0, self.pad_id)[:, :-1]   # y_T is never an input
         input_ids = torch.cat([src_ids, response], dim=1)
         mask = torch.cat([src_mask, prefix.mask[:, :-1].to(src_mask.dtype)], dim=1)
+        # The response positions are the last n_out: the LM head runs on them alone (the source's logits are
+        # never used, and on dialogue the source is most of the sequence).
+        keep = {"logits_to_keep": n_out} if self._keeps_logits else {}
         out = self.model(input_ids=input_ids, attention_mask=mask, position_ids=positions(mask),
-                         output_hidden_states=hidden_states, return_dict=True, use_cache=False)
+                         output_hidden_states=hidden_states, return_dict=True, use_cache=False, **keep)
         span = slice(width - 1, width - 1 + n_out)
         states = tuple(h[:, span] for h in out.hidden_states) if hidden_states else None
-        return SimpleNamespace(logits=out.logits[:, span], decoder_hidden_states=states)
+        logits = out.logits if keep else out.logits[:, span]
+        if logits.shape[1] != n_out:
+            raise RuntimeError(f"the model returned logits for {logits.shape[1]} positions, not the {n_out} asked")
+        return SimpleNamespace(logits=logits, decoder_hidden_states=states)
 
     @torch.no_grad()
     def generate(self, enc: CausalSource, decode: DecodeConfig) -> Prefix:

@@ -153,7 +153,8 @@ def plan_cell(cfg: RunConfig, task, method: Method, device_type: str) -> CellPla
     is_predistill = method.name == PreDistill.name   # this cell trains the shared pre-distilled student itself
     aliases = {}
     if is_predistill:
-        student(PREDISTILL, method, "layer_copy", cfg.student_train, upstream_seed, {}, model=cfg.method)
+        # Its own seed: the row varies over seeds like every other; at the upstream seed it is the shared student.
+        student(PREDISTILL, method, "layer_copy", cfg.student_train, cfg.seed, {}, model=cfg.method)
         aliases[METHOD] = PREDISTILL
     else:
         if method.init == "predistilled":

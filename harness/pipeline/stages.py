@@ -247,14 +247,14 @@ def build_evaluation(run, spec: StageSpec):
         decode_seconds = time.time() - start
         hyps = ev.texts(lm, outputs)
         scores = run.task.score(hyps, [e.references for e in test.examples])
-        teacher_nll = ev.sequence_nll(run.teacher, test, outputs, run.device)
+        teacher_nll, tvd = ev.teacher_scores(run.teacher, None if is_teacher else lm, test, outputs, run.device)
         coverage = teacher_nll if is_teacher else ev.sequence_nll(lm, test, read_outputs(teacher_evaluation),
                                                                    run.device)
         metrics = dict(scores.corpus)
         metrics["r_llh"] = ev.per_token(teacher_nll)
         metrics["r_cvg"] = ev.per_token(coverage)
         if not is_teacher:
-            metrics["tvd_token"] = ev.per_token(ev.token_tvd(run.teacher, lm, test, outputs, run.device))
+            metrics["tvd_token"] = ev.per_token(tvd)
             metrics["acceptance"] = 1.0 - metrics["tvd_token"]
         if is_teacher and cfg.teacher_dist_samples > 0:
             samples = ev.teacher_samples(lm, test, cfg.teacher_dist_sampling, cfg.teacher_dist_samples,

@@ -9,6 +9,8 @@ instead of patching this module. The reference and bare steps reuse
 
 from __future__ import annotations
 
+import dataclasses
+
 from typing import Callable
 
 import torch
@@ -37,9 +39,12 @@ def batch_prefix(source: str, batch: Batch) -> Prefix:
 
 
 def decode_config(source: str, sampling: DecodeConfig) -> DecodeConfig:
-    """How ``source`` decodes: ``student_greedy`` greedily (same length limit), the samples with ``sampling``."""
+    """How ``source`` decodes: ``student_greedy`` greedily, the samples with ``sampling``. The greedy decode keeps
+    the samples' length limits and no-repeat size: the reference decodes ENGINE's prefixes with the same
+    ``generate`` call as every online sample (``dart/kd.py:352-371``), which adds bart-large's minimum length and
+    no-repeat size to both."""
     if source == "student_greedy":
-        return DecodeConfig(num_beams=1, do_sample=False, max_new_tokens=sampling.max_new_tokens)
+        return dataclasses.replace(sampling, num_beams=1, do_sample=False, top_k=None, top_p=None)
     return sampling
 
 
