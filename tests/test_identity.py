@@ -73,3 +73,15 @@ def test_a_predistill_cell_trains_with_its_own_seed_and_at_the_upstream_seed_is_
     assert predistill_key("predistill", 42) == predistill_key("kl", 42) == predistill_key("kl", 43)
     assert predistill_key("predistill", 43) != predistill_key("predistill", 42)
     assert predistill_key("predistill", 43) != predistill_key("predistill", 44)
+
+
+def test_a_stage_record_says_what_it_was_built_on(tmp_path):
+    """CPU numbers depend on the processor and torch's thread count, which no key holds: the record keeps both."""
+    import torch
+
+    from harness.store.cache import StageCache
+
+    cache = StageCache(tmp_path, lambda message: None)
+    result = cache.get_or_build("demo", {"a": 1}, {}, lambda out: (out / "f.txt").write_text("1") and {}, "demo")
+    host = result.record["host"]
+    assert host["torch_threads"] == torch.get_num_threads() and host["processor"]

@@ -43,6 +43,27 @@ def stage_key(stage: str, config: Any, upstream: dict[str, str], code: dict[str,
     return hashlib.sha256(canonical_json(payload).encode()).hexdigest()[:16]
 
 
+def build_host() -> dict:
+    """What a stage was built on beyond its key: on CPU the numbers depend on the processor and on torch's thread
+    count (a matrix product splits its sums differently), so equal keys built elsewhere may differ in the last bits."""
+    import platform
+
+    import torch
+
+    return {"processor": _processor_name() or platform.machine(), "torch_threads": torch.get_num_threads(),
+            "cuda": torch.cuda.get_device_name() if torch.cuda.is_available() else None}
+
+
+def _processor_name() -> str | None:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return None
+
+
 @dataclass
 class StageResult:
     stage: str
@@ -181,6 +202,7 @@ class StageCache:
                           "config_key": stage_key(stage, config, upstream),
                           "seconds": round(seconds, 3), "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
                           "info": info, "compute": compute.as_dict(), "resumed_from_step": self.building.resumed_from(),
+                          "host": build_host(),
                           "checksums": checksums(tmp)}
                 write_json(tmp / STAGE_RECORD, record)
         finally:
