@@ -157,7 +157,8 @@ def test_paired_differences_rescore_both_runs_on_the_same_draw_of_inputs():
         draws = np.random.default_rng(seed).integers(len(refs), size=(n_samples, len(refs)))
 
         def score(system, draw):
-            return metric.corpus_score([systems[system][i] for i in draw], [[s[i] for i in draw] for s in streams]).score
+            hypotheses = [systems[system][i] for i in draw]
+            return metric.corpus_score(hypotheses, [[s[i] for i in draw] for s in streams]).score
 
         want = [np.mean([score("a1", d) - score("b1", d), score("a2", d) - score("b2", d)]) for d in draws]
         assert got == pytest.approx(want, abs=1e-9)

@@ -144,7 +144,8 @@ def test_a_small_k_row_is_the_paired_bootstrap_of_its_difference(ksweep, report)
     draws = np.random.default_rng(bootstrap_seed()).integers(n, size=(N_SAMPLES, n))
 
     def chrf(frame, draw):
-        return CHRF().corpus_score([frame["hypothesis"][i] for i in draw], [[s[i] for i in draw] for s in streams]).score
+        hypotheses = [frame["hypothesis"][i] for i in draw]
+        return CHRF().corpus_score(hypotheses, [[s[i] for i in draw] for s in streams]).score
 
     diffs = [chrf(frames[0], d) - chrf(frames[1], d) for d in draws]
     low, high = np.percentile(diffs, [2.5, 97.5])
