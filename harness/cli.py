@@ -105,7 +105,7 @@ def grid_cmd(spec, tasks, methods, seeds, profile, sets, axes, results_dir, plug
              address, cpus_per_cell, gpus_per_cell, dry_run) -> None:
     """Run a grid of cells (tasks × methods × seeds × axes): only what is not done yet.
 
-    SPEC is a shipped grid (table2, figure2, table4, table2_real) or a TOML/YAML spec file. Killed
+    SPEC is a shipped grid (table2, figure2, table4, table2_real, store_ksweep) or a TOML/YAML spec file. Killed
     and run again, it finishes what is missing; failed cells are listed at the end
     (exit code 1) with their records in RESULTS/failed/.
     """

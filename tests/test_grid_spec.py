@@ -9,6 +9,7 @@ import re
 import pytest
 from click.testing import CliRunner
 
+from harness.config import resolve_config
 from harness.grid import expand, format_plan, load_spec, plan_grid, with_overrides
 from harness.grid.spec import parse_spec
 from harness.errors import HarnessError
@@ -48,6 +49,26 @@ def test_table4_pairs_offline_and_online_teacher_prefixes(tmp_path):
     for offline in ("js", "tvd"):
         assert "teacher_offline" in weights[offline] and "teacher_sample" not in weights[offline]
         assert "teacher_sample" in weights[f"{offline}_online"] and "teacher_offline" not in weights[f"{offline}_online"]
+
+
+def test_store_ksweep_sweeps_k_over_every_method_that_reads_the_store(tmp_path):
+    spec = load_spec("store_ksweep")
+    assert spec.profile == "cpu"
+    cells = cells_of(spec, tmp_path, "cpu")
+    configs = [c.config() for c in cells]
+    assert {c.task for c in cells} == {"dart"} and {c.seed for c in cells} == {42}
+    readers = {m for m in METHODS.names() if METHODS.get(m)(resolve_config("dart", m, "cpu").method_params)
+               .stored_teacher_sources}
+    assert {"js", "tvd"} <= {c.method for c in cells} <= readers
+    vocab = resolve_config("dart", "tvd", "cpu").tokenizer.vocab_size
+    ks = sorted({cfg.teacher_outputs_k for cfg in configs})
+    assert ks[0] == 0 and {8, 32, 128} <= set(ks) and ks[-1] >= vocab
+    assert len(cells) == len({c.method for c in cells}) * len(ks) == len({c.run_id for c in cells})
+    # k = 0 (the live teacher) is the same run as the method's table4 cell
+    table4 = {c.method: c.run_id for c in cells_of(load_spec("table4"), tmp_path, "cpu")}
+    for cell, cfg in zip(cells, configs):
+        if cfg.teacher_outputs_k == 0 and cell.method in table4:
+            assert cell.run_id == table4[cell.method]
 
 
 def test_a_method_axis_applies_to_the_methods_that_have_the_parameter(tmp_path):

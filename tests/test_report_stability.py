@@ -12,7 +12,8 @@ import pytest
 
 from harness.reporting.load import load_store
 from harness.reporting.paper import comparison
-from harness.reporting.stability import decompose, ranks
+from harness.reporting.stability import decompose, paired_differences, ranks
+from harness.reporting.stats import reference_streams
 from harness.reporting.summary import summarise
 from harness.reporting.tables import table2
 
@@ -127,3 +128,40 @@ def test_dart_official_bleu_is_resampled_from_its_own_statistics():
     assert decomposed is not None
     again = dart_official_bleu([hyps[0], hyps[0], hyps[2]], [refs[0], refs[0], refs[2]]).corpus["bleu_official"]
     assert decomposed.resampled(np.array([[2.0, 0.0, 1.0]])).tolist() == pytest.approx([again])
+
+
+def test_paired_differences_rescore_both_runs_on_the_same_draw_of_inputs():
+    """Brute force: per resample, draw the input indices once, score both systems' corpus chrF (and BLEU) on
+    exactly those inputs with sacreBLEU, and average system − baseline over the seed pairs."""
+    from sacrebleu.metrics import BLEU, CHRF
+
+    refs = [["the cat sat on a mat"], ["a dog barks", "the dog barks loudly"], ["it is raining today"],
+            ["birds fly south for winter"], ["we eat bread with butter"]]
+    systems = {"a1": ["the cat sat on the mat", "a dog barks loudly", "it rains today", "birds fly south in winter",
+                      "we eat bread"],
+               "b1": ["a cat sat on a mat", "the dog barks", "it is raining", "birds fly", "bread with butter"],
+               "a2": ["the cat sat", "dog barks loudly", "it is raining today", "birds fly south", "we eat butter"],
+               "b2": ["the cat", "a dog barks", "rain today", "birds fly south for winter", "we eat bread with"]}
+    streams = reference_streams(refs)
+    n_samples, seed = 60, 7
+    for metric in (CHRF(), BLEU()):
+        name = "chrf" if isinstance(metric, CHRF) else "bleu"
+
+        def decomposed(system):
+            stored = metric.corpus_score(systems[system], streams).score
+            frame = pd.DataFrame({"hypothesis": systems[system], "references": refs})
+            return decompose(frame, name, str(metric.get_signature()), stored)
+
+        pairs = [(decomposed("a1"), decomposed("b1")), (decomposed("a2"), decomposed("b2"))]
+        got = paired_differences(pairs, n_samples, seed)
+        draws = np.random.default_rng(seed).integers(len(refs), size=(n_samples, len(refs)))
+
+        def score(system, draw):
+            hypotheses = [systems[system][i] for i in draw]
+            return metric.corpus_score(hypotheses, [[s[i] for i in draw] for s in streams]).score
+
+        want = [np.mean([score("a1", d) - score("b1", d), score("a2", d) - score("b2", d)]) for d in draws]
+        assert got == pytest.approx(want, abs=1e-9)
+        assert np.std(got) > 0
+        same = paired_differences([(pairs[0][0], pairs[0][0])], n_samples, seed)
+        assert (same == 0).all()

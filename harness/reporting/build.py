@@ -17,6 +17,7 @@ from . import plots
 from .load import Store, is_cost, load_store, of_task
 from .paper import comparison, published, published_table
 from .render import Table, to_csv, to_latex, to_markdown
+from .store_table import store_table
 from .summary import lookup, rows_of, setting_label, summarise
 from .tables import figure2, overview, size_axes, stage_times, table2, table3, table4
 
@@ -141,6 +142,7 @@ def _task_section(report, store, summary, curves, task, profile, baseline, n_sam
                    f"bars_{task}_{profile}", f"{title}: test metrics, mean and 95% CI over seeds")
     add_table(table3(store, summary, task, profile))
     add_table(table4(store, summary, task, profile))
+    add_table(store_table(store, task, profile, n_samples))
     add_table(stage_times(store.stage_builds(), task, profile))
     for axis in size_axes(summary, task, profile):
         fig2 = figure2(store, summary, task, profile, axis)

@@ -72,6 +72,8 @@ class Store:
     _runs: dict[str, pd.DataFrame] = field(default_factory=dict, repr=False)
     _builds: pd.DataFrame | None = field(default=None, repr=False)   # stage_builds(), read once
     bootstraps: dict = field(default_factory=dict, repr=False)      # rows' resampled scores, drawn once per report
+    _manifests: dict[str, dict] = field(default_factory=dict, repr=False)
+    _metrics: dict[str, pd.DataFrame] = field(default_factory=dict, repr=False)
 
     def task_info(self, task: str, profile: str) -> TaskInfo:
         """The task's metrics as its runs describe them, restricted to those the store holds; directions
@@ -95,6 +97,20 @@ class Store:
             self._runs[run_id] = pd.read_parquet(self.root / "runs" / run_id / "examples.parquet")
         frame = self._runs[run_id]
         return frame[frame["model"] == model].reset_index(drop=True)
+
+    def manifest(self, run_id: str) -> dict:
+        """Run ``run_id``'s manifest (:func:`harness.store.read.read_manifest`), read once."""
+        if run_id not in self._manifests:
+            self._manifests[run_id] = read_manifest(self.root / "runs" / run_id)
+        return self._manifests[run_id]
+
+    def run_metrics(self, run_id: str, model: str) -> pd.DataFrame:
+        """The test metrics of ``model`` in run ``run_id`` as that run recorded them (metrics.parquet): metric,
+        value, signature, …"""
+        if run_id not in self._metrics:
+            self._metrics[run_id] = pd.read_parquet(self.root / "runs" / run_id / "metrics.parquet")
+        frame = self._metrics[run_id]
+        return frame[(frame["model"] == model) & (frame["split"] == "test")].reset_index(drop=True)
 
     def curves(self) -> pd.DataFrame:
         """Training curves, one copy per evaluated model (``stage_key`` of its evaluation attached)."""

@@ -65,7 +65,7 @@ def to_markdown(table: Table, digits: int = 2) -> str:
 _TEX = {"\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#", "_": r"\_", "{": r"\{",
         "}": r"\}", "~": r"\textasciitilde{}", "^": r"\textasciicircum{}", "↓": r"$\downarrow$",
         "↑": r"$\uparrow$", "±": r"$\pm$", "×": r"$\times$", "τ": r"$\tau$", "β": r"$\beta$", MARK: r"$^\dagger$",
-        "—": "---", "–": "--", "≥": r"$\geq$", "·": r"$\cdot$"}
+        "—": "---", "–": "--", "≥": r"$\geq$", "·": r"$\cdot$", "Δ": r"$\Delta$"}
 
 
 def tex_escape(text: str) -> str:

@@ -9,6 +9,9 @@ metrics (DART's official BLEU among them) from their sufficient statistics (as
 :func:`~harness.reporting.stats.paired_p_value` does), any other metric whose corpus score is the mean of its
 per-example scores (ROUGE; nlg-eval's BLEU is not) as that mean. The resampled scores give each row's rank distribution (:func:`rank_stability`) and the
 interval of any statistic of the rows, such as Kendall τ against the paper's order.
+
+:func:`paired_differences` is the one-level, paired variant: two runs (per seed) recomputed on the same
+draws of test inputs, for the interval of their difference (the teacher-output store's table).
 """
 
 from __future__ import annotations
@@ -80,8 +83,7 @@ def resample(rows: dict[str, list[tuple[tuple[int, ...], Decomposed]]], lower_is
     seeds = sorted({s for replicates in rows.values() for seeds_of, _ in replicates for s in seeds_of})
     n_inputs = len(next(iter(rows.values()))[0][1].parts)
     seed_draws = rng.integers(len(seeds), size=(n_samples, len(seeds)))
-    input_draws = rng.integers(n_inputs, size=(n_samples, n_inputs))
-    counts = np.stack([np.bincount(draw, minlength=n_inputs) for draw in input_draws]).astype(float)
+    counts = input_counts(n_inputs, n_samples, rng)
     drawn = np.stack([np.bincount(draw, minlength=len(seeds)) for draw in seed_draws])   # [samples, seeds]
     columns = []
     for replicates in rows.values():
@@ -91,6 +93,23 @@ def resample(rows: dict[str, list[tuple[tuple[int, ...], Decomposed]]], lower_is
         weight[weight.sum(1) == 0] = 1.0          # none of the drawn seeds: all of the row's replicates
         columns.append((weight * scores).sum(1) / weight.sum(1))
     return Resamples(list(rows), np.stack(columns, axis=1), lower_is_better)
+
+
+def input_counts(n_inputs: int, n_samples: int, rng: np.random.Generator) -> np.ndarray:
+    """How often each of ``n_inputs`` test inputs is drawn in each of ``n_samples`` resamples (with replacement)."""
+    draws = rng.integers(n_inputs, size=(n_samples, n_inputs))
+    return np.stack([np.bincount(draw, minlength=n_inputs) for draw in draws]).astype(float)
+
+
+def paired_differences(pairs: list[tuple[Decomposed, Decomposed]], n_samples: int, seed: int | None) -> np.ndarray:
+    """A paired bootstrap over test inputs: per resample, the mean over ``pairs`` (system, baseline: one per seed,
+    all on the same inputs) of system − baseline, both sides' corpus metric recomputed on one draw of input
+    indices (the same draw for every pair)."""
+    n_inputs = len(pairs[0][0].parts)
+    if any(len(d.parts) != n_inputs for pair in pairs for d in pair):
+        raise ValueError("paired differences need every run scored on the same inputs")
+    counts = input_counts(n_inputs, n_samples, np.random.default_rng(seed))
+    return np.mean([system.resampled(counts) - baseline.resampled(counts) for system, baseline in pairs], axis=0)
 
 
 def ranks(scores: np.ndarray, lower_is_better: bool) -> np.ndarray:

@@ -111,8 +111,13 @@ def load_compute(results_dir: str | Path) -> pd.DataFrame:
 
 def read_manifest(folder: str | Path) -> dict:
     """A run's manifest, with ``task`` and ``method`` descriptions filled in for runs written before
-    manifests carried them (:func:`legacy_directions`)."""
-    return legacy_directions(json.loads((Path(folder) / "manifest.json").read_text()))
+    manifests carried them (:func:`legacy_directions`), and each stage's build ``info`` ({} for runs written
+    before manifests carried it)."""
+    manifest = legacy_directions(json.loads((Path(folder) / "manifest.json").read_text()))
+    if isinstance(manifest.get("stages"), dict):
+        manifest["stages"] = {label: {**entry, "info": entry.get("info") or {}}
+                              for label, entry in manifest["stages"].items()}
+    return manifest
 
 
 def _manifests(results_dir: str | Path) -> list[dict]:

@@ -10,8 +10,10 @@
       * ``curves.parquet``   — training curves of every stage the run used (stage, step, epoch, split, name, value)
       * ``compute.parquet``  — per stage: wall seconds, forward and generated tokens, peak memory, reuse
       * ``manifest.json``    — resolved config, the task and method as they describe themselves
-        (``Task.describe()``, ``Method.describe()``), seeds, package versions, git commit, stage keys, compute,
-        and per split the inputs it drew (counts per stratum, a hash of the example ids: ``data.drawn``)
+        (``Task.describe()``, ``Method.describe()``), seeds, package versions, git commit, and per stage its
+        key, compute and what its build recorded (``stages.<label>.info``: the teacher-output store's
+        ``bytes_per_token``, a training stage's ``steps``; {} in runs written before), and per split the
+        inputs it drew (counts per stratum, a hash of the example ids: ``data.drawn``)
   * ``failed/<run_id>.json`` — the error and traceback of a cell that failed (removed when it succeeds)
   * ``cache/``  — the stage cache (:mod:`harness.store.cache`)
   * ``grids/``  — one record per grid invocation: its cells and their outcome
@@ -298,7 +300,8 @@ def write_run(record: RunRecord) -> RunOutcome:
                            "seconds_when_built": st.record.get("seconds"), "path": str(st.path),
                            "wait_seconds": round(getattr(st, "wait_seconds", 0.0), 3),
                            "resumed_from_step": st.record.get("resumed_from_step"),
-                           "compute": st.record.get("compute"), "code": st.record.get("code")}
+                           "compute": st.record.get("compute"), "code": st.record.get("code"),
+                           "info": st.record.get("info") or {}}
                    for label, st in stages.items()},
         "compute": {"built_now": _totals([r for r in rows if not r["reused"]]), "all_stages": _totals(rows)},
     }
