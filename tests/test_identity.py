@@ -85,3 +85,14 @@ def test_a_stage_record_says_what_it_was_built_on(tmp_path):
     result = cache.get_or_build("demo", {"a": 1}, {}, lambda out: (out / "f.txt").write_text("1") and {}, "demo")
     host = result.record["host"]
     assert host["torch_threads"] == torch.get_num_threads() and host["processor"]
+
+
+def test_a_run_manifest_names_the_host_of_each_stage(tmp_path):
+    import torch
+
+    from harness.config import resolve_config
+    from harness.pipeline import Pipeline
+
+    outcome = Pipeline(resolve_config("dart", "seqkd", "ci", 42, [("results_dir", str(tmp_path))])).run()
+    hosts = [stage["host"] for stage in outcome.manifest["stages"].values()]
+    assert hosts and all(h["torch_threads"] == torch.get_num_threads() for h in hosts)

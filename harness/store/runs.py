@@ -301,7 +301,7 @@ def write_run(record: RunRecord) -> RunOutcome:
                            "wait_seconds": round(getattr(st, "wait_seconds", 0.0), 3),
                            "resumed_from_step": st.record.get("resumed_from_step"),
                            "compute": st.record.get("compute"), "code": st.record.get("code"),
-                           "info": st.record.get("info") or {}}
+                           "info": st.record.get("info") or {}, "host": st.record.get("host")}
                    for label, st in stages.items()},
         "compute": {"built_now": _totals([r for r in rows if not r["reused"]]), "all_stages": _totals(rows)},
     }
