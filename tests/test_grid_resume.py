@@ -108,7 +108,7 @@ def test_the_accelerate_step_is_the_plain_float32_step(setup):
 
     _, _, _, split = setup
     schedule = TrainConfig(epochs=1, batch_size=8, lr=1e-3, warmup_ratio=0.5, grad_clip=0.5, evals_per_epoch=0,
-                           max_steps=3, batching="random")
+                           max_steps=3)
     lm, _ = student(setup)
     engine.train(lm, MLE(), split, schedule, seed=3)
 
