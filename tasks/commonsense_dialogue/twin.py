@@ -16,9 +16,9 @@ Dialogue is the most multi-modal task of the benchmark: a reply to a social situ
 can be many different, equally good sentences. The project measures this as
 TeacherDist (distinct bigrams over 5 teacher samples per test input) and expects
 WMT < DART < XSum < dialogue. The DART twin gives each predicate 3 phrasings with a
-dominant one; this twin instead builds every turn from 2-3 *independent* slots
+dominant one; this twin instead builds every turn from 1-4 *independent* slots
 (an interjection, an empathy phrase, a question, a plan, ...), each drawn uniformly
-from 4-7 templates that themselves hold words drawn uniformly from small lists.
+from 4-11 templates that themselves hold words drawn uniformly from small lists.
 A reply therefore has thousands of plausible realisations with no dominant mode,
 and five samples share few bigrams.
 
@@ -32,12 +32,46 @@ It stays learnable, because every slot is *loosely conditioned* on the situation
 * turns follow a fixed act sequence (share → react → answer → support → thanks →
   close → bye), alternating between the speaker (even turns) and a friend (odd turns);
 * a turn may pick up what the previous turns said: the noun the friend asked about
-  is usually the one the answer talks about, and the plan one side proposes is often
-  the plan the other side repeats.
+  is usually the one the answer talks about, the plan one side proposes is often
+  the plan the other side repeats, and a companion once named is named again.
 
-So a small model can learn which words go with which context (BLEU-1/2 well above a
-context-free guess) but cannot predict the exact reply. Vocabulary stays at a few
-hundred words and turns at ≤ 20 words.
+Why there is a hidden world
+---------------------------
+With only the cues above, the twin separated nothing: a perfect sampler of the generator
+scores BLEU-1 39 against the test references, one that knows only the act, topic and
+valence and copies the stated event already 34, and the rest of a reply (≈ 60% of
+BLEU-1) is context-free template words. Everything worth knowing was a copy or a
+topic-level cue that a 2-layer student learns as well as the teacher (cpu profile: MLE
+student 38.9 vs. teacher 38.5 BLEU-1).
+
+So the turns also follow a **hidden world** of fixed associations that no context
+states and that are each a *conjunction* of two context features, as a pretrained
+model's knowledge about people and situations would be:
+
+* a **backstory** per (name, topic) — 160 of them: the thing the person's stories on
+  that topic turn on (one of the topic's nouns), the companion involved (20 names,
+  e.g. "Ivan saw it all.", "Was Ivan there?", "Say hi to Ivan."), and the person's
+  judgement (which adjective of the valence they use);
+* a **remedy** per (event, emotion) — about 270: the plan that fits and when to carry
+  it out ("Why not call the vet tomorrow?");
+* a **register** per (name, emotion) — 144: which synonym of the emotion the person's
+  dialogues use.
+
+A word with no earlier mention follows the world with probability P_WORLD (0.9) and is
+drawn uniformly otherwise, so every slot keeps its variety of templates and fillers
+(the generator's own TeacherDist stays ≈ 71, about where it was). The world is a
+function of the words alone, not of the data seed, so test dialogues — new
+scenarios — follow the associations their name, topic, event and emotion had in
+training (each backstory occurs in ≈ 5.6 of the cpu profile's 900 training dialogues,
+each remedy in ≈ 3). A sampler that knows the world scores ≈ 43 BLEU-1 on the cpu test
+split, one that knows everything else but draws these words uniformly ≈ 37: the ≈ 6
+points are room for a model that learns the associations (the teacher has more depth
+and more training) over one that does not, while the stated cues and the copies stay
+as easy as before. Companions and plans, once said, are mostly repeated
+(P_KEEP_*), so later turns reward reading the history as well as the world.
+
+Vocabulary stays at a few hundred words and turns at ≤ 20 words (optional slots are
+dropped, last first, from a longer turn).
 
 Splits are disjoint by scenario (a stable hash of name, topic, event and emotion), so
 no test context is ever a training context; within a split a scenario may recur, as
@@ -49,6 +83,7 @@ Everything is drawn from ``random.Random`` instances seeded through a stable has
 
 from __future__ import annotations
 
+import dataclasses
 import random
 from dataclasses import dataclass, field
 
@@ -57,6 +92,9 @@ from harness.datasets.twins import check_request, pick_weighted, split_of_hash, 
 # --------------------------------------------------------------------------- lexicon
 NAMES = ("Robin", "Jordan", "Casey", "Riley", "Taylor", "Alex", "Sam", "Jamie",
          "Morgan", "Quinn", "Avery", "Skyler", "Cameron", "Jesse", "Kendall", "Tracy")
+# The people in the speakers' lives: each (name, topic) has one of them (see Backstory).
+COMPANIONS = ("Lena", "Omar", "Priya", "Diego", "Mia", "Noah", "Zoe", "Ivan", "Nora", "Felix",
+              "Hana", "Leo", "Ada", "Theo", "Iris", "Milo", "Rosa", "Hugo", "Ella", "Bruno")
 
 
 @dataclass(frozen=True)
@@ -164,11 +202,15 @@ N_TURNS_WEIGHTS = {4: 0.2, 5: 0.2, 6: 0.5, 7: 0.1}
 # is present or not (see _SLOT_PLANS) and draws one template uniformly. Placeholders:
 # {emo} a synonym of the emotion, {noun}/{plan}/{adj} topic and valence words,
 # {event} the scenario's event in the first person, {when}/{later} time words,
-# {name} the speaker's name, {buddy} a form of address.
+# {name} the speaker's name, {buddy} a form of address, {companion} the person of the
+# speaker's backstory. {noun}, {plan}, {emo} and {companion} follow the hidden world
+# (Backstory, remedy, register) with probability P_WORLD.
 SLOTS: dict[str, dict[str, tuple[str, ...]]] = {
     "share": {
         "open": ("Hey!", "Hi!", "Guess what?", "Oh man.", "Big news.", "Listen."),
         "event": ("I {event} {when}.", "I just {event}!", "I {event} {when}!", "Well, I {event} {when}."),
+        "with": ("{companion} was there too.", "{companion} saw it all.", "I was with {companion}.",
+                 "{companion} was with me."),
         "feel": ("I feel so {emo}.", "I am really {emo}.", "I am still {emo} about it.", "I am so {emo} right now."),
     },
     "react": {
@@ -178,13 +220,15 @@ SLOTS: dict[str, dict[str, tuple[str, ...]]] = {
                     "I can tell you are {emo}.", "Of course you feel {emo}, {name}."),
         "ask": ("What did the {noun} say?", "Was the {noun} there?", "What happened with the {noun}?",
                 "What will you do now?", "How do you feel about the {noun}?", "Tell me more about the {noun}.",
-                "Did you tell anyone about the {noun}?"),
+                "Did you tell anyone about the {noun}?", "Was {companion} there?", "What did {companion} say?",
+                "Did {companion} see the {noun}?", "Does {companion} know?"),
     },
     "answer": {
         "lead": ("Well,", "Honestly,", "Yeah,", "To be honest,", "I guess"),
         "detail": ("the {noun} was really {adj}.", "I keep thinking about the {noun}.",
                    "the {noun} was the {adj} part.", "it was all about the {noun}.",
-                   "nobody expected the {noun} to be so {adj}."),
+                   "nobody expected the {noun} to be so {adj}.", "{companion} said the {noun} was {adj}.",
+                   "{companion} and I talked about the {noun}.", "{companion} thinks the {noun} was {adj}."),
         "next": ("I think I will {plan}.", "Now I want to {plan}.", "I still feel {emo}.",
                  "I might {plan} {later}.", "Maybe I should {plan}."),
     },
@@ -194,16 +238,20 @@ SLOTS: dict[str, dict[str, tuple[str, ...]]] = {
         "bad_cheer": ("Hang in there.", "You will be fine.", "Do not give up.", "I am here for you.",
                       "It happens to everyone."),
         "advice": ("Maybe you should {plan}.", "Why not {plan} {later}?", "You could {plan}.",
-                   "I think you should {plan}.", "Have you thought about how to {plan}?"),
+                   "I think you should {plan}.", "Have you thought about how to {plan}?",
+                   "Maybe {companion} can help you {plan}.", "You and {companion} could {plan}.",
+                   "Ask {companion} to {plan} with you."),
     },
     "thanks": {
         "agree": ("Thanks, {buddy}.", "You are right.", "That is a good idea.", "I hope so.", "Thank you so much."),
         "plan": ("I will {plan} {later}.", "Let us talk {later}.", "Maybe I will {plan}.",
-                 "I am going to {plan}.", "First I need to {plan}."),
+                 "I am going to {plan}.", "First I need to {plan}.", "{companion} and I will {plan} {later}.",
+                 "I will ask {companion} to {plan}."),
     },
     "close": {
         "bye": ("Any time.", "Good luck with the {noun}!", "Let me know how it goes.", "See you {later}.",
-                "Text me {later}.", "Take care, {name}.", "I am always here, {name}."),
+                "Text me {later}.", "Take care, {name}.", "I am always here, {name}.", "Say hi to {companion}.",
+                "Tell {companion} I said hi.", "Good luck to you and {companion}."),
         "extra": ("You got this.", "Stay strong.", "Have fun with it.", "Do not worry too much."),
     },
     "bye": {
@@ -214,7 +262,7 @@ SLOTS: dict[str, dict[str, tuple[str, ...]]] = {
 # Which slots a turn of each act uses: a list of (slot, probability of being present),
 # with at least ``min_slots`` of them present.
 _SLOT_PLANS: dict[str, tuple[tuple[tuple[str, float], ...], int]] = {
-    "share": ((("open", 0.6), ("event", 1.0), ("feel", 0.6)), 1),
+    "share": ((("open", 0.5), ("event", 1.0), ("with", 0.5), ("feel", 0.5)), 1),
     "react": ((("open", 0.8), ("empathy", 0.6), ("ask", 0.8)), 2),
     "answer": ((("lead", 0.5), ("detail", 0.9), ("next", 0.7)), 1),
     "support": ((("cheer", 0.7), ("advice", 0.7)), 1),
@@ -223,9 +271,15 @@ _SLOT_PLANS: dict[str, tuple[tuple[tuple[str, float], ...], int]] = {
     "bye": ((("bye", 1.0),), 1),
 }
 
-# How often a turn reuses what an earlier turn said (the noun asked about, the plan proposed).
+# How often a turn reuses what an earlier turn said (the noun asked about, the plan proposed,
+# the companion named).
 P_KEEP_NOUN = 0.8
 P_KEEP_PLAN = 0.6
+P_KEEP_COMPANION = 0.9
+# How often a word with no earlier mention follows the hidden world rather than a uniform draw.
+P_WORLD = 0.9
+# Longest turn in words: optional slots are dropped (last first) until a turn fits.
+MAX_TURN_WORDS = 20
 
 
 # --------------------------------------------------------------------------- scenarios
@@ -247,12 +301,46 @@ class Scenario:
         return template.format(name=self.name, event=_fill_poss(self.event, "their"), emotion=self.emotion)
 
 
+# --------------------------------------------------------------------------- the hidden world
+# Fixed associations, never stated in a context, that the turns follow with probability
+# P_WORLD. They are functions of the words alone (a stable hash, independent of the data
+# seed), so the test dialogues follow the same world as the training ones, and each is a
+# *conjunction* of two context features: no single word of the context predicts it.
+@dataclass(frozen=True)
+class Backstory:
+    """What a person's stories about a topic turn on: the thing, the person involved, and how the
+    person judges things (an index into the valence's ADJECTIVES)."""
+
+    noun: str
+    companion: str
+    adjective: int
+
+
+def backstory(name: str, topic: str) -> Backstory:
+    """The backstory of ``name`` on ``topic`` (160 of them: 16 names × 10 topics)."""
+    rng = random.Random(_seed("dialogue-twin-backstory", name, topic))
+    return Backstory(rng.choice(TOPICS[topic].nouns), rng.choice(COMPANIONS), rng.randrange(len(ADJECTIVES["good"])))
+
+
+def remedy(topic: str, event: str, emotion: str) -> tuple[str, str]:
+    """The plan (a template with {poss}) that fits an event felt as ``emotion``, and when to carry it
+    out (≈ 270 pairs)."""
+    rng = random.Random(_seed("dialogue-twin-remedy", event, emotion))
+    return rng.choice(TOPICS[topic].plans), rng.choice(LATER)
+
+
+def register(name: str, emotion: str) -> str:
+    """The synonym of ``emotion`` that ``name``'s dialogues use (144 pairs)."""
+    return random.Random(_seed("dialogue-twin-register", name, emotion)).choice(EMOTIONS[emotion].synonyms)
+
+
 @dataclass
 class TurnMemory:
     """What earlier turns said that later turns may pick up."""
 
     noun: str | None = None
     plan: str | None = None
+    companion: str | None = None
 
 
 def _fill_poss(text: str, poss: str) -> str:
@@ -264,22 +352,39 @@ def _slot_template(act: str, slot: str, valence: str) -> tuple[str, ...]:
     return table[f"{valence}_{slot}"] if f"{valence}_{slot}" in table else table[slot]
 
 
+def _world_or_uniform(world: str, options: tuple[str, ...], rng: random.Random) -> str:
+    return world if rng.random() < P_WORLD else rng.choice(options)
+
+
+def _recall(previous: str | None, p_keep: float, fresh, rng: random.Random) -> str:
+    """The earlier mention with probability ``p_keep``, else ``fresh()``."""
+    return previous if previous is not None and rng.random() < p_keep else fresh()
+
+
 def _fill(template: str, scenario: Scenario, memory: TurnMemory, speaker_turn: bool, rng: random.Random) -> str:
-    """Fill a slot template's placeholders; updates ``memory`` with the noun/plan used."""
+    """Fill a slot template's placeholders; updates ``memory`` with the noun/plan/companion used."""
     topic = TOPICS[scenario.topic]
+    story = backstory(scenario.name, scenario.topic)
     poss = "my" if speaker_turn else "your"
+    fits, when_it_fits = remedy(scenario.topic, scenario.event, scenario.emotion)
+    adjectives = ADJECTIVES[scenario.valence]
     values = {"name": scenario.name, "buddy": rng.choice(BUDDY), "when": rng.choice(WHEN),
-              "later": rng.choice(LATER), "emo": rng.choice(EMOTIONS[scenario.emotion].synonyms),
-              "adj": rng.choice(ADJECTIVES[scenario.valence]),
+              "later": _world_or_uniform(when_it_fits, LATER, rng),
+              "emo": _world_or_uniform(register(scenario.name, scenario.emotion), EMOTIONS[scenario.emotion].synonyms,
+                                       rng),
+              "adj": _world_or_uniform(adjectives[story.adjective], adjectives, rng),
               "event": _fill_poss(scenario.event, "my")}
     if "{noun}" in template:
-        keep = memory.noun is not None and rng.random() < P_KEEP_NOUN
-        memory.noun = memory.noun if keep else rng.choice(topic.nouns)
+        memory.noun = _recall(memory.noun, P_KEEP_NOUN,
+                              lambda: _world_or_uniform(story.noun, topic.nouns, rng), rng)
         values["noun"] = memory.noun
     if "{plan}" in template:
-        keep = memory.plan is not None and rng.random() < P_KEEP_PLAN
-        memory.plan = memory.plan if keep else rng.choice(topic.plans)
+        memory.plan = _recall(memory.plan, P_KEEP_PLAN, lambda: _world_or_uniform(fits, topic.plans, rng), rng)
         values["plan"] = _fill_poss(memory.plan, poss)
+    if "{companion}" in template:
+        memory.companion = _recall(memory.companion, P_KEEP_COMPANION,
+                                   lambda: _world_or_uniform(story.companion, COMPANIONS, rng), rng)
+        values["companion"] = memory.companion
     return template.format(**values)
 
 
@@ -295,8 +400,15 @@ def sample_turn(scenario: Scenario, index: int, memory: TurnMemory, rng: random.
     if present == ["lead"]:  # a lead-in ("Well,") needs something after it
         present.append("detail")
     present.sort(key=[slot for slot, _ in plan].index)
-    parts = [_fill(rng.choice(_slot_template(act, slot, scenario.valence)), scenario, memory,
-                   index % 2 == 0, rng) for slot in present]
+    parts, remembered = [], []
+    for slot in present:
+        parts.append(_fill(rng.choice(_slot_template(act, slot, scenario.valence)), scenario, memory,
+                           index % 2 == 0, rng))
+        remembered.append(dataclasses.replace(memory))
+    while len(parts) > 1 and sum(len(part.split()) for part in parts) > MAX_TURN_WORDS:
+        parts.pop()          # a later slot goes first (a lead-in is never last: it comes before its detail)
+        remembered.pop()
+    vars(memory).update(vars(remembered[-1]))   # a dropped slot mentioned nothing
     text = " ".join(parts)
     return text[0].upper() + text[1:]
 
@@ -330,7 +442,7 @@ def continuations(scenario: Scenario, n_previous: int, k: int, seed: int) -> tup
     history = [sample_turn(scenario, i, memory, rng) for i in range(n_previous)]
     samples = []
     for j in range(k):
-        branch = TurnMemory(memory.noun, memory.plan)
+        branch = TurnMemory(memory.noun, memory.plan, memory.companion)
         samples.append(sample_turn(scenario, n_previous, branch,
                                    random.Random(_seed("dialogue-twin-branch", seed, j))))
     return history, samples
