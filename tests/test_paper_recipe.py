@@ -169,9 +169,11 @@ def test_every_method_resolves_under_the_paper_recipe(task):
 
 
 def test_the_recipe_stays_in_the_paper_profile():
-    """The cpu profile keeps the methods' own defaults (pre-distillation T = 2) and per-reference labels."""
+    """The cpu profile keeps the methods' own defaults (pre-distillation's teacher reads its own encoder) and
+    per-reference labels."""
     cpu = resolve_config("dart", "predistill", "cpu")
-    assert cpu.method_params["temperature"] == 2.0 and cpu.kd_train_rows == "per_reference"
+    assert cpu.method_params["teacher_encoder"] == "own" and cpu.kd_train_rows == "per_reference"
+    assert resolve_config("dart", "predistill", "paper").method_params["teacher_encoder"] == "student"
     assert resolve_config("wmt16_en_ro", "js", "cpu").method_params["beta"] == 0.25
 
 

@@ -18,6 +18,8 @@ from harness.testing import PREDISTILL_AS_REFERENCE, make_method, tiny_models
 LAYER_MAP = {"encoder": {"copied": [0, 6, 11], "supervised": [3, 7, 11]},
              "decoder": {"copied": [0], "supervised": [11]}}
 HIDDEN = 4
+#: The harness's own variant (the defaults, written out).
+LAYER_TABLE = {"hidden_pairing": "layer_table", "hidden_layers": "mean", "normalize_hidden": True}
 
 
 def hidden_states(seed: int, n: int, length: int) -> tuple[torch.Tensor, ...]:
@@ -47,7 +49,7 @@ def hidden_loss(method, states) -> float:
 
 
 def test_the_pairings_name_the_states_they_compare():
-    table, reference = make_method("predistill"), make_method("predistill", PREDISTILL_AS_REFERENCE)
+    table, reference = make_method("predistill", LAYER_TABLE), make_method("predistill", PREDISTILL_AS_REFERENCE)
     # student state i+1 (after layer i) with teacher state j+1 for j in the table
     assert table.hidden_pairs(LAYER_MAP["encoder"]) == [(1, 4), (2, 8), (3, 12)]
     assert table.hidden_pairs(LAYER_MAP["decoder"]) == [(1, 12)]
@@ -68,7 +70,7 @@ def test_the_reference_loss_is_the_sum_over_those_pairs_by_hand(states):
 def test_the_students_last_state_counts_only_in_the_layer_table(states):
     student, teacher, batch = states
     moved = {"encoder": student["encoder"][:-1] + (student["encoder"][-1] + 1.0,), "decoder": student["decoder"]}
-    for params, changes in (({}, True), (PREDISTILL_AS_REFERENCE, False)):
+    for params, changes in ((LAYER_TABLE, True), (PREDISTILL_AS_REFERENCE, False)):
         method = make_method("predistill", params)
         before, after = hidden_loss(method, states), hidden_loss(method, (moved, teacher, batch))
         assert (before != after) is changes, params
@@ -85,7 +87,7 @@ def test_normalisation_makes_the_loss_scale_free(states):
     student, teacher, batch = states
     scaled = {stack: tuple(10 * h for h in teacher[stack]) for stack in teacher}
     for normalize, scale_free in ((True, True), (False, False)):
-        method = make_method("predistill", {"normalize_hidden": normalize})
+        method = make_method("predistill", {**LAYER_TABLE, "normalize_hidden": normalize})
         same = hidden_loss(method, states) == pytest.approx(hidden_loss(method, (student, scaled, batch)), rel=1e-4)
         assert same is scale_free, normalize
 
