@@ -132,8 +132,8 @@ def _num(x: float, sign: bool = False) -> str:
     return f"{x:+.{digits}f}" if sign else f"{x:.{digits}f}"
 
 
-def _interval(d: Difference) -> str:
-    return f"[{_num(d.low)}, {_num(d.high)}]" if math.isfinite(d.low) else "—"
+def _interval(d: Difference, missing: str = "—") -> str:
+    return f"[{_num(d.low)}, {_num(d.high)}]" if math.isfinite(d.low) else missing
 
 
 def _ci(line: dict) -> str:
@@ -348,7 +348,8 @@ def depth_trend(ctx: Context) -> list[Finding]:
             depths = sorted(by_depth)
             steps = [(a, b, better(by_depth[b], by_depth[a], view.lower(metric))) for a, b in zip(depths, depths[1:])]
             verdict, reason = combine([judge(d, 0.0) for _, _, d in steps])
-            evidence = "; ".join(f"{a:g}→{b:g}: {_num(d.estimate, True)} {_interval(d)}" for a, b, d in steps)
+            evidence = "; ".join(f"{a:g}→{b:g}: {_num(d.estimate, True)} {_interval(d, '(no interval)')}"
+                                 for a, b, d in steps)
             rows.append(Finding("6b", f"{_name(model, other, series)}: {view.label(metric)} rises with encoder depth",
                                 view.task, metric, evidence, math.nan, math.nan, math.nan, 0.0, verdict, reason))
     return rows
@@ -375,7 +376,7 @@ def ahead_of_seqkd(ctx: Context) -> list[Finding]:
                 d = better(mine, theirs, view.lower(metric))
                 parts.append(judge(d, 0.0))
                 overlap = _overlap(mine, theirs)
-                words.append(f"{depth:g}: {_num(d.estimate, True)} {_interval(d)}"
+                words.append(f"{depth:g}: {_num(d.estimate, True)} {_interval(d, '(no interval)')}"
                              + ("" if overlap is None else " (CIs overlap)" if overlap else " (CIs apart)"))
             verdict, reason = combine(parts)
             rows.append(Finding("6c", f"{_name(model, other, series)} ahead of seqkd at every encoder depth",
