@@ -422,7 +422,8 @@ def findings(store: Store, summary: pd.DataFrame, profile: str, n_samples: int =
                "(seeds, then test inputs) of the rank-agreement table. holds: the interval lies above the "
                "threshold; does not hold: below it; undecided: it includes the threshold, or a row has one seed "
                "(no interval). 5: within = the method's t-interval over seeds overlaps the best KD method's "
-               "(best: the highest mean primary metric among " + ", ".join(KD_METHODS) + "). 6b, 6c (Figure 2, "
+               "(best: the highest mean primary metric among " + ", ".join(KD_METHODS) + "; Δ: the method's "
+               "distance from it). 6b, 6c (Figure 2, "
                "when the student's encoder depth varies): every step, every depth must hold. Rows of a task are "
                "those at the setting of MLE's row with the most seeds.")
     return Table(f"findings_{profile}", f"The paper's findings, re-tested ({profile} profile)",
