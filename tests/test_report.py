@@ -100,7 +100,7 @@ def csv(report, name) -> pd.DataFrame:
 # --------------------------------------------------------------------------- outputs
 def test_every_output_is_written(report):
     for name in ("table2_dart_ci", "table3_dart_ci", "table4_dart_ci", "figure2_dart_ci_student-encoder_layers",
-                 "compare_dart_ci", "kendall_dart_ci", "paper_table4_dart", "paper_figure2_dart"):
+                 "compare_dart_ci", "kendall_dart_ci", "paper_table4_dart", "paper_figure2_dart", "findings_ci"):
         for suffix in ("md", "tex", "csv"):
             assert (report / "tables" / f"{name}.{suffix}").stat().st_size > 0, (name, suffix)
     import matplotlib.image as mpimg
@@ -110,7 +110,7 @@ def test_every_output_is_written(report):
         assert image.shape[0] > 100 and image.shape[1] > 100 and image.std() > 0.01, name
         assert "<svg" in (report / "figures" / f"{name}.svg").read_text()[:2000]
     html = (report / "report.html").read_text()
-    assert html.count("<table>") == 9 and html.count('src="data:image/png;base64,') == 4
+    assert html.count("<table>") == 10 and html.count('src="data:image/png;base64,') == 4
     assert "http://" not in html and "https://" not in html   # self-contained
     md = (report / "report.md").read_text()
     assert "### Table 2 — dart (ci profile)" in md and "](figures/bars_dart_ci.png)" in md
@@ -203,6 +203,20 @@ def test_figure2_quality_vs_student_size(grid, report):
     assert tvd.loc[1, "mean"] == pytest.approx(np.mean(list(own_values(grid, "tvd", "bleu").values())), abs=1e-9)
     assert tvd.loc[2, "mean"] == pytest.approx(own_values(grid, "tvd", "bleu", default=False)[1], abs=1e-9)
     assert set(table["series"]) == {"predistill", "tvd"}    # the models trained at both sizes
+
+
+def test_findings_are_the_parquet_numbers(grid, report):
+    """The findings table's differences are the runs' own means; a one-seed row is undecided and says why."""
+    findings = csv(report, "findings_ci")
+    assert set(findings["verdict"]) <= {"holds", "does not hold", "undecided"}
+    tvd = findings[(findings["claim"] == "2") & findings["statement"].str.startswith("tvd ")].iloc[0]
+    mean = {m: np.mean(list(own_values(grid, m, "bleu").values())) for m in ("tvd", "mle")}
+    assert tvd["estimate"] == pytest.approx(mean["tvd"] - mean["mle"], abs=1e-9) and tvd["task"] == "dart"
+    depth = findings[findings["claim"] == "6b"].set_index("statement")
+    assert list(depth.index) == ["tvd: BLEU rises with encoder depth"]   # the one KD method at both depths
+    step = own_values(grid, "tvd", "bleu", default=False)[1] - mean["tvd"]
+    assert f"1→2: {step:+.2f}" in depth["evidence"].iloc[0] or f"1→2: {step:+.3f}" in depth["evidence"].iloc[0]
+    assert depth["verdict"].iloc[0] == "undecided" and "one seed" in depth["reason"].iloc[0]
 
 
 def test_paper_comparison_and_rank_agreement(grid, report):

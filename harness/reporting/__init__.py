@@ -20,7 +20,8 @@ Layout of the output folder (written whole and put in place of the old one; a ``
 Modules: ``load`` (the store as a report sees it), ``summary`` (rows aggregated over seeds),
 ``tables`` (the paper's tables), ``stability`` (rank stability and τ's interval: a bootstrap over seeds and
 test inputs), ``store_table`` (the teacher-output store: bytes per stored token and, per k, the paired-bootstrap
-difference from the exact teacher), ``paper`` (its published numbers), ``plots``, ``render``
+difference from the exact teacher), ``paper`` (its published numbers), ``findings`` (the paper's claims re-tested:
+a verdict per claim and task), ``plots``, ``render``
 (Markdown, LaTeX, CSV), ``html``, ``build`` (:func:`~harness.reporting.build.build_report`) and
 ``run_table`` (what ``harness run`` prints). The package itself imports nothing, so ``harness run``
 does not load the plotting libraries.

@@ -15,6 +15,7 @@ from ..paper import TASKS, order_key
 from . import html as html_page
 from . import plots
 from .load import Store, is_cost, load_store, of_task
+from .findings import findings
 from .paper import comparison, published, published_table
 from .render import Table, to_csv, to_latex, to_markdown
 from .store_table import store_table
@@ -86,16 +87,21 @@ def _build(results_dir, out_dir: Path, compare, baseline, n_samples, screenshot,
         sections.append((f"{task} — {profile} profile", items))
 
     builds = store.stage_builds()
+    front = []
     for profile in summary["profile"].drop_duplicates():
         present = set(summary[summary["profile"] == profile]["task"])
         tasks = sorted(present, key=lambda task: order_key(task, TASKS))
-        if len(tasks) < 2:
-            continue
-        tables = [overview(store, summary, profile, tasks), stage_times(builds, None, profile)]
-        tables = [t for t in tables if t is not None]
-        for table in tables:
-            _add_table(report, table)
-        sections.insert(0, (f"all tasks — {profile} profile", tables))
+        if len(tasks) >= 2:
+            tables = [overview(store, summary, profile, tasks), stage_times(builds, None, profile)]
+            tables = [t for t in tables if t is not None]
+            for table in tables:
+                _add_table(report, table)
+            front.append((f"all tasks — {profile} profile", tables))
+        claims = findings(store, summary, profile, n_samples)
+        if claims is not None:
+            _add_table(report, claims)
+            front.append((f"The paper's findings, re-tested — {profile} profile", [claims]))
+    sections = front + sections
 
     _write(report, "summary.csv", _summary_frame(summary).to_csv(index=False))
     evaluations = len(store.evaluations[["task", "profile", "model", "stage_key"]].drop_duplicates())

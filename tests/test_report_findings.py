@@ -1,0 +1,231 @@
+"""The paper's findings, re-tested (harness/reporting/findings.py), on hand-made stores whose numbers are chosen so
+that each claim clearly holds, clearly fails, or cannot be told apart (overlapping intervals, one seed)."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from harness.reporting import findings as fd
+from harness.reporting.build import build_report
+from harness.reporting.load import load_store
+from harness.reporting.paper import comparison, published
+from harness.reporting.summary import summarise
+
+INPUTS = 40
+SEEDS = (1, 2, 3)
+PRIMARY = {"dart": "bleu", "xsum": "rougeL", "wmt16_en_ro": "bleu", "commonsense_dialogue": "bleu1"}
+#: mean primary metric per task and model (the teacher: its BLEU-1 on dialogue)
+LEVEL = {
+    "dart": {"mle": 30, "predistill": 33, "seqkd": 31, "engine": 30.5, "kl": 35, "rkl": 34, "js": 34.8, "tvd": 31},
+    "xsum": {"mle": 20, "predistill": 17, "kl": 21, "rkl": 21.5},
+    "wmt16_en_ro": {"mle": 25, "predistill": 25.1, "kl": 26, "rkl": 25.5},
+    "commonsense_dialogue": {"teacher": 15, "mle": 10, "predistill": 11, "kl": 12, "rkl": 11.5},
+}
+R_CVG = {"dart": {"kl": 1.0, "rkl": 1.5}, "xsum": {"kl": 1.5, "rkl": 1.0}}
+TEACHER_DIST = {"wmt16_en_ro": 10.0, "dart": 20.0, "xsum": 30.0, "commonsense_dialogue": 40.0}
+JITTER = {1: -0.2, 2: 0.0, 3: 0.2}     # seed → added to every student's mean (sd 0.2 over three seeds)
+
+
+def task_description(task: str) -> dict:
+    metric = PRIMARY[task]
+    return {"name": task, "architecture": "encoder-decoder", "metrics": [metric], "lower_is_better": [],
+            "selection_metric": metric}
+
+
+def write_run(root, task: str, method: str, seed: int, level: dict, r_cvg: dict, teacher_dist: float,
+              depth: int = 2, decoder: int = 2) -> None:
+    """One run: the teacher, pre-distill (for a KD method) and the method's own model, every metric written."""
+    run_id = f"{task}-{method}-{seed}-{depth}-{decoder}"
+    folder = root / "runs" / run_id
+    folder.mkdir(parents=True)
+    ident = {"run_id": run_id, "task": task, "method": method, "profile": "ci", "seed": seed}
+    primary = PRIMARY[task]
+    models = ["teacher"] + ([] if method in ("mle", "predistill") else ["predistill"]) + [method]
+    rows, examples = [], []
+    for model in models:
+        teacher = model == "teacher"
+        key = "teacher-" + task if teacher else f"{model}-{task}-{seed}-{depth}-{decoder}"
+        mean = level.get(model, 50.0) + (0.0 if teacher else JITTER[seed])
+        spread = np.random.default_rng([seed, len(model)]).integers(-4, 5, INPUTS) / 4.0
+        scores = mean + spread - spread.mean()
+        values = {primary: float(scores.mean()), "r_cvg": r_cvg.get(model, 1.2) + (0 if teacher else JITTER[seed] / 10)}
+        if teacher:
+            values["teacher_dist"] = teacher_dist
+        for metric, value in values.items():
+            rows.append({**ident, "model": model, "split": "test", "metric": metric, "value": value,
+                         "signature": "mean", "stage_key": key, "variant": "",
+                         "higher_is_better": metric != "r_cvg",
+                         "student.decoder_layers": decoder, "student.encoder_layers": depth})
+        examples.append(pd.DataFrame({"example_id": [f"x{i}" for i in range(INPUTS)],
+                                      "references": [["r"]] * INPUTS, "hypothesis": ["h"] * INPUTS,
+                                      f"score_{primary}": scores, "model": model}))
+    pd.DataFrame(rows).to_parquet(folder / "metrics.parquet", index=False)
+    pd.concat(examples).assign(**ident).to_parquet(folder / "examples.parquet", index=False)
+    pd.DataFrame(columns=["step", "epoch", "split", "name", "value"]).to_parquet(folder / "curves.parquet")
+    manifest = {**ident, "task": task_description(task), "method": {"name": method, "params": {}}, "config": {},
+                "wall_seconds": 1.0}
+    (folder / "manifest.json").write_text(json.dumps(manifest))
+
+
+@pytest.fixture(scope="module")
+def store_root(tmp_path_factory):
+    """Four tasks × their methods × three seeds, and on DART seqkd and kl at encoder depths 1 and 2 (one decoder
+    layer, seeds 1 and 2): kl rises with depth and stays ahead of seqkd, which falls."""
+    root = tmp_path_factory.mktemp("findings")
+    for task, levels in LEVEL.items():
+        for method in levels:
+            if method == "teacher":
+                continue
+            for seed in SEEDS:
+                write_run(root, task, method, seed, levels, R_CVG.get(task, {}), TEACHER_DIST[task])
+    depth_levels = {1: {"seqkd": 31, "kl": 32}, 2: {"seqkd": 29, "kl": 34}}
+    for depth, levels in depth_levels.items():
+        for method in levels:
+            for seed in SEEDS[:2]:
+                write_run(root, "dart", method, seed, levels, {}, TEACHER_DIST["dart"], depth=depth, decoder=1)
+    return root
+
+
+@pytest.fixture(scope="module")
+def table(store_root):
+    store = load_store(store_root)
+    return fd.findings(store, summarise(store), "ci", n_samples=200)
+
+
+def rows(table, claim: str) -> pd.DataFrame:
+    data = table.data
+    return data[data["claim"] == claim].set_index("task")
+
+
+def test_pre_distillation_clearly_above_holds_clearly_below_fails_and_overlapping_is_undecided(table):
+    one = rows(table, "1")
+    assert list(one.index) == ["dart", "xsum", "wmt16_en_ro", "commonsense_dialogue"]   # the paper's order
+    assert one.loc["dart", "verdict"] == fd.HOLDS and one.loc["dart", "estimate"] == pytest.approx(3.0)
+    assert one.loc["dart", "ci_low"] > 0
+    assert one.loc["xsum", "verdict"] == fd.FAILS and one.loc["xsum", "ci_high"] < 0
+    assert one.loc["wmt16_en_ro", "verdict"] == fd.UNDECIDED
+    assert one.loc["wmt16_en_ro", "ci_low"] < 0 < one.loc["wmt16_en_ro", "ci_high"]
+    assert one.loc["wmt16_en_ro", "reason"] == "interval includes 0"
+
+
+def test_every_kd_method_is_compared_with_mle_at_mle_s_setting(table):
+    two = table.data[(table.data["claim"] == "2") & (table.data["task"] == "dart")]
+    assert [s.split()[0] for s in two["statement"]] == ["seqkd", "engine", "kl", "rkl", "js", "tvd"]
+    kl = two[two["statement"].str.startswith("kl ")].iloc[0]
+    assert kl["estimate"] == pytest.approx(5.0)        # the depth-2, two-decoder-layer row, not the Figure 2 rows
+    assert kl["verdict"] == fd.HOLDS
+    engine = two[two["statement"].str.startswith("engine ")].iloc[0]
+    assert engine["verdict"] == fd.HOLDS and engine["estimate"] == pytest.approx(0.5)
+    assert set(table.data[table.data["claim"] == "2"]["task"]) == set(LEVEL)   # only methods with data appear
+
+
+def test_welch_interval_is_the_t_interval_with_welch_satterthwaite_degrees_of_freedom():
+    scipy_stats = pytest.importorskip("scipy.stats")
+    a = {"model": "kl", "label": "kl", "n": 4, "values": [1.0, 2.0, 3.5, 2.5]}
+    b = {"model": "mle", "label": "mle", "n": 3, "values": [0.5, 0.7, 0.4]}
+    va, vb = np.var(a["values"], ddof=1) / 4, np.var(b["values"], ddof=1) / 3
+    df = (va + vb) ** 2 / (va ** 2 / 3 + vb ** 2 / 2)
+    half = scipy_stats.t.ppf(0.975, math.floor(df)) * math.sqrt(va + vb)
+    d = fd.difference(a, b)
+    assert d.estimate == pytest.approx(np.mean(a["values"]) - np.mean(b["values"]))
+    assert (d.low, d.high) == (pytest.approx(d.estimate - half, rel=1e-5), pytest.approx(d.estimate + half, rel=1e-5))
+    teacher = {"model": "teacher", "label": "teacher", "n": 1, "values": [3.0]}
+    one_sided = fd.difference(teacher, b)             # a fixed teacher: the student's one-sample interval
+    assert one_sided.high - one_sided.estimate == pytest.approx(
+        scipy_stats.t.ppf(0.975, 2) * np.std(b["values"], ddof=1) / math.sqrt(3), rel=1e-5)
+    assert fd.difference(teacher, teacher).exact
+    single = fd.difference({**a, "n": 1, "values": [1.0]}, b)
+    assert math.isnan(single.low) and fd.judge(single, 0.0) == (fd.UNDECIDED, "kl: one seed, no interval")
+
+
+def test_teacher_dist_order_and_the_dialogue_teacher_lead(table):
+    three = table.data[table.data["claim"] == "3a"]
+    assert list(three["statement"])[:3] == ["TeacherDist wmt16_en_ro < dart", "TeacherDist dart < xsum",
+                                            "TeacherDist xsum < commonsense_dialogue"]
+    assert list(three["task"]) == ["wmt16_en_ro, dart", "dart, xsum", "xsum, commonsense_dialogue", "all tasks"]
+    assert list(three["estimate"])[:3] == [10.0, 10.0, 10.0]
+    assert set(three["verdict"]) == {fd.HOLDS}
+    assert three["reason"].iloc[0].startswith("one teacher per task")
+    lead = rows(table, "3b")
+    assert list(lead.index) == ["commonsense_dialogue"]
+    assert lead.loc["commonsense_dialogue", "estimate"] == pytest.approx(5.0)
+    assert lead.loc["commonsense_dialogue", "threshold"] == 3.0
+    assert lead.loc["commonsense_dialogue", "verdict"] == fd.HOLDS
+
+
+def test_kl_coverage_risk_below_rkl_uses_the_stores_direction(table):
+    four = rows(table, "4")
+    assert four.loc["dart", "verdict"] == fd.HOLDS and four.loc["dart", "estimate"] == pytest.approx(0.5)
+    assert four.loc["xsum", "verdict"] == fd.FAILS and four.loc["xsum", "estimate"] == pytest.approx(-0.5)
+    assert four.loc["wmt16_en_ro", "verdict"] == fd.UNDECIDED                  # equal risks
+
+
+def test_js_within_the_best_methods_interval_and_tvd_outside_it(table):
+    five = table.data[(table.data["claim"] == "5") & (table.data["task"] == "dart")].set_index("statement")
+    js = five.loc[[s for s in five.index if s.startswith("js ")][0]]
+    tvd = five.loc[[s for s in five.index if s.startswith("tvd ")][0]]
+    assert js["verdict"] == fd.HOLDS and js["reason"] == "intervals overlap" and "best kl" in js["evidence"]
+    assert tvd["verdict"] == fd.FAILS and tvd["estimate"] == pytest.approx(-4.0)
+
+
+def test_kendall_tau_is_the_rank_agreement_tables(store_root, table):
+    store = load_store(store_root)
+    _, agreement = comparison(store, summarise(store), "dart", "ci", published(), n_samples=200)
+    tau = agreement.data[agreement.data["primary"]].iloc[0]
+    six = rows(table, "6a").loc["dart"]
+    assert six["estimate"] == pytest.approx(tau["kendall_tau"])
+    assert (six["ci_low"], six["ci_high"]) == (pytest.approx(tau["kendall_tau_ci_low"]),
+                                               pytest.approx(tau["kendall_tau_ci_high"]))
+    expected = (fd.HOLDS if tau["kendall_tau_ci_low"] > 0 else fd.FAILS if tau["kendall_tau_ci_high"] < 0
+                else fd.UNDECIDED)
+    assert six["verdict"] == expected
+
+
+def test_figure2_depth_trend_and_f_distill_ahead_of_seqkd(table):
+    trend = table.data[table.data["claim"] == "6b"].set_index("statement")
+    assert len(trend) == 2                                  # kl and seqkd at one decoder layer
+    kl = trend.loc[[s for s in trend.index if s.startswith("kl")][0]]
+    seqkd = trend.loc[[s for s in trend.index if s.startswith("seqkd")][0]]
+    assert kl["verdict"] == fd.HOLDS and "1→2: +2.00" in kl["evidence"]
+    assert seqkd["verdict"] == fd.FAILS and "1→2: -2.00" in seqkd["evidence"]
+    ahead = table.data[table.data["claim"] == "6c"]
+    assert len(ahead) == 1 and ahead["verdict"].iloc[0] == fd.HOLDS
+    assert "1: +1.00" in ahead["evidence"].iloc[0] and "2: +5.00" in ahead["evidence"].iloc[0]
+    assert "(CIs overlap)" in ahead["evidence"].iloc[0] and "(CIs apart)" in ahead["evidence"].iloc[0]
+
+
+def test_one_seed_is_undecided_and_a_reversed_teacher_order_fails(tmp_path):
+    levels = {"mle": 30, "predistill": 33, "kl": 35, "rkl": 34}
+    write_run(tmp_path, "dart", "mle", 1, levels, {}, 20.0)
+    for method in ("predistill", "kl", "rkl"):
+        write_run(tmp_path, "dart", method, 1, levels, {}, 20.0)
+        write_run(tmp_path, "wmt16_en_ro", method, 1, levels, {}, 30.0)
+    write_run(tmp_path, "wmt16_en_ro", "mle", 1, levels, {}, 30.0)
+    store = load_store(tmp_path)
+    data = fd.findings(store, summarise(store), "ci", n_samples=50).data
+    one = data[data["claim"] == "1"].set_index("task")
+    assert set(one["verdict"]) == {fd.UNDECIDED}
+    assert one.loc["dart", "reason"] == "predistill: one seed, no interval"
+    order = data[data["claim"] == "3a"].set_index("task")
+    assert order.loc["wmt16_en_ro, dart", "verdict"] == fd.FAILS
+    assert order.loc["all tasks", "verdict"] == fd.FAILS
+    assert not (data["claim"] == "3b").any() and not (data["claim"] == "6b").any()   # no data: no row
+
+
+def test_the_report_writes_the_findings_table_in_every_format(store_root, tmp_path):
+    report = build_report(store_root, tmp_path / "out", baseline=None, n_samples=50)
+    for suffix in ("md", "tex", "csv"):
+        assert (tmp_path / "out" / "tables" / f"findings_ci.{suffix}").stat().st_size > 0
+    md = (tmp_path / "out" / "report.md").read_text()
+    headings = [line[3:] for line in md.splitlines() if line.startswith("## ")]
+    assert headings[:2] == ["all tasks — ci profile", "The paper's findings, re-tested — ci profile"]
+    assert "### The paper's findings, re-tested (ci profile)" in md
+    assert 'id="findings_ci"' in (tmp_path / "out" / "report.html").read_text()
+    csv = pd.read_csv(tmp_path / "out" / "tables" / "findings_ci.csv")
+    assert {"claim", "task", "estimate", "ci_low", "ci_high", "verdict", "reason"} <= set(csv.columns)
+    assert "findings_ci" in report.tables
