@@ -337,13 +337,17 @@ def _name(model: str, other: dict, series: dict) -> str:
     return row_label(model, other) if sum(m == model for m, _ in series) > 1 else model
 
 
+def _depth_views(ctx: Context):
+    """(view, its depth series, its primary metric) of each task whose store varies the encoder depth."""
+    for view in ctx.views.values():
+        if DEPTH in size_axes(ctx.summary, view.task, ctx.profile):
+            yield view, _depth_series(ctx, view), view.info.primary
+
+
 def depth_trend(ctx: Context) -> list[Finding]:
     """6b. Figure 2: the primary metric rises with the student's encoder depth, for each method."""
     rows = []
-    for view in ctx.views.values():
-        if DEPTH not in size_axes(ctx.summary, view.task, ctx.profile):
-            continue
-        series, metric = _depth_series(ctx, view), view.info.primary
+    for view, series, metric in _depth_views(ctx):
         for (model, _), (other, by_depth) in series.items():
             depths = sorted(by_depth)
             steps = [(a, b, better(by_depth[b], by_depth[a], view.lower(metric))) for a, b in zip(depths, depths[1:])]
@@ -358,10 +362,7 @@ def depth_trend(ctx: Context) -> list[Finding]:
 def ahead_of_seqkd(ctx: Context) -> list[Finding]:
     """6c. Figure 2: every f-DISTILL method is ahead of SeqKD at every encoder depth (interval overlap noted)."""
     rows = []
-    for view in ctx.views.values():
-        if DEPTH not in size_axes(ctx.summary, view.task, ctx.profile):
-            continue
-        series, metric = _depth_series(ctx, view), view.info.primary
+    for view, series, metric in _depth_views(ctx):
         seqkd = [(other, by_depth) for (model, _), (other, by_depth) in series.items() if model == SEQKD]
         for (model, _), (other, by_depth) in series.items():
             if model not in F_DISTILL:
