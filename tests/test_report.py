@@ -121,7 +121,7 @@ def test_every_output_is_written(report):
 def test_table2_numbers_are_the_parquet_numbers(grid, report):
     table = csv(report, "table2_dart_ci")
     default = ~table["setting"].fillna("").str.contains("encoder_layers=2")
-    assert set(table.loc[~default, "model"]) == {"predistill", "tvd"}
+    assert default.all()     # the deeper student's rows are Figure 2's, not Table 2's
     for metric in ("bleu", "chrf", "ter"):
         for method in ("mle", "seqkd", "kl", "js", "tvd"):
             values = own_values(grid, method, metric)
@@ -143,7 +143,7 @@ def test_table2_numbers_are_the_parquet_numbers(grid, report):
     md = (report / "tables" / "table2_dart_ci.md").read_text()
     mean, ci = t_ci(own_values(grid, "kl", "ter").values())
     kl_line = next(line for line in md.splitlines() if line.startswith("| kl |"))
-    assert "| tvd (student.encoder_layers=2) | 1 |" in md
+    assert "encoder_layers" not in md and "| tvd | 2 |" in md
     assert f"{mean:.2f}" in kl_line and f"± {ci:.2f}" in kl_line
     # bold: the best student of each metric
     for metric, lower in (("bleu", False), ("ter", True)):

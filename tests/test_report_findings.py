@@ -38,9 +38,10 @@ def task_description(task: str) -> dict:
 
 
 def write_run(root, task: str, method: str, seed: int, level: dict, r_cvg: dict, teacher_dist: float,
-              depth: int = 2, decoder: int = 2) -> None:
-    """One run: the teacher, pre-distill (for a KD method) and the method's own model, every metric written."""
-    run_id = f"{task}-{method}-{seed}-{depth}-{decoder}"
+              depth: int = 2, decoder: int = 2, source: str = "embedded") -> None:
+    """One run: the teacher, pre-distill (for a KD method) and the method's own model, every metric written.
+    ``source``: the run's ``data.source`` (anything but embedded: released data, reported as ``<task>-real``)."""
+    run_id = f"{task}-{method}-{seed}-{depth}-{decoder}-{source}"
     folder = root / "runs" / run_id
     folder.mkdir(parents=True)
     ident = {"run_id": run_id, "task": task, "method": method, "profile": "ci", "seed": seed}
@@ -49,7 +50,7 @@ def write_run(root, task: str, method: str, seed: int, level: dict, r_cvg: dict,
     rows, examples = [], []
     for model in models:
         teacher = model == "teacher"
-        key = "teacher-" + task if teacher else f"{model}-{task}-{seed}-{depth}-{decoder}"
+        key = f"teacher-{task}-{source}" if teacher else f"{model}-{task}-{seed}-{depth}-{decoder}-{source}"
         mean = level.get(model, 50.0) + (0.0 if teacher else JITTER[seed])
         spread = np.random.default_rng([seed, len(model)]).integers(-4, 5, INPUTS) / 4.0
         scores = mean + spread - spread.mean()
@@ -67,7 +68,8 @@ def write_run(root, task: str, method: str, seed: int, level: dict, r_cvg: dict,
     pd.DataFrame(rows).to_parquet(folder / "metrics.parquet", index=False)
     pd.concat(examples).assign(**ident).to_parquet(folder / "examples.parquet", index=False)
     pd.DataFrame(columns=["step", "epoch", "split", "name", "value"]).to_parquet(folder / "curves.parquet")
-    manifest = {**ident, "task": task_description(task), "method": {"name": method, "params": {}}, "config": {},
+    manifest = {**ident, "task": task_description(task), "method": {"name": method, "params": {}},
+                "config": {"data": {"source": source}},
                 "wall_seconds": 1.0}
     (folder / "manifest.json").write_text(json.dumps(manifest))
 
@@ -229,3 +231,57 @@ def test_the_report_writes_the_findings_table_in_every_format(store_root, tmp_pa
     csv = pd.read_csv(tmp_path / "out" / "tables" / "findings_ci.csv")
     assert {"claim", "task", "estimate", "ci_low", "ci_high", "verdict", "reason"} <= set(csv.columns)
     assert "findings_ci" in report.tables
+
+
+def test_table2_shows_the_rows_at_mle_s_setting_and_figure2_the_sizes(store_root):
+    store = load_store(store_root)
+    summary = summarise(store)
+    from harness.reporting.tables import figure2, table2
+    labels = [row[0].text for row in table2(store, summary, "dart", "ci", None, n_samples=50).rows]
+    assert labels == ["teacher", "mle", "predistill", "seqkd", "engine", "kl", "rkl", "js", "tvd"]
+    fig2 = figure2(store, summary, "dart", "ci", "student.encoder_layers")
+    assert {row[0].text for row in fig2.rows} >= {"seqkd (student.decoder_layers=1)", "kl (student.decoder_layers=1)"}
+
+
+def _real_text_store(root, real_levels: dict) -> None:
+    twin = {"mle": 30, "predistill": 31, "seqkd": 32, "kl": 34, "rkl": 33}
+    for source, levels in (("embedded", twin), ("local", real_levels)):
+        for method in levels:
+            for seed in SEEDS:
+                write_run(root, "dart", method, seed, levels, {}, 20.0, source=source)
+
+
+@pytest.mark.parametrize("real, expected", [
+    ({"mle": 20, "predistill": 21, "seqkd": 22, "kl": 24, "rkl": 23}, 1.0),    # the same order
+    ({"mle": 24, "predistill": 23, "seqkd": 22, "kl": 20, "rkl": 21}, -1.0),   # reversed
+    ({"mle": 22, "predistill": 20, "seqkd": 24, "kl": 21, "rkl": 23}, None),   # shuffled: brute force
+])
+def test_real_text_runs_are_their_own_task_and_tau_compares_the_orders(tmp_path, real, expected):
+    from itertools import combinations
+
+    from harness.reporting.real_text import real_text
+    _real_text_store(tmp_path, real)
+    store = load_store(tmp_path)
+    summary = summarise(store)
+    assert set(summary["task"]) == {"dart", "dart-real"}
+    mle = summary[(summary["model"] == "mle") & (summary["metric"] == "bleu")].set_index("task")
+    assert mle.loc["dart", "n"] == 3 and mle.loc["dart-real", "n"] == 3     # never averaged together
+    assert mle.loc["dart-real", "mean"] == pytest.approx(real["mle"])
+    table = real_text(store, summary, "ci", n_samples=100)
+    row = table.data.iloc[0]
+    assert row["task"] == "dart" and row["n_methods"] == 5
+    twin = {"mle": 30, "predistill": 31, "seqkd": 32, "kl": 34, "rkl": 33}
+    methods = row["methods"].split()
+    pairs = list(combinations(methods, 2))
+    concordant = sum(np.sign(twin[a] - twin[b]) * np.sign(real[a] - real[b]) for a, b in pairs)
+    assert row["kendall_tau"] == pytest.approx(concordant / len(pairs))     # no ties: τ-b = (C − D) / pairs
+    if expected is not None:
+        assert row["kendall_tau"] == pytest.approx(expected)
+    assert row["kendall_tau_ci_low"] <= row["kendall_tau"] + 1e-9 and row["kendall_tau_ci_high"] >= -1
+
+
+def test_a_report_with_real_text_writes_its_section(tmp_path):
+    _real_text_store(tmp_path / "results", {"mle": 20, "predistill": 21, "seqkd": 22, "kl": 24, "rkl": 23})
+    report = build_report(tmp_path / "results", tmp_path / "out", n_samples=50)
+    assert "real_text_ci" in report.tables and "table2_dart-real_ci" in report.tables
+    assert "Twin vs real text" in (tmp_path / "out" / "report.md").read_text()

@@ -16,10 +16,11 @@ from . import html as html_page
 from . import plots
 from .load import Store, is_cost, load_store, of_task
 from .findings import findings
+from .real_text import real_text
 from .paper import comparison, published, published_table
 from .render import Table, to_csv, to_latex, to_markdown
 from .store_table import store_table
-from .summary import lookup, rows_of, setting_label, summarise
+from .summary import lookup, setting_label, summarise, table_rows
 from .tables import figure2, overview, size_axes, stage_times, table2, table3, table4
 
 
@@ -101,6 +102,10 @@ def _build(results_dir, out_dir: Path, compare, baseline, n_samples, screenshot,
         if claims is not None:
             _add_table(report, claims)
             front.append((f"The paper's findings, re-tested — {profile} profile", [claims]))
+        twin_vs_real = real_text(store, summary, profile, n_samples)
+        if twin_vs_real is not None:
+            _add_table(report, twin_vs_real)
+            front.append((f"Twin vs real text — {profile} profile", [twin_vs_real]))
     sections = front + sections
 
     _write(report, "summary.csv", _summary_frame(summary).to_csv(index=False))
@@ -125,8 +130,8 @@ def _build(results_dir, out_dir: Path, compare, baseline, n_samples, screenshot,
 
 def _task_section(report, store, summary, curves, task, profile, baseline, n_samples, paper) -> list:
     info = store.task_info(task, profile)
-    rows, look = rows_of(summary, task, profile), lookup(summary, task, profile)
-    labels = [label for label, _, _ in rows]
+    look = lookup(summary, task, profile)
+    labels = [label for label, _, _ in table_rows(summary, task, profile)]
     title = f"{task} ({profile} profile)"
     items: list = []
 

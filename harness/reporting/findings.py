@@ -11,9 +11,9 @@ them in :data:`CLAIMS` order as one table. A claim compares a statistic with a t
 * *holds*: the interval lies above the threshold; *does not hold*: below it; *undecided*: it includes the
   threshold, or a row has one seed (no interval), and the row says which.
 
-Rows of a task are taken at one setting: that of MLE's row with the most seeds (each model's row that
-agrees with it on every axis both name, the one with the most seeds; without MLE, each model's row with
-the most seeds). Only claims the store has data for appear.
+Rows of a task are taken at one setting: :func:`~harness.reporting.summary.common_rows` (each model's row
+that agrees with MLE's row with the most seeds on every axis both name, the one with the most seeds).
+Only claims the store has data for appear.
 """
 
 from __future__ import annotations
@@ -31,10 +31,9 @@ from .load import Store, TaskInfo, of_task
 from .paper import comparison, published
 from .render import Cell, Table
 from .stats import t_quantile_975
-from .summary import lookup, row_label, rows_of, setting_label
+from .summary import MLE, agrees, common_rows, lookup, row_label, rows_of, setting_label
 from .tables import metric_label, size_axes
 
-MLE = "mle"
 SEQKD = "seqkd"
 F_DISTILL = ("kl", "rkl", "js", "tvd")
 NEAR_BEST = ("js", "tvd")
@@ -164,24 +163,6 @@ class View:
 
     def lower(self, metric: str) -> bool:
         return metric in self.info.lower_is_better
-
-
-def _agrees(setting: dict, other: dict) -> bool:
-    return all(v is None or other.get(a) is None or other[a] == v for a, v in setting.items())
-
-
-def common_rows(summary: pd.DataFrame, task: str, profile: str) -> dict[str, str]:
-    """model → the label of its row at the setting of MLE's row with the most seeds (see the module)."""
-    rows = rows_of(summary, task, profile)
-    part = of_task(summary, task, profile)
-    seeds = {label: int(part.loc[part["label"] == label, "n"].max()) for label, _, _ in rows}
-    mle = [r for r in rows if r[1] == MLE]
-    anchor = max(mle, key=lambda r: seeds[r[0]])[2] if mle else {}
-    chosen: dict[str, str] = {}
-    for label, model, setting in rows:
-        if _agrees(setting, anchor) and (model not in chosen or seeds[label] > seeds[chosen[model]]):
-            chosen[model] = label
-    return chosen
 
 
 @dataclass
@@ -367,7 +348,7 @@ def ahead_of_seqkd(ctx: Context) -> list[Finding]:
         for (model, _), (other, by_depth) in series.items():
             if model not in F_DISTILL:
                 continue
-            base = next((b for o, b in seqkd if _agrees(o, other)), None)
+            base = next((b for o, b in seqkd if agrees(o, other)), None)
             depths = sorted(set(by_depth) & set(base or {}))
             if not depths:
                 continue

@@ -69,6 +69,7 @@ class Store:
     run_models: pd.DataFrame    # (run_id, model) → stage_key of that model's evaluation, for every run
     tasks: dict[str, dict]      # task name → its description (the manifests' ``task``)
     methods: dict[str, dict]    # run_id → the description of the method it ran, parameters as run
+    run_tasks: dict[str, str]   # run_id → the task it is reported under (:func:`report_task`)
     _runs: dict[str, pd.DataFrame] = field(default_factory=dict, repr=False)
     _builds: pd.DataFrame | None = field(default=None, repr=False)   # stage_builds(), read once
     bootstraps: dict = field(default_factory=dict, repr=False)      # rows' resampled scores, drawn once per report
@@ -118,7 +119,7 @@ class Store:
         if not frames:
             return pd.DataFrame(columns=["task", "profile", "model", "stage_key", "step", "epoch", "split", "name",
                                          "value"])
-        curves = pd.concat(frames, ignore_index=True).rename(columns={"stage": "model"})
+        curves = _as_reported(pd.concat(frames, ignore_index=True), self.run_tasks).rename(columns={"stage": "model"})
         # a curve belongs to the evaluation of the same model in the same run
         curves = curves.merge(self.run_models, on=["run_id", "model"], how="inner")
         curves = curves.drop_duplicates(["task", "profile", "model", "stage_key", "step", "split", "name"])
@@ -128,7 +129,7 @@ class Store:
         """Every stage the runs used, once per (stage, key): what building it cost (compute.parquet)."""
         if self._builds is None:
             frames = [f for f in (pd.read_parquet(p) for p in self._files("compute.parquet")) if len(f)]
-            builds = (pd.concat(frames, ignore_index=True) if frames
+            builds = (_as_reported(pd.concat(frames, ignore_index=True), self.run_tasks) if frames
                       else pd.DataFrame(columns=["task", "profile", "stage_name", "stage_key", "seconds"]))
             self._builds = builds.drop_duplicates(["task", "profile", "stage_name", "stage_key"]).reset_index(drop=True)
         return self._builds
@@ -185,15 +186,37 @@ def _total(stage: pd.Series, names: tuple[str, ...]):
     return sum(values) if values else None
 
 
-def run_descriptions(root: Path) -> tuple[dict[str, dict], dict[str, dict]]:
-    """(task name → task description, run_id → method description) from the runs' manifests (filled by
-    :func:`harness.store.read.read_manifest` for runs written before manifests described them)."""
-    tasks, methods = {}, {}
+REAL_TEXT = "-real"   # the suffix of a task's report view on released data (a local file or a hub data set)
+
+
+def report_task(manifest: dict) -> str:
+    """The task a run's results are reported under: its task's name, with :data:`REAL_TEXT` appended when the run
+    read released data instead of the embedded twin — the same task on real text is compared with its twin
+    (the real-text section), never averaged with it."""
+    name = manifest["task"]["name"]
+    source = (manifest.get("config") or {}).get("data", {}).get("source", "embedded")
+    return name + REAL_TEXT if source != "embedded" else name
+
+
+def run_descriptions(root: Path) -> tuple[dict[str, dict], dict[str, dict], dict[str, str]]:
+    """(report task → task description, run_id → method description, run_id → report task) from the runs'
+    manifests (filled by :func:`harness.store.read.read_manifest` for runs written before manifests described
+    them)."""
+    tasks, methods, run_tasks = {}, {}, {}
     for folder in run_folders(root):
         manifest = read_manifest(folder)
-        tasks.setdefault(manifest["task"]["name"], manifest["task"])
+        task = report_task(manifest)
+        tasks.setdefault(task, manifest["task"])
         methods[manifest["run_id"]] = manifest["method"]
-    return tasks, methods
+        run_tasks[manifest["run_id"]] = task
+    return tasks, methods, run_tasks
+
+
+def _as_reported(frame: pd.DataFrame, run_tasks: dict[str, str]) -> pd.DataFrame:
+    """``frame`` (rows with ``run_id`` and ``task``) with each run's task replaced by its report task."""
+    if not len(frame) or "run_id" not in frame.columns:
+        return frame
+    return frame.assign(task=frame["run_id"].map(run_tasks).fillna(frame["task"]))
 
 
 def load_store(results_dir: str | Path) -> Store:
@@ -205,7 +228,8 @@ def load_store(results_dir: str | Path) -> Store:
     missing = [c for c in BASE_COLUMNS if c not in raw.columns]
     if missing:
         raise HarnessError(f"{root}: metrics.parquet lacks the columns {', '.join(missing)}")
-    raw = raw[raw["split"] == "test"]
+    tasks, methods, run_tasks = run_descriptions(root)
+    raw = _as_reported(raw[raw["split"] == "test"], run_tasks)
     extra = [c for c in raw.columns if c not in BASE_COLUMNS and c not in NOT_AXES]
     costs = [c for c in extra if is_cost(c)]
     axes = [c for c in extra if c not in costs]
@@ -230,8 +254,7 @@ def load_store(results_dir: str | Path) -> Store:
     per_metric = raw.groupby(EVALUATION + ["metric"], sort=False).agg(
         value=("value", "first"), signature=("signature", "first"), higher_is_better=("higher_is_better", "first"))
     evaluations = per_metric.reset_index().merge(ident.reset_index(), on=EVALUATION, how="left")
-    tasks, methods = run_descriptions(root)
-    return Store(root, evaluations, axes, raw["run_id"].nunique(), run_models, tasks, methods)
+    return Store(root, evaluations, axes, raw["run_id"].nunique(), run_models, tasks, methods, run_tasks)
 
 
 def _one_evaluation_per_model(root: Path, raw: pd.DataFrame) -> pd.DataFrame:

@@ -20,11 +20,11 @@ import numpy as np
 import pandas as pd
 
 from ..paper import KD_METHODS, PAPER_METRICS
-from .load import Store, of_task
+from .load import Store
 from .render import Cell, Table
 from .stability import interval, resampled_rows
 from .stats import kendall_tau
-from .summary import lookup, rows_of
+from .summary import common_rows, lookup
 from .tables import metric_label
 
 
@@ -33,17 +33,6 @@ def published() -> pd.DataFrame:
     with resources.files(__package__).joinpath("paper_results.csv").open("r", encoding="utf-8") as f:
         frame = pd.read_csv(f, dtype={"setting": str}, keep_default_na=False)
     return frame.assign(value=frame["value"].astype(float))
-
-
-def _reference_rows(summary: pd.DataFrame, task: str, profile: str) -> dict[str, str]:
-    """model → the label of its row with the most seeds (the first such row on ties)."""
-    chosen: dict[str, tuple[int, str]] = {}
-    part = of_task(summary, task, profile)
-    for label, model, _ in rows_of(summary, task, profile):
-        n = int(part.loc[part["label"] == label, "n"].max())
-        if model not in chosen or n > chosen[model][0]:
-            chosen[model] = (n, label)
-    return {m: lab for m, (_, lab) in chosen.items()}
 
 
 def comparable_metrics(described: dict) -> dict[str, str]:
@@ -64,7 +53,7 @@ def comparison(store: Store, summary: pd.DataFrame, task: str, profile: str,
     if pub.empty:
         return None
     info = store.task_info(task, profile)
-    look, ours = lookup(summary, task, profile), _reference_rows(summary, task, profile)
+    look, ours = lookup(summary, task, profile), common_rows(summary, task, profile)
 
     def held(metric: str) -> bool:
         return any((lab, metric) in look for lab in ours.values())
@@ -104,8 +93,8 @@ def comparison(store: Store, summary: pd.DataFrame, task: str, profile: str,
         tau = kendall_tau(theirs, mine) if len(shared) >= 2 else math.nan
         low, high = _tau_interval(store, {ours[m]: look[(ours[m], mine_metric)] for m in shared}, theirs, lower,
                                   n_samples)
-        order_p = " > ".join(_order(shared, theirs, lower))
-        order_o = " > ".join(_order(shared, mine, lower))
+        order_p = " > ".join(best_first(shared, theirs, lower))
+        order_o = " > ".join(best_first(shared, mine, lower))
         tau_rows.append([Cell(text=_paper_label(metric, mine_metric, info)),
                          Cell(text=metric_label(mine_metric, info.lower_is_better)), Cell(text=str(len(shared))),
                          Cell(tau), Cell(text=f"[{low:.2f}, {high:.2f}]" if math.isfinite(low) else "—"),
@@ -141,7 +130,7 @@ def _paper_label(metric: str, ours: str, info) -> str:
     return metric_label(metric, frozenset({metric}) if ours in info.lower_is_better else frozenset())
 
 
-def _order(models: list[str], values: list[float], lower: bool) -> list[str]:
+def best_first(models: list[str], values: list[float], lower: bool) -> list[str]:
     """Best first; methods equal at two decimals share a place (``kl = js``)."""
     places: dict[float, list[str]] = {}
     for model, value in zip(models, values):

@@ -18,6 +18,8 @@ from ..paper import MODELS, order_key
 from .load import Store, of_task
 from .stats import mean_ci
 
+MLE = "mle"   # the anchor of a task's main rows
+
 
 @dataclass(frozen=True)
 class Replicate:
@@ -95,6 +97,44 @@ def rows_of(summary: pd.DataFrame, task: str, profile: str) -> list[tuple[str, s
             seen.add(line.label)
             rows.append((line.label, line.model, line.setting))
     return rows
+
+
+def agrees(setting: dict, other: dict) -> bool:
+    return all(v is None or other.get(a) is None or other[a] == v for a, v in setting.items())
+
+
+def table_rows(summary: pd.DataFrame, task: str, profile: str) -> list[tuple[str, str, dict]]:
+    """The rows of a task's main tables (Table 2, Table 3, the overview): those that agree with the setting of
+    MLE's row with the most seeds on every axis both name (every row when the task has no MLE row). Rows at
+    other settings (Figure 2's student sizes, the teacher-output store's k) have tables of their own."""
+    rows = rows_of(summary, task, profile)
+    part = of_task(summary, task, profile)
+    mle = [r for r in rows if r[1] == MLE]
+    if not mle:
+        return rows
+    seeds = part.groupby("label")["n"].max()
+    anchor = max(mle, key=lambda r: seeds[r[0]])[2]
+    return [r for r in rows if agrees(r[2], anchor)]
+
+
+def display_labels(rows: list[tuple[str, str, dict]]) -> dict[str, str]:
+    """label → the text a table shows for it: the model's name where the table has one row of that model."""
+    count: dict[str, int] = {}
+    for _, model, _ in rows:
+        count[model] = count.get(model, 0) + 1
+    return {label: model if count[model] == 1 else label for label, model, _ in rows}
+
+
+def common_rows(summary: pd.DataFrame, task: str, profile: str) -> dict[str, str]:
+    """model → the label of its row among :func:`table_rows` with the most seeds (the first on ties): the one row
+    per model that claims and comparisons read."""
+    part = of_task(summary, task, profile)
+    seeds = part.groupby("label")["n"].max()
+    chosen: dict[str, str] = {}
+    for label, model, _ in table_rows(summary, task, profile):
+        if model not in chosen or seeds[label] > seeds[chosen[model]]:
+            chosen[model] = label
+    return chosen
 
 
 def lookup(summary: pd.DataFrame, task: str, profile: str) -> dict[tuple[str, str], dict]:

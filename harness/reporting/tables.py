@@ -14,13 +14,13 @@ import math
 import numpy as np
 import pandas as pd
 
-from ..paper import LABELS
+from ..paper import LABELS, MODELS, order_key
 from ..store.labels import PREDISTILL, PSEUDO_LABELS, TEACHER, TOKENIZER
 from .load import FIDELITY, RISKS, TEACHER_DIST, Store, is_cost, of_task
 from .render import Cell, Table
 from .stability import RankStability, rank_stability, resampled_rows
 from .stats import Paired, paired_p_value
-from .summary import lookup, row_label, rows_of, setting_label, short_axis
+from .summary import common_rows, display_labels, lookup, row_label, rows_of, setting_label, short_axis, table_rows
 
 ALPHA = 0.05
 
@@ -100,14 +100,15 @@ def table2(store: Store, summary: pd.DataFrame, task: str, profile: str, baselin
     info = store.task_info(task, profile)
     if not info.metrics:
         return None
-    rows, look = rows_of(summary, task, profile), lookup(summary, task, profile)
+    rows, look = table_rows(summary, task, profile), lookup(summary, task, profile)
     students = [r for r in rows if r[1] != "teacher"]
     best = {m: _best({lab: look[(lab, m)]["mean"] for lab, _, _ in students if (lab, m) in look},
                      m in info.lower_is_better) for m in info.metrics}
     stability = primary_stability(store, look, students, info, n_samples)
+    shown = display_labels(rows)
     out_rows, data = [], []
     for label, model, setting in rows:
-        cells = [Cell(text=label), Cell(text=str(max((look[(label, m)]["n"] for m in info.metrics
+        cells = [Cell(text=shown[label]), Cell(text=str(max((look[(label, m)]["n"] for m in info.metrics
                                                       if (label, m) in look), default=0)))]
         for metric in info.metrics:
             line = look.get((label, metric))
@@ -163,16 +164,17 @@ def _rank_text(kept: RankStability | None) -> str:
 # --------------------------------------------------------------------------- Table 3
 def table3(store: Store, summary: pd.DataFrame, task: str, profile: str) -> Table | None:
     info = store.task_info(task, profile)
-    rows, look = rows_of(summary, task, profile), lookup(summary, task, profile)
+    rows, look = table_rows(summary, task, profile), lookup(summary, task, profile)
     metrics = [m for m in (*RISKS, *FIDELITY, *TEACHER_DIST) if any((lab, m) in look for lab, _, _ in rows)]
     if not any(m in RISKS or m in FIDELITY for m in metrics):
         return None
     students = [r for r in rows if r[1] != "teacher"]
     best = {m: _best({lab: look[(lab, m)]["mean"] for lab, _, _ in students if (lab, m) in look},
                      m in info.lower_is_better) for m in (*RISKS, *FIDELITY)}
+    shown = display_labels(rows)
     out_rows, data = [], []
     for label, _, _ in rows:
-        cells = [Cell(text=label)]
+        cells = [Cell(text=shown[label])]
         for metric in metrics:
             line = look.get((label, metric))
             if line is None:
@@ -360,33 +362,38 @@ def stage_times(builds: pd.DataFrame, task: str | None, profile: str) -> Table |
 
 
 def overview(store: Store, summary: pd.DataFrame, profile: str, tasks: list[str]) -> Table | None:
-    """The paper's Table 2 layout: one row per model, every task's metrics side by side (means; bold: best student)."""
+    """The paper's Table 2 layout: one row per model (its :func:`~harness.reporting.summary.common_rows` row in
+    each task), every task's metrics side by side (means; bold: best student)."""
     columns, look, order = [], {}, []
     for task in tasks:
         info = store.task_info(task, profile)
-        look.update({(task, *key): line for key, line in lookup(summary, task, profile).items()})
+        task_look = lookup(summary, task, profile)
+        look.update({(task, model, metric): task_look[(label, metric)]
+                     for model, label in common_rows(summary, task, profile).items()
+                     for metric in info.metrics if (label, metric) in task_look})
         columns += [(task, m, info.lower_is_better) for m in info.metrics]
-        order += [label for label, _, _ in rows_of(summary, task, profile) if label not in order]
+        order += [model for model in common_rows(summary, task, profile) if model not in order]
     if len(tasks) < 2 or not columns:
         return None
+    order = sorted(order, key=lambda model: order_key(model, MODELS))
     best = {}
     for task, metric, lower in columns:
-        values = {lab: look[(task, lab, metric)]["mean"] for lab in order
-                  if lab != "teacher" and (task, lab, metric) in look}
+        values = {model: look[(task, model, metric)]["mean"] for model in order
+                  if model != "teacher" and (task, model, metric) in look}
         best[(task, metric)] = _best(values, metric in lower)
     rows, data = [], []
-    for label in order:
-        cells = [Cell(text=label)]
+    for model in order:
+        cells = [Cell(text=model)]
         for task, metric, _ in columns:
-            line = look.get((task, label, metric))
+            line = look.get((task, model, metric))
             if line is None:
                 cells.append(Cell())
                 continue
-            bold = label in best[(task, metric)]
+            bold = model in best[(task, metric)]
             cells.append(Cell(line["mean"], bold=bold))
             data.append(_tidy(line, best=bold))
         rows.append(cells)
     header = ["model"] + [f"{task} {metric_label(metric, lower)}" for task, metric, lower in columns]
     return Table(f"overview_{profile}", f"Table 2 — every task ({profile} profile)", header, rows,
-                 "Test-split means over seeds (the per-task tables give n and 95% CIs). Bold: best student.",
-                 pd.DataFrame(data))
+                 "Test-split means over seeds of each model's main row (the per-task tables give n, 95% CIs and "
+                 "other settings). Bold: best student.", pd.DataFrame(data))

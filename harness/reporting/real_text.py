@@ -1,0 +1,85 @@
+"""Does a twin predict real text? The order of methods on a task's embedded twin against its order on released
+data at the same model size (runs with ``data.source`` local or hub, reported as ``<task>-real``).
+
+Per task with both views in one profile: the students both views hold (each model's row from
+:func:`~harness.reporting.summary.common_rows`), their primary-metric means over seeds on the twin and on real
+text, and Kendall's τ-b between the two orders. τ's 95% interval: the 2.5–97.5 percentiles of τ over the
+two-level bootstrap (seeds, then test inputs) of each view, drawn independently for the two views (their test
+inputs are unrelated) and paired by resample index.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pandas as pd
+
+from ..paper import TASKS, order_key
+from .load import REAL_TEXT, Store
+from .paper import best_first
+from .render import Cell, Table
+from .stability import interval, resampled_rows
+from .stats import kendall_tau
+from .summary import common_rows, lookup
+from .tables import metric_label
+
+TEACHER = "teacher"
+
+
+def real_text(store: Store, summary: pd.DataFrame, profile: str, n_samples: int = 1000) -> Table | None:
+    """One row per task that has both its twin and its real-text view in ``profile``; None when none has."""
+    present = set(summary.loc[summary["profile"] == profile, "task"])
+    twins = sorted((t for t in present if t + REAL_TEXT in present), key=lambda t: order_key(t, TASKS))
+    rows, data = [], []
+    for task in twins:
+        real = task + REAL_TEXT
+        info = store.task_info(task, profile)
+        metric, lower = info.primary, info.primary in info.lower_is_better
+        if metric not in store.task_info(real, profile).metrics:
+            continue
+        views = {}
+        for name in (task, real):
+            look, chosen = lookup(summary, name, profile), common_rows(summary, name, profile)
+            views[name] = {m: look[(label, metric)] for m, label in chosen.items()
+                           if m != TEACHER and (label, metric) in look}
+        models = [m for m in views[task] if m in views[real]]
+        if len(models) < 2:
+            continue
+        twin = [views[task][m]["mean"] for m in models]
+        ours = [views[real][m]["mean"] for m in models]
+        tau = kendall_tau(twin, ours)
+        low, high = _tau_interval(store, views[task], views[real], models, lower, n_samples)
+        seeds = min(min(views[v][m]["n"] for m in models) for v in views)
+        twin_order, real_order = " > ".join(best_first(models, twin, lower)), " > ".join(best_first(models, ours, lower))
+        rows.append([Cell(text=task), Cell(text=metric_label(metric, info.lower_is_better)),
+                     Cell(text=str(len(models))), Cell(text=str(seeds)), Cell(tau),
+                     Cell(text=f"[{low:.2f}, {high:.2f}]" if math.isfinite(low) else "—"),
+                     Cell(text=twin_order), Cell(text=real_order)])
+        data.append({"task": task, "profile": profile, "metric": metric, "n_methods": len(models), "min_seeds": seeds,
+                     "kendall_tau": tau, "kendall_tau_ci_low": low, "kendall_tau_ci_high": high,
+                     "methods": " ".join(models), "twin": " ".join(f"{v:.4g}" for v in twin),
+                     "real": " ".join(f"{v:.4g}" for v in ours), "twin_order": twin_order, "real_order": real_order})
+    if not rows:
+        return None
+    caption = (f"Kendall's τ-b between the order of the students on the embedded twin and on real text "
+               f"(<task>{REAL_TEXT}: released data at the twin's sizes and model size), by the task's primary metric's "
+               f"mean over seeds; 1 = the twin predicts the order, −1 = it reverses it. Interval: 2.5–97.5 "
+               f"percentiles of τ over {n_samples} two-level bootstrap resamples (seeds, then test inputs) of each "
+               f"view, drawn independently; — where a metric cannot be recomputed from the examples. min seeds: the "
+               f"fewest seeds of any row in either view.")
+    return Table(f"real_text_{profile}", f"Twin vs real text: the order of methods ({profile} profile)",
+                 ["task", "metric", "methods", "min seeds", "Kendall τ", "τ 95% interval", "twin: best → worst",
+                  "real text: best → worst"], rows, caption, pd.DataFrame(data))
+
+
+def _tau_interval(store: Store, twin: dict[str, dict], real: dict[str, dict], models: list[str], lower: bool,
+                  n_samples: int) -> tuple[float, float]:
+    draws = []
+    for view in (twin, real):
+        lines = {view[m]["label"]: view[m] for m in models}
+        resamples = resampled_rows(store, lines, lower, n_samples)
+        if resamples is None:
+            return math.nan, math.nan
+        draws.append(resamples.of(list(lines)))
+    return interval(np.array([kendall_tau(a, b) for a, b in zip(*draws)]))
