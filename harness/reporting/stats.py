@@ -106,7 +106,32 @@ def sacrebleu_metric(metric: str, signature: str):
         return {part for part in sig.split("|") if not part.startswith(("version:", "nrefs:"))}
 
     obj.num_refs = 1   # a signature needs it; the nrefs part is not compared
-    return obj if strip(str(obj.get_signature())) == strip(signature) else None
+    if strip(str(obj.get_signature())) != strip(signature):
+        return None
+    return _memoized(obj, signature)
+
+
+_STATISTICS: dict[tuple, list] = {}   # (metric, signature, hypotheses, reference streams) → sentence statistics
+_STATISTICS_LIMIT = 4096
+
+
+def _memoized(obj, signature: str):
+    """``obj`` whose sentence statistics are computed once per report for the same outputs and references: a
+    report tests and resamples every row against the baseline many times, and TER's edit distances dominate."""
+    extract = obj._extract_corpus_statistics
+
+    def extract_once(hypotheses, references):
+        if references is None:     # sacreBLEU's cached references: no key to remember them by
+            return extract(hypotheses, references)
+        key = (type(obj).__name__, signature, tuple(hypotheses), tuple(map(tuple, references)))
+        if key not in _STATISTICS:
+            if len(_STATISTICS) >= _STATISTICS_LIMIT:
+                _STATISTICS.clear()
+            _STATISTICS[key] = extract(hypotheses, references)
+        return _STATISTICS[key]
+
+    obj._extract_corpus_statistics = extract_once
+    return obj
 
 
 def reference_streams(references: Sequence[Sequence[str]]) -> list[list[str | None]]:
