@@ -38,9 +38,10 @@ def task_description(task: str) -> dict:
 
 
 def write_run(root, task: str, method: str, seed: int, level: dict, r_cvg: dict, teacher_dist: float,
-              depth: int = 2, decoder: int = 2, source: str = "embedded") -> None:
+              depth: int = 2, decoder: int = 2, source: str = "embedded", default_source: str = "embedded") -> None:
     """One run: the teacher, pre-distill (for a KD method) and the method's own model, every metric written.
-    ``source``: the run's ``data.source`` (anything but embedded: released data, reported as ``<task>-real``)."""
+    ``source``: the run's ``data.source``, ``default_source`` its profile's (released data where the twin is the
+    default: reported as ``<task>-real``)."""
     run_id = f"{task}-{method}-{seed}-{depth}-{decoder}-{source}"
     folder = root / "runs" / run_id
     folder.mkdir(parents=True)
@@ -69,7 +70,8 @@ def write_run(root, task: str, method: str, seed: int, level: dict, r_cvg: dict,
     pd.concat(examples).assign(**ident).to_parquet(folder / "examples.parquet", index=False)
     pd.DataFrame(columns=["step", "epoch", "split", "name", "value"]).to_parquet(folder / "curves.parquet")
     manifest = {**ident, "task": task_description(task), "method": {"name": method, "params": {}},
-                "config": {"data": {"source": source}},
+                "config": {"data": {"source": source}}, "parameters": {} if source == default_source else
+                {"data.source": source},
                 "wall_seconds": 1.0}
     (folder / "manifest.json").write_text(json.dumps(manifest))
 
@@ -278,6 +280,28 @@ def test_real_text_runs_are_their_own_task_and_tau_compares_the_orders(tmp_path,
     if expected is not None:
         assert row["kendall_tau"] == pytest.approx(expected)
     assert row["kendall_tau_ci_low"] <= row["kendall_tau"] + 1e-9 and row["kendall_tau_ci_high"] >= -1
+    # the two views' resamples are independent draws, not the same indices
+    from harness.reporting.stability import resampled_rows
+    draws = [resampled_rows(store, {m: line for m, line in view.items()}, False, 100, stream).scores
+             for stream, view in enumerate(_views(summary))]
+    assert draws[0].shape == draws[1].shape
+    assert not np.allclose(draws[0] - draws[0].mean(0), draws[1] - draws[1].mean(0))
+
+
+def _views(summary):
+    from harness.reporting.summary import common_rows, lookup
+    for task in ("dart", "dart-real"):
+        look = lookup(summary, task, "ci")
+        yield {label: look[(label, "bleu")] for model, label in common_rows(summary, task, "ci").items()
+               if model != "teacher"}
+
+
+def test_released_data_as_the_profile_s_default_keeps_the_task_name(tmp_path):
+    """The paper profile reads the hub by default: its runs are the task itself, compared with the paper."""
+    for method in ("mle", "kl"):
+        write_run(tmp_path, "dart", method, 1, LEVEL["dart"], {}, 20.0, source="hub", default_source="hub")
+    store = load_store(tmp_path)
+    assert set(summarise(store)["task"]) == {"dart"}
 
 
 def test_a_report_with_real_text_writes_its_section(tmp_path):

@@ -72,6 +72,20 @@ def test_sacrebleu_metrics_are_rebuilt_from_their_signature():
     assert stats.sacrebleu_metric("rouge1", "") is None
 
 
+def test_remembered_statistics_belong_to_their_metric():
+    """BLEU and BLEU-1 share a signature: each must get its own statistics back, equal to sacreBLEU's own."""
+    from sacrebleu.metrics import BLEU
+
+    hyps = ["the cat sat on the mat", "a dog ran far away", "it is raining today"]
+    refs = [["the cat sat on a mat", "a dog ran away", "it rains today"]]
+    for name, order in (("bleu", 4), ("bleu1", 1), ("bleu", 4)):
+        fresh = BLEU(max_ngram_order=order)
+        fresh.corpus_score(hyps, refs)           # a signature names the number of references
+        obj = stats.sacrebleu_metric(name, str(fresh.get_signature()))
+        assert obj._extract_corpus_statistics(hyps, refs) == fresh._extract_corpus_statistics(hyps, refs)
+        assert obj.corpus_score(hyps, refs).score == pytest.approx(fresh.corpus_score(hyps, refs).score)
+
+
 def test_sacrebleu_path_agrees_with_a_direct_paired_test():
     from sacrebleu.metrics import BLEU
     from sacrebleu.significance import PairedTest
@@ -336,3 +350,30 @@ def test_compare_paper_sets_each_column_beside_the_comparable_metric(tmp_path, d
     tau = agreement.data.set_index("metric")
     assert tau.loc["r_cvg", "our_metric"] == "r_cvg_paper" and tau.loc["r_cvg", "kendall_tau"] == pytest.approx(1.0)
     assert tau.loc["bleu", "kendall_tau"] == pytest.approx(1.0 if declared else -1.0)
+
+
+def test_table_rows_leave_out_only_other_values_of_axes_with_their_own_table():
+    from harness.reporting.summary import table_rows
+
+    def line(model, n, **setting):
+        label = model + (" (" + ", ".join(f"{k}={v}" for k, v in setting.items()) + ")" if setting else "")
+        return {"task": "t", "profile": "ci", "model": model, "label": label, "n": n, "metric": "bleu",
+                "setting": {"student.encoder_layers": None, "teacher_outputs_k": None, "method.beta": None,
+                            "kd_train.lr": None, **setting}}
+
+    summary = pd.DataFrame([
+        line("teacher", 1),
+        line("mle", 1, **{"student.encoder_layers": 2, "kd_train.lr": 1e-3, "teacher_outputs_k": 0}),
+        line("mle", 3, **{"student.encoder_layers": 2, "kd_train.lr": 5e-4, "teacher_outputs_k": 0}),  # the anchor
+        line("kl", 3, **{"student.encoder_layers": 1}),                          # Figure 2's
+        line("kl", 3, **{"student.encoder_layers": 2}),
+        line("js", 3, **{"student.encoder_layers": 2, "method.beta": 0.5}),      # another sweep: kept
+        line("js", 3, **{"student.encoder_layers": 2, "method.beta": 0.85}),
+        line("js", 1, **{"student.encoder_layers": 2, "teacher_outputs_k": 8}),  # the store table's
+        line("tvd", 2, **{"student.encoder_layers": 2, "kd_train.lr": 1e-3}),    # a KD-only axis: kept
+    ])
+    kept = [label for label, _, _ in table_rows(summary, "t", "ci")]
+    assert kept == ["teacher", "mle (student.encoder_layers=2, kd_train.lr=0.001, teacher_outputs_k=0)",
+                    "mle (student.encoder_layers=2, kd_train.lr=0.0005, teacher_outputs_k=0)", "kl (student.encoder_layers=2)",
+                    "js (student.encoder_layers=2, method.beta=0.5)", "js (student.encoder_layers=2, method.beta=0.85)",
+                    "tvd (student.encoder_layers=2, kd_train.lr=0.001)"]

@@ -191,11 +191,16 @@ REAL_TEXT = "-real"   # the suffix of a task's report view on released data (a l
 
 def report_task(manifest: dict) -> str:
     """The task a run's results are reported under: its task's name, with :data:`REAL_TEXT` appended when the run
-    read released data instead of the embedded twin — the same task on real text is compared with its twin
-    (the real-text section), never averaged with it."""
-    name = manifest["task"]["name"]
-    source = (manifest.get("config") or {}).get("data", {}).get("source", "embedded")
-    return name + REAL_TEXT if source != "embedded" else name
+    read released data where its profile's default is the embedded twin (``data.source`` set to local or hub) —
+    the same task on real text is compared with its twin (the real-text section), never averaged with it. A
+    profile whose default is released data (``paper``) keeps the task's name: its numbers are the paper's kind."""
+    source = (manifest.get("parameters") or {}).get("data.source", "embedded")
+    return manifest["task"]["name"] + (REAL_TEXT if source != "embedded" else "")
+
+
+def paper_task(task: str) -> str:
+    """The task whose published numbers a report task is compared with (``dart-real`` → ``dart``)."""
+    return task.removesuffix(REAL_TEXT)
 
 
 def run_descriptions(root: Path) -> tuple[dict[str, dict], dict[str, dict], dict[str, str]]:

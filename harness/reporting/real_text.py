@@ -76,9 +76,9 @@ def real_text(store: Store, summary: pd.DataFrame, profile: str, n_samples: int 
 def _tau_interval(store: Store, twin: dict[str, dict], real: dict[str, dict], models: list[str], lower: bool,
                   n_samples: int) -> tuple[float, float]:
     draws = []
-    for view in (twin, real):
+    for stream, view in enumerate((twin, real)):
         lines = {view[m]["label"]: view[m] for m in models}
-        resamples = resampled_rows(store, lines, lower, n_samples)
+        resamples = resampled_rows(store, lines, lower, n_samples, stream)
         if resamples is None:
             return math.nan, math.nan
         draws.append(resamples.of(list(lines)))

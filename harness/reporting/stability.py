@@ -76,7 +76,7 @@ def decompose(frame: pd.DataFrame, metric: str, signature: str, stored: float) -
 
 
 def resample(rows: dict[str, list[tuple[tuple[int, ...], Decomposed]]], lower_is_better: bool,
-             n_samples: int, seed: int | None) -> Resamples:
+             n_samples: int, seed) -> Resamples:
     """Two-level bootstrap of rows given as label → [(seeds of a replicate, its decomposed metric)], all on the
     same inputs: seeds first (from every seed a row names), then inputs, shared by all rows."""
     rng = np.random.default_rng(seed)
@@ -146,20 +146,26 @@ def interval(values: np.ndarray) -> tuple[float, float]:
     return float(low), float(high)
 
 
-def resampled_rows(store: Store, lines: dict[str, dict], lower_is_better: bool, n_samples: int) -> Resamples | None:
+def resampled_rows(store: Store, lines: dict[str, dict], lower_is_better: bool, n_samples: int,
+                   stream: int = 0) -> Resamples | None:
     """The two-level bootstrap of the rows ``lines`` (label → summary line of one metric), or None when a row's
     examples cannot reproduce its stored values or the rows were not scored on the same inputs. Seeded
-    (:func:`~harness.reporting.stats.bootstrap_seed`) and kept on the store, so every table reads the same draws."""
+    (:func:`~harness.reporting.stats.bootstrap_seed`) and kept on the store, so every table reads the same draws;
+    ``stream``: another, independent stream of draws from the same seed (for rows on unrelated data)."""
     if len(lines) < 2:
         return None
     first = next(iter(lines.values()))
-    key = (first["task"], first["profile"], first["metric"], tuple(lines), lower_is_better, n_samples)
+    key = (first["task"], first["profile"], first["metric"], tuple(lines), lower_is_better, n_samples, stream)
     if key not in store.bootstraps:
-        store.bootstraps[key] = _resampled_rows(store, lines, lower_is_better, n_samples)
+        seed = bootstrap_seed()
+        if stream:
+            seed = np.random.SeedSequence(seed).spawn(stream + 1)[stream] if seed is not None else None
+        store.bootstraps[key] = _resampled_rows(store, lines, lower_is_better, n_samples, seed)
     return store.bootstraps[key]
 
 
-def _resampled_rows(store: Store, lines: dict[str, dict], lower_is_better: bool, n_samples: int) -> Resamples | None:
+def _resampled_rows(store: Store, lines: dict[str, dict], lower_is_better: bool, n_samples: int,
+                    seed) -> Resamples | None:
     frames = {}
     for label, line in lines.items():
         for replicate in line["replicates"]:
@@ -177,4 +183,4 @@ def _resampled_rows(store: Store, lines: dict[str, dict], lower_is_better: bool,
             if decomposed is None:
                 return None
             rows[label].append((replicate.seeds, decomposed))
-    return resample(rows, lower_is_better, n_samples, bootstrap_seed())
+    return resample(rows, lower_is_better, n_samples, seed)

@@ -108,22 +108,23 @@ def sacrebleu_metric(metric: str, signature: str):
     obj.num_refs = 1   # a signature needs it; the nrefs part is not compared
     if strip(str(obj.get_signature())) != strip(signature):
         return None
-    return _memoized(obj, signature)
+    return _memoized(obj, metric, signature)
 
 
 _STATISTICS: dict[tuple, list] = {}   # (metric, signature, hypotheses, reference streams) → sentence statistics
 _STATISTICS_LIMIT = 4096
 
 
-def _memoized(obj, signature: str):
-    """``obj`` whose sentence statistics are computed once per report for the same outputs and references: a
-    report tests and resamples every row against the baseline many times, and TER's edit distances dominate."""
+def _memoized(obj, metric: str, signature: str):
+    """``obj`` whose sentence statistics are computed once per process for the same metric (``bleu1`` and ``bleu``
+    share a signature, not their statistics), outputs and references: a report tests and resamples every row
+    against the baseline many times, and TER's edit distances dominate. Callers only read the statistics."""
     extract = obj._extract_corpus_statistics
 
     def extract_once(hypotheses, references):
         if references is None:     # sacreBLEU's cached references: no key to remember them by
             return extract(hypotheses, references)
-        key = (type(obj).__name__, signature, tuple(hypotheses), tuple(map(tuple, references)))
+        key = (metric, signature, tuple(hypotheses), tuple(map(tuple, references)))
         if key not in _STATISTICS:
             if len(_STATISTICS) >= _STATISTICS_LIMIT:
                 _STATISTICS.clear()

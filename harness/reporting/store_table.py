@@ -76,7 +76,7 @@ def sweeps(store: Store, task: str, profile: str) -> list[Sweep]:
     for run_id in store.run_models["run_id"].unique():
         manifest = store.manifest(run_id)
         config = manifest.get("config") or {}
-        if manifest["task"]["name"] != task or manifest.get("profile", config.get("profile")) != profile:
+        if store.run_tasks.get(run_id) != task or manifest.get("profile", config.get("profile")) != profile:
             continue
         identity = {name: value for name, value in config.items() if name not in (K, "seed", *OPERATIONAL)}
         identity["data_identity"] = (manifest.get("data") or {}).get("identity")

@@ -103,17 +103,23 @@ def agrees(setting: dict, other: dict) -> bool:
     return all(v is None or other.get(a) is None or other[a] == v for a, v in setting.items())
 
 
+def has_own_table(axis: str) -> bool:
+    """An axis whose values a table of their own compares: the student's size (Figure 2) and the teacher-output
+    store's k (the store table)."""
+    return axis.startswith("student.") or axis == "teacher_outputs_k"
+
+
 def table_rows(summary: pd.DataFrame, task: str, profile: str) -> list[tuple[str, str, dict]]:
-    """The rows of a task's main tables (Table 2, Table 3, the overview): those that agree with the setting of
-    MLE's row with the most seeds on every axis both name (every row when the task has no MLE row). Rows at
-    other settings (Figure 2's student sizes, the teacher-output store's k) have tables of their own."""
+    """The rows of a task's main tables (Table 2, Table 3, the overview, the bar chart): every row except those
+    at another value of an axis with its own table (:func:`has_own_table`) than MLE's row with the most seeds
+    (every row when the task has no MLE row). Other sweeps (``method.beta``, a learning rate) stay, labelled."""
     rows = rows_of(summary, task, profile)
     part = of_task(summary, task, profile)
     mle = [r for r in rows if r[1] == MLE]
     if not mle:
         return rows
     seeds = part.groupby("label")["n"].max()
-    anchor = max(mle, key=lambda r: seeds[r[0]])[2]
+    anchor = {a: v for a, v in max(mle, key=lambda r: seeds[r[0]])[2].items() if has_own_table(a)}
     return [r for r in rows if agrees(r[2], anchor)]
 
 
