@@ -25,10 +25,12 @@ from .summary import common_rows, lookup
 from .tables import metric_label
 
 TEACHER = "teacher"
+MIN_MODELS = 3   # τ over two rows is ±1 whatever the data: no order to compare
 
 
 def real_text(store: Store, summary: pd.DataFrame, profile: str, n_samples: int = 1000) -> Table | None:
-    """One row per task that has both its twin and its real-text view in ``profile``; None when none has."""
+    """One row per task whose twin and real-text view in ``profile`` share at least :data:`MIN_MODELS` students;
+    None when none has."""
     present = set(summary.loc[summary["profile"] == profile, "task"])
     twins = sorted((t for t in present if t + REAL_TEXT in present), key=lambda t: order_key(t, TASKS))
     rows, data = [], []
@@ -44,7 +46,7 @@ def real_text(store: Store, summary: pd.DataFrame, profile: str, n_samples: int 
             views[name] = {m: look[(label, metric)] for m, label in chosen.items()
                            if m != TEACHER and (label, metric) in look}
         models = [m for m in views[task] if m in views[real]]
-        if len(models) < 2:
+        if len(models) < MIN_MODELS:
             continue
         twin = [views[task][m]["mean"] for m in models]
         ours = [views[real][m]["mean"] for m in models]
