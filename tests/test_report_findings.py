@@ -309,3 +309,15 @@ def test_a_report_with_real_text_writes_its_section(tmp_path):
     report = build_report(tmp_path / "results", tmp_path / "out", n_samples=50)
     assert "real_text_ci" in report.tables and "table2_dart-real_ci" in report.tables
     assert "Twin vs real text" in (tmp_path / "out" / "report.md").read_text()
+
+
+def test_a_report_into_a_relative_folder_takes_its_screenshot(tmp_path, monkeypatch):
+    from pathlib import Path
+
+    from harness.reporting.html import find_browser
+    if find_browser() is None:
+        pytest.skip("no Chromium on this machine (apt-get install chromium)")
+    _real_text_store(tmp_path / "results", {"mle": 20, "predistill": 21, "seqkd": 22, "kl": 24, "rkl": 23})
+    monkeypatch.chdir(tmp_path)
+    report = build_report("results", "out", n_samples=20, screenshot=True)
+    assert (tmp_path / "out" / "report.png").stat().st_size > 0 and Path("out/report.png") in report.files

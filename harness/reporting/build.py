@@ -124,7 +124,8 @@ def _build(results_dir, out_dir: Path, compare, baseline, n_samples, screenshot,
     _write(report, "report.md", "\n".join(markdown))
     page = _write(report, "report.html", html_page.page("Distillation report", meta, sections))
     if screenshot:
-        report.files.append(html_page.screenshot(page, report.out / "report.png"))
+        html_page.screenshot(page, report.out / "report.png")
+        report.files.append(report.out / "report.png")   # as every file: under the folder as given (not resolved)
     return report
 
 
