@@ -198,11 +198,6 @@ def report_task(manifest: dict) -> str:
     return manifest["task"]["name"] + (REAL_TEXT if source != "embedded" else "")
 
 
-def paper_task(task: str) -> str:
-    """The task whose published numbers a report task is compared with (``dart-real`` → ``dart``)."""
-    return task.removesuffix(REAL_TEXT)
-
-
 def run_descriptions(root: Path) -> tuple[dict[str, dict], dict[str, dict], dict[str, str]]:
     """(report task → task description, run_id → method description, run_id → report task) from the runs'
     manifests (filled by :func:`harness.store.read.read_manifest` for runs written before manifests described

@@ -16,6 +16,7 @@ import numpy as np
 import pandas as pd
 
 from ..paper import TASKS, order_key
+from ..store.labels import TEACHER
 from .load import REAL_TEXT, Store
 from .paper import best_first
 from .render import Cell, Table
@@ -24,7 +25,6 @@ from .stats import kendall_tau
 from .summary import common_rows, lookup
 from .tables import metric_label
 
-TEACHER = "teacher"
 MIN_MODELS = 3   # τ over two rows is ±1 whatever the data: no order to compare
 
 

@@ -367,12 +367,11 @@ def overview(store: Store, summary: pd.DataFrame, profile: str, tasks: list[str]
     columns, look, order = [], {}, []
     for task in tasks:
         info = store.task_info(task, profile)
-        task_look = lookup(summary, task, profile)
+        task_look, chosen = lookup(summary, task, profile), common_rows(summary, task, profile)
         look.update({(task, model, metric): task_look[(label, metric)]
-                     for model, label in common_rows(summary, task, profile).items()
-                     for metric in info.metrics if (label, metric) in task_look})
+                     for model, label in chosen.items() for metric in info.metrics if (label, metric) in task_look})
         columns += [(task, m, info.lower_is_better) for m in info.metrics]
-        order += [model for model in common_rows(summary, task, profile) if model not in order]
+        order += [model for model in chosen if model not in order]
     if len(tasks) < 2 or not columns:
         return None
     order = sorted(order, key=lambda model: order_key(model, MODELS))
