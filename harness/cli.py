@@ -86,7 +86,8 @@ def run_cmd(task, method, profile, seed, sets, plugins, data_dir, results_dir, d
 @click.option("--seeds", default=None, metavar="S1,S2", help="Replace the spec's seeds (method-stage seeds).")
 @click.option("--profile", default=None, help="ci | cpu | paper (default: the spec's).")
 @click.option("--set", "sets", multiple=True, metavar="KEY=VALUE",
-              help="Override a config field in every cell (method.NAME: in the methods that have NAME).")
+              help="Override a config field in every cell (method.NAME: in the methods that have NAME; "
+                   "predistill.NAME: in those that start from the pre-distilled student).")
 @click.option("--axis", "axes", multiple=True, metavar="KEY=V1,V2",
               help="Sweep a config field (added to the spec's axes, or replacing one), e.g. --axis method.beta=0.5,0.85.")
 @click.option("--results-dir", default="results", show_default=True, help=RESULTS_DIR_HELP)

@@ -183,9 +183,33 @@ class RunConfig:
                                                "score (each model samples its own)", default_factory=lambda:
                                           DecodeConfig(num_beams=1, do_sample=True))
     method_params: dict = setting(help="the method's parameters (checked against its Params)", default_factory=dict)
+    predistill_params: dict = setting(help="a KD cell's shared pre-distilled student: the parameters set away from "
+                                           "the task's defaults (`--set predistill.temperature=2`; keyed into that "
+                                           "student's stage, so such a cell trains its own)", default_factory=dict)
 
 
 # ---------------------------------------------------------------- checking values
+
+def predistill_overrides(given: dict, method_cls, task_cls, profile: str) -> dict:
+    """``predistill.*`` of a KD cell, typed and checked against the pre-distillation's Params; only the keys
+    given are kept (a cell without any has ``{}``, so its run id and stage keys stay what they were)."""
+    from .methods.baselines import PreDistill
+
+    if not given:
+        return {}
+    keys = ", ".join(f"predistill.{k}" for k in given)
+    if method_cls.name == PreDistill.name:
+        raise HarnessError(f"--set {keys}: this cell trains the pre-distilled student itself; set method.* instead")
+    if method_cls.init != "predistilled":
+        raise HarnessError(f"--set {keys}: method {method_cls.name!r} does not start from the pre-distilled student")
+    try:   # the method's own messages, which name its keys method.*
+        resolved = PreDistill.resolve_params(given, task_cls, profile)
+        PreDistill(resolved)   # its range checks
+    except HarnessError as err:
+        raise HarnessError(str(err).replace("method.", "predistill.").replace(f"of method {PreDistill.name!r}",
+                                                                               "of the pre-distillation")) from None
+    return {k: resolved[k] for k in given}
+
 
 _MAX_SHOWN = 60   # characters of a bad value shown in an error
 
@@ -356,8 +380,8 @@ def _coerce(value: Any, annotation: Any, key: str) -> Any:
 def set_path(cfg: Any, key: str, value: Any, *, from_text: bool) -> None:
     """Set ``cfg.a.b = value`` by dotted ``key``; unknown keys list the valid ones."""
     parts = key.split(".")
-    if parts[0] == "method" and len(parts) > 1:  # `--set method.beta=0.5` reads better than method_params
-        parts = ["method_params", *parts[1:]]
+    if parts[0] in ("method", "predistill") and len(parts) > 1:  # `--set method.beta=0.5`, not method_params
+        parts = [f"{parts[0]}_params", *parts[1:]]
     target = cfg
     for depth, part in enumerate(parts):
         if not dataclasses.is_dataclass(target):
@@ -380,9 +404,9 @@ def set_path(cfg: Any, key: str, value: Any, *, from_text: bool) -> None:
             parsed = parse_value(value, annotation, key) if from_text else _coerce(value, annotation, key)
             setattr(target, part, parsed)
             return
-        if part == "method_params":
+        if part in ("method_params", "predistill_params"):
             # Method parameters are checked later against the chosen method's Params.
-            target.method_params[".".join(parts[depth + 1:])] = value
+            getattr(target, part)[".".join(parts[depth + 1:])] = value
             return
         target = getattr(target, part)
 
@@ -441,6 +465,7 @@ def resolve_config(
         cfg.seed = seed
     # Method parameters: defaults of the method (some come from the task), then the user's.
     cfg.method_params = method_cls.resolve_params(cfg.method_params, task_cls, profile)
+    cfg.predistill_params = predistill_overrides(cfg.predistill_params, method_cls, task_cls, profile)
     if check:
         check_config(cfg)
         declared = getattr(task_cls, "data_sources", ())

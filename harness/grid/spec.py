@@ -27,7 +27,8 @@ A spec is a TOML (or YAML) file::
 
 The cells are tasks × methods × seeds × axes. A ``method.NAME`` setting or axis
 applies to the methods that have the parameter NAME (JS's β leaves TVD alone), and
-it is an error if no method of the grid has it. Grids shipped with harness
+it is an error if no method of the grid has it; a ``predistill.NAME`` one (the shared
+pre-distilled student's parameters) applies to the methods that start from that student. Grids shipped with harness
 (:data:`SHIPPED`) are named instead of given as paths.
 """
 
@@ -265,8 +266,18 @@ def method_parameters(method: str) -> set[str]:
     return {f.name for f in dataclasses.fields(METHODS.get(method).Params)}
 
 
+def starts_predistilled(method: str) -> bool:
+    """A KD method trained from the shared pre-distilled student (which ``predistill.*`` sets)."""
+    cls = METHODS.get(method)
+    return cls.init == "predistilled" and cls.name != "predistill"
+
+
 def _applies(key: str, method: str) -> bool:
-    return not key.startswith("method.") or key.split(".", 1)[1] in method_parameters(method)
+    if key.startswith("method."):
+        return key.split(".", 1)[1] in method_parameters(method)
+    if key.startswith("predistill."):
+        return starts_predistilled(method)
+    return True
 
 
 def expand(spec: GridSpec, results_dir: str, sets: list[tuple[str, str]] | tuple = (),
@@ -285,6 +296,9 @@ def expand(spec: GridSpec, results_dir: str, sets: list[tuple[str, str]] | tuple
             params = "; ".join(f"{m}: {', '.join(sorted(method_parameters(m))) or '(none)'}" for m in methods)
             raise HarnessError(f"{key}: no method of this grid has the parameter {key.split('.', 1)[1]!r} "
                                f"(parameters: {params})")
+        if key.startswith("predistill.") and not any(_applies(key, m) for m in methods):
+            raise HarnessError(f"{key}: no method of this grid starts from the pre-distilled student "
+                               f"(methods: {', '.join(methods)})")
     from ..pipeline.graph import run_id as cell_run_id
 
     cells: dict[str, Cell] = {}

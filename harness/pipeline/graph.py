@@ -158,8 +158,8 @@ def plan_cell(cfg: RunConfig, task, method: Method, device_type: str) -> CellPla
         aliases[METHOD] = PREDISTILL
     else:
         if method.init == "predistilled":
-            # The shared pre-distilled student uses the task's defaults (α_hid differs for dialogue).
-            shared = PreDistill.for_task(type(task), profile=cfg.profile)
+            # The shared pre-distilled student: the task's defaults (α_hid differs for dialogue), then predistill.*
+            shared = PreDistill.for_task(type(task), cfg.predistill_params, profile=cfg.profile)
             student(PREDISTILL, shared, "layer_copy", cfg.student_train, upstream_seed, {}, model=PREDISTILL)
         inputs = {}
         if method.init == "predistilled":

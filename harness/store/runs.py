@@ -48,7 +48,7 @@ METRIC_COLUMNS = (*IDENTITY, "model", "split", "metric", "value", "signature", "
 OPERATIONAL = ("results_dir", "checkpoint_every")
 #: Settings added after runs were recorded, and their defaults: left out of a run's id at the default, so that
 #: the ids of runs made before them stay valid.
-LATER_SETTINGS = {"teacher_outputs_k": 0}
+LATER_SETTINGS = {"teacher_outputs_k": 0, "predistill_params": {}}
 TIMING_METRICS = frozenset({"decode_tokens_per_s"})   # wall-clock dependent: differ between equal runs
 
 
@@ -127,7 +127,8 @@ def _check_run(folder: Path) -> str | None:
 
 
 def flat_config(config: dict) -> dict[str, Any]:
-    """``{"student": {"encoder_layers": 2}}`` → ``{"student.encoder_layers": 2}``; method parameters as ``method.NAME``."""
+    """``{"student": {"encoder_layers": 2}}`` → ``{"student.encoder_layers": 2}``; method parameters as ``method.NAME``
+    (and the pre-distilled student's as ``predistill.NAME``)."""
     out: dict[str, Any] = {}
 
     def walk(prefix: str, value: Any) -> None:
@@ -138,7 +139,7 @@ def flat_config(config: dict) -> dict[str, Any]:
             out[prefix] = value
 
     for key, value in config.items():
-        walk("method" if key == "method_params" else key, value)
+        walk({"method_params": "method", "predistill_params": "predistill"}.get(key, key), value)
     return out
 
 
