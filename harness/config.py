@@ -192,7 +192,8 @@ class RunConfig:
 
 def predistill_overrides(given: dict, method_cls, task_cls, profile: str) -> dict:
     """``predistill.*`` of a KD cell, typed and checked against the pre-distillation's Params; only the keys
-    given are kept (a cell without any has ``{}``, so its run id and stage keys stay what they were)."""
+    given away from the task's default are kept (a cell without any has ``{}``, so its run id and stage keys
+    stay what they were)."""
     from .methods.baselines import PreDistill
 
     if not given:
@@ -202,13 +203,17 @@ def predistill_overrides(given: dict, method_cls, task_cls, profile: str) -> dic
         raise HarnessError(f"--set {keys}: this cell trains the pre-distilled student itself; set method.* instead")
     if method_cls.init != "predistilled":
         raise HarnessError(f"--set {keys}: method {method_cls.name!r} does not start from the pre-distilled student")
+    hints = typing.get_type_hints(PreDistill.Params)
     try:   # the method's own messages, which name its keys method.*
-        resolved = PreDistill.resolve_params(given, task_cls, profile)
+        typed = {k: v if isinstance(v, str) or k not in hints else _coerce(v, hints[k], f"method.{k}")
+                 for k, v in given.items()}   # 2 from a spec file and "2" from --set: the same 2.0
+        resolved = PreDistill.resolve_params(typed, task_cls, profile)
         PreDistill(resolved)   # its range checks
     except HarnessError as err:
         raise HarnessError(str(err).replace("method.", "predistill.").replace(f"of method {PreDistill.name!r}",
                                                                                "of the pre-distillation")) from None
-    return {k: resolved[k] for k in given}
+    defaults = PreDistill.resolve_params({}, task_cls, profile)
+    return {k: resolved[k] for k in given if resolved[k] != defaults[k]}   # a default given is no setting
 
 
 _MAX_SHOWN = 60   # characters of a bad value shown in an error

@@ -73,3 +73,23 @@ def test_a_grid_applies_it_to_the_kd_cells_only(tmp_path):
     only_mle = dataclasses.replace(spec, methods=["mle", "predistill"])
     with pytest.raises(HarnessError, match="no method of this grid starts from the pre-distilled student"):
         expand(only_mle, str(tmp_path), [("predistill.temperature", "2")])
+
+
+def test_a_spec_files_number_and_the_same_text_are_one_setting():
+    from_text = resolve_config("dart", "kl", "ci", sets=[("predistill.temperature", "2")])
+    from_spec = resolve_config("dart", "kl", "ci", overrides={"predistill.temperature": 2})
+    assert from_spec.predistill_params == from_text.predistill_params == {"temperature": 2.0}
+    assert run_id(from_spec) == run_id(from_text)
+    assert plan_for(from_spec)["predistill"].key == plan_for(from_text)["predistill"].key
+
+
+def test_the_task_default_given_is_no_setting():
+    assert _cfg("kl", "predistill.temperature=1").predistill_params == {}
+    assert run_id(_cfg("kl", "predistill.temperature=1")) == run_id(_cfg("kl"))
+
+
+def test_a_grid_filters_the_long_spelling_too(tmp_path):
+    spec = load_spec("table2").for_profile("ci")
+    spec = dataclasses.replace(spec, tasks=["dart"], methods=["mle", "kl"], seeds=[42])
+    cells = {c.method: c.config() for c in expand(spec, str(tmp_path), [("predistill_params.temperature", "2")])}
+    assert cells["kl"].predistill_params == {"temperature": 2.0} and cells["mle"].predistill_params == {}

@@ -272,7 +272,14 @@ def starts_predistilled(method: str) -> bool:
     return cls.init == "predistilled" and cls.name != "predistill"
 
 
+def _short(key: str) -> str:
+    """``method_params.beta`` → ``method.beta`` (and ``predistill_params.*`` likewise): one spelling to filter on."""
+    head, _, rest = key.partition(".")
+    return f"{head.removesuffix('_params')}.{rest}" if head in ("method_params", "predistill_params") else key
+
+
 def _applies(key: str, method: str) -> bool:
+    key = _short(key)
     if key.startswith("method."):
         return key.split(".", 1)[1] in method_parameters(method)
     if key.startswith("predistill."):
@@ -292,6 +299,7 @@ def expand(spec: GridSpec, results_dir: str, sets: list[tuple[str, str]] | tuple
     for key, _ in sets:
         _check_settable(key, "--set")
     for key in (*spec.set, *spec.axes, *(k for k, _ in sets)):
+        key = _short(key)
         if key.startswith("method.") and not any(_applies(key, m) for m in methods):
             params = "; ".join(f"{m}: {', '.join(sorted(method_parameters(m))) or '(none)'}" for m in methods)
             raise HarnessError(f"{key}: no method of this grid has the parameter {key.split('.', 1)[1]!r} "
