@@ -377,3 +377,32 @@ def test_table_rows_leave_out_only_other_values_of_axes_with_their_own_table():
                     "mle (student.encoder_layers=2, kd_train.lr=0.0005, teacher_outputs_k=0)", "kl (student.encoder_layers=2)",
                     "js (student.encoder_layers=2, method.beta=0.5)", "js (student.encoder_layers=2, method.beta=0.85)",
                     "tvd (student.encoder_layers=2, kd_train.lr=0.001)"]
+
+
+def test_a_model_shared_across_an_axis_is_one_row_with_its_own_seeds(tmp_path):
+    """The pre-distilled student of seed 1 is shared by KD cells at two values of an axis (so the axis does not
+    touch it), seed 2's only by a cell at one value: both are one row of n = 2, without the axis."""
+    import json
+
+    from harness.reporting.load import load_store
+    from harness.reporting.summary import summarise
+
+    def run(run_id, seed, k, pre_key, value):
+        folder = tmp_path / "runs" / run_id
+        folder.mkdir(parents=True)
+        ident = {"run_id": run_id, "task": "toy", "method": "m1", "profile": "ci", "seed": seed}
+        rows = [{**ident, "model": model, "split": "test", "metric": "acc", "value": v, "signature": "",
+                 "stage_key": key, "variant": f"k={k}", "k": k}
+                for model, key, v in (("pre", pre_key, value), ("m1", f"{run_id}-m1", value + 0.1))]
+        pd.DataFrame(rows).to_parquet(folder / "metrics.parquet", index=False)
+        pd.DataFrame(columns=["step", "epoch", "split", "name", "value"]).to_parquet(folder / "curves.parquet")
+        (folder / "manifest.json").write_text(json.dumps({**ident, "config": {}, "wall_seconds": 1.0}))
+
+    run("a", 1, 0, "pre-1", 0.5)
+    run("b", 1, 8, "pre-1", 0.5)
+    run("c", 2, 0, "pre-2", 0.7)
+    lines = [r for r in summarise(load_store(tmp_path)).itertuples() if r.metric == "acc"]
+    pre = [r for r in lines if r.label.startswith("pre")]
+    assert len(pre) == 1 and pre[0].n == 2 and pre[0].mean == pytest.approx(0.6)
+    assert pre[0].setting == {"k": None}
+    assert sorted(r.setting["k"] for r in lines if r.label.startswith("m1")) == [0, 8]   # m1 keeps its axis

@@ -250,7 +250,12 @@ def load_store(results_dir: str | Path) -> Store:
     ident = groups.agg(run_id=("run_id", "first"), seeds=("seed", lambda s: tuple(sorted(set(int(x) for x in s)))))
     for axis in axes:
         values = groups[axis].agg(lambda s: s.dropna().unique().tolist())
-        ident[axis] = values.map(lambda v: v[0] if len(v) == 1 else None).astype(object)
+        # An axis that varies between the runs sharing one evaluation does not touch that model: none of its
+        # evaluations keeps it (else the shared seed-42 one and the seeds a model's own cells trained would
+        # land in two rows: the pre-distilled student beside a teacher_outputs_k sweep).
+        unaffected = {key[:3] for key, v in values.items() if len(v) > 1}   # (task, profile, model)
+        ident[axis] = pd.Series([v[0] if len(v) == 1 and key[:3] not in unaffected else None
+                                 for key, v in values.items()], index=values.index, dtype=object)
     per_metric = raw.groupby(EVALUATION + ["metric"], sort=False).agg(
         value=("value", "first"), signature=("signature", "first"), higher_is_better=("higher_is_better", "first"))
     evaluations = per_metric.reset_index().merge(ident.reset_index(), on=EVALUATION, how="left")
