@@ -23,7 +23,7 @@ import pandas as pd  # noqa: E402
 from .render import Table  # noqa: E402
 from .tables import metric_label  # noqa: E402
 
-plt.rcParams.update({"figure.dpi": 100, "savefig.dpi": 110, "font.size": 9, "axes.spines.top": False,
+plt.rcParams.update({"figure.dpi": 100, "savefig.dpi": 96, "font.size": 9, "axes.spines.top": False,
                      "axes.spines.right": False, "svg.hashsalt": "harness-report"})
 TEACHER_COLOUR = "0.6"
 
