@@ -194,10 +194,11 @@ def predistill_overrides(given: dict, method_cls, task_cls, profile: str) -> dic
     """``predistill.*`` of a KD cell, typed and checked against the pre-distillation's Params; only the keys
     given away from the task's default are kept (a cell without any has ``{}``, so its run id and stage keys
     stay what they were)."""
-    from .methods.baselines import PreDistill
+    from .registry import METHODS
 
     if not given:
         return {}
+    PreDistill = METHODS.get("predistill")   # (through the registry: the methods import this module)
     keys = ", ".join(f"predistill.{k}" for k in given)
     if method_cls.name == PreDistill.name:
         raise HarnessError(f"--set {keys}: this cell trains the pre-distilled student itself; set method.* instead")
