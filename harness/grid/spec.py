@@ -267,9 +267,9 @@ def method_parameters(method: str) -> set[str]:
 
 
 def starts_predistilled(method: str) -> bool:
-    """A KD method trained from the shared pre-distilled student (which ``predistill.*`` sets)."""
-    cls = METHODS.get(method)
-    return cls.init == "predistilled" and cls.name != "predistill"
+    """A KD method trained from the shared pre-distilled student (which ``predistill.*`` sets; the
+    pre-distillation itself starts from a layer copy)."""
+    return METHODS.get(method).init == "predistilled"
 
 
 def _short(key: str) -> str:
