@@ -47,7 +47,11 @@ RESULTS_DIR_HELP = "The results store: runs, stage cache, locks and records."
 @click.option("--results-dir", default=None, help=RESULTS_DIR_HELP + "  [default: results]")
 @click.option("--device", default=None, help="auto | cpu | cuda | cuda:N | mps")
 @click.option("--trust-remote-code", is_flag=True, help="Allow a pretrained hub model to run its own Python code.")
-def run_cmd(task, method, profile, seed, sets, plugins, data_dir, results_dir, device, trust_remote_code) -> None:
+@click.option("--threads", type=click.IntRange(min=1), default=None,
+              help="torch CPU threads (default: torch's own, one per core). Float sums depend on it: the "
+                   "committed report's stages were built with one thread each.")
+def run_cmd(task, method, profile, seed, sets, plugins, data_dir, results_dir, device, trust_remote_code,
+            threads) -> None:
     """Train (or reuse) the teacher, pseudo-labels and pre-distilled student, distil, evaluate."""
     from .config import parse_sets, resolve_config
 
@@ -71,6 +75,10 @@ def run_cmd(task, method, profile, seed, sets, plugins, data_dir, results_dir, d
     from .pipeline import Pipeline
     from .reporting.run_table import format_run_table
 
+    if threads is not None:
+        import torch
+
+        torch.set_num_threads(threads)
     outcome = Pipeline(cfg).run()
     click.echo(format_run_table(outcome))
     reused = [k for k, v in outcome.manifest["stages"].items() if v["reused"]]

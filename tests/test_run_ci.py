@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 import pandas as pd
 import pytest
@@ -95,6 +96,19 @@ def test_cli_run_prints_the_table_and_says_what_it_reused(results):
     assert "reused from cache:" in proc.stdout and "teacher" in proc.stdout.split("reused from cache:")[1]
     assert "reusing cached teacher" in proc.stderr
 
+
+
+def test_cli_run_threads_sets_torch_threads_for_the_stages_it_builds(results):
+    """The tests run with one thread (OMP_NUM_THREADS=1): --threads 2 must reach the stage it builds."""
+    root, _ = results
+    proc = subprocess.run([sys.executable, "-m", "harness.cli", "run", "--task", "dart", "--method", "mle",
+                           "--profile", "ci", "--seed", "7", "--threads", "2", "--results-dir", str(root)],
+                          capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    folder = proc.stdout.strip().splitlines()[-1].removeprefix("results: ")
+    stages = json.loads((Path(folder) / "manifest.json").read_text())["stages"]
+    assert not stages["method"]["reused"] and stages["method"]["host"]["torch_threads"] == 2
+    assert stages["teacher"]["reused"] and stages["teacher"]["host"]["torch_threads"] == 1
 
 def test_corrupted_cache_entry_is_rebuilt(results, capfd):
     root, outcomes = results
