@@ -105,13 +105,16 @@ def run_cmd(task, method, profile, seed, sets, plugins, data_dir, results_dir, d
               help="local: this machine; ray: each cell a Ray task.")
 @click.option("--workers", type=int, default=1, show_default=True,
               help="local: cells at once, each in its own worker process (1: in this process).")
+@click.option("--threads", type=click.IntRange(min=1), default=None,
+              help="local: torch CPU threads per cell (default: the cores shared among the workers). Float sums "
+                   "depend on it: the committed report's stages were built with one thread each.")
 @click.option("--address", default=None, help="ray: the cluster to join (e.g. auto, ray://head:10001); "
                                                "default RAY_ADDRESS or a new local instance.")
 @click.option("--cpus-per-cell", type=float, default=None, help="ray: CPUs per cell (default: the spec's).")
 @click.option("--gpus-per-cell", type=float, default=None, help="ray: GPUs per cell (default: the spec's).")
 @click.option("--dry-run", is_flag=True, help="List the cells and what each would build or reuse; run nothing.")
 def grid_cmd(spec, tasks, methods, seeds, profile, sets, axes, results_dir, plugins, device, executor, workers,
-             address, cpus_per_cell, gpus_per_cell, dry_run) -> None:
+             threads, address, cpus_per_cell, gpus_per_cell, dry_run) -> None:
     """Run a grid of cells (tasks × methods × seeds × axes): only what is not done yet.
 
     SPEC is a shipped grid (table2, figure2, table4, table2_real, store_ksweep) or a TOML/YAML spec file. Killed
@@ -124,6 +127,9 @@ def grid_cmd(spec, tasks, methods, seeds, profile, sets, axes, results_dir, plug
     from .grid import expand, format_plan, load_spec, plan_grid, run_grid, with_overrides
     from .errors import UnknownNameError
 
+    if threads is not None and executor == "ray":
+        raise HarnessError("--threads is for the local executor; a Ray cell takes as many threads as its "
+                           "--cpus-per-cell")
     _load_plugins(plugins)
     grid = with_overrides(load_spec(spec), tasks=tasks, methods=methods, seeds=seeds, axes=axes)
     if profile is not None and profile not in PROFILES:
@@ -146,7 +152,7 @@ def grid_cmd(spec, tasks, methods, seeds, profile, sets, axes, results_dir, plug
     report = run_grid(cells, grid.name, grid.profile, executor=executor, workers=workers, address=address,
                       cpus=cpus_per_cell if cpus_per_cell is not None else grid.resources.get("cpus", 1),
                       gpus=gpus_per_cell if gpus_per_cell is not None else grid.resources.get("gpus", 0),
-                      echo=click.echo)
+                      threads=threads, echo=click.echo)
     click.echo(report.summary())
     if report.failed:
         sys.exit(1)   # (ctx.exit would only be returned by main() outside standalone mode)

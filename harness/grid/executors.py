@@ -53,6 +53,12 @@ class Executor:
 class SequentialExecutor(Executor):
     name = "local"
 
+    def __init__(self, threads: int | None = None):
+        if threads is not None:
+            import torch
+
+            torch.set_num_threads(threads)
+
     def _pass(self, cells, wait, failed_since, report):
         busy = []
         for cell in cells:
@@ -84,10 +90,10 @@ class ProcessExecutor(Executor):
 
     name = "local"
 
-    def __init__(self, workers: int):
+    def __init__(self, workers: int, threads: int | None = None):
         if workers < 1:
             raise ValueError("--workers must be at least 1")
-        self.workers = workers
+        self.workers, self.threads = workers, threads
 
     def _pass(self, cells, wait, failed_since, report):
         import multiprocessing
@@ -96,7 +102,7 @@ class ProcessExecutor(Executor):
 
         ctx = multiprocessing.get_context("spawn")
         n = min(self.workers, len(cells))
-        threads = max(1, (os.cpu_count() or 1) // n)
+        threads = self.threads or max(1, (os.cpu_count() or 1) // n)
         gpus = torch.cuda.device_count() if torch.cuda.is_available() else 0
         results = ctx.Queue()
         procs, inboxes, in_flight = {}, {}, {}
@@ -207,11 +213,13 @@ class RayExecutor(Executor):
 
 
 def make_executor(kind: str, workers: int = 1, address: str | None = None, cpus: float = 1,
-                  gpus: float = 0) -> Executor:
+                  gpus: float = 0, threads: int | None = None) -> Executor:
+    """``threads``: torch CPU threads per local cell (None: this process's, or the cores shared among the
+    workers); a Ray cell takes as many as the CPUs it asks for."""
     if kind == "ray":
         return RayExecutor(address, cpus, gpus)
     if kind == "local":
-        return SequentialExecutor() if workers <= 1 else ProcessExecutor(workers)
+        return SequentialExecutor(threads) if workers <= 1 else ProcessExecutor(workers, threads)
     from ..errors import HarnessError
 
     raise HarnessError(f"unknown executor {kind!r}; known: local, ray")

@@ -156,7 +156,7 @@ class GridReport:
 
 
 def run_grid(cells: list[Cell], name: str, profile: str, *, executor: str = "local", workers: int = 1,
-             address: str | None = None, cpus: float = 1, gpus: float = 0,
+             address: str | None = None, cpus: float = 1, gpus: float = 0, threads: int | None = None,
              echo: Callable[[str], None] = print) -> GridReport:
     """Run every cell that is not done yet; return what happened to each."""
     if not cells:
@@ -183,7 +183,7 @@ def run_grid(cells: list[Cell], name: str, profile: str, *, executor: str = "loc
         if outcome.fatal:
             raise DiskFullError(outcome.fatal)
 
-    runner = make_executor(executor, workers, address, cpus, gpus)
+    runner = make_executor(executor, workers, address, cpus, gpus, threads)
     try:
         runner.run(order, report)
     finally:
