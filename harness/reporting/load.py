@@ -198,18 +198,19 @@ def report_task(manifest: dict) -> str:
     return manifest["task"]["name"] + (REAL_TEXT if source != "embedded" else "")
 
 
-def run_descriptions(root: Path) -> tuple[dict[str, dict], dict[str, dict], dict[str, str]]:
-    """(report task → task description, run_id → method description, run_id → report task) from the runs'
-    manifests (filled by :func:`harness.store.read.read_manifest` for runs written before manifests described
-    them)."""
-    tasks, methods, run_tasks = {}, {}, {}
+def run_descriptions(root: Path) -> tuple[dict[str, dict], dict[str, dict], dict[str, str], dict[str, dict]]:
+    """(report task → task description, run_id → method description, run_id → report task, run_id → manifest)
+    from the runs' manifests (filled by :func:`harness.store.read.read_manifest` for runs written before
+    manifests described them)."""
+    tasks, methods, run_tasks, manifests = {}, {}, {}, {}
     for folder in run_folders(root):
         manifest = read_manifest(folder)
         task = report_task(manifest)
         tasks.setdefault(task, manifest["task"])
         methods[manifest["run_id"]] = manifest["method"]
         run_tasks[manifest["run_id"]] = task
-    return tasks, methods, run_tasks
+        manifests[manifest["run_id"]] = manifest
+    return tasks, methods, run_tasks, manifests
 
 
 def _as_reported(frame: pd.DataFrame, run_tasks: dict[str, str]) -> pd.DataFrame:
@@ -228,7 +229,7 @@ def load_store(results_dir: str | Path) -> Store:
     missing = [c for c in BASE_COLUMNS if c not in raw.columns]
     if missing:
         raise HarnessError(f"{root}: metrics.parquet lacks the columns {', '.join(missing)}")
-    tasks, methods, run_tasks = run_descriptions(root)
+    tasks, methods, run_tasks, manifests = run_descriptions(root)   # each manifest read once
     raw = _as_reported(raw[raw["split"] == "test"], run_tasks)
     extra = [c for c in raw.columns if c not in BASE_COLUMNS and c not in NOT_AXES]
     costs = [c for c in extra if is_cost(c)]
@@ -259,7 +260,8 @@ def load_store(results_dir: str | Path) -> Store:
     per_metric = raw.groupby(EVALUATION + ["metric"], sort=False).agg(
         value=("value", "first"), signature=("signature", "first"), higher_is_better=("higher_is_better", "first"))
     evaluations = per_metric.reset_index().merge(ident.reset_index(), on=EVALUATION, how="left")
-    return Store(root, evaluations, axes, raw["run_id"].nunique(), run_models, tasks, methods, run_tasks)
+    return Store(root, evaluations, axes, raw["run_id"].nunique(), run_models, tasks, methods, run_tasks,
+                 _manifests=manifests)
 
 
 def _one_evaluation_per_model(root: Path, raw: pd.DataFrame) -> pd.DataFrame:
