@@ -39,6 +39,16 @@ def cell_options(command):
 
 
 RESULTS_DIR_HELP = "The results store: runs, stage cache, locks and records."
+THREADS_HELP = ("torch CPU threads (default: torch's own, one per core). Float sums depend on it: the committed "
+                "report's stages were built with one thread each.")
+
+
+def set_threads(threads: int | None) -> None:
+    """torch's CPU threads for what this command builds (None: leave torch's own)."""
+    if threads is not None:
+        import torch
+
+        torch.set_num_threads(threads)
 
 
 @cli.command("run")
@@ -47,9 +57,7 @@ RESULTS_DIR_HELP = "The results store: runs, stage cache, locks and records."
 @click.option("--results-dir", default=None, help=RESULTS_DIR_HELP + "  [default: results]")
 @click.option("--device", default=None, help="auto | cpu | cuda | cuda:N | mps")
 @click.option("--trust-remote-code", is_flag=True, help="Allow a pretrained hub model to run its own Python code.")
-@click.option("--threads", type=click.IntRange(min=1), default=None,
-              help="torch CPU threads (default: torch's own, one per core). Float sums depend on it: the "
-                   "committed report's stages were built with one thread each.")
+@click.option("--threads", type=click.IntRange(min=1), default=None, help=THREADS_HELP)
 def run_cmd(task, method, profile, seed, sets, plugins, data_dir, results_dir, device, trust_remote_code,
             threads) -> None:
     """Train (or reuse) the teacher, pseudo-labels and pre-distilled student, distil, evaluate."""
@@ -75,10 +83,7 @@ def run_cmd(task, method, profile, seed, sets, plugins, data_dir, results_dir, d
     from .pipeline import Pipeline
     from .reporting.run_table import format_run_table
 
-    if threads is not None:
-        import torch
-
-        torch.set_num_threads(threads)
+    set_threads(threads)
     outcome = Pipeline(cfg).run()
     click.echo(format_run_table(outcome))
     reused = [k for k, v in outcome.manifest["stages"].items() if v["reused"]]
@@ -106,8 +111,8 @@ def run_cmd(task, method, profile, seed, sets, plugins, data_dir, results_dir, d
 @click.option("--workers", type=int, default=1, show_default=True,
               help="local: cells at once, each in its own worker process (1: in this process).")
 @click.option("--threads", type=click.IntRange(min=1), default=None,
-              help="local: torch CPU threads per cell (default: the cores shared among the workers). Float sums "
-                   "depend on it: the committed report's stages were built with one thread each.")
+              help="local: torch CPU threads per cell (default: the cores shared among the workers). "
+                   + THREADS_HELP.split(". ", 1)[1])
 @click.option("--address", default=None, help="ray: the cluster to join (e.g. auto, ray://head:10001); "
                                                "default RAY_ADDRESS or a new local instance.")
 @click.option("--cpus-per-cell", type=float, default=None, help="ray: CPUs per cell (default: the spec's).")
@@ -127,9 +132,9 @@ def grid_cmd(spec, tasks, methods, seeds, profile, sets, axes, results_dir, plug
     from .grid import expand, format_plan, load_spec, plan_grid, run_grid, with_overrides
     from .errors import UnknownNameError
 
-    if threads is not None and executor == "ray":
-        raise HarnessError("--threads is for the local executor; a Ray cell takes as many threads as its "
-                           "--cpus-per-cell")
+    from .grid.executors import check_threads
+
+    check_threads(executor, threads)   # before any work
     _load_plugins(plugins)
     grid = with_overrides(load_spec(spec), tasks=tasks, methods=methods, seeds=seeds, axes=axes)
     if profile is not None and profile not in PROFILES:
@@ -213,8 +218,7 @@ def list_cmd(plugins) -> None:
               help="Repeatable; default: all three.")
 @click.option("--repeats", type=click.IntRange(min=1), default=None,
               help="Timed steps per mode (median; default: the preset's, 5 or 3).")
-@click.option("--threads", type=click.IntRange(min=0), default=None,
-              help="torch CPU threads (default: torch's own, one per core).")
+@click.option("--threads", type=click.IntRange(min=1), default=None, help=THREADS_HELP)
 @click.option("--set", "sets", multiple=True, metavar="KEY=VALUE",
               help="Override a preset field, e.g. --set batch_size=16 --set teacher.d_model=256.")
 @click.option("--device", default=None, help="auto | cpu | cuda | cuda:N (default: the preset's).")
@@ -245,10 +249,7 @@ def bench_cmd(presets, methods, modes, repeats, threads, sets, device, no_table4
         from .bench.cell import bench_cells, format_cells
         from .config import resolve_config, to_dict
 
-        if threads is not None:
-            import torch
-
-            torch.set_num_threads(max(1, threads))
+        set_threads(threads)
         if device is not None:
             pairs.append(("device", device))
         configs = [resolve_config(cell_task, m, profile, None, pairs) for m in (methods or ("tvd",))]

@@ -130,20 +130,38 @@ def test_two_runners_on_one_results_directory_share_the_work(tmp_path):
     assert "3 cells:" in out_a and "3 cells:" in out_b
 
 
-@pytest.mark.parametrize("workers", ["1", "2"])
+@pytest.mark.parametrize("workers", [1, 2])
 def test_grid_threads_reach_the_stages_of_every_cell(tmp_path, workers):
-    """The tests run with one thread (OMP_NUM_THREADS=1); --threads 3 must reach every stage built, whether
-    the cells run in this process or in worker processes."""
+    """--threads must reach every stage built, whether the cells run in this process (whose default is the
+    suite's one thread) or in worker processes (whose default is the cores shared among them)."""
+    import os
+
+    default = 1 if workers == 1 else max(1, (os.cpu_count() or 1) // workers)
+    threads = 2 if default != 2 else 3
     spec = spec_file(tmp_path, "threads", ["mle", "seqkd"])
     results = tmp_path / "results"
-    done(harness_grid(spec, "--profile", "ci", "--results-dir", results, "--workers", workers, "--threads", "3"), 0)
+    done(harness_grid(spec, "--profile", "ci", "--results-dir", results, "--workers", workers,
+                      "--threads", threads), 0)
     hosts = [stage["host"]["torch_threads"] for folder in run_folders(results)
              for stage in json.loads((folder / "manifest.json").read_text())["stages"].values()]
-    assert len(run_folders(results)) == 2 and hosts and set(hosts) == {3}
+    assert len(run_folders(results)) == 2 and hosts and set(hosts) == {threads}
 
 
 def test_grid_threads_with_ray_is_a_one_line_error(tmp_path):
     out, err = done(harness_grid("table2", "--executor", "ray", "--threads", "2", "--dry-run",
                                  "--results-dir", tmp_path / "results"), 2)
     assert err.strip().startswith("harness: error: --threads is for the local executor") and "\n" not in err.strip()
-    assert not (tmp_path / "results").exists()
+
+
+def test_the_in_process_executor_gives_back_the_threads_it_set():
+    import torch
+
+    from harness.grid.executors import make_executor
+
+    before = torch.get_num_threads()
+    runner = make_executor("local", 1, threads=before + 1)
+    seen = []
+    runner.run([], lambda cell, outcome: None)
+    seen.append(torch.get_num_threads())
+    runner.close()
+    assert seen == [before + 1] and torch.get_num_threads() == before

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -183,19 +184,22 @@ def _write_run(root, run_id, seed, beta, acc, teacher_acc=0.9, wall=10.0):
                                                       "wall_seconds": wall}))
 
 
-
 def test_the_store_reads_each_manifest_once(tmp_path, monkeypatch):
     import harness.reporting.load as load
+    import harness.store.read as read
 
     calls = []
-    real = load.read_manifest
-    monkeypatch.setattr(load, "read_manifest", lambda folder: calls.append(folder.name) or real(folder))
+    real = read.read_manifest
+    spy = lambda folder: calls.append(Path(folder).name) or real(folder)   # noqa: E731
+    monkeypatch.setattr(read, "read_manifest", spy)     # what load_metrics reads with
+    monkeypatch.setattr(load, "read_manifest", spy)     # what the report's own descriptions read with
     rng = np.random.default_rng(2)
     for run in ("r1", "r2"):
         _write_run(tmp_path, run, 1, 0.5, rng.uniform(0, 1, 10))
     store = load.load_store(tmp_path)
     assert store.manifest("r1")["run_id"] == "r1" and store.manifest("r2")["run_id"] == "r2"
     assert sorted(calls) == ["r1", "r2"]
+
 
 def test_a_store_with_axes_costs_and_an_unregistered_task(tmp_path):
     from harness.reporting.load import load_store

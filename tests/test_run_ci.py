@@ -97,7 +97,6 @@ def test_cli_run_prints_the_table_and_says_what_it_reused(results):
     assert "reusing cached teacher" in proc.stderr
 
 
-
 def test_cli_run_threads_sets_torch_threads_for_the_stages_it_builds(results):
     """The tests run with one thread (OMP_NUM_THREADS=1): --threads 2 must reach the stage it builds."""
     root, _ = results
@@ -109,6 +108,7 @@ def test_cli_run_threads_sets_torch_threads_for_the_stages_it_builds(results):
     stages = json.loads((Path(folder) / "manifest.json").read_text())["stages"]
     assert not stages["method"]["reused"] and stages["method"]["host"]["torch_threads"] == 2
     assert stages["teacher"]["reused"] and stages["teacher"]["host"]["torch_threads"] == 1
+
 
 def test_corrupted_cache_entry_is_rebuilt(results, capfd):
     root, outcomes = results

@@ -54,10 +54,21 @@ class SequentialExecutor(Executor):
     name = "local"
 
     def __init__(self, threads: int | None = None):
-        if threads is not None:
+        self.threads, self.threads_before = threads, None
+
+    def run(self, cells: list[Cell], report: Report) -> None:
+        if self.threads is not None:   # this process's threads for the grid's cells, given back in close()
             import torch
 
-            torch.set_num_threads(threads)
+            self.threads_before = torch.get_num_threads()
+            torch.set_num_threads(self.threads)
+        super().run(cells, report)
+
+    def close(self) -> None:
+        if self.threads_before is not None:
+            import torch
+
+            torch.set_num_threads(self.threads_before)
 
     def _pass(self, cells, wait, failed_since, report):
         busy = []
@@ -102,7 +113,7 @@ class ProcessExecutor(Executor):
 
         ctx = multiprocessing.get_context("spawn")
         n = min(self.workers, len(cells))
-        threads = self.threads or max(1, (os.cpu_count() or 1) // n)
+        threads = self.threads if self.threads is not None else max(1, (os.cpu_count() or 1) // n)
         gpus = torch.cuda.device_count() if torch.cuda.is_available() else 0
         results = ctx.Queue()
         procs, inboxes, in_flight = {}, {}, {}
@@ -216,6 +227,7 @@ def make_executor(kind: str, workers: int = 1, address: str | None = None, cpus:
                   gpus: float = 0, threads: int | None = None) -> Executor:
     """``threads``: torch CPU threads per local cell (None: this process's, or the cores shared among the
     workers); a Ray cell takes as many as the CPUs it asks for."""
+    check_threads(kind, threads)
     if kind == "ray":
         return RayExecutor(address, cpus, gpus)
     if kind == "local":
@@ -223,3 +235,12 @@ def make_executor(kind: str, workers: int = 1, address: str | None = None, cpus:
     from ..errors import HarnessError
 
     raise HarnessError(f"unknown executor {kind!r}; known: local, ray")
+
+
+def check_threads(kind: str, threads: int | None) -> None:
+    """``threads`` is for the local executors; a Ray cell's threads are its CPUs."""
+    if threads is not None and kind == "ray":
+        from ..errors import HarnessError
+
+        raise HarnessError("--threads is for the local executor; a Ray cell takes as many threads as its "
+                           "--cpus-per-cell")

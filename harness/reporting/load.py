@@ -223,13 +223,13 @@ def _as_reported(frame: pd.DataFrame, run_tasks: dict[str, str]) -> pd.DataFrame
 def load_store(results_dir: str | Path) -> Store:
     """Every complete run under ``results_dir``, deduplicated into one frame of evaluations."""
     root = Path(results_dir)
-    raw = load_metrics(root)
+    tasks, methods, run_tasks, manifests = run_descriptions(root)   # each manifest read once, here
+    raw = load_metrics(root, manifests=manifests)
     if raw.empty:
         raise HarnessError(f"no runs under {root / 'runs'}: `harness run` or `harness grid` writes them")
     missing = [c for c in BASE_COLUMNS if c not in raw.columns]
     if missing:
         raise HarnessError(f"{root}: metrics.parquet lacks the columns {', '.join(missing)}")
-    tasks, methods, run_tasks, manifests = run_descriptions(root)   # each manifest read once
     raw = _as_reported(raw[raw["split"] == "test"], run_tasks)
     extra = [c for c in raw.columns if c not in BASE_COLUMNS and c not in NOT_AXES]
     costs = [c for c in extra if is_cost(c)]

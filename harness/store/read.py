@@ -65,17 +65,20 @@ def _concat(results_dir: str | Path, name: str) -> pd.DataFrame:
     return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
 
 
-def load_metrics(results_dir: str | Path, fill_parameters: bool = True) -> pd.DataFrame:
+def load_metrics(results_dir: str | Path, fill_parameters: bool = True,
+                 manifests: dict[str, dict] | None = None) -> pd.DataFrame:
     """All runs' metrics under ``results_dir`` as one long DataFrame.
 
     Parameter columns (``student.encoder_layers``, ``method.beta``, …) appear for any
     value some run set away from its default; ``fill_parameters`` fills the other runs'
     cells of those columns with the value their config had, so every row says it.
+    ``manifests``: run_id → :func:`read_manifest` of every run, when the caller has read them already.
     """
     metrics = _concat(results_dir, "metrics.parquet")
     if not len(metrics):
         return metrics
-    manifests = {m["run_id"]: m for m in _manifests(results_dir)}
+    if manifests is None:
+        manifests = {m["run_id"]: m for m in _manifests(results_dir)}
     if "higher_is_better" not in metrics.columns or metrics["higher_is_better"].isna().any():
         # runs written before metrics recorded their direction
         known = [higher_is_better(metric, manifests[run]["task"]["lower_is_better"]) if run in manifests else None
