@@ -132,9 +132,9 @@ def grid_cmd(spec, tasks, methods, seeds, profile, sets, axes, results_dir, plug
     from .grid import expand, format_plan, load_spec, plan_grid, run_grid, with_overrides
     from .errors import UnknownNameError
 
-    from .grid.executors import check_threads
+    from .grid.executors import check_local_options
 
-    check_threads(executor, threads)   # before any work
+    check_local_options(executor, workers, threads)   # before any work
     _load_plugins(plugins)
     grid = with_overrides(load_spec(spec), tasks=tasks, methods=methods, seeds=seeds, axes=axes)
     if profile is not None and profile not in PROFILES:

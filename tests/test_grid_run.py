@@ -147,10 +147,11 @@ def test_grid_threads_reach_the_stages_of_every_cell(tmp_path, workers):
     assert len(run_folders(results)) == 2 and hosts and set(hosts) == {threads}
 
 
-def test_grid_threads_with_ray_is_a_one_line_error(tmp_path):
-    out, err = done(harness_grid("table2", "--executor", "ray", "--threads", "2", "--dry-run",
+@pytest.mark.parametrize("option", ["--threads", "--workers"])
+def test_local_options_with_ray_are_a_one_line_error(tmp_path, option):
+    out, err = done(harness_grid("table2", "--executor", "ray", option, "2", "--dry-run",
                                  "--results-dir", tmp_path / "results"), 2)
-    assert err.strip().startswith("harness: error: --threads is for the local executor") and "\n" not in err.strip()
+    assert err.strip().startswith(f"harness: error: {option} is for the local executor") and "\n" not in err.strip()
 
 
 def test_the_in_process_executor_gives_back_the_threads_it_set():

@@ -227,7 +227,7 @@ def make_executor(kind: str, workers: int = 1, address: str | None = None, cpus:
                   gpus: float = 0, threads: int | None = None) -> Executor:
     """``threads``: torch CPU threads per local cell (None: this process's, or the cores shared among the
     workers); a Ray cell takes as many as the CPUs it asks for."""
-    check_threads(kind, threads)
+    check_local_options(kind, workers, threads)
     if kind == "ray":
         return RayExecutor(address, cpus, gpus)
     if kind == "local":
@@ -237,10 +237,14 @@ def make_executor(kind: str, workers: int = 1, address: str | None = None, cpus:
     raise HarnessError(f"unknown executor {kind!r}; known: local, ray")
 
 
-def check_threads(kind: str, threads: int | None) -> None:
-    """``threads`` is for the local executors; a Ray cell's threads are its CPUs."""
-    if threads is not None and kind == "ray":
-        from ..errors import HarnessError
+def check_local_options(kind: str, workers: int = 1, threads: int | None = None) -> None:
+    """``workers`` and ``threads`` are for the local executors; Ray runs as many cells at once as its cluster's
+    CPUs allow, and a Ray cell's threads are its CPUs."""
+    from ..errors import HarnessError
 
+    if kind == "ray" and workers != 1:
+        raise HarnessError("--workers is for the local executor; Ray runs as many cells at once as the cluster's "
+                           "CPUs allow (--cpus-per-cell each)")
+    if kind == "ray" and threads is not None:
         raise HarnessError("--threads is for the local executor; a Ray cell takes as many threads as its "
                            "--cpus-per-cell")
