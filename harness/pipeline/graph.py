@@ -109,6 +109,19 @@ def check_architecture(cfg: RunConfig, task, method: Method) -> None:
                            f"teacher_encoder=student), but task {cfg.task!r} is decoder-only: it has no encoder")
 
 
+def keyed_sampling(cfg: RunConfig, trained: Method) -> dict:
+    """The online sampling a student stage's key holds: the cell's own when ``trained`` samples prefixes
+    online; else the sampling the cell's task and profile give without any ``--set``. Such a stage never
+    samples, so ``--set online_sampling.*`` (an ENGINE ablation) cannot change it and must not rebuild it (the
+    shared pre-distilled student above all); at the defaults both are the same, so keys made before stay valid."""
+    from ..config import resolve_config
+    from ..step.prefixes import ONLINE_SOURCES
+
+    if any(source in ONLINE_SOURCES for source in trained.active_prefix_weights()):
+        return asdict(cfg.online_sampling)
+    return asdict(resolve_config(cfg.task, cfg.method, cfg.profile, check=False).online_sampling)
+
+
 def plan_cell(cfg: RunConfig, task, method: Method, device_type: str) -> CellPlan:
     """The stages of the cell ``cfg`` in build order, with their configs and keys.
 
@@ -134,7 +147,7 @@ def plan_cell(cfg: RunConfig, task, method: Method, device_type: str) -> CellPla
                 inputs: dict[str, str], model: str, rows: str = "per_reference") -> StageSpec:
         config = {"method": trained.name, "params": asdict(trained.params), "init": init,
                   "student": asdict(cfg.student), "train": asdict(schedule),
-                  "sampling": asdict(cfg.online_sampling), "selection": asdict(cfg.selection_decode), "seed": seed}
+                  "sampling": keyed_sampling(cfg, trained), "selection": asdict(cfg.selection_decode), "seed": seed}
         if rows != "per_reference":   # keyed only when not the default
             config["rows"] = rows
         return add(label, "student", config, {TEACHER: TEACHER, **inputs}, (type(trained),), model=model,
