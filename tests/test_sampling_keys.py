@@ -37,12 +37,26 @@ def test_a_method_that_samples_is_rekeyed(method):
     assert base["method"].key != ablation["method"].key and base["predistill"].key == ablation["predistill"].key
 
 
-@pytest.mark.parametrize("profile", ["ci", "cpu"])
+@pytest.mark.parametrize("method, params, samples", [
+    ("js", ["method.beta=0"], False),                    # all weight on the offline outputs
+    ("js", ["method.beta=1"], True),
+    ("gkd", ["method.lmbda=0"], False),                  # supervised prefixes only
+    ("gkd", ["method.lmbda=0", "method.off_policy=teacher_sample"], True),
+    ("js_exact", ["method.beta=0", "method.teacher_source=teacher_sample"], True),
+    ("js_exact", ["method.beta=0"], False),
+])
+def test_parameters_that_switch_sources_decide_what_is_keyed(method, params, samples):
+    base, ablation = plan_for(_cfg("dart", method, *params)), plan_for(_cfg("dart", method, *params, ABLATION))
+    assert (base["method"].key != ablation["method"].key) == samples
+
+
+@pytest.mark.parametrize("profile", ["ci", "cpu", "paper"])
 def test_at_the_defaults_every_stage_keys_the_cells_own_sampling(profile):
-    """So keys made before the rule (which keyed every stage with the cell's sampling) stay valid."""
+    """So keys made before the rule (which keyed every stage with the cell's sampling) stay valid at the
+    defaults (a run made with ``--set online_sampling.*`` gets the new keys for the stages that never sample)."""
     for task in TASKS.names():
         for method in METHODS.names():
-            cfg = _cfg(task, method, profile=profile)
+            cfg = resolve_config(task, method, profile, check=False)
             for spec in plan_for(cfg).specs:
                 if spec.stage == "student":
                     assert spec.config["sampling"] == asdict(cfg.online_sampling), (task, method, spec.label)

@@ -113,7 +113,8 @@ def keyed_sampling(cfg: RunConfig, trained: Method) -> dict:
     """The online sampling a student stage's key holds: the cell's own when ``trained`` samples prefixes
     online; else the sampling the cell's task and profile give without any ``--set``. Such a stage never
     samples, so ``--set online_sampling.*`` (an ENGINE ablation) cannot change it and must not rebuild it (the
-    shared pre-distilled student above all); at the defaults both are the same, so keys made before stay valid."""
+    shared pre-distilled student above all). At the defaults both are the same, so keys made before stay valid
+    (a run made with such a ``--set`` is planned anew). Editing a task's default sampling still re-keys them."""
     from ..config import resolve_config
     from ..step.prefixes import ONLINE_SOURCES
 
