@@ -39,8 +39,8 @@ def cell_options(command):
 
 
 RESULTS_DIR_HELP = "The results store: runs, stage cache, locks and records."
-THREADS_HELP = ("torch CPU threads (default: torch's own, one per core). Float sums depend on it: the committed "
-                "report's stages were built with one thread each.")
+THREADS_NOTE = "Float sums depend on it: the committed report's stages were built with one thread each."
+THREADS_HELP = "torch CPU threads (default: torch's own, one per core). " + THREADS_NOTE
 
 
 def set_threads(threads: int | None) -> None:
@@ -111,8 +111,7 @@ def run_cmd(task, method, profile, seed, sets, plugins, data_dir, results_dir, d
 @click.option("--workers", type=int, default=1, show_default=True,
               help="local: cells at once, each in its own worker process (1: in this process).")
 @click.option("--threads", type=click.IntRange(min=1), default=None,
-              help="local: torch CPU threads per cell (default: the cores shared among the workers). "
-                   + THREADS_HELP.split(". ", 1)[1])
+              help="local: torch CPU threads per cell (default: the cores shared among the workers). " + THREADS_NOTE)
 @click.option("--address", default=None, help="ray: the cluster to join (e.g. auto, ray://head:10001); "
                                                "default RAY_ADDRESS or a new local instance.")
 @click.option("--cpus-per-cell", type=float, default=None, help="ray: CPUs per cell (default: the spec's).")
@@ -129,9 +128,8 @@ def grid_cmd(spec, tasks, methods, seeds, profile, sets, axes, results_dir, plug
     from pathlib import Path
 
     from .config import PROFILES, parse_sets
-    from .grid import expand, format_plan, load_spec, plan_grid, run_grid, with_overrides
     from .errors import UnknownNameError
-
+    from .grid import expand, format_plan, load_spec, plan_grid, run_grid, with_overrides
     from .grid.executors import check_local_options
 
     check_local_options(executor, workers, threads)   # before any work

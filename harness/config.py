@@ -383,11 +383,15 @@ def _coerce(value: Any, annotation: Any, key: str) -> Any:
     return value
 
 
+#: ``--set`` prefix → the RunConfig field holding those parameters (checked later against a method's Params).
+PARAM_GROUPS = {"method": "method_params", "predistill": "predistill_params"}
+
+
 def set_path(cfg: Any, key: str, value: Any, *, from_text: bool) -> None:
     """Set ``cfg.a.b = value`` by dotted ``key``; unknown keys list the valid ones."""
     parts = key.split(".")
-    if parts[0] in ("method", "predistill") and len(parts) > 1:  # `--set method.beta=0.5`, not method_params
-        parts = [f"{parts[0]}_params", *parts[1:]]
+    if parts[0] in PARAM_GROUPS and len(parts) > 1:  # `--set method.beta=0.5` reads better than method_params
+        parts = [PARAM_GROUPS[parts[0]], *parts[1:]]
     target = cfg
     for depth, part in enumerate(parts):
         if not dataclasses.is_dataclass(target):
@@ -410,7 +414,7 @@ def set_path(cfg: Any, key: str, value: Any, *, from_text: bool) -> None:
             parsed = parse_value(value, annotation, key) if from_text else _coerce(value, annotation, key)
             setattr(target, part, parsed)
             return
-        if part in ("method_params", "predistill_params"):
+        if part in PARAM_GROUPS.values():
             # Method parameters are checked later against the chosen method's Params.
             getattr(target, part)[".".join(parts[depth + 1:])] = value
             return

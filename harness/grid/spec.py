@@ -41,7 +41,7 @@ from pathlib import Path
 from typing import Any
 
 from .. import paper
-from ..config import RunConfig, resolve_config
+from ..config import PARAM_GROUPS, RunConfig, resolve_config
 from ..errors import HarnessError
 from ..registry import METHODS, TASKS
 
@@ -275,7 +275,8 @@ def starts_predistilled(method: str) -> bool:
 def _short(key: str) -> str:
     """``method_params.beta`` → ``method.beta`` (and ``predistill_params.*`` likewise): one spelling to filter on."""
     head, _, rest = key.partition(".")
-    return f"{head.removesuffix('_params')}.{rest}" if head in ("method_params", "predistill_params") else key
+    short = {field: name for name, field in PARAM_GROUPS.items()}
+    return f"{short[head]}.{rest}" if head in short else key
 
 
 def _applies(key: str, method: str) -> bool:
