@@ -326,10 +326,14 @@ class Codebase:
         on_import = _runs_on_import(source.tree)
         if on_import:
             todo.append(("<module>", ast.Module(body=on_import, type_ignores=[]), None))
+        seen: set[int] = set()
         while todo:
             label, node, owner = todo.pop()
-            if label in parts:
+            if id(node) in seen:
                 continue
+            seen.add(id(node))
+            if label in parts:   # one name bound twice (an assignment, then a def): both are code
+                label = f"{label}@{getattr(node, 'lineno', len(parts))}"
             parts[label] = node
             members = _bindings(owner.body) if owner is not None else {}
             for sub in _code_nodes(node, annotations=False):
@@ -368,8 +372,8 @@ class Codebase:
         """``{plugin: digest of its files}`` and ``{module: digest}`` of what its files import."""
         if cls not in self._plugins:
             files = plugin_files(cls)
-            own = [self._plugin_source(cls, path, files) for path in files]
-            root = files[0].parent if len(files) > 1 else None
+            root = Path(inspect.getfile(cls)).parent if len(files) > 1 else None   # the plugin's package
+            own = [self._plugin_source(cls, path, root) for path in files]
             digest = hashlib.sha256()
             for source in own:
                 digest.update(str(source.path.relative_to(root) if root else source.path.name).encode())
@@ -386,15 +390,16 @@ class Codebase:
             self._plugins[cls] = out
         return dict(self._plugins[cls])
 
-    def _plugin_source(self, cls: type, path: Path, files: list[Path]) -> Source:
-        """One file of a plugin as a module of its package (a ``--plugins`` file: its made-up module)."""
-        if len(files) == 1:
+    def _plugin_source(self, cls: type, path: Path, root: Path | None) -> Source:
+        """One file of a plugin as a module of its package (under ``root``, its folder; None: the plugin is
+        one file, a ``--plugins`` file with its made-up module name for one)."""
+        if root is None:
             name = cls.__module__
             package = name if path.name == "__init__.py" else name.rpartition(".")[0]
         else:
             package = cls.__module__ if Path(inspect.getfile(cls)).name == "__init__.py" \
                 else cls.__module__.rpartition(".")[0]
-            parts = list(path.relative_to(files[0].parent).with_suffix("").parts)
+            parts = list(path.relative_to(root).with_suffix("").parts)
             name = ".".join([package, *parts[:-1]] + ([] if parts[-1] == "__init__" else [parts[-1]]))
             package = name if path.name == "__init__.py" else name.rpartition(".")[0]
         if name not in self._sources:
