@@ -259,8 +259,8 @@ class Codebase:
             return True
         if top not in self._local:
             spec = self.spec(top)
-            places = ([spec.origin] if spec.has_location and spec.origin else list(spec.submodule_search_locations or [])
-                      ) if spec is not None else []
+            places = [] if spec is None else [spec.origin] if spec.has_location and spec.origin \
+                else list(spec.submodule_search_locations or [])
             self._local[top] = bool(places) and all(p.endswith(".py") or os.path.isdir(p) for p in places) \
                 and not any(_installed(p) for p in places)
         return self._local[top]

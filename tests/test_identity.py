@@ -58,6 +58,40 @@ def test_a_plugin_package_is_covered_whole(tmp_path, monkeypatch):
             del sys.modules[name]
 
 
+def test_a_root_follows_what_it_names_and_not_what_never_runs(tmp_path, monkeypatch):
+    """A root function brings the functions it calls (``self.x`` too) and the modules its names come from,
+    imports inside it included; a module imported but not named, or imported for type checking only, stays out."""
+    pkg = tmp_path / "probe_roots"
+    pkg.mkdir()
+    write(pkg / "__init__.py", "")
+    for name in ("used", "lazy", "via_self", "typing_only", "unused"):
+        write(pkg / f"{name}.py", "def f():\n    return 1\n")
+    write(pkg / "root.py", """
+        from __future__ import annotations
+        from typing import TYPE_CHECKING
+        from . import unused
+        from .used import f as used
+        from .via_self import f as helper
+        if TYPE_CHECKING:
+            from .typing_only import f as typing_only
+
+        class Runner:
+            def load(self) -> typing_only:
+                from . import lazy
+                return self.draw() + used() + lazy.f()
+
+            def draw(self):
+                return helper()
+
+            def other(self):
+                return unused.f()
+        """)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    parts, modules = identity.Codebase().root_parts("probe_roots.root:Runner.load")
+    assert set(parts) == {"probe_roots.root:Runner.load", "probe_roots.root:Runner.draw"}
+    assert modules == {"probe_roots.used", "probe_roots.lazy", "probe_roots.via_self"}
+
+
 def test_reports_grids_and_the_cli_are_in_no_stage():
     """Editing what only lays out, schedules or stores results throws no stage away: no stage's import path,
     nor any built-in task's or method's, reaches them."""
