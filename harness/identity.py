@@ -1,16 +1,37 @@
 """Code identity: which code made a stage, as a digest that enters the stage's key.
 
-A stage's output is a function of its config, its inputs and the code that computes it.
-Keys held the first two only, so a changed loss or scorer silently reused old results.
-Here every stage names the code it runs — the harness modules on its path plus the
-plugin (method or task) it calls — and its key includes a digest of that code:
+A stage's output is a function of its config, its inputs and the code that computes it. Keys held
+the first two only, so a changed loss or scorer silently reused old results. Here the code a stage
+runs is found from the code itself, not from a list kept by hand:
 
-* a module's digest is taken over its syntax tree with docstrings dropped, so editing a
-  comment or a docstring changes nothing, while any change to what runs does;
-* a plugin's digest covers every module of the package that defines it (a task's
-  ``records.py`` and ``twin.py`` as well as its ``__init__``), or its one file;
-* harness modules that no stage runs (reports, grids, the CLI, the store) are in no
-  stage's code, so editing them throws nothing away.
+* a stage's **roots** (:data:`STAGE_ROOTS`) are the functions that build it and that take from it
+  what later stages need (``STAGES`` in :mod:`harness.pipeline.stages`); the data's root is the code
+  that loads and draws the splits. A root is read at the level of functions: its own code, the
+  functions, classes and assignments of its module that it names (``self.x`` included), whatever its
+  module runs on import, and the modules its names come from;
+* from there, the **import closure**: every module those modules import, at import time or inside a
+  function (relative imports resolved; an ``if TYPE_CHECKING:`` block never runs and is left out),
+  followed through the harness, the task plugins (``harness_tasks``), a plugin's own package and any
+  module that is not installed (a helper next to a ``--plugins`` file) — never into the standard
+  library or site-packages. A package's ``__init__`` enters when it is imported by name (``from ..lm
+  import build_model``), not because one of its submodules is;
+* a **plugin** the stage calls (a method, a task) enters as its whole package (a task's ``records.py``
+  and ``twin.py`` as well as its ``__init__``) or its one file, plus the import closure of that code;
+* a module's digest is taken over its syntax tree with docstrings dropped, so editing a comment or a
+  docstring changes nothing, while any change to what runs does. Beyond the roots, digests are per
+  module: coarse but safe (a fix to KL's loss re-keys every method defined in the same module).
+
+Modules on no stage's path (the report, the grid, the CLI) enter no key, so editing them throws
+nothing away; a module on the path enters by definition, whatever it is for (the progress bars that
+training draws, the store's helpers that the data's sampling imports).
+
+Files are read once per process — the code this process runs; :func:`forget` reads them again.
+
+Library versions (torch, transformers, tokenizers, ...: :data:`LIBRARIES`) are **not** in keys. An
+upgrade would throw every cache away while most upgrades change no number, and the numbers an upgrade
+can change (the last bits of a sum) depend as much on the processor and torch's thread count, which no
+key holds either. They are recorded instead, with each stage (its ``host``) and in each run's manifest,
+and a stage reused under other versions says so when it is reused.
 """
 
 from __future__ import annotations
@@ -18,32 +39,40 @@ from __future__ import annotations
 import ast
 import hashlib
 import importlib
+import importlib.machinery
+import importlib.util
 import inspect
+import os
+import platform
+import site
 import sys
+import sysconfig
+from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 
-#: Harness modules every training or decoding stage runs (the model adapters, the step and its loop,
-#: tokenised batches, decoding and scoring helpers, the method interface and its divergences).
-CORE = ("harness.lm.base", "harness.lm.seq2seq", "harness.lm.causal", "harness.lm.build", "harness.data",
-        "harness.evaluate", "harness.metrics", "harness.methods.base", "harness.methods.divergences")
-TRAINING = ("harness.train", "harness.checkpoint", "harness.step.prefixes", "harness.step.loss", "harness.step.fast",
-            "harness.step.accumulate")
-BUILD = ("harness.pipeline.stages",)   # how each stage is built from its inputs
-#: What a task's data depend on besides the task's own package: the task interface and the shared readers.
-DATA = ("harness.task", "harness.datasets.sources", "harness.datasets.release", "harness.datasets.split_files",
-        "harness.datasets.twins", "harness.datasets.fields", "harness.datasets.sampling")
-#: stage → the harness modules it runs, beyond the plugins it calls ("data": the records a task loads).
-STAGE_MODULES: dict[str, tuple[str, ...]] = {
-    "data": DATA,
-    "tokenizer": ("harness.lm.build", "harness.data") + BUILD,
-    "teacher": CORE + TRAINING + BUILD + ("harness.methods.baselines",),
-    "pseudo_labels": CORE + BUILD,
-    "teacher_outputs": CORE + BUILD + ("harness.methods.topk",),
-    "student": CORE + TRAINING + BUILD + ("harness.methods.topk",),
-    "evaluation": CORE + BUILD,
+BUILDERS = "harness.pipeline.stages"
+#: stage → its roots: ``module:qualname`` (a function or class and what it names) or ``module`` (all of it).
+STAGE_ROOTS: dict[str, tuple[str, ...]] = {
+    # The records every stage is made of: how the splits are loaded and drawn (the task plugin enters as
+    # a plugin). Becomes "harness.pipeline.load" once the loading moves to a module of its own.
+    "data": ("harness.pipeline.run:Pipeline.load_data",),
+    # The stages: their builders and what a run takes from them (STAGES in harness.pipeline.stages).
+    "tokenizer": (f"{BUILDERS}:build_tokenizer", f"{BUILDERS}:use_tokenizer"),
+    "teacher": (f"{BUILDERS}:build_teacher", f"{BUILDERS}:use_teacher"),
+    "pseudo_labels": (f"{BUILDERS}:build_pseudo_labels", f"{BUILDERS}:use_pseudo_labels"),
+    "teacher_outputs": (f"{BUILDERS}:build_teacher_outputs", f"{BUILDERS}:use_teacher_outputs"),
+    "student": (f"{BUILDERS}:build_student",),
+    "evaluation": (f"{BUILDERS}:build_evaluation",),
 }
+#: This project's top-level packages: followed wherever they are installed.
+PROJECT_PACKAGES = ("harness", "harness_tasks")
+#: Libraries whose versions each stage and run records (never keyed; see the module docstring).
+LIBRARIES = ("torch", "transformers", "tokenizers", "accelerate", "sacrebleu")
+PLUGIN_FILE_PREFIX = "harness_plugin_"   # the module names harness.registry.load_plugin_file makes up
 
+
+# ---------------------------------------------------------------- syntax trees and their digests
 
 def _strip_docstrings(tree: ast.AST) -> ast.AST:
     for node in ast.walk(tree):
@@ -55,30 +84,345 @@ def _strip_docstrings(tree: ast.AST) -> ast.AST:
     return tree
 
 
-@lru_cache(maxsize=None)
-def _file_digest(path: str, mtime_ns: int, size: int) -> str:
-    source = Path(path).read_text(encoding="utf-8")
+def _node_digest(node: ast.AST) -> str:
+    return hashlib.sha256(ast.dump(node, annotate_fields=False, include_attributes=False).encode()).hexdigest()
+
+
+def _parse(path: Path) -> tuple[ast.Module, str]:
+    """A file's syntax tree without docstrings, and its digest (of the bytes when it is not Python we can parse)."""
+    source = path.read_text(encoding="utf-8")
     try:
-        canonical = ast.dump(_strip_docstrings(ast.parse(source)), annotate_fields=False, include_attributes=False)
-    except SyntaxError:   # not Python we can parse: the bytes themselves
-        canonical = source
-    return hashlib.sha256(canonical.encode()).hexdigest()
+        tree = _strip_docstrings(ast.parse(source))
+    except SyntaxError:
+        return ast.Module(body=[], type_ignores=[]), hashlib.sha256(source.encode()).hexdigest()
+    return tree, _node_digest(tree)
 
 
 def file_digest(path: str | Path) -> str:
-    """Digest of one Python source file's code (docstrings and comments ignored)."""
-    stat = Path(path).stat()
-    return _file_digest(str(Path(path).resolve()), stat.st_mtime_ns, stat.st_size)
+    """Digest of one Python source file's code (docstrings and comments ignored), read now."""
+    return _parse(Path(path))[1]
 
 
-def module_files(module_name: str) -> list[Path]:
-    """The source files of a module: for a package's module, every ``.py`` file of that package."""
-    module = sys.modules.get(module_name) or importlib.import_module(module_name)
-    file = getattr(module, "__file__", None)
-    if file is None:
-        return []
-    path = Path(file)
-    return [path] if path.suffix == ".py" else []
+def _is_type_checking(node: ast.AST) -> bool:
+    test = getattr(node, "test", None)
+    return isinstance(node, ast.If) and (isinstance(test, ast.Name) and test.id == "TYPE_CHECKING"
+                                         or isinstance(test, ast.Attribute) and test.attr == "TYPE_CHECKING")
+
+
+def _code_nodes(node: ast.AST, annotations: bool = True):
+    """``ast.walk`` without what never runs: ``if TYPE_CHECKING:`` blocks, and annotations unless asked for."""
+    stack = [node]
+    while stack:
+        node = stack.pop()
+        yield node
+        for name, value in ast.iter_fields(node):
+            if not annotations and name in ("annotation", "returns"):
+                continue
+            for child in value if isinstance(value, list) else [value]:
+                if isinstance(child, ast.AST) and not _is_type_checking(child):
+                    stack.append(child)
+
+
+def _bindings(body: list[ast.stmt]) -> dict[str, list[ast.stmt]]:
+    """Names a module (or class) body binds → the statements that bind them (looking into ``if``/``try``)."""
+    out: dict[str, list[ast.stmt]] = {}
+    for stmt in body:
+        names: list[str] = []
+        if isinstance(stmt, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+            names = [stmt.name]
+        elif isinstance(stmt, (ast.Import, ast.ImportFrom)):
+            names = [(a.asname or a.name).split(".")[0] for a in stmt.names]
+        elif isinstance(stmt, (ast.Assign, ast.AnnAssign, ast.AugAssign)):
+            targets = stmt.targets if isinstance(stmt, ast.Assign) else [stmt.target]
+            names = [n.id for t in targets for n in ast.walk(t) if isinstance(n, ast.Name)]
+        elif isinstance(stmt, (ast.If, ast.Try)) and not _is_type_checking(stmt):
+            blocks = [stmt.body, stmt.orelse] + ([h.body for h in stmt.handlers] + [stmt.finalbody]
+                                                 if isinstance(stmt, ast.Try) else [])
+            for block in blocks:
+                for name, stmts in _bindings(block).items():
+                    out.setdefault(name, []).extend(stmts)
+        for name in names:
+            out.setdefault(name, []).append(stmt)
+    return out
+
+
+_BINDING = (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef, ast.Import, ast.ImportFrom, ast.Assign,
+            ast.AnnAssign, ast.AugAssign)
+
+
+def _runs_on_import(tree: ast.Module) -> list[ast.stmt]:
+    """What a module runs when imported besides defining names (a call, a loop, a guarded block)."""
+    return [s for s in tree.body if not isinstance(s, _BINDING) and not _is_type_checking(s)]
+
+
+def _find(body: list[ast.stmt], qualname: str) -> tuple[ast.stmt, ast.ClassDef | None] | None:
+    """The definition ``qualname`` names in a module body, and the class it is a member of (if any)."""
+    node, owner = None, None
+    for part in qualname.split("."):
+        if node is not None:
+            if not isinstance(node, ast.ClassDef):
+                return None
+            owner = node
+        node = next((s for s in reversed(body) if isinstance(s, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef))
+                     and s.name == part), None)
+        if node is None:
+            return None
+        body = node.body
+    return node, owner
+
+
+# ---------------------------------------------------------------- where modules are
+
+@lru_cache(maxsize=None)
+def _installed_dirs() -> tuple[str, ...]:
+    """The standard library's and the installed distributions' folders."""
+    paths = {sysconfig.get_paths()[k] for k in ("stdlib", "platstdlib", "purelib", "platlib")}
+    paths |= set(getattr(site, "getsitepackages", lambda: [])())
+    if site.ENABLE_USER_SITE:
+        paths.add(site.getusersitepackages())
+    return tuple(os.path.realpath(p).rstrip(os.sep) + os.sep for p in paths if p)
+
+
+def _installed(path: str) -> bool:
+    return os.path.realpath(path).startswith(_installed_dirs())
+
+
+@dataclass
+class Source:
+    """One module's source: where it is, what its relative imports resolve against, its tree and digest."""
+
+    name: str
+    path: Path
+    package: str
+    tree: ast.Module
+    digest: str
+
+
+def _absolute(node: ast.ImportFrom, package: str) -> str | None:
+    if not node.level:
+        return node.module
+    parts = package.split(".") if package else []
+    if node.level > len(parts):
+        return None   # beyond the top-level package: fails when it runs, nothing to follow
+    return ".".join(parts[:len(parts) - node.level + 1] + ([node.module] if node.module else []))
+
+
+class Codebase:
+    """The modules of this process's import path, found by name without importing them, each read once."""
+
+    def __init__(self):
+        self._specs: dict[str, importlib.machinery.ModuleSpec | None] = {}
+        self._sources: dict[str, Source | None] = {}
+        self._local: dict[str, bool] = {}
+        self._imports: dict[tuple, frozenset[str]] = {}
+        self._roots: dict[tuple, dict[str, str]] = {}
+        self._plugins: dict[type, dict[str, str]] = {}
+
+    # ------------------------------------------------ finding and reading modules
+    def spec(self, name: str) -> importlib.machinery.ModuleSpec | None:
+        if name not in self._specs:
+            self._specs[name] = self._find_spec(name)
+        return self._specs[name]
+
+    def _find_spec(self, name: str):
+        parent = name.rpartition(".")[0]
+        try:
+            if not parent:   # the interpreter's own finders (sys.path, editable installs); imports nothing
+                return importlib.util.find_spec(name)
+            up = self.spec(parent)
+            if up is None or up.submodule_search_locations is None:
+                return None
+            return importlib.machinery.PathFinder.find_spec(name, list(up.submodule_search_locations))
+        except (ImportError, ValueError):
+            return None
+
+    def source(self, name: str) -> Source | None:
+        """The module ``name`` as Python source (None: not found, not a ``.py`` file)."""
+        if name not in self._sources:
+            spec = self.spec(name)
+            origin = spec.origin if spec is not None and spec.has_location else None
+            if origin is None or not origin.endswith(".py"):
+                self._sources[name] = None
+            else:
+                package = name if spec.submodule_search_locations is not None else name.rpartition(".")[0]
+                self._sources[name] = self._read(name, Path(origin), package)
+        return self._sources[name]
+
+    def _read(self, name: str, path: Path, package: str) -> Source:
+        tree, digest = _parse(path)
+        return Source(name, path, package, tree, digest)
+
+    def followed(self, name: str, tops: tuple[str, ...] = ()) -> bool:
+        """Whether the closure goes into ``name``: this project, a plugin's own package, or code not installed."""
+        top = name.partition(".")[0]
+        if top in PROJECT_PACKAGES or top in tops:
+            return True
+        if top not in self._local:
+            spec = self.spec(top)
+            places = [] if spec is None else [spec.origin] if spec.has_location and spec.origin \
+                else list(spec.submodule_search_locations or [])
+            self._local[top] = bool(places) and all(p.endswith(".py") or os.path.isdir(p) for p in places) \
+                and not any(_installed(p) for p in places)
+        return self._local[top]
+
+    # ------------------------------------------------ imports
+    def bound_modules(self, node: ast.Import | ast.ImportFrom, package: str, tops: tuple[str, ...]
+                      ) -> list[tuple[str, str]]:
+        """(name bound, module it names) of one import statement, for the modules the closure follows."""
+        out = []
+        if isinstance(node, ast.Import):
+            for alias in node.names:
+                if self.followed(alias.name, tops) and self.source(alias.name) is not None:
+                    out.append(((alias.asname or alias.name).split(".")[0], alias.name))
+            return out
+        base = _absolute(node, package)
+        if base is None or not self.followed(base, tops):
+            return out
+        for alias in node.names:
+            sub = f"{base}.{alias.name}"
+            if alias.name != "*" and self.source(sub) is not None:   # `from pkg import module`
+                out.append((alias.asname or alias.name, sub))
+            elif self.source(base) is not None:                       # `from module import name`
+                out.append((alias.asname or alias.name, base))
+        return out
+
+    def imports(self, source: Source, tops: tuple[str, ...] = ()) -> frozenset[str]:
+        """The followed modules a module imports, at import time or inside a function."""
+        key = (source.name, str(source.path), tops)
+        if key not in self._imports:
+            found = {module for node in _code_nodes(source.tree) if isinstance(node, (ast.Import, ast.ImportFrom))
+                     for _, module in self.bound_modules(node, source.package, tops)}
+            self._imports[key] = frozenset(found - {source.name})
+        return self._imports[key]
+
+    def closure(self, modules: set[str], tops: tuple[str, ...] = ()) -> set[str]:
+        """``modules`` and every followed module they import, transitively."""
+        seen: set[str] = set()
+        todo = list(modules)
+        while todo:
+            name = todo.pop()
+            if name in seen:
+                continue
+            seen.add(name)
+            source = self.source(name)
+            if source is not None:
+                todo += self.imports(source, tops)
+        return seen
+
+    # ------------------------------------------------ roots and plugins
+    def root_parts(self, root: str) -> tuple[dict[str, ast.AST], set[str]]:
+        """A root's own code (label → node) and the modules its names come from."""
+        module, _, qualname = root.partition(":")
+        source = self.source(module)
+        found = _find(source.tree.body, qualname) if source is not None and qualname else None
+        if source is None or (qualname and found is None):
+            raise LookupError(f"code identity: the root {root} is not in the code (harness.identity.STAGE_ROOTS)")
+        if not qualname:
+            return {module: source.tree}, set(self.imports(source))
+        bindings = _bindings(source.tree.body)
+        modules = {m for stmt in bindings.get("*", []) for _, m in self.bound_modules(stmt, source.package, ())}
+        parts: dict[str, ast.AST] = {}
+        todo: list[tuple[str, ast.AST, ast.ClassDef | None]] = [(qualname, *found)]
+        on_import = _runs_on_import(source.tree)
+        if on_import:
+            todo.append(("<module>", ast.Module(body=on_import, type_ignores=[]), None))
+        seen: set[int] = set()
+        while todo:
+            label, node, owner = todo.pop()
+            if id(node) in seen:
+                continue
+            seen.add(id(node))
+            if label in parts:   # one name bound twice (an assignment, then a def): both are code
+                label = f"{label}@{getattr(node, 'lineno', len(parts))}"
+            parts[label] = node
+            members = _bindings(owner.body) if owner is not None else {}
+            for sub in _code_nodes(node, annotations=False):
+                if isinstance(sub, (ast.Import, ast.ImportFrom)):
+                    modules |= {m for _, m in self.bound_modules(sub, source.package, ())}
+                elif isinstance(sub, ast.Name) and isinstance(sub.ctx, ast.Load):
+                    for stmt in bindings.get(sub.id, []):
+                        if isinstance(stmt, (ast.Import, ast.ImportFrom)):
+                            modules |= {m for bound, m in self.bound_modules(stmt, source.package, ())
+                                        if bound == sub.id}
+                        else:
+                            todo.append((getattr(stmt, "name", sub.id), stmt,
+                                         stmt if isinstance(stmt, ast.ClassDef) else None))
+                elif isinstance(sub, ast.Attribute) and isinstance(sub.value, ast.Name) \
+                        and sub.value.id in ("self", "cls") and owner is not None:
+                    for stmt in members.get(sub.attr, []):
+                        todo.append((f"{owner.name}.{getattr(stmt, 'name', sub.attr)}", stmt, owner))
+        return {f"{module}:{label}": node for label, node in parts.items()}, modules
+
+    def roots_identity(self, roots: tuple[str, ...]) -> dict[str, str]:
+        """``{root part or module: digest}`` of some roots and their import closure."""
+        if roots not in self._roots:
+            out, modules = {}, set()
+            for root in roots:
+                parts, imported = self.root_parts(root)
+                out.update({label: _node_digest(node) for label, node in parts.items()})
+                modules |= imported
+            for name in sorted(self.closure(modules)):
+                source = self.source(name)
+                if source is not None and name not in out:
+                    out[name] = source.digest
+            self._roots[roots] = out
+        return dict(self._roots[roots])
+
+    def plugin_identity(self, cls: type) -> dict[str, str]:
+        """``{plugin: digest of its files}`` and ``{module: digest}`` of what its files import."""
+        if cls not in self._plugins:
+            files = plugin_files(cls)
+            root = Path(inspect.getfile(cls)).parent if len(files) > 1 else None   # the plugin's package
+            own = [self._plugin_source(cls, path, root) for path in files]
+            digest = hashlib.sha256()
+            for source in own:
+                digest.update(str(source.path.relative_to(root) if root else source.path.name).encode())
+                digest.update(source.digest.encode())
+            out = {plugin_name(cls): digest.hexdigest()}
+            top = cls.__module__.partition(".")[0]
+            tops = () if top in PROJECT_PACKAGES or top.startswith(PLUGIN_FILE_PREFIX) else (top,)
+            names = {s.name for s in own}
+            imported = set().union(*(self.imports(s, tops) for s in own))
+            for name in sorted(self.closure(imported - names, tops) - names):
+                source = self.source(name)
+                if source is not None:
+                    out[name] = source.digest
+            self._plugins[cls] = out
+        return dict(self._plugins[cls])
+
+    def _plugin_source(self, cls: type, path: Path, root: Path | None) -> Source:
+        """One file of a plugin as a module of its package (under ``root``, its folder; None: the plugin is
+        one file, a ``--plugins`` file with its made-up module name for one)."""
+        if root is None:
+            name = cls.__module__
+            package = name if path.name == "__init__.py" else name.rpartition(".")[0]
+        else:
+            package = cls.__module__ if Path(inspect.getfile(cls)).name == "__init__.py" \
+                else cls.__module__.rpartition(".")[0]
+            parts = list(path.relative_to(root).with_suffix("").parts)
+            name = ".".join([package, *parts[:-1]] + ([] if parts[-1] == "__init__" else [parts[-1]]))
+            package = name if path.name == "__init__.py" else name.rpartition(".")[0]
+        if name not in self._sources:
+            self._sources[name] = self._read(name, path, package)
+        return self._sources[name]
+
+    def identity(self, stage: str, plugins: tuple[type, ...] = ()) -> dict[str, str]:
+        if stage not in STAGE_ROOTS:
+            raise KeyError(f"no code identity for stage {stage!r} (known: {', '.join(STAGE_ROOTS)})")
+        out = self.roots_identity(STAGE_ROOTS[stage])
+        for cls in plugins:
+            out.update(self.plugin_identity(cls))
+        return dict(sorted(out.items()))
+
+
+_CODEBASE = Codebase()
+
+
+def forget() -> None:
+    """Read every file again at the next identity (the code on disk changed in this process's lifetime)."""
+    global _CODEBASE
+    importlib.invalidate_caches()
+    _CODEBASE = Codebase()
 
 
 def plugin_files(cls: type) -> list[Path]:
@@ -89,35 +433,52 @@ def plugin_files(cls: type) -> list[Path]:
     package = (module.__name__.rpartition(".")[0] if module is not None and module.__name__.count(".") else "") \
         if file.name != "__init__.py" else cls.__module__
     if package and package.split(".")[0] != "harness" and file.parent.is_dir():
-        return sorted(file.parent.rglob("*.py"))
+        return sorted(p for p in file.parent.rglob("*.py") if "__pycache__" not in p.parts)
     return [file]
 
 
 def plugin_name(cls: type) -> str:
     """How the code identity names a plugin: ``module.Class``, or ``file.py:Class`` for a ``--plugins`` file
     (whose module name the loader makes up)."""
-    if cls.__module__.startswith("harness_plugin_"):
+    if cls.__module__.startswith(PLUGIN_FILE_PREFIX):
         return f"{Path(inspect.getfile(cls)).name}:{cls.__qualname__}"
     return f"{cls.__module__}.{cls.__qualname__}"
 
 
 def code_identity(stage: str, plugins: tuple[type, ...] = ()) -> dict[str, str]:
-    """``{module or plugin: digest}`` of the code ``stage`` runs; enters the stage key and the manifest."""
-    out: dict[str, str] = {}
-    for name in STAGE_MODULES.get(stage, CORE):
-        for path in module_files(name):
-            out[name] = file_digest(path)
-    for cls in plugins:
-        files = plugin_files(cls)
-        root = files[0].parent if len(files) > 1 else None
-        digest = hashlib.sha256()
-        for path in files:
-            digest.update(str(path.relative_to(root) if root else path.name).encode())
-            digest.update(file_digest(path).encode())
-        out[plugin_name(cls)] = digest.hexdigest()
-    return out
+    """``{root part, module or plugin: digest}`` of the code ``stage`` runs: its roots (:data:`STAGE_ROOTS`),
+    the plugins it calls and their import closure. Enters the stage key and the manifest."""
+    return _CODEBASE.identity(stage, plugins)
 
 
 def digest(identity: dict[str, str]) -> str:
     """One short digest of a code identity (what a key holds)."""
     return hashlib.sha256("".join(f"{k}={v};" for k, v in sorted(identity.items())).encode()).hexdigest()[:16]
+
+
+# ---------------------------------------------------------------- library versions (recorded, not keyed)
+
+@lru_cache(maxsize=None)
+def _library_versions() -> tuple[tuple[str, str | None], ...]:
+    from importlib.metadata import PackageNotFoundError, version
+
+    out = [("python", platform.python_version())]
+    for name in LIBRARIES:
+        try:
+            out.append((name, version(name)))
+        except PackageNotFoundError:
+            out.append((name, None))
+    return tuple(out)
+
+
+def library_versions() -> dict[str, str | None]:
+    """The versions of python and :data:`LIBRARIES` in this process (None: not installed)."""
+    return dict(_library_versions())
+
+
+def library_changes(recorded: dict | None) -> list[str]:
+    """What differs between the library versions a stage recorded and this process's (``torch 2.3.0 → 2.4.1``);
+    empty when the stage recorded none."""
+    now = library_versions()
+    return [f"{name} {recorded[name]} → {now[name]}" for name in now
+            if recorded and name in recorded and recorded[name] != now[name]]

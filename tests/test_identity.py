@@ -6,7 +6,10 @@ import importlib
 import sys
 import textwrap
 
-from harness.identity import STAGE_MODULES, code_identity, digest, file_digest, plugin_files
+import pytest
+
+from harness import identity
+from harness.identity import STAGE_ROOTS, code_identity, digest, file_digest, plugin_files
 
 
 def write(path, text):
@@ -48,17 +51,97 @@ def test_a_plugin_package_is_covered_whole(tmp_path, monkeypatch):
         assert [p.name for p in plugin_files(module.MyTask)] == ["__init__.py", "twin.py"]
         before = digest(code_identity("evaluation", (module.MyTask,)))
         write(pkg / "twin.py", "def make():\n    return 2\n")
+        identity.forget()   # files are read once per process
         assert digest(code_identity("evaluation", (module.MyTask,))) != before
     finally:
         for name in [n for n in sys.modules if n.startswith("my_task_pkg")]:
             del sys.modules[name]
 
 
+def test_a_root_follows_what_it_names_and_not_what_never_runs(tmp_path, monkeypatch):
+    """A root function brings the functions it calls (``self.x`` too) and the modules its names come from,
+    imports inside it included; a module imported but not named, or imported for type checking only, stays out."""
+    pkg = tmp_path / "probe_roots"
+    pkg.mkdir()
+    write(pkg / "__init__.py", "")
+    for name in ("used", "lazy", "via_self", "typing_only", "unused"):
+        write(pkg / f"{name}.py", "def f():\n    return 1\n")
+    write(pkg / "root.py", """
+        from __future__ import annotations
+        from typing import TYPE_CHECKING
+        from . import unused
+        from .used import f as used
+        from .via_self import f as helper
+        if TYPE_CHECKING:
+            from .typing_only import f as typing_only
+
+        class Runner:
+            def load(self) -> typing_only:
+                from . import lazy
+                return self.draw() + used() + lazy.f()
+
+            def draw(self):
+                return helper()
+
+            def other(self):
+                return unused.f()
+        """)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    parts, modules = identity.Codebase().root_parts("probe_roots.root:Runner.load")
+    assert set(parts) == {"probe_roots.root:Runner.load", "probe_roots.root:Runner.draw"}
+    assert modules == {"probe_roots.used", "probe_roots.lazy", "probe_roots.via_self"}
+
+
 def test_reports_grids_and_the_cli_are_in_no_stage():
-    """Editing what only lays out or schedules results throws no stage away."""
-    for modules in STAGE_MODULES.values():
-        assert not any(m.startswith(("harness.reporting", "harness.grid", "harness.cli", "harness.store"))
-                       for m in modules)
+    """Editing what only lays out, schedules or stores results throws no stage away: no stage's import path,
+    nor any built-in task's or method's, reaches them."""
+    from harness.registry import METHODS, TASKS
+
+    identities = [code_identity(stage) for stage in STAGE_ROOTS]
+    identities += [code_identity("data", (TASKS.get(name),)) for name in TASKS.names()]
+    identities += [code_identity("student", (METHODS.get(name),)) for name in METHODS.names()]
+    for code in identities:
+        assert not [m for m in code if m.startswith(("harness.reporting", "harness.grid", "harness.cli",
+                                                     "harness.store.runs", "harness.store.cache",
+                                                     "harness.pipeline.graph", "harness.pipeline.stages:STAGES"))]
+
+
+def test_the_stage_roots_are_the_builders_the_pipeline_runs():
+    """Each stage's roots are its build and use functions in ``STAGES``: a renamed or added builder cannot
+    leave the identity behind."""
+    from harness.pipeline.stages import STAGES
+
+    for stage, functions in STAGES.items():
+        assert STAGE_ROOTS[stage] == tuple(f"{f.__module__}:{f.__qualname__}" for f in functions if f is not None)
+
+
+def test_an_unknown_root_is_an_error_not_an_empty_identity(monkeypatch):
+    monkeypatch.setitem(STAGE_ROOTS, "tokenizer", ("harness.pipeline.stages:no_such_builder",))
+    identity.forget()
+    with pytest.raises(LookupError, match="no_such_builder"):
+        code_identity("tokenizer")
+    identity.forget()
+
+
+def test_a_stage_reused_under_other_library_versions_says_so(tmp_path):
+    """Library versions are recorded with each stage, not keyed: a stage built under other versions is reused,
+    and the log says which differ."""
+    import json
+
+    from harness.store.cache import StageCache
+    from harness.store.io import STAGE_RECORD
+
+    logged = []
+    cache = StageCache(tmp_path, logged.append)
+    built = cache.get_or_build("demo", {"a": 1}, {}, lambda out: (out / "f.txt").write_text("1") and {}, "demo")
+    assert built.record["host"]["libraries"] == identity.library_versions()
+    assert set(identity.LIBRARIES) | {"python"} == set(built.record["host"]["libraries"])
+    record = json.loads((built.path / STAGE_RECORD).read_text())
+    record["host"]["libraries"]["torch"] = "0.0.1"
+    (built.path / STAGE_RECORD).write_text(json.dumps(record))
+    reused = cache.get_or_build("demo", {"a": 1}, {}, lambda out: None, "demo")
+    assert reused.reused and reused.key == built.key
+    assert f"built with other libraries: torch 0.0.1 → {identity.library_versions()['torch']}" in logged[-1]
 
 
 def test_a_predistill_cell_trains_with_its_own_seed_and_at_the_upstream_seed_is_the_shared_student():

@@ -91,7 +91,8 @@ def data_identity(task, identity: dict | None = None) -> str:
 
 def data_key(task, identity: dict | None = None) -> str:
     """The key of a task's data: a hash of its identity and of the code that reads or generates the
-    records and scores them — the task plugin's package (no record is loaded)."""
+    records and scores them — the task plugin's package — and that draws the splits from them (the
+    ``data`` roots of :mod:`harness.identity`, with their import closure; no record is loaded)."""
     identity = task.data_identity() if identity is None else identity
     keyed = {"data": identity, "code": code_digest(code_identity("data", (type(task),)))}
     return hashlib.sha256(canonical_json(keyed).encode()).hexdigest()[:16]

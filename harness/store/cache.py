@@ -32,6 +32,7 @@ from ..accounting import ComputeMeter
 from ..checkpoint import TrainingCheckpoints
 from ..config import canonical_json
 from ..identity import digest as code_digest
+from ..identity import library_changes, library_versions
 from .io import STAGE_RECORD, atomic_dir, checksums, write_json
 
 def stage_key(stage: str, config: Any, upstream: dict[str, str], code: dict[str, str] | None = None) -> str:
@@ -45,13 +46,15 @@ def stage_key(stage: str, config: Any, upstream: dict[str, str], code: dict[str,
 
 def build_host() -> dict:
     """What a stage was built on beyond its key: on CPU the numbers depend on the processor and on torch's thread
-    count (a matrix product splits its sums differently), so equal keys built elsewhere may differ in the last bits."""
+    count (a matrix product splits its sums differently), so equal keys built elsewhere may differ in the last bits;
+    so may other versions of torch, transformers or tokenizers (recorded, not keyed: :mod:`harness.identity`)."""
     import platform
 
     import torch
 
     return {"processor": _processor_name() or platform.machine(), "torch_threads": torch.get_num_threads(),
-            "cuda": torch.cuda.get_device_name() if torch.cuda.is_available() else None}
+            "cuda": torch.cuda.get_device_name() if torch.cuda.is_available() else None,
+            "libraries": library_versions()}
 
 
 def _processor_name() -> str | None:
@@ -165,7 +168,9 @@ class StageCache:
             if path.exists():
                 record = self._valid(path)
                 if record is not None:
-                    self.log(f"[{label}] reusing cached {stage} {key} ({path})")
+                    changes = library_changes((record.get("host") or {}).get("libraries"))
+                    other = f"; built with other libraries: {', '.join(changes)}" if changes else ""
+                    self.log(f"[{label}] reusing cached {stage} {key} ({path}){other}")
                     return StageResult(stage, key, path, True, 0.0, record, waited)
                 shutil.rmtree(path, ignore_errors=True)
             return self._build(stage, key, config, upstream, build, label, waited, code)
