@@ -3,7 +3,7 @@ the teacher's own fine-tuning, trains here.
 
 :func:`train`: AdamW (or Adafactor), linear warm-up/decay, gradient clipping,
 non-finite checks, validation-based checkpoint selection, mixed precision through
-Accelerate, and resumable checkpoints (:mod:`harness.checkpoint`).
+Accelerate, and resumable checkpoints (:mod:`harness.store.checkpoints`).
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from typing import Callable
 
 import torch
 
-from .checkpoint import TrainingCheckpoints, rng_state, set_rng_state
+from .store.checkpoints import TrainingCheckpoints, rng_state, set_rng_state
 from .config import DecodeConfig, TrainConfig
 from .data import TokenizedSplit, batches, num_batches
 from .lm import Seq2SeqLM, embedding_parameters
