@@ -36,7 +36,7 @@ from typing import Any
 
 import pandas as pd
 
-from ..config import PARAM_GROUPS, canonical_json
+from ..config import canonical_json, param_key
 from .io import atomic_dir, checksums, write_json
 from .labels import training_label
 
@@ -49,7 +49,6 @@ OPERATIONAL = ("results_dir", "checkpoint_every")
 #: Settings added after runs were recorded, and their defaults: left out of a run's id at the default, so that
 #: the ids of runs made before them stay valid.
 LATER_SETTINGS = {"teacher_outputs_k": 0, "predistill_params": {}}
-_SHORT = {field: short for short, field in PARAM_GROUPS.items()}   # method_params → method
 TIMING_METRICS = frozenset({"decode_tokens_per_s"})   # wall-clock dependent: differ between equal runs
 
 
@@ -140,7 +139,7 @@ def flat_config(config: dict) -> dict[str, Any]:
             out[prefix] = value
 
     for key, value in config.items():
-        walk(_SHORT.get(key, key), value)
+        walk(param_key(key), value)
     return out
 
 
