@@ -205,6 +205,13 @@ def param_key(key: str) -> str:
     return _PREFIX_OF_FIELD.get(head, head) + dot + rest
 
 
+def param_group(key: str) -> tuple[str | None, str]:
+    """``method.beta`` (or ``method_params.beta``) → ``("method", "beta")``; a key outside the groups →
+    ``(None, key)``."""
+    head, dot, rest = param_key(key).partition(".")
+    return (head, rest) if dot and head in PARAM_GROUPS else (None, key)
+
+
 def field_key(key: str) -> str:
     """The RunConfig path of a key users write: ``method.beta`` → ``method_params.beta`` (a bare ``method`` is
     the method's name and stays); any other key unchanged."""

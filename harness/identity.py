@@ -27,8 +27,8 @@ from pathlib import Path
 #: tokenised batches, decoding and scoring helpers, the method interface and its divergences).
 CORE = ("harness.lm.base", "harness.lm.seq2seq", "harness.lm.causal", "harness.lm.build", "harness.data",
         "harness.evaluate", "harness.metrics", "harness.methods.base", "harness.methods.divergences")
-TRAINING = ("harness.train", "harness.store.checkpoints", "harness.step.prefixes", "harness.step.loss", "harness.step.fast",
-            "harness.step.accumulate")
+TRAINING = ("harness.train", "harness.store.checkpoints", "harness.step.prefixes", "harness.step.loss",
+            "harness.step.fast", "harness.step.accumulate")
 BUILD = ("harness.pipeline.stages",)   # how each stage is built from its inputs
 #: What a task's data depend on besides the task's own package: the task interface and the shared readers.
 DATA = ("harness.task", "harness.datasets.sources", "harness.datasets.release", "harness.datasets.split_files",

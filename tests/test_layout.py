@@ -61,8 +61,8 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
     ("configuration and the plugin interfaces: config, registries, the task interface and its data readers, "
      "paper recipes and the paper's published facts",
      ("harness.config", "harness.registry", "harness.task", "harness.recipe", "harness.datasets", "harness.paper")),
-    ("the store: stage cache, training checkpoints, run folders and their readers (configs, files and tensors; no model code)",
-     ("harness.store",)),
+    ("the store: stage cache, training checkpoints, run folders and their readers (configs, files and tensors; "
+     "no model code)", ("harness.store",)),
     ("models, data and methods: model adapters, batches, methods, the step, scorers",
      ("harness.lm", "harness.data", "harness.methods", "harness.step", "harness.metrics")),
     ("training and evaluation: the training loop, decoding and scoring, the plugin test kit",

@@ -121,3 +121,11 @@ def test_one_translation_between_the_written_keys_and_the_config_fields(written,
 
     assert field_key(written) == field and param_key(field) == written
     assert field_key(field) == field and param_key(written) == written   # each spelling is a fixed point
+
+
+def test_the_group_of_a_key_in_either_spelling():
+    from harness.config import param_group
+
+    assert param_group("method.beta") == param_group("method_params.beta") == ("method", "beta")
+    assert param_group("predistill_params.temperature") == ("predistill", "temperature")
+    assert param_group("method") == (None, "method") and param_group("kd_train.lr") == (None, "kd_train.lr")

@@ -41,7 +41,7 @@ from pathlib import Path
 from typing import Any
 
 from .. import paper
-from ..config import RunConfig, param_key, resolve_config
+from ..config import RunConfig, param_group, param_key, resolve_config
 from ..errors import HarnessError
 from ..registry import METHODS, TASKS
 
@@ -273,10 +273,10 @@ def starts_predistilled(method: str) -> bool:
 
 
 def _applies(key: str, method: str) -> bool:
-    key = param_key(key)   # one spelling to filter on: method_params.beta → method.beta
-    if key.startswith("method."):
-        return key.split(".", 1)[1] in method_parameters(method)
-    if key.startswith("predistill."):
+    group, name = param_group(key)   # either spelling: method.beta or method_params.beta
+    if group == "method":
+        return name in method_parameters(method)
+    if group == "predistill":
         return starts_predistilled(method)
     return True
 
@@ -293,12 +293,11 @@ def expand(spec: GridSpec, results_dir: str, sets: list[tuple[str, str]] | tuple
     for key, _ in sets:
         _check_settable(key, "--set")
     for key in (*spec.set, *spec.axes, *(k for k, _ in sets)):
-        key = param_key(key)
-        if key.startswith("method.") and not any(_applies(key, m) for m in methods):
+        key, (group, name) = param_key(key), param_group(key)
+        if group == "method" and not any(_applies(key, m) for m in methods):
             params = "; ".join(f"{m}: {', '.join(sorted(method_parameters(m))) or '(none)'}" for m in methods)
-            raise HarnessError(f"{key}: no method of this grid has the parameter {key.split('.', 1)[1]!r} "
-                               f"(parameters: {params})")
-        if key.startswith("predistill.") and not any(_applies(key, m) for m in methods):
+            raise HarnessError(f"{key}: no method of this grid has the parameter {name!r} (parameters: {params})")
+        if group == "predistill" and not any(_applies(key, m) for m in methods):
             raise HarnessError(f"{key}: no method of this grid starts from the pre-distilled student "
                                f"(methods: {', '.join(methods)})")
     from ..pipeline.graph import run_id as cell_run_id

@@ -36,7 +36,7 @@ from typing import Any
 
 import pandas as pd
 
-from ..config import canonical_json, param_key
+from ..config import canonical_json, param_group, param_key
 from .io import atomic_dir, checksums, write_json
 from .labels import training_label
 
@@ -247,7 +247,7 @@ def run_parameters(record: RunRecord) -> dict[str, Any]:
     """The run's non-default config values by dotted key; a method parameter with the value the run ran with."""
     params = swept_parameters(record.config)
     ran_with = record.method.get("params", {})
-    return {k: ran_with.get(k[len("method."):], v) if k.startswith("method.") else v for k, v in params.items()}
+    return {k: ran_with.get(param_group(k)[1], v) if param_group(k)[0] == "method" else v for k, v in params.items()}
 
 
 def write_run(record: RunRecord) -> RunOutcome:
