@@ -9,6 +9,7 @@ with the value parsed and checked against the field's declared type.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 import math
 import operator
@@ -188,7 +189,35 @@ class RunConfig:
                                            "student's stage, so such a cell trains its own)", default_factory=dict)
 
 
-# ---------------------------------------------------------------- checking values
+# ---------------------------------------------------------------- parameter groups
+
+#: The one translation of the method parameter groups: the prefix users write (``--set method.beta=0.5``,
+#: grid specs and filters, report columns) → the RunConfig field that holds the parameters. The field names
+#: stay as they are: a run's id hashes the config under them.
+PARAM_GROUPS = {"method": "method_params", "predistill": "predistill_params"}
+_PREFIX_OF_FIELD = {field_name: prefix for prefix, field_name in PARAM_GROUPS.items()}
+
+
+def param_key(key: str) -> str:
+    """The spelling users write: ``method_params.beta`` → ``method.beta``, ``predistill_params`` →
+    ``predistill``; any other key unchanged."""
+    head, dot, rest = key.partition(".")
+    return _PREFIX_OF_FIELD.get(head, head) + dot + rest
+
+
+def param_group(key: str) -> tuple[str | None, str]:
+    """``method.beta`` (or ``method_params.beta``) → ``("method", "beta")``; a key outside the groups →
+    ``(None, key)``."""
+    head, dot, rest = param_key(key).partition(".")
+    return (head, rest) if dot and head in PARAM_GROUPS else (None, key)
+
+
+def field_key(key: str) -> str:
+    """The RunConfig path of a key users write: ``method.beta`` → ``method_params.beta`` (a bare ``method`` is
+    the method's name and stays); any other key unchanged."""
+    head, dot, rest = key.partition(".")
+    return (PARAM_GROUPS[head] if dot and head in PARAM_GROUPS else head) + dot + rest
+
 
 def predistill_overrides(given: dict, method_cls, task_cls, profile: str) -> dict:
     """``predistill.*`` of a KD cell, typed and checked against the pre-distillation's Params; only the keys
@@ -205,17 +234,15 @@ def predistill_overrides(given: dict, method_cls, task_cls, profile: str) -> dic
     if method_cls.init != "predistilled":
         raise HarnessError(f"--set {keys}: method {method_cls.name!r} does not start from the pre-distilled student")
     hints = typing.get_type_hints(PreDistill.Params)
-    try:   # the method's own messages, which name its keys method.*
-        typed = {k: v if isinstance(v, str) or k not in hints else _coerce(v, hints[k], f"method.{k}")
-                 for k, v in given.items()}   # 2 from a spec file and "2" from --set: the same 2.0
-        resolved = PreDistill.resolve_params(typed, task_cls, profile)
-        PreDistill(resolved)   # its range checks
-    except HarnessError as err:
-        raise HarnessError(str(err).replace("method.", "predistill.").replace(f"of method {PreDistill.name!r}",
-                                                                               "of the pre-distillation")) from None
+    typed = {k: v if isinstance(v, str) or k not in hints else _coerce(v, hints[k], f"predistill.{k}")
+             for k, v in given.items()}   # 2 from a spec file and "2" from --set: the same 2.0
+    resolved = PreDistill.resolve_params(typed, task_cls, profile, prefix="predistill")
+    PreDistill.check_ranges(PreDistill.Params(**resolved), prefix="predistill")
     defaults = PreDistill.resolve_params({}, task_cls, profile)
     return {k: resolved[k] for k in given if resolved[k] != defaults[k]}   # a default given is no setting
 
+
+# ---------------------------------------------------------------- checking values
 
 _MAX_SHOWN = 60   # characters of a bad value shown in an error
 
@@ -329,6 +356,7 @@ PROFILES: dict[str, dict[str, Any]] = {
 }
 
 
+@functools.cache   # a grid resolves thousands of keys; get_type_hints re-evaluates every annotation each call
 def _field_types(cls) -> dict[str, Any]:
     return typing.get_type_hints(cls)
 
@@ -383,15 +411,9 @@ def _coerce(value: Any, annotation: Any, key: str) -> Any:
     return value
 
 
-#: ``--set`` prefix → the RunConfig field holding those parameters (checked later against a method's Params).
-PARAM_GROUPS = {"method": "method_params", "predistill": "predistill_params"}
-
-
 def set_path(cfg: Any, key: str, value: Any, *, from_text: bool) -> None:
     """Set ``cfg.a.b = value`` by dotted ``key``; unknown keys list the valid ones."""
-    parts = key.split(".")
-    if parts[0] in PARAM_GROUPS and len(parts) > 1:  # `--set method.beta=0.5` reads better than method_params
-        parts = [PARAM_GROUPS[parts[0]], *parts[1:]]
+    parts = field_key(key).split(".")   # `--set method.beta=0.5` reads better than method_params
     target = cfg
     for depth, part in enumerate(parts):
         if not dataclasses.is_dataclass(target):

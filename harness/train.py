@@ -3,11 +3,12 @@ the teacher's own fine-tuning, trains here.
 
 :func:`train`: AdamW (or Adafactor), linear warm-up/decay, gradient clipping,
 non-finite checks, validation-based checkpoint selection, mixed precision through
-Accelerate, and resumable checkpoints (:mod:`harness.checkpoint`).
+Accelerate, and resumable checkpoints (:mod:`harness.store.checkpoints`).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import time
 from dataclasses import dataclass, field
@@ -15,7 +16,6 @@ from typing import Callable
 
 import torch
 
-from .checkpoint import TrainingCheckpoints, rng_state, set_rng_state
 from .config import DecodeConfig, TrainConfig
 from .data import TokenizedSplit, batches, num_batches
 from .lm import Seq2SeqLM, embedding_parameters
@@ -23,6 +23,7 @@ from .methods.base import Method
 from .progress import note, progress
 from .step import Collect, collect_prefix, method_loss
 from .step.accumulate import accumulated_step
+from .store.checkpoints import TrainingCheckpoints, rng_state, set_rng_state
 
 
 class NonFiniteLoss(RuntimeError):
@@ -85,6 +86,36 @@ def make_accelerator(device: torch.device, precision: str):
     return accelerator
 
 
+@dataclass
+class TrainingSetup:
+    """What a training run steps with, fixed before its first step."""
+
+    accelerator: object         # accelerate.Accelerator: autocast, backward, clipping, the fp16 loss scaler
+    optimizer: object           # AdamW or Adafactor over the parameters that train, wrapped by Accelerate
+    scheduler: object           # linear warm-up, then linear decay to 0 at ``total``
+    accumulate: int             # micro-batches per optimizer step
+    micro_per_epoch: int        # micro-batches in an epoch
+    steps_per_epoch: int        # optimizer steps in an epoch (the last may take fewer micro-batches)
+    total: int                  # optimizer steps of the whole run
+    eval_every: int             # optimizer steps between two validations
+    frozen: dict = field(default_factory=dict)   # name → embedding parameter kept fixed during the run
+
+
+@dataclass
+class TrainingState:
+    """Where a run stands: all a checkpoint keeps besides the model, optimizer, scheduler and RNG states."""
+
+    step: int = 0                  # optimizer steps done
+    epoch: int = 0                 # the epoch under way
+    batch_in_epoch: int = 0        # micro-batches of this epoch that the steps done have used
+    curves: list = field(default_factory=list)    # {step, epoch, split, name, value}
+    best_score: float | None = None   # the best validation score so far (higher is better)
+    best_step: int | None = None
+    best_state: dict | None = None    # a copy of the model's weights at best_step
+    skipped_steps: int = 0         # fp16: optimizer steps the gradient scaler skipped on overflow
+    seconds: float = 0.0           # training time before this process started (a resumed run's earlier time)
+
+
 def train(student: Seq2SeqLM, method: Method, data: TokenizedSplit, schedule: TrainConfig, *,
           teacher: Seq2SeqLM | None = None, sampling: DecodeConfig | None = None, layer_map: dict | None = None,
           validate: Callable[[Seq2SeqLM], float] | None = None, seed: int = 0, device: torch.device | str = "cpu",
@@ -100,14 +131,68 @@ def train(student: Seq2SeqLM, method: Method, data: TokenizedSplit, schedule: Tr
     exactly where an uninterrupted one would (bit for bit on CPU). ``collect``: the step's
     sampler (:func:`harness.step.method_loss`), passed through unchanged.
     """
-    from transformers import get_linear_schedule_with_warmup
-
     device = torch.device(device)
     torch.manual_seed(seed)
     model = student.model
     model.train()
     if teacher is not None:
         teacher.model.eval()
+    setup = set_up(model, data, schedule, device)
+    if schedule.evals_per_epoch <= 0:
+        validate = None  # no validation: the last checkpoint is kept
+    sampling = sampling or DecodeConfig()
+    fingerprint = training_fingerprint(desc, method, data, setup, schedule, seed)
+    state = resume(checkpoints, fingerprint, model, setup, device, desc)
+
+    start = time.time()
+    bar = progress(total=setup.total, initial=state.step, desc=desc, unit="step")
+    while state.step < setup.total:
+        micro: list = []
+        epoch_batches = batches(data, schedule.batch_size, student.pad_id, shuffle=True,
+                                seed=seed * 1000 + state.epoch, sortish=schedule.batching == "sortish")
+        for index, batch in enumerate(epoch_batches):
+            if index < state.batch_in_epoch:
+                continue    # used by the steps done before the checkpoint this run resumed from
+            micro.append(batch.to(device))
+            if len(micro) < setup.accumulate and index + 1 < setup.micro_per_epoch:
+                continue    # an optimizer step takes `accumulate` micro-batches (the epoch's last step what is left)
+            loss, terms = optimizer_step(setup, state, schedule, method, student, teacher, micro, sampling,
+                                         layer_map, collect)
+            micro = []
+            state.step += 1
+            state.batch_in_epoch = index + 1
+            position = state.step / setup.steps_per_epoch
+            state.curves.extend(loss_rows(state.step, position, loss, terms))
+            bar.update(1)
+            bar.set_postfix(loss=f"{loss.item():.3f}")
+            if validate is not None and (state.step % setup.eval_every == 0 or state.step == setup.total):
+                score = validate(student)
+                model.train()
+                select_checkpoint(state, model, score, position, f"[{desc}] step {state.step}/{setup.total}")
+            if checkpoints is not None and checkpoints.due(state.step, setup.total):
+                save(checkpoints, fingerprint, state, model, setup, state.seconds + time.time() - start)
+            if state.step >= setup.total:
+                break
+        state.batch_in_epoch = 0
+        state.epoch += 1
+    bar.close()
+
+    best_step = keep_selected(model, state, schedule)
+    for p in setup.frozen.values():
+        p.requires_grad_(True)
+    model.eval()
+    return TrainResult(state.step, state.seconds + time.time() - start, best_step, state.best_score, state.curves,
+                       resumed_from=checkpoints.resumed_from if checkpoints is not None else None,
+                       skipped_steps=state.skipped_steps)
+
+
+# ---------------------------------------------------------------- set-up
+
+def set_up(model: torch.nn.Module, data: TokenizedSplit, schedule: TrainConfig, device: torch.device) -> TrainingSetup:
+    """The run's length in optimizer steps, its frozen embeddings, the Accelerate handle, the optimizer over the
+    parameters that train, the warm-up/decay schedule and the validation cadence."""
+    from transformers import get_linear_schedule_with_warmup
+
     accumulate = schedule.grad_accum_steps
     micro_per_epoch = num_batches(len(data), schedule.batch_size)
     steps_per_epoch = math.ceil(micro_per_epoch / accumulate)   # optimizer steps (the last may take fewer micro-batches)
@@ -122,96 +207,100 @@ def train(student: Seq2SeqLM, method: Method, data: TokenizedSplit, schedule: Tr
     warmup = schedule.warmup_steps if schedule.warmup_steps is not None else int(schedule.warmup_ratio * total)
     scheduler = get_linear_schedule_with_warmup(optimizer, warmup, total)
     optimizer, scheduler = accelerator.prepare(optimizer, scheduler)
-    if schedule.evals_per_epoch <= 0:
-        validate = None  # no validation: the last checkpoint is kept
     eval_every = max(1, round(steps_per_epoch / max(schedule.evals_per_epoch, 1e-9)))
-    sampling = sampling or DecodeConfig()
+    return TrainingSetup(accelerator, optimizer, scheduler, accumulate, micro_per_epoch, steps_per_epoch, total,
+                         eval_every, frozen)
 
-    fingerprint = {"name": desc, "method": method.name, "examples": len(data), "total": total,
+
+# ---------------------------------------------------------------- resume and save
+
+def training_fingerprint(desc: str, method: Method, data: TokenizedSplit, setup: TrainingSetup,
+                         schedule: TrainConfig, seed: int) -> dict:
+    """What a saved state must match to be resumed: the same stage, method, data size, length, batch and seed."""
+    fingerprint = {"name": desc, "method": method.name, "examples": len(data), "total": setup.total,
                    "batch_size": schedule.batch_size, "seed": seed}
-    if accumulate > 1:
-        fingerprint["grad_accum_steps"] = accumulate
-    curves: list[dict] = []
-    best_score, best_step, best_state = None, None, None
-    step, epoch, skip, skipped, seconds_before = 0, 0, 0, 0, 0.0
-    state = checkpoints.load(fingerprint, device) if checkpoints is not None else None
-    if state is not None:
-        model.load_state_dict(state["model"])
-        optimizer.load_state_dict(state["optimizer"])
-        scheduler.load_state_dict(state["scheduler"])
-        step, epoch, skip = state["step"], state["epoch"], state["batch_in_epoch"]
-        curves, best_score, best_step, best_state = (state["curves"], state["best_score"], state["best_step"],
-                                                     state["best_state"])
-        skipped, seconds_before = state["skipped_steps"], state["seconds"]
-        set_rng_state(state["rng"])
-        note(f"[{desc}] resuming from the checkpoint at step {step}/{total}")
-    start = time.time()
-    bar = progress(total=total, initial=step, desc=desc, unit="step")
-    while step < total:
-        micro: list = []
-        epoch_batches = batches(data, schedule.batch_size, student.pad_id, shuffle=True, seed=seed * 1000 + epoch,
-                                sortish=schedule.batching == "sortish")
-        for index, batch in enumerate(epoch_batches):
-            if index < skip:
-                continue    # done before the checkpoint this run resumed from
-            micro.append(batch.to(device))
-            if len(micro) < accumulate and index + 1 < micro_per_epoch:
-                continue    # an optimizer step takes `accumulate` micro-batches (the epoch's last step what is left)
-            with accelerator.autocast():
-                if accumulate == 1:
-                    loss, terms = method_loss(method, student, teacher, micro[0], sampling, layer_map, collect=collect)
-                else:   # each micro-batch's share is backpropagated inside, as soon as it is computed
-                    loss, terms = accumulated_step(method, student, teacher, micro, sampling, layer_map,
-                                                   collect=collect, backward=accelerator.backward)
-            micro = []
-            if not torch.isfinite(loss):
-                raise NonFiniteLoss(step + 1, "loss", {k: float(v.detach()) for k, v in terms.items()})
-            if accumulate == 1:
-                accelerator.backward(loss)
-            grad_norm = accelerator.clip_grad_norm_(model.parameters(), schedule.grad_clip)
-            if not torch.isfinite(grad_norm) and accelerator.scaler is None:  # fp16: the scaler skips the step
-                raise NonFiniteLoss(step + 1, "gradient norm", {k: float(v.detach()) for k, v in terms.items()})
-            optimizer.step()
-            scheduler.step()
-            optimizer.zero_grad(set_to_none=True)
-            skipped += int(accelerator.optimizer_step_was_skipped)
-            step += 1
-            position = step / steps_per_epoch
-            curves.append({"step": step, "epoch": position, "split": "train", "name": "loss", "value": loss.item()})
-            curves.extend({"step": step, "epoch": position, "split": "train", "name": f"loss/{k}", "value": v.item()}
-                          for k, v in terms.items())
-            bar.update(1)
-            bar.set_postfix(loss=f"{loss.item():.3f}")
-            if validate is not None and (step % eval_every == 0 or step == total):
-                score = validate(student)
-                model.train()
-                curves.append({"step": step, "epoch": position, "split": "validation", "name": "selection",
-                               "value": score})
-                improved = best_score is None or score > best_score
-                if improved:
-                    best_score, best_step = score, step
-                    best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
-                note(f"[{desc}] step {step}/{total} (epoch {position:.2f}): validation {score:.2f}"
-                     f"{' (best)' if improved else ''}")
-            if checkpoints is not None and checkpoints.due(step, total):
-                checkpoints.save({
-                    "fingerprint": fingerprint, "step": step, "epoch": epoch, "batch_in_epoch": index + 1,
-                    "model": model.state_dict(), "optimizer": optimizer.state_dict(),
-                    "scheduler": scheduler.state_dict(), "rng": rng_state(), "curves": curves,
-                    "best_score": best_score, "best_step": best_step, "best_state": best_state,
-                    "skipped_steps": skipped, "seconds": seconds_before + time.time() - start})
-            if step >= total:
-                break
-        skip = 0
-        epoch += 1
-    bar.close()
-    if schedule.select_best and best_state is not None:
-        model.load_state_dict(best_state)
-    else:
-        best_step = step
-    for p in frozen.values():
-        p.requires_grad_(True)
-    model.eval()
-    return TrainResult(step, seconds_before + time.time() - start, best_step, best_score, curves,
-                       resumed_from=checkpoints.resumed_from if checkpoints is not None else None,
-                       skipped_steps=skipped)
+    if setup.accumulate > 1:
+        fingerprint["grad_accum_steps"] = setup.accumulate
+    return fingerprint
+
+
+def resume(checkpoints: TrainingCheckpoints | None, fingerprint: dict, model: torch.nn.Module,
+           setup: TrainingSetup, device: torch.device, desc: str) -> TrainingState:
+    """The state saved by this same run (model, optimizer, scheduler and RNG restored in place), else a fresh one."""
+    saved = checkpoints.load(fingerprint, device) if checkpoints is not None else None
+    if saved is None:
+        return TrainingState()
+    model.load_state_dict(saved["model"])
+    setup.optimizer.load_state_dict(saved["optimizer"])
+    setup.scheduler.load_state_dict(saved["scheduler"])
+    state = TrainingState(**{f.name: saved[f.name] for f in dataclasses.fields(TrainingState)})
+    set_rng_state(saved["rng"])
+    note(f"[{desc}] resuming from the checkpoint at step {state.step}/{setup.total}")
+    return state
+
+
+def save(checkpoints: TrainingCheckpoints, fingerprint: dict, state: TrainingState, model: torch.nn.Module,
+         setup: TrainingSetup, seconds: float) -> None:
+    """Everything :func:`resume` needs to go on from here; ``seconds``: the training time up to now."""
+    checkpoints.save({f.name: getattr(state, f.name) for f in dataclasses.fields(TrainingState)} | {
+        "fingerprint": fingerprint, "model": model.state_dict(), "optimizer": setup.optimizer.state_dict(),
+        "scheduler": setup.scheduler.state_dict(), "rng": rng_state(), "seconds": seconds})
+
+
+# ---------------------------------------------------------------- one optimizer step
+
+def optimizer_step(setup: TrainingSetup, state: TrainingState, schedule: TrainConfig, method: Method,
+                   student: Seq2SeqLM, teacher: Seq2SeqLM | None, micro: list, sampling: DecodeConfig,
+                   layer_map: dict | None, collect: Collect) -> tuple[torch.Tensor, dict]:
+    """One optimizer step on the micro-batches ``micro``: the method's loss and its backward pass (under
+    accumulation each micro-batch's share is backpropagated as soon as it is computed), gradient clipping,
+    the optimizer and scheduler steps. Returns the loss and its named terms; a non-finite loss or gradient
+    norm raises :class:`NonFiniteLoss` (under fp16 the scaler skips such a step instead, counted in ``state``)."""
+    accelerator = setup.accelerator
+    with accelerator.autocast():
+        if setup.accumulate == 1:
+            loss, terms = method_loss(method, student, teacher, micro[0], sampling, layer_map, collect=collect)
+        else:
+            loss, terms = accumulated_step(method, student, teacher, micro, sampling, layer_map,
+                                           collect=collect, backward=accelerator.backward)
+    if not torch.isfinite(loss):
+        raise NonFiniteLoss(state.step + 1, "loss", {k: float(v.detach()) for k, v in terms.items()})
+    if setup.accumulate == 1:
+        accelerator.backward(loss)
+    grad_norm = accelerator.clip_grad_norm_(student.model.parameters(), schedule.grad_clip)
+    if not torch.isfinite(grad_norm) and accelerator.scaler is None:  # fp16: the scaler skips the step
+        raise NonFiniteLoss(state.step + 1, "gradient norm", {k: float(v.detach()) for k, v in terms.items()})
+    setup.optimizer.step()
+    setup.scheduler.step()
+    setup.optimizer.zero_grad(set_to_none=True)
+    state.skipped_steps += int(accelerator.optimizer_step_was_skipped)
+    return loss, terms
+
+
+def loss_rows(step: int, position: float, loss: torch.Tensor, terms: dict) -> list[dict]:
+    """The training curve's rows of one step: the loss and each of its named terms."""
+    return [{"step": step, "epoch": position, "split": "train", "name": "loss", "value": loss.item()},
+            *({"step": step, "epoch": position, "split": "train", "name": f"loss/{k}", "value": v.item()}
+              for k, v in terms.items())]
+
+
+# ---------------------------------------------------------------- checkpoint selection
+
+def select_checkpoint(state: TrainingState, model: torch.nn.Module, score: float, position: float,
+                      where: str) -> None:
+    """Record a validation ``score`` (higher is better) and keep a copy of the weights when it beats the best."""
+    state.curves.append({"step": state.step, "epoch": position, "split": "validation", "name": "selection",
+                         "value": score})
+    improved = state.best_score is None or score > state.best_score
+    if improved:
+        state.best_score, state.best_step = score, state.step
+        state.best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
+    note(f"{where} (epoch {position:.2f}): validation {score:.2f}{' (best)' if improved else ''}")
+
+
+def keep_selected(model: torch.nn.Module, state: TrainingState, schedule: TrainConfig) -> int:
+    """Load the best validated weights (``select_best``) and return their step; else the last step's weights stay."""
+    if schedule.select_best and state.best_state is not None:
+        model.load_state_dict(state.best_state)
+        return state.best_step
+    return state.step

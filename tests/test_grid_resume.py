@@ -9,7 +9,7 @@ import pytest
 import torch
 
 import harness.train as engine
-from harness.checkpoint import TrainingCheckpoints, read_progress
+from harness.store.checkpoints import TrainingCheckpoints, read_progress
 from harness.store.io import sha256_file
 from harness.config import DecodeConfig, TrainConfig, resolve_config
 from harness.data import batches, num_batches

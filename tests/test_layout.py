@@ -1,5 +1,5 @@
-"""The architecture the folder tree shows: no import cycle among harness modules, and the report
-code never reaches back into the plugins."""
+"""The architecture the folder tree shows: the harness modules form layers and import only from their own layer
+or a lower one, with no import cycle among them; and the report code never reaches back into the plugins."""
 
 from __future__ import annotations
 
@@ -47,6 +47,73 @@ def graph() -> dict[str, set[str]]:
         edges[name] = {t for t in targets if not any(o.startswith(t + ".") for o in targets)
                        and not name.startswith(t + ".")}
     return edges
+
+
+#: The layers, lowest first; a module may import from its own layer and the layers below it, never from one
+#: above (lazy imports inside functions count). A module belongs to the entry that names it or the package it is
+#: in, the longest such entry; ``harness`` names the package's own ``__init__`` only. There are no exceptions:
+#: an import that runs up a layer is fixed, not listed.
+LAYERS: list[tuple[str, tuple[str, ...]]] = [
+    ("foundation: errors, progress output, TOML text, process settings, compute accounting, code identity, "
+     "atomic checksummed files",
+     ("harness.errors", "harness.progress", "harness.tomltext", "harness._runtime", "harness.accounting",
+      "harness.identity", "harness.store.io")),
+    ("configuration and the plugin interfaces: config, registries, the task interface and its data readers, "
+     "paper recipes and the paper's published facts",
+     ("harness.config", "harness.registry", "harness.task", "harness.recipe", "harness.datasets", "harness.paper")),
+    ("the store: stage cache, training checkpoints, run folders and their readers (configs, files and tensors; "
+     "no model code)", ("harness.store",)),
+    ("models, data and methods: model adapters, batches, methods, the step, scorers",
+     ("harness.lm", "harness.data", "harness.methods", "harness.step", "harness.metrics")),
+    ("training and evaluation: the training loop, decoding and scoring, the plugin test kit",
+     ("harness.train", "harness.evaluate", "harness.testing")),
+    ("the pipeline of one cell", ("harness.pipeline",)),
+    ("many cells and what they give: grids, benchmarks, reports", ("harness.grid", "harness.bench",
+                                                                    "harness.reporting")),
+    ("entry points: the command line and the package's public names", ("harness.cli", "harness")),
+]
+
+
+def layer_of(module: str) -> int | None:
+    """The index in :data:`LAYERS` of ``module``'s layer, or None when no entry names it."""
+    best, found = "", None
+    for index, (_, entries) in enumerate(LAYERS):
+        for entry in entries:
+            names = module == entry or (entry != "harness" and module.startswith(entry + "."))
+            if names and len(entry) > len(best):
+                best, found = entry, index
+    return found
+
+
+def upward_imports(edges: dict[str, set[str]]) -> list[str]:
+    """``a → b`` for each import of a module ``b`` from a higher layer than ``a``'s (modules without a layer are
+    :func:`test_every_module_has_a_layer`'s to report)."""
+    def name(layer: int) -> str:
+        return LAYERS[layer][0].split(":")[0]
+
+    return [f"{a} ({name(layer_of(a))}) → {b} ({name(layer_of(b))})"
+            for a in sorted(edges) for b in sorted(edges[a])
+            if None not in (layer_of(a), layer_of(b)) and layer_of(b) > layer_of(a)]
+
+
+def test_every_module_has_a_layer():
+    assert [m for m in sorted(graph()) if layer_of(m) is None] == []
+
+
+def test_no_import_runs_up_a_layer():
+    assert upward_imports(graph()) == []
+
+
+def test_the_layer_rule_sees_an_import_up():
+    """The check is not vacuous: a lazy import of the training loop from the store, or of the CLI from the
+    config, is caught; an import within a layer or down is not."""
+    assert len(upward_imports({"harness.store.cache": {"harness.train"}, "harness.config": {"harness.cli"},
+                               "harness.train": {"harness.store.checkpoints", "harness.evaluate"}})) == 2
+    assert layer_of("harness.store.io") < layer_of("harness.task") < layer_of("harness.store.cache")
+    assert layer_of("harness.paper.facts") == layer_of("harness.config")           # a package placed as a whole
+    assert layer_of("harness.pipeline.load") == layer_of("harness.pipeline.run")
+    assert layer_of("harness.reporting.ranking") == layer_of("harness.reporting.tables")
+    assert layer_of("harness") == len(LAYERS) - 1 and layer_of("harnessx") is None
 
 
 def test_no_import_cycle():

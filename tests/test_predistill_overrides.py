@@ -93,3 +93,39 @@ def test_a_grid_filters_the_long_spelling_too(tmp_path):
     spec = dataclasses.replace(spec, tasks=["dart"], methods=["mle", "kl"], seeds=[42])
     cells = {c.method: c.config() for c in expand(spec, str(tmp_path), [("predistill_params.temperature", "2")])}
     assert cells["kl"].predistill_params == {"temperature": 2.0} and cells["mle"].predistill_params == {}
+
+
+def test_the_method_interface_names_the_keys_under_the_group_they_were_set_in():
+    """``resolve_params``/``check_ranges`` word their messages with the prefix they are given: no caller rewrites
+    a message after the fact."""
+    from harness.registry import METHODS, TASKS
+
+    PreDistill, dart = METHODS.get("predistill"), TASKS.get("dart")
+    with pytest.raises(HarnessError) as err:
+        PreDistill.resolve_params({"temprature": "2"}, dart, "ci", prefix="predistill")
+    assert "predistill.temperature" in str(err.value) and "method." not in str(err.value)
+    with pytest.raises(HarnessError, match=r"^--set predistill\.temperature=hot: expected a number$"):
+        PreDistill.resolve_params({"temperature": "hot"}, dart, "ci", prefix="predistill")
+    resolved = PreDistill.resolve_params({"temperature": "0"}, dart, "ci", prefix="predistill")
+    with pytest.raises(HarnessError, match=r"^predistill\.temperature=0\.0: expected > 0"):
+        PreDistill.check_ranges(PreDistill.Params(**resolved), prefix="predistill")
+    with pytest.raises(HarnessError, match=r"^method\.temperature=0\.0"):   # the default group: method.*
+        PreDistill(resolved)
+
+
+@pytest.mark.parametrize("written, field", [("method.beta", "method_params.beta"),
+                                            ("predistill.temperature", "predistill_params.temperature"),
+                                            ("method", "method"), ("kd_train.lr", "kd_train.lr")])
+def test_one_translation_between_the_written_keys_and_the_config_fields(written, field):
+    from harness.config import field_key, param_key
+
+    assert field_key(written) == field and param_key(field) == written
+    assert field_key(field) == field and param_key(written) == written   # each spelling is a fixed point
+
+
+def test_the_group_of_a_key_in_either_spelling():
+    from harness.config import param_group
+
+    assert param_group("method.beta") == param_group("method_params.beta") == ("method", "beta")
+    assert param_group("predistill_params.temperature") == ("predistill", "temperature")
+    assert param_group("method") == (None, "method") and param_group("kd_train.lr") == (None, "kd_train.lr")

@@ -23,7 +23,7 @@ import pytest
 import torch
 
 from harness.store.cache import stage_key
-from harness.checkpoint import read_progress
+from harness.store.checkpoints import read_progress
 from harness.config import resolve_config
 from harness.store.io import sha256_file
 from harness.methods.baselines import MLE
@@ -189,7 +189,7 @@ def test_a_corrupted_stage_artefact_is_detected_reported_and_rebuilt(store, stag
 
 @pytest.mark.parametrize("damage", ["truncate", "flip"])
 def test_a_damaged_training_checkpoint_is_caught_by_its_checksum_and_not_used(tmp_path, capfd, damage):
-    from harness.checkpoint import TrainingCheckpoints
+    from harness.store.checkpoints import TrainingCheckpoints
 
     checkpoints = TrainingCheckpoints(tmp_path / "partial", every=1)
     checkpoints.save({"fingerprint": {"name": "x"}, "step": 1, "weights": torch.arange(1000.0)})

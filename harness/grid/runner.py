@@ -55,7 +55,7 @@ def plan_grid(cells: list[Cell]) -> list[CellPlan]:
     is loaded, nothing is tokenised, no model is loaded."""
     import json
 
-    from ..checkpoint import read_progress
+    from ..store.checkpoints import read_progress
     from ..pipeline.graph import plan_for
     from ..store.cache import StageCache
 

@@ -41,7 +41,7 @@ from pathlib import Path
 from typing import Any
 
 from .. import paper
-from ..config import PARAM_GROUPS, RunConfig, resolve_config
+from ..config import RunConfig, param_group, param_key, resolve_config
 from ..errors import HarnessError
 from ..registry import METHODS, TASKS
 
@@ -272,18 +272,11 @@ def starts_predistilled(method: str) -> bool:
     return METHODS.get(method).init == "predistilled"
 
 
-def _short(key: str) -> str:
-    """``method_params.beta`` → ``method.beta`` (and ``predistill_params.*`` likewise): one spelling to filter on."""
-    head, _, rest = key.partition(".")
-    short = {field: name for name, field in PARAM_GROUPS.items()}
-    return f"{short[head]}.{rest}" if head in short else key
-
-
 def _applies(key: str, method: str) -> bool:
-    key = _short(key)
-    if key.startswith("method."):
-        return key.split(".", 1)[1] in method_parameters(method)
-    if key.startswith("predistill."):
+    group, name = param_group(key)   # either spelling: method.beta or method_params.beta
+    if group == "method":
+        return name in method_parameters(method)
+    if group == "predistill":
         return starts_predistilled(method)
     return True
 
@@ -300,12 +293,11 @@ def expand(spec: GridSpec, results_dir: str, sets: list[tuple[str, str]] | tuple
     for key, _ in sets:
         _check_settable(key, "--set")
     for key in (*spec.set, *spec.axes, *(k for k, _ in sets)):
-        key = _short(key)
-        if key.startswith("method.") and not any(_applies(key, m) for m in methods):
+        key, (group, name) = param_key(key), param_group(key)
+        if group == "method" and not any(_applies(key, m) for m in methods):
             params = "; ".join(f"{m}: {', '.join(sorted(method_parameters(m))) or '(none)'}" for m in methods)
-            raise HarnessError(f"{key}: no method of this grid has the parameter {key.split('.', 1)[1]!r} "
-                               f"(parameters: {params})")
-        if key.startswith("predistill.") and not any(_applies(key, m) for m in methods):
+            raise HarnessError(f"{key}: no method of this grid has the parameter {name!r} (parameters: {params})")
+        if group == "predistill" and not any(_applies(key, m) for m in methods):
             raise HarnessError(f"{key}: no method of this grid starts from the pre-distilled student "
                                f"(methods: {', '.join(methods)})")
     from ..pipeline.graph import run_id as cell_run_id

@@ -54,10 +54,8 @@ class Method:
         """Hyper-parameters of the method; ``--set method.NAME=VALUE`` sets them."""
 
     def __init__(self, params: dict | None = None):
-        from ..config import check_fields
-
         self.params = self.Params(**(params or {}))
-        check_fields(self.params, "method.")   # the ranges Params fields declare with harness.config.setting
+        self.check_ranges(self.params)
 
     # -- declaration -------------------------------------------------------------
     def prefix_weights(self) -> dict[str, float]:
@@ -143,8 +141,11 @@ class Method:
         return cls(cls.resolve_params(given or {}, task_cls, profile))
 
     @classmethod
-    def resolve_params(cls, given: dict, task_cls, profile: str | None = None) -> dict:
-        """Task defaults, then ``given`` (text from ``--set`` or Python values), checked against ``Params``."""
+    def resolve_params(cls, given: dict, task_cls, profile: str | None = None, *, prefix: str = "method") -> dict:
+        """Task defaults, then ``given`` (text from ``--set`` or Python values), checked against ``Params``.
+
+        ``prefix``: the parameter group the user set them under (``method``, or ``predistill`` for a KD cell's
+        pre-distilled student, :data:`harness.config.PARAM_GROUPS`); messages name the keys ``{prefix}.NAME``."""
         from ..config import parse_value
         from ..errors import HarnessError
 
@@ -153,7 +154,15 @@ class Method:
         values = dataclasses.asdict(cls.Params(**cls.task_defaults(task_cls, profile)))
         for key, value in given.items():
             if key not in names:
-                valid = ", ".join(f"method.{n}" for n in names) or "(this method has no parameters)"
+                valid = ", ".join(f"{prefix}.{n}" for n in names) or "(this method has no parameters)"
                 raise HarnessError(f"unknown parameter {key!r} of method {cls.name!r}; valid: {valid}")
-            values[key] = parse_value(value, hints[key], f"method.{key}") if isinstance(value, str) else value
+            values[key] = parse_value(value, hints[key], f"{prefix}.{key}") if isinstance(value, str) else value
         return values
+
+    @classmethod
+    def check_ranges(cls, params, *, prefix: str = "method") -> None:
+        """The ranges the ``Params`` fields declare (:func:`harness.config.setting`); a value outside raises a
+        one-line error naming the key ``{prefix}.NAME`` (see :meth:`resolve_params`)."""
+        from ..config import check_fields
+
+        check_fields(params, f"{prefix}.")

@@ -10,7 +10,7 @@ Several processes may share one cache (grid workers, Ray tasks, two runners):
 a build holds the lock ``<stage>/.<key>.lock`` so that a stage is built once while
 the others wait for it and then reuse it. Locks are ``flock`` locks, released by
 the operating system when their process dies. While a stage builds, training keeps
-resumable checkpoints in ``<stage>/<key>.partial/`` (:mod:`harness.checkpoint`); a
+resumable checkpoints in ``<stage>/<key>.partial/`` (:mod:`harness.store.checkpoints`); a
 build of the same key after a crash resumes from them, and the folder is removed
 once the stage is complete.
 """
@@ -29,7 +29,7 @@ from typing import Any, Callable
 from filelock import FileLock, Timeout
 
 from ..accounting import ComputeMeter
-from ..checkpoint import TrainingCheckpoints
+from .checkpoints import TrainingCheckpoints
 from ..config import canonical_json
 from ..identity import digest as code_digest
 from ..identity import library_changes, library_versions

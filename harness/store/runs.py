@@ -36,7 +36,7 @@ from typing import Any
 
 import pandas as pd
 
-from ..config import PARAM_GROUPS, canonical_json
+from ..config import canonical_json, param_group, param_key
 from .io import atomic_dir, checksums, write_json
 from .labels import training_label
 
@@ -49,7 +49,6 @@ OPERATIONAL = ("results_dir", "checkpoint_every")
 #: Settings added after runs were recorded, and their defaults: left out of a run's id at the default, so that
 #: the ids of runs made before them stay valid.
 LATER_SETTINGS = {"teacher_outputs_k": 0, "predistill_params": {}}
-_SHORT = {field: short for short, field in PARAM_GROUPS.items()}   # method_params → method
 TIMING_METRICS = frozenset({"decode_tokens_per_s"})   # wall-clock dependent: differ between equal runs
 
 
@@ -140,7 +139,7 @@ def flat_config(config: dict) -> dict[str, Any]:
             out[prefix] = value
 
     for key, value in config.items():
-        walk(_SHORT.get(key, key), value)
+        walk(param_key(key), value)
     return out
 
 
@@ -248,7 +247,7 @@ def run_parameters(record: RunRecord) -> dict[str, Any]:
     """The run's non-default config values by dotted key; a method parameter with the value the run ran with."""
     params = swept_parameters(record.config)
     ran_with = record.method.get("params", {})
-    return {k: ran_with.get(k[len("method."):], v) if k.startswith("method.") else v for k, v in params.items()}
+    return {k: ran_with.get(param_group(k)[1], v) if param_group(k)[0] == "method" else v for k, v in params.items()}
 
 
 def write_run(record: RunRecord) -> RunOutcome:

@@ -23,7 +23,7 @@ from pathlib import Path
 
 import torch
 
-from .store.io import disk_full_error, is_disk_full, sha256_file, write_json
+from .io import disk_full_error, is_disk_full, sha256_file, write_json
 
 STATE_FILE = "train_state.pt"
 PROGRESS_FILE = "progress.json"
