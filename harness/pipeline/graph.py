@@ -43,7 +43,8 @@ class StageSpec:
     key: str
     code: dict[str, str] = field(default_factory=dict, compare=False)   # module or plugin → digest (in the key)
     model: str | None = None      # the model it trains or evaluates (teacher, predistill, <method>)
-    # How a student stage trains (not key material beyond what config holds):
+    # How a student stage trains, for planning tools (grid cost); a build takes only the method's class (its code,
+    # in ``code``) and reads the parameters and the schedule from config (:func:`harness.pipeline.stages.keyed`):
     method: Method | None = field(default=None, compare=False, repr=False)
     schedule: TrainConfig | None = field(default=None, compare=False, repr=False)
 
