@@ -125,7 +125,7 @@ class StageInputs:
 
 
 DATA = "data"   # the label under which the data enter a plan's inputs (their output: split → examples)
-#: input names whose stage hands on a folder, and the StageInputs field each fills
+#: the input names whose stage hands on its folder (each the StageInputs field of that name)
 FOLDER_INPUTS = ("predistill", "model", "teacher_evaluation")
 
 
@@ -178,6 +178,9 @@ class StageContext:
 
 @dataclass(frozen=True)
 class Stage:
+    """How one kind of stage is built (``build(spec, inputs, context)`` → the writer of its folder) and what it hands
+    on (``load(spec, inputs, context, path)``; None: its folder)."""
+
     build: Callable[[StageSpec, StageInputs, StageContext], Callable[[Path], dict | None]]
     load: Callable[[StageSpec, StageInputs, StageContext, Path], Any] | None = None
 
