@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import dataclasses
 import random
 from dataclasses import dataclass, field
-from typing import Iterator, Sequence
+from types import MappingProxyType
+from typing import Iterator, Mapping, Sequence
 
 import torch
 
@@ -13,8 +15,12 @@ from .methods.topk import TopK, padded_rows
 from .task import Example
 
 
-@dataclass
+@dataclass(frozen=True)
 class TokenizedSplit:
+    """One tokenised split; immutable: what later stages attach (the offline teacher outputs, the teacher-output
+    store's rows) makes a new split (:meth:`with_teacher_outputs`, :meth:`with_stored_teacher`), so a stage never
+    sees what another stage gave a split it does not depend on."""
+
     examples: list[Example]
     sources: list[list[int]]
     targets: list[list[int]]
@@ -22,10 +28,26 @@ class TokenizedSplit:
     truncated_sources: int = 0
     truncated_targets: int = 0
     #: prefix source → the teacher-output store's rows (one TopK [T_i, k] per example), aligned with examples
-    stored_teacher: dict[str, list[TopK]] = field(default_factory=dict)
+    stored_teacher: Mapping[str, list[TopK]] = field(default_factory=dict)
+
+    def __post_init__(self):
+        object.__setattr__(self, "stored_teacher", MappingProxyType(dict(self.stored_teacher)))   # read-only
 
     def __len__(self) -> int:
         return len(self.examples)
+
+    def with_teacher_outputs(self, outputs: Sequence[list[int]]) -> "TokenizedSplit":
+        """This split with the offline teacher outputs ``outputs`` (one per example), as a new split."""
+        if len(outputs) != len(self):
+            raise ValueError(f"{len(outputs)} teacher outputs for a split of {len(self)} examples")
+        return dataclasses.replace(self, teacher_outputs=list(outputs))
+
+    def with_stored_teacher(self, source: str, rows: Sequence[TopK]) -> "TokenizedSplit":
+        """This split with the teacher-output store's ``rows`` of prefix source ``source`` (one per example), as a
+        new split."""
+        if len(rows) != len(self):
+            raise ValueError(f"{len(rows)} stored teacher rows of {source!r} for a split of {len(self)} examples")
+        return dataclasses.replace(self, stored_teacher={**self.stored_teacher, source: list(rows)})
 
     def one_per_source(self) -> "TokenizedSplit":
         """The first example of each distinct source (its offline output kept aligned)."""

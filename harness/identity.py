@@ -55,13 +55,13 @@ BUILDERS = "harness.pipeline.stages"
 #: stage → its roots: ``module:qualname`` (a function or class and what it names) or ``module`` (all of it).
 STAGE_ROOTS: dict[str, tuple[str, ...]] = {
     # The records every stage is made of: how the splits are loaded and drawn (the task plugin enters as
-    # a plugin). Becomes "harness.pipeline.load" once the loading moves to a module of its own.
-    "data": ("harness.pipeline.run:Pipeline.load_data",),
-    # The stages: their builders and what a run takes from them (STAGES in harness.pipeline.stages).
-    "tokenizer": (f"{BUILDERS}:build_tokenizer", f"{BUILDERS}:use_tokenizer"),
-    "teacher": (f"{BUILDERS}:build_teacher", f"{BUILDERS}:use_teacher"),
-    "pseudo_labels": (f"{BUILDERS}:build_pseudo_labels", f"{BUILDERS}:use_pseudo_labels"),
-    "teacher_outputs": (f"{BUILDERS}:build_teacher_outputs", f"{BUILDERS}:use_teacher_outputs"),
+    # a plugin).
+    "data": ("harness.pipeline.load:load_examples",),
+    # The stages: how each is built and what a run takes from it (STAGES in harness.pipeline.stages).
+    "tokenizer": (f"{BUILDERS}:build_tokenizer", f"{BUILDERS}:load_tokenized"),
+    "teacher": (f"{BUILDERS}:build_teacher", f"{BUILDERS}:load_teacher"),
+    "pseudo_labels": (f"{BUILDERS}:build_pseudo_labels", f"{BUILDERS}:load_pseudo_labels"),
+    "teacher_outputs": (f"{BUILDERS}:build_teacher_outputs", f"{BUILDERS}:load_teacher_outputs"),
     "student": (f"{BUILDERS}:build_student",),
     "evaluation": (f"{BUILDERS}:build_evaluation",),
 }

@@ -285,7 +285,7 @@ def tiny_batch(tokenizer, texts=_TEXTS):
 
     examples = [Example(str(i), s, t, (t,)) for i, (s, t) in enumerate(texts)]
     split = tokenize_split(examples, tokenizer, 32, 32)
-    split.teacher_outputs = [list(reversed(t[:-1])) + [tokenizer.eos_token_id] for t in split.targets]
+    split = split.with_teacher_outputs([list(reversed(t[:-1])) + [tokenizer.eos_token_id] for t in split.targets])
     return split, make_batch(split, list(range(len(examples))), tokenizer.pad_token_id)
 
 

@@ -30,18 +30,19 @@ def setup(tmp_path_factory):
     pipe = Pipeline(cfg)
     pipe.load_data()
     pipe.build("tokenizer")
+    tokenizer = pipe.outputs["tokenizer"].tokenizer
     torch.manual_seed(0)
-    teacher = language_model(build_model(cfg.teacher, pipe.tokenizer), pipe.tokenizer)
+    teacher = language_model(build_model(cfg.teacher, tokenizer), tokenizer)
     teacher.model.eval()
-    split = pipe.splits["train"]
-    split.teacher_outputs = [list(t) for t in split.targets]   # stand-in offline teacher outputs
+    split = pipe.outputs["tokenizer"].splits["train"]
+    split = split.with_teacher_outputs([list(t) for t in split.targets])   # stand-in offline teacher outputs
     return cfg, pipe, teacher, split
 
 
 def student(setup):
     cfg, pipe, teacher, _ = setup
     model, layer_map = make_student(teacher.model, 1, 1)
-    return language_model(model, pipe.tokenizer), layer_map
+    return language_model(model, pipe.outputs["tokenizer"].tokenizer), layer_map
 
 
 def score(lm) -> float:

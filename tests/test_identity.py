@@ -107,12 +107,13 @@ def test_reports_grids_and_the_cli_are_in_no_stage():
 
 
 def test_the_stage_roots_are_the_builders_the_pipeline_runs():
-    """Each stage's roots are its build and use functions in ``STAGES``: a renamed or added builder cannot
+    """Each stage's roots are its build and load functions in ``STAGES``: a renamed or added builder cannot
     leave the identity behind."""
     from harness.pipeline.stages import STAGES
 
     for stage, functions in STAGES.items():
-        assert STAGE_ROOTS[stage] == tuple(f"{f.__module__}:{f.__qualname__}" for f in functions if f is not None)
+        assert STAGE_ROOTS[stage] == tuple(f"{f.__module__}:{f.__qualname__}" for f in (functions.build, functions.load)
+                                           if f is not None)
 
 
 def test_an_unknown_root_is_an_error_not_an_empty_identity(monkeypatch):

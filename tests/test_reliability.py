@@ -293,9 +293,9 @@ def test_long_inputs_are_truncated_as_documented_and_counted(tmp_path, capfd):
                                                                   ("tokenizer.max_source_tokens", "12")]))
     pipeline.load_data()
     pipeline.build("tokenizer")
-    tokenizer = pipeline.tokenizer
+    tokenizer = pipeline.outputs["tokenizer"].tokenizer
     for split, counts in truncated.items():
-        examples = pipeline.examples[split]
+        examples = pipeline.outputs["data"][split]
         ids = [tokenizer(e.source, add_special_tokens=False)["input_ids"] for e in examples]
         expected = sum(len(i) + 1 > 12 for i in ids)      # + EOS
         assert counts["sources"] == expected > 0, split
@@ -358,7 +358,7 @@ def test_a_dialogue_history_loses_its_oldest_turns(tmp_path):
     plain_config = {"tokenizer": asdict(pipeline.cfg.tokenizer), "pretrained": None}
     assert stage.key == stage_key("tokenizer", {**plain_config, "source_truncation": "left"},
                                   {"data": pipeline.data_key}, pipeline.plan["tokenizer"].code)
-    split, tokenizer = pipeline.splits["train"], pipeline.tokenizer
+    split, tokenizer = pipeline.outputs["tokenizer"].splits["train"], pipeline.outputs["tokenizer"].tokenizer
     assert split.truncated_sources > 0
     for example, source in zip(split.examples, split.sources):
         full = tokenizer(example.source, add_special_tokens=False)["input_ids"]

@@ -112,8 +112,8 @@ def _load(tmp_path, task="dart", sets=()):
 def test_without_caps_the_pipeline_loads_what_the_task_loads(tmp_path):
     pipeline = _load(tmp_path)
     for split in ("train", "validation", "test"):
-        assert pipeline.examples[split] == pipeline.task.load(split)
-        assert pipeline.drawn[split] == describe_draw(pipeline.examples[split])
+        assert pipeline.outputs["data"][split] == pipeline.task.load(split)
+        assert pipeline.drawn[split] == describe_draw(pipeline.outputs["data"][split])
 
 
 def _mixed_dart_file(path: Path, n: int, seed: int = 0) -> list[dict]:
@@ -133,7 +133,7 @@ def test_capped_evaluation_splits_are_stratified_and_recorded(tmp_path):
                                      ("data.max_eval_examples", "10")])
     drawn = pipeline.drawn["test"]
     assert drawn["per_stratum"] == {"WikiSQL_decl_sents": 2, "e2e": 6, "webnlg": 2}
-    assert drawn["inputs"] == drawn["examples"] == len(pipeline.examples["test"]) == 10
+    assert drawn["inputs"] == drawn["examples"] == len(pipeline.outputs["data"]["test"]) == 10
     assert _load(tmp_path, sets=[("data.source", "local"), ("data.data_dir", str(release)),
                                  ("data.max_eval_examples", "10")]).drawn == pipeline.drawn
 

@@ -15,7 +15,8 @@ from harness.config import DecodeConfig, resolve_config
 from harness.data import make_batch
 from harness.methods.topk import dense_log_probs
 from harness.pipeline.graph import plan_for, run_id
-from harness.pipeline.stages import TEACHER_OUTPUTS_FILE, build_teacher_outputs, teacher_rows, use_teacher_outputs
+from harness.pipeline.stages import (TEACHER_OUTPUTS_FILE, KeyedConfig, StageContext, StageInputs,
+                                     build_teacher_outputs, load_teacher_outputs, teacher_rows)
 from harness.step import method_loss
 from harness.store.cache import StageCache
 from harness.testing import fixed_samples, make_method, method_cases, tiny_batch, tiny_models
@@ -41,7 +42,7 @@ def stored_split(teacher, split, k: int):
     for source in STORED_SOURCES:
         prefixes = split.targets if source == "ground_truth" else split.teacher_outputs
         rows, row_of_example = teacher_rows(teacher, split, prefixes, k, 3, torch.device("cpu"))
-        split.stored_teacher[source] = [rows[r] for r in row_of_example]
+        split = split.with_stored_teacher(source, [rows[r] for r in row_of_example])
     return split
 
 
@@ -118,13 +119,13 @@ def test_a_half_stored_method_scores_only_the_rest_live(models):
 def test_the_stage_writes_and_reads_back_the_rows(models, tmp_path, k):
     student, teacher, _, split = models
     k = k or vocab_size(teacher)
-    run = SimpleNamespace(splits={"train": dataclasses.replace(split, stored_teacher={})}, teacher=teacher,
-                          cfg=SimpleNamespace(kd_train=SimpleNamespace(batch_size=3)), device=torch.device("cpu"))
-    spec = SimpleNamespace(config={"source": "teacher_offline", "k": k})
-    info = build_teacher_outputs(run, spec)(tmp_path)
+    train = dataclasses.replace(split, teacher_outputs=None)
+    inputs = StageInputs(splits={"train": train}, teacher=teacher, pseudo_labels=split.teacher_outputs)
+    context = StageContext(torch.device("cpu"), ComputeMeter(), task=None)
+    spec = SimpleNamespace(config=KeyedConfig({"source": "teacher_offline", "k": k, "batch_size": 3}))
+    info = build_teacher_outputs(spec, inputs, context)(tmp_path)
     assert info["k"] == k and info["positions"] == sum(len(p) for p in split.teacher_outputs)
-    use_teacher_outputs(run, spec, SimpleNamespace(path=tmp_path))
-    got = run.splits["train"].stored_teacher["teacher_offline"]
+    got = load_teacher_outputs(spec, inputs, context, tmp_path)
     want = stored_split(teacher, split, k).stored_teacher["teacher_offline"]
     assert len(got) == len(split)
     exact = k == vocab_size(teacher)

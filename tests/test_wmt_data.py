@@ -405,7 +405,7 @@ def test_train_subset_is_seeded_and_keeps_evaluation_splits(tmp_path):
         sets = [("results_dir", str(tmp_path)), ("data.train_subset", str(subset)), ("data.seed", str(seed))]
         pipeline = Pipeline(resolve_config("wmt16_en_ro", "mle", "ci", sets=sets))
         pipeline.load_data()
-        return pipeline.examples
+        return pipeline.outputs["data"]
 
     a, b, c = load(15), load(15), load(15, seed=1)
     assert len(a["train"]) == 15 and [e.id for e in a["train"]] == [e.id for e in b["train"]]

@@ -1,5 +1,6 @@
 """One cell of the benchmark as a chain of cached stages: :mod:`.graph` plans it (no data, no model),
-:mod:`.stages` builds each stage, :mod:`.run` walks the plan and writes the run."""
+:mod:`.load` draws the data, :mod:`.stages` builds each stage from its keyed config and its upstream
+stages' outputs, :mod:`.run` walks the plan and writes the run."""
 
 from .graph import CellPlan, StageSpec, plan_cell, plan_for
 from .run import Pipeline

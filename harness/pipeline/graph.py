@@ -43,7 +43,8 @@ class StageSpec:
     key: str
     code: dict[str, str] = field(default_factory=dict, compare=False)   # module or plugin → digest (in the key)
     model: str | None = None      # the model it trains or evaluates (teacher, predistill, <method>)
-    # How a student stage trains (not key material beyond what config holds):
+    # How a student stage trains, for planning tools (grid cost); a build takes only the method's class (its code,
+    # in ``code``) and reads the parameters and the schedule from config (:func:`harness.pipeline.stages.keyed`):
     method: Method | None = field(default=None, compare=False, repr=False)
     schedule: TrainConfig | None = field(default=None, compare=False, repr=False)
 
@@ -124,11 +125,17 @@ def keyed_sampling(cfg: RunConfig, trained: Method) -> dict:
     return asdict(resolve_config(cfg.task, cfg.method, cfg.profile, check=False).online_sampling)
 
 
+def selection_metric(task) -> dict:
+    """How a stage that trains selects its checkpoint: the task's selection metric and its direction."""
+    return {"name": task.selection_metric, "higher_is_better": task.selection_metric not in task.lower_is_better}
+
+
 def plan_cell(cfg: RunConfig, task, method: Method, device_type: str) -> CellPlan:
     """The stages of the cell ``cfg`` in build order, with their configs and keys.
 
     ``task`` and ``method`` are the cell's instances (no data loaded); ``device_type`` is part
-    of the teacher's key (training on another device gives other weights)."""
+    of the teacher's key (training on another device gives other weights), so of every key downstream of it.
+    A stage's config holds every setting its build reads (:mod:`.stages` reads nothing else of ``cfg``)."""
     check_architecture(cfg, task, method)
     upstream_seed = cfg.seed if cfg.upstream_seed is None else cfg.upstream_seed
     identity = task.data_identity()
@@ -149,7 +156,8 @@ def plan_cell(cfg: RunConfig, task, method: Method, device_type: str) -> CellPla
                 inputs: dict[str, str], model: str, rows: str = "per_reference") -> StageSpec:
         config = {"method": trained.name, "params": asdict(trained.params), "init": init,
                   "student": asdict(cfg.student), "train": asdict(schedule),
-                  "sampling": keyed_sampling(cfg, trained), "selection": asdict(cfg.selection_decode), "seed": seed}
+                  "sampling": keyed_sampling(cfg, trained), "selection": asdict(cfg.selection_decode),
+                  "selection_metric": selection_metric(task), "seed": seed}
         if rows != "per_reference":   # keyed only when not the default
             config["rows"] = rows
         return add(label, "student", config, {TEACHER: TEACHER, **inputs}, (type(trained),), model=model,
@@ -158,12 +166,17 @@ def plan_cell(cfg: RunConfig, task, method: Method, device_type: str) -> CellPla
     tokenizer_config = {"tokenizer": asdict(cfg.tokenizer), "pretrained": cfg.teacher.pretrained}
     if task.source_truncation != "right":   # keyed only when not the default, so that keys made before it stay valid
         tokenizer_config["source_truncation"] = task.source_truncation
+    if cfg.teacher.trust_remote_code:       # (the same: keyed only when on)
+        tokenizer_config["trust_remote_code"] = True
     add(TOKENIZER, "tokenizer", tokenizer_config, {"data": "data"})
     add(TEACHER, "teacher", {"teacher": asdict(cfg.teacher), "train": asdict(cfg.teacher_train),
-                             "selection": asdict(cfg.selection_decode), "seed": upstream_seed, "device": device_type},
+                             "selection": asdict(cfg.selection_decode), "selection_metric": selection_metric(task),
+                             "seed": upstream_seed, "device": device_type},
         {"tokenizer": TOKENIZER, "data": "data"}, model=TEACHER)
     if method.needs_pseudo_labels:
-        add(PSEUDO_LABELS, "pseudo_labels", {"decode": asdict(cfg.pseudo_labels)}, {TEACHER: TEACHER})
+        # truncation: each training example's offline output is cut as its target is
+        add(PSEUDO_LABELS, "pseudo_labels", {"decode": asdict(cfg.pseudo_labels),
+                                             "truncation": cfg.tokenizer.max_target_tokens}, {TEACHER: TEACHER})
 
     is_predistill = method.name == PreDistill.name   # this cell trains the shared pre-distilled student itself
     aliases = {}
@@ -186,8 +199,10 @@ def plan_cell(cfg: RunConfig, task, method: Method, device_type: str) -> CellPla
             store_inputs = {TEACHER: TEACHER, "data": "data"}
             if source == "teacher_offline":
                 store_inputs["pseudo_labels"] = PSEUDO_LABELS
+            # batch_size: the teacher runs on the rows in the KD stage's batches (padding may move the last bits)
             add(label, TEACHER_OUTPUTS, {"source": source, "split": "train", "k": cfg.teacher_outputs_k,
-                                         "truncation": cfg.tokenizer.max_target_tokens}, store_inputs)
+                                         "truncation": cfg.tokenizer.max_target_tokens,
+                                         "batch_size": cfg.kd_train.batch_size}, store_inputs)
             inputs[label] = label
         schedule = cfg.student_train if method.init == "layer_copy" else cfg.kd_train
         rows = cfg.kd_train_rows if method.init == "predistilled" else "per_reference"

@@ -1,9 +1,9 @@
 """One cell of the benchmark: its plan (:mod:`.graph`) walked top to bottom, each stage reused from
 the cache or built (:mod:`.stages`), then written as ``results/runs/<run>/`` (:mod:`harness.store.runs`).
 
-Each stage is a pure function of its config and its upstream stages and is cached under a hash of
-both (:mod:`harness.store.cache`), so every method of a task reuses one teacher, one set of
-pseudo-labels and one pre-distilled student.
+Each stage is a pure function of its config and its upstream stages (:mod:`.stages`; the data are
+drawn by :mod:`.load`) and is cached under a hash of both (:mod:`harness.store.cache`), so every
+method of a task reuses one teacher, one set of pseudo-labels and one pre-distilled student.
 """
 
 from __future__ import annotations
@@ -11,20 +11,20 @@ from __future__ import annotations
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import torch
 
 from ..accounting import ComputeMeter
 from ..config import RunConfig
-from ..datasets.sampling import describe_draw, draw_examples
-from ..errors import HarnessError
 from ..lm import resolve_device
 from ..registry import METHODS, TASKS
 from ..store.cache import StageCache, StageResult
+from ..store.labels import TOKENIZER
 from ..store.runs import RunOutcome, RunRecord, write_run
-from ..task import Example
 from .graph import plan_cell
-from .stages import STAGES
+from .load import load_examples
+from .stages import DATA, STAGES, StageContext, gather_inputs, keyed
 
 
 def quiet_transformers() -> None:
@@ -40,7 +40,11 @@ def log(message: str) -> None:
 
 
 class Pipeline:
-    """The running cell: its plan, its data once loaded, and the stages built so far (by label)."""
+    """The running cell: its plan, and what each stage built so far handed on (by label).
+
+    Each stage is built by a pure function of its keyed config and of what its upstream stages returned
+    (:mod:`.stages`): the pipeline gathers those (:func:`~.stages.gather_inputs`) from ``outputs`` and keeps
+    what the stage hands on there in turn; ``outputs["data"]`` holds the examples of each split."""
 
     def __init__(self, cfg: RunConfig):
         quiet_transformers()
@@ -52,37 +56,26 @@ class Pipeline:
         self.data_key = self.plan.data_key
         self.meter = ComputeMeter()   # forward/generated tokens of teacher and students, per stage build
         self.cache = StageCache(Path(cfg.results_dir) / "cache", log, meter=self.meter)
-        self.stages: dict[str, StageResult] = {}
-        self.examples: dict[str, list[Example]] = {}
-        self.drawn: dict[str, dict] = {}   # split → what its examples are (sampling.describe_draw)
-        self.splits = {}
+        self.context = StageContext(self.device, self.meter, self.task, self.checkpoints)
+        self.stages: dict[str, StageResult] = {}   # label → the cache's record of the stage
+        self.outputs: dict[str, Any] = {}          # label → what the stage handed on ("data": split → examples)
+        self.drawn: dict[str, dict] = {}           # split → what its examples are (sampling.describe_draw)
 
     def load_data(self) -> None:
-        """Load and check every split before anything is written; a capped split keeps the examples of a seeded
-        sample of its inputs, stratified by source where the task names one (:mod:`harness.datasets.sampling`)."""
-        d = self.cfg.data
-        caps = {"train": {"inputs": d.train_subset, "rows": d.max_train_examples},
-                "validation": {"inputs": d.max_eval_examples}, "test": {"inputs": d.max_eval_examples}}
-        for split in ("train", "validation", "test"):
-            examples = draw_examples(self.task.load(split), d.seed, **caps[split])
-            if not examples:
-                raise HarnessError(f"task {self.cfg.task!r}: the {split} split is empty")
-            self.examples[split] = examples
-            self.drawn[split] = describe_draw(examples)
+        """Load and check every split before anything is written (:func:`.load.load_examples`)."""
+        self.outputs[DATA], self.drawn = load_examples(self.task, self.cfg.data)
 
     def build(self, label: str) -> StageResult:
-        """Reuse or build the stage ``label`` of the plan (its upstream stages must be built), then take
-        from it what later stages need."""
+        """Reuse or build the stage ``label`` of the plan (its upstream stages must be built), then keep what it
+        hands on to later stages."""
         spec = self.plan[label]
-        build, use = STAGES[spec.stage]
-        result = self.cache.get_or_build(spec.stage, spec.config, spec.upstream, build(self, spec), spec.label,
-                                         spec.code)
-        self.stages[spec.label] = result
-        for alias, target in self.plan.aliases.items():
-            if target == spec.label:
-                self.stages[alias] = result
-        if use is not None:
-            use(self, spec, result)
+        stage = STAGES[spec.stage]
+        view, inputs = keyed(spec), gather_inputs(self.plan, spec, self.outputs)
+        result = self.cache.get_or_build(spec.stage, spec.config, spec.upstream,
+                                         stage.build(view, inputs, self.context), spec.label, spec.code)
+        output = result.path if stage.load is None else stage.load(view, inputs, self.context, result.path)
+        for name in [spec.label] + [alias for alias, target in self.plan.aliases.items() if target == spec.label]:
+            self.stages[name], self.outputs[name] = result, output
         return result
 
     def checkpoints(self):
@@ -95,11 +88,11 @@ class Pipeline:
         self.load_data()
         for spec in self.plan.specs:
             self.build(spec.label)
+        splits = self.outputs[TOKENIZER].splits
         return write_run(RunRecord(
             config=self.cfg, stages=self.stages, evaluated=self.plan.evaluated, upstream_seed=self.plan.upstream_seed,
             truncated={split: {"sources": sp.truncated_sources, "targets": sp.truncated_targets,
-                               "examples": len(sp.examples)} for split, sp in self.splits.items()},
+                               "examples": len(sp.examples)} for split, sp in splits.items()},
             device=str(self.device), wall_seconds=time.time() - start,
             task=self.task.describe(), method=self.method.describe(), data_identity=self.plan.data_identity,
             data_key=self.plan.data_key, drawn=self.drawn))
-

@@ -1,77 +1,236 @@
-"""How each kind of stage is built, and what a run takes from a stage once it exists.
+"""How each kind of stage is built from its spec and its inputs, and what it hands on once it exists.
 
-``STAGES[spec.stage]`` is ``(build, use)``: ``build(run, spec)`` returns the function that writes
-the stage into a fresh folder (:meth:`harness.store.cache.StageCache.get_or_build` calls it only
-when no complete copy exists); ``use(run, spec, result)``, where given, loads what later stages
-need (the tokenised splits, the teacher, the pseudo-labels). ``run`` is the
-:class:`~harness.pipeline.run.Pipeline` of the cell: its config, task, device, data and the
-stages built so far, by label.
+``STAGES[spec.stage]`` is a :class:`Stage` of two pure functions of the stage's keyed config
+(``spec.config``, seen through :class:`KeyedConfig`) and of what its upstream stages returned
+(:class:`StageInputs`):
+
+* ``build(spec, inputs, context)`` returns the function that writes the stage into a fresh folder
+  (:meth:`harness.store.cache.StageCache.get_or_build` calls it only when no complete copy exists);
+* ``load(spec, inputs, context, path)`` turns the stage's folder into what later stages read
+  (the tokenised splits, the teacher, the pseudo-labels, the stored teacher rows); a stage without
+  one hands on its folder.
+
+Neither sees the cell's :class:`~harness.config.RunConfig`: every setting a stage reads is in its
+config, so in its key. :class:`StageContext` carries what a build runs with that is not configuration.
 """
 
 from __future__ import annotations
 
+import copy
 import json
 import time
-from dataclasses import asdict
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import TYPE_CHECKING, Any, Callable, Iterator
 
 import pandas as pd
 import torch
 
 from .. import evaluate as ev
+from ..config import DecodeConfig, ModelConfig, TrainConfig
 from ..data import TokenizedSplit, tokenize_split
 from ..lm import build_model, language_model, load_model, load_tokenizer, make_student, train_tokenizer
 from ..methods.baselines import MLE
 from ..progress import note as log
 from ..task import Example
 from ..train import train
-from ..store.labels import TEACHER
-from .graph import StageSpec
+from ..store.labels import EVALUATION, PSEUDO_LABELS, TEACHER, TEACHER_OUTPUTS, TOKENIZER
+from .graph import CellPlan, StageSpec
+
+if TYPE_CHECKING:
+    from ..accounting import ComputeMeter
+    from ..checkpoint import TrainingCheckpoints
+    from ..methods.topk import TopK
+    from ..task import Task
+
+
+# ---------------------------------------------------------------- what a build reads
+class UnkeyedField(KeyError):
+    """A stage read a config field its key does not hold."""
+
+    def __str__(self) -> str:
+        return self.args[0]
+
+
+class KeyedConfig(Mapping):
+    """A read-only view of a stage's keyed config (``spec.config``): reading a field it does not hold raises
+    :class:`UnkeyedField` (``get(name, default)`` is allowed: a field left out of the config is keyed by its
+    absence, as ``rows`` is at its default), writing is impossible, and nested mappings are views too."""
+
+    def __init__(self, config: Mapping, where: str = "config"):
+        self._config, self._where = config, where
+
+    def __getitem__(self, name: str) -> Any:
+        if name not in self._config:
+            raise UnkeyedField(f"{self._where} has no field {name!r}: a stage reads only what its key holds "
+                               f"(it holds {', '.join(sorted(self._config)) or 'nothing'})")
+        value = self._config[name]
+        return KeyedConfig(value, f"{self._where}.{name}") if isinstance(value, Mapping) else value
+
+    def get(self, name: str, default: Any = None) -> Any:
+        return self[name] if name in self._config else default
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._config)
+
+    def __len__(self) -> int:
+        return len(self._config)
+
+    def plain(self) -> dict:
+        """A plain copy of every field (to make a settings object of: ``TrainConfig(**config["train"].plain())``)."""
+        return copy.deepcopy(dict(self._config))
+
+    def __repr__(self) -> str:
+        return f"KeyedConfig({self._config!r})"
+
+
+def keyed(spec: StageSpec) -> StageSpec:
+    """``spec`` as a build sees it: its config through :class:`KeyedConfig`, no training schedule object (a
+    student reads its schedule from ``config["train"]``)."""
+    return replace(spec, config=KeyedConfig(spec.config, f"the {spec.label} stage's config"), schedule=None)
+
+
+@dataclass(frozen=True)
+class TokenizedData:
+    """What the tokenizer stage hands on: the tokenizer and every split tokenised with it."""
+
+    tokenizer: Any
+    splits: Mapping[str, TokenizedSplit]
+
+
+@dataclass(frozen=True)
+class StageInputs:
+    """What the stages a stage depends on (its ``inputs``, and theirs in turn: all of them are in its key)
+    returned; a field none of them gives stays empty."""
+
+    examples: Mapping[str, list[Example]] = field(default_factory=dict)   # data: split → examples
+    tokenizer: Any = None                                                 # tokenizer stage
+    splits: Mapping[str, TokenizedSplit] = field(default_factory=dict)    # tokenizer stage: split → tokenised
+    teacher: Any = None                                                   # teacher stage: the loaded teacher
+    pseudo_labels: list[list[int]] | None = None     # pseudo-label stage: the offline output of each training example
+    stored_teacher: Mapping[str, list["TopK"]] = field(default_factory=dict)   # teacher-output stores, by source
+    predistill: Path | None = None           # the pre-distilled student's folder (a student that starts from it)
+    model: Path | None = None                # the evaluated student's folder (an evaluation)
+    teacher_evaluation: Path | None = None   # the teacher's evaluation folder (a student's evaluation)
+
+    def training_split(self) -> TokenizedSplit:
+        """The training split with what this stage's inputs attach to it: the offline outputs, the stored rows."""
+        split = self.splits["train"]
+        if self.pseudo_labels is not None:
+            split = split.with_teacher_outputs(self.pseudo_labels)
+        for source, rows in self.stored_teacher.items():
+            split = split.with_stored_teacher(source, rows)
+        return split
+
+
+DATA = "data"   # the label under which the data enter a plan's inputs (their output: split → examples)
+#: the input names whose stage hands on its folder (each the StageInputs field of that name)
+FOLDER_INPUTS = ("predistill", "model", "teacher_evaluation")
+
+
+def gather_inputs(plan: CellPlan, spec: StageSpec, outputs: Mapping[str, Any]) -> StageInputs:
+    """The :class:`StageInputs` of ``spec``: the outputs (label → what the stage handed on; ``"data"``: examples by
+    split) of the stages it depends on, directly or through another; folders only of its direct inputs."""
+    fields: dict[str, Any] = {"stored_teacher": {}}
+    for name, label in spec.inputs.items():
+        if name in FOLDER_INPUTS and isinstance(outputs[label], Path):
+            fields[name] = outputs[label]
+    seen, todo = set(), list(spec.inputs.values())
+    while todo:
+        label = todo.pop()
+        if label in seen:
+            continue
+        seen.add(label)
+        if label == DATA:
+            fields["examples"] = outputs[label]
+            continue
+        upstream = plan[label]
+        todo += upstream.inputs.values()
+        if upstream.stage == TOKENIZER:
+            fields["tokenizer"], fields["splits"] = outputs[label].tokenizer, outputs[label].splits
+        elif upstream.stage == TEACHER:
+            fields["teacher"] = outputs[label]
+        elif upstream.stage == PSEUDO_LABELS:
+            fields["pseudo_labels"] = outputs[label]
+        elif upstream.stage == TEACHER_OUTPUTS:
+            fields["stored_teacher"][upstream.config["source"]] = outputs[label]
+    return StageInputs(**fields)
+
+
+@dataclass(frozen=True)
+class StageContext:
+    """What a build runs with that is not configuration, and so not in its key.
+
+    None of it changes a number a stage computes: ``device`` (its type is in the teacher's key, so in every
+    key downstream of it; the index is not), ``meter`` (counts tokens), ``checkpoints`` (a resumed build ends
+    bit for bit where an uninterrupted one does, so ``checkpoint_every`` is no part of a key), ``task`` (for its
+    code only, scoring and TeacherDist's cut, which the task's package digest in the data key covers; its
+    declarations that a stage reads, such as the selection metric and the source truncation, are in the config).
+    The torch thread count is not keyed either: on CPU it may move the last bits (``stage.json`` records it).
+    """
+
+    device: torch.device
+    meter: "ComputeMeter"
+    task: "Task"
+    checkpoints: Callable[[], "TrainingCheckpoints | None"] = lambda: None
+
+
+@dataclass(frozen=True)
+class Stage:
+    """How one kind of stage is built (``build(spec, inputs, context)`` → the writer of its folder) and what it hands
+    on (``load(spec, inputs, context, path)``; None: its folder)."""
+
+    build: Callable[[StageSpec, StageInputs, StageContext], Callable[[Path], dict | None]]
+    load: Callable[[StageSpec, StageInputs, StageContext, Path], Any] | None = None
 
 
 # ---------------------------------------------------------------- tokenizer
-def build_tokenizer(run, spec: StageSpec):
-    cfg = run.cfg
+def build_tokenizer(spec: StageSpec, inputs: StageInputs, context: StageContext):
+    config = spec.config
 
     def build(out: Path):
-        if cfg.teacher.pretrained:
-            tok = load_tokenizer(cfg.teacher.pretrained, cfg.teacher.trust_remote_code)
+        if config["pretrained"]:
+            tok = load_tokenizer(config["pretrained"], config.get("trust_remote_code", False))
         else:
-            examples = run.examples["train"]
+            examples = inputs.examples["train"]
             tok = train_tokenizer(sorted({e.source for e in examples} | {e.target for e in examples}),
-                                  cfg.tokenizer.vocab_size)
+                                  config["tokenizer"]["vocab_size"])
         tok.save_pretrained(str(out))
         return {"vocab_size": len(tok)}
 
     return build
 
 
-def use_tokenizer(run, spec: StageSpec, result) -> None:
+def load_tokenized(spec: StageSpec, inputs: StageInputs, context: StageContext, path: Path) -> TokenizedData:
     """Tokenise every split (and say how many inputs and targets were cut)."""
-    run.tokenizer = load_tokenizer(result.path)
-    t = run.cfg.tokenizer
-    side = run.task.source_truncation
-    run.splits = {s: tokenize_split(ex, run.tokenizer, t.max_source_tokens, t.max_target_tokens, side)
-                  for s, ex in run.examples.items()}
-    for s, sp in run.splits.items():
+    tokenizer = load_tokenizer(path)
+    t = spec.config["tokenizer"]
+    side = spec.config.get("source_truncation", "right")
+    splits = {s: tokenize_split(ex, tokenizer, t["max_source_tokens"], t["max_target_tokens"], side)
+              for s, ex in inputs.examples.items()}
+    for s, sp in splits.items():
         if sp.truncated_sources or sp.truncated_targets:
-            log(f"[data] {s}: truncated {sp.truncated_sources} sources to {t.max_source_tokens} tokens and "
-                f"{sp.truncated_targets} targets to {t.max_target_tokens} tokens")
+            log(f"[data] {s}: truncated {sp.truncated_sources} sources to {t['max_source_tokens']} tokens and "
+                f"{sp.truncated_targets} targets to {t['max_target_tokens']} tokens")
+    return TokenizedData(tokenizer, splits)
 
 
 # ---------------------------------------------------------------- teacher
-def build_teacher(run, spec: StageSpec):
-    cfg = run.cfg
+def build_teacher(spec: StageSpec, inputs: StageInputs, context: StageContext):
+    config = spec.config
 
     def build(out: Path):
-        torch.manual_seed(run.plan.upstream_seed)   # the initial weights belong to the key, whichever cell builds it
-        model = run.meter.track(build_model(cfg.teacher, run.tokenizer).to(run.device), "teacher")
-        lm = language_model(model, run.tokenizer)
+        torch.manual_seed(config["seed"])   # the initial weights belong to the key, whichever cell builds it
+        model = context.meter.track(build_model(ModelConfig(**config["teacher"].plain()), inputs.tokenizer)
+                                    .to(context.device), "teacher")
+        lm = language_model(model, inputs.tokenizer)
         info = {"parameters": sum(p.numel() for p in model.parameters())}
-        if cfg.teacher_train.epochs > 0:
-            result = train(lm, MLE(), run.splits["train"], cfg.teacher_train, validate=validator(run),
-                           seed=run.plan.upstream_seed, device=run.device, desc="teacher",
-                           checkpoints=run.checkpoints())
+        schedule = TrainConfig(**config["train"].plain())
+        if schedule.epochs > 0:
+            result = train(lm, MLE(), inputs.splits["train"], schedule, validate=validator(spec, inputs, context),
+                           seed=config["seed"], device=context.device, desc="teacher",
+                           checkpoints=context.checkpoints())
             save_curves(out, result.curves)
             info.update(steps=result.steps, best_step=result.best_step, best_validation=result.best_score)
         model.save_pretrained(str(out))
@@ -80,15 +239,16 @@ def build_teacher(run, spec: StageSpec):
     return build
 
 
-def use_teacher(run, spec: StageSpec, result) -> None:
-    run.teacher = load_lm(run, result.path)
-    run.meter.track(run.teacher.model, "teacher")
+def load_teacher(spec: StageSpec, inputs: StageInputs, context: StageContext, path: Path):
+    teacher = load_lm(path, inputs.tokenizer, context.device)
+    context.meter.track(teacher.model, "teacher")
+    return teacher
 
 
 # ---------------------------------------------------------------- pseudo-labels
-def build_pseudo_labels(run, spec: StageSpec):
+def build_pseudo_labels(spec: StageSpec, inputs: StageInputs, context: StageContext):
     """The teacher's beam-search outputs on the training sources (offline prefixes, PAPER.md §2)."""
-    train_split = run.splits["train"]
+    train_split = inputs.splits["train"]
 
     def build(out: Path):
         unique = {}
@@ -97,30 +257,30 @@ def build_pseudo_labels(run, spec: StageSpec):
         sources = list(unique)
         split = TokenizedSplit([Example(str(i), s, "", ()) for i, s in enumerate(sources)],
                                [unique[s] for s in sources], [[] for _ in sources])
-        outputs = ev.decode(run.teacher, split, run.cfg.pseudo_labels, run.device, desc="pseudo-labels")
+        outputs = ev.decode(inputs.teacher, split, DecodeConfig(**spec.config["decode"].plain()), context.device,
+                            desc="pseudo-labels")
         write_parquet(out / "pseudo_labels.parquet", pd.DataFrame(
-            {"source": sources, "tokens": outputs, "text": ev.texts(run.teacher, outputs)}))
+            {"source": sources, "tokens": outputs, "text": ev.texts(inputs.teacher, outputs)}))
         return {"inputs": len(sources)}
 
     return build
 
 
-def use_pseudo_labels(run, spec: StageSpec, result) -> None:
-    train_split = run.splits["train"]
-    table = pd.read_parquet(result.path / "pseudo_labels.parquet")
+def load_pseudo_labels(spec: StageSpec, inputs: StageInputs, context: StageContext, path: Path) -> list[list[int]]:
+    """The offline output of each training example: its source's, cut to ``truncation`` tokens (EOS if empty)."""
+    table = pd.read_parquet(path / "pseudo_labels.parquet")
     by_source = {s: [int(t) for t in toks] for s, toks in zip(table["source"], table["tokens"])}
-    max_t = run.cfg.tokenizer.max_target_tokens
-    train_split.teacher_outputs = [by_source[e.source][:max_t] or [run.tokenizer.eos_token_id]
-                                   for e in train_split.examples]
+    max_t = spec.config["truncation"]
+    return [by_source[e.source][:max_t] or [inputs.tokenizer.eos_token_id] for e in inputs.splits["train"].examples]
 
 
 # ---------------------------------------------------------------- teacher outputs (the store)
 TEACHER_OUTPUTS_FILE = "teacher_outputs.safetensors"
 
 
-def store_prefixes(split: TokenizedSplit, source: str) -> list[list[int]]:
-    """The fixed prefixes of ``source`` on the rows of ``split`` (ground truth, or the offline outputs)."""
-    return split.targets if source == "ground_truth" else split.teacher_outputs
+def store_prefixes(inputs: StageInputs, source: str) -> list[list[int]]:
+    """The fixed prefixes of ``source`` on the training rows (ground truth, or the offline outputs)."""
+    return inputs.splits["train"].targets if source == "ground_truth" else inputs.pseudo_labels
 
 
 def teacher_rows(teacher, split: TokenizedSplit, prefixes: list[list[int]], k: int, batch_size: int,
@@ -151,17 +311,17 @@ def teacher_rows(teacher, split: TokenizedSplit, prefixes: list[list[int]], k: i
     return out, row_of_example
 
 
-def build_teacher_outputs(run, spec: StageSpec):
-    """One fixed prefix source's teacher distributions on the training rows (:func:`teacher_rows`), in one
-    safetensors file: float32 at k = V (exact), float16 log-probabilities below it (the truncation's error is
-    the larger one)."""
+def build_teacher_outputs(spec: StageSpec, inputs: StageInputs, context: StageContext):
+    """One fixed prefix source's teacher distributions on the training rows (:func:`teacher_rows`, ``batch_size``
+    rows at a time), in one safetensors file: float32 at k = V (exact), float16 log-probabilities below it (the
+    truncation's error is the larger one)."""
     from safetensors.torch import save_file
 
-    train_split, source, k = run.splits["train"], spec.config["source"], spec.config["k"]
+    source, k, batch_size = spec.config["source"], spec.config["k"], spec.config["batch_size"]
 
     def build(out: Path):
-        rows, row_of_example = teacher_rows(run.teacher, train_split, store_prefixes(train_split, source), k,
-                                            run.cfg.kd_train.batch_size, run.device)
+        rows, row_of_example = teacher_rows(inputs.teacher, inputs.splits["train"], store_prefixes(inputs, source), k,
+                                            batch_size, context.device)
         vocab, kept = rows[0].vocab_size, rows[0].k
         values = torch.cat([r.log_probs for r in rows]).float()
         lengths = torch.tensor([r.indices.shape[0] for r in rows], dtype=torch.int64)
@@ -178,48 +338,52 @@ def build_teacher_outputs(run, spec: StageSpec):
     return build
 
 
-def use_teacher_outputs(run, spec: StageSpec, result) -> None:
-    """Give the training split the stored rows of this prefix source, one per example (checked against it)."""
+def load_teacher_outputs(spec: StageSpec, inputs: StageInputs, context: StageContext, path: Path) -> list["TopK"]:
+    """The stored rows of this prefix source, one per training example (checked against its prefixes)."""
     from safetensors import safe_open
 
     from ..errors import HarnessError
     from ..methods.topk import TopK
 
-    train_split, source = run.splits["train"], spec.config["source"]
-    with safe_open(str(result.path / TEACHER_OUTPUTS_FILE), "pt") as f:
+    source = spec.config["source"]
+    with safe_open(str(path / TEACHER_OUTPUTS_FILE), "pt") as f:
         vocab = int(f.metadata()["vocab_size"])
         stored = {name: f.get_tensor(name) for name in f.keys()}
     offsets, row_of_example = stored["offsets"].tolist(), stored["row_of_example"].tolist()
     rows = [TopK(stored["indices"][a:b], stored["log_probs"][a:b], stored["tail_log_mass"][a:b], vocab)
             for a, b in zip(offsets[:-1], offsets[1:])]
-    prefixes = store_prefixes(train_split, source)
+    prefixes = store_prefixes(inputs, source)
     if len(row_of_example) != len(prefixes) or any(rows[r].indices.shape[0] != len(p)
                                                    for r, p in zip(row_of_example, prefixes)):
-        raise HarnessError(f"the teacher-output store {result.path} does not match the training split's "
+        raise HarnessError(f"the teacher-output store {path} does not match the training split's "
                            f"{source} prefixes")
-    train_split.stored_teacher[source] = [rows[r] for r in row_of_example]
+    return [rows[r] for r in row_of_example]
 
 
 # ---------------------------------------------------------------- students (pre-distill and the method)
-def build_student(run, spec: StageSpec):
-    cfg, method = run.cfg, spec.method
+def build_student(spec: StageSpec, inputs: StageInputs, context: StageContext):
+    """Train a student with the method of ``spec`` (its class; its parameters from the config) on the training
+    split with what this stage's inputs attach to it (:meth:`StageInputs.training_split`)."""
+    config = spec.config
+    method = type(spec.method)(config["params"].plain())
 
     def build(out: Path):
-        if spec.config["init"] == "layer_copy":
-            model, layer_map = make_student(run.teacher.model, cfg.student.encoder_layers, cfg.student.decoder_layers)
+        if config["init"] == "layer_copy":
+            model, layer_map = make_student(inputs.teacher.model, config["student"]["encoder_layers"],
+                                            config["student"]["decoder_layers"])
         else:
-            init = run.stages[spec.inputs["predistill"]].path
-            model = load_lm(run, init).model
-            layer_map = json.loads((init / "layer_map.json").read_text())
-        model = run.meter.track(model.to(run.device), "student")
-        lm = language_model(model, run.tokenizer)
-        rows = run.splits["train"]
-        if spec.config.get("rows") == "per_source":
+            model = load_lm(inputs.predistill, inputs.tokenizer, context.device).model
+            layer_map = json.loads((inputs.predistill / "layer_map.json").read_text())
+        model = context.meter.track(model.to(context.device), "student")
+        lm = language_model(model, inputs.tokenizer)
+        rows = inputs.training_split()
+        if config.get("rows") == "per_source":
             rows = rows.one_per_source()
-        result = train(lm, method, rows, spec.schedule,
-                       teacher=run.teacher if method.needs_teacher else None, sampling=cfg.online_sampling,
-                       layer_map=layer_map, validate=validator(run), seed=spec.config["seed"],
-                       device=run.device, desc=spec.label, checkpoints=run.checkpoints())
+        result = train(lm, method, rows, TrainConfig(**config["train"].plain()),
+                       teacher=inputs.teacher if method.needs_teacher else None,
+                       sampling=DecodeConfig(**config["sampling"].plain()), layer_map=layer_map,
+                       validate=validator(spec, inputs, context), seed=config["seed"], device=context.device,
+                       desc=spec.label, checkpoints=context.checkpoints())
         model.save_pretrained(str(out))
         (out / "layer_map.json").write_text(json.dumps(layer_map))
         save_curves(out, result.curves)
@@ -230,44 +394,44 @@ def build_student(run, spec: StageSpec):
 
 
 # ---------------------------------------------------------------- evaluation
-def build_evaluation(run, spec: StageSpec):
+def build_evaluation(spec: StageSpec, inputs: StageInputs, context: StageContext):
     """Decode the test split, score it, and compute the likelihood and coverage risks: ours on the test outputs,
     the paper's on one sample per input (``risk_sampling``), for a student its token-level TVD to the teacher on
     its test outputs and the acceptance rate 1 − TVD, and for the teacher TeacherDist both ways."""
-    cfg, test = run.cfg, run.splits["test"]
+    config, test, teacher, device = spec.config, inputs.splits["test"], inputs.teacher, context.device
     is_teacher = spec.model == TEACHER
 
     def build(out: Path):
-        lm = run.teacher if is_teacher else load_lm(run, run.stages[spec.inputs["model"]].path)
-        run.meter.track(lm.model, "teacher" if is_teacher else "student")
-        teacher_evaluation = None if is_teacher else run.stages[spec.inputs["teacher_evaluation"]].path
-        torch.manual_seed(spec.config["seed"])
+        lm = teacher if is_teacher else load_lm(inputs.model, inputs.tokenizer, device)
+        context.meter.track(lm.model, "teacher" if is_teacher else "student")
+        torch.manual_seed(config["seed"])
         start = time.time()
-        outputs = ev.decode(lm, test, cfg.eval_decode, run.device, desc=f"evaluate {spec.model}")
+        outputs = ev.decode(lm, test, DecodeConfig(**config["decode"].plain()), device, desc=f"evaluate {spec.model}")
         decode_seconds = time.time() - start
         hyps = ev.texts(lm, outputs)
-        scores = run.task.score(hyps, [e.references for e in test.examples])
-        teacher_nll, tvd = ev.teacher_scores(run.teacher, None if is_teacher else lm, test, outputs, run.device)
-        coverage = teacher_nll if is_teacher else ev.sequence_nll(lm, test, read_outputs(teacher_evaluation),
-                                                                   run.device)
+        scores = context.task.score(hyps, [e.references for e in test.examples])
+        teacher_nll, tvd = ev.teacher_scores(teacher, None if is_teacher else lm, test, outputs, device)
+        coverage = teacher_nll if is_teacher else ev.sequence_nll(lm, test, read_outputs(inputs.teacher_evaluation),
+                                                                   device)
         metrics = dict(scores.corpus)
         metrics["r_llh"] = ev.per_token(teacher_nll)
         metrics["r_cvg"] = ev.per_token(coverage)
         if not is_teacher:
             metrics["tvd_token"] = ev.per_token(tvd)
             metrics["acceptance"] = 1.0 - metrics["tvd_token"]
-        if is_teacher and cfg.teacher_dist_samples > 0:
-            samples = ev.teacher_samples(lm, test, cfg.teacher_dist_sampling, cfg.teacher_dist_samples,
-                                         run.device, run.plan.upstream_seed)
+        if is_teacher and config["teacher_dist"]["samples"] > 0:
+            samples = ev.teacher_samples(lm, test, DecodeConfig(**config["teacher_dist"]["sampling"].plain()),
+                                         config["teacher_dist"]["samples"], device, config["seed"])
             metrics["teacher_dist"] = ev.distinct_bigram_percent(ev.words(samples))
-            cut = [[run.task.teacher_dist_text(t) for t in per_input] for per_input in samples]
+            cut = [[context.task.teacher_dist_text(t) for t in per_input] for per_input in samples]
             metrics["teacher_dist_paper"] = ev.distinct_bigram_percent(ev.subwords(cut, lm.tokenizer),
                                                                         count_empty=True)
-        torch.manual_seed(spec.config["seed"])
-        risk_samples = ev.decode(lm, test, cfg.risk_sampling, run.device, desc=f"risk samples {spec.model}")
-        risk_teacher_nll = ev.sequence_nll(run.teacher, test, risk_samples, run.device)
+        torch.manual_seed(config["seed"])
+        risk_samples = ev.decode(lm, test, DecodeConfig(**config["risk_sampling"].plain()), device,
+                                 desc=f"risk samples {spec.model}")
+        risk_teacher_nll = ev.sequence_nll(teacher, test, risk_samples, device)
         risk_coverage = risk_teacher_nll if is_teacher else ev.sequence_nll(
-            lm, test, read_outputs(teacher_evaluation, RISK_SAMPLES), run.device)
+            lm, test, read_outputs(inputs.teacher_evaluation, RISK_SAMPLES), device)
         metrics["r_llh_paper"] = ev.per_sentence(risk_teacher_nll)
         metrics["r_cvg_paper"] = ev.per_sentence(risk_coverage)
         metrics["output_tokens"] = sum(len(o) for o in outputs) / len(outputs)
@@ -289,35 +453,37 @@ def build_evaluation(run, spec: StageSpec):
     return build
 
 
-STAGES = {
-    "tokenizer": (build_tokenizer, use_tokenizer),
-    "teacher": (build_teacher, use_teacher),
-    "pseudo_labels": (build_pseudo_labels, use_pseudo_labels),
-    "teacher_outputs": (build_teacher_outputs, use_teacher_outputs),
-    "student": (build_student, None),
-    "evaluation": (build_evaluation, None),
+STAGES: dict[str, Stage] = {
+    TOKENIZER: Stage(build_tokenizer, load_tokenized),
+    TEACHER: Stage(build_teacher, load_teacher),
+    PSEUDO_LABELS: Stage(build_pseudo_labels, load_pseudo_labels),
+    TEACHER_OUTPUTS: Stage(build_teacher_outputs, load_teacher_outputs),
+    "student": Stage(build_student),
+    EVALUATION: Stage(build_evaluation),
 }
 
 
 # ---------------------------------------------------------------- shared helpers
-def validator(run):
-    """Checkpoint selection: the task's selection metric on the validation split (higher is better)."""
-    metric = run.task.selection_metric
-    sign = -1.0 if metric in run.task.lower_is_better else 1.0
-    val = run.splits["validation"]
+def validator(spec: StageSpec, inputs: StageInputs, context: StageContext):
+    """Checkpoint selection: the config's selection metric (``selection_metric``, oriented so that higher is
+    better) of the validation split decoded with ``selection``."""
+    decode = DecodeConfig(**spec.config["selection"].plain())
+    metric = spec.config["selection_metric"]["name"]
+    sign = 1.0 if spec.config["selection_metric"]["higher_is_better"] else -1.0
+    val = inputs.splits["validation"]
 
     def validate(lm) -> float:
-        outputs = ev.decode(lm, val, run.cfg.selection_decode, run.device, desc="validate")
-        scores = run.task.score(ev.texts(lm, outputs), [e.references for e in val.examples])
+        outputs = ev.decode(lm, val, decode, context.device, desc="validate")
+        scores = context.task.score(ev.texts(lm, outputs), [e.references for e in val.examples])
         return sign * scores.corpus[metric]
 
     return validate
 
 
-def load_lm(run, path: Path):
-    model = load_model(path).to(run.device)
+def load_lm(path: Path, tokenizer, device):
+    model = load_model(path).to(device)
     model.eval()
-    return language_model(model, run.tokenizer)
+    return language_model(model, tokenizer)
 
 
 def write_parquet(path: Path, frame: pd.DataFrame) -> None:
