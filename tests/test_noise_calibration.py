@@ -15,7 +15,7 @@ import math
 import numpy as np
 import pytest
 
-from harness.reporting.noise import (EQUIVALENT, MIN_OWN_SEEDS, NOT_EQUIVALENT, PooledSeedVariance, Replicates,
+from harness.reporting.noise import (EQUIVALENT, MIN_OWN_SEEDS, NOT_EQUIVALENT, PooledSeedVariance, Replicates, score_draws,
                                      difference, equivalence, input_variance, pooled_within_seed_input_variance)
 
 M = 120               # test inputs
@@ -137,3 +137,15 @@ def test_welch_without_inputs():
     half = stats.t.ppf(0.975, df) * math.sqrt(va + vb)
     assert diff.half_width == pytest.approx(half)
     assert diff.estimate == pytest.approx(7 / 3 - 0.575)
+
+
+def test_score_draws_rank_separated_rows_exactly_and_tied_rows_widely():
+    from harness.reporting.stability import ranks
+
+    rng = np.random.default_rng(5)
+    a, b, c = simulate(rng, [10.0, 0.0, 0.0], [3, 3, 3])
+    draws = score_draws({"a": a, "b": b, "c": c}, n_draws=2000, seed=1)
+    drawn = ranks(draws, lower_is_better=False)
+    assert np.quantile(drawn[:, 0], 0.975) == 1               # ten points ahead: first in the 95% rank interval
+    assert {2, 3} <= set(drawn[:, 1]) and {2, 3} <= set(drawn[:, 2])   # equal rows swap places
+    assert abs(draws[:, 0].mean() - a.mean) < 0.1

@@ -228,3 +228,36 @@ def at_least(diff: Difference, threshold: float = 0.0) -> str:
     if diff.high < threshold:
         return DOES_NOT_HOLD
     return UNDECIDED
+
+
+def row_variance(row: Replicates, pooled: PooledSeedVariance | None = None,
+                 pooled_within: float | None = None) -> tuple[float, float, float]:
+    """(V_seed, its degrees of freedom, V_input) of one row's mean — the parts :func:`difference` adds for a
+    pair, here for a row on its own (the input part is then the row's whole input variance, v included)."""
+    v_seed, df = _seed_part(row, pooled)
+    return v_seed, df, input_variance(row, None, pooled_within)
+
+
+def score_draws(rows: dict[str, Replicates], n_draws: int = 2000, seed: int | None = 12345,
+                pooled: PooledSeedVariance | None = None, pooled_within: float | None = None) -> np.ndarray:
+    """Draws of every row's mean from the model (``[draw, row]``, rows in ``rows`` order), for rank intervals and
+    Kendall τ: the input part from the rows' shared bootstrap draws (one draw of inputs for every row, so rows
+    stay correlated through the inputs as they are), shrunk by √(V_input / V_boot) to leave out the seed-by-input
+    noise the seed part holds; the seed part a scaled t draw per row. Rows must share their bootstrap draws
+    (every row's ``resampled`` with the same number of draws) or have none."""
+    rng = np.random.default_rng(seed)
+    columns = []
+    for row in rows.values():
+        v_seed, df, v_input = row_variance(row, pooled, pooled_within)
+        if not math.isfinite(v_seed):
+            raise ValueError("a row without a seed variance (one seed and no pooled estimate) has no draws")
+        draw = np.full(n_draws, row.mean)
+        if row.resampled is not None and v_input > 0:
+            means = row.resampled.mean(axis=1)
+            centred = means - means.mean()
+            shrink = math.sqrt(v_input / centred.var(ddof=1))
+            draw = draw + shrink * centred[np.arange(n_draws) % len(centred)]
+        if v_seed > 0:
+            draw = draw + math.sqrt(v_seed) * rng.standard_t(df if math.isfinite(df) else 1e9, n_draws)
+        columns.append(draw)
+    return np.stack(columns, axis=1)
