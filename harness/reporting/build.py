@@ -10,14 +10,15 @@ from pathlib import Path
 import pandas as pd
 
 from ..errors import HarnessError, UnknownNameError
-from ..store.io import atomic_dir
 from ..paper import TASKS, order_key
+from ..paper.published import published
+from ..store.io import atomic_dir
 from . import html as html_page
 from . import plots
-from .load import Store, is_cost, load_store, of_task
+from .compare import comparison, published_table
 from .findings import findings
+from .load import Store, is_cost, load_store, of_task
 from .real_text import real_text
-from .paper import comparison, published, published_table
 from .render import Table, to_csv, to_latex, to_markdown
 from .store_table import store_table
 from .summary import lookup, setting_label, summarise, table_rows

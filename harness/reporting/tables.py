@@ -16,6 +16,7 @@ import pandas as pd
 
 from ..paper import LABELS, MODELS, order_key
 from ..store.labels import PREDISTILL, PSEUDO_LABELS, TEACHER, TOKENIZER
+from . import ranking
 from .load import FIDELITY, RISKS, TEACHER_DIST, Store, is_cost, of_task
 from .render import Cell, Table
 from .stability import RankStability, rank_stability, resampled_rows
@@ -29,15 +30,6 @@ def metric_label(metric: str, lower_is_better: frozenset[str] = frozenset()) -> 
     """The paper's name of ``metric``, with ↓ when it is one of ``lower_is_better``."""
     label = LABELS.get(metric, metric)
     return label + "↓" if metric in lower_is_better else label
-
-
-def _best(values: dict[str, float], lower: bool) -> set[str]:
-    """Labels whose mean, at the shown precision, is the best one (ties all best)."""
-    shown = {k: round(v, 2) for k, v in values.items() if v is not None and math.isfinite(v)}
-    if not shown:
-        return set()
-    target = min(shown.values()) if lower else max(shown.values())
-    return {k for k, v in shown.items() if v == target}
 
 
 def _tidy(line: dict, **extra) -> dict:
@@ -102,7 +94,7 @@ def table2(store: Store, summary: pd.DataFrame, task: str, profile: str, baselin
         return None
     rows, look = table_rows(summary, task, profile), lookup(summary, task, profile)
     students = [r for r in rows if r[1] != "teacher"]
-    best = {m: _best({lab: look[(lab, m)]["mean"] for lab, _, _ in students if (lab, m) in look},
+    best = {m: ranking.best({lab: look[(lab, m)]["mean"] for lab, _, _ in students if (lab, m) in look},
                      m in info.lower_is_better) for m in info.metrics}
     stability = primary_stability(store, look, students, info, n_samples)
     shown = display_labels(rows)
@@ -169,7 +161,7 @@ def table3(store: Store, summary: pd.DataFrame, task: str, profile: str) -> Tabl
     if not any(m in RISKS or m in FIDELITY for m in metrics):
         return None
     students = [r for r in rows if r[1] != "teacher"]
-    best = {m: _best({lab: look[(lab, m)]["mean"] for lab, _, _ in students if (lab, m) in look},
+    best = {m: ranking.best({lab: look[(lab, m)]["mean"] for lab, _, _ in students if (lab, m) in look},
                      m in info.lower_is_better) for m in (*RISKS, *FIDELITY)}
     shown = display_labels(rows)
     out_rows, data = [], []
@@ -302,7 +294,7 @@ def figure2(store: Store, summary: pd.DataFrame, task: str, profile: str, axis: 
     values = sorted({v for by_value in series.values() for v in by_value})
     if not series or len(values) < 2:
         return None
-    best = {v: _best({n: s[v]["mean"] for n, s in series.items() if v in s}, metric in info.lower_is_better)
+    best = {v: ranking.best({n: s[v]["mean"] for n, s in series.items() if v in s}, metric in info.lower_is_better)
             for v in values}
     out_rows, data = [], []
     for name, by_value in series.items():
@@ -379,7 +371,7 @@ def overview(store: Store, summary: pd.DataFrame, profile: str, tasks: list[str]
     for task, metric, lower in columns:
         values = {model: look[(task, model, metric)]["mean"] for model in order
                   if model != "teacher" and (task, model, metric) in look}
-        best[(task, metric)] = _best(values, metric in lower)
+        best[(task, metric)] = ranking.best(values, metric in lower)
     rows, data = [], []
     for model in order:
         cells = [Cell(text=model)]
