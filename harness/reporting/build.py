@@ -205,8 +205,9 @@ def _points(store: Store, task: str, profile: str, label_of: dict[str, str]) -> 
 
 def _summary_frame(summary: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame({
-        "task": summary["task"], "profile": summary["profile"], "model": summary["model"],
-        "setting": summary["setting"].map(setting_label), "metric": summary["metric"], "n": summary["n"],
+        "task": summary["task"], "profile": summary["profile"], "row": summary["label"], "model": summary["model"],
+        "setting": summary["setting"].map(setting_label), "data": summary["data"], "metric": summary["metric"],
+        "n": summary["n"],
         "mean": summary["mean"], "ci95": summary["ci"],
         "values": summary["values"].map(lambda v: " ".join(repr(float(x)) for x in v)),
         "stage_keys": summary["replicates"].map(lambda r: " ".join(x.stage_key for x in r)),

@@ -11,8 +11,9 @@ returning :class:`Finding` rows; :func:`findings` lists them in :data:`CLAIMS` o
 * *holds*: the interval lies above the threshold; *does not hold*: below it; *undecided*: it includes the
   threshold, or a row has one seed (no interval), and the row says which.
 
-Rows of a task are taken at one setting: :func:`~harness.reporting.summary.common_rows` (each model's row
-that agrees with MLE's row with the most seeds on every axis both name, the one with the most seeds).
+Rows of a task are taken at one setting on one data set: :func:`~harness.reporting.summary.common_rows` (each
+model's row on the task's primary data set that agrees with MLE's row with the most seeds on every axis both name,
+the one with the most seeds), so that no finding compares rows made on different data.
 Only claims the store has data for appear.
 """
 
@@ -33,7 +34,7 @@ from .compare import comparison
 from .load import Store, TaskInfo
 from .render import Cell, Table
 from .stats import t_quantile_975
-from .summary import MLE, agrees, common_rows, lookup, row_label, rows_of, setting_label
+from .summary import MLE, agrees, common_rows, lookup, row_label, rows_of
 from .tables import metric_label, size_axes
 
 HOLDS, FAILS, UNDECIDED = "holds", "does not hold", "undecided"
@@ -300,21 +301,18 @@ def kendall_agreement(ctx: Context) -> list[Finding]:
 
 
 def _depth_series(ctx: Context, view: View) -> dict[tuple[str, str], tuple[dict, dict]]:
-    """(model, other setting's label) → (the other setting, depth → line) for each of the paper's KD methods with
-    ≥ 2 depths (Figure 2's bars)."""
+    """(model, its series' label) → (the other setting, depth → line) for each of the paper's KD methods with
+    ≥ 2 depths on the primary data set (Figure 2's bars; labelled as Figure 2's table labels them)."""
     series: dict[tuple[str, str], tuple[dict, dict]] = {}
     metric = view.info.primary
     for label, model, setting in rows_of(ctx.summary, view.task, ctx.profile):
         depth, line = setting.get(claims.DEPTH_AXIS), view.look.get((label, metric))
-        if depth is None or line is None or model not in KD_METHODS:
+        if depth is None or line is None or model not in KD_METHODS or not line["primary"]:
             continue
         other = {a: v for a, v in setting.items() if a != claims.DEPTH_AXIS}
-        series.setdefault((model, setting_label(other)), (other, {}))[1][depth] = line
+        name = row_label(model, {a: v for a, v in line["shown"].items() if a != claims.DEPTH_AXIS})
+        series.setdefault((model, name), (other, {}))[1][depth] = line
     return {k: v for k, v in series.items() if len(v[1]) > 1}
-
-
-def _name(model: str, other: dict, series: dict) -> str:
-    return row_label(model, other) if sum(m == model for m, _ in series) > 1 else model
 
 
 def _depth_views(ctx: Context):
@@ -328,13 +326,13 @@ def depth_trend(ctx: Context) -> list[Finding]:
     """:data:`~harness.paper.claims.DEPTH_TREND`."""
     rows = []
     for view, series, metric in _depth_views(ctx):
-        for (model, _), (other, by_depth) in series.items():
+        for (model, name), (other, by_depth) in series.items():
             depths = sorted(by_depth)
             steps = [(a, b, better(by_depth[b], by_depth[a], view.lower(metric))) for a, b in zip(depths, depths[1:])]
             verdict, reason = combine([judge(d, 0.0) for _, _, d in steps])
             evidence = "; ".join(f"{a:g}→{b:g}: {_num(d.estimate, True)} {_interval(d, '(no interval)')}"
                                  for a, b, d in steps)
-            statement = f"{_name(model, other, series)}: {view.label(metric)} rises with encoder depth"
+            statement = f"{name}: {view.label(metric)} rises with encoder depth"
             rows.append(Finding(claims.DEPTH_TREND.number, statement, view.task, metric, evidence, math.nan, math.nan,
                                 math.nan, 0.0, verdict, reason))
     return rows
@@ -345,7 +343,7 @@ def ahead_of_seqkd(ctx: Context) -> list[Finding]:
     rows = []
     for view, series, metric in _depth_views(ctx):
         seqkd = [(other, by_depth) for (model, _), (other, by_depth) in series.items() if model == claims.SEQKD]
-        for (model, _), (other, by_depth) in series.items():
+        for (model, name), (other, by_depth) in series.items():
             if model not in claims.F_DISTILL:
                 continue
             base = next((b for o, b in seqkd if agrees(o, other)), None)
@@ -361,7 +359,7 @@ def ahead_of_seqkd(ctx: Context) -> list[Finding]:
                 words.append(f"{depth:g}: {_num(d.estimate, True)} {_interval(d, '(no interval)')}"
                              + ("" if overlap is None else " (CIs overlap)" if overlap else " (CIs apart)"))
             verdict, reason = combine(parts)
-            statement = f"{_name(model, other, series)} ahead of {claims.SEQKD} at every encoder depth"
+            statement = f"{name} ahead of {claims.SEQKD} at every encoder depth"
             rows.append(Finding(claims.AHEAD_OF_SEQKD.number, statement, view.task, metric, "; ".join(words),
                                 math.nan, math.nan, math.nan, 0.0, verdict, reason))
     return rows
@@ -407,6 +405,6 @@ def findings(store: Store, summary: pd.DataFrame, profile: str, n_samples: int =
                "(best: the highest mean primary metric among " + ", ".join(KD_METHODS) + "; Δ: the method's "
                "distance from it). 6b, 6c (Figure 2, "
                "when the student's encoder depth varies): every step, every depth must hold. Rows of a task are "
-               "those at the setting of MLE's row with the most seeds.")
+               "those at the setting of MLE's row with the most seeds, on the task's primary data set.")
     return Table(f"findings_{profile}", f"The paper's findings, re-tested ({profile} profile)",
                  ["#", "claim", "task", "evidence", "Δ", "95% interval", "verdict", "why"], rows, caption, data)
