@@ -104,11 +104,10 @@ def shown_axes(setting: dict, anchor: dict, own_axes: list[str]) -> dict:
             and (v != anchor[a] if anchor.get(a) is not None else a in own_axes)}
 
 
-def _label_rows(lines: list[dict], evaluations: pd.DataFrame, axes: list[str], folders: dict[str, str]) -> None:
+def _label_rows(lines: list[dict], axes: list[str], primary: str, folders: dict[str, str]) -> None:
     """Give the lines of one task and profile (in report order) their ``label``, ``shown``, ``data_name``,
     ``primary``: one label per (model, setting, data set)."""
-    primary = primary_data(evaluations)
-    names = data_names(list(dict.fromkeys(evaluations[DATA])), primary, folders)
+    names = data_names(list(dict.fromkeys(line["data"] for line in lines)), primary, folders)
     rows: dict[tuple, dict] = {}
     for line in lines:
         line["primary"] = line["data"] == primary
@@ -161,7 +160,7 @@ def summarise(store: Store) -> pd.DataFrame:
                 "_order": (order_key(model, MODELS), tuple(_sort_key(v) for v in setting), data != primary, data),
             })
         part.sort(key=lambda line: line["_order"])
-        _label_rows(part, ev, axes, store.data_names)
+        _label_rows(part, axes, primary, store.data_names)
         lines += part
     summary = pd.DataFrame(lines)
     if summary.empty:
