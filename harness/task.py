@@ -56,7 +56,7 @@ class Task:
     method_defaults: ClassVar[dict[str, dict]] = {}
     #: the reference recipe of the ``paper`` profile, each value beside its source (:mod:`harness.recipe`)
     paper_recipe: ClassVar[dict | None] = None
-    #: a column of the paper's tables (its metric name, as ``paper_results.csv`` has it) → the metric of this
+    #: a column of the paper's tables (its metric name, as the published numbers name it) → the metric of this
     #: task computed the paper's way (``{"bleu": "bleu_official"}``); the columns every task shares (the risks,
     #: TeacherDist) are in :data:`harness.paper.PAPER_METRICS`
     paper_metrics: ClassVar[dict[str, str]] = {}

@@ -13,7 +13,7 @@ from harness.grid import expand, load_spec, plan_grid, with_overrides
 from harness.grid.cost import (PAPER_MODELS, Architecture, Flops, Throughput, estimate_grid, generate, remaining,
                                stage_flops, student_architecture, teacher_architecture)
 from harness.methods.base import Method
-from harness.paper import DataStats
+from harness.paper.data import DataStats
 
 
 @pytest.mark.parametrize("model, millions", [("facebook/bart-large", 406), ("google-t5/t5-base", 223),

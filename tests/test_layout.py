@@ -141,3 +141,10 @@ def test_reports_read_the_store_not_the_plugins():
                     for m in ([a.name for a in node.names] if isinstance(node, ast.Import) else [node.module or ""])}
         assert not {m for m in imported if m.split(".")[-1] in ("registry", "methods", "pipeline")
                     or m.startswith("harness_tasks")}, path
+
+
+def test_the_paper_package_is_facts_only():
+    """What the paper fixes (orders, data sizes, published numbers, claims) imports nothing else of the harness:
+    reports, grids and benches read it, it reads none of them."""
+    for path in (ROOT / "paper").rglob("*.py"):
+        assert {m for m in imports(path) if not m.startswith("harness.paper")} == set(), path

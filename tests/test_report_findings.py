@@ -13,7 +13,8 @@ import pytest
 from harness.reporting import findings as fd
 from harness.reporting.build import build_report
 from harness.reporting.load import load_store
-from harness.reporting.paper import comparison, published
+from harness.paper.published import published
+from harness.reporting.compare import comparison
 from harness.reporting.summary import summarise
 
 INPUTS = 40

@@ -11,8 +11,9 @@ import pandas as pd
 import pytest
 
 from harness.reporting.load import load_store
-from harness.reporting.paper import comparison
-from harness.reporting.stability import decompose, paired_differences, ranks
+from harness.reporting.compare import comparison
+from harness.reporting.ranking import ranks
+from harness.reporting.stability import decompose, paired_differences
 from harness.reporting.stats import reference_streams
 from harness.reporting.summary import summarise
 from harness.reporting.tables import table2

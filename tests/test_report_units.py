@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 
 from harness.reporting import stats
-from harness.reporting.paper import published
+from harness.paper.published import published
 from harness.reporting.render import Cell, Table, tex_escape, to_html, to_latex, to_markdown
 from harness.reporting.tables import prefix_variant
 
@@ -29,16 +29,6 @@ def test_mean_ci():
     assert (mean, n) == (pytest.approx(np.mean(values)), 4)
     assert ci == pytest.approx(scipy_stats.t.ppf(0.975, 3) * sem, rel=1e-6)
     assert math.isnan(stats.mean_ci([3.0])[1]) and stats.mean_ci([])[2] == 0
-
-
-@pytest.mark.parametrize("x,y", [([1, 2, 3, 4, 5], [2, 1, 4, 3, 5]), ([1, 1, 2, 3], [4, 3, 3, 1]),
-                                 ([46.95, 46.85, 46.24, 45.54], [0.1, 0.3, 0.3, 0.2]), ([1, 2], [2, 1])])
-def test_kendall_tau_is_tau_b(x, y):
-    assert stats.kendall_tau(x, y) == pytest.approx(scipy_stats.kendalltau(x, y).statistic)
-
-
-def test_kendall_tau_of_a_constant_is_undefined():
-    assert math.isnan(stats.kendall_tau([1, 1, 1], [1, 2, 3]))
 
 
 def test_per_example_bootstrap_resamples_like_sacrebleu():
@@ -348,7 +338,7 @@ def test_compare_paper_sets_each_column_beside_the_comparable_metric(tmp_path, d
     must read those (the task's ``bleu_official``, the general ``r_cvg_paper``) and name them; a task that
     declares no ``paper_metrics`` still gets the general ones."""
     from harness.reporting.load import load_store
-    from harness.reporting.paper import comparison
+    from harness.reporting.compare import comparison
     from harness.reporting.summary import summarise
 
     for method, (bleu, official, r_cvg, r_cvg_paper) in (("kl", (60.0, 30.0, 0.1, 0.9)),

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from ..methods.base import Method
 from ..paper import TABLE4_METHODS
+from ..paper.published import speedups
 
 ONLINE = "online-teacher"
 
@@ -46,23 +47,13 @@ def variants(name: str, method: Method, modes: tuple[str, ...], table4: bool = T
     return arms
 
 
-def paper_speedups() -> dict[str, float]:
-    """method → the paper's offline-over-online speed-up per epoch (DART, one GPU), from its published numbers."""
-    from ..reporting.paper import published
-
-    paper = published()
-    rows = paper[(paper["table"] == "table4") & (paper["metric"] == "speedup")
-                 & (paper["setting"] == "teacher_prefix=offline")]
-    return dict(zip(rows["model"], rows["value"]))
-
-
 def format_table4(rows: list[dict]) -> list[str]:
     """Lines of the online-vs-offline comparison (none when no online variant was measured)."""
     online = {(r["preset"], r["method"], r["mode"]): r for r in rows if r["variant"] == ONLINE}
     if not online:
         return []
     offline = {(r["preset"], r["method"], r["mode"]): r for r in rows if r["variant"] == "default"}
-    paper = paper_speedups()
+    paper = speedups()   # the paper's, on DART
     lines = ["", "Table 4: offline teacher prefixes vs online (teacher sampled each step), speed-up per step",
              f"{'preset':<10} {'method':<7} {'mode':<10} {'online ms':>10} {'offline ms':>10} {'speed-up':>9} "
              f"{'paper':>6}"]

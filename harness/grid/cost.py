@@ -3,7 +3,7 @@
 It lives beside the dry run (:mod:`.runner`) because it prices that plan: per cell, the stages in
 state ``build`` or ``resume`` (a cached stage, or one an earlier cell of the grid builds, costs
 nothing again). Nothing is loaded: model sizes come from the architecture, data sizes from
-:data:`harness.paper.PAPER_DATA`, hyper-parameters from the cell's resolved config.
+:data:`harness.paper.data.PAPER_DATA`, hyper-parameters from the cell's resolved config.
 
 FLOPs are the usual dense estimate: a forward pass costs 2 FLOPs per parameter a token passes
 through, forward and backward 6. On an encoder-decoder a source token passes through the encoder
@@ -23,7 +23,7 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 
 from ..config import DecodeConfig, RunConfig, TrainConfig
-from ..paper import PAPER_DATA, DataStats
+from ..paper.data import PAPER_DATA, DataStats
 from ..step.prefixes import ONLINE_SOURCES, decode_config
 
 GIGA = 1e9
@@ -288,4 +288,4 @@ def format_costs(plans, costs: dict[int, CellCost], throughput: Throughput = A10
             + (f" ({tasks})" if tasks else "") + (f"; {unknown} cells not estimated" if unknown else ""),
             f"assumptions: {throughput.name}; FLOPs 6·N per trained token, 2·N per scored or generated token "
             f"(N: the parameters a token passes through; attention terms left out); data sizes and mean lengths "
-            f"of harness.paper.PAPER_DATA; outputs as long as the mean target"]
+            f"of harness.paper.data.PAPER_DATA; outputs as long as the mean target"]

@@ -17,12 +17,13 @@ Layout of the output folder (written whole and put in place of the old one; a ``
     figures/<name>.{png,svg}
     report.png               a screenshot of report.html (``--screenshot``; needs Chromium)
 
-Modules: ``load`` (the store as a report sees it), ``summary`` (rows aggregated over seeds),
-``tables`` (the paper's tables), ``stability`` (rank stability and τ's interval: a bootstrap over seeds and
-test inputs), ``store_table`` (the teacher-output store: bytes per stored token and, per k, the paired-bootstrap
-difference from the exact teacher), ``paper`` (its published numbers), ``findings`` (the paper's claims re-tested:
-a verdict per claim and task), ``plots``, ``render``
-(Markdown, LaTeX, CSV), ``html``, ``build`` (:func:`~harness.reporting.build.build_report`) and
-``run_table`` (what ``harness run`` prints). The package itself imports nothing, so ``harness run``
+Modules: ``load`` (the store as a report sees it), ``summary`` (rows aggregated over seeds), ``ranking`` (the one
+ordering of rows: bold, ranks, orders written out, Kendall τ), ``tables`` (the paper's tables), ``stability``
+(rank stability and τ's interval: a bootstrap over seeds and test inputs), ``store_table`` (the teacher-output
+store: bytes per stored token and, per k, the paired-bootstrap difference from the exact teacher), ``compare``
+(the paper's published numbers, :mod:`harness.paper.published`, beside ours), ``findings`` (the paper's claims,
+:mod:`harness.paper.claims`, re-tested: a verdict per claim and task), ``plots``, ``render`` (Markdown, LaTeX,
+CSV), ``html``, ``build`` (:func:`~harness.reporting.build.build_report`) and ``run_table`` (what ``harness
+run`` prints). The package itself imports nothing, so ``harness run``
 does not load the plotting libraries.
 """

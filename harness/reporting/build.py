@@ -10,14 +10,15 @@ from pathlib import Path
 import pandas as pd
 
 from ..errors import HarnessError, UnknownNameError
-from ..store.io import atomic_dir
 from ..paper import TASKS, order_key
+from ..paper.published import published
+from ..store.io import atomic_dir
 from . import html as html_page
 from . import plots
-from .load import Store, is_cost, load_store, of_task
+from .compare import comparison, published_table
 from .findings import findings
+from .load import Store, is_cost, load_store, of_task
 from .real_text import real_text
-from .paper import comparison, published, published_table
 from .render import Table, to_csv, to_latex, to_markdown
 from .store_table import store_table
 from .summary import lookup, setting_label, summarise, table_rows
@@ -204,8 +205,9 @@ def _points(store: Store, task: str, profile: str, label_of: dict[str, str]) -> 
 
 def _summary_frame(summary: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame({
-        "task": summary["task"], "profile": summary["profile"], "model": summary["model"],
-        "setting": summary["setting"].map(setting_label), "metric": summary["metric"], "n": summary["n"],
+        "task": summary["task"], "profile": summary["profile"], "row": summary["label"], "model": summary["model"],
+        "setting": summary["setting"].map(setting_label), "data": summary["data"], "metric": summary["metric"],
+        "n": summary["n"],
         "mean": summary["mean"], "ci95": summary["ci"],
         "values": summary["values"].map(lambda v: " ".join(repr(float(x)) for x in v)),
         "stage_keys": summary["replicates"].map(lambda r: " ".join(x.stage_key for x in r)),

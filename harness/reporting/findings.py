@@ -1,7 +1,7 @@
 """The paper's findings, re-tested: per claim and task, what the store measured and a verdict.
 
-One function per claim of Wen et al. (2023), each returning :class:`Finding` rows; :func:`findings` lists
-them in :data:`CLAIMS` order as one table. A claim compares a statistic with a threshold:
+One function per claim of Wen et al. (2023) (:mod:`harness.paper.claims`: what each claims and names), each
+returning :class:`Finding` rows; :func:`findings` lists them in :data:`CLAIMS` order as one table. A claim compares a statistic with a threshold:
 
 * a difference of two rows' means over seeds (signed so that a positive value favours the claim, by the
   metric's direction in the store), with Welch's 95% t-interval (Welch–Satterthwaite degrees of freedom,
@@ -11,8 +11,9 @@ them in :data:`CLAIMS` order as one table. A claim compares a statistic with a t
 * *holds*: the interval lies above the threshold; *does not hold*: below it; *undecided*: it includes the
   threshold, or a row has one seed (no interval), and the row says which.
 
-Rows of a task are taken at one setting: :func:`~harness.reporting.summary.common_rows` (each model's row
-that agrees with MLE's row with the most seeds on every axis both name, the one with the most seeds).
+Rows of a task are taken at one setting on one data set: :func:`~harness.reporting.summary.common_rows` (each
+model's row on the task's primary data set that agrees with MLE's row with the most seeds on every axis both name,
+the one with the most seeds), so that no finding compares rows made on different data.
 Only claims the store has data for appear.
 """
 
@@ -25,21 +26,16 @@ from typing import Callable
 import numpy as np
 import pandas as pd
 
-from ..paper import KD_METHODS, TASKS, order_key
+from ..paper import KD_METHODS, TASKS, claims, order_key
+from ..paper.published import published
 from ..store.labels import PREDISTILL, TEACHER
-from .load import Store, TaskInfo, of_task
-from .paper import comparison, published
+from . import ranking
+from .compare import comparison
+from .load import Store, TaskInfo
 from .render import Cell, Table
 from .stats import t_quantile_975
-from .summary import MLE, agrees, common_rows, lookup, row_label, rows_of, setting_label
+from .summary import MLE, agrees, common_rows, lookup, row_label, rows_of
 from .tables import metric_label, size_axes
-
-SEQKD = "seqkd"
-F_DISTILL = ("kl", "rkl", "js", "tvd")
-NEAR_BEST = ("js", "tvd")
-DEPTH = "student.encoder_layers"                                  # Figure 2's axis
-TEACHER_DIST_ORDER = ("wmt16_en_ro", "dart", "xsum", "commonsense_dialogue")   # lowest TeacherDist first
-DIALOGUE, DIALOGUE_MARGIN = "commonsense_dialogue", 3.0            # the dialogue teacher's BLEU-1 lead over MLE
 
 HOLDS, FAILS, UNDECIDED = "holds", "does not hold", "undecided"
 
@@ -196,22 +192,22 @@ def _versus(claim: str, view: View, model: str, baseline: str, metric: str, thre
 
 # --------------------------------------------------------------------------- the claims
 def pre_distillation(ctx: Context) -> list[Finding]:
-    """1. Pre-distillation is at least as good as MLE on each task (the task's primary metric)."""
-    rows = [_versus("1", v, PREDISTILL, MLE, v.info.primary) for v in ctx.views.values()]
+    """:data:`~harness.paper.claims.PREDISTILL_VS_MLE`."""
+    rows = [_versus(claims.PREDISTILL_VS_MLE.number, v, PREDISTILL, MLE, v.info.primary) for v in ctx.views.values()]
     return [r for r in rows if r]
 
 
 def kd_methods(ctx: Context) -> list[Finding]:
-    """2. Every KD method of the paper is at least as good as MLE on each task."""
-    rows = [_versus("2", v, m, MLE, v.info.primary) for v in ctx.views.values() for m in KD_METHODS]
+    """:data:`~harness.paper.claims.KD_VS_MLE`."""
+    rows = [_versus(claims.KD_VS_MLE.number, v, m, MLE, v.info.primary) for v in ctx.views.values() for m in KD_METHODS]
     return [r for r in rows if r]
 
 
 def teacher_dist_order(ctx: Context) -> list[Finding]:
-    """3a. The teacher's TeacherDist rises WMT < DART < XSum < dialogue: one row per neighbouring pair of the
-    tasks present, then the whole order."""
-    metric = "teacher_dist"
-    lines = {t: ctx.views[t].line(TEACHER, metric) for t in TEACHER_DIST_ORDER if t in ctx.views}
+    """:data:`~harness.paper.claims.TEACHER_DIST_RISES`: one row per neighbouring pair of the tasks present, then
+    the whole order."""
+    metric, number, order = "teacher_dist", claims.TEACHER_DIST_RISES.number, claims.TEACHER_DIST_ORDER
+    lines = {t: ctx.views[t].line(TEACHER, metric) for t in order if t in ctx.views}
     lines = {t: line for t, line in lines.items() if line is not None}
     present = list(lines)
     if len(present) < 2:
@@ -219,35 +215,38 @@ def teacher_dist_order(ctx: Context) -> list[Finding]:
     rows = []
     for low, high in zip(present, present[1:]):
         d = difference(lines[high], lines[low])
-        rows.append(_finding("3a", f"TeacherDist {low} < {high}", f"{low}, {high}", metric,
+        rows.append(_finding(number, f"TeacherDist {low} < {high}", f"{low}, {high}", metric,
                              f"{_num(lines[low]['mean'])} < {_num(lines[high]['mean'])}", d, 0.0))
     verdict, reason = combine([(r.verdict, r.reason) for r in rows])
-    missing = [t for t in TEACHER_DIST_ORDER if t not in lines]
+    missing = [t for t in order if t not in lines]
     if missing and verdict == HOLDS:
         verdict, reason = UNDECIDED, f"no TeacherDist for {', '.join(missing)}"
-    order = " < ".join(f"{t} {_num(lines[t]['mean'])}" for t in present)
-    rows.append(Finding("3a", "TeacherDist: " + " < ".join(TEACHER_DIST_ORDER), "all tasks", metric, order,
+    measured = " < ".join(f"{t} {_num(lines[t]['mean'])}" for t in present)
+    rows.append(Finding(number, "TeacherDist: " + " < ".join(order), "all tasks", metric, measured,
                         math.nan, math.nan, math.nan, 0.0, verdict, reason))
     return rows
 
 
 def dialogue_teacher(ctx: Context) -> list[Finding]:
-    """3b. The dialogue teacher is at least 3 BLEU-1 above the MLE student."""
-    view = ctx.views.get(DIALOGUE)
-    row = view and _versus("3b", view, TEACHER, MLE, "bleu1", DIALOGUE_MARGIN)
+    """:data:`~harness.paper.claims.DIALOGUE_TEACHER_LEAD`."""
+    view = ctx.views.get(claims.DIALOGUE_TASK)
+    row = view and _versus(claims.DIALOGUE_TEACHER_LEAD.number, view, TEACHER, MLE, claims.DIALOGUE_METRIC,
+                           claims.DIALOGUE_MARGIN)
     return [row] if row else []
 
 
 def coverage_risk(ctx: Context) -> list[Finding]:
-    """4. KL has a lower coverage risk R_cvg than RKL on each task."""
-    rows = [_versus("4", v, "kl", "rkl", "r_cvg", statement="kl's R_cvg below rkl's")
+    """:data:`~harness.paper.claims.KL_COVERAGE`."""
+    lower, higher = claims.LOWER_COVERAGE_RISK, claims.HIGHER_COVERAGE_RISK
+    rows = [_versus(claims.KL_COVERAGE.number, v, lower, higher, "r_cvg", statement=f"{lower}'s R_cvg below {higher}'s")
             for v in ctx.views.values()]
     return [r for r in rows if r]
 
 
 def near_best(ctx: Context) -> list[Finding]:
-    """5. JS and TVD are within the 95% CI of the best KD method (by mean primary metric): their t-intervals over
-    seeds overlap the best method's (the best itself holds)."""
+    """:data:`~harness.paper.claims.SYMMETRIC_NEAR_BEST`: within = their t-intervals over seeds overlap the best
+    KD method's (by mean primary metric, :func:`~harness.reporting.ranking.best`; on a tie the first in the paper's
+    order); the best itself holds."""
     rows = []
     for view in ctx.views.values():
         metric = view.info.primary
@@ -255,8 +254,8 @@ def near_best(ctx: Context) -> list[Finding]:
         if not kd:
             continue
         sign = -1 if view.lower(metric) else 1
-        best = max(kd, key=lambda m: sign * kd[m]["mean"])
-        for m in NEAR_BEST:
+        best = next(m for m in kd if m in ranking.best({m: line["mean"] for m, line in kd.items()}, sign < 0))
+        for m in claims.NEAR_BEST:
             if m not in kd:
                 continue
             line, top = kd[m], kd[best]
@@ -270,14 +269,15 @@ def near_best(ctx: Context) -> list[Finding]:
                 verdict, reason = HOLDS, "intervals overlap"
             else:
                 verdict, reason = FAILS, "intervals do not overlap"
-            rows.append(Finding("5", f"{m} within the best KD method's 95% CI ({view.label(metric)})", view.task,
-                                metric, evidence, d.estimate, math.nan, math.nan, math.nan, verdict, reason))
+            statement = f"{m} within the best KD method's 95% CI ({view.label(metric)})"
+            rows.append(Finding(claims.SYMMETRIC_NEAR_BEST.number, statement, view.task, metric, evidence,
+                                d.estimate, math.nan, math.nan, math.nan, verdict, reason))
     return rows
 
 
 def kendall_agreement(ctx: Context) -> list[Finding]:
-    """6a. Our order of the KD methods agrees with the paper's (Kendall τ > 0), on the primary metric: τ and its
-    bootstrap interval as the paper comparison computes them."""
+    """:data:`~harness.paper.claims.KD_ORDER`: τ and its bootstrap interval as the paper comparison computes
+    them."""
     rows = []
     for view in ctx.views.values():
         pair = comparison(ctx.store, ctx.summary, view.task, ctx.profile, ctx.paper, ctx.n_samples)
@@ -295,58 +295,56 @@ def kendall_agreement(ctx: Context) -> list[Finding]:
             d = Difference(tau, float(r["kendall_tau_ci_low"]), float(r["kendall_tau_ci_high"]),
                            missing="no interval: the metric cannot be recomputed from the examples")
         evidence = f"{r['n_methods']} methods; paper {r['paper_order']}; ours {r['our_order']}"
-        rows.append(_finding("6a", f"KD order agrees with the paper's (Kendall τ, {view.label(r['our_metric'])})",
-                             view, r["our_metric"], evidence, d, 0.0))
+        statement = f"KD order agrees with the paper's (Kendall τ, {view.label(r['our_metric'])})"
+        rows.append(_finding(claims.KD_ORDER.number, statement, view, r["our_metric"], evidence, d, 0.0))
     return rows
 
 
 def _depth_series(ctx: Context, view: View) -> dict[tuple[str, str], tuple[dict, dict]]:
-    """(model, other setting's label) → (the other setting, depth → line) for each of the paper's KD methods with
-    ≥ 2 depths (Figure 2's bars)."""
+    """(model, its series' label) → (the other setting, depth → line) for each of the paper's KD methods with
+    ≥ 2 depths on the primary data set (Figure 2's bars; labelled as Figure 2's table labels them)."""
     series: dict[tuple[str, str], tuple[dict, dict]] = {}
     metric = view.info.primary
     for label, model, setting in rows_of(ctx.summary, view.task, ctx.profile):
-        depth, line = setting.get(DEPTH), view.look.get((label, metric))
-        if depth is None or line is None or model not in KD_METHODS:
+        depth, line = setting.get(claims.DEPTH_AXIS), view.look.get((label, metric))
+        if depth is None or line is None or model not in KD_METHODS or not line["primary"]:
             continue
-        other = {a: v for a, v in setting.items() if a != DEPTH}
-        series.setdefault((model, setting_label(other)), (other, {}))[1][depth] = line
+        other = {a: v for a, v in setting.items() if a != claims.DEPTH_AXIS}
+        name = row_label(model, {a: v for a, v in line["shown"].items() if a != claims.DEPTH_AXIS})
+        series.setdefault((model, name), (other, {}))[1][depth] = line
     return {k: v for k, v in series.items() if len(v[1]) > 1}
-
-
-def _name(model: str, other: dict, series: dict) -> str:
-    return row_label(model, other) if sum(m == model for m, _ in series) > 1 else model
 
 
 def _depth_views(ctx: Context):
     """(view, its depth series, its primary metric) of each task whose store varies the encoder depth."""
     for view in ctx.views.values():
-        if DEPTH in size_axes(ctx.summary, view.task, ctx.profile):
+        if claims.DEPTH_AXIS in size_axes(ctx.summary, view.task, ctx.profile):
             yield view, _depth_series(ctx, view), view.info.primary
 
 
 def depth_trend(ctx: Context) -> list[Finding]:
-    """6b. Figure 2: the primary metric rises with the student's encoder depth, for each method."""
+    """:data:`~harness.paper.claims.DEPTH_TREND`."""
     rows = []
     for view, series, metric in _depth_views(ctx):
-        for (model, _), (other, by_depth) in series.items():
+        for (model, name), (other, by_depth) in series.items():
             depths = sorted(by_depth)
             steps = [(a, b, better(by_depth[b], by_depth[a], view.lower(metric))) for a, b in zip(depths, depths[1:])]
             verdict, reason = combine([judge(d, 0.0) for _, _, d in steps])
             evidence = "; ".join(f"{a:g}→{b:g}: {_num(d.estimate, True)} {_interval(d, '(no interval)')}"
                                  for a, b, d in steps)
-            rows.append(Finding("6b", f"{_name(model, other, series)}: {view.label(metric)} rises with encoder depth",
-                                view.task, metric, evidence, math.nan, math.nan, math.nan, 0.0, verdict, reason))
+            statement = f"{name}: {view.label(metric)} rises with encoder depth"
+            rows.append(Finding(claims.DEPTH_TREND.number, statement, view.task, metric, evidence, math.nan, math.nan,
+                                math.nan, 0.0, verdict, reason))
     return rows
 
 
 def ahead_of_seqkd(ctx: Context) -> list[Finding]:
-    """6c. Figure 2: every f-DISTILL method is ahead of SeqKD at every encoder depth (interval overlap noted)."""
+    """:data:`~harness.paper.claims.AHEAD_OF_SEQKD` (interval overlap noted)."""
     rows = []
     for view, series, metric in _depth_views(ctx):
-        seqkd = [(other, by_depth) for (model, _), (other, by_depth) in series.items() if model == SEQKD]
-        for (model, _), (other, by_depth) in series.items():
-            if model not in F_DISTILL:
+        seqkd = [(other, by_depth) for (model, _), (other, by_depth) in series.items() if model == claims.SEQKD]
+        for (model, name), (other, by_depth) in series.items():
+            if model not in claims.F_DISTILL:
                 continue
             base = next((b for o, b in seqkd if agrees(o, other)), None)
             depths = sorted(set(by_depth) & set(base or {}))
@@ -361,9 +359,9 @@ def ahead_of_seqkd(ctx: Context) -> list[Finding]:
                 words.append(f"{depth:g}: {_num(d.estimate, True)} {_interval(d, '(no interval)')}"
                              + ("" if overlap is None else " (CIs overlap)" if overlap else " (CIs apart)"))
             verdict, reason = combine(parts)
-            rows.append(Finding("6c", f"{_name(model, other, series)} ahead of seqkd at every encoder depth",
-                                view.task, metric, "; ".join(words), math.nan, math.nan, math.nan, 0.0, verdict,
-                                reason))
+            statement = f"{name} ahead of {claims.SEQKD} at every encoder depth"
+            rows.append(Finding(claims.AHEAD_OF_SEQKD.number, statement, view.task, metric, "; ".join(words),
+                                math.nan, math.nan, math.nan, 0.0, verdict, reason))
     return rows
 
 
@@ -407,6 +405,6 @@ def findings(store: Store, summary: pd.DataFrame, profile: str, n_samples: int =
                "(best: the highest mean primary metric among " + ", ".join(KD_METHODS) + "; Δ: the method's "
                "distance from it). 6b, 6c (Figure 2, "
                "when the student's encoder depth varies): every step, every depth must hold. Rows of a task are "
-               "those at the setting of MLE's row with the most seeds.")
+               "those at the setting of MLE's row with the most seeds, on the task's primary data set.")
     return Table(f"findings_{profile}", f"The paper's findings, re-tested ({profile} profile)",
                  ["#", "claim", "task", "evidence", "Δ", "95% interval", "verdict", "why"], rows, caption, data)

@@ -13,6 +13,9 @@ Columns beyond the base set are read generically:
     is not an axis of its own. Values a run left at the default are filled in by
     :func:`harness.store.load_metrics` from the run's own config record;
   * ``higher_is_better`` says each metric's direction (costs are lower-is-better);
+  * each evaluation carries its run's data identity (column ``data``: the hash of the task's data that its run
+    id holds, manifest ``data.identity``): runs on other data (another ``--data-dir``, a test file edited in
+    place) are other experiments, kept apart by :mod:`~harness.reporting.summary`;
   * a column naming a cost (``…seconds``, ``…_tokens`` of generation or forward passes, FLOPs) is
     a cost of the run's own model; so is its method stage's row of ``compute.parquet``
     (``train_seconds``, ``train_generated_tokens``, ``train_forward_tokens``). Costs become metric
@@ -34,7 +37,10 @@ from ..store.runs import FIDELITY, RISKS
 
 BASE_COLUMNS = ("run_id", "task", "method", "profile", "seed", "model", "split", "metric", "value", "signature",
                 "stage_key", "higher_is_better")
-NOT_AXES = ("variant",)
+# ``variant`` joins the axes; ``data.data_dir`` says where a run's files were, not what they held: the data
+# identity (their digests, :func:`data_identity`) tells data sets apart, wherever they lay.
+NOT_AXES = ("variant", "data.data_dir")
+DATA = "data"   # the evaluations' column of the data identity: rows are never averaged across it
 COST = re.compile(r"seconds|generated_tokens|forward_tokens|flops|^compute[._]", re.IGNORECASE)
 EVALUATION = ["task", "profile", "model", "stage_key"]
 TEACHER_DIST = ("teacher_dist", "teacher_dist_paper")
@@ -70,6 +76,7 @@ class Store:
     tasks: dict[str, dict]      # task name → its description (the manifests' ``task``)
     methods: dict[str, dict]    # run_id → the description of the method it ran, parameters as run
     run_tasks: dict[str, str]   # run_id → the task it is reported under (:func:`report_task`)
+    data_names: dict[str, str] = field(default_factory=dict)   # data identity → its folder's name ("" if none)
     _runs: dict[str, pd.DataFrame] = field(default_factory=dict, repr=False)
     _builds: pd.DataFrame | None = field(default=None, repr=False)   # stage_builds(), read once
     bootstraps: dict = field(default_factory=dict, repr=False)      # rows' resampled scores, drawn once per report
@@ -198,6 +205,19 @@ def report_task(manifest: dict) -> str:
     return manifest["task"]["name"] + (REAL_TEXT if source != "embedded" else "")
 
 
+def data_identity(manifest: dict) -> str:
+    """The identity of the data a run read (the hash its run id holds); "" for runs written before manifests
+    recorded it."""
+    return str((manifest.get("data") or {}).get("identity") or "")
+
+
+def data_folder(manifest: dict) -> str:
+    """The name of the folder a run read its data from (``data.data_dir``), "" when it read none."""
+    folder = ((manifest.get("config") or {}).get("data") or {}).get("data_dir") \
+        or (manifest.get("parameters") or {}).get("data.data_dir")
+    return Path(str(folder)).name if folder else ""
+
+
 def run_descriptions(root: Path) -> tuple[dict[str, dict], dict[str, dict], dict[str, str], dict[str, dict]]:
     """(report task → task description, run_id → method description, run_id → report task, run_id → manifest)
     from the runs' manifests (filled by :func:`harness.store.read.read_manifest` for runs written before
@@ -247,8 +267,10 @@ def load_store(results_dir: str | Path) -> Store:
     raw = _one_evaluation_per_model(root, raw)
     run_models = raw.drop_duplicates(["run_id", "model"])[["run_id", "model", "stage_key"]]
 
+    raw = raw.assign(**{DATA: raw["run_id"].map(lambda run: data_identity(manifests[run]))})
     groups = raw.groupby(EVALUATION, sort=False, dropna=False)
-    ident = groups.agg(run_id=("run_id", "first"), seeds=("seed", lambda s: tuple(sorted(set(int(x) for x in s)))))
+    ident = groups.agg(run_id=("run_id", "first"), seeds=("seed", lambda s: tuple(sorted(set(int(x) for x in s)))),
+                       **{DATA: (DATA, "first")})   # one model stage is keyed by its data: one identity
     for axis in axes:
         values = groups[axis].agg(lambda s: s.dropna().unique().tolist())
         # An axis that varies between the runs sharing one evaluation does not touch that model: none of its
@@ -260,8 +282,9 @@ def load_store(results_dir: str | Path) -> Store:
     per_metric = raw.groupby(EVALUATION + ["metric"], sort=False).agg(
         value=("value", "first"), signature=("signature", "first"), higher_is_better=("higher_is_better", "first"))
     evaluations = per_metric.reset_index().merge(ident.reset_index(), on=EVALUATION, how="left")
+    names = {data_identity(m): data_folder(m) for m in manifests.values()}
     return Store(root, evaluations, axes, raw["run_id"].nunique(), run_models, tasks, methods, run_tasks,
-                 _manifests=manifests)
+                 data_names=names, _manifests=manifests)
 
 
 def _one_evaluation_per_model(root: Path, raw: pd.DataFrame) -> pd.DataFrame:

@@ -18,10 +18,9 @@ import pandas as pd
 from ..paper import TASKS, order_key
 from ..store.labels import TEACHER
 from .load import REAL_TEXT, Store
-from .paper import best_first
+from .ranking import kendall_tau, order_text
 from .render import Cell, Table
 from .stability import interval, resampled_rows
-from .stats import kendall_tau
 from .summary import common_rows, lookup
 from .tables import metric_label
 
@@ -53,7 +52,7 @@ def real_text(store: Store, summary: pd.DataFrame, profile: str, n_samples: int 
         tau = kendall_tau(twin, ours)
         low, high = _tau_interval(store, views[task], views[real], models, lower, n_samples)
         seeds = min(min(views[v][m]["n"] for m in models) for v in views)
-        twin_order, real_order = " > ".join(best_first(models, twin, lower)), " > ".join(best_first(models, ours, lower))
+        twin_order, real_order = order_text(dict(zip(models, twin)), lower), order_text(dict(zip(models, ours)), lower)
         rows.append([Cell(text=task), Cell(text=metric_label(metric, info.lower_is_better)),
                      Cell(text=str(len(models))), Cell(text=str(seeds)), Cell(tau),
                      Cell(text=f"[{low:.2f}, {high:.2f}]" if math.isfinite(low) else "—"),

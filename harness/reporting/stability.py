@@ -7,7 +7,8 @@ none of the drawn seeds, such as the shared teacher, keeps all its replicates). 
 from per-example parts where the store's examples reproduce every replicate's stored value: sacreBLEU
 metrics (DART's official BLEU among them) from their sufficient statistics (as
 :func:`~harness.reporting.stats.paired_p_value` does), any other metric whose corpus score is the mean of its
-per-example scores (ROUGE; nlg-eval's BLEU is not) as that mean. The resampled scores give each row's rank distribution (:func:`rank_stability`) and the
+per-example scores (ROUGE; nlg-eval's BLEU is not) as that mean. The resampled scores give each row's rank
+distribution (:func:`rank_stability`; ranks as :mod:`~harness.reporting.ranking` orders rows) and the
 interval of any statistic of the rows, such as Kendall τ against the paper's order.
 
 :func:`paired_differences` is the one-level, paired variant: two runs (per seed) recomputed on the same
@@ -23,6 +24,7 @@ import pandas as pd
 
 from ..metrics import DART_OFFICIAL_SIGNATURE, dart_official_corpus_bleu, dart_official_inputs
 from .load import Store
+from .ranking import ranks
 from .stats import bootstrap_seed, reference_streams, sacrebleu_metric
 
 TOLERANCE = 1e-9   # a decomposed score must reproduce the stored one to this relative precision (rounding only)
@@ -110,12 +112,6 @@ def paired_differences(pairs: list[tuple[Decomposed, Decomposed]], n_samples: in
         raise ValueError("paired differences need every run scored on the same inputs")
     counts = input_counts(n_inputs, n_samples, np.random.default_rng(seed))
     return np.mean([system.resampled(counts) - baseline.resampled(counts) for system, baseline in pairs], axis=0)
-
-
-def ranks(scores: np.ndarray, lower_is_better: bool) -> np.ndarray:
-    """Competition ranks along the last axis: 1 + how many rows are strictly better (ties share the best rank)."""
-    signed = -scores if lower_is_better else scores
-    return 1 + (signed[..., None, :] > signed[..., :, None]).sum(-1)
 
 
 @dataclass(frozen=True)

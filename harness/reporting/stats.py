@@ -1,7 +1,6 @@
 """Statistics of a report: confidence intervals over seeds, rank agreement, paired bootstrap.
 
 * :func:`mean_ci` — mean and 95% half-width of Student's t over the replicates (seeds) of one row.
-* :func:`kendall_tau` — Kendall's τ-b between two orderings (the paper's and ours).
 * :func:`paired_p_value` — two-sided paired bootstrap test between a system and a baseline on the
   same test inputs. sacreBLEU metrics (BLEU, BLEU-n, chrF, TER) go through sacreBLEU's own paired
   bootstrap (:class:`sacrebleu.significance.PairedTest`, ``test_type="bs"``), which re-computes the
@@ -48,19 +47,6 @@ def mean_ci(values: Sequence[float]) -> tuple[float, float, int]:
     if n == 1:
         return mean, math.nan, 1
     return mean, float(t_quantile_975(n - 1) * x.std(ddof=1) / math.sqrt(n)), n
-
-
-def kendall_tau(x: Sequence[float], y: Sequence[float]) -> float:
-    """Kendall's τ-b (ties counted as in scipy.stats.kendalltau); NaN when either side is constant."""
-    x, y = np.asarray(x, dtype=float), np.asarray(y, dtype=float)
-    if len(x) != len(y):
-        raise ValueError("kendall_tau needs two sequences of the same length")
-    i, j = np.triu_indices(len(x), k=1)
-    dx, dy = np.sign(x[i] - x[j]), np.sign(y[i] - y[j])
-    n0 = len(i)
-    tied_x, tied_y = int((dx == 0).sum()), int((dy == 0).sum())
-    denom = math.sqrt((n0 - tied_x) * (n0 - tied_y))
-    return float((dx * dy).sum() / denom) if denom > 0 else math.nan
 
 
 # --------------------------------------------------------------------------- paired bootstrap

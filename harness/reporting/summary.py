@@ -1,10 +1,14 @@
-"""Rows of a report: the evaluations of one model (and setting) in one task, aggregated over seeds.
+"""Rows of a report: the evaluations of one model (and setting, and data set) in one task, aggregated over seeds.
 
-A *row* is (task, profile, model, setting), where the setting is the value of every axis that
-varies within the task (``beta=0.5``, ``student.encoder_layers=2``); its label names the axes
-that vary between the model's own rows. Its *replicates* are its distinct evaluations (one per
-seed for a trained student, one in all for the shared teacher).
-:func:`summarise` gives one line per row × metric with n, mean and the 95% CI over replicates.
+A *row* is (task, profile, model, setting, data), where the setting is the value of every axis that
+varies within the task (``beta=0.5``, ``student.encoder_layers=2``) and data the identity of the data its runs
+read (runs on other data are other experiments: never averaged, compared or ranked together). Its *replicates*
+are its distinct evaluations (one per seed for a trained student, one in all for the shared teacher).
+
+Each row has one label, shown by every table, CSV and figure (:func:`row_label`): its model, the axes on which
+it differs from the task's main setting (:func:`shown_axes`) and, on a data set other than the task's primary
+one, ``[data: name]``. :func:`summarise` gives one line per row × metric with n, mean and the 95% CI over
+replicates.
 """
 
 from __future__ import annotations
@@ -15,7 +19,7 @@ from dataclasses import dataclass
 import pandas as pd
 
 from ..paper import MODELS, order_key
-from .load import Store, of_task
+from .load import DATA, Store, of_task
 from .stats import mean_ci
 
 MLE = "mle"   # the anchor of a task's main rows
@@ -46,9 +50,12 @@ def setting_label(setting: dict) -> str:
     return ", ".join(f"{short_axis(a)}={format_value(v)}" for a, v in setting.items() if v is not None)
 
 
-def row_label(model: str, setting: dict) -> str:
-    text = setting_label(setting)
-    return f"{model} ({text})" if text else model
+def row_label(model: str, shown: dict, data: str = "") -> str:
+    """``model (axis=value, …) [data: name]``: the axes the row shows and, when it was made on another data set
+    than its task's primary one, that data set's name."""
+    text = setting_label(shown)
+    label = f"{model} ({text})" if text else model
+    return f"{label} [data: {data}]" if data else label
 
 
 def varying_axes(evaluations: pd.DataFrame, axes: list[str]) -> list[str]:
@@ -61,30 +68,103 @@ def _sort_key(value) -> tuple:
     return (1, value, "") if isinstance(value, (int, float)) else (2, 0.0, str(value))
 
 
+def primary_data(evaluations: pd.DataFrame) -> str:
+    """A task's primary data set: the data identity of the most evaluations (of MLE's most, on a tie; then the
+    first read). Rows on any other are labelled with its name and never compared with the primary's."""
+    counts = evaluations.drop_duplicates(["model", "stage_key"]).groupby(DATA, sort=False).agg(
+        evaluations=("stage_key", "size"), mle=("model", lambda m: int((m == MLE).sum())))
+    return max(counts.index, key=lambda d: (counts.loc[d, "evaluations"], counts.loc[d, "mle"]))
+
+
+def data_names(identities: list[str], primary: str, folders: dict[str, str]) -> dict[str, str]:
+    """identity → the name a row on it is labelled with ("" for the primary data): the folder it was read from
+    where no other data set of the task has one of that name, else the folder and the identity's first eight
+    characters (a file edited in place), or those characters alone."""
+    named = {d: folders.get(d, "") for d in identities}
+    names = {}
+    for d in identities:
+        folder, short = named[d], d[:8] or "unrecorded"
+        unique = folder and list(named.values()).count(folder) == 1
+        names[d] = "" if d == primary else folder if unique else f"{folder} {short}".strip()
+    return names
+
+
+def anchor_setting(rows: list[dict]) -> dict:
+    """The task's main setting: that of MLE's row on the primary data with the most seeds (the first on ties),
+    {} when it has none. ``rows``: dicts with model, setting, n and primary, in report order."""
+    mle = [r for r in rows if r["model"] == MLE and r["primary"]]
+    return max(mle, key=lambda r: r["n"])["setting"] if mle else {}
+
+
+def shown_axes(setting: dict, anchor: dict, own_axes: list[str]) -> dict:
+    """The axes a row's label names: where its value differs from the task's main setting (:func:`anchor_setting`),
+    and, for an axis the main setting does not name (a method's own parameter), where the model's own rows differ
+    (``own_axes``). A row at the main setting is its model's name, in every table, CSV and figure."""
+    return {a: v for a, v in setting.items() if v is not None
+            and (v != anchor[a] if anchor.get(a) is not None else a in own_axes)}
+
+
+def _label_rows(lines: list[dict], axes: list[str], primary: str, folders: dict[str, str]) -> None:
+    """Give the lines of one task and profile (in report order) their ``label``, ``shown``, ``data_name``,
+    ``primary``: one label per (model, setting, data set)."""
+    names = data_names(list(dict.fromkeys(line["data"] for line in lines)), primary, folders)
+    rows: dict[tuple, dict] = {}
+    for line in lines:
+        line["primary"] = line["data"] == primary
+        key = (line["model"], tuple(line["setting"].values()), line["data"])
+        row = rows.setdefault(key, {**{k: line[k] for k in ("model", "setting", "data", "primary")}, "n": 0})
+        row["n"] = max(row["n"], line["n"])
+    anchor = anchor_setting(list(rows.values()))
+    own = {model: [a for a in axes if len({r["setting"][a] for r in rows.values() if r["model"] == model} - {None}) > 1]
+           for model in {r["model"] for r in rows.values()}}
+    for row in rows.values():
+        row["shown"] = shown_axes(row["setting"], anchor, own[row["model"]])
+        row["label"] = row_label(row["model"], row["shown"], names[row["data"]])
+    for same in _collisions(rows.values()):          # rows the rule cannot tell apart: name every axis they differ on
+        differ = [a for a in axes if len({str(r["setting"][a]) for r in same}) > 1]
+        for row in same:
+            row["shown"] = {**row["shown"], **{a: "unset" if row["setting"][a] is None else row["setting"][a]
+                                                for a in differ}}
+            row["label"] = row_label(row["model"], row["shown"], names[row["data"]])
+    for line in lines:
+        row = rows[(line["model"], tuple(line["setting"].values()), line["data"])]
+        line.update(label=row["label"], shown=row["shown"], data_name=names[line["data"]])
+
+
+def _collisions(rows) -> list[list[dict]]:
+    by_label: dict[str, list[dict]] = {}
+    for row in rows:
+        by_label.setdefault(row["label"], []).append(row)
+    return [same for same in by_label.values() if len(same) > 1]
+
+
 def summarise(store: Store) -> pd.DataFrame:
-    """One line per (task, profile, row, metric): model, setting, label, n, mean, ci, values, replicates."""
+    """One line per (task, profile, row, metric): model, setting, data, label, n, mean, ci, values, replicates.
+
+    A row is a model at one setting on one data set (its data identity): runs on other data are never averaged
+    together. Its label (:func:`shown_axes`, :func:`row_label`) is the one every table, CSV and figure shows."""
     lines = []
     for (task, profile), ev in store.evaluations.groupby(["task", "profile"], sort=True):
         axes = varying_axes(ev, store.axes)
         ev = ev.assign(_setting=[tuple(None if pd.isna(v) else v for v in vals)
                                  for vals in zip(*(ev[a] for a in axes))] if axes else [()] * len(ev))
-        own_axes = {model: [a for a in axes if part[a].dropna().nunique() > 1] for model, part in ev.groupby("model")}
-        for (model, setting, metric), group in ev.groupby(["model", "_setting", "metric"], sort=False):
+        primary = primary_data(ev)
+        part = []
+        for (model, setting, data, metric), group in ev.groupby(["model", "_setting", DATA, "metric"], sort=False):
             mean, ci, n = mean_ci(group["value"].tolist())
-            named = dict(zip(axes, setting))
-            shown = {a: v for a, v in named.items() if a in own_axes[model]}
-            lines.append({
-                "task": task, "profile": profile, "model": model, "setting": named, "shown": shown,
-                "label": row_label(model, shown),
+            part.append({
+                "task": task, "profile": profile, "model": model, "setting": dict(zip(axes, setting)), "data": data,
                 "metric": metric, "n": n, "mean": mean, "ci": ci, "values": group["value"].tolist(),
                 "signature": group["signature"].iloc[0],
                 "replicates": [Replicate(r.stage_key, r.run_id, tuple(r.seeds)) for r in group.itertuples()],
-                "_order": (order_key(model, MODELS), tuple(_sort_key(v) for v in setting)),
+                "_order": (order_key(model, MODELS), tuple(_sort_key(v) for v in setting), data != primary, data),
             })
+        part.sort(key=lambda line: line["_order"])
+        _label_rows(part, axes, primary, store.data_names)
+        lines += part
     summary = pd.DataFrame(lines)
     if summary.empty:
         return summary
-    summary = summary.sort_values(["task", "profile", "_order"], kind="stable")
     return summary.drop(columns="_order").reset_index(drop=True)
 
 
@@ -109,36 +189,33 @@ def has_own_table(axis: str) -> bool:
     return axis.startswith("student.") or axis == "teacher_outputs_k"
 
 
+def _row_seeds(part: pd.DataFrame) -> tuple[pd.Series, set[str]]:
+    """(label → its most seeds over metrics, the labels of rows on the primary data set)."""
+    primary = part["primary"] if "primary" in part else pd.Series(True, index=part.index)
+    return part.groupby("label")["n"].max(), set(part.loc[primary.astype(bool), "label"])
+
+
 def table_rows(summary: pd.DataFrame, task: str, profile: str) -> list[tuple[str, str, dict]]:
     """The rows of a task's main tables (Table 2, Table 3, the overview, the bar chart): every row except those
-    at another value of an axis with its own table (:func:`has_own_table`) than MLE's row with the most seeds
-    (every row when the task has no MLE row). Other sweeps (``method.beta``, a learning rate) stay, labelled."""
+    at another value of an axis with its own table (:func:`has_own_table`) than the task's main setting
+    (:func:`anchor_setting`; every row when the task has no MLE row). Other sweeps (``method.beta``, a learning
+    rate) and rows on other data sets stay, labelled."""
     rows = rows_of(summary, task, profile)
-    part = of_task(summary, task, profile)
-    mle = [r for r in rows if r[1] == MLE]
-    if not mle:
-        return rows
-    seeds = part.groupby("label")["n"].max()
-    anchor = {a: v for a, v in max(mle, key=lambda r: seeds[r[0]])[2].items() if has_own_table(a)}
-    return [r for r in rows if agrees(r[2], anchor)]
-
-
-def display_labels(rows: list[tuple[str, str, dict]]) -> dict[str, str]:
-    """label → the text a table shows for it: the model's name where the table has one row of that model."""
-    count: dict[str, int] = {}
-    for _, model, _ in rows:
-        count[model] = count.get(model, 0) + 1
-    return {label: model if count[model] == 1 else label for label, model, _ in rows}
+    seeds, primary = _row_seeds(of_task(summary, task, profile))
+    anchor = anchor_setting([{"model": model, "setting": setting, "n": seeds[label], "primary": label in primary}
+                             for label, model, setting in rows])
+    own_table = {a: v for a, v in anchor.items() if has_own_table(a)}
+    return [r for r in rows if agrees(r[2], own_table)]
 
 
 def common_rows(summary: pd.DataFrame, task: str, profile: str) -> dict[str, str]:
-    """model → the label of its row among :func:`table_rows` with the most seeds (the first on ties): the one row
-    per model that claims and comparisons read."""
-    part = of_task(summary, task, profile)
-    seeds = part.groupby("label")["n"].max()
+    """model → the label of its row among :func:`table_rows` on the primary data set with the most seeds (the
+    first on ties): the one row per model that claims and comparisons read, so that they never compare rows
+    made on different data."""
+    seeds, primary = _row_seeds(of_task(summary, task, profile))
     chosen: dict[str, str] = {}
     for label, model, _ in table_rows(summary, task, profile):
-        if model not in chosen or seeds[label] > seeds[chosen[model]]:
+        if label in primary and (model not in chosen or seeds[label] > seeds[chosen[model]]):
             chosen[model] = label
     return chosen
 

@@ -16,13 +16,16 @@ import pandas as pd
 
 from ..paper import LABELS, MODELS, order_key
 from ..store.labels import PREDISTILL, PSEUDO_LABELS, TEACHER, TOKENIZER
+from . import ranking
 from .load import FIDELITY, RISKS, TEACHER_DIST, Store, is_cost, of_task
 from .render import Cell, Table
 from .stability import RankStability, rank_stability, resampled_rows
 from .stats import Paired, paired_p_value
-from .summary import common_rows, display_labels, lookup, row_label, rows_of, setting_label, short_axis, table_rows
+from .summary import common_rows, lookup, row_label, rows_of, setting_label, short_axis, table_rows
 
 ALPHA = 0.05
+OTHER_DATA = ("Rows marked [data: …] were made on another data set than the others (another folder, or its files "
+              "changed): bold, ranks and † are of each data set's rows among themselves.")
 
 
 def metric_label(metric: str, lower_is_better: frozenset[str] = frozenset()) -> str:
@@ -31,13 +34,15 @@ def metric_label(metric: str, lower_is_better: frozenset[str] = frozenset()) -> 
     return label + "↓" if metric in lower_is_better else label
 
 
-def _best(values: dict[str, float], lower: bool) -> set[str]:
-    """Labels whose mean, at the shown precision, is the best one (ties all best)."""
-    shown = {k: round(v, 2) for k, v in values.items() if v is not None and math.isfinite(v)}
-    if not shown:
-        return set()
-    target = min(shown.values()) if lower else max(shown.values())
-    return {k for k, v in shown.items() if v == target}
+def _best_per_data(look: dict, labels: list[str], metric: str, lower: bool) -> set[str]:
+    """The best of ``labels`` on ``metric`` (:func:`~harness.reporting.ranking.best`; ``look``: (label, metric) →
+    summary line), among the rows of each data set apart: rows made on different data are never ranked together."""
+    groups: dict[str, dict[str, float]] = {}
+    for label in labels:
+        if (label, metric) in look:
+            line = look[(label, metric)]
+            groups.setdefault(line.get("data", ""), {})[label] = line["mean"]
+    return set().union(*(ranking.best(values, lower) for values in groups.values()))
 
 
 def _tidy(line: dict, **extra) -> dict:
@@ -80,11 +85,11 @@ def paired_outputs(store: Store, system: dict, baseline: dict, metric: str) -> P
     return Paired(sys_h, base_h, refs, sys_s, base_s)
 
 
-def baseline_line(look: dict, rows: list, baseline: str, setting: dict, metric: str) -> dict | None:
-    """The baseline's row that matches ``setting`` on every axis the baseline depends on."""
+def baseline_line(look: dict, rows: list, baseline: str, setting: dict, metric: str, data: str = "") -> dict | None:
+    """The baseline's row on the data set ``data`` that matches ``setting`` on every axis the baseline depends on."""
     best, best_matches = None, -1
     for label, model, base_setting in rows:
-        if model != baseline or (label, metric) not in look:
+        if model != baseline or (label, metric) not in look or look[(label, metric)].get("data", "") != data:
             continue
         if any(v is not None and setting.get(a) != v for a, v in base_setting.items()):
             continue
@@ -102,20 +107,20 @@ def table2(store: Store, summary: pd.DataFrame, task: str, profile: str, baselin
         return None
     rows, look = table_rows(summary, task, profile), lookup(summary, task, profile)
     students = [r for r in rows if r[1] != "teacher"]
-    best = {m: _best({lab: look[(lab, m)]["mean"] for lab, _, _ in students if (lab, m) in look},
-                     m in info.lower_is_better) for m in info.metrics}
+    best = {m: _best_per_data(look, [lab for lab, _, _ in students], m, m in info.lower_is_better)
+            for m in info.metrics}
     stability = primary_stability(store, look, students, info, n_samples)
-    shown = display_labels(rows)
     out_rows, data = [], []
     for label, model, setting in rows:
-        cells = [Cell(text=shown[label]), Cell(text=str(max((look[(label, m)]["n"] for m in info.metrics
+        cells = [Cell(text=label), Cell(text=str(max((look[(label, m)]["n"] for m in info.metrics
                                                       if (label, m) in look), default=0)))]
         for metric in info.metrics:
             line = look.get((label, metric))
             if line is None:
                 cells.append(Cell())
                 continue
-            base = baseline_line(look, rows, baseline, setting, metric) if baseline and model != "teacher" else None
+            base = (baseline_line(look, rows, baseline, setting, metric, line.get("data", ""))
+                    if baseline and model != "teacher" else None)
             p = None
             if base is not None and base["label"] != label and base["signature"] == line["signature"]:
                 paired = paired_outputs(store, line, base, metric)
@@ -133,7 +138,9 @@ def table2(store: Store, summary: pd.DataFrame, task: str, profile: str, baselin
         out_rows.append(cells)
     header = ["model", "n"] + [metric_label(m, info.lower_is_better) for m in info.metrics]
     header += [f"rank [95% CI] ({metric_label(info.primary)})", "rank kept"] if stability else []
+    several = len({line.get("data", "") for line in look.values()}) > 1
     caption = (f"Test split; mean ± 95% t-interval over n seeds (no ± with one). Bold: best student. "
+               + (f"{OTHER_DATA} " if several else "")
                + (f"†: differs from {baseline} (two-sided paired bootstrap over test inputs, {n_samples} "
                   f"resamples, p < {ALPHA}; seeds paired and concatenated; sacreBLEU's test for BLEU/chrF/TER, "
                   f"per-example scores otherwise). " if baseline else "")
@@ -146,12 +153,19 @@ def table2(store: Store, summary: pd.DataFrame, task: str, profile: str, baselin
 
 
 def primary_stability(store: Store, look: dict, students: list, info, n_samples: int) -> dict[str, RankStability]:
-    """Each student's rank stability on the task's primary metric; empty when the examples cannot be resampled."""
-    lines = {label: look[(label, info.primary)] for label, _, _ in students if (label, info.primary) in look}
-    resamples = resampled_rows(store, lines, info.primary in info.lower_is_better, n_samples)
-    if resamples is None:
-        return {}
-    return rank_stability(np.array([lines[label]["mean"] for label in resamples.labels]), resamples)
+    """Each student's rank stability on the task's primary metric among the students of its data set; empty for a
+    data set whose examples cannot be resampled."""
+    by_data: dict[str, dict[str, dict]] = {}
+    for label, _, _ in students:
+        if (label, info.primary) in look:
+            line = look[(label, info.primary)]
+            by_data.setdefault(line.get("data", ""), {})[label] = line
+    out = {}
+    for lines in by_data.values():
+        resamples = resampled_rows(store, lines, info.primary in info.lower_is_better, n_samples)
+        if resamples is not None:
+            out.update(rank_stability(np.array([lines[label]["mean"] for label in resamples.labels]), resamples))
+    return out
 
 
 def _rank_text(kept: RankStability | None) -> str:
@@ -168,13 +182,11 @@ def table3(store: Store, summary: pd.DataFrame, task: str, profile: str) -> Tabl
     metrics = [m for m in (*RISKS, *FIDELITY, *TEACHER_DIST) if any((lab, m) in look for lab, _, _ in rows)]
     if not any(m in RISKS or m in FIDELITY for m in metrics):
         return None
-    students = [r for r in rows if r[1] != "teacher"]
-    best = {m: _best({lab: look[(lab, m)]["mean"] for lab, _, _ in students if (lab, m) in look},
-                     m in info.lower_is_better) for m in (*RISKS, *FIDELITY)}
-    shown = display_labels(rows)
+    students = [lab for lab, model, _ in rows if model != "teacher"]
+    best = {m: _best_per_data(look, students, m, m in info.lower_is_better) for m in (*RISKS, *FIDELITY)}
     out_rows, data = [], []
     for label, _, _ in rows:
-        cells = [Cell(text=shown[label])]
+        cells = [Cell(text=label)]
         for metric in metrics:
             line = look.get((label, metric))
             if line is None:
@@ -233,16 +245,20 @@ def _any_line(look: dict, label: str) -> dict:
 def table4(store: Store, summary: pd.DataFrame, task: str, profile: str) -> Table | None:
     info = store.task_info(task, profile)
     rows, look = rows_of(summary, task, profile), lookup(summary, task, profile)
-    groups: dict[tuple[str, str], dict[str, str]] = {}
+    groups: dict[tuple[str, str, str], dict[str, str]] = {}   # (method, other setting, data) → variant → row
+    names: dict[tuple[str, str, str], str] = {}                # … → the pair's name: its online row's label
     named = {}
     for label, model, setting in rows:
         found = prefix_variant(model, setting)
         if found:
             base, rest, variant = found
-            groups.setdefault((base, setting_label(rest)), {})[variant] = label
+            line = _any_line(look, label)
+            key = (base, setting_label(rest), line.get("data", ""))
+            groups.setdefault(key, {})[variant] = label
+            names[key] = row_label(base, {a: v for a, v in line["shown"].items() if a in rest}, line.get("data_name", ""))
             named[label] = True
     for label, model, setting in rows:
-        key = (model, setting_label(setting))
+        key = (model, setting_label(setting), _any_line(look, label).get("data", ""))
         if (label not in named and key in groups and "offline" not in groups[key]
                 and trains_offline(store, _any_line(look, label))):
             groups[key]["offline"] = label
@@ -252,12 +268,11 @@ def table4(store: Store, summary: pd.DataFrame, task: str, profile: str) -> Tabl
     costs = sorted({m for (lab, m) in look if is_cost(m) and "seconds" in m})
     cost = next((c for c in costs if all((lab, c) in look for g in groups.values() for lab in g.values())), None)
     out_rows, data = [], []
-    bases = [base for base, _ in groups]
-    for (base, rest), variants in sorted(groups.items()):
+    for (base, rest, on), variants in sorted(groups.items()):
         online_cost = look[(variants["online"], cost)]["mean"] if cost else None
         for variant in ("online", "offline"):
             label = variants[variant]
-            cells = [Cell(text=f"{base} ({rest})" if rest and bases.count(base) > 1 else base), Cell(text=variant)]
+            cells = [Cell(text=names[(base, rest, on)]), Cell(text=variant)]
             for metric in info.metrics:
                 line = look.get((label, metric))
                 cells.append(Cell(line["mean"], line["ci"]) if line else Cell())
@@ -296,14 +311,14 @@ def figure2(store: Store, summary: pd.DataFrame, task: str, profile: str, axis: 
         if setting.get(axis) is None or (label, metric) not in look:
             continue
         line = look[(label, metric)]
-        name = row_label(model, {a: v for a, v in line["shown"].items() if a != axis})
+        name = row_label(model, {a: v for a, v in line["shown"].items() if a != axis}, line.get("data_name", ""))
         series.setdefault(name, {})[setting[axis]] = line
     series = {name: by_value for name, by_value in series.items() if len(by_value) > 1}
     values = sorted({v for by_value in series.values() for v in by_value})
     if not series or len(values) < 2:
         return None
-    best = {v: _best({n: s[v]["mean"] for n, s in series.items() if v in s}, metric in info.lower_is_better)
-            for v in values}
+    at = {(n, v): line for n, s in series.items() for v, line in s.items()}
+    best = {v: _best_per_data(at, list(series), v, metric in info.lower_is_better) for v in values}
     out_rows, data = [], []
     for name, by_value in series.items():
         cells = [Cell(text=name)]
@@ -379,7 +394,7 @@ def overview(store: Store, summary: pd.DataFrame, profile: str, tasks: list[str]
     for task, metric, lower in columns:
         values = {model: look[(task, model, metric)]["mean"] for model in order
                   if model != "teacher" and (task, model, metric) in look}
-        best[(task, metric)] = _best(values, metric in lower)
+        best[(task, metric)] = ranking.best(values, metric in lower)
     rows, data = [], []
     for model in order:
         cells = [Cell(text=model)]

@@ -1,10 +1,4 @@
-"""The paper's published numbers (shipped as ``paper_results.csv``) beside ours, and rank agreement.
-
-``paper_results.csv`` transcribes Wen et al. (ACL 2023) §4: Table 2 (all four tasks), Table 3
-(R_llh, R_cvg per KD method; TeacherDist per task), Table 4 (DART, online vs offline teacher
-prefixes) and Figure 2 (DART BLEU vs student encoder layers, read off the bar chart, ±0.05).
-Columns: table, task, model, setting (``axis=value`` or empty), metric, value. Task and metric
-names are the harness's (``wmt16_en_ro``, ``rougeL``, ``r_llh``, …).
+"""The paper's published numbers (:func:`harness.paper.published.published`) beside ours, and rank agreement.
 
 Beside each published column stands the metric of ours computed the paper's way where the runs have it
 (:func:`comparable_metrics`: DART's ``bleu`` → ``bleu_official``, the risks → ``r_llh_paper``, …), else the
@@ -14,7 +8,6 @@ metric of the same name; the tables name the metric of ours in each header.
 from __future__ import annotations
 
 import math
-from importlib import resources
 
 import numpy as np
 import pandas as pd
@@ -22,17 +15,10 @@ import pandas as pd
 from ..paper import KD_METHODS, PAPER_METRICS
 from .load import Store
 from .render import Cell, Table
+from .ranking import kendall_tau, order_text
 from .stability import interval, resampled_rows
-from .stats import kendall_tau
 from .summary import common_rows, lookup
 from .tables import metric_label
-
-
-def published() -> pd.DataFrame:
-    """The paper's numbers, one row per (table, task, model, setting, metric)."""
-    with resources.files(__package__).joinpath("paper_results.csv").open("r", encoding="utf-8") as f:
-        frame = pd.read_csv(f, dtype={"setting": str}, keep_default_na=False)
-    return frame.assign(value=frame["value"].astype(float))
 
 
 def comparable_metrics(described: dict) -> dict[str, str]:
@@ -93,8 +79,7 @@ def comparison(store: Store, summary: pd.DataFrame, task: str, profile: str,
         tau = kendall_tau(theirs, mine) if len(shared) >= 2 else math.nan
         low, high = _tau_interval(store, {ours[m]: look[(ours[m], mine_metric)] for m in shared}, theirs, lower,
                                   n_samples)
-        order_p = " > ".join(best_first(shared, theirs, lower))
-        order_o = " > ".join(best_first(shared, mine, lower))
+        order_p, order_o = order_text(dict(zip(shared, theirs)), lower), order_text(dict(zip(shared, mine)), lower)
         tau_rows.append([Cell(text=_paper_label(metric, mine_metric, info)),
                          Cell(text=metric_label(mine_metric, info.lower_is_better)), Cell(text=str(len(shared))),
                          Cell(tau), Cell(text=f"[{low:.2f}, {high:.2f}]" if math.isfinite(low) else "—"),
@@ -128,14 +113,6 @@ def _tau_interval(store: Store, lines: dict[str, dict], theirs: list[float], low
 def _paper_label(metric: str, ours: str, info) -> str:
     """The paper's column name, with ↓ when the metric of ours beside it is lower-is-better."""
     return metric_label(metric, frozenset({metric}) if ours in info.lower_is_better else frozenset())
-
-
-def best_first(models: list[str], values: list[float], lower: bool) -> list[str]:
-    """Best first; methods equal at two decimals share a place (``kl = js``)."""
-    places: dict[float, list[str]] = {}
-    for model, value in zip(models, values):
-        places.setdefault(round(value, 2), []).append(model)
-    return [" = ".join(places[v]) for v in sorted(places, reverse=not lower)]
 
 
 def published_table(paper: pd.DataFrame, table: str, task: str) -> Table | None:
