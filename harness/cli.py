@@ -78,13 +78,16 @@ def run_cmd(task, method, profile, seed, sets, plugins, data_dir, results_dir, d
     if trust_remote_code:
         pairs.append(("teacher.trust_remote_code", "true"))
     cfg = resolve_config(task, method, profile, seed, pairs)
+    from .lm import resolve_device
+
+    resolve_device(cfg.device)   # a device this machine lacks: one line now, not a traceback after a stage
     check_writable_folder(cfg.results_dir, "--results-dir")
 
-    from .pipeline import Pipeline
+    from .grid.cells import run_and_record
     from .reporting.run_table import format_run_table
 
     set_threads(threads)
-    outcome = Pipeline(cfg).run()
+    outcome = run_and_record(cfg)
     click.echo(format_run_table(outcome))
     reused = [k for k, v in outcome.manifest["stages"].items() if v["reused"]]
     if reused:
@@ -108,7 +111,7 @@ def run_cmd(task, method, profile, seed, sets, plugins, data_dir, results_dir, d
 @click.option("--device", default=None, help="auto | cpu | cuda | cuda:N | mps")
 @click.option("--executor", type=click.Choice(["local", "ray"]), default="local", show_default=True,
               help="local: this machine; ray: each cell a Ray task.")
-@click.option("--workers", type=int, default=1, show_default=True,
+@click.option("--workers", type=click.IntRange(min=1), default=1, show_default=True,
               help="local: cells at once, each in its own worker process (1: in this process).")
 @click.option("--threads", type=click.IntRange(min=1), default=None,
               help="local: torch CPU threads per cell (default: the cores shared among the workers). " + THREADS_NOTE)
@@ -117,8 +120,10 @@ def run_cmd(task, method, profile, seed, sets, plugins, data_dir, results_dir, d
 @click.option("--cpus-per-cell", type=float, default=None, help="ray: CPUs per cell (default: the spec's).")
 @click.option("--gpus-per-cell", type=float, default=None, help="ray: GPUs per cell (default: the spec's).")
 @click.option("--dry-run", is_flag=True, help="List the cells and what each would build or reuse; run nothing.")
+@click.option("--yes", is_flag=True, help="Plan or run a grid of more than 500 cells (without it, such a grid only "
+                                          "prints its size).")
 def grid_cmd(spec, tasks, methods, seeds, profile, sets, axes, results_dir, plugins, device, executor, workers,
-             threads, address, cpus_per_cell, gpus_per_cell, dry_run) -> None:
+             threads, address, cpus_per_cell, gpus_per_cell, dry_run, yes) -> None:
     """Run a grid of cells (tasks × methods × seeds × axes): only what is not done yet.
 
     SPEC is a shipped grid (table2, figure2, table4, table2_real, store_ksweep) or a TOML/YAML spec file. Killed
@@ -131,6 +136,7 @@ def grid_cmd(spec, tasks, methods, seeds, profile, sets, axes, results_dir, plug
     from .errors import UnknownNameError
     from .grid import expand, format_plan, load_spec, plan_grid, run_grid, with_overrides
     from .grid.executors import check_local_options
+    from .grid.spec import MAX_CELLS_UNASKED, count_cells
 
     check_local_options(executor, workers, threads)   # before any work
     _load_plugins(plugins)
@@ -141,7 +147,18 @@ def grid_cmd(spec, tasks, methods, seeds, profile, sets, axes, results_dir, plug
     pairs = parse_sets(sets)
     if device is not None:
         pairs.append(("device", device))
+    size = count_cells(grid)
+    if size > MAX_CELLS_UNASKED and not yes:
+        raise HarnessError(f"grid {grid.name} has {size} cells (tasks × methods × seeds × axes), more than "
+                           f"{MAX_CELLS_UNASKED}: add --yes to plan and run them all, or narrow it with --tasks, "
+                           f"--methods, --seeds or --axis")
     cells = expand(grid, str(Path(results_dir).resolve()), pairs, tuple(str(Path(p).resolve()) for p in plugins))
+    if executor == "local" and not dry_run:
+        from .lm import resolve_device
+
+        # this machine runs the cells: a device it lacks is one line now, not a failure in every cell
+        for name in sorted({str(v) for c in cells for k, v in (*c.values, *c.sets) if k == "device"}):
+            resolve_device(name)
     if not dry_run:
         check_writable_folder(results_dir, "--results-dir")
     if dry_run:
@@ -325,7 +342,7 @@ def main() -> None:
         cli.main(standalone_mode=False)
     except HarnessError as err:
         click.echo(f"harness: error: {err}", err=True)
-        sys.exit(2)
+        sys.exit(err.exit_code)
     except click.exceptions.Abort:
         click.echo("aborted", err=True)
         sys.exit(130)

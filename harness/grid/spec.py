@@ -36,6 +36,7 @@ from __future__ import annotations
 
 import dataclasses
 import itertools
+import math
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -149,6 +150,9 @@ def parse_spec(text: str, suffix: str, source: str) -> GridSpec:
         if not isinstance(section, dict):
             raise HarnessError(f"grid spec {source}: [profiles.{profile}] must be a table")
         _check_keys(section, _PROFILE_KEYS, f"{source} [profiles.{profile}]")
+    if not any(key in section for section in (data, *data.get("profiles", {}).values()) for key in ("tasks", "methods")):
+        raise HarnessError(f"grid spec {source}: names neither tasks nor methods; write tasks = [...] and "
+                           f"methods = [...] (\"all\" for every registered one)")
     spec = GridSpec(name=str(data.get("name") or Path(source).stem), source=source)
     for key in ("description", "profile"):
         if key in data:
@@ -286,6 +290,20 @@ def _applies(key: str, method: str) -> bool:
     if key.startswith("predistill."):
         return starts_predistilled(method)
     return True
+
+
+#: A grid of more cells than this runs only with ``--yes``: its size is printed first (a mistyped axis can make
+#: thousands of cells, each resolved and planned before anything runs).
+MAX_CELLS_UNASKED = 500
+
+
+def count_cells(spec: GridSpec) -> int:
+    """How many cells :func:`expand` makes of ``spec`` at most (before cells with equal configs merge), without
+    resolving any: tasks × methods × seeds × the values of the axes that apply to each method."""
+    tasks = resolve_names(spec.tasks, TASKS, TASK_ORDER)
+    methods = resolve_names(spec.methods, METHODS, METHOD_ORDER)
+    per_method = [math.prod(len(vs) for k, vs in spec.axes.items() if _applies(k, m)) for m in methods]
+    return len(tasks) * len(spec.seeds) * sum(per_method)
 
 
 def expand(spec: GridSpec, results_dir: str, sets: list[tuple[str, str]] | tuple = (),
