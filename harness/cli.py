@@ -337,8 +337,8 @@ def config_cmd(task, method, profile, seed, sets, plugins, output_format) -> Non
 
 
 def main() -> None:
-    tune_allocator()   # a process setting: the CLI's to make, not a library import's
     try:
+        tune_allocator()   # a process setting: the CLI's to make, not a library import's
         cli.main(standalone_mode=False)
     except HarnessError as err:
         click.echo(f"harness: error: {err}", err=True)
