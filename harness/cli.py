@@ -191,8 +191,12 @@ def grid_cmd(spec, tasks, methods, seeds, profile, sets, axes, results_dir, plug
 @click.option("--screenshot", is_flag=True, help="Also write report.png of the page (needs Chromium).")
 def report_cmd(results_dir, out_dir, compare, baseline, bootstrap_samples, screenshot) -> None:
     """Tables (Markdown, LaTeX, CSV), plots (PNG, SVG) and one HTML page, from the results store alone."""
+    from pathlib import Path
+
     from .reporting.build import build_report, default_out
 
+    if not Path(results_dir).is_dir():   # (reading it would leave an empty folder of that name behind)
+        raise HarnessError(f"--results-dir {results_dir}: no such folder; `harness run` or `harness grid` writes one")
     out_dir = out_dir or str(default_out(results_dir))
     check_writable_folder(out_dir, "--out")
     explicit = click.get_current_context().get_parameter_source("baseline") != click.core.ParameterSource.DEFAULT
@@ -314,7 +318,39 @@ def _parameter_lines(cls) -> list[str]:
         valid = range_text(dict(f.metadata))
         lines.append(f"method.{f.name}={default}" + (f"  ({valid})" if valid else "")
                      + (f"  {f.metadata['help']}" if f.metadata.get("help") else ""))
+        for profiles, values in _task_defaults(cls, f.name, default).items():
+            lines.append(f"method.{f.name} by task ({profiles}; a run takes its task's): "
+                         + ", ".join(f"{task} {value}" for task, value in values.items()))
     return lines
+
+
+def _task_defaults(cls, name: str, default) -> dict[str, dict]:
+    """profiles → {task: its default of the parameter ``name``} where tasks set it away from ``default`` (a run
+    takes the task's: `harness config` shows it); profiles that agree are named together."""
+    from .config import PROFILES
+    from .registry import TASKS
+
+    by_profile: dict[str, dict] = {}
+    for profile in PROFILES:
+        values = {}
+        for task in TASKS.names():
+            try:
+                value = cls.task_defaults(TASKS.get(task), profile).get(name, default)
+            except Exception:   # a task's broken declaration fails where it is used, in one line
+                continue
+            if value != default:
+                values[task] = value
+        by_profile[profile] = values
+    grouped: dict[str, dict] = {}
+    for profile, values in by_profile.items():
+        same = next((p for p, v in grouped.items() if v == values), None)
+        if same is not None:
+            grouped[f"{same}, {profile}"] = grouped.pop(same)
+        elif values:
+            grouped[profile] = values
+    every = ", ".join(PROFILES)
+    return {"every profile" if p == every else f"profile {p}" if "," not in p else f"profiles {p}": v
+            for p, v in grouped.items() if v}
 
 
 def _first_line(cls) -> str:
@@ -328,12 +364,21 @@ def config_cmd(task, method, profile, seed, sets, plugins, output_format) -> Non
     """Print the resolved configuration, method parameters included: check a recipe before running it."""
     import json
 
-    from .config import parse_sets, resolve_config, to_dict
+    from .config import parse_sets, resolve_config, to_dict, unused_fields
     from .tomltext import dumps
 
     _load_plugins(plugins)
-    resolved = to_dict(resolve_config(task, method, profile, seed, parse_sets(sets)))
-    click.echo(json.dumps(resolved, indent=2) if output_format == "json" else dumps(resolved), nl=output_format == "json")
+    cfg = resolve_config(task, method, profile, seed, parse_sets(sets))
+    resolved, unused = to_dict(cfg), unused_fields(cfg)
+    if output_format == "toml":   # each unused key marked where it stands
+        click.echo(dumps(resolved, unused), nl=False)
+        return
+    click.echo(json.dumps(resolved, indent=2))
+    reasons: dict[str, list[str]] = {}
+    for key, why in unused.items():
+        reasons.setdefault(why, []).append(key)
+    for why, keys in reasons.items():   # (on stderr: stdout stays the config, for tools to read)
+        click.echo(f"unused: {', '.join(keys)} ({why})", err=True)
 
 
 def main() -> None:

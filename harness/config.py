@@ -315,6 +315,25 @@ def check_config(cfg: RunConfig) -> None:
                                f"{decode.max_new_tokens}")
 
 
+def unused_fields(cfg: RunConfig) -> dict[str, str]:
+    """Dotted keys of ``cfg`` whose values its sources ignore → why: a model's sizes beside a pretrained teacher,
+    the twin's sizes beside real data, a folder or hub id of a source not chosen (the last only when set)."""
+    unused: dict[str, str] = {}
+    if cfg.teacher.pretrained:
+        why = f"teacher.pretrained={cfg.teacher.pretrained!r} brings its own"
+        for name in ("d_model", "encoder_layers", "decoder_layers", "heads", "ffn_dim", "dropout", "max_positions"):
+            unused[f"teacher.{name}"] = why + " architecture"
+        unused["tokenizer.vocab_size"] = why + " tokenizer"
+    if cfg.data.source != "embedded" and cfg.data.split_from is None:
+        for name in ("train_size", "validation_size", "test_size"):
+            unused[f"data.{name}"] = f"data.source={cfg.data.source!r} reads each split whole; the sizes divide " \
+                                     f"one file only with data.split_from"
+    for name, source in (("data_dir", "local"), ("hub_id", "hub"), ("revision", "hub")):
+        if getattr(cfg.data, name) is not None and cfg.data.source != source:
+            unused[f"data.{name}"] = f"data.source={cfg.data.source!r}, not {source!r}"
+    return unused
+
+
 # Profiles change sizes and sources only. Keys are dotted paths of RunConfig.
 PROFILES: dict[str, dict[str, Any]] = {
     "ci": {

@@ -147,7 +147,11 @@ def test_list_shows_tasks_methods_and_profiles(tmp_path):
     assert sections["tasks"]["dart"].startswith("Linearised triples")
     # each method's parameters with their default, valid range and help
     assert sections["parameters"]["js"] == ["method.beta=0.5  (>= 0 and <= 1)  weight of the student's samples "
-                                            "(1−β: the teacher's offline outputs)"]
+                                            "(1−β: the teacher's offline outputs)",
+                                            "method.beta by task (every profile; a run takes its task's): "
+                                            "commonsense_dialogue 0.85, dart 0.85, wmt16_en_ro 0.25, xsum 0.85"]
+    assert "method.temperature by task (profile paper; a run takes its task's): wmt16_en_ro 2.0, xsum 2.0" \
+        in sections["parameters"]["predistill"]
     assert "tvd" not in sections["parameters"]
     assert snapshot(tmp_path) == set()
 
@@ -267,3 +271,10 @@ def test_a_run_whose_loss_turns_nan_is_one_line_exit_1_and_recorded_as_the_grid_
     assert "Traceback" in record["traceback"] and record["config"]["method"] == "nan_loss_run"
     assert record["method"] == "nan_loss_run" and record["task"] == "dart" and record["axes"] == {}
     assert not (results / "runs").exists() or not any((results / "runs").iterdir())   # no run folder
+
+
+def test_report_on_a_missing_results_folder_is_one_line_and_creates_nothing(tmp_path, monkeypatch, capsys):
+    code, out, err = run_main(monkeypatch, capsys, ["report", "--results-dir", str(tmp_path / "nowhere")])
+    assert one_error_line(code, err) == (f"harness: error: --results-dir {tmp_path / 'nowhere'}: no such folder; "
+                                         f"`harness run` or `harness grid` writes one")
+    assert list(tmp_path.iterdir()) == []
