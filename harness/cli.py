@@ -29,7 +29,8 @@ def cell_options(command):
     for option in reversed((
         click.option("--task", "task", default="dart", show_default=True, help="Task plugin name (see `harness list`)."),
         click.option("--method", "method", default="tvd", show_default=True, help="Method plugin name."),
-        click.option("--profile", default="cpu", show_default=True, help="ci | cpu | paper: sizes and sources."),
+        click.option("--profile", default="cpu", show_default=True,
+                     help="ci | cpu | paper: sizes and sources (ci: a plumbing check whose scores mean nothing)."),
         click.option("--seed", type=int, default=None, help="Seed of the method stage (default 42)."),
         click.option("--set", "sets", multiple=True, metavar="KEY=VALUE",
                      help="Override any config field, e.g. --set kd_train.epochs=2 --set method.beta=0.5."),
@@ -38,6 +39,8 @@ def cell_options(command):
     return command
 
 
+CI_NOTE = ("note: the ci profile only checks that every stage runs (tiny models, 40 training inputs, one epoch each): "
+           "its scores mean nothing, the teacher's included; the default cpu profile gives numbers to compare")
 RESULTS_DIR_HELP = "The results store: runs, stage cache, locks and records."
 THREADS_NOTE = "Float sums depend on it: the committed report's stages were built with one thread each."
 THREADS_HELP = "torch CPU threads (default: torch's own, one per core). " + THREADS_NOTE
@@ -89,6 +92,8 @@ def run_cmd(task, method, profile, seed, sets, plugins, data_dir, results_dir, d
     set_threads(threads)
     outcome = run_and_record(cfg)
     click.echo(format_run_table(outcome))
+    if cfg.profile == "ci":
+        click.echo(CI_NOTE)
     reused = [k for k, v in outcome.manifest["stages"].items() if v["reused"]]
     if reused:
         click.echo(f"reused from cache: {', '.join(reused)}")

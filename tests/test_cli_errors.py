@@ -278,3 +278,20 @@ def test_report_on_a_missing_results_folder_is_one_line_and_creates_nothing(tmp_
     assert one_error_line(code, err) == (f"harness: error: --results-dir {tmp_path / 'nowhere'}: no such folder; "
                                          f"`harness run` or `harness grid` writes one")
     assert list(tmp_path.iterdir()) == []
+
+
+def test_a_ci_run_says_its_numbers_mean_nothing(tmp_path, monkeypatch, capsys):
+    """The ci profile's teacher scores about 0 BLEU: the run's table comes with a line saying what ci is for."""
+    from types import SimpleNamespace
+
+    import harness.grid.cells
+    import harness.reporting.run_table
+
+    monkeypatch.setattr(harness.grid.cells, "run_and_record",
+                        lambda cfg: SimpleNamespace(manifest={"stages": {}}, path=tmp_path / "run"))
+    monkeypatch.setattr(harness.reporting.run_table, "format_run_table", lambda outcome: "TABLE")
+    for profile, noted in (("ci", True), ("cpu", False)):
+        code, out, err = run_main(monkeypatch, capsys, ["run", "--profile", profile,
+                                                        "--results-dir", str(tmp_path / "results")])
+        assert code == 0 and out.startswith("TABLE\n"), err
+        assert ("note: the ci profile only checks that every stage runs" in out) is noted, out
