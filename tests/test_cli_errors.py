@@ -212,13 +212,13 @@ GRID_CASES = {  # id → (spec file text or None, grid arguments, a fragment of 
 
 @pytest.mark.parametrize("case", list(GRID_CASES))
 def test_grid_error_is_one_line_exit_2_and_writes_nothing(case, tmp_path, monkeypatch, capsys):
-    from harness.grid import spec as grid_spec
+    import harness.grid
 
     text, args, fragment = GRID_CASES[case]
     if text is not None:
         (tmp_path / "spec.toml").write_text(text)
         args = [str(tmp_path / "spec.toml"), *args]
-    monkeypatch.setattr(grid_spec, "expand", lambda *a, **k: pytest.fail("cells were expanded"))
+    monkeypatch.setattr(harness.grid, "expand", lambda *a, **k: pytest.fail("cells were expanded"))
     before = snapshot(tmp_path)
     code, out, err = run_main(monkeypatch, capsys, ["grid", *args, "--profile", "ci",
                                                     "--results-dir", str(tmp_path / "results")])

@@ -150,9 +150,6 @@ def parse_spec(text: str, suffix: str, source: str) -> GridSpec:
         if not isinstance(section, dict):
             raise HarnessError(f"grid spec {source}: [profiles.{profile}] must be a table")
         _check_keys(section, _PROFILE_KEYS, f"{source} [profiles.{profile}]")
-    if not any(key in section for section in (data, *data.get("profiles", {}).values()) for key in ("tasks", "methods")):
-        raise HarnessError(f"grid spec {source}: names neither tasks nor methods; write tasks = [...] and "
-                           f"methods = [...] (\"all\" for every registered one)")
     spec = GridSpec(name=str(data.get("name") or Path(source).stem), source=source)
     for key in ("description", "profile"):
         if key in data:
@@ -174,6 +171,10 @@ def parse_spec(text: str, suffix: str, source: str) -> GridSpec:
                 raise HarnessError(f"grid spec {source}: axis {key!r} needs a non-empty list of values")
         for key in (*section.get("set", {}), *section.get("axes", {}), *(k for v in task_sets.values() for k in v)):
             _check_settable(key, source)
+    sections = (data, *data.get("profiles", {}).values())
+    if not any(key in section for section in sections for key in ("tasks", "methods")):
+        raise HarnessError(f"grid spec {source}: names neither tasks nor methods; write tasks = [...] and "
+                           f"methods = [...] (\"all\" for every registered one)")
     for key in ("tasks", "methods", "seeds", "set", "task_set", "axes", "profiles"):
         if key in data:
             setattr(spec, key, data[key])

@@ -28,6 +28,8 @@ import torch
 PREFIX_SOURCES = ("ground_truth", "teacher_offline", "teacher_sample", "student_sample", "student_greedy")
 #: The prefix sources that are the same in every step and run (the teacher-output store keeps the teacher on them).
 FIXED_SOURCES = ("ground_truth", "teacher_offline")
+#: [B, T, V] of the random logits on which :meth:`Method.check_token_loss` calls a method's loss once.
+PROBE_SHAPE = (2, 3, 5)
 
 
 class Method:
@@ -122,16 +124,16 @@ class Method:
                                f"known sources: {', '.join(PREFIX_SOURCES)}")
 
     def check_token_loss(self) -> None:
-        """``token_loss`` on tiny random logits [2, 3, 5] of each active source, in the process that will train
-        (it runs the plugin's code), before any data or model loads: it reads the teacher's logits only when
-        ``uses_teacher`` says so (a step passes None otherwise), and returns a floating [B, T] loss with a
-        gradient into the student's logits. Each problem is one :class:`HarnessError` line; an error that
-        has nothing to do with the teacher is raised as it is (training would raise it too). About a ms."""
+        """``token_loss`` once on random logits of :data:`PROBE_SHAPE` per active source, in the process that will
+        train (it runs the plugin's code), before any data or model loads: it reads the teacher's logits only
+        when ``uses_teacher`` says so (a step passes None otherwise), and returns a floating [B, T] loss with a
+        gradient into the student's logits. Each problem is one :class:`HarnessError` line; an error that has
+        nothing to do with the teacher is raised as it is (training would raise it too). About a millisecond."""
         from ..errors import HarnessError
 
         where = f"method {self.name!r}"
         generator = torch.Generator().manual_seed(0)
-        batch, length, vocab = 2, 3, 5
+        batch, length, vocab = PROBE_SHAPE
         teacher = torch.randn(batch, length, vocab, generator=generator)
         tokens = torch.randint(0, vocab, (batch, length), generator=generator)
         for source in self.active_prefix_weights():
