@@ -6,8 +6,9 @@ tensors per step, so on machines where page faults are expensive (virtual machin
 sandboxes) most of the time went into the kernel: a BART forward pass of batch 64
 took 1.19 s instead of 0.06 s on a 2-core VM. Keeping 256 MiB of slack at the top
 of the heap (M_TOP_PAD) removes that cost; it changes nothing else.
-Set HARNESS_NO_MALLOPT=1 to skip it (an environment switch: see :func:`env_flag`). A library user who trains in their own process
-gets the same speed by calling :func:`tune_allocator` once at start.
+Set HARNESS_NO_MALLOPT=1 to skip it (an environment switch, read by :func:`env_flag`: 0 leaves it on).
+A library user who trains in their own process gets the same speed by calling
+:func:`tune_allocator` once at start.
 """
 
 from __future__ import annotations
