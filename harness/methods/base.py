@@ -128,7 +128,7 @@ class Method:
         train (it runs the plugin's code), before any data or model loads: it reads the teacher's logits only
         when ``uses_teacher`` says so (a step passes None otherwise), and returns a floating [B, T] loss with a
         gradient into the student's logits. Each problem is one :class:`HarnessError` line; an error that has
-        nothing to do with the teacher is raised as it is (training would raise it too). About a millisecond."""
+        nothing to do with the teacher is raised as it is (training would raise it too). Milliseconds."""
         from ..errors import HarnessError
 
         where = f"method {self.name!r}"
