@@ -29,7 +29,8 @@ def cell_options(command):
     for option in reversed((
         click.option("--task", "task", default="dart", show_default=True, help="Task plugin name (see `harness list`)."),
         click.option("--method", "method", default="tvd", show_default=True, help="Method plugin name."),
-        click.option("--profile", default="cpu", show_default=True, help="ci | cpu | paper: sizes and sources."),
+        click.option("--profile", default="cpu", show_default=True,
+                     help="ci | cpu | paper: sizes and sources (ci: a plumbing check whose scores mean nothing)."),
         click.option("--seed", type=int, default=None, help="Seed of the method stage (default 42)."),
         click.option("--set", "sets", multiple=True, metavar="KEY=VALUE",
                      help="Override any config field, e.g. --set kd_train.epochs=2 --set method.beta=0.5."),
@@ -38,6 +39,8 @@ def cell_options(command):
     return command
 
 
+CI_NOTE = ("note: the ci profile only checks that every stage runs (tiny models, 40 training inputs, one epoch each): "
+           "its scores mean nothing, the teacher's included; the default cpu profile gives numbers to compare")
 RESULTS_DIR_HELP = "The results store: runs, stage cache, locks and records."
 THREADS_NOTE = "Float sums depend on it: the committed report's stages were built with one thread each."
 THREADS_HELP = "torch CPU threads (default: torch's own, one per core). " + THREADS_NOTE
@@ -78,14 +81,19 @@ def run_cmd(task, method, profile, seed, sets, plugins, data_dir, results_dir, d
     if trust_remote_code:
         pairs.append(("teacher.trust_remote_code", "true"))
     cfg = resolve_config(task, method, profile, seed, pairs)
+    from .lm import resolve_device
+
+    resolve_device(cfg.device)   # a device this machine lacks: one line now, not a traceback after a stage
     check_writable_folder(cfg.results_dir, "--results-dir")
 
-    from .pipeline import Pipeline
+    from .grid.cells import run_and_record
     from .reporting.run_table import format_run_table
 
     set_threads(threads)
-    outcome = Pipeline(cfg).run()
+    outcome = run_and_record(cfg)
     click.echo(format_run_table(outcome))
+    if cfg.profile == "ci":
+        click.echo(CI_NOTE)
     reused = [k for k, v in outcome.manifest["stages"].items() if v["reused"]]
     if reused:
         click.echo(f"reused from cache: {', '.join(reused)}")
@@ -108,7 +116,7 @@ def run_cmd(task, method, profile, seed, sets, plugins, data_dir, results_dir, d
 @click.option("--device", default=None, help="auto | cpu | cuda | cuda:N | mps")
 @click.option("--executor", type=click.Choice(["local", "ray"]), default="local", show_default=True,
               help="local: this machine; ray: each cell a Ray task.")
-@click.option("--workers", type=int, default=1, show_default=True,
+@click.option("--workers", type=click.IntRange(min=1), default=1, show_default=True,
               help="local: cells at once, each in its own worker process (1: in this process).")
 @click.option("--threads", type=click.IntRange(min=1), default=None,
               help="local: torch CPU threads per cell (default: the cores shared among the workers). " + THREADS_NOTE)
@@ -117,8 +125,10 @@ def run_cmd(task, method, profile, seed, sets, plugins, data_dir, results_dir, d
 @click.option("--cpus-per-cell", type=float, default=None, help="ray: CPUs per cell (default: the spec's).")
 @click.option("--gpus-per-cell", type=float, default=None, help="ray: GPUs per cell (default: the spec's).")
 @click.option("--dry-run", is_flag=True, help="List the cells and what each would build or reuse; run nothing.")
+@click.option("--yes", is_flag=True, help="Plan or run a grid of more than 500 cells (without it, such a grid only "
+                                          "prints its size).")
 def grid_cmd(spec, tasks, methods, seeds, profile, sets, axes, results_dir, plugins, device, executor, workers,
-             threads, address, cpus_per_cell, gpus_per_cell, dry_run) -> None:
+             threads, address, cpus_per_cell, gpus_per_cell, dry_run, yes) -> None:
     """Run a grid of cells (tasks × methods × seeds × axes): only what is not done yet.
 
     SPEC is a shipped grid (table2, figure2, table4, table2_real, store_ksweep) or a TOML/YAML spec file. Killed
@@ -131,6 +141,7 @@ def grid_cmd(spec, tasks, methods, seeds, profile, sets, axes, results_dir, plug
     from .errors import UnknownNameError
     from .grid import expand, format_plan, load_spec, plan_grid, run_grid, with_overrides
     from .grid.executors import check_local_options
+    from .grid.spec import MAX_CELLS_UNASKED, count_cells
 
     check_local_options(executor, workers, threads)   # before any work
     _load_plugins(plugins)
@@ -141,7 +152,18 @@ def grid_cmd(spec, tasks, methods, seeds, profile, sets, axes, results_dir, plug
     pairs = parse_sets(sets)
     if device is not None:
         pairs.append(("device", device))
+    size = count_cells(grid)
+    if size > MAX_CELLS_UNASKED and not yes:
+        raise HarnessError(f"grid {grid.name} has {size} cells (tasks × methods × seeds × axes), more than "
+                           f"{MAX_CELLS_UNASKED}: add --yes to plan and run them all, or narrow it with --tasks, "
+                           f"--methods, --seeds or --axis")
     cells = expand(grid, str(Path(results_dir).resolve()), pairs, tuple(str(Path(p).resolve()) for p in plugins))
+    if executor == "local" and not dry_run:
+        from .lm import resolve_device
+
+        # this machine runs the cells: a device it lacks is one line now, not a failure in every cell
+        for name in sorted({str(v) for c in cells for k, v in (*c.values, *c.sets) if k == "device"}):
+            resolve_device(name)
     if not dry_run:
         check_writable_folder(results_dir, "--results-dir")
     if dry_run:
@@ -174,8 +196,12 @@ def grid_cmd(spec, tasks, methods, seeds, profile, sets, axes, results_dir, plug
 @click.option("--screenshot", is_flag=True, help="Also write report.png of the page (needs Chromium).")
 def report_cmd(results_dir, out_dir, compare, baseline, bootstrap_samples, screenshot) -> None:
     """Tables (Markdown, LaTeX, CSV), plots (PNG, SVG) and one HTML page, from the results store alone."""
+    from pathlib import Path
+
     from .reporting.build import build_report, default_out
 
+    if not Path(results_dir).is_dir():   # (reading it would leave an empty folder of that name behind)
+        raise HarnessError(f"--results-dir {results_dir}: no such folder; `harness run` or `harness grid` writes one")
     out_dir = out_dir or str(default_out(results_dir))
     check_writable_folder(out_dir, "--out")
     explicit = click.get_current_context().get_parameter_source("baseline") != click.core.ParameterSource.DEFAULT
@@ -297,7 +323,39 @@ def _parameter_lines(cls) -> list[str]:
         valid = range_text(dict(f.metadata))
         lines.append(f"method.{f.name}={default}" + (f"  ({valid})" if valid else "")
                      + (f"  {f.metadata['help']}" if f.metadata.get("help") else ""))
+        for profiles, values in _task_defaults(cls, f.name, default).items():
+            lines.append(f"method.{f.name} by task ({profiles}; a run takes its task's): "
+                         + ", ".join(f"{task} {value}" for task, value in values.items()))
     return lines
+
+
+def _task_defaults(cls, name: str, default) -> dict[str, dict]:
+    """profiles → {task: its default of the parameter ``name``} where tasks set it away from ``default`` (a run
+    takes the task's: `harness config` shows it); profiles that agree are named together."""
+    from .config import PROFILES
+    from .registry import TASKS
+
+    by_profile: dict[str, dict] = {}
+    for profile in PROFILES:
+        values = {}
+        for task in TASKS.names():
+            try:
+                value = cls.task_defaults(TASKS.get(task), profile).get(name, default)
+            except Exception:   # a task's broken declaration fails where it is used, in one line
+                continue
+            if value != default:
+                values[task] = value
+        by_profile[profile] = values
+    grouped: dict[str, dict] = {}
+    for profile, values in by_profile.items():
+        same = next((p for p, v in grouped.items() if v == values), None)
+        if same is not None:
+            grouped[f"{same}, {profile}"] = grouped.pop(same)
+        elif values:
+            grouped[profile] = values
+    every = ", ".join(PROFILES)
+    return {"every profile" if p == every else f"profile {p}" if "," not in p else f"profiles {p}": v
+            for p, v in grouped.items() if v}
 
 
 def _first_line(cls) -> str:
@@ -311,21 +369,30 @@ def config_cmd(task, method, profile, seed, sets, plugins, output_format) -> Non
     """Print the resolved configuration, method parameters included: check a recipe before running it."""
     import json
 
-    from .config import parse_sets, resolve_config, to_dict
+    from .config import parse_sets, resolve_config, to_dict, unused_fields
     from .tomltext import dumps
 
     _load_plugins(plugins)
-    resolved = to_dict(resolve_config(task, method, profile, seed, parse_sets(sets)))
-    click.echo(json.dumps(resolved, indent=2) if output_format == "json" else dumps(resolved), nl=output_format == "json")
+    cfg = resolve_config(task, method, profile, seed, parse_sets(sets))
+    resolved, unused = to_dict(cfg), unused_fields(cfg)
+    if output_format == "toml":   # each unused key marked where it stands
+        click.echo(dumps(resolved, unused), nl=False)
+        return
+    click.echo(json.dumps(resolved, indent=2))
+    reasons: dict[str, list[str]] = {}
+    for key, why in unused.items():
+        reasons.setdefault(why, []).append(key)
+    for why, keys in reasons.items():   # (on stderr: stdout stays the config, for tools to read)
+        click.echo(f"unused: {', '.join(keys)} ({why})", err=True)
 
 
 def main() -> None:
-    tune_allocator()   # a process setting: the CLI's to make, not a library import's
     try:
+        tune_allocator()   # a process setting: the CLI's to make, not a library import's
         cli.main(standalone_mode=False)
     except HarnessError as err:
         click.echo(f"harness: error: {err}", err=True)
-        sys.exit(2)
+        sys.exit(err.exit_code)
     except click.exceptions.Abort:
         click.echo("aborted", err=True)
         sys.exit(130)

@@ -37,6 +37,17 @@ def setting(default: Any = dataclasses.MISSING, *, help: str, default_factory: A
 
 DEVICES = "auto, cpu, cuda, cuda:N or mps"
 
+# Upper bounds: generous but finite, so that no value runs forever or overflows where it is used.
+#: Seeds: the evaluation seeds seed·1000 + k, and every generator (torch, numpy, random) takes them.
+MAX_SEED = 2**32 - 1
+MAX_EPOCHS = 1000.0
+MAX_STEPS = 10**9
+MAX_BATCH = 2**16
+MAX_EVALS_PER_EPOCH = 1000.0
+MAX_BEAMS = 1000
+MAX_TOKENS = 100_000
+MAX_EXAMPLES = 10**8
+
 
 @dataclass
 class DataConfig:
@@ -44,14 +55,15 @@ class DataConfig:
     data_dir: str | None = setting(None, help="folder of the original release files (source=local)", min_len=1)
     hub_id: str | None = setting(None, help="hub data set id; None: the task's default", min_len=1)
     revision: str | None = setting(None, help="hub revision; None: the task's default", min_len=1)
-    seed: int = setting(0, help="seed of the embedded twin generator, of the caps' draws and of split_from", ge=0)
+    seed: int = setting(0, help="seed of the embedded twin generator, of the caps' draws and of split_from", ge=0,
+                        le=MAX_SEED)
     split_from: str | None = setting(None, help="local or hub data: divide this one split's file into train, "
                                                 "validation and test of train_size/validation_size/test_size records "
                                                 "(seeded, disjoint by input); None: each split from its own file",
                                      choices=("train", "validation", "test"))
-    train_size: int = setting(1500, help="embedded twin or split_from: training inputs", ge=1)
-    validation_size: int = setting(150, help="embedded twin or split_from: validation inputs", ge=1)
-    test_size: int = setting(300, help="embedded twin or split_from: test inputs", ge=1)
+    train_size: int = setting(1500, help="embedded twin or split_from: training inputs", ge=1, le=MAX_EXAMPLES)
+    validation_size: int = setting(150, help="embedded twin or split_from: validation inputs", ge=1, le=MAX_EXAMPLES)
+    test_size: int = setting(300, help="embedded twin or split_from: test inputs", ge=1, le=MAX_EXAMPLES)
     max_train_examples: int | None = setting(None, help="cap on training examples: the inputs of a seeded sample, "
                                                         "stratified by the data's source where it has one", ge=1)
     max_eval_examples: int | None = setting(None, help="cap on validation/test inputs: a seeded sample, stratified "
@@ -100,15 +112,15 @@ class StudentConfig:
 @dataclass
 class TrainConfig:
     epochs: float = setting(1.0, help="passes over the training split (fractions allowed); 0 only for the teacher: "
-                                      "no fine-tuning", ge=0.0)
-    batch_size: int = setting(32, help="examples per step", ge=1)
+                                      "no fine-tuning", ge=0.0, le=MAX_EPOCHS)
+    batch_size: int = setting(32, help="examples per step", ge=1, le=MAX_BATCH)
     lr: float = setting(5e-4, help="peak learning rate", gt=0.0, le=10.0)
     warmup_ratio: float = setting(0.05, help="share of the steps with linear warm-up (unless warmup_steps is set)",
                                   ge=0.0, lt=1.0)
     warmup_steps: int | None = setting(None, help="optimizer steps of linear warm-up; None: warmup_ratio of them",
-                                       ge=0)
+                                       ge=0, le=MAX_STEPS)
     grad_accum_steps: int = setting(1, help="micro-batches of batch_size per optimizer step (the loss is normalised "
-                                            "over the whole accumulated batch)", ge=1)
+                                            "over the whole accumulated batch)", ge=1, le=MAX_BATCH)
     freeze_embeddings: bool = setting(False, help="keep token and position embeddings (and a tied LM head) fixed")
     grad_clip: float = setting(1.0, help="gradient-norm clipping threshold", gt=0.0)
     optimizer: str = setting("adamw", help="optimiser", choices=("adamw", "adafactor"))
@@ -118,23 +130,24 @@ class TrainConfig:
                                            "length: less padding; the reference's --sortish_sampler)",
                             choices=("random", "sortish"))
     evals_per_epoch: float = setting(2.0, help="validation checks per epoch for checkpoint selection (PAPER: every "
-                                               "0.3-0.5 epoch); 0: none", ge=0.0)
+                                               "0.3-0.5 epoch); 0: none (then select_best must be false)", ge=0.0,
+                                   le=MAX_EVALS_PER_EPOCH)
     select_best: bool = setting(True, help="keep the best validation checkpoint; false: the last (dialogue)")
-    max_steps: int | None = setting(None, help="stop after this many steps", ge=1)
+    max_steps: int | None = setting(None, help="stop after this many steps", ge=1, le=MAX_STEPS)
     precision: str = setting("no", help="mixed precision through Accelerate", choices=("no", "fp16", "bf16"))
 
 
 @dataclass
 class DecodeConfig:
-    num_beams: int = setting(1, help="number of beams; with do_sample, sampling beam search", ge=1)
+    num_beams: int = setting(1, help="number of beams; with do_sample, sampling beam search", ge=1, le=MAX_BEAMS)
     do_sample: bool = setting(False, help="sample instead of searching")
     top_k: int | None = setting(None, help="sample from the k most likely tokens (0 or None: all)", ge=0)
     top_p: float | None = setting(None, help="nucleus sampling mass", gt=0.0, le=1.0)
     length_penalty: float = setting(1.0, help="beam search length penalty exponent")
-    max_new_tokens: int = setting(64, help="longest output", ge=1)
+    max_new_tokens: int = setting(64, help="longest output", ge=1, le=MAX_TOKENS)
     min_new_tokens: int = setting(0, help="shortest output (EOS suppressed before it)", ge=0)
     no_repeat_ngram_size: int = setting(0, help="never repeat an n-gram of this size (0: off)", ge=0)
-    batch_size: int = setting(64, help="inputs decoded at once", ge=1)
+    batch_size: int = setting(64, help="inputs decoded at once", ge=1, le=MAX_BATCH)
 
 
 @dataclass
@@ -142,13 +155,13 @@ class RunConfig:
     task: str = setting("dart", help="the task plugin")
     method: str = setting("tvd", help="the method plugin")
     profile: str = setting("cpu", help="the profile (sizes and sources)")
-    seed: int = setting(42, help="the method stage's seed", ge=0)
+    seed: int = setting(42, help="the method stage's seed", ge=0, le=MAX_SEED)
     upstream_seed: int | None = setting(42, help="seed of the teacher, pseudo-labels and pre-distill; None: use "
-                                                 "seed (no sharing)", ge=0)
+                                                 "seed (no sharing)", ge=0, le=MAX_SEED)
     device: str = setting("auto", help=f"device: {DEVICES}")
     results_dir: str = setting("results", help="where runs and the stage cache go", min_len=1)
-    checkpoint_every: int = setting(100, help="training steps between resumable checkpoints (0: none); not part "
-                                              "of a run's identity", ge=0)
+    checkpoint_every: int = setting(100, help="training steps between resumable checkpoints (0: never, no resuming); "
+                                              "not part of a run's identity", ge=0, le=MAX_STEPS)
     data: DataConfig = setting(help="data", default_factory=DataConfig)
     tokenizer: TokenizerConfig = setting(help="tokenizer", default_factory=TokenizerConfig)
     teacher: ModelConfig = setting(help="the teacher model", default_factory=ModelConfig)
@@ -176,7 +189,7 @@ class RunConfig:
                                      "tail mass on fixed training prefixes once, and let the methods read them instead "
                                      "of running the teacher (k at least the vocabulary size: exact; 0: off)", ge=0)
     teacher_dist_samples: int = setting(5, help="TeacherDist (PAPER Table 3): ancestral teacher samples per test "
-                                               "input; 0: not measured", ge=0)
+                                               "input; 0: not measured", ge=0, le=MAX_BEAMS)
     teacher_dist_sampling: DecodeConfig = setting(help="TeacherDist sampling", default_factory=lambda: DecodeConfig(
         num_beams=1, do_sample=True))
     # The paper scores its risks on sampled outputs (dart/scripts/run_calc_ppl.sh reads a sampled output file).
@@ -252,11 +265,16 @@ def _shown(value: Any) -> str:
     return text if len(text) <= _MAX_SHOWN else f"{text[:_MAX_SHOWN]}… ({len(text)} characters)"
 
 
+def _number(bound: float) -> str:
+    """A bound as written: integers in full (a seed's 4294967295, not 4.29497e+09), floats short."""
+    return str(bound) if isinstance(bound, int) else f"{bound:g}"
+
+
 def range_text(meta: dict) -> str:
     """The valid range a field's metadata declares, in words (empty when it declares none)."""
     if meta.get("choices"):
         return "one of " + ", ".join(str(c) for c in meta["choices"])
-    parts = [f"{op} {meta[k]:g}" for k, op in (("gt", ">"), ("ge", ">="), ("lt", "<"), ("le", "<="))
+    parts = [f"{op} {_number(meta[k])}" for k, op in (("gt", ">"), ("ge", ">="), ("lt", "<"), ("le", "<="))
              if meta.get(k) is not None]
     if meta.get("min_len"):
         parts.append(f"at least {meta['min_len']} character(s)")
@@ -311,12 +329,36 @@ def check_config(cfg: RunConfig) -> None:
         if getattr(cfg, name).epochs <= 0:
             raise HarnessError(f"{name}.epochs={getattr(cfg, name).epochs:g}: expected > 0 (only the teacher can skip "
                                f"training)")
+    for name in ("teacher_train", "student_train", "kd_train"):
+        schedule = getattr(cfg, name)
+        if schedule.select_best and schedule.evals_per_epoch == 0 and schedule.epochs > 0:
+            raise HarnessError(f"{name}.select_best=true needs validation checks to select from, but "
+                               f"{name}.evals_per_epoch=0; set {name}.evals_per_epoch > 0 or {name}.select_best=false")
     for name in ("pseudo_labels", "online_sampling", "selection_decode", "eval_decode", "teacher_dist_sampling",
                  "risk_sampling"):
         decode = getattr(cfg, name)
         if decode.min_new_tokens > decode.max_new_tokens:
             raise HarnessError(f"{name}.min_new_tokens={decode.min_new_tokens}: at most {name}.max_new_tokens="
                                f"{decode.max_new_tokens}")
+
+
+def unused_fields(cfg: RunConfig) -> dict[str, str]:
+    """Dotted keys of ``cfg`` whose values its sources ignore → why: a model's sizes beside a pretrained teacher,
+    the twin's sizes beside real data, a folder or hub id of a source not chosen (the last only when set)."""
+    unused: dict[str, str] = {}
+    if cfg.teacher.pretrained:
+        why = f"teacher.pretrained={cfg.teacher.pretrained!r} brings its own"
+        for name in ("d_model", "encoder_layers", "decoder_layers", "heads", "ffn_dim", "dropout", "max_positions"):
+            unused[f"teacher.{name}"] = why + " architecture"
+        unused["tokenizer.vocab_size"] = why + " tokenizer"
+    if cfg.data.source != "embedded" and cfg.data.split_from is None:
+        for name in ("train_size", "validation_size", "test_size"):
+            unused[f"data.{name}"] = f"data.source={cfg.data.source!r} reads each split whole; the sizes divide " \
+                                     f"one file only with data.split_from"
+    for name, source in (("data_dir", "local"), ("hub_id", "hub"), ("revision", "hub")):
+        if getattr(cfg.data, name) is not None and cfg.data.source != source:
+            unused[f"data.{name}"] = f"data.source={cfg.data.source!r}, not {source!r}"
+    return unused
 
 
 # Profiles change sizes and sources only. Keys are dotted paths of RunConfig.
@@ -504,5 +546,5 @@ def resolve_config(
         if declared and cfg.data.source not in declared:
             hint = " (--data-dir DIR)" if "local" in declared else ""
             raise HarnessError(f"data.source={cfg.data.source!r}: task {task!r} reads only {', '.join(declared)}{hint}")
-        method_cls(cfg.method_params)   # the method checks its own parameters' ranges
+        method_cls(cfg.method_params).check_declaration()   # its parameters' ranges, then its declaration
     return cfg

@@ -8,6 +8,15 @@ import difflib
 class HarnessError(Exception):
     """An error in the user's input: the CLI prints it on one line and exits 2."""
 
+    exit_code = 2
+
+
+class RunFailed(HarnessError):
+    """A run that started and failed (a NaN loss, out of memory, a bug): one line naming its failure record
+    (``RESULTS/failed/<run_id>.json``, traceback included) and exit 1, as a failed grid cell."""
+
+    exit_code = 1
+
 
 class DiskFullError(HarnessError):
     """No space left while writing results or the stage cache: nothing half-written, re-run to finish."""

@@ -34,9 +34,11 @@ def _value(value: Any) -> str:
     raise TypeError(f"no TOML form for {type(value).__name__} {value!r}")
 
 
-def dumps(data: Mapping[str, Any]) -> str:
-    """``data`` as a TOML document: scalars first, then one ``[table]`` per nested mapping (dotted headers)."""
+def dumps(data: Mapping[str, Any], notes: Mapping[str, str] | None = None) -> str:
+    """``data`` as a TOML document: scalars first, then one ``[table]`` per nested mapping (dotted headers).
+    ``notes``: dotted key → a comment written after that key's value (e.g. why it is unused)."""
     lines: list[str] = []
+    notes = notes or {}
 
     def table(mapping: Mapping[str, Any], path: list[str]) -> None:
         if path:
@@ -46,7 +48,8 @@ def dumps(data: Mapping[str, Any]) -> str:
             lines.append("# unset: " + ", ".join(unset))
         for name, value in mapping.items():
             if value is not None and not isinstance(value, Mapping):
-                lines.append(f"{_key(name)} = {_value(value)}")
+                note = notes.get(".".join([*path, name]))
+                lines.append(f"{_key(name)} = {_value(value)}" + (f"  # unused: {note}" if note else ""))
         for name, value in mapping.items():
             if isinstance(value, Mapping):
                 table(value, [*path, name])

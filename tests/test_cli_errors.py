@@ -147,7 +147,11 @@ def test_list_shows_tasks_methods_and_profiles(tmp_path):
     assert sections["tasks"]["dart"].startswith("Linearised triples")
     # each method's parameters with their default, valid range and help
     assert sections["parameters"]["js"] == ["method.beta=0.5  (>= 0 and <= 1)  weight of the student's samples "
-                                            "(1−β: the teacher's offline outputs)"]
+                                            "(1−β: the teacher's offline outputs)",
+                                            "method.beta by task (every profile; a run takes its task's): "
+                                            "commonsense_dialogue 0.85, dart 0.85, wmt16_en_ro 0.25, xsum 0.85"]
+    assert "method.temperature by task (profile paper; a run takes its task's): wmt16_en_ro 2.0, xsum 2.0" \
+        in sections["parameters"]["predistill"]
     assert "tvd" not in sections["parameters"]
     assert snapshot(tmp_path) == set()
 
@@ -170,3 +174,124 @@ def test_list_with_a_plugin_file_shows_its_method(tmp_path):
     methods = parse_list(proc.stdout)["methods"]
     assert set(methods) == BUILTIN_METHODS | {"my_div"}
     assert methods["my_div"] == "[student_greedy] My divergence: a test plugin on greedy student prefixes."
+
+
+# --------------------------------------------------------------------------- in-process: the same contract, cheaper
+def run_main(monkeypatch, capsys, args: list[str]) -> tuple[int, str, str]:
+    """``harness ARGS`` in this process (no second torch import): exit code, stdout, stderr."""
+    from harness import cli
+
+    monkeypatch.setattr(sys, "argv", ["harness", *args])
+    try:
+        cli.main()
+        code = 0
+    except SystemExit as exit_info:
+        code = exit_info.code
+    out = capsys.readouterr()
+    return code, out.out, out.err
+
+
+def one_error_line(code: int, err: str, expected_code: int = 2) -> str:
+    """The one ``harness: error:`` line of a failed command (anything before it is progress logging)."""
+    assert code == expected_code, err[-2000:]
+    assert "Traceback" not in err, err[-2000:]
+    errors = [line for line in err.strip().splitlines() if line.startswith("harness: error: ")]
+    assert len(errors) == 1 and err.strip().splitlines()[-1] == errors[0], err[-2000:]
+    return errors[0]
+
+
+GRID_CASES = {  # id → (spec file text or None, grid arguments, a fragment of the error line)
+    "empty-spec": ('name = "empty"\n', [], "names neither tasks nor methods"),
+    "spec-of-only-a-profile": ('name = "p"\nprofile = "ci"\n', [], "names neither tasks nor methods"),
+    "too-many-cells": (None, ["table2", "--axis", "kd_train.lr=" + ",".join(f"{(i + 1) * 1e-5:g}" for i in range(10))],
+                       "grid table2 has 1280 cells (tasks × methods × seeds × axes), more than 500: add --yes"),
+    "workers-0": (None, ["table2", "--workers", "0"], "Invalid value for '--workers': 0 is not in the range x>=1"),
+    "workers-negative": (None, ["table2", "--workers", "-3"], "Invalid value for '--workers': -3 is not in the range"),
+}
+
+
+@pytest.mark.parametrize("case", list(GRID_CASES))
+def test_grid_error_is_one_line_exit_2_and_writes_nothing(case, tmp_path, monkeypatch, capsys):
+    import harness.grid
+
+    text, args, fragment = GRID_CASES[case]
+    if text is not None:
+        (tmp_path / "spec.toml").write_text(text)
+        args = [str(tmp_path / "spec.toml"), *args]
+    monkeypatch.setattr(harness.grid, "expand", lambda *a, **k: pytest.fail("cells were expanded"))
+    before = snapshot(tmp_path)
+    code, out, err = run_main(monkeypatch, capsys, ["grid", *args, "--profile", "ci",
+                                                    "--results-dir", str(tmp_path / "results")])
+    assert fragment in one_error_line(code, err) and out == ""
+    assert snapshot(tmp_path) == before
+
+
+def test_a_large_grid_runs_with_yes(tmp_path, monkeypatch, capsys):
+    """--yes lets the large grid through to planning (its dry run lists every cell)."""
+    from harness import grid
+
+    planned = []
+    monkeypatch.setattr(grid, "plan_grid", lambda cells: planned.extend(cells) or [])
+    monkeypatch.setattr(grid, "format_plan", lambda *a: "planned")
+    monkeypatch.setattr("harness.grid.spec.MAX_CELLS_UNASKED", 3)
+    code, out, err = run_main(monkeypatch, capsys, ["grid", "table2", "--tasks", "dart", "--methods", "mle,kl",
+                                                    "--seeds", "1,2", "--profile", "ci", "--dry-run", "--yes",
+                                                    "--results-dir", str(tmp_path / "results")])
+    assert code == 0 and out.strip() == "planned" and len(planned) == 4, err
+
+
+def test_a_run_whose_loss_turns_nan_is_one_line_exit_1_and_recorded_as_the_grid_does(tmp_path, monkeypatch, capsys):
+    import json
+
+    plugin = tmp_path / "nan_plugin.py"
+    plugin.write_text(textwrap.dedent('''
+        from harness import register_method
+        from harness.methods.baselines import MLE
+
+        @register_method("nan_loss_run")
+        class NaNLoss(MLE):
+            """MLE whose loss is NaN."""
+
+            def token_loss(self, student_logits, teacher_logits, tokens, source):
+                return super().token_loss(student_logits, teacher_logits, tokens, source) * float("nan")
+    '''))
+    results = tmp_path / "results"
+    code, out, err = run_main(monkeypatch, capsys, [
+        "run", "--plugins", str(plugin), "--method", "nan_loss_run", "--profile", "ci", "--device", "cpu",
+        "--results-dir", str(results), "--set", "teacher_train.epochs=0", "--set", "data.train_size=16",
+        "--set", "data.validation_size=4", "--set", "data.test_size=4", "--set", "teacher_dist_samples=0"])
+    line = one_error_line(code, err, expected_code=1)
+    records = list((results / "failed").glob("*.json"))
+    assert len(records) == 1, line
+    run_id = records[0].stem
+    assert line == (f"harness: error: run {run_id} failed: NonFiniteLoss: non-finite loss at step 1: "
+                    f"{{'ground_truth': nan}} (traceback: {records[0]})")
+    record = json.loads(records[0].read_text())
+    assert record["error_type"] == "NonFiniteLoss" and record["details"]["what"] == "loss"
+    assert "Traceback" in record["traceback"] and record["config"]["method"] == "nan_loss_run"
+    assert record["method"] == "nan_loss_run" and record["task"] == "dart" and record["axes"] == {}
+    assert not (results / "runs").exists() or not any((results / "runs").iterdir())   # no run folder
+
+
+def test_report_on_a_missing_results_folder_is_one_line_and_creates_nothing(tmp_path, monkeypatch, capsys):
+    code, out, err = run_main(monkeypatch, capsys, ["report", "--results-dir", str(tmp_path / "nowhere")])
+    assert one_error_line(code, err) == (f"harness: error: --results-dir {tmp_path / 'nowhere'}: no such folder; "
+                                         f"`harness run` or `harness grid` writes one")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_ci_run_says_its_numbers_mean_nothing(tmp_path, monkeypatch, capsys):
+    """The ci profile's teacher scores about 0 BLEU: the run's table comes with a line saying what ci is for."""
+    from types import SimpleNamespace
+
+    import harness.grid.cells
+    import harness.reporting.run_table
+
+    monkeypatch.setattr(harness.grid.cells, "run_and_record",
+                        lambda cfg: SimpleNamespace(manifest={"stages": {}}, path=tmp_path / "run"))
+    monkeypatch.setattr(harness.reporting.run_table, "format_run_table", lambda outcome: "TABLE")
+    for profile, noted in (("ci", True), ("cpu", False)):
+        code, out, err = run_main(monkeypatch, capsys, ["run", "--profile", profile,
+                                                        "--results-dir", str(tmp_path / "results")])
+        assert code == 0 and out.startswith("TABLE\n"), err
+        assert ("note: the ci profile only checks that every stage runs" in out) is noted, out

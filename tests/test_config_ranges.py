@@ -32,6 +32,20 @@ CASES = [  # --set value → a fragment of the one-line message
     ("data.source=ftp", "data.source='ftp': expected one of embedded, local, hub"),
     ("kd_train.precision=fp8", "kd_train.precision='fp8': expected one of no, fp16, bf16"),
     ("method.beta=1.5", "method.beta=1.5"),
+    # upper bounds: nothing runs forever or overflows where it is used
+    (f"seed={2**70}", f"seed={2**70}: expected >= 0 and <= 4294967295"),
+    (f"upstream_seed={2**63}", f"upstream_seed={2**63}: expected >= 0 and <= 4294967295"),
+    (f"data.seed={2**40}", "data.seed=1099511627776: expected >= 0 and <= 4294967295"),
+    ("kd_train.epochs=1e30", "kd_train.epochs=1e+30: expected >= 0 and <= 1000"),
+    (f"kd_train.batch_size={10**23}", f"kd_train.batch_size={10**23}: expected >= 1 and <= 65536"),
+    (f"kd_train.max_steps={10**12}", "kd_train.max_steps=1000000000000: expected >= 1 and <= 1000000000"),
+    (f"kd_train.grad_accum_steps={10**9}", "kd_train.grad_accum_steps=1000000000: expected >= 1 and <= 65536"),
+    ("kd_train.evals_per_epoch=1e9", "kd_train.evals_per_epoch=1000000000.0: expected >= 0 and <= 1000"),
+    (f"eval_decode.max_new_tokens={10**9}", "eval_decode.max_new_tokens=1000000000: expected >= 1 and <= 100000"),
+    (f"data.train_size={10**12}", "data.train_size=1000000000000: expected >= 1 and <= 100000000"),
+    # selecting the best checkpoint needs checkpoints to select from
+    ("kd_train.evals_per_epoch=0", "kd_train.select_best=true needs validation checks to select from, but "
+                                   "kd_train.evals_per_epoch=0"),
 ]
 
 
@@ -135,3 +149,83 @@ def test_report_takes_results_dir_and_replaces_only_a_report_folder(tmp_path, mo
     code, err = run_main(monkeypatch, capsys, ["report", "--results-dir", str(tmp_path / "results"), "--out", str(mine)])
     assert code == 2 and "holds files a report does not write (thesis.tex)" in err
     assert (mine / "thesis.tex").read_text() == "precious"
+
+
+def test_the_seed_flag_is_bounded_too(tmp_path, monkeypatch, capsys):
+    code, err = run_main(monkeypatch, capsys, ["run", "--profile", "ci", "--results-dir", str(tmp_path / "r"),
+                                               "--seed", str(2**70)])
+    assert code == 2 and err.strip() == (f"harness: error: seed={2**70}: expected >= 0 and <= 4294967295 "
+                                         f"(the method stage's seed)")
+    assert not (tmp_path / "r").exists()
+
+
+def test_selection_without_evaluations_is_fine_when_nothing_is_selected():
+    """evals_per_epoch=0 with select_best=false keeps the last checkpoint (the dialogue recipe), and a teacher that
+    is not trained (epochs=0) selects nothing; checkpoint_every=0 means never (no resumable checkpoints)."""
+    resolve_config("dart", "tvd", "ci", sets=[("kd_train.evals_per_epoch", "0"), ("kd_train.select_best", "false"),
+                                             ("teacher_train.epochs", "0"), ("teacher_train.evals_per_epoch", "0"),
+                                             ("teacher_train.select_best", "true"), ("checkpoint_every", "0")])
+
+
+def test_the_largest_seed_seeds_every_generator():
+    """The bound is what the generators take: torch, numpy and the evaluation's seed·1000 + k."""
+    import random
+
+    import numpy as np
+    import torch
+
+    from harness.config import MAX_SEED
+
+    torch.manual_seed(MAX_SEED * 1000 + 999)
+    np.random.seed(MAX_SEED)
+    random.Random(MAX_SEED)
+    with pytest.raises(ValueError):
+        np.random.seed(MAX_SEED + 1)   # numpy's legacy seeding stops here: the bound is not looser than it
+
+
+@pytest.mark.skipif(__import__("torch").cuda.is_available(), reason="this machine has CUDA")
+def test_a_device_this_machine_lacks_is_one_line_before_any_work(tmp_path, monkeypatch, capsys):
+    from harness.pipeline import Pipeline
+
+    def no_work(*args, **kwargs):
+        raise AssertionError("a stage started on a missing device")
+
+    monkeypatch.setattr(Pipeline, "__init__", no_work)
+    for device in ("cuda", "cuda:1"):
+        code, err = run_main(monkeypatch, capsys, ["run", "--profile", "ci", "--results-dir", str(tmp_path / "r"),
+                                                   "--device", device])
+        lines = err.strip().splitlines()
+        assert code == 2 and len(lines) == 1, err
+        assert lines[0].startswith(f"harness: error: device={device}: no CUDA device here (torch "), lines[0]
+    code, err = run_main(monkeypatch, capsys, ["grid", "--profile", "ci", "--tasks", "dart", "--methods", "mle",
+                                               "--results-dir", str(tmp_path / "r"), "--device", "cuda"])
+    assert code == 2 and err.startswith("harness: error: device=cuda: no CUDA device here"), err
+    assert not (tmp_path / "r").exists()
+
+
+def test_a_grid_may_still_be_planned_for_devices_elsewhere(tmp_path):
+    """A grid planned here may run on Ray nodes with GPUs: planning takes the device's type without checking it."""
+    from harness.pipeline.graph import plan_for
+
+    on = {device: plan_for(resolve_config("dart", "mle", "ci", sets=[("device", device)])).keys()
+          for device in ("cuda", "cpu")}
+    assert on["cuda"]["teacher"] != on["cpu"]["teacher"]   # the device type is part of the teacher's key
+
+
+@pytest.mark.parametrize("value, on", [("1", True), ("true", True), ("YES", True), ("on", True), ("", False),
+                                       ("0", False), ("false", False), ("No", False), ("off", False), (None, False)])
+def test_environment_switches_read_as_documented(value, on, monkeypatch):
+    from harness._runtime import env_flag
+
+    if value is None:
+        monkeypatch.delenv("HARNESS_NO_MALLOPT", raising=False)
+    else:
+        monkeypatch.setenv("HARNESS_NO_MALLOPT", value)
+    assert env_flag("HARNESS_NO_MALLOPT") is on
+
+
+def test_an_unreadable_environment_switch_is_one_line(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("HARNESS_NO_MALLOPT", "nope")
+    code, err = run_main(monkeypatch, capsys, ["list"])
+    assert code == 2 and err.strip() == ("harness: error: HARNESS_NO_MALLOPT='nope': expected one of 1, true, yes, on "
+                                         "(on) or 0, false, no, off (off)")

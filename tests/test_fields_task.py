@@ -53,6 +53,16 @@ def test_a_bad_record_is_one_line_naming_file_and_record(tmp_path, content, mess
     assert message in str(info.value) and "\n" not in str(info.value)
 
 
+@pytest.mark.parametrize("suffix, text", [("csv", "question,answers\n2+2?,4\n"),
+                                          ("jsonl", '{"question": "2+2?", "answers": ["4"]}\n')])
+def test_a_file_saved_with_a_byte_order_mark_reads_as_without(tmp_path, suffix, text):
+    """Spreadsheets save CSV as UTF-8 with a byte-order mark; it is no part of the first field's name."""
+    (tmp_path / f"test.{suffix}").write_text(text, encoding="utf-8-sig")
+    assert (tmp_path / f"test.{suffix}").read_bytes().startswith(b"\xef\xbb\xbf")
+    examples = task(tmp_path).load("test")
+    assert [e.source for e in examples] == ["2+2?"] and examples[0].references == ("4",)
+
+
 def test_a_csv_row_of_the_wrong_width_names_its_line(tmp_path):
     (tmp_path / "test.csv").write_text("question,answers\nq1,a1\nq2,a2,extra\n")
     with pytest.raises(HarnessError, match=r"test.csv: line 3 does not have the header's 2 cells"):

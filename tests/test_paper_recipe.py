@@ -236,3 +236,23 @@ def test_harness_config_bad_input_is_one_line_and_exit_2(monkeypatch, capsys, ar
     lines = err.strip().splitlines()
     assert code == 2 and out == "" and len(lines) == 1 and lines[0].startswith("harness: error: "), err
     assert message in lines[0], lines[0]
+
+
+def test_harness_config_marks_the_fields_its_sources_ignore(monkeypatch, capsys):
+    """A pretrained teacher brings its own architecture and tokenizer, hub data their own split sizes: the JSON on
+    stdout stays the config, each unused key is named on stderr; TOML marks it where it stands."""
+    code, out, err = run_cli(monkeypatch, capsys, ["config", "--task", "dart", "--method", "js", "--profile", "paper"])
+    assert code == 0 and json.loads(out) == to_dict(resolve_config("dart", "js", "paper"))
+    assert "unused: teacher.d_model, teacher.encoder_layers, teacher.decoder_layers, teacher.heads, teacher.ffn_dim" \
+           in err and "brings its own architecture" in err
+    assert "unused: tokenizer.vocab_size (teacher.pretrained=" in err
+    assert "unused: data.train_size, data.validation_size, data.test_size (data.source='hub' reads each split whole" \
+           in err
+    code, out, _ = run_cli(monkeypatch, capsys, ["config", "--task", "dart", "--method", "js", "--profile", "paper",
+                                                 "--format", "toml"])
+    assert tomllib.loads(out) == drop_none(to_dict(resolve_config("dart", "js", "paper")))
+    assert "\nd_model = 128  # unused: teacher.pretrained=" in out and "\nvocab_size = 1500  # unused: " in out
+    code, out, err = run_cli(monkeypatch, capsys, ["config", "--task", "dart", "--method", "js", "--profile", "ci"])
+    assert code == 0 and "unused" not in err   # the twin and a model built from its sizes: every field is used
+    code, out, err = run_cli(monkeypatch, capsys, ["config", "--profile", "ci", "--set", "data.data_dir=somewhere"])
+    assert err.strip() == "unused: data.data_dir (data.source='embedded', not 'local')"

@@ -355,3 +355,121 @@ def test_installed_entry_points_declare_every_builtin():
     assert tasks.names() == BUILTIN_TASKS
     for name in BUILTIN_TASKS:
         assert tasks.get(name) is TASKS.get(name)
+
+
+# --------------------------------------------------------------------------- method declarations
+class _Declared(Method):
+    """A plugin method whose declaration a test sets."""
+
+    def token_loss(self, student_logits, teacher_logits, tokens, source):
+        return -student_logits.log_softmax(-1).gather(-1, tokens.unsqueeze(-1)).squeeze(-1)
+
+
+def _declared(name: str, **attributes) -> type:
+    return type(name, (_Declared,), {"__doc__": "A test method.", **attributes})
+
+
+def _reads_teacher(self, student_logits, teacher_logits, tokens, source):
+    return (student_logits - teacher_logits).pow(2).mean(-1)
+
+
+def _no_gradient(self, student_logits, teacher_logits, tokens, source):
+    return student_logits.detach().logsumexp(-1)
+
+
+def _reduced(self, student_logits, teacher_logits, tokens, source):
+    return student_logits.logsumexp(-1).mean()
+
+
+# id → (class attributes, a fragment of the one-line error); checked when the cell is configured
+DECLARATIONS = {
+    "unknown-source": ({"prefixes": {"ground_trut": 1.0}},
+                       "method 'bad' declares the unknown prefix source 'ground_trut'; known sources: ground_truth, "
+                       "teacher_offline, teacher_sample, student_sample, student_greedy"),
+    "no-sources": ({"prefixes": {}}, "method 'bad' declares no prefix source with a weight > 0 (prefixes={})"),
+    "all-zero": ({"prefixes": {"ground_truth": 0.0}}, "declares no prefix source with a weight > 0"),
+    "negative": ({"prefixes": {"ground_truth": -1}},
+                 "method 'bad' declares the weight -1 for prefix source 'ground_truth'; expected a finite number >= 0"),
+    "nan": ({"prefixes": {"ground_truth": float("nan")}}, "declares the weight nan for prefix source 'ground_truth'"),
+    "infinite": ({"prefixes": {"ground_truth": 1.0, "student_greedy": float("inf")}},
+                 "declares the weight inf for prefix source 'student_greedy'"),
+}
+# … and before any data or model loads, in the process that trains
+PROBES = {
+    "reads-undeclared-teacher": ({"prefixes": {"ground_truth": 1.0}, "uses_teacher": False,
+                                  "token_loss": _reads_teacher},
+                                 "method 'bad': token_loss for 'ground_truth' reads the teacher's logits, but the method "
+                                 "declares uses_teacher = False"),
+    "no-gradient": ({"prefixes": {"ground_truth": 1.0}, "token_loss": _no_gradient},
+                    "method 'bad': token_loss for 'ground_truth' has no gradient with respect to the student's logits"),
+    "reduced": ({"prefixes": {"ground_truth": 1.0}, "token_loss": _reduced},
+                "method 'bad': token_loss for 'ground_truth' returned a torch.float32 tensor of shape []"),
+}
+
+
+@pytest.mark.parametrize("case", list(DECLARATIONS))
+def test_a_bad_declaration_is_one_line_when_the_cell_is_configured(case):
+    from harness.config import resolve_config
+
+    attributes, fragment = DECLARATIONS[case]
+    with METHODS.temporarily("bad", _declared("Bad", **attributes)):
+        with pytest.raises(HarnessError) as info:
+            resolve_config("dart", "bad", "ci")
+    assert fragment in str(info.value) and "\n" not in str(info.value), str(info.value)
+
+
+@pytest.mark.parametrize("case", list(PROBES))
+def test_a_token_loss_that_breaks_its_declaration_is_one_line_before_any_model_loads(case, tmp_path):
+    from harness.config import resolve_config
+    from harness.pipeline import Pipeline
+
+    attributes, fragment = PROBES[case]
+    with METHODS.temporarily("bad", _declared("Bad", **attributes)):
+        cfg = resolve_config("dart", "bad", "ci", sets=[("results_dir", str(tmp_path / "results"))])
+        with pytest.raises(HarnessError) as info:
+            Pipeline(cfg)
+    assert fragment in str(info.value) and "\n" not in str(info.value), str(info.value)
+    assert not (tmp_path / "results").exists()
+
+
+def test_every_builtin_method_passes_its_own_declaration_checks():
+    for name in BUILTIN_METHODS:
+        for task in BUILTIN_TASKS:
+            method = METHODS.get(name).for_task(TASKS.get(task))
+            method.check_declaration()
+            method.check_token_loss()
+
+
+def test_the_command_line_stops_a_bad_method_with_one_line_and_writes_nothing(tmp_path, monkeypatch, capsys):
+    """`harness run` on a plugin that maximises the divergence, and on one that reads an undeclared teacher."""
+    from harness import cli
+
+    plugin = tmp_path / "bad_methods.py"
+    plugin.write_text(textwrap.dedent('''
+        from harness import register_method
+        from harness.methods.baselines import MLE
+
+        @register_method("maximiser")
+        class Maximiser(MLE):
+            """Trains the student to maximise its divergence."""
+
+            prefixes = {"ground_truth": -1}
+
+        @register_method("peeker")
+        class Peeker(MLE):
+            """Says it does not use the teacher, reads its logits."""
+
+            def token_loss(self, student_logits, teacher_logits, tokens, source):
+                return (student_logits - teacher_logits).abs().sum(-1)
+    '''))
+    results = tmp_path / "results"
+    for method, fragment in (("maximiser", "declares the weight -1 for prefix source 'ground_truth'"),
+                             ("peeker", "reads the teacher's logits, but the method declares uses_teacher = False")):
+        monkeypatch.setattr(sys, "argv", ["harness", "run", "--plugins", str(plugin), "--method", method,
+                                          "--profile", "ci", "--results-dir", str(results)])
+        with pytest.raises(SystemExit) as exit_info:
+            cli.main()
+        lines = capsys.readouterr().err.strip().splitlines()
+        assert exit_info.value.code == 2 and len(lines) == 1 and lines[0].startswith("harness: error: "), lines
+        assert fragment in lines[0], lines[0]
+        assert not results.exists()

@@ -48,12 +48,13 @@ def json_type(value: Any) -> str:
 
 
 def read_text(path: Path) -> str:
-    """The UTF-8 text of the file ``path``."""
+    """The UTF-8 text of the file ``path``, without a byte-order mark (spreadsheets save CSV with one, and it
+    would glue itself invisibly to the first field's name)."""
     if not path.is_file():
         what = "is a directory, not a file" if path.is_dir() else "file not found"
         raise HarnessError(f"{path}: {what}")
     try:
-        return path.read_text(encoding="utf-8")
+        return path.read_text(encoding="utf-8-sig")
     except UnicodeDecodeError as err:
         raise HarnessError(f"{path}: not UTF-8 text ({err.reason} at byte {err.start})") from None
     except OSError as err:

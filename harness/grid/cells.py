@@ -171,13 +171,41 @@ def _run(cell: Cell) -> CellOutcome:
 
 def record_failure(cell: Cell, err: BaseException | None, trace: str, seconds: float, config: dict | None,
                    error_type: str | None = None, message: str | None = None) -> Path:
+    return write_failure(cell.results_dir, cell.run_id, _failure(
+        {"task": cell.task, "method": cell.method, "seed": cell.seed, "profile": cell.profile,
+         "axes": {k: v for k, v in cell.axes}}, err, trace, seconds, config, error_type, message))
+
+
+def _failure(cell: dict, err: BaseException | None, trace: str, seconds: float, config: dict | None,
+             error_type: str | None = None, message: str | None = None) -> dict:
     details = {k: getattr(err, k) for k in ("step", "what", "values") if err is not None and hasattr(err, k)}
-    return write_failure(cell.results_dir, cell.run_id, {
-        "task": cell.task, "method": cell.method, "seed": cell.seed, "profile": cell.profile,
-        "axes": {k: v for k, v in cell.axes},
-        "error_type": error_type or type(err).__name__, "error": message if message is not None else str(err),
-        "details": details, "traceback": trace, "seconds": round(seconds, 3), "config": config,
-        "worker": _worker()})
+    return {**cell, "error_type": error_type or type(err).__name__,
+            "error": message if message is not None else str(err), "details": details, "traceback": trace,
+            "seconds": round(seconds, 3), "config": config, "worker": _worker()}
+
+
+def run_and_record(cfg):
+    """``harness run``'s one cell, failing as a grid cell does: an exception in the pipeline (a NaN loss, out of
+    memory, a bug) is recorded in ``RESULTS/failed/<run_id>.json`` with its traceback and raised as one
+    :class:`RunFailed` line (exit 1); a user error (:class:`HarnessError`) is raised as it is. Success removes an
+    earlier failure record of the run."""
+    from ..errors import HarnessError, RunFailed
+    from ..pipeline import Pipeline
+    from ..pipeline.graph import run_id
+
+    start = time.time()
+    try:
+        outcome = Pipeline(cfg).run()
+    except HarnessError:
+        raise
+    except Exception as err:
+        rid = run_id(cfg)
+        path = write_failure(cfg.results_dir, rid, _failure(
+            {"task": cfg.task, "method": cfg.method, "seed": cfg.seed, "profile": cfg.profile, "axes": {}},
+            err, traceback.format_exc(), time.time() - start, asdict(cfg)))
+        raise RunFailed(f"run {rid} failed: {type(err).__name__}: {_first_line(err)} (traceback: {path})") from None
+    clear_failure(cfg.results_dir, outcome.run_id)
+    return outcome
 
 
 def lost_cell(cell: Cell, reason: str) -> CellOutcome:

@@ -36,6 +36,7 @@ from __future__ import annotations
 
 import dataclasses
 import itertools
+import math
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -170,6 +171,10 @@ def parse_spec(text: str, suffix: str, source: str) -> GridSpec:
                 raise HarnessError(f"grid spec {source}: axis {key!r} needs a non-empty list of values")
         for key in (*section.get("set", {}), *section.get("axes", {}), *(k for v in task_sets.values() for k in v)):
             _check_settable(key, source)
+    sections = (data, *data.get("profiles", {}).values())
+    if not any(key in section for section in sections for key in ("tasks", "methods")):
+        raise HarnessError(f"grid spec {source}: names neither tasks nor methods; write tasks = [...] and "
+                           f"methods = [...] (\"all\" for every registered one)")
     for key in ("tasks", "methods", "seeds", "set", "task_set", "axes", "profiles"):
         if key in data:
             setattr(spec, key, data[key])
@@ -279,6 +284,20 @@ def _applies(key: str, method: str) -> bool:
     if group == "predistill":
         return starts_predistilled(method)
     return True
+
+
+#: A grid of more cells than this runs only with ``--yes``: its size is printed first (a mistyped axis can make
+#: thousands of cells, each resolved and planned before anything runs).
+MAX_CELLS_UNASKED = 500
+
+
+def count_cells(spec: GridSpec) -> int:
+    """How many cells :func:`expand` makes of ``spec`` at most (before cells with equal configs merge), without
+    resolving any: tasks × methods × seeds × the values of the axes that apply to each method."""
+    tasks = resolve_names(spec.tasks, TASKS, TASK_ORDER)
+    methods = resolve_names(spec.methods, METHODS, METHOD_ORDER)
+    per_method = [math.prod(len(vs) for k, vs in spec.axes.items() if _applies(k, m)) for m in methods]
+    return len(tasks) * len(spec.seeds) * sum(per_method)
 
 
 def expand(spec: GridSpec, results_dir: str, sets: list[tuple[str, str]] | tuple = (),

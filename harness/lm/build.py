@@ -199,12 +199,34 @@ def count_parameters(model: nn.Module) -> int:
     return sum(p.numel() for p in model.parameters())
 
 
+def device_type(name: str) -> str:
+    """The type of device ``name`` (cpu, cuda, mps) without checking that this machine has it: a grid planned
+    here may run its cells on another machine (Ray)."""
+    return resolve_device("auto").type if name == "auto" else torch.device(name).type
+
+
 def resolve_device(name: str) -> torch.device:
+    """The device ``name`` (auto: CUDA if there is one, else the CPU), checked to exist on this machine: a
+    device that does not is one :class:`HarnessError` line here, before any stage, instead of a failure
+    when the first model moves to it."""
+    from ..errors import HarnessError
+
     if name == "auto":
         if torch.cuda.is_available():
             return torch.device("cuda")
         return torch.device("cpu")
-    return torch.device(name)
+    device = torch.device(name)
+    if device.type == "cuda":
+        if not torch.cuda.is_available():
+            build = "a CPU-only build" if torch.version.cuda is None else f"a CUDA {torch.version.cuda} build"
+            raise HarnessError(f"device={name}: no CUDA device here (torch {torch.__version__} is {build}); use "
+                               f"--device cpu or auto")
+        if device.index is not None and device.index >= torch.cuda.device_count():
+            raise HarnessError(f"device={name}: this machine has {torch.cuda.device_count()} CUDA device(s), "
+                               f"cuda:0 to cuda:{torch.cuda.device_count() - 1}")
+    if device.type == "mps" and not torch.backends.mps.is_available():
+        raise HarnessError(f"device={name}: MPS is not available here; use --device cpu or auto")
+    return device
 
 
 def embedding_parameters(model: nn.Module) -> dict[str, nn.Parameter]:

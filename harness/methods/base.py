@@ -28,6 +28,8 @@ import torch
 PREFIX_SOURCES = ("ground_truth", "teacher_offline", "teacher_sample", "student_sample", "student_greedy")
 #: The prefix sources that are the same in every step and run (the teacher-output store keeps the teacher on them).
 FIXED_SOURCES = ("ground_truth", "teacher_offline")
+#: [B, T, V] of the random logits on which :meth:`Method.check_token_loss` calls a method's loss once.
+PROBE_SHAPE = (2, 3, 5)
 
 
 class Method:
@@ -96,6 +98,69 @@ class Method:
         return {"name": self.name, "params": dataclasses.asdict(self.params), "init": self.init,
                 "prefix_weights": self.prefix_weights(), "needs_teacher": self.needs_teacher,
                 "needs_pseudo_labels": self.needs_pseudo_labels}
+
+    def check_declaration(self) -> None:
+        """The declaration, checked when a cell is configured (before any data or model loads): the prefix
+        sources are known, their weights finite numbers ≥ 0, not all 0. Each problem is one
+        :class:`HarnessError` line."""
+        import math
+
+        from ..errors import HarnessError
+
+        where = f"method {self.name!r}"
+        weights = self.prefix_weights()
+        for source, weight in weights.items():
+            if source not in PREFIX_SOURCES:
+                raise HarnessError(f"{where} declares the unknown prefix source {source!r}; known sources: "
+                                   f"{', '.join(PREFIX_SOURCES)}")
+            if isinstance(weight, bool) or not isinstance(weight, (int, float)) or not math.isfinite(weight) \
+                    or weight < 0:
+                raise HarnessError(f"{where} declares the weight {weight!r} for prefix source {source!r}; expected "
+                                   f"a finite number >= 0 (a negative weight would maximise the divergence)")
+        if not any(w > 0 for w in weights.values()):
+            raise HarnessError(f"{where} declares no prefix source with a weight > 0 (prefixes={weights!r}); "
+                               f"known sources: {', '.join(PREFIX_SOURCES)}")
+
+    def check_token_loss(self) -> None:
+        """``token_loss`` once on random logits of :data:`PROBE_SHAPE` per active source, in the process that will
+        train (it runs the plugin's code), before any data or model loads: it reads the teacher's logits only
+        when ``uses_teacher`` says so (a step passes None otherwise), and returns a floating [B, T] loss with a
+        gradient into the student's logits. Each problem is one :class:`HarnessError` line; an error that has
+        nothing to do with the teacher is raised as it is (training would raise it too). Milliseconds."""
+        from ..errors import HarnessError
+
+        where = f"method {self.name!r}"
+        generator = torch.Generator().manual_seed(0)
+        batch, length, vocab = PROBE_SHAPE
+        teacher = torch.randn(batch, length, vocab, generator=generator)
+        tokens = torch.randint(0, vocab, (batch, length), generator=generator)
+        for source in self.active_prefix_weights():
+            student = torch.randn(batch, length, vocab, generator=generator).requires_grad_(True)
+            with torch.enable_grad():
+                if self.uses_teacher:
+                    loss = self.token_loss(student, teacher, tokens, source)
+                else:
+                    try:
+                        loss = self.token_loss(student, None, tokens, source)
+                    except Exception as err:
+                        try:   # does it work with the teacher's logits? then it reads them
+                            self.token_loss(student, teacher, tokens, source)
+                        except Exception:
+                            raise err from None
+                        raise HarnessError(f"{where}: token_loss for {source!r} reads the teacher's logits, but the "
+                                           f"method declares uses_teacher = False (a step passes it None: "
+                                           f"{type(err).__name__}); declare uses_teacher = True") from None
+            if not isinstance(loss, torch.Tensor) or not loss.is_floating_point() \
+                    or tuple(loss.shape) != (batch, length):
+                got = (f"a {loss.dtype} tensor of shape {list(loss.shape)}" if isinstance(loss, torch.Tensor)
+                       else type(loss).__name__)
+                raise HarnessError(f"{where}: token_loss for {source!r} returned {got}; expected one loss per "
+                                   f"position, a floating tensor of shape [B, T] = {[batch, length]} (reduce the "
+                                   f"vocabulary axis inside token_loss)")
+            if not loss.requires_grad:
+                raise HarnessError(f"{where}: token_loss for {source!r} has no gradient with respect to the "
+                                   f"student's logits (computed under no_grad, or detached): training would not "
+                                   f"move the student")
 
     def token_loss(self, student_logits: torch.Tensor, teacher_logits: torch.Tensor | None,
                    tokens: torch.Tensor, source: str) -> torch.Tensor:

@@ -235,9 +235,9 @@ def run_id(cfg: RunConfig) -> str:
 
 def plan_for(cfg: RunConfig) -> CellPlan:
     """The plan of ``cfg`` from the registries: task and method instances only, no data, no model."""
-    from ..lm import resolve_device
+    from ..lm import device_type
     from ..registry import METHODS, TASKS
 
     task = TASKS.get(cfg.task)(cfg.data)
     method = METHODS.get(cfg.method)(cfg.method_params)
-    return plan_cell(cfg, task, method, resolve_device(cfg.device).type)
+    return plan_cell(cfg, task, method, device_type(cfg.device))

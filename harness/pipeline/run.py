@@ -51,6 +51,7 @@ class Pipeline:
         self.cfg = cfg
         self.task = TASKS.get(cfg.task)(cfg.data)
         self.method = METHODS.get(cfg.method)(cfg.method_params)
+        self.method.check_token_loss()   # the plugin's loss on tiny tensors, before any data or model loads
         self.device = resolve_device(cfg.device)
         self.plan = plan_cell(cfg, self.task, self.method, self.device.type)
         self.data_key = self.plan.data_key
