@@ -19,7 +19,7 @@ import pandas as pd
 import torch
 
 from .. import evaluate as ev
-from ..data import TokenizedSplit, tokenize_split
+from ..data import TokenizedSplit, as_target, template_prefix, tokenize_split
 from ..lm import build_model, language_model, load_model, load_tokenizer, make_student, train_tokenizer
 from ..methods.baselines import MLE
 from ..progress import note as log
@@ -109,8 +109,8 @@ def use_pseudo_labels(run, spec: StageSpec, result) -> None:
     train_split = run.splits["train"]
     table = pd.read_parquet(result.path / "pseudo_labels.parquet")
     by_source = {s: [int(t) for t in toks] for s, toks in zip(table["source"], table["tokens"])}
-    max_t = run.cfg.tokenizer.max_target_tokens
-    train_split.teacher_outputs = [by_source[e.source][:max_t] or [run.tokenizer.eos_token_id]
+    max_t, prefix = run.cfg.tokenizer.max_target_tokens, template_prefix(run.tokenizer)
+    train_split.teacher_outputs = [as_target(by_source[e.source], prefix, max_t, run.tokenizer.eos_token_id)
                                    for e in train_split.examples]
 
 
