@@ -89,7 +89,7 @@ def train(student: Seq2SeqLM, method: Method, data: TokenizedSplit, schedule: Tr
           teacher: Seq2SeqLM | None = None, sampling: DecodeConfig | None = None, layer_map: dict | None = None,
           validate: Callable[[Seq2SeqLM], float] | None = None, seed: int = 0, device: torch.device | str = "cpu",
           desc: str = "train", checkpoints: TrainingCheckpoints | None = None,
-          collect: Collect = collect_prefix) -> TrainResult:
+          collect: Collect = collect_prefix, teacher_mode: str = "eval") -> TrainResult:
     """Train ``student`` on ``data`` with ``method``; keep the best validation checkpoint if asked.
 
     Steps go through Accelerate (``schedule.precision``: mixed precision, fp16 loss
@@ -98,7 +98,8 @@ def train(student: Seq2SeqLM, method: Method, data: TokenizedSplit, schedule: Tr
     if a state of this same run was saved before, go on from it. The data order is a
     function of (seed, epoch) and the RNG state is restored, so a resumed run ends
     exactly where an uninterrupted one would (bit for bit on CPU). ``collect``: the step's
-    sampler (:func:`harness.step.method_loss`), passed through unchanged.
+    sampler (:func:`harness.step.method_loss`), passed through unchanged. ``teacher_mode``: the teacher's mode
+    while it trains the student ("eval", or "train": dropout on); it is back in eval mode afterwards.
     """
     from transformers import get_linear_schedule_with_warmup
 
@@ -106,8 +107,8 @@ def train(student: Seq2SeqLM, method: Method, data: TokenizedSplit, schedule: Tr
     torch.manual_seed(seed)
     model = student.model
     model.train()
-    if teacher is not None:
-        teacher.model.eval()
+    if teacher is not None:   # teacher_mode "train": its dropout on (RunConfig.teacher_mode)
+        teacher.model.train(teacher_mode == "train")
     accumulate = schedule.grad_accum_steps
     micro_per_epoch = num_batches(len(data), schedule.batch_size)
     steps_per_epoch = math.ceil(micro_per_epoch / accumulate)   # optimizer steps (the last may take fewer micro-batches)
@@ -212,6 +213,8 @@ def train(student: Seq2SeqLM, method: Method, data: TokenizedSplit, schedule: Tr
     for p in frozen.values():
         p.requires_grad_(True)
     model.eval()
+    if teacher is not None:
+        teacher.model.eval()
     return TrainResult(step, seconds_before + time.time() - start, best_step, best_score, curves,
                        resumed_from=checkpoints.resumed_from if checkpoints is not None else None,
                        skipped_steps=skipped)

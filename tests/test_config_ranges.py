@@ -32,6 +32,7 @@ CASES = [  # --set value → a fragment of the one-line message
     ("data.source=ftp", "data.source='ftp': expected one of embedded, local, hub"),
     ("kd_train.precision=fp8", "kd_train.precision='fp8': expected one of no, fp16, bf16"),
     ("method.beta=1.5", "method.beta=1.5"),
+    ("teacher_mode=dropout", "teacher_mode='dropout': expected one of eval, train"),
 ]
 
 

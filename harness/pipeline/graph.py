@@ -151,6 +151,8 @@ def plan_cell(cfg: RunConfig, task, method: Method, device_type: str) -> CellPla
                   "sampling": keyed_sampling(cfg, trained), "selection": asdict(cfg.selection_decode), "seed": seed}
         if rows != "per_reference":   # keyed only when not the default
             config["rows"] = rows
+        if trained.needs_teacher and cfg.teacher_mode != "eval":   # likewise
+            config["teacher_mode"] = cfg.teacher_mode
         return add(label, "student", config, {TEACHER: TEACHER, **inputs}, (type(trained),), model=model,
                    method=trained, schedule=schedule)
 

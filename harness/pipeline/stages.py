@@ -219,7 +219,8 @@ def build_student(run, spec: StageSpec):
         result = train(lm, method, rows, spec.schedule,
                        teacher=run.teacher if method.needs_teacher else None, sampling=cfg.online_sampling,
                        layer_map=layer_map, validate=validator(run), seed=spec.config["seed"],
-                       device=run.device, desc=spec.label, checkpoints=run.checkpoints())
+                       device=run.device, desc=spec.label, checkpoints=run.checkpoints(),
+                       teacher_mode=cfg.teacher_mode)
         model.save_pretrained(str(out))
         (out / "layer_map.json").write_text(json.dumps(layer_map))
         save_curves(out, result.curves)

@@ -40,6 +40,7 @@ PAPER_RECIPE: recipe.Recipe = {
     "student.decoder_layers": (1, f"{_PREDISTILL}:11"),
     "data.train_subset": (PAPER_TRAIN_SUBSET, "README.md:59-62 (wmt_en_ro_100k)"),
     "data.max_eval_examples": (None, f"{_KD}:25 (--n_val -1)"),
+    "teacher_mode": ("train", "requirement.txt:7 (pytorch-lightning==1.0.4: train mode after each validation); t5mt/distillation.py:40,75, t5mt/kd.py:41,75"),
     "tokenizer.max_source_tokens": (300, f"{_TEACHER}:13; t5mt/finetune.py:306-331 (defaults)"),
     "tokenizer.max_target_tokens": (300, f"{_TEACHER}:13; t5mt/finetune.py:306-331 (defaults)"),
     # teacher fine-tuning

@@ -1,0 +1,63 @@
+"""The teacher's mode while it guides a student (``teacher_mode``): eval by default, train as the reference's
+PyTorch Lightning 1.0.4 leaves it (its dropout on in every logit and sample); keyed into exactly the stages a
+teacher guides."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+import harness.train as training
+from harness.config import ModelConfig, TrainConfig, resolve_config
+from harness.errors import HarnessError
+from harness.pipeline.graph import plan_for, run_id
+from harness.store.labels import METHOD, PREDISTILL, TEACHER, TOKENIZER
+from harness.testing import make_method, tiny_batch, tiny_models
+
+
+@pytest.mark.parametrize("mode", ["eval", "train"])
+def test_the_teacher_guides_the_student_in_the_declared_mode(mode, monkeypatch):
+    """During every step the teacher is in ``mode``: in train mode its dropout makes two passes over the same
+    prefixes differ, in eval mode they are equal; after training it is back in eval mode."""
+    config = ModelConfig(d_model=16, encoder_layers=2, decoder_layers=2, heads=2, ffn_dim=32, dropout=0.3)
+    student, teacher, layer_map, _ = tiny_models(seed=1, config=config)
+    split, _ = tiny_batch(student.tokenizer)
+    seen = []
+    step = training.method_loss
+
+    def watched(method, student_lm, teacher_lm, batch, *args, **kwargs):
+        with torch.no_grad():
+            enc = teacher_lm.encode(batch.source_ids, batch.source_mask)
+            twice = [teacher_lm.forward(enc, batch.target).logits for _ in range(2)]
+        seen.append((teacher_lm.model.training, not torch.equal(*twice)))
+        return step(method, student_lm, teacher_lm, batch, *args, **kwargs)
+
+    monkeypatch.setattr(training, "method_loss", watched)
+    training.train(student, make_method("kl"), split, TrainConfig(epochs=2, batch_size=2, evals_per_epoch=0),
+                   teacher=teacher, layer_map=layer_map, teacher_mode=mode)
+    assert seen and all(s == (mode == "train", mode == "train") for s in seen), seen
+    assert not teacher.model.training
+
+
+def test_teacher_mode_keys_the_stages_a_teacher_guides_and_no_other():
+    """Pre-distillation and a KD method are trained anew; the tokenizer, the teacher, its evaluation and a
+    student without a teacher (MLE) are not; the run is another run."""
+    for method, changed in (("kl", {PREDISTILL, METHOD}), ("mle", set())):
+        default = resolve_config("dart", method, "ci")
+        dropout = resolve_config("dart", method, "ci", sets=[("teacher_mode", "train")])
+        before, after = plan_for(default).keys(), plan_for(dropout).keys()
+        differ = {label for label in before if before[label] != after[label]}
+        assert {label for label in differ if not label.startswith("evaluation/")} == changed, (method, differ)
+        assert TOKENIZER not in differ and TEACHER not in differ and "evaluation/teacher" not in differ
+        assert run_id(default) != run_id(dropout)
+
+
+def test_the_teacher_output_store_cannot_carry_dropout():
+    with pytest.raises(HarnessError, match="teacher_mode=train: .*teacher_outputs_k=0"):
+        resolve_config("dart", "kl", "ci", sets=[("teacher_mode", "train"), ("teacher_outputs_k", "8")])
+
+
+def test_the_paper_profile_runs_the_teacher_in_train_mode_and_the_others_in_eval():
+    for task in ("dart", "xsum", "wmt16_en_ro", "commonsense_dialogue"):
+        assert resolve_config(task, "js", "paper").teacher_mode == "train"
+        assert resolve_config(task, "js", "cpu").teacher_mode == "eval"
