@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import random
 from dataclasses import dataclass, field
 from typing import Iterator, Sequence
@@ -65,6 +66,13 @@ def tokenize(tokenizer, texts: Sequence[str], max_tokens: int, side: str = "righ
             seq, cut = (seq[:keep] if side == "right" else seq[len(seq) - keep:]), cut + 1
         out.append(prefix + list(seq) + [eos])
     return out, cut
+
+
+def with_source_cap(split: TokenizedSplit, tokenizer, max_source: int, side: str = "right") -> TokenizedSplit:
+    """``split`` with its sources tokenised again under the cap ``max_source`` (as :func:`tokenize` cuts them, and
+    counted); targets, offline outputs and stored teacher rows stay as they are."""
+    sources, cut = tokenize(tokenizer, [e.source for e in split.examples], max_source, side)
+    return dataclasses.replace(split, sources=sources, truncated_sources=cut)
 
 
 def as_target(tokens: Sequence[int], prefix: Sequence[int], max_tokens: int, eos: int) -> list[int]:

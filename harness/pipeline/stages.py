@@ -19,7 +19,7 @@ import pandas as pd
 import torch
 
 from .. import evaluate as ev
-from ..data import TokenizedSplit, as_target, template_prefix, tokenize_split
+from ..data import TokenizedSplit, as_target, template_prefix, tokenize_split, with_source_cap
 from ..lm import build_model, language_model, load_model, load_tokenizer, make_student, train_tokenizer
 from ..methods.baselines import MLE
 from ..progress import note as log
@@ -213,12 +213,12 @@ def build_student(run, spec: StageSpec):
             layer_map = json.loads((init / "layer_map.json").read_text())
         model = run.meter.track(model.to(run.device), "student")
         lm = language_model(model, run.tokenizer)
-        rows = run.splits["train"]
+        rows, val = (source_capped(run, run.splits[s], method) for s in ("train", "validation"))
         if spec.config.get("rows") == "per_source":
             rows = rows.one_per_source()
         result = train(lm, method, rows, spec.schedule,
                        teacher=run.teacher if method.needs_teacher else None, sampling=cfg.online_sampling,
-                       layer_map=layer_map, validate=validator(run), seed=spec.config["seed"],
+                       layer_map=layer_map, validate=validator(run, val), seed=spec.config["seed"],
                        device=run.device, desc=spec.label, checkpoints=run.checkpoints(),
                        teacher_mode=cfg.teacher_mode)
         model.save_pretrained(str(out))
@@ -301,11 +301,12 @@ STAGES = {
 
 
 # ---------------------------------------------------------------- shared helpers
-def validator(run):
-    """Checkpoint selection: the task's selection metric on the validation split (higher is better)."""
+def validator(run, val: TokenizedSplit | None = None):
+    """Checkpoint selection: the task's selection metric on the validation split (``val``: that split tokenised
+    otherwise; higher is better)."""
     metric = run.task.selection_metric
     sign = -1.0 if metric in run.task.lower_is_better else 1.0
-    val = run.splits["validation"]
+    val = run.splits["validation"] if val is None else val
 
     def validate(lm) -> float:
         outputs = ev.decode(lm, val, run.cfg.selection_decode, run.device, desc="validate")
@@ -313,6 +314,14 @@ def validator(run):
         return sign * scores.corpus[metric]
 
     return validate
+
+
+def source_capped(run, split: TokenizedSplit, method) -> TokenizedSplit:
+    """``split`` with the method's tighter source cap (:meth:`~harness.methods.base.Method.source_cap`), if any."""
+    cap = method.source_cap()
+    if cap is None or cap >= run.cfg.tokenizer.max_source_tokens:
+        return split
+    return with_source_cap(split, run.tokenizer, cap, run.task.source_truncation)
 
 
 def load_lm(run, path: Path):

@@ -88,6 +88,7 @@ PAPER_RECIPE: recipe.Recipe = {
     "kd_train.evals_per_epoch": (2, f"{_KD}:25 (--val_check_interval 0.5)"),
     "kd_train.select_best": (True, _BEST),
     "method.js.beta": (0.25, f"{_KD}:21"),
+    "method.engine.max_source_tokens": (128, "t5mt/scripts/run_engine.sh:25"),
     # pseudo-labels
     "pseudo_labels.num_beams": (NUM_BEAMS, "t5mt/scripts/run_teacher_label.sh:16"),
     "pseudo_labels.do_sample": (False, "t5mt/run_eval.py:27-70 (sampling flags not forwarded)"),

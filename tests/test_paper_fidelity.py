@@ -1,6 +1,11 @@
-"""The teacher's mode while it guides a student (``teacher_mode``): eval by default, train as the reference's
-PyTorch Lightning 1.0.4 leaves it (its dropout on in every logit and sample); keyed into exactly the stages a
-teacher guides."""
+"""Issue 26's paper-fidelity settings (BART's ``<s>``: tests/test_pretrained.py; DART's merged test split:
+tests/test_dart_data.py).
+
+* ``teacher_mode``: the teacher's mode while it guides a student: eval by default, train as the reference's
+  PyTorch Lightning 1.0.4 leaves it (its dropout on in every logit and sample); keyed into exactly the stages a
+  teacher guides.
+* ENGINE's ``max_source_tokens``: the reference's WMT ENGINE trains and validates on sources cut at 128 tokens.
+"""
 
 from __future__ import annotations
 
@@ -61,3 +66,52 @@ def test_the_paper_profile_runs_the_teacher_in_train_mode_and_the_others_in_eval
     for task in ("dart", "xsum", "wmt16_en_ro", "commonsense_dialogue"):
         assert resolve_config(task, "js", "paper").teacher_mode == "train"
         assert resolve_config(task, "js", "cpu").teacher_mode == "eval"
+
+
+# ---------------------------------------------------------------- ENGINE's source cap
+
+def test_a_source_cap_tokenises_the_sources_again_and_keeps_the_rest():
+    from harness.data import tokenize, with_source_cap
+
+    student, _, _, _ = tiny_models(seed=0)
+    split, _ = tiny_batch(student.tokenizer)
+    capped = with_source_cap(split, student.tokenizer, 4)
+    assert capped.sources == tokenize(student.tokenizer, [e.source for e in split.examples], 4)[0]
+    assert all(len(s) <= 4 and s[-1] == student.eos_id for s in capped.sources)
+    assert capped.truncated_sources == sum(len(s) > 4 for s in split.sources) > 0
+    assert (capped.targets, capped.teacher_outputs, capped.examples) == (split.targets, split.teacher_outputs,
+                                                                         split.examples)
+
+
+def test_engine_trains_and_validates_on_capped_sources_and_nothing_else_does(tmp_path, monkeypatch):
+    """`method.max_source_tokens` cuts the sources of ENGINE's training rows and validation inputs; the
+    pre-distilled student it starts from is the one without the cap (its key unchanged)."""
+    import harness.pipeline.stages as stages
+    from harness.pipeline import Pipeline
+
+    seen = {}
+    train, validator = stages.train, stages.validator
+
+    def watched_train(lm, method, data, schedule, **kwargs):
+        seen.setdefault(kwargs["desc"], {})["train"] = max(len(s) for s in data.sources)
+        return train(lm, method, data, schedule, **kwargs)
+
+    def watched_validator(run, val=None):
+        seen.setdefault("validation", []).append(max(len(s) for s in (val or run.splits["validation"]).sources))
+        return validator(run, val)
+
+    monkeypatch.setattr(stages, "train", watched_train)
+    monkeypatch.setattr(stages, "validator", watched_validator)
+    sets = [("results_dir", str(tmp_path)), ("method.max_source_tokens", "6")]
+    Pipeline(resolve_config("dart", "engine", "ci", sets=sets)).run()
+    assert seen[METHOD]["train"] == 6 < seen[PREDISTILL]["train"]
+    assert seen["validation"][-1] == 6 < seen["validation"][0]
+    capped, plain = plan_for(resolve_config("dart", "engine", "ci", sets=sets)), plan_for(
+        resolve_config("dart", "engine", "ci", sets=sets[:1]))
+    assert capped[PREDISTILL].key == plain[PREDISTILL].key and capped[METHOD].key != plain[METHOD].key
+
+
+def test_the_wmt_paper_recipe_caps_engine_only():
+    assert resolve_config("wmt16_en_ro", "engine", "paper").method_params["max_source_tokens"] == 128
+    assert resolve_config("wmt16_en_ro", "engine", "cpu").method_params["max_source_tokens"] is None
+    assert resolve_config("dart", "engine", "paper").method_params["max_source_tokens"] is None
