@@ -115,3 +115,17 @@ def test_the_wmt_paper_recipe_caps_engine_only():
     assert resolve_config("wmt16_en_ro", "engine", "paper").method_params["max_source_tokens"] == 128
     assert resolve_config("wmt16_en_ro", "engine", "cpu").method_params["max_source_tokens"] is None
     assert resolve_config("dart", "engine", "paper").method_params["max_source_tokens"] is None
+
+
+# ---------------------------------------------------------------- run ids made before the settings
+
+def test_the_settings_at_their_defaults_leave_the_run_ids_as_they_were():
+    """The ids of these cells as the code before the fidelity settings computed them (commit 1bd2e52): runs
+    recorded then are still found. Set away from their defaults, the settings make other runs."""
+    before = {("dart", "tvd"): "dart-tvd-ci-seed42-6ba6ed66", ("dart", "engine"): "dart-engine-ci-seed42-8ae9c29d"}
+    for (task, method), made in before.items():
+        assert run_id(resolve_config(task, method, "ci")) == made
+    for key, value in (("teacher_mode", "train"), ("data.merge_test_inputs", "true")):
+        assert run_id(resolve_config("dart", "tvd", "ci", sets=[(key, value)])) != before["dart", "tvd"]
+    assert run_id(resolve_config("dart", "engine", "ci", sets=[("method.max_source_tokens", "8")])) != \
+        before["dart", "engine"]

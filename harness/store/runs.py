@@ -50,7 +50,7 @@ OPERATIONAL = ("results_dir", "checkpoint_every")
 #: Settings added after runs were recorded, and their defaults: left out of a run's id at the default, so that
 #: the ids of runs made before them stay valid.
 LATER_SETTINGS = {"teacher_outputs_k": 0, "predistill_params": {}, "teacher_mode": "eval",
-                  "data.merge_test_inputs": False}
+                  "data.merge_test_inputs": False, "method_params.max_source_tokens": None}   # the last: ENGINE's
 _SHORT = {field: short for short, field in PARAM_GROUPS.items()}   # method_params → method
 TIMING_METRICS = frozenset({"decode_tokens_per_s"})   # wall-clock dependent: differ between equal runs
 
@@ -72,7 +72,7 @@ def run_id_for(cfg, data_identity: str) -> str:
     for name, default in LATER_SETTINGS.items():
         *groups, last = name.split(".")
         holder = functools.reduce(dict.__getitem__, groups, identity)
-        if holder[last] == default:
+        if last in holder and holder[last] == default:
             del holder[last]
     digest = hashlib.sha256(canonical_json(identity).encode()).hexdigest()[:8]
     return f"{cfg.task}-{cfg.method}-{cfg.profile}-seed{cfg.seed}-{digest}"
