@@ -70,6 +70,9 @@ class DataConfig:
                                                        "by the data's source where it has one", ge=1)
     train_subset: int | None = setting(None, help="seeded sample of this many training inputs, stratified as the "
                                                   "caps (WMT paper: 100,000)", ge=1)
+    merge_test_inputs: bool = setting(False, help="test split: one example per distinct input, the references of "
+                                                  "its entries merged in release order (DART: the paper's 4,159 "
+                                                  "triplesets of the release's 5,097 entries); false: every entry")
     turn_separator: str | None = setting(None, help="dialogue tasks: what joins the context and the turns of a "
                                                     "history; None: the task's own (DialoGPT: <|endoftext|>)", min_len=1)
 
@@ -188,6 +191,11 @@ class RunConfig:
     teacher_outputs_k: int = setting(0, help="teacher-output store: keep the teacher's top-k log-probabilities and "
                                      "tail mass on fixed training prefixes once, and let the methods read them instead "
                                      "of running the teacher (k at least the vocabulary size: exact; 0: off)", ge=0)
+    # The reference's teacher is a submodule of its Lightning module, which PyTorch Lightning 1.0.4 switches back to
+    # train mode after every validation (the sanity check included): its logits and samples carry dropout.
+    teacher_mode: str = setting("eval", help="the teacher's mode while it guides a student (pre-distillation and every "
+                                "KD method): eval, or train (its dropout on, as the reference's Lightning leaves it; "
+                                "docs/paper-recipe.md)", choices=("eval", "train"))
     teacher_dist_samples: int = setting(5, help="TeacherDist (PAPER Table 3): ancestral teacher samples per test "
                                                "input; 0: not measured", ge=0, le=MAX_BEAMS)
     teacher_dist_sampling: DecodeConfig = setting(help="TeacherDist sampling", default_factory=lambda: DecodeConfig(
@@ -334,6 +342,9 @@ def check_config(cfg: RunConfig) -> None:
         if schedule.select_best and schedule.evals_per_epoch == 0 and schedule.epochs > 0:
             raise HarnessError(f"{name}.select_best=true needs validation checks to select from, but "
                                f"{name}.evals_per_epoch=0; set {name}.evals_per_epoch > 0 or {name}.select_best=false")
+    if cfg.teacher_mode == "train" and cfg.teacher_outputs_k > 0:
+        raise HarnessError("teacher_mode=train: the teacher-output store holds the teacher's eval-mode distributions, "
+                           "computed once; set teacher_outputs_k=0")
     for name in ("pseudo_labels", "online_sampling", "selection_decode", "eval_decode", "teacher_dist_sampling",
                  "risk_sampling"):
         decode = getattr(cfg, name)

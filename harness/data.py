@@ -59,23 +59,51 @@ class TokenizedSplit:
                               {source: pick(rows) for source, rows in self.stored_teacher.items()})
 
 
+def template_prefix(tokenizer) -> list[int]:
+    """The tokens the tokenizer's own template puts before a text: ``[BOS]`` for the hub's BART tokenizer
+    (``<s> … </s>``, which the reference feeds BART: ``dart/utils.py:167-171``, ``add_special_tokens=True``);
+    none for T5's (``… </s>``), GPT-2's and the tokenizers the harness trains (no template at all)."""
+    special = tokenizer("", add_special_tokens=True)["input_ids"]
+    bos = tokenizer.bos_token_id
+    return [bos] if special and bos is not None and special[0] == bos != tokenizer.eos_token_id else []
+
+
 def tokenize(tokenizer, texts: Sequence[str], max_tokens: int, side: str = "right") -> tuple[list[list[int]], int]:
-    """Token ids + EOS, truncated to ``max_tokens`` (EOS kept); returns the ids and how many were cut.
+    """Token ids between the tokenizer's template prefix (:func:`template_prefix`: BART's ``<s>``) and EOS,
+    truncated to ``max_tokens`` (both kept, as transformers' truncation keeps special tokens); returns the ids
+    and how many were cut.
 
     ``side`` is the side tokens are cut from, as transformers' ``truncation_side``: "right"
     keeps the start of a text, "left" its end (the latest turns of a dialogue history).
     """
     if side not in ("right", "left"):
         raise ValueError(f"truncation side must be 'right' or 'left', got {side!r}")
-    eos = tokenizer.eos_token_id
+    eos, prefix = tokenizer.eos_token_id, template_prefix(tokenizer)
     ids = tokenizer(list(texts), add_special_tokens=False)["input_ids"]
     out, cut = [], 0
     for seq in ids:
-        if len(seq) + 1 > max_tokens:
-            keep = max_tokens - 1
+        if len(prefix) + len(seq) + 1 > max_tokens:
+            keep = max_tokens - len(prefix) - 1
             seq, cut = (seq[:keep] if side == "right" else seq[len(seq) - keep:]), cut + 1
-        out.append(list(seq) + [eos])
+        out.append(prefix + list(seq) + [eos])
     return out, cut
+
+
+def with_source_cap(split: TokenizedSplit, tokenizer, max_source: int, side: str = "right") -> TokenizedSplit:
+    """``split`` with its sources tokenised again under the cap ``max_source`` (as :func:`tokenize` cuts them, and
+    counted); targets, offline outputs and stored teacher rows stay as they are."""
+    sources, cut = tokenize(tokenizer, [e.source for e in split.examples], max_source, side)
+    return dataclasses.replace(split, sources=sources, truncated_sources=cut)
+
+
+def as_target(tokens: Sequence[int], prefix: Sequence[int], max_tokens: int, eos: int) -> list[int]:
+    """A decoded output (a pseudo-label) in the form of a tokenised target: led by the template prefix (BART's
+    ``<s>``) as the reference's pseudo-labels are, whose text it re-tokenises with the targets' template; cut to
+    ``max_tokens``; an empty output is EOS alone."""
+    tokens, prefix = list(tokens), list(prefix)
+    if prefix and tokens[:len(prefix)] != prefix:
+        tokens = prefix + tokens
+    return tokens[:max_tokens] or [eos]
 
 
 def tokenize_split(examples: list[Example], tokenizer, max_source: int, max_target: int,

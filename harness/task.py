@@ -84,6 +84,8 @@ class Task:
         import dataclasses
 
         config = dataclasses.asdict(self.data)
+        if not config.get("merge_test_inputs"):   # a later setting: at its default, identities made before stay valid
+            config.pop("merge_test_inputs", None)
         identity = {"task": self.name, "data": config}
         if self.data.source == "local" and self.data.data_dir:
             config.pop("data_dir")

@@ -120,7 +120,7 @@ def train(student: Seq2SeqLM, method: Method, data: TokenizedSplit, schedule: Tr
           teacher: Seq2SeqLM | None = None, sampling: DecodeConfig | None = None, layer_map: dict | None = None,
           validate: Callable[[Seq2SeqLM], float] | None = None, seed: int = 0, device: torch.device | str = "cpu",
           desc: str = "train", checkpoints: TrainingCheckpoints | None = None,
-          collect: Collect = collect_prefix) -> TrainResult:
+          collect: Collect = collect_prefix, teacher_mode: str = "eval") -> TrainResult:
     """Train ``student`` on ``data`` with ``method``; keep the best validation checkpoint if asked.
 
     Steps go through Accelerate (``schedule.precision``: mixed precision, fp16 loss
@@ -129,14 +129,15 @@ def train(student: Seq2SeqLM, method: Method, data: TokenizedSplit, schedule: Tr
     if a state of this same run was saved before, go on from it. The data order is a
     function of (seed, epoch) and the RNG state is restored, so a resumed run ends
     exactly where an uninterrupted one would (bit for bit on CPU). ``collect``: the step's
-    sampler (:func:`harness.step.method_loss`), passed through unchanged.
+    sampler (:func:`harness.step.method_loss`), passed through unchanged. ``teacher_mode``: the teacher's mode
+    while it trains the student ("eval", or "train": dropout on); it is back in eval mode afterwards.
     """
     device = torch.device(device)
     torch.manual_seed(seed)
     model = student.model
     model.train()
-    if teacher is not None:
-        teacher.model.eval()
+    if teacher is not None:   # teacher_mode "train": its dropout on (RunConfig.teacher_mode)
+        teacher.model.train(teacher_mode == "train")
     setup = set_up(model, data, schedule, device)
     if schedule.evals_per_epoch <= 0:
         validate = None  # no validation: the last checkpoint is kept
@@ -181,6 +182,8 @@ def train(student: Seq2SeqLM, method: Method, data: TokenizedSplit, schedule: Tr
     for p in setup.frozen.values():
         p.requires_grad_(True)
     model.eval()
+    if teacher is not None:
+        teacher.model.eval()
     return TrainResult(state.step, state.seconds + time.time() - start, best_step, state.best_score, state.curves,
                        resumed_from=checkpoints.resumed_from if checkpoints is not None else None,
                        skipped_steps=state.skipped_steps)

@@ -46,6 +46,7 @@ CASES = [  # --set value → a fragment of the one-line message
     # selecting the best checkpoint needs checkpoints to select from
     ("kd_train.evals_per_epoch=0", "kd_train.select_best=true needs validation checks to select from, but "
                                    "kd_train.evals_per_epoch=0"),
+    ("teacher_mode=dropout", "teacher_mode='dropout': expected one of eval, train"),
 ]
 
 

@@ -443,3 +443,55 @@ def test_real_dev_file():
     assert len(records_to_examples(records, "train", "dart")) == 6980
     assert linearise(records[0]["tripleset"]) == (
         "Mars Hill College : joined : 1973 | Mars Hill College : location : Mars Hill, North Carolina")
+
+
+# --------------------------------------------------------------------------- the paper's merged test split
+def _entries() -> list[dict]:
+    """Test entries as the release lists them: one tripleset twice (WebNLG's duplicates), one predicate that
+    differs only in case (the same input once linearised), one entry alone."""
+    def entry(triples, *texts, source="webnlg"):
+        return {"tripleset": triples, "annotations": [{"source": source, "text": t} for t in texts]}
+    return [entry([["A", "P", "B"]], "A p B.", "B is A's p."),
+            entry([["C", "Q", "D"]], "C q D.", source="e2e"),
+            entry([["A", "P", "B"]], "Third text."),
+            entry([["A", "p", "B"]], "Fourth text.", "Fifth text.")]
+
+
+def _dart(tmp_path, merge: bool):
+    from harness.config import DataConfig
+    from harness_tasks.dart import DartTask
+
+    folder = write_dart_release(tmp_path / "release")
+    (folder / RELEASE_FILES["test"]).write_text(json.dumps(_entries()), encoding="utf-8")
+    return DartTask(DataConfig(source="local", data_dir=str(folder), merge_test_inputs=merge))
+
+
+def test_the_merged_test_split_has_one_example_per_tripleset_with_every_reference(tmp_path):
+    """As the paper's kit counts DART's test set (4,159 triplesets of 5,097 entries): the entries of one
+    linearised tripleset become one input, at its first entry, its references all of theirs in release order."""
+    merged = _dart(tmp_path, merge=True).load("test")
+    assert [e.source for e in merged] == ["A : p : B", "C : q : D"]
+    assert merged[0].references == ("A p B.", "B is A's p.", "Third text.", "Fourth text.", "Fifth text.")
+    assert (merged[0].id, merged[0].target, merged[0].stratum) == ("dart-test-0", "A p B.", "webnlg")
+    assert merged[1] == _dart(tmp_path / "again", merge=False).load("test")[1]
+
+
+def test_without_the_merge_every_entry_is_scored_and_other_splits_never_merge(tmp_path):
+    task = _dart(tmp_path, merge=False)
+    assert len(task.load("test")) == 4
+    merging = _dart(tmp_path / "merging", merge=True)
+    assert merging.load("validation") == task.load("validation")
+
+
+def test_the_merge_enters_the_data_identity_only_when_on(tmp_path):
+    """Off (the default), the data identity is what it was before the setting existed; on, it is another."""
+    off, on = _dart(tmp_path, merge=False).data_identity(), _dart(tmp_path / "on", merge=True).data_identity()
+    assert "merge_test_inputs" not in off["data"]
+    assert on["data"]["merge_test_inputs"] is True
+
+
+def test_the_paper_profile_merges_the_test_split_and_the_others_do_not():
+    from harness.config import resolve_config
+
+    assert resolve_config("dart", "js", "paper").data.merge_test_inputs
+    assert not resolve_config("dart", "js", "cpu").data.merge_test_inputs

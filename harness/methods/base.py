@@ -72,6 +72,11 @@ class Method:
         """Whether training runs the teacher: for its logits, or to sample prefixes from it."""
         return self.uses_teacher or "teacher_sample" in self.active_prefix_weights()
 
+    def source_cap(self) -> int | None:
+        """A cap on the sources this method trains and validates on, where it is tighter than
+        ``tokenizer.max_source_tokens`` (the reference's WMT ENGINE: 128); None: the tokenizer's."""
+        return None
+
     @property
     def teacher_reads_student_encoder(self) -> bool:
         """Whether the teacher's decoder reads the student's encoder output instead of its own, with gradient

@@ -133,5 +133,14 @@ class Engine(Method):
 
     prefixes = {"student_greedy": 1.0}
 
+    @dataclass
+    class Params:
+        max_source_tokens: int | None = setting(None, help="cap on the sources ENGINE trains and validates on (EOS "
+                                                "kept), where tighter than tokenizer.max_source_tokens; None: the "
+                                                "tokenizer's (the WMT reference: 128)", ge=2)
+
+    def source_cap(self) -> int | None:
+        return self.params.max_source_tokens
+
     def token_loss(self, student_logits, teacher_logits, tokens, source):
         return div.teacher_cross_entropy(student_logits, teacher_logits)

@@ -21,9 +21,10 @@ class DataStats:
 #: assumptions (word-and-punctuation counts × about 1.15 subwords, or the data set papers' word counts).
 PAPER_DATA = {
     # 62,659 (tripleset, annotation) pairs over 30,526 training triplesets (the hub train split; PAPER.md §3);
-    # dev 2,768 triplesets (shared/data/dart README); test 5,097 entries (docs/paper-recipe.md, "5,097 or 4,159").
+    # dev 2,768 triplesets (shared/data/dart README); test 4,159 triplesets: the paper profile merges the release's
+    # 5,097 entries (data.merge_test_inputs; docs/paper-recipe.md, "5,097 or 4,159").
     # Lengths: the dev file's linearised triples 30.6 and annotations 24.3 words and punctuation marks.
-    "dart": DataStats(62_659, 30_526, 2_768, 5_097, source_tokens=36, target_tokens=28),
+    "dart": DataStats(62_659, 30_526, 2_768, 4_159, source_tokens=36, target_tokens=28),
     # 204,045 / 11,332 / 11,334 (PAPER.md §3). Lengths: XSum documents 431 and summaries 23.3 words
     # (Narayan et al. 2018, Table 1), × 1.3 BPE tokens per word (sources stay under the 1,024 cut).
     "xsum": DataStats(204_045, 204_045, 11_332, 11_334, source_tokens=560, target_tokens=30),

@@ -160,6 +160,11 @@ def plan_cell(cfg: RunConfig, task, method: Method, device_type: str) -> CellPla
                   "selection_metric": selection_metric(task), "seed": seed}
         if rows != "per_reference":   # keyed only when not the default
             config["rows"] = rows
+        if trained.needs_teacher and cfg.teacher_mode != "eval":   # likewise
+            config["teacher_mode"] = cfg.teacher_mode
+        cap = trained.source_cap()
+        if cap is not None and cap < cfg.tokenizer.max_source_tokens:   # a method's tighter source cap (ENGINE on WMT)
+            config["source_cap"] = {"tokens": cap, "side": task.source_truncation}
         return add(label, "student", config, {TEACHER: TEACHER, **inputs}, (type(trained),), model=model,
                    method=trained, schedule=schedule)
 

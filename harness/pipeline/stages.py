@@ -29,7 +29,7 @@ import torch
 
 from .. import evaluate as ev
 from ..config import DecodeConfig, ModelConfig, TrainConfig
-from ..data import TokenizedSplit, tokenize_split
+from ..data import TokenizedSplit, as_target, template_prefix, tokenize_split, with_source_cap
 from ..lm import build_model, language_model, load_model, load_tokenizer, make_student, train_tokenizer
 from ..methods.baselines import MLE
 from ..progress import note as log
@@ -270,8 +270,9 @@ def load_pseudo_labels(spec: StageSpec, inputs: StageInputs, context: StageConte
     """The offline output of each training example: its source's, cut to ``truncation`` tokens (EOS if empty)."""
     table = pd.read_parquet(path / "pseudo_labels.parquet")
     by_source = {s: [int(t) for t in toks] for s, toks in zip(table["source"], table["tokens"])}
-    max_t = spec.config["truncation"]
-    return [by_source[e.source][:max_t] or [inputs.tokenizer.eos_token_id] for e in inputs.splits["train"].examples]
+    max_t, prefix = spec.config["truncation"], template_prefix(inputs.tokenizer)
+    return [as_target(by_source[e.source], prefix, max_t, inputs.tokenizer.eos_token_id)
+            for e in inputs.splits["train"].examples]
 
 
 # ---------------------------------------------------------------- teacher outputs (the store)
@@ -376,14 +377,18 @@ def build_student(spec: StageSpec, inputs: StageInputs, context: StageContext):
             layer_map = json.loads((inputs.predistill / "layer_map.json").read_text())
         model = context.meter.track(model.to(context.device), "student")
         lm = language_model(model, inputs.tokenizer)
-        rows = inputs.training_split()
+        rows, val = inputs.training_split(), inputs.splits["validation"]
+        cap = config.get("source_cap")
+        if cap is not None:   # the method's tighter source cap (Method.source_cap): its sources tokenised again
+            rows, val = (with_source_cap(split, inputs.tokenizer, cap["tokens"], cap["side"]) for split in (rows, val))
         if config.get("rows") == "per_source":
             rows = rows.one_per_source()
         result = train(lm, method, rows, TrainConfig(**config["train"].plain()),
                        teacher=inputs.teacher if method.needs_teacher else None,
                        sampling=DecodeConfig(**config["sampling"].plain()), layer_map=layer_map,
-                       validate=validator(spec, inputs, context), seed=config["seed"], device=context.device,
-                       desc=spec.label, checkpoints=context.checkpoints())
+                       validate=validator(spec, inputs, context, val), seed=config["seed"], device=context.device,
+                       desc=spec.label, checkpoints=context.checkpoints(),
+                       teacher_mode=config.get("teacher_mode", "eval"))
         model.save_pretrained(str(out))
         (out / "layer_map.json").write_text(json.dumps(layer_map))
         save_curves(out, result.curves)
@@ -464,13 +469,13 @@ STAGES: dict[str, Stage] = {
 
 
 # ---------------------------------------------------------------- shared helpers
-def validator(spec: StageSpec, inputs: StageInputs, context: StageContext):
+def validator(spec: StageSpec, inputs: StageInputs, context: StageContext, val: TokenizedSplit | None = None):
     """Checkpoint selection: the config's selection metric (``selection_metric``, oriented so that higher is
-    better) of the validation split decoded with ``selection``."""
+    better) of the validation split (``val``: that split tokenised otherwise) decoded with ``selection``."""
     decode = DecodeConfig(**spec.config["selection"].plain())
     metric = spec.config["selection_metric"]["name"]
     sign = 1.0 if spec.config["selection_metric"]["higher_is_better"] else -1.0
-    val = inputs.splits["validation"]
+    val = inputs.splits["validation"] if val is None else val
 
     def validate(lm) -> float:
         outputs = ev.decode(lm, val, decode, context.device, desc="validate")

@@ -25,6 +25,7 @@ is written once whoever runs it, and reruns find it.
 
 from __future__ import annotations
 
+import functools
 import json
 import platform
 import subprocess
@@ -48,7 +49,8 @@ METRIC_COLUMNS = (*IDENTITY, "model", "split", "metric", "value", "signature", "
 OPERATIONAL = ("results_dir", "checkpoint_every")
 #: Settings added after runs were recorded, and their defaults: left out of a run's id at the default, so that
 #: the ids of runs made before them stay valid.
-LATER_SETTINGS = {"teacher_outputs_k": 0, "predistill_params": {}}
+LATER_SETTINGS = {"teacher_outputs_k": 0, "predistill_params": {}, "teacher_mode": "eval",
+                  "data.merge_test_inputs": False, "method_params.max_source_tokens": None}   # the last: ENGINE's
 TIMING_METRICS = frozenset({"decode_tokens_per_s"})   # wall-clock dependent: differ between equal runs
 
 
@@ -67,8 +69,10 @@ def run_id_for(cfg, data_identity: str) -> str:
 
     identity = asdict(cfg) | {k: None for k in OPERATIONAL} | {"data_identity": data_identity}
     for name, default in LATER_SETTINGS.items():
-        if identity[name] == default:
-            del identity[name]
+        *groups, last = name.split(".")
+        holder = functools.reduce(dict.__getitem__, groups, identity)
+        if last in holder and holder[last] == default:
+            del holder[last]
     digest = hashlib.sha256(canonical_json(identity).encode()).hexdigest()[:8]
     return f"{cfg.task}-{cfg.method}-{cfg.profile}-seed{cfg.seed}-{digest}"
 

@@ -80,6 +80,7 @@ PAPER_RECIPE: recipe.Recipe = {
     "data.turn_separator": ("<|endoftext|>", "chat/utils.py:250-253 (trunc_turns: <|endoftext|>-separated turns)"),
     "tokenizer.max_target_tokens": (128, "chat/finetune_pair.py:294-316 (default)"),
     "data.max_eval_examples": (None, f"{_KD}:25 (--n_val -1)"),
+    "teacher_mode": ("train", "requirement.txt:7 (pytorch-lightning==1.0.4: train mode after each validation); chat/distillation.py:40,79 (chat/kd.py:28 inherits it)"),
     # teacher fine-tuning
     "teacher_train.epochs": (9, f"{_TEACHER}:9"),
     "teacher_train.lr": (5e-5, f"{_TEACHER}:5"),

@@ -39,6 +39,9 @@ PAPER_RECIPE: recipe.Recipe = {
     "tokenizer.max_target_tokens": (256, f"{_KD}:16"),
     "data.max_eval_examples": (None, f"{_KD}:12 (--n_val -1)"),
     "kd_train_rows": ("per_source", "dart/run_label.py:96-102"),
+    "data.merge_test_inputs": (True, "the paper's 4,159 test triplesets; dart/utils.py:364-396 (the merge by "
+                                     "tripleset), dart/run_eval.py:51-60"),
+    "teacher_mode": ("train", "requirement.txt:7 (pytorch-lightning==1.0.4: train mode after each validation); dart/distillation.py:39,73, dart/kd.py:40,74"),
     # teacher fine-tuning
     "teacher_train.epochs": (16, f"{_TEACHER}:7"),
     "teacher_train.lr": (1e-5, f"{_TEACHER}:2"),

@@ -40,6 +40,7 @@ PAPER_RECIPE: recipe.Recipe = {
     "student.decoder_layers": (1, f"{_PREDISTILL}:11"),
     "data.train_subset": (PAPER_TRAIN_SUBSET, "README.md:59-62 (wmt_en_ro_100k)"),
     "data.max_eval_examples": (None, f"{_KD}:25 (--n_val -1)"),
+    "teacher_mode": ("train", "requirement.txt:7 (pytorch-lightning==1.0.4: train mode after each validation); t5mt/distillation.py:40,75, t5mt/kd.py:41,75"),
     "tokenizer.max_source_tokens": (300, f"{_TEACHER}:13; t5mt/finetune.py:306-331 (defaults)"),
     "tokenizer.max_target_tokens": (300, f"{_TEACHER}:13; t5mt/finetune.py:306-331 (defaults)"),
     # teacher fine-tuning
@@ -87,6 +88,7 @@ PAPER_RECIPE: recipe.Recipe = {
     "kd_train.evals_per_epoch": (2, f"{_KD}:25 (--val_check_interval 0.5)"),
     "kd_train.select_best": (True, _BEST),
     "method.js.beta": (0.25, f"{_KD}:21"),
+    "method.engine.max_source_tokens": (128, "t5mt/scripts/run_engine.sh:25"),
     # pseudo-labels
     "pseudo_labels.num_beams": (NUM_BEAMS, "t5mt/scripts/run_teacher_label.sh:16"),
     "pseudo_labels.do_sample": (False, "t5mt/run_eval.py:27-70 (sampling flags not forwarded)"),

@@ -40,6 +40,7 @@ PAPER_RECIPE: recipe.Recipe = {
     "tokenizer.max_source_tokens": (1024, "summa/finetune.py:302-308 (default)"),
     "tokenizer.max_target_tokens": (60, f"{_KD}:21"),
     "data.max_eval_examples": (None, f"{_KD}:17 (--n_val -1)"),
+    "teacher_mode": ("train", "requirement.txt:7 (pytorch-lightning==1.0.4: train mode after each validation); summa/distillation.py:40,74, summa/kd.py:40,74"),
     # pre-distillation (and MLE)
     "student_train.epochs": (28, f"{_PREDISTILL}:17"),
     "student_train.lr": (3e-4, f"{_PREDISTILL}:7"),
