@@ -33,6 +33,8 @@ class BenchConfig:
     warmup: int = 1
     seed: int = 0
     methods: str = ""                      # comma-separated default method list; "" → every registered method
+    modes: str = ""                        # comma-separated default modes; "" → fast, reference and bare
+    table4: bool = True                    # also time JS and TVD with online teacher prefixes (the paper's Table 4)
 
 
 PRESETS: dict[str, dict] = {
@@ -54,27 +56,73 @@ PRESETS: dict[str, dict] = {
     },
 }
 
+#: ``paper-<name>`` → the task whose ``paper`` profile gives the preset: the paper's teacher shape
+#: (:data:`harness.grid.cost.PAPER_MODELS`, random weights, nothing downloaded), the profile's student depths,
+#: its KD batch size, longest source and target, and its online sampling.
+PAPER_TASKS = {"paper-dart": "dart", "paper-xsum": "xsum", "paper-wmt": "wmt16_en_ro",
+               "paper-dialogue": "commonsense_dialogue"}
+#: What a paper preset runs on CPU unless ``--set`` says otherwise: a few short steps (the recipe's sizes are
+#: for a GPU). On CUDA the recipe's sizes stay.
+PAPER_CPU = {"batch_size": 2, "source_tokens": 32, "target_tokens": 24, "sampling.max_new_tokens": 24,
+             "repeats": 2, "warmup": 1}
+#: A paper preset's methods and modes: the f-divergences, in the mode training uses.
+PAPER_METHODS, PAPER_MODES = "kl,rkl,js,tvd", "fast"
+
+
+def paper_preset(task: str) -> dict:
+    """The values of a ``paper-*`` preset for ``task`` (see :data:`PAPER_TASKS`)."""
+    from ..config import resolve_config
+    from ..grid.cost import PAPER_MODELS
+
+    run = resolve_config(task, "kl", "paper")
+    arch = PAPER_MODELS[run.teacher.pretrained]
+    values = {f"teacher.{key}": value for key, value in dataclasses.asdict(arch.model_config()).items()}
+    values.update({"task": task, "vocab_size": arch.vocab, "student.encoder_layers": run.student.encoder_layers,
+                   "student.decoder_layers": run.student.decoder_layers, "batch_size": run.kd_train.batch_size,
+                   "source_tokens": run.tokenizer.max_source_tokens, "target_tokens": run.tokenizer.max_target_tokens,
+                   "device": "auto", "methods": PAPER_METHODS, "modes": PAPER_MODES, "table4": False, "repeats": 3})
+    values.update({f"sampling.{key}": value for key, value in dataclasses.asdict(run.online_sampling).items()})
+    return values
+
+
 #: ``BenchConfig.autocast`` → the autocast dtype of every mode's step.
 AUTOCAST = {"none": None, "bf16": torch.bfloat16, "fp16": torch.float16}
 
 
 def resolve_bench_config(preset: str, sets: list[tuple[str, str]] | tuple = ()) -> BenchConfig:
     """The preset's values, then ``--set`` pairs (text, type-checked like ``harness run``'s)."""
-    if preset not in PRESETS:
-        raise UnknownNameError("bench preset", preset, list(PRESETS))
+    if preset not in PRESETS and preset not in PAPER_TASKS:
+        raise UnknownNameError("bench preset", preset, [*PRESETS, *PAPER_TASKS])
     cfg = BenchConfig(preset=preset)
-    for key, value in PRESETS[preset].items():
+    for key, value in (PRESETS[preset] if preset in PRESETS else paper_preset(PAPER_TASKS[preset])).items():
         set_path(cfg, key, value, from_text=False)
     for key, value in sets:
         if key == "preset":
             raise HarnessError("--set preset=...: choose the preset with --preset")
         set_path(cfg, key, value, from_text=True)
+    if preset in PAPER_TASKS and _device_type(cfg.device) == "cpu":
+        given = {key for key, _ in sets}
+        for key, value in PAPER_CPU.items():
+            if key not in given:
+                set_path(cfg, key, value, from_text=False)
     if cfg.autocast not in AUTOCAST:
         raise HarnessError(f"autocast={cfg.autocast!r}: expected one of {', '.join(AUTOCAST)}")
     if (cfg.repeats < 1 or cfg.warmup < 0 or cfg.threads < 0 or cfg.batch_size < 1 or cfg.source_tokens < 2
             or cfg.target_tokens < 2):
         raise HarnessError("repeats and batch_size must be ≥ 1, warmup and threads ≥ 0, source/target_tokens ≥ 2")
+    from .sizes import check_shapes
+
+    check_shapes(cfg)
     return cfg
+
+
+def _device_type(name: str) -> str:
+    from ..lm import resolve_device
+
+    try:
+        return resolve_device(name).type
+    except RuntimeError as err:
+        raise HarnessError(f"device={name!r}: {str(err).splitlines()[0]}") from None
 
 
 def describe(cfg: BenchConfig) -> dict:
