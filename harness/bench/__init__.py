@@ -26,35 +26,18 @@ from typing import Callable
 import torch
 
 from ..errors import HarnessError
-from ..methods.base import Method
+from ..lm import DECODER_ONLY_FAMILIES
 from ..step import MODES
 from .measure import measure, peak_memory_mib
-from ..lm import DECODER_ONLY_FAMILIES
-from .presets import AUTOCAST, PAPER_TASKS, PRESETS, BenchConfig, describe, resolve_bench_config
+from .presets import (AUTOCAST, PAPER_TASKS, PRESETS, BenchConfig, describe, make_method, method_names,
+                      resolve_bench_config)
 from .sizes import bench_memory
 from .synthetic import Setup, SyntheticVocab, make_setup
 from .table4 import OnlineTeacher, format_table4, variants
 
-__all__ = ["AUTOCAST", "MODES", "PRESETS", "BenchConfig", "OnlineTeacher", "Setup", "SyntheticVocab", "describe",
-           "format_tables", "make_method", "make_setup", "method_names", "peak_memory_mib", "resolve_bench_config",
-           "run_bench", "write_results"]
-
-
-def method_names(cfg: BenchConfig, given: tuple[str, ...] | list[str] = ()) -> list[str]:
-    """``given``, else the preset's list, else every registered method; unknown names fail here."""
-    from ..registry import METHODS
-
-    names = list(given) or [m.strip() for m in cfg.methods.split(",") if m.strip()] or METHODS.names()
-    for name in names:
-        METHODS.get(name)
-    return names
-
-
-def make_method(name: str, task: str) -> Method:
-    """The method ``name`` with ``task``'s defaults (e.g. JS β)."""
-    from ..registry import METHODS, TASKS
-
-    return METHODS.get(name).for_task(TASKS.get(task))
+__all__ = ["AUTOCAST", "MODES", "PAPER_TASKS", "PRESETS", "BenchConfig", "OnlineTeacher", "Setup", "SyntheticVocab",
+           "bench_memory", "describe", "format_tables", "make_method", "make_setup", "method_names", "mode_names",
+           "peak_memory_mib", "resolve_bench_config", "run_bench", "write_results"]
 
 
 def mode_names(cfg: BenchConfig, given: tuple[str, ...] | list[str] = ()) -> tuple[str, ...]:

@@ -61,10 +61,11 @@ PRESETS: dict[str, dict] = {
 #: its KD batch size, longest source and target, and its online sampling.
 PAPER_TASKS = {"paper-dart": "dart", "paper-xsum": "xsum", "paper-wmt": "wmt16_en_ro",
                "paper-dialogue": "commonsense_dialogue"}
-#: What a paper preset runs on CPU unless ``--set`` says otherwise: a few short steps (the recipe's sizes are
-#: for a GPU). On CUDA the recipe's sizes stay.
-PAPER_CPU = {"batch_size": 2, "source_tokens": 32, "target_tokens": 24, "sampling.max_new_tokens": 24,
-             "repeats": 2, "warmup": 1}
+#: What a paper preset runs on CPU unless ``--set`` says otherwise: a few short steps, samples drawn without
+#: beams (the recipe's sizes and beams are for a GPU: one 6-beam sample of bart-large takes about a CPU-minute).
+#: On CUDA the recipe's sizes stay.
+PAPER_CPU = {"batch_size": 2, "source_tokens": 32, "target_tokens": 16, "sampling.max_new_tokens": 16,
+             "sampling.num_beams": 1, "repeats": 1, "warmup": 0}
 #: A paper preset's methods and modes: the f-divergences, in the mode training uses.
 PAPER_METHODS, PAPER_MODES = "kl,rkl,js,tvd", "fast"
 
@@ -110,10 +111,53 @@ def resolve_bench_config(preset: str, sets: list[tuple[str, str]] | tuple = ()) 
     if (cfg.repeats < 1 or cfg.warmup < 0 or cfg.threads < 0 or cfg.batch_size < 1 or cfg.source_tokens < 2
             or cfg.target_tokens < 2):
         raise HarnessError("repeats and batch_size must be ≥ 1, warmup and threads ≥ 0, source/target_tokens ≥ 2")
-    from .sizes import check_shapes
-
     check_shapes(cfg)
     return cfg
+
+
+#: Token ids below this are special (pad, bos, eos, unk); the synthetic batches draw from the rest.
+FIRST_TOKEN = 4
+
+
+def check_shapes(cfg: BenchConfig) -> None:
+    """Shapes the models can be built and run with, each failure one line naming the field."""
+    t, s = cfg.teacher, cfg.student
+    decoder_only = t.family == "gpt2"
+    if t.d_model % t.heads:
+        raise HarnessError(f"teacher.heads={t.heads} must divide teacher.d_model={t.d_model}")
+    if not decoder_only and t.encoder_layers < 1:
+        raise HarnessError(f"teacher.encoder_layers={t.encoder_layers}: an encoder-decoder ({t.family}) needs ≥ 1")
+    if s.decoder_layers > t.decoder_layers or (not decoder_only and s.encoder_layers > t.encoder_layers):
+        raise HarnessError(f"the student ({s.encoder_layers if not decoder_only else 0}+{s.decoder_layers} layers) "
+                           f"is deeper than the teacher ({t.encoder_layers if not decoder_only else 0}+"
+                           f"{t.decoder_layers}): its layers are copied from the teacher's")
+    if not decoder_only and s.encoder_layers < 1:
+        raise HarnessError(f"student.encoder_layers={s.encoder_layers}: an encoder-decoder needs ≥ 1")
+    if cfg.vocab_size <= FIRST_TOKEN:
+        raise HarnessError(f"vocab_size={cfg.vocab_size}: needs > {FIRST_TOKEN} (ids 0-3 are special tokens)")
+    longest_target = max(cfg.target_tokens, cfg.sampling.max_new_tokens + 1)
+    if t.family != "t5":   # learned positions (T5's are relative)
+        need = cfg.source_tokens + longest_target if decoder_only else max(cfg.source_tokens, longest_target)
+        if need > t.max_positions:
+            what = "source_tokens + the longest target" if decoder_only else "the longest source or target"
+            raise HarnessError(f"{what} ({need} tokens) exceeds teacher.max_positions={t.max_positions}")
+
+
+def method_names(cfg: BenchConfig, given: tuple[str, ...] | list[str] = ()) -> list[str]:
+    """``given``, else the preset's list, else every registered method; unknown names fail here."""
+    from ..registry import METHODS
+
+    names = list(given) or [m.strip() for m in cfg.methods.split(",") if m.strip()] or METHODS.names()
+    for name in names:
+        METHODS.get(name)
+    return names
+
+
+def make_method(name: str, task: str):
+    """The method ``name`` with ``task``'s defaults (e.g. JS β)."""
+    from ..registry import METHODS, TASKS
+
+    return METHODS.get(name).for_task(TASKS.get(task))
 
 
 def _device_type(name: str) -> str:

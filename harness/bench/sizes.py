@@ -1,5 +1,5 @@
-"""What a bench preset's sizes allow, checked before anything is allocated: shapes a model can be built
-with, and the memory of the models and of the largest step against what the device has free.
+"""What a bench preset's sizes need in memory, checked before anything is allocated: the models and the
+largest step against what the device has free (the shapes themselves: :func:`.presets.check_shapes`).
 
 The memory estimate is :func:`harness.grid.memory.step_memory` (the dry run's model) at the bench's
 batch and lengths: the weights of teacher and student (fp32) and, for the method with the largest step,
@@ -10,7 +10,6 @@ its score matrix (``attention="eager"``), on CUDA the fused kernels do not.
 from __future__ import annotations
 
 import os
-from typing import TYPE_CHECKING
 from dataclasses import replace
 from pathlib import Path
 
@@ -20,39 +19,11 @@ from ..errors import HarnessError
 from ..grid.cost import Architecture, architecture_of
 from ..grid.memory import GIB, Memory, StepShape, step_memory
 from ..step.prefixes import ONLINE_SOURCES
+from .presets import BenchConfig
 
-if TYPE_CHECKING:
-    from .presets import BenchConfig
-
-#: Token ids below this are special (pad, bos, eos, unk); the synthetic batches draw from the rest.
-FIRST_TOKEN = 4
 #: Refuse when the estimate exceeds this share of the free memory (the estimate leaves out the allocator's
 #: slack, the interpreter, and on CUDA the context).
 HEADROOM = 0.8
-
-
-def check_shapes(cfg: BenchConfig) -> None:
-    """Shapes the models can be built and run with, each failure one line naming the field."""
-    t, s = cfg.teacher, cfg.student
-    decoder_only = t.family == "gpt2"
-    if t.d_model % t.heads:
-        raise HarnessError(f"teacher.heads={t.heads} must divide teacher.d_model={t.d_model}")
-    if not decoder_only and t.encoder_layers < 1:
-        raise HarnessError(f"teacher.encoder_layers={t.encoder_layers}: an encoder-decoder ({t.family}) needs ≥ 1")
-    if s.decoder_layers > t.decoder_layers or (not decoder_only and s.encoder_layers > t.encoder_layers):
-        raise HarnessError(f"the student ({s.encoder_layers if not decoder_only else 0}+{s.decoder_layers} layers) "
-                           f"is deeper than the teacher ({t.encoder_layers if not decoder_only else 0}+"
-                           f"{t.decoder_layers}): its layers are copied from the teacher's")
-    if not decoder_only and s.encoder_layers < 1:
-        raise HarnessError(f"student.encoder_layers={s.encoder_layers}: an encoder-decoder needs ≥ 1")
-    if cfg.vocab_size <= FIRST_TOKEN:
-        raise HarnessError(f"vocab_size={cfg.vocab_size}: needs > {FIRST_TOKEN} (ids 0-3 are special tokens)")
-    longest_target = max(cfg.target_tokens, cfg.sampling.max_new_tokens + 1)
-    if t.family != "t5":   # learned positions (T5's are relative)
-        need = cfg.source_tokens + longest_target if decoder_only else max(cfg.source_tokens, longest_target)
-        if need > t.max_positions:
-            what = "source_tokens + the longest target" if decoder_only else "the longest source or target"
-            raise HarnessError(f"{what} ({need} tokens) exceeds teacher.max_positions={t.max_positions}")
 
 
 def architectures(cfg: BenchConfig) -> tuple[Architecture, Architecture]:

@@ -11,7 +11,7 @@ import torch
 from ..data import Batch, pad
 from ..errors import HarnessError
 from ..lm import Prefix, Seq2SeqLM, build_model, language_model, make_student, resolve_device
-from .presets import AUTOCAST, BenchConfig
+from .presets import AUTOCAST, BenchConfig, make_method, method_names
 from .sizes import check_memory
 
 
@@ -84,8 +84,6 @@ def make_setup(cfg: BenchConfig, methods: list | None = None) -> Setup:
         raise HarnessError(f"bench preset {cfg.preset!r} runs on {cfg.device}, but no CUDA device is available "
                            f"(--device cpu runs it here, slowly)")
     if methods is None:
-        from . import make_method, method_names
-
         methods = [make_method(name, cfg.task) for name in method_names(cfg)]
     check_memory(cfg, methods, device)
     student, teacher, layer_map = build_models(cfg, device)
