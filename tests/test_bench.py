@@ -358,3 +358,18 @@ def test_bench_command_absurd_size_is_one_line_exit_2():
                              "student.decoder_layers=9", "--dry-run"], capture_output=True, text=True)
     assert result.returncode == 2 and result.stderr.strip().count("\n") == 0, result.stderr
     assert result.stderr.startswith("harness: error:") and "deeper than the teacher" in result.stderr
+
+
+@pytest.mark.parametrize("error", [torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 20.00 GiB"),
+                                   RuntimeError("DefaultCPUAllocator: can't allocate memory: you tried to allocate 9"),
+                                   MemoryError()])
+def test_running_out_of_memory_past_the_estimate_is_one_line(tiny_setup, monkeypatch, error):
+    def measure(*args, **kwargs):
+        raise error
+
+    monkeypatch.setattr(bench, "measure", measure)
+    with pytest.raises(HarnessError, match="ran out of memory although its estimate fitted"):
+        bench.run_bench(tiny_setup.cfg, ["mle"], ("fast",), setup=tiny_setup)
+    monkeypatch.setattr(bench, "measure", lambda *a, **k: (_ for _ in ()).throw(RuntimeError("a bug")))
+    with pytest.raises(RuntimeError, match="a bug"):   # other errors are not dressed up as memory
+        bench.run_bench(tiny_setup.cfg, ["mle"], ("fast",), setup=tiny_setup)

@@ -62,6 +62,18 @@ def run_bench(cfg: BenchConfig, methods: list[str], modes: tuple[str, ...] = MOD
     """
     modes = mode_names(cfg, modes)
     objects = {name: make_method(name, cfg.task) for name in methods}
+    try:
+        return _run_bench(cfg, objects, modes, table4, progress, setup)
+    except (RuntimeError, MemoryError) as err:   # past the estimate: one line, not the allocator's traceback
+        if not (isinstance(err, (torch.OutOfMemoryError, MemoryError)) or "can't allocate memory" in str(err)):
+            raise
+        raise HarnessError(f"bench preset {cfg.preset!r} ran out of memory although its estimate fitted "
+                           f"({type(err).__name__}: {str(err).splitlines()[0][:120] if str(err) else '-'}); lower "
+                           f"batch_size, source_tokens, target_tokens or the model sizes with --set") from None
+
+
+def _run_bench(cfg: BenchConfig, objects: dict, modes: tuple[str, ...], table4: bool,
+               progress: Callable[[str], None], setup: Setup | None) -> list[dict]:
     setup = setup or make_setup(cfg, list(objects.values()))
     context = {
         "device": str(setup.device),
