@@ -313,6 +313,8 @@ def test_paper_dialogue_preset_measures_a_decoder_only_pair():
     assert {(r["method"], r["mode"]) for r in rows} == {("mle", "fast"), ("kl", "fast")}
     assert all(r["tokens_per_s"] > 0 and r["peak_mem_mib"] > 0 and r["estimated_step_mib"] > 0 for r in rows)
     assert "paper-dialogue" in bench.format_tables(rows)
+    slow = [{**row, "tokens_per_s": 0.42} for row in rows]   # a paper-size model on CPU: under one token a second
+    assert " 0.42 " in bench.format_tables(slow)
     with pytest.raises(HarnessError, match="bare is written for encoder-decoder"):
         bench.mode_names(cfg, ["bare"])
 
@@ -373,3 +375,4 @@ def test_running_out_of_memory_past_the_estimate_is_one_line(tiny_setup, monkeyp
     monkeypatch.setattr(bench, "measure", lambda *a, **k: (_ for _ in ()).throw(RuntimeError("a bug")))
     with pytest.raises(RuntimeError, match="a bug"):   # other errors are not dressed up as memory
         bench.run_bench(tiny_setup.cfg, ["mle"], ("fast",), setup=tiny_setup)
+

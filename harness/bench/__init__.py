@@ -107,6 +107,11 @@ def write_results(rows: list[dict], results_dir: str | Path, stamp: str | None =
     return final
 
 
+def _rate(value: float) -> str:
+    """Tokens per second: whole above 100, else with a decimal (a paper-size model on CPU makes a few)."""
+    return f"{value:.0f}" if value >= 100 else f"{value:.2g}" if value < 1 else f"{value:.1f}"
+
+
 def format_tables(rows: list[dict]) -> str:
     """The step-time table (fast vs reference vs floor) and the Table 4 comparison, as text."""
     lines = []
@@ -126,7 +131,7 @@ def format_tables(rows: list[dict]) -> str:
         lines.append(
             f"{preset:<14} {method:<11} {cell('fast', 'step_s', 1000):>8} {cell('reference', 'step_s', 1000):>8} "
             f"{cell('bare', 'step_s', 1000):>8} {vs_ref:>9} {vs_bare:>9} "
-            f"{cell('fast', 'tokens_per_s'):>10} {cell('fast', 'peak_mem_mib', 1, '{:.1f}'):>9} "
+            f"{_rate(modes['fast']['tokens_per_s']) if fast else '-':>10} {cell('fast', 'peak_mem_mib', 1, '{:.1f}'):>9} "
             f"{next(iter(modes.values())).get('estimated_step_mib', float('nan')):>8.1f} "
             f"{cell('reference', 'peak_mem_mib', 1, '{:.1f}'):>8} "
             f"{cell('reference', 'max_loss_diff_vs_fast', 1, '{:.1e}'):>8}")
