@@ -217,7 +217,7 @@ def list_cmd(plugins) -> None:
 @click.option("--mode", "modes", multiple=True, type=click.Choice(["fast", "reference", "bare"]),
               help="Repeatable; default: the preset's (paper-<task>: fast), else all three.")
 @click.option("--repeats", "--steps", "repeats", type=click.IntRange(min=1), default=None,
-              help="Timed steps per mode (median; default: the preset's, 5, 3 or on CPU 2).")
+              help="Timed steps per mode (median; default: the preset's: 5, 3, or 1 for paper-<task> on CPU).")
 @click.option("--batch-size", type=click.IntRange(min=1), default=None,
               help="Examples per step (default: the preset's; the same as --set batch_size=N).")
 @click.option("--threads", type=click.IntRange(min=1), default=None, help=THREADS_HELP)
