@@ -235,13 +235,17 @@ def list_cmd(plugins) -> None:
 
 @cli.command("bench")
 @click.option("--preset", "presets", multiple=True, metavar="NAME",
-              help="dart-like | xsum-like | paper-gpu (repeatable; default: dart-like and xsum-like).")
+              help="dart-like | xsum-like | paper-gpu | paper-dart | paper-xsum | paper-wmt | paper-dialogue "
+                   "(repeatable; default: dart-like and xsum-like). paper-<task>: the paper's model shapes with "
+                   "random weights at the paper profile's sizes (small ones on CPU).")
 @click.option("--method", "methods", multiple=True, metavar="NAME",
               help="Repeatable; default: the preset's list (paper-gpu: kl, rkl, js, tvd), else every method.")
 @click.option("--mode", "modes", multiple=True, type=click.Choice(["fast", "reference", "bare"]),
-              help="Repeatable; default: all three.")
-@click.option("--repeats", type=click.IntRange(min=1), default=None,
-              help="Timed steps per mode (median; default: the preset's, 5 or 3).")
+              help="Repeatable; default: the preset's (paper-<task>: fast), else all three.")
+@click.option("--repeats", "--steps", "repeats", type=click.IntRange(min=1), default=None,
+              help="Timed steps per mode (median; default: the preset's: 5, 3, or 1 for paper-<task> on CPU).")
+@click.option("--batch-size", type=click.IntRange(min=1), default=None,
+              help="Examples per step (default: the preset's; the same as --set batch_size=N).")
 @click.option("--threads", type=click.IntRange(min=1), default=None, help=THREADS_HELP)
 @click.option("--set", "sets", multiple=True, metavar="KEY=VALUE",
               help="Override a preset field, e.g. --set batch_size=16 --set teacher.d_model=256.")
@@ -256,13 +260,13 @@ def list_cmd(plugins) -> None:
 @click.option("--profile", default="cpu", show_default=True, help="With --cell: the cells' profile.")
 @click.option("--store-k", type=click.IntRange(min=1), default=None,
               help="With --cell: the store's k when on (default: the whole vocabulary, exact).")
-def bench_cmd(presets, methods, modes, repeats, threads, sets, device, no_table4, results_dir, plugins,
+def bench_cmd(presets, methods, modes, repeats, batch_size, threads, sets, device, no_table4, results_dir, plugins,
               dry_run, cell_task, profile, store_k) -> None:
     """Step time, tokens/s and peak memory of fast vs reference (paper-code) mode vs the bare floor;
     with --cell, the stage build seconds of whole cells."""
     import json
 
-    from .bench import MODES, describe, format_tables, method_names, resolve_bench_config, run_bench, write_results
+    from .bench import describe, format_tables, method_names, mode_names, resolve_bench_config, run_bench, write_results
     from .config import parse_sets
 
     _load_plugins(plugins)
@@ -287,17 +291,19 @@ def bench_cmd(presets, methods, modes, repeats, threads, sets, device, no_table4
         click.echo(format_cells(rows))
         click.echo(f"results: {path}")
         return
-    for key, value in (("repeats", repeats), ("threads", threads), ("device", device)):
+    for key, value in (("repeats", repeats), ("batch_size", batch_size), ("threads", threads), ("device", device)):
         if value is not None:
             pairs.append((key, str(value)))
     configs = [resolve_bench_config(p, pairs) for p in (presets or ("dart-like", "xsum-like"))]
-    plan = [(cfg, method_names(cfg, methods)) for cfg in configs]   # unknown names fail before any measuring
+    # unknown names and impossible modes fail before any measuring
+    plan = [(cfg, method_names(cfg, methods), mode_names(cfg, modes)) for cfg in configs]
     if dry_run:
-        click.echo(json.dumps([{**describe(cfg), "methods": names} for cfg, names in plan], indent=2))
+        click.echo(json.dumps([{**describe(cfg), "methods": names, "modes": list(chosen)}
+                               for cfg, names, chosen in plan], indent=2))
         return
     rows = []
-    for cfg, names in plan:
-        rows += run_bench(cfg, names, tuple(modes) or MODES, table4=not no_table4,
+    for cfg, names, chosen in plan:
+        rows += run_bench(cfg, names, chosen, table4=cfg.table4 and not no_table4,
                           progress=lambda line: click.echo(line, err=True))
     path = write_results(rows, results_dir)
     click.echo(format_tables(rows))

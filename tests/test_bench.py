@@ -280,3 +280,99 @@ def test_bench_cell_unknown_task_or_method_is_one_line(tmp_path):
         result = CliRunner().invoke(cli, ["bench", *args, "--results-dir", str(tmp_path)])
         assert isinstance(result.exception, HarnessError) and "known" in str(result.exception)
         assert not (tmp_path / "bench").exists()   # refused before any work
+
+
+# ---------------------------------------------------------------- the paper's shapes; sizes checked first
+
+@pytest.mark.parametrize("preset, family, width, depths, vocab, student", [
+    ("paper-dart", "bart", 1024, (12, 12), 50265, (3, 1)), ("paper-xsum", "bart", 1024, (12, 12), 50265, (3, 3)),
+    ("paper-wmt", "t5", 768, (12, 12), 32128, (3, 1)), ("paper-dialogue", "gpt2", 1024, (0, 24), 50257, (0, 4))])
+def test_paper_presets_have_the_paper_models_shapes(preset, family, width, depths, vocab, student):
+    cfg = bench.resolve_bench_config(preset, [("device", "cpu")])
+    t = cfg.teacher
+    assert (t.family, t.d_model, (t.encoder_layers, t.decoder_layers), cfg.vocab_size) == (family, width, depths, vocab)
+    assert (cfg.student.encoder_layers, cfg.student.decoder_layers) == student and t.pretrained is None
+    assert cfg.batch_size == 2 and cfg.source_tokens == 32   # a few small steps on CPU
+    gpu = bench.resolve_bench_config(preset, [("device", "cuda")])
+    assert gpu.batch_size == 8 and gpu.source_tokens >= 128   # the recipe's on CUDA
+    assert bench.mode_names(cfg) == ("fast",) and bench.method_names(cfg) == ["kl", "rkl", "js", "tvd"]
+    kept = bench.resolve_bench_config(preset, [("device", "cpu"), ("batch_size", "3")])
+    assert kept.batch_size == 3   # --set wins over the CPU sizes
+
+
+def test_paper_dialogue_preset_measures_a_decoder_only_pair():
+    small = [("device", "cpu"), ("teacher.d_model", "16"), ("teacher.heads", "2"), ("teacher.ffn_dim", "32"),
+             ("teacher.decoder_layers", "2"), ("student.decoder_layers", "1"), ("vocab_size", "60"),
+             ("repeats", "1"), ("warmup", "0"), ("threads", "1")]
+    cfg = bench.resolve_bench_config("paper-dialogue", small)
+    threads = torch.get_num_threads()
+    try:
+        rows = bench.run_bench(cfg, ["mle", "kl"], bench.mode_names(cfg), table4=cfg.table4)
+    finally:
+        torch.set_num_threads(threads)
+    assert {(r["method"], r["mode"]) for r in rows} == {("mle", "fast"), ("kl", "fast")}
+    assert all(r["tokens_per_s"] > 0 and r["peak_mem_mib"] > 0 and r["estimated_step_mib"] > 0 for r in rows)
+    assert "paper-dialogue" in bench.format_tables(rows)
+    slow = [{**row, "tokens_per_s": 0.42} for row in rows]   # a paper-size model on CPU: under one token a second
+    assert " 0.42 " in bench.format_tables(slow)
+    with pytest.raises(HarnessError, match="bare is written for encoder-decoder"):
+        bench.mode_names(cfg, ["bare"])
+
+
+@pytest.mark.parametrize("sets, message", [
+    ([("student.decoder_layers", "4")], "deeper than the teacher"),
+    ([("student.encoder_layers", "5")], "deeper than the teacher"),
+    ([("teacher.heads", "3")], "must divide teacher.d_model"),
+    ([("vocab_size", "4")], "vocab_size=4"),
+    ([("teacher.family", "bart"), ("source_tokens", "300")], "exceeds teacher.max_positions=256"),
+])
+def test_impossible_sizes_are_one_line_errors_before_building(sets, message):
+    with pytest.raises(HarnessError, match=message):
+        bench.resolve_bench_config("dart-like", sets)
+
+
+def test_sizes_beyond_the_free_memory_are_refused_before_allocating(monkeypatch):
+    from harness.bench import sizes
+
+    cfg = bench.resolve_bench_config("paper-dart", [("device", "cpu"), ("batch_size", "4096"),
+                                                    ("source_tokens", "1024"), ("target_tokens", "1000")])
+    built = []
+
+    def build(*args):
+        built.append(args)
+        raise RuntimeError("building")
+
+    monkeypatch.setattr("harness.bench.synthetic.build_models", build)
+    with pytest.raises(HarnessError, match=r"needs about [\d,.]+ GiB on cpu .* but only [\d,.]+ GiB are free"):
+        bench.make_setup(cfg, [bench.make_method("kl", "dart")])
+    assert not built
+    monkeypatch.setattr(sizes, "available_bytes", lambda device: 1e15)
+    with pytest.raises(RuntimeError, match="building"):   # fits: goes on to build
+        bench.make_setup(cfg, [bench.make_method("kl", "dart")])
+    assert built
+
+
+def test_bench_command_absurd_size_is_one_line_exit_2():
+    import subprocess
+    import sys
+
+    result = subprocess.run([sys.executable, "-m", "harness.cli", "bench", "--preset", "dart-like", "--set",
+                             "student.decoder_layers=9", "--dry-run"], capture_output=True, text=True)
+    assert result.returncode == 2 and result.stderr.strip().count("\n") == 0, result.stderr
+    assert result.stderr.startswith("harness: error:") and "deeper than the teacher" in result.stderr
+
+
+@pytest.mark.parametrize("error", [torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 20.00 GiB"),
+                                   RuntimeError("DefaultCPUAllocator: can't allocate memory: you tried to allocate 9"),
+                                   MemoryError()])
+def test_running_out_of_memory_past_the_estimate_is_one_line(tiny_setup, monkeypatch, error):
+    def measure(*args, **kwargs):
+        raise error
+
+    monkeypatch.setattr(bench, "measure", measure)
+    with pytest.raises(HarnessError, match="ran out of memory although its estimate fitted"):
+        bench.run_bench(tiny_setup.cfg, ["mle"], ("fast",), setup=tiny_setup)
+    monkeypatch.setattr(bench, "measure", lambda *a, **k: (_ for _ in ()).throw(RuntimeError("a bug")))
+    with pytest.raises(RuntimeError, match="a bug"):   # other errors are not dressed up as memory
+        bench.run_bench(tiny_setup.cfg, ["mle"], ("fast",), setup=tiny_setup)
+

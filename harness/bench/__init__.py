@@ -26,45 +26,55 @@ from typing import Callable
 import torch
 
 from ..errors import HarnessError
-from ..methods.base import Method
+from ..lm import DECODER_ONLY_FAMILIES
 from ..step import MODES
 from .measure import measure, peak_memory_mib
-from .presets import AUTOCAST, PRESETS, BenchConfig, describe, resolve_bench_config
+from .presets import (AUTOCAST, PAPER_TASKS, PRESETS, BenchConfig, describe, make_method, method_names,
+                      resolve_bench_config)
+from .sizes import bench_memory
 from .synthetic import Setup, SyntheticVocab, make_setup
 from .table4 import OnlineTeacher, format_table4, variants
 
-__all__ = ["AUTOCAST", "MODES", "PRESETS", "BenchConfig", "OnlineTeacher", "Setup", "SyntheticVocab", "describe",
-           "format_tables", "make_method", "make_setup", "method_names", "peak_memory_mib", "resolve_bench_config",
-           "run_bench", "write_results"]
+__all__ = ["AUTOCAST", "MODES", "PAPER_TASKS", "PRESETS", "BenchConfig", "OnlineTeacher", "Setup", "SyntheticVocab",
+           "bench_memory", "describe", "format_tables", "make_method", "make_setup", "method_names", "mode_names",
+           "peak_memory_mib", "resolve_bench_config", "run_bench", "write_results"]
 
 
-def method_names(cfg: BenchConfig, given: tuple[str, ...] | list[str] = ()) -> list[str]:
-    """``given``, else the preset's list, else every registered method; unknown names fail here."""
-    from ..registry import METHODS
-
-    names = list(given) or [m.strip() for m in cfg.methods.split(",") if m.strip()] or METHODS.names()
-    for name in names:
-        METHODS.get(name)
-    return names
-
-
-def make_method(name: str, task: str) -> Method:
-    """The method ``name`` with ``task``'s defaults (e.g. JS β)."""
-    from ..registry import METHODS, TASKS
-
-    return METHODS.get(name).for_task(TASKS.get(task))
+def mode_names(cfg: BenchConfig, given: tuple[str, ...] | list[str] = ()) -> tuple[str, ...]:
+    """``given``, else the preset's modes, else all three; unknown modes, and ``bare`` on a decoder-only model
+    (the floor is written for encoder-decoders), fail here."""
+    modes = tuple(given) or tuple(m.strip() for m in cfg.modes.split(",") if m.strip()) or MODES
+    unknown = [m for m in modes if m not in MODES]
+    if unknown:
+        raise HarnessError(f"unknown bench mode {unknown[0]!r}; known: {', '.join(MODES)}")
+    if "bare" in modes and cfg.teacher.family in DECODER_ONLY_FAMILIES:
+        raise HarnessError(f"mode bare is written for encoder-decoder models, not teacher.family="
+                           f"{cfg.teacher.family!r}: choose --mode fast or --mode reference")
+    return modes
 
 
 def run_bench(cfg: BenchConfig, methods: list[str], modes: tuple[str, ...] = MODES, table4: bool = True,
               progress: Callable[[str], None] = lambda _: None, setup: Setup | None = None) -> list[dict]:
     """Measure every method of ``methods`` on ``cfg``; with ``table4``, JS and TVD online as well.
 
-    ``setup``: models and batch already built for ``cfg`` (default: built here from ``cfg``).
+    ``setup``: models and batch already built for ``cfg`` (default: built here from ``cfg``, after checking
+    that they and the largest step fit in memory).
     """
-    unknown = [m for m in modes if m not in MODES]
-    if unknown:
-        raise HarnessError(f"unknown bench mode {unknown[0]!r}; known: {', '.join(MODES)}")
-    setup = setup or make_setup(cfg)
+    modes = mode_names(cfg, modes)
+    objects = {name: make_method(name, cfg.task) for name in methods}
+    try:
+        return _run_bench(cfg, objects, modes, table4, progress, setup)
+    except (RuntimeError, MemoryError) as err:   # past the estimate: one line, not the allocator's traceback
+        if not (isinstance(err, (torch.OutOfMemoryError, MemoryError)) or "can't allocate memory" in str(err)):
+            raise
+        raise HarnessError(f"bench preset {cfg.preset!r} ran out of memory although its estimate fitted "
+                           f"({type(err).__name__}: {str(err).splitlines()[0][:120] if str(err) else '-'}); lower "
+                           f"batch_size, source_tokens, target_tokens or the model sizes with --set") from None
+
+
+def _run_bench(cfg: BenchConfig, objects: dict, modes: tuple[str, ...], table4: bool,
+               progress: Callable[[str], None], setup: Setup | None) -> list[dict]:
+    setup = setup or make_setup(cfg, list(objects.values()))
     context = {
         "device": str(setup.device),
         "device_name": torch.cuda.get_device_name(setup.device) if setup.device.type == "cuda" else "cpu",
@@ -76,8 +86,10 @@ def run_bench(cfg: BenchConfig, methods: list[str], modes: tuple[str, ...] = MOD
         "torch": torch.__version__, "transformers": __import__("transformers").__version__,
     }
     rows = []
-    for name in methods:
-        rows += measure(setup, name, variants(name, make_method(name, cfg.task), modes, table4), progress)
+    for name, method in objects.items():
+        estimate = bench_memory(cfg, method, setup.device.type)
+        rows += [{**row, "estimated_step_mib": estimate.step / 2 ** 20, "weights_mib": estimate.weights / 2 ** 20}
+                 for row in measure(setup, name, variants(name, method, modes, table4), progress)]
     return [{**row, **context} for row in rows]
 
 
@@ -95,6 +107,11 @@ def write_results(rows: list[dict], results_dir: str | Path, stamp: str | None =
     return final
 
 
+def _rate(value: float) -> str:
+    """Tokens per second: whole above 100, else with a decimal (a paper-size model on CPU makes a few)."""
+    return f"{value:.0f}" if value >= 100 else f"{value:.2g}" if value < 1 else f"{value:.1f}"
+
+
 def format_tables(rows: list[dict]) -> str:
     """The step-time table (fast vs reference vs floor) and the Table 4 comparison, as text."""
     lines = []
@@ -102,8 +119,8 @@ def format_tables(rows: list[dict]) -> str:
     for r in rows:
         if r["variant"] == "default":
             by_key.setdefault((r["preset"], r["method"]), {})[r["mode"]] = r
-    header = (f"{'preset':<10} {'method':<11} {'fast ms':>8} {'ref ms':>8} {'bare ms':>8} {'fast/ref':>9} "
-              f"{'fast/bare':>9} {'fast tok/s':>10} {'fast MiB':>9} {'ref MiB':>8} {'|Δloss|':>8}")
+    header = (f"{'preset':<14} {'method':<11} {'fast ms':>8} {'ref ms':>8} {'bare ms':>8} {'fast/ref':>9} "
+              f"{'fast/bare':>9} {'fast tok/s':>10} {'fast MiB':>9} {'est MiB':>8} {'ref MiB':>8} {'|Δloss|':>8}")
     lines += [header, "-" * len(header)]
     for (preset, method), modes in by_key.items():
         def cell(mode, key, scale=1.0, fmt="{:.0f}"):
@@ -112,9 +129,10 @@ def format_tables(rows: list[dict]) -> str:
         vs_ref = f"{fast['speedup_vs_reference']:.2f}×" if fast and "reference" in modes else "-"
         vs_bare = f"{fast['over_floor']:.2f}×" if fast and "bare" in modes else "-"
         lines.append(
-            f"{preset:<10} {method:<11} {cell('fast', 'step_s', 1000):>8} {cell('reference', 'step_s', 1000):>8} "
+            f"{preset:<14} {method:<11} {cell('fast', 'step_s', 1000):>8} {cell('reference', 'step_s', 1000):>8} "
             f"{cell('bare', 'step_s', 1000):>8} {vs_ref:>9} {vs_bare:>9} "
-            f"{cell('fast', 'tokens_per_s'):>10} {cell('fast', 'peak_mem_mib', 1, '{:.1f}'):>9} "
+            f"{_rate(modes['fast']['tokens_per_s']) if fast else '-':>10} {cell('fast', 'peak_mem_mib', 1, '{:.1f}'):>9} "
+            f"{next(iter(modes.values())).get('estimated_step_mib', float('nan')):>8.1f} "
             f"{cell('reference', 'peak_mem_mib', 1, '{:.1f}'):>8} "
             f"{cell('reference', 'max_loss_diff_vs_fast', 1, '{:.1e}'):>8}")
     lines += format_table4(rows)
@@ -122,5 +140,12 @@ def format_tables(rows: list[dict]) -> str:
         r = rows[0]
         lines += ["", f"device {r['device_name']} ({r['threads']} threads); step = loss + backward; times: median of "
                       f"{r['repeats']} repeats; ratios: median of per-repeat ratios, arms interleaved; "
-                      f"memory: {r['memory_measure']}"]
+                      f"memory: {r['memory_measure']}, above the weights; est: harness.grid.memory's estimate of "
+                      f"the same (gradients, activations, logits)"]
+        weights = {(row["preset"], row.get("weights_mib")) for row in rows if row.get("weights_mib") is not None}
+        for preset, mib in weights:
+            row = next(x for x in rows if x["preset"] == preset)
+            lines.append(f"{preset}: teacher {row['teacher_params'] / 1e6:,.0f}M and student "
+                         f"{row['student_params'] / 1e6:,.0f}M parameters, {mib:,.0f} MiB of weights (fp32); batch "
+                         f"{row['batch_size']}, sources of {row['source_tokens']} tokens on average")
     return "\n".join(lines)

@@ -10,8 +10,9 @@ import torch
 
 from ..data import Batch, pad
 from ..errors import HarnessError
-from ..lm import Prefix, Seq2SeqLM, build_model, make_student, resolve_device
-from .presets import AUTOCAST, BenchConfig
+from ..lm import Prefix, Seq2SeqLM, build_model, language_model, make_student, resolve_device
+from .presets import AUTOCAST, BenchConfig, make_method, method_names
+from .sizes import check_memory
 
 
 @dataclass(frozen=True)
@@ -28,21 +29,20 @@ class SyntheticVocab:
         return self.size
 
 
-def build_models(cfg: BenchConfig, device: torch.device) -> tuple[Seq2SeqLM, Seq2SeqLM, dict]:
-    """Random-weight teacher (eval) and layer-copied student (train mode), as in a KD stage."""
+def build_models(cfg: BenchConfig, device: torch.device):
+    """Random-weight teacher (eval) and layer-copied student (train mode), as in a KD stage, behind the
+    engine's adapters (:func:`harness.lm.language_model`: encoder-decoder or decoder-only)."""
     if cfg.teacher.dropout:
         raise HarnessError("the bench needs teacher.dropout=0: with dropout the modes draw different masks")
     torch.manual_seed(cfg.seed)
     vocab = SyntheticVocab(cfg.vocab_size)
     teacher = build_model(cfg.teacher, vocab)
-    if not teacher.config.is_encoder_decoder:
-        raise HarnessError("the bench builds encoder-decoder models (teacher.family t5 or bart)")
     student, layer_map = make_student(teacher, cfg.student.encoder_layers, cfg.student.decoder_layers)
     teacher.to(device).eval()
     student.to(device).train()
     for p in teacher.parameters():
         p.requires_grad_(False)
-    return Seq2SeqLM(student, vocab), Seq2SeqLM(teacher, vocab), layer_map
+    return language_model(student, vocab), language_model(teacher, vocab), layer_map
 
 
 def synthetic_batch(cfg: BenchConfig, device: torch.device) -> Batch:
@@ -66,7 +66,7 @@ class Setup:
     """Everything a timed step needs, built once per preset."""
 
     cfg: BenchConfig
-    student: Seq2SeqLM
+    student: Seq2SeqLM            # or CausalLM (a decoder-only preset)
     teacher: Seq2SeqLM
     layer_map: dict
     batch: Batch
@@ -74,13 +74,17 @@ class Setup:
     autocast_dtype: torch.dtype | None
 
 
-def make_setup(cfg: BenchConfig) -> Setup:
-    """The preset's device (CPU threads set if asked), models and batch."""
+def make_setup(cfg: BenchConfig, methods: list | None = None) -> Setup:
+    """The preset's device (CPU threads set if asked), models and batch; first, the models and the largest
+    step of ``methods`` (method objects; default: the preset's) are checked against the device's free memory."""
     device = resolve_device(cfg.device)
     if cfg.threads > 0:
         torch.set_num_threads(cfg.threads)
     if device.type == "cuda" and not torch.cuda.is_available():
         raise HarnessError(f"bench preset {cfg.preset!r} runs on {cfg.device}, but no CUDA device is available "
                            f"(--device cpu runs it here, slowly)")
+    if methods is None:
+        methods = [make_method(name, cfg.task) for name in method_names(cfg)]
+    check_memory(cfg, methods, device)
     student, teacher, layer_map = build_models(cfg, device)
     return Setup(cfg, student, teacher, layer_map, synthetic_batch(cfg, device), device, AUTOCAST[cfg.autocast])

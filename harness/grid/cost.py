@@ -22,7 +22,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 
-from ..config import DecodeConfig, RunConfig, TrainConfig
+from ..config import DecodeConfig, ModelConfig, RunConfig, TrainConfig
 from ..paper.data import PAPER_DATA, DataStats
 from ..step.prefixes import ONLINE_SOURCES, decode_config
 
@@ -43,6 +43,7 @@ class Architecture:
     positions: int        # learned position embeddings per stack (0: T5's relative bias)
     encoder_layers: int   # 0 for decoder-only
     decoder_layers: int
+    heads: int = 1        # attention heads (not in the count; what a model built from this shape needs)
 
     @property
     def decoder_only(self) -> bool:
@@ -87,15 +88,36 @@ class Architecture:
     def with_depth(self, encoder_layers: int, decoder_layers: int) -> "Architecture":
         return replace(self, encoder_layers=encoder_layers, decoder_layers=decoder_layers)
 
+    def model_config(self) -> ModelConfig:
+        """The :class:`~harness.config.ModelConfig` that builds this shape with random weights
+        (:func:`harness.lm.build_model`; BART's learned positions carry 2 rows beyond ``max_positions``)."""
+        return ModelConfig(family=self.family, d_model=self.d_model, encoder_layers=self.encoder_layers,
+                           decoder_layers=self.decoder_layers, heads=self.heads, ffn_dim=self.ffn_dim,
+                           dropout=0.0, max_positions=max(2, self.positions - POSITION_OFFSET.get(self.family, 0))
+                           if self.positions else 512)
 
-_BART_LARGE = Architecture("bart", 1024, 4096, 50265, 1026, 12, 12)     # hub config.json of facebook/bart-large
-_T5_BASE = Architecture("t5", 768, 3072, 32128, 0, 12, 12)              # hub config.json of t5-base
+
+#: Rows of learned positions a family embeds beyond ``max_positions`` (BART's offset of 2).
+POSITION_OFFSET = {"bart": 2}
+
+
+def architecture_of(model: ModelConfig, vocab: int) -> Architecture:
+    """The shape of a model built from ``model`` (:func:`harness.lm.build_model`) over ``vocab`` tokens."""
+    positions = 0 if model.family == "t5" else model.max_positions + POSITION_OFFSET.get(model.family, 0)
+    return Architecture(model.family, model.d_model, model.ffn_dim, vocab, positions,
+                        0 if model.family == "gpt2" else model.encoder_layers, model.decoder_layers, model.heads)
+
+
+# Shapes from the hub config.json files (transformers' BartConfig defaults are bart-large's; t5-base: d_kv 64 × 12
+# heads = d_model; DialoGPT-medium is GPT-2 medium: n_embd 1024, n_layer 24, n_head 16, n_positions 1024).
+_BART_LARGE = Architecture("bart", 1024, 4096, 50265, 1026, 12, 12, heads=16)   # facebook/bart-large
+_T5_BASE = Architecture("t5", 768, 3072, 32128, 0, 12, 12, heads=12)            # t5-base
 #: The paper's teachers (their students have the same widths, fewer layers).
 PAPER_MODELS = {
     "facebook/bart-large": _BART_LARGE,                                  # 406M
     "facebook/bart-large-xsum": _BART_LARGE,                             # same architecture, 406M
     "google-t5/t5-base": _T5_BASE, "t5-base": _T5_BASE,                  # 223M
-    "microsoft/DialoGPT-medium": Architecture("gpt2", 1024, 4096, 50257, 1024, 0, 24),   # GPT-2 medium, 355M
+    "microsoft/DialoGPT-medium": Architecture("gpt2", 1024, 4096, 50257, 1024, 0, 24, heads=16),   # 355M
 }
 
 
@@ -105,8 +127,7 @@ def teacher_architecture(cfg: RunConfig) -> Architecture | None:
     t = cfg.teacher
     if t.pretrained is not None:
         return PAPER_MODELS.get(t.pretrained)
-    return Architecture(t.family, t.d_model, t.ffn_dim, cfg.tokenizer.vocab_size, t.max_positions,
-                        t.encoder_layers, t.decoder_layers)
+    return architecture_of(t, cfg.tokenizer.vocab_size)
 
 
 def student_architecture(cfg: RunConfig, teacher: Architecture) -> Architecture:

@@ -90,8 +90,11 @@ def plan_grid(cells: list[Cell]) -> list[CellPlan]:
 
 
 def format_plan(plans: list[CellPlan], name: str, profile: str, costs: dict | None = None) -> str:
-    """The dry run's text; ``costs`` (:func:`harness.grid.cost.estimate_grid`) adds GPU-hours per cell and in total."""
+    """The dry run's text; ``costs`` (:func:`harness.grid.cost.estimate_grid`) adds GPU-hours per cell and in total,
+    the wall-clock on 1, 8 and 32 GPUs (:mod:`.schedule`) and the peak memory per process (:mod:`.memory`)."""
     from .cost import format_cell_cost, format_costs
+    from .memory import format_grid_memory, grid_memory
+    from .schedule import format_wall_clock, stage_graph
 
     todo = [p for p in plans if p.status == "to run"]
     lines = [f"grid {name} (profile {profile}): {len(plans)} cells, {len(plans) - len(todo)} done, "
@@ -121,6 +124,8 @@ def format_plan(plans: list[CellPlan], name: str, profile: str, costs: dict | No
                  f"stage uses served by the cache or an earlier cell: {served}")
     if costs is not None:
         lines += format_costs(plans, costs)
+        lines += format_wall_clock(stage_graph(plans, costs))
+        lines += format_grid_memory(grid_memory(plans))
     return "\n".join(lines)
 
 
