@@ -1,0 +1,129 @@
+"""Data-parallel training: two gloo processes on CPU, each with its shard of every global batch, take the step
+of one process on the whole batch — the same loss, terms and gradients (1e-5) for every registered method and
+variant — and in one process the helpers change nothing."""
+
+from __future__ import annotations
+
+import os
+import socket
+
+import pytest
+import torch
+import torch.multiprocessing as mp
+
+from harness import distributed
+from harness.data import make_batch, shard_rows
+from harness.step import method_loss
+from harness.step.accumulate import parallel_step
+from harness.testing import make_method, method_cases, tiny_batch, tiny_models
+
+from test_grad_accum import TEXTS, fixed, grads
+
+#: The optimizer step's global micro-batches (row indices of TEXTS): uneven shards, and one of a single row,
+#: which leaves rank 1 without rows.
+GLOBAL_MICRO = [[0, 1, 2, 3, 4], [5, 6], [7]]
+PROCESSES = 2
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def launch(fn, processes: int, *args) -> None:
+    """Run ``fn(rank, *args)`` in ``processes`` processes that form a gloo group, as torchrun would set them up."""
+    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(free_port()))
+    mp.spawn(_entry, args=(processes, fn, args), nprocs=processes, join=True)
+
+
+def _entry(rank: int, processes: int, fn, args) -> None:
+    os.environ.update(RANK=str(rank), LOCAL_RANK=str(rank), WORLD_SIZE=str(processes))
+    torch.set_num_threads(1)
+    assert distributed.init_from_environment("cpu")
+    try:
+        fn(rank, *args)
+    finally:
+        distributed.shutdown()
+
+
+def _steps_on_shards(rank: int, out_dir: str) -> None:
+    from harness.config import DecodeConfig
+
+    student, teacher, layer_map, _ = tiny_models(texts=TEXTS)
+    split, _ = tiny_batch(student.tokenizer, TEXTS)
+    shards = [make_batch(split, shard_rows(rows, rank, PROCESSES), student.pad_id) for rows in GLOBAL_MICRO]
+    sampling = DecodeConfig(num_beams=1, do_sample=True, top_k=5, max_new_tokens=6)
+    results = {}
+    for case, (name, params) in method_cases().items():
+        student.model.zero_grad(set_to_none=True)
+        loss, terms = parallel_step(make_method(name, params), student, teacher, shards, sampling, layer_map,
+                                    collect=fixed)
+        results[case] = {"loss": loss.item(), "terms": {k: v.item() for k, v in terms.items()},
+                         "grads": grads(student.model)}
+    torch.save(results, os.path.join(out_dir, f"rank{rank}.pt"))
+
+
+@pytest.fixture(scope="module")
+def parallel_results(tmp_path_factory):
+    out = tmp_path_factory.mktemp("dp")
+    launch(_steps_on_shards, PROCESSES, str(out))
+    return [torch.load(out / f"rank{r}.pt") for r in range(PROCESSES)]
+
+
+@pytest.fixture(scope="module")
+def one_process():
+    student, teacher, layer_map, _ = tiny_models(texts=TEXTS)
+    _, big = tiny_batch(student.tokenizer, TEXTS)
+    return student, teacher, layer_map, big
+
+
+def test_shards_cover_the_batch_once_in_order():
+    rows = list(range(10, 17))
+    parts = [shard_rows(rows, r, 3) for r in range(3)]
+    assert parts == [[10, 11, 12], [13, 14], [15, 16]]
+    assert shard_rows([5], 1, 2) == [] and shard_rows([5], 0, 2) == [5]
+
+
+@pytest.mark.parametrize("case", method_cases())
+def test_two_processes_take_the_step_of_one_process_on_the_whole_batch(parallel_results, one_process, case):
+    from harness.config import DecodeConfig
+
+    student, teacher, layer_map, big = one_process
+    method = make_method(*method_cases()[case])
+    sampling = DecodeConfig(num_beams=1, do_sample=True, top_k=5, max_new_tokens=6)
+    student.model.zero_grad(set_to_none=True)
+    loss, terms = method_loss(method, student, teacher, big, sampling, layer_map, collect=fixed)
+    loss.backward()
+    expected = grads(student.model)
+    student.model.zero_grad(set_to_none=True)
+    for got in parallel_results:    # every rank ends with the global batch's loss and gradients
+        got = got[case]
+        assert got["loss"] == pytest.approx(loss.item(), rel=1e-5, abs=1e-6)
+        assert set(got["terms"]) == set(terms)
+        for k in terms:
+            assert got["terms"][k] == pytest.approx(terms[k].item(), rel=1e-5, abs=1e-6), k
+        assert got["grads"].keys() == expected.keys() and expected
+        for n in expected:
+            assert torch.allclose(got["grads"][n], expected[n], rtol=1e-5, atol=1e-5), n
+
+
+def test_the_test_can_fail_a_rank_alone_is_not_the_whole_batch(parallel_results, one_process):
+    """Without the summed token counts and gradients a rank's step would be its shard's own: not the big batch's."""
+    from harness.config import DecodeConfig
+
+    student, teacher, layer_map, _ = one_process
+    split, _ = tiny_batch(student.tokenizer, TEXTS)
+    shard = make_batch(split, [r for rows in GLOBAL_MICRO for r in shard_rows(rows, 0, PROCESSES)], student.pad_id)
+    with torch.no_grad():
+        alone = method_loss(make_method("mle"), student, teacher, shard, DecodeConfig(), layer_map)[0].item()
+    assert abs(alone - parallel_results[0]["mle"]["loss"]) > 1e-4
+
+
+def test_one_process_helpers_change_nothing():
+    assert distributed.world_size() == 1 and distributed.rank() == 0 and distributed.is_writer()
+    t = torch.tensor([1.5, 2.0])
+    assert distributed.all_reduce_sum(t) is t and t.tolist() == [1.5, 2.0]
+    assert distributed.sum_floats({"a": 3.0}) == {"a": 3.0}
+    distributed.barrier()
+    assert not distributed.init_from_environment("cpu")   # no launcher environment: stays one process
