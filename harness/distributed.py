@@ -47,6 +47,12 @@ def is_writer() -> bool:
     return rank() == 0
 
 
+def rank_seed(seed: int, rank: int) -> int:
+    """The torch seed of rank ``rank`` (dropout, online samples): rank 0 keeps ``seed`` (what one process
+    draws), the others draw from streams of their own."""
+    return seed + 1_000_003 * rank
+
+
 def launched_processes() -> int:
     """The process count a launcher put in this process's environment (``WORLD_SIZE``; 1 when there is none)."""
     return int(os.environ.get("WORLD_SIZE", "1") or 1)
@@ -106,6 +112,34 @@ def all_reduce_sum(tensor: torch.Tensor) -> torch.Tensor:
     if dist is not None and dist.get_world_size() > 1:
         dist.all_reduce(tensor, op=dist.ReduceOp.SUM)
     return tensor
+
+
+def broadcast_float(value: float) -> float:
+    """Rank 0's ``value`` on every process (``value`` itself in one process)."""
+    dist = _dist()
+    if dist is None or dist.get_world_size() == 1:
+        return value
+    tensor = torch.tensor([value], dtype=torch.float64, device=_collective_device())
+    dist.broadcast(tensor, src=0)
+    return float(tensor.item())
+
+
+def gather_objects(value) -> list:
+    """Every process's ``value`` (picklable), in rank order, on every process (``[value]`` in one process)."""
+    dist = _dist()
+    if dist is None or dist.get_world_size() == 1:
+        return [value]
+    out = [None] * dist.get_world_size()
+    dist.all_gather_object(out, value)
+    return out
+
+
+def _collective_device() -> torch.device:
+    """Where the backend's tensors must live: the process's GPU under NCCL, else the CPU."""
+    dist = _dist()
+    if dist is not None and dist.get_backend() == "nccl":
+        return torch.device("cuda", torch.cuda.current_device())
+    return torch.device("cpu")
 
 
 def sum_floats(values: dict[str, float], device: torch.device | str = "cpu") -> dict[str, float]:

@@ -127,3 +127,50 @@ def test_one_process_helpers_change_nothing():
     assert distributed.sum_floats({"a": 3.0}) == {"a": 3.0}
     distributed.barrier()
     assert not distributed.init_from_environment("cpu")   # no launcher environment: stays one process
+
+
+# --------------------------------------------------------------------------- the training loop
+def _train(student, teacher, method: str, processes: int = 1, **schedule):
+    import copy
+
+    from harness.config import TrainConfig
+    from harness.train import train
+
+    split, _ = tiny_batch(student.tokenizer, TEXTS)
+    lm = copy.copy(student)
+    lm.model = copy.deepcopy(student.model)
+    cfg = TrainConfig(**{"epochs": 1, "lr": 1e-2, "evals_per_epoch": 0, "max_steps": 2, **schedule})
+    result = train(lm, make_method(method), split, cfg, teacher=teacher, seed=3, collect=fixed)
+    return lm.model, result
+
+
+TRAINED = ("mle", "tvd")
+
+
+def _train_on_shards(rank: int, out_dir: str) -> None:
+    student, teacher, _, _ = tiny_models(texts=TEXTS)
+    out = {}
+    for method in TRAINED:
+        model, result = _train(student, teacher, method, batch_size=2)
+        out[method] = {"weights": {n: p.detach().clone() for n, p in model.named_parameters()},
+                       "steps": result.steps, "processes": result.processes, "rank_seeds": result.rank_seeds,
+                       "losses": [r["value"] for r in result.curves if r["name"] == "loss"]}
+    torch.save(out, os.path.join(out_dir, f"rank{rank}.pt"))
+
+
+def test_two_processes_at_batch_2_train_as_one_process_at_batch_4(tmp_path):
+    launch(_train_on_shards, PROCESSES, str(tmp_path))
+    ranks = [torch.load(tmp_path / f"rank{r}.pt") for r in range(PROCESSES)]
+    student, teacher, _, _ = tiny_models(texts=TEXTS)
+    for method in TRAINED:
+        big, result = _train(student, teacher, method, batch_size=4)
+        losses = [r["value"] for r in result.curves if r["name"] == "loss"]
+        assert result.steps == 2 and result.processes == 1
+        for got in ranks:
+            got = got[method]
+            assert got["steps"] == 2 and got["processes"] == 2 and got["rank_seeds"] == [3, 3 + 1_000_003]
+            assert got["losses"] == pytest.approx(losses, rel=1e-5), method
+            for name, p in big.named_parameters():   # Adam moves each weight by about lr = 1e-2 per step
+                assert torch.allclose(got["weights"][name], p, atol=1e-4), (method, name)
+        small, _ = _train(student, teacher, method, batch_size=2)   # one shard alone trains otherwise
+        assert any(not torch.allclose(small.get_parameter(n), p, atol=1e-4) for n, p in big.named_parameters())
