@@ -149,6 +149,9 @@ class RunConfig:
     results_dir: str = setting("results", help="where runs and the stage cache go", min_len=1)
     checkpoint_every: int = setting(100, help="training steps between resumable checkpoints (0: none); not part "
                                               "of a run's identity", ge=0)
+    processes: int = setting(1, help="data-parallel training processes (`harness run --processes N`): each trains on "
+                                     "its shard of every batch, so a training batch holds processes x batch_size "
+                                     "rows; keyed into the training stages when above 1", ge=1)
     data: DataConfig = setting(help="data", default_factory=DataConfig)
     tokenizer: TokenizerConfig = setting(help="tokenizer", default_factory=TokenizerConfig)
     teacher: ModelConfig = setting(help="the teacher model", default_factory=ModelConfig)

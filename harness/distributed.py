@@ -63,7 +63,12 @@ def backend_for(device: torch.device | str) -> str:
     return "nccl" if torch.device(device).type == "cuda" else "gloo"
 
 
-def init_from_environment(device: torch.device | str = "cpu", timeout_s: float = 600.0) -> bool:
+#: How long a rank waits for the others at a collective: rank 0 alone builds the stages that do not train
+#: (decoding, evaluation) while the others wait at a barrier.
+TIMEOUT_S = 6 * 3600.0
+
+
+def init_from_environment(device: torch.device | str = "cpu", timeout_s: float = TIMEOUT_S) -> bool:
     """Join the process group a launcher described in the environment (``RANK``, ``WORLD_SIZE``,
     ``MASTER_ADDR``, ``MASTER_PORT``); True when this process is one of several. Nothing happens when the
     environment names one process or the group is already up. A group that cannot start raises
@@ -90,6 +95,53 @@ def init_from_environment(device: torch.device | str = "cpu", timeout_s: float =
         raise HarnessError(f"the process group of {launched_processes()} processes could not start: "
                            f"{str(e).splitlines()[0] if str(e) else type(e).__name__}") from None
     return True
+
+
+def check_processes(processes: int | None, device: torch.device | str) -> int:
+    """The number of processes a cell trains on: ``--processes`` (None: what a launcher set, else 1). Raises
+    :class:`~harness.errors.HarnessError` (one line, before any work) for more CUDA processes than GPUs and for
+    a ``--processes`` that contradicts the launcher's ``WORLD_SIZE``."""
+    from .errors import HarnessError
+
+    launched = launched_processes()
+    if processes is None:
+        return launched
+    if processes < 1:
+        raise HarnessError(f"--processes {processes}: must be at least 1")
+    if launched > 1 and processes != launched:
+        raise HarnessError(f"--processes {processes} but the launcher started {launched} processes "
+                           f"(WORLD_SIZE): give one or the other")
+    device = torch.device(device)
+    if device.type == "cuda" and processes > torch.cuda.device_count():
+        raise HarnessError(f"--processes {processes} on CUDA, but this machine has {torch.cuda.device_count()} "
+                           f"GPU(s): one process per GPU")
+    if device.type not in ("cpu", "cuda") and processes > 1:
+        raise HarnessError(f"--processes {processes} on {device.type}: data parallel runs on cpu (gloo) or cuda "
+                           f"(NCCL)")
+    return processes
+
+
+def launch(processes: int, argv: list[str]) -> int:
+    """Run ``python -m harness.cli *argv`` in ``processes`` local processes that form one process group
+    (torch's elastic launcher, as ``torchrun --standalone``); each finds its rank in its environment. Returns
+    the exit status: 0, or that of the first rank that failed, after the launcher stopped the others (no
+    restarts: the same command resumes from the last checkpoint)."""
+    import sys
+    import uuid
+
+    from torch.distributed.elastic.multiprocessing.errors import ChildFailedError
+    from torch.distributed.launcher.api import LaunchConfig, elastic_launch
+
+    config = LaunchConfig(min_nodes=1, max_nodes=1, nproc_per_node=processes, run_id=uuid.uuid4().hex,
+                          rdzv_backend="c10d", rdzv_endpoint="localhost:0", max_restarts=0, start_method="spawn")
+    try:
+        elastic_launch(config, sys.executable)("-m", "harness.cli", *argv)
+    except ChildFailedError as err:
+        rank, failure = err.get_first_failure()
+        print(f"harness: error: training process {rank} of {processes} failed (exit code {failure.exitcode}); "
+              f"the others were stopped; the same command resumes from the last checkpoint", file=sys.stderr)
+        return failure.exitcode if failure.exitcode and failure.exitcode > 0 else 1
+    return 0
 
 
 def shutdown() -> None:

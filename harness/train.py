@@ -340,7 +340,8 @@ def select_checkpoint(state: TrainingState, model: torch.nn.Module, score: float
     if improved:
         state.best_score, state.best_step = score, state.step
         state.best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
-    note(f"{where} (epoch {position:.2f}): validation {score:.2f}{' (best)' if improved else ''}")
+    if distributed.is_writer():
+        note(f"{where} (epoch {position:.2f}): validation {score:.2f}{' (best)' if improved else ''}")
 
 
 def keep_selected(model: torch.nn.Module, state: TrainingState, schedule: TrainConfig) -> int:

@@ -160,6 +160,8 @@ def plan_cell(cfg: RunConfig, task, method: Method, device_type: str) -> CellPla
                   "selection_metric": selection_metric(task), "seed": seed}
         if rows != "per_reference":   # keyed only when not the default
             config["rows"] = rows
+        if cfg.processes > 1:         # data parallel: other batches, other random streams (keyed only then)
+            config["processes"] = cfg.processes
         return add(label, "student", config, {TEACHER: TEACHER, **inputs}, (type(trained),), model=model,
                    method=trained, schedule=schedule)
 
@@ -169,10 +171,12 @@ def plan_cell(cfg: RunConfig, task, method: Method, device_type: str) -> CellPla
     if cfg.teacher.trust_remote_code:       # (the same: keyed only when on)
         tokenizer_config["trust_remote_code"] = True
     add(TOKENIZER, "tokenizer", tokenizer_config, {"data": "data"})
-    add(TEACHER, "teacher", {"teacher": asdict(cfg.teacher), "train": asdict(cfg.teacher_train),
-                             "selection": asdict(cfg.selection_decode), "selection_metric": selection_metric(task),
-                             "seed": upstream_seed, "device": device_type},
-        {"tokenizer": TOKENIZER, "data": "data"}, model=TEACHER)
+    teacher_config = {"teacher": asdict(cfg.teacher), "train": asdict(cfg.teacher_train),
+                      "selection": asdict(cfg.selection_decode), "selection_metric": selection_metric(task),
+                      "seed": upstream_seed, "device": device_type}
+    if cfg.processes > 1:             # (as a student's)
+        teacher_config["processes"] = cfg.processes
+    add(TEACHER, "teacher", teacher_config, {"tokenizer": TOKENIZER, "data": "data"}, model=TEACHER)
     if method.needs_pseudo_labels:
         # truncation: each training example's offline output is cut as its target is
         add(PSEUDO_LABELS, "pseudo_labels", {"decode": asdict(cfg.pseudo_labels),

@@ -48,7 +48,7 @@ METRIC_COLUMNS = (*IDENTITY, "model", "split", "metric", "value", "signature", "
 OPERATIONAL = ("results_dir", "checkpoint_every")
 #: Settings added after runs were recorded, and their defaults: left out of a run's id at the default, so that
 #: the ids of runs made before them stay valid.
-LATER_SETTINGS = {"teacher_outputs_k": 0, "predistill_params": {}}
+LATER_SETTINGS = {"teacher_outputs_k": 0, "predistill_params": {}, "processes": 1}
 TIMING_METRICS = frozenset({"decode_tokens_per_s"})   # wall-clock dependent: differ between equal runs
 
 
