@@ -174,3 +174,107 @@ def test_two_processes_at_batch_2_train_as_one_process_at_batch_4(tmp_path):
                 assert torch.allclose(got["weights"][name], p, atol=1e-4), (method, name)
         small, _ = _train(student, teacher, method, batch_size=2)   # one shard alone trains otherwise
         assert any(not torch.allclose(small.get_parameter(n), p, atol=1e-4) for n, p in big.named_parameters())
+
+
+# --------------------------------------------------------------------------- bad input, before any work
+def test_more_cuda_processes_than_gpus_is_refused(monkeypatch):
+    from harness.errors import HarnessError
+
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 1)
+    with pytest.raises(HarnessError, match="--processes 2 on CUDA, but this machine has 1 GPU"):
+        distributed.check_processes(2, "cuda")
+    assert distributed.check_processes(1, "cuda") == 1
+    assert distributed.check_processes(4, "cpu") == 4
+
+
+def test_processes_beside_a_launcher_must_agree(monkeypatch):
+    from harness.errors import HarnessError
+
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    assert distributed.check_processes(None, "cpu") == 2 and distributed.check_processes(2, "cpu") == 2
+    with pytest.raises(HarnessError, match="--processes 3 but the launcher started 2"):
+        distributed.check_processes(3, "cpu")
+
+
+def test_a_process_group_without_its_address_is_one_line(monkeypatch):
+    from harness.errors import HarnessError
+
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    for name in ("RANK", "MASTER_ADDR", "MASTER_PORT"):
+        monkeypatch.delenv(name, raising=False)
+    with pytest.raises(HarnessError, match="RANK, MASTER_ADDR, MASTER_PORT not set"):
+        distributed.init_from_environment("cpu")
+
+
+def test_processes_are_keyed_into_training_stages_and_the_run_id_only_above_one():
+    import dataclasses
+
+    from harness.config import resolve_config
+    from harness.pipeline.graph import plan_for, run_id
+
+    one = resolve_config("dart", "tvd", "ci", None, [])
+    two = dataclasses.replace(one, processes=2)
+    plan_one, plan_two = plan_for(one), plan_for(two)
+    trains = {"teacher", "student"}
+    for a, b in zip(plan_one.specs, plan_two.specs):
+        assert "processes" not in a.config
+        assert (b.config.get("processes") == 2) is (b.stage in trains), b.label
+        assert (a.key != b.key) is (b.stage != "tokenizer"), b.label   # everything downstream of the teacher moves
+    assert {s.stage for s in plan_one.specs if s.stage in trains} == trains
+    assert run_id(one) != run_id(two)
+
+
+# --------------------------------------------------------------------------- a killed rank, then the same command
+class Killed(RuntimeError):
+    pass
+
+
+def _train_with_checkpoints(rank: int, out_dir: str, kill_at_collect: int | None) -> None:
+    """tvd with real online samples (each rank's own stream), 4 steps, a checkpoint after each; rank 1 dies
+    during step 3 when asked."""
+    import copy
+    from pathlib import Path
+
+    from harness.config import DecodeConfig, TrainConfig
+    from harness.step import collect_prefix
+    from harness.store.checkpoints import TrainingCheckpoints
+    from harness.train import train
+
+    calls = []
+
+    def collect(*args, **kwargs):
+        calls.append(1)
+        if rank == 1 and kill_at_collect is not None and len(calls) == kill_at_collect:
+            raise Killed("rank 1 killed")
+        return collect_prefix(*args, **kwargs)
+
+    student, teacher, _, _ = tiny_models(texts=TEXTS)
+    split, _ = tiny_batch(student.tokenizer, TEXTS)
+    lm = copy.copy(student)
+    lm.model = copy.deepcopy(student.model)
+    cfg = TrainConfig(epochs=2, lr=1e-2, evals_per_epoch=0, batch_size=2)
+    checkpoints = TrainingCheckpoints(Path(out_dir) / "checkpoints", 1)
+    result = train(lm, make_method("tvd"), split, cfg, teacher=teacher, seed=3, collect=collect,
+                   sampling=DecodeConfig(num_beams=1, do_sample=True, top_k=5, max_new_tokens=6),
+                   checkpoints=checkpoints)
+    torch.save({"weights": {n: p.detach().clone() for n, p in lm.model.named_parameters()},
+                "losses": [r["value"] for r in result.curves if r["name"] == "loss"],
+                "resumed_from": result.resumed_from, "steps": result.steps},
+               os.path.join(out_dir, f"rank{rank}.pt"))
+
+
+@pytest.mark.slow
+def test_a_killed_rank_stops_the_training_and_the_same_run_resumes_to_the_same_numbers(tmp_path):
+    whole, cut = tmp_path / "whole", tmp_path / "cut"
+    whole.mkdir(), cut.mkdir()
+    launch(_train_with_checkpoints, PROCESSES, str(whole), None)
+    with pytest.raises(Exception, match="rank 1 killed"):   # during step 3 (2 collect calls a step): rank 0 stopped too
+        launch(_train_with_checkpoints, PROCESSES, str(cut), 5)
+    assert not (cut / "rank0.pt").exists()
+    launch(_train_with_checkpoints, PROCESSES, str(cut), None)
+    for r in range(PROCESSES):
+        a, b = torch.load(whole / f"rank{r}.pt"), torch.load(cut / f"rank{r}.pt")
+        assert a["resumed_from"] is None and b["resumed_from"] == 2 and a["steps"] == b["steps"] == 4
+        assert a["losses"] == b["losses"]                          # the curve went on from the checkpoint's rows
+        for name, p in a["weights"].items():
+            assert torch.equal(p, b["weights"][name]), (r, name)   # bit for bit on CPU
