@@ -278,3 +278,56 @@ def test_a_killed_rank_stops_the_training_and_the_same_run_resumes_to_the_same_n
         assert a["losses"] == b["losses"]                          # the curve went on from the checkpoint's rows
         for name, p in a["weights"].items():
             assert torch.equal(p, b["weights"][name]), (r, name)   # bit for bit on CPU
+
+
+# --------------------------------------------------------------------------- the command line
+def _run_cli(args: list[str], cwd) -> "subprocess.CompletedProcess":
+    import subprocess
+    import sys
+
+    env = {k: v for k, v in os.environ.items() if k not in distributed.LAUNCH_VARIABLES}
+    return subprocess.run([sys.executable, "-m", "harness.cli", "run", "--task", "dart", "--profile", "ci",
+                           "--device", "cpu", "--threads", "1", "--processes", "2",
+                           "--results-dir", str(cwd / "results"), *args],
+                          cwd=cwd, env=env, capture_output=True, text=True, timeout=900)
+
+
+@pytest.mark.slow
+def test_run_on_two_processes_finishes_and_writes_its_run_once(tmp_path):
+    import json
+
+    proc = _run_cli(["--method", "tvd"], tmp_path)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert proc.stdout.count("results: ") == 1 and proc.stdout.count("test split") == 1   # rank 0 reports
+    runs = list((tmp_path / "results" / "runs").iterdir())
+    assert len(runs) == 1
+    manifest = json.loads((runs[0] / "manifest.json").read_text())
+    assert manifest["config"]["processes"] == 2
+    trained = [json.loads(p.read_text()) for stage in ("teacher", "student")
+               for p in (tmp_path / "results" / "cache" / stage).glob("*/stage.json")]
+    assert len(trained) == 3     # teacher, pre-distilled student, tvd student: each built once
+    for record in trained:
+        assert record["config"]["processes"] == 2 and record["info"]["processes"] == 2
+        assert len(set(record["info"]["rank_seeds"])) == 2
+
+
+@pytest.mark.slow
+def test_a_killed_rank_stops_the_cell_with_one_line(tmp_path):
+    plugin = tmp_path / "dies.py"
+    plugin.write_text(
+        "import os\n"
+        "from harness import register_method\n"
+        "from harness.methods.baselines import MLE\n\n"
+        "@register_method('dies_on_rank_1')\n"
+        "class Dies(MLE):\n"
+        "    '''MLE whose rank 1 dies at its first step.'''\n\n"
+        "    def token_loss(self, *args, **kwargs):\n"
+        "        if os.environ.get('RANK') == '1':\n"
+        "            os._exit(9)\n"
+        "        return super().token_loss(*args, **kwargs)\n")
+    proc = _run_cli(["--method", "dies_on_rank_1", "--plugins", str(plugin)], tmp_path)
+    assert proc.returncode != 0
+    errors = [line for line in proc.stderr.splitlines() if line.startswith("harness: error: ")]
+    assert errors == ["harness: error: training process 1 of 2 failed (exit code 9); the others were stopped; "
+                      "the same command resumes from the last checkpoint"], proc.stderr[-3000:]
+    assert not (tmp_path / "results" / "runs").exists()
