@@ -357,6 +357,12 @@ def main() -> None:
         sys.exit(err.exit_code)
     except click.exceptions.Exit as err:
         sys.exit(err.exit_code)
+    except Exception as err:
+        from . import distributed
+
+        if distributed.world_size() > 1 and distributed.is_peer_failure(err):
+            sys.exit(1)   # another rank died: the launcher says which, in one line
+        raise
 
 
 if __name__ == "__main__":

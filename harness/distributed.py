@@ -16,6 +16,7 @@ summed gradients per optimizer step does what DDP would, with those semantics.
 from __future__ import annotations
 
 import datetime
+import logging
 import os
 
 import torch
@@ -132,6 +133,9 @@ def launch(processes: int, argv: list[str]) -> int:
     from torch.distributed.elastic.multiprocessing.errors import ChildFailedError
     from torch.distributed.launcher.api import LaunchConfig, elastic_launch
 
+    # torch threads per rank: the cores shared among them (without it Accelerate sets one thread, with a warning)
+    os.environ.setdefault("OMP_NUM_THREADS", str(max(1, (os.cpu_count() or 1) // processes)))
+    logging.getLogger("torch.distributed.elastic").setLevel(logging.CRITICAL)   # the failure is said once, below
     config = LaunchConfig(min_nodes=1, max_nodes=1, nproc_per_node=processes, run_id=uuid.uuid4().hex,
                           rdzv_backend="c10d", rdzv_endpoint="localhost:0", max_restarts=0, start_method="spawn")
     try:
@@ -142,6 +146,18 @@ def launch(processes: int, argv: list[str]) -> int:
               f"the others were stopped; the same command resumes from the last checkpoint", file=sys.stderr)
         return failure.exitcode if failure.exitcode and failure.exitcode > 0 else 1
     return 0
+
+
+def is_peer_failure(err: BaseException) -> bool:
+    """Whether ``err`` is a collective that broke because another process of the group died: that process's
+    failure is the story, which the launcher tells in one line (:func:`launch`)."""
+    import torch.distributed as dist
+
+    if isinstance(err, getattr(dist, "DistError", ())) and not isinstance(err, getattr(dist, "DistStoreError", ())):
+        return True
+    text = str(err)
+    return isinstance(err, RuntimeError) and ("Connection reset by peer" in text or "Connection closed by peer" in text
+                                              or "gloo/transport" in text)
 
 
 def shutdown() -> None:
