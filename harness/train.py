@@ -264,7 +264,8 @@ def resume(checkpoints: TrainingCheckpoints | None, fingerprint: dict, model: to
     setup.scheduler.load_state_dict(saved["scheduler"])
     state = TrainingState(**{f.name: saved[f.name] for f in dataclasses.fields(TrainingState)})
     set_rng_state(saved["rank_rng"][distributed.rank()] if "rank_rng" in saved else saved["rng"])
-    note(f"[{desc}] resuming from the checkpoint at step {state.step}/{setup.total}")
+    if distributed.is_writer():
+        note(f"[{desc}] resuming from the checkpoint at step {state.step}/{setup.total}")
     return state
 
 
