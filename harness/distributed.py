@@ -113,6 +113,9 @@ def check_processes(processes: int | None, device: torch.device | str) -> int:
         raise HarnessError(f"--processes {processes} but the launcher started {launched} processes "
                            f"(WORLD_SIZE): give one or the other")
     device = torch.device(device)
+    if device.type == "cuda" and device.index is not None and processes > 1:
+        raise HarnessError(f"--processes {processes} with --device {device}: give --device cuda, each process "
+                           f"takes the GPU of its local rank")
     if device.type == "cuda" and processes > torch.cuda.device_count():
         raise HarnessError(f"--processes {processes} on CUDA, but this machine has {torch.cuda.device_count()} "
                            f"GPU(s): one process per GPU")

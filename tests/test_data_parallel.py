@@ -183,6 +183,8 @@ def test_more_cuda_processes_than_gpus_is_refused(monkeypatch):
     monkeypatch.setattr(torch.cuda, "device_count", lambda: 1)
     with pytest.raises(HarnessError, match="--processes 2 on CUDA, but this machine has 1 GPU"):
         distributed.check_processes(2, "cuda")
+    with pytest.raises(HarnessError, match="give --device cuda, each process takes the GPU of its local rank"):
+        distributed.check_processes(2, "cuda:0")
     assert distributed.check_processes(1, "cuda") == 1
     assert distributed.check_processes(4, "cpu") == 4
 
