@@ -61,8 +61,12 @@ def set_threads(threads: int | None) -> None:
 @click.option("--device", default=None, help="auto | cpu | cuda | cuda:N | mps")
 @click.option("--trust-remote-code", is_flag=True, help="Allow a pretrained hub model to run its own Python code.")
 @click.option("--threads", type=click.IntRange(min=1), default=None, help=THREADS_HELP)
+@click.option("--processes", type=click.IntRange(min=1), default=None,
+              help="Train data-parallel on N local processes (gloo on CPU, NCCL on CUDA, one per GPU), each on its "
+                   "shard of every batch: the training batch is N x train.batch_size. Default: 1, or what "
+                   "torchrun / accelerate launch set.")
 def run_cmd(task, method, profile, seed, sets, plugins, data_dir, results_dir, device, trust_remote_code,
-            threads) -> None:
+            threads, processes) -> None:
     """Train (or reuse) the teacher, pseudo-labels and pre-distilled student, distil, evaluate."""
     from .config import parse_sets, resolve_config
 
@@ -80,17 +84,30 @@ def run_cmd(task, method, profile, seed, sets, plugins, data_dir, results_dir, d
         pairs.append(("device", device))
     if trust_remote_code:
         pairs.append(("teacher.trust_remote_code", "true"))
+    from . import distributed
+
+    if processes is None and distributed.launched_processes() > 1:   # under torchrun / accelerate launch
+        processes = distributed.launched_processes()
+    if processes is not None:
+        pairs.append(("processes", str(processes)))
     cfg = resolve_config(task, method, profile, seed, pairs)
     from .lm import resolve_device
 
-    resolve_device(cfg.device)   # a device this machine lacks: one line now, not a traceback after a stage
+    run_device = resolve_device(cfg.device)   # a device this machine lacks: one line now, not a traceback after a stage
     check_writable_folder(cfg.results_dir, "--results-dir")
+
+    processes = distributed.check_processes(cfg.processes, run_device)
+    if processes > 1 and distributed.launched_processes() == 1:   # start the ranks, each runs this command
+        sys.exit(distributed.launch(processes, sys.argv[1:]))
+    distributed.init_from_environment(run_device)
 
     from .grid.cells import run_and_record
     from .reporting.run_table import format_run_table
 
     set_threads(threads)
     outcome = run_and_record(cfg)
+    if outcome is None:    # a data-parallel rank other than 0: rank 0 wrote the run
+        return
     click.echo(format_run_table(outcome))
     if cfg.profile == "ci":
         click.echo(CI_NOTE)
@@ -410,6 +427,12 @@ def main() -> None:
         sys.exit(err.exit_code)
     except click.exceptions.Exit as err:
         sys.exit(err.exit_code)
+    except Exception as err:
+        from . import distributed
+
+        if distributed.world_size() > 1 and distributed.is_peer_failure(err):
+            sys.exit(1)   # another rank died: the launcher says which, in one line
+        raise
 
 
 if __name__ == "__main__":

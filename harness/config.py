@@ -47,6 +47,7 @@ MAX_EVALS_PER_EPOCH = 1000.0
 MAX_BEAMS = 1000
 MAX_TOKENS = 100_000
 MAX_EXAMPLES = 10**8
+MAX_PROCESSES = 4096      # data-parallel ranks of one cell
 
 
 @dataclass
@@ -165,6 +166,9 @@ class RunConfig:
     results_dir: str = setting("results", help="where runs and the stage cache go", min_len=1)
     checkpoint_every: int = setting(100, help="training steps between resumable checkpoints (0: never, no resuming); "
                                               "not part of a run's identity", ge=0, le=MAX_STEPS)
+    processes: int = setting(1, help="data-parallel training processes (`harness run --processes N`): each trains on "
+                                     "its shard of every batch, so a training batch holds processes x batch_size "
+                                     "rows; keyed into the training stages when above 1", ge=1, le=MAX_PROCESSES)
     data: DataConfig = setting(help="data", default_factory=DataConfig)
     tokenizer: TokenizerConfig = setting(help="tokenizer", default_factory=TokenizerConfig)
     teacher: ModelConfig = setting(help="the teacher model", default_factory=ModelConfig)

@@ -186,10 +186,22 @@ def sortish_order(lengths: Sequence[int], batch_size: int, rng: random.Random) -
     return [i for chunk in [chunks[0], *rest, *short] for i in chunk]
 
 
+def shard_rows(index: Sequence[int], rank: int, processes: int) -> list[int]:
+    """Rank ``rank``'s rows of a batch split over ``processes`` data-parallel processes: contiguous shards
+    whose sizes differ by at most one, the larger first (a shard is empty when the batch has fewer rows than
+    there are processes)."""
+    size, extra = divmod(len(index), processes)
+    start = rank * size + min(rank, extra)
+    return list(index[start: start + size + (rank < extra)])
+
+
 def batches(split: TokenizedSplit, batch_size: int, pad_id: int, *, shuffle: bool = False,
-            seed: int = 0, by_length: bool = False, sortish: bool = False) -> Iterator[Batch]:
+            seed: int = 0, by_length: bool = False, sortish: bool = False,
+            shard: tuple[int, int] | None = None) -> Iterator[Batch]:
     """Batches in order, shuffled (seeded; with ``sortish``, in batches of similar source length:
-    :func:`sortish_order`), or sorted by source length (less padding when decoding)."""
+    :func:`sortish_order`), or sorted by source length (less padding when decoding). ``shard`` = (rank,
+    processes): each batch holds only that rank's rows of the global batch (:func:`shard_rows`), the global
+    batches being the same on every rank."""
     order = list(range(len(split)))
     if shuffle and sortish:
         order = sortish_order([len(s) for s in split.sources], batch_size, random.Random(seed))
@@ -198,7 +210,8 @@ def batches(split: TokenizedSplit, batch_size: int, pad_id: int, *, shuffle: boo
     elif by_length:
         order.sort(key=lambda i: len(split.sources[i]))
     for start in range(0, len(order), batch_size):
-        yield make_batch(split, order[start: start + batch_size], pad_id)
+        rows = order[start: start + batch_size]
+        yield make_batch(split, rows if shard is None else shard_rows(rows, *shard), pad_id)
 
 
 def num_batches(n: int, batch_size: int) -> int:

@@ -18,8 +18,9 @@ PLAIN_EVERY_S = 30.0
 class _PlainProgress:
     """The calls of a tqdm bar that the harness uses, as periodic plain lines on stderr."""
 
-    def __init__(self, iterable=None, total=None, initial=0, desc="", unit="it", **_ignored):
+    def __init__(self, iterable=None, total=None, initial=0, desc="", unit="it", disable=False, **_ignored):
         self.iterable, self.total, self.n, self.desc, self.unit = iterable, total, initial, desc, unit
+        self.disable = disable
         self.postfix, self.start, self.last = "", time.time(), time.time()
 
     def __iter__(self):
@@ -30,14 +31,14 @@ class _PlainProgress:
 
     def update(self, n: int = 1) -> None:
         self.n += n
-        if time.time() - self.last >= PLAIN_EVERY_S:
+        if time.time() - self.last >= PLAIN_EVERY_S and not self.disable:
             self._line()
 
     def set_postfix(self, **values) -> None:
         self.postfix = ", ".join(f"{k}={v}" for k, v in values.items())
 
     def close(self) -> None:
-        if self.n:
+        if self.n and not self.disable:
             self._line()
         self.n = 0
 

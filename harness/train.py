@@ -16,13 +16,14 @@ from typing import Callable
 
 import torch
 
+from . import distributed
 from .config import DecodeConfig, TrainConfig
 from .data import TokenizedSplit, batches, num_batches
 from .lm import Seq2SeqLM, embedding_parameters
 from .methods.base import Method
 from .progress import note, progress
 from .step import Collect, collect_prefix, method_loss
-from .step.accumulate import accumulated_step
+from .step.accumulate import accumulated_step, parallel_step
 from .store.checkpoints import TrainingCheckpoints, rng_state, set_rng_state
 
 
@@ -41,6 +42,8 @@ class TrainResult:
     curves: list[dict] = field(default_factory=list)   # {step, epoch, split, name, value}
     resumed_from: int | None = None    # the step a checkpoint let this run go on from
     skipped_steps: int = 0             # fp16: optimizer steps the gradient scaler skipped on overflow
+    processes: int = 1                 # data-parallel processes that trained (each on its shard of every batch)
+    rank_seeds: list[int] = field(default_factory=list)   # data parallel: each rank's torch seed (rank_seed)
 
 
 PRECISIONS = ("no", "fp16", "bf16")
@@ -63,8 +66,11 @@ def make_accelerator(device: torch.device, precision: str):
     engine calls encoder and decoder separately, so a wrapper's ``forward`` would be
     bypassed anyway. Accelerate keeps one process-wide state; a single process that
     trains stages with another precision or device (a grid runs many cells in one
-    process) starts it afresh. Several processes per cell (``accelerate launch``) are
-    refused: every process would run the whole cell, stage cache included.
+    process) starts it afresh. Several processes are accepted when they form the
+    harness's own process group (:mod:`harness.distributed`: data parallel, the
+    gradients summed by :func:`harness.step.accumulate.parallel_step`); the scheduler
+    then steps once per optimizer step (``split_batches``: Accelerate would otherwise
+    step it once per process, as for a data loader it had enlarged).
     """
     from accelerate import Accelerator
     from accelerate.state import AcceleratorState
@@ -72,14 +78,19 @@ def make_accelerator(device: torch.device, precision: str):
     if precision not in PRECISIONS:
         raise ValueError(f"unknown precision {precision!r}; known: {', '.join(PRECISIONS)}")
     kwargs = dict(cpu=device.type == "cpu", mixed_precision=precision, device_placement=False)
+    if distributed.world_size() > 1:
+        from accelerate.utils import DataLoaderConfiguration
+
+        kwargs["dataloader_config"] = DataLoaderConfiguration(split_batches=True)
     try:
         accelerator = Accelerator(**kwargs)
     except ValueError:    # the process-wide state was made with another precision
         AcceleratorState._reset_state(reset_partial_state=True)
         accelerator = Accelerator(**kwargs)
-    if accelerator.num_processes > 1:
-        raise RuntimeError("a cell trains in one process; run grids of cells with `harness grid` instead of "
-                           "`accelerate launch`")
+    if accelerator.num_processes != distributed.world_size():
+        raise RuntimeError(f"Accelerate sees {accelerator.num_processes} processes, the harness's process group "
+                           f"{distributed.world_size()}: launch a cell's processes with `harness run --processes N` "
+                           f"(or torchrun / accelerate launch running `harness run`)")
     if accelerator.device.type != device.type:
         AcceleratorState._reset_state(reset_partial_state=True)
         accelerator = Accelerator(**kwargs)
@@ -131,26 +142,37 @@ def train(student: Seq2SeqLM, method: Method, data: TokenizedSplit, schedule: Tr
     exactly where an uninterrupted one would (bit for bit on CPU). ``collect``: the step's
     sampler (:func:`harness.step.method_loss`), passed through unchanged. ``teacher_mode``: the teacher's mode
     while it trains the student ("eval", or "train": dropout on); it is back in eval mode afterwards.
+    sampler (:func:`harness.step.method_loss`), passed through unchanged.
+
+    Data parallel (a process group of N ranks, :mod:`harness.distributed`): ``schedule.batch_size`` is each
+    rank's batch; the global batches of N·b rows come in the one-process order of batch N·b and rank r takes
+    its shard of each (:func:`harness.data.shard_rows`); a step's token counts and gradients are summed over
+    the ranks (:func:`harness.step.accumulate.parallel_step`), so the weights equal those of one process at
+    batch N·b and stay equal on every rank. Rank r draws its dropout and samples from
+    :func:`harness.distributed.rank_seed` (rank 0: ``seed``), recorded in the result. Rank 0 validates and
+    tells the others the score; rank 0 writes the checkpoints, with every rank's RNG state.
     """
     device = torch.device(device)
-    torch.manual_seed(seed)
+    processes, rank = distributed.world_size(), distributed.rank()
+    torch.manual_seed(distributed.rank_seed(seed, rank))
     model = student.model
     model.train()
     if teacher is not None:   # teacher_mode "train": its dropout on (RunConfig.teacher_mode)
         teacher.model.train(teacher_mode == "train")
-    setup = set_up(model, data, schedule, device)
+    setup = set_up(model, data, schedule, device, processes)
     if schedule.evals_per_epoch <= 0:
         validate = None  # no validation: the last checkpoint is kept
     sampling = sampling or DecodeConfig()
-    fingerprint = training_fingerprint(desc, method, data, setup, schedule, seed)
+    fingerprint = training_fingerprint(desc, method, data, setup, schedule, seed, processes)
     state = resume(checkpoints, fingerprint, model, setup, device, desc)
 
     start = time.time()
-    bar = progress(total=setup.total, initial=state.step, desc=desc, unit="step")
+    bar = progress(total=setup.total, initial=state.step, desc=desc, unit="step", disable=rank > 0)
     while state.step < setup.total:
         micro: list = []
-        epoch_batches = batches(data, schedule.batch_size, student.pad_id, shuffle=True,
-                                seed=seed * 1000 + state.epoch, sortish=schedule.batching == "sortish")
+        epoch_batches = batches(data, schedule.batch_size * processes, student.pad_id, shuffle=True,
+                                seed=seed * 1000 + state.epoch, sortish=schedule.batching == "sortish",
+                                shard=(rank, processes) if processes > 1 else None)
         for index, batch in enumerate(epoch_batches):
             if index < state.batch_in_epoch:
                 continue    # used by the steps done before the checkpoint this run resumed from
@@ -167,8 +189,9 @@ def train(student: Seq2SeqLM, method: Method, data: TokenizedSplit, schedule: Tr
             bar.update(1)
             bar.set_postfix(loss=f"{loss.item():.3f}")
             if validate is not None and (state.step % setup.eval_every == 0 or state.step == setup.total):
-                score = validate(student)
+                score = validated(validate, student)
                 model.train()
+                distributed.check_in_sync(model.parameters(), f"[{desc}] step {state.step}")
                 select_checkpoint(state, model, score, position, f"[{desc}] step {state.step}/{setup.total}")
             if checkpoints is not None and checkpoints.due(state.step, setup.total):
                 save(checkpoints, fingerprint, state, model, setup, state.seconds + time.time() - start)
@@ -177,6 +200,7 @@ def train(student: Seq2SeqLM, method: Method, data: TokenizedSplit, schedule: Tr
         state.batch_in_epoch = 0
         state.epoch += 1
     bar.close()
+    distributed.check_in_sync(model.parameters(), f"[{desc}] the end of training")
 
     best_step = keep_selected(model, state, schedule)
     for p in setup.frozen.values():
@@ -186,18 +210,21 @@ def train(student: Seq2SeqLM, method: Method, data: TokenizedSplit, schedule: Tr
         teacher.model.eval()
     return TrainResult(state.step, state.seconds + time.time() - start, best_step, state.best_score, state.curves,
                        resumed_from=checkpoints.resumed_from if checkpoints is not None else None,
-                       skipped_steps=state.skipped_steps)
+                       skipped_steps=state.skipped_steps, processes=processes,
+                       rank_seeds=[distributed.rank_seed(seed, r) for r in range(processes)] if processes > 1 else [])
 
 
 # ---------------------------------------------------------------- set-up
 
-def set_up(model: torch.nn.Module, data: TokenizedSplit, schedule: TrainConfig, device: torch.device) -> TrainingSetup:
+def set_up(model: torch.nn.Module, data: TokenizedSplit, schedule: TrainConfig, device: torch.device,
+           processes: int = 1) -> TrainingSetup:
     """The run's length in optimizer steps, its frozen embeddings, the Accelerate handle, the optimizer over the
-    parameters that train, the warm-up/decay schedule and the validation cadence."""
+    parameters that train, the warm-up/decay schedule and the validation cadence. ``processes``: data-parallel
+    ranks, whose global batch is ``processes · batch_size`` rows."""
     from transformers import get_linear_schedule_with_warmup
 
     accumulate = schedule.grad_accum_steps
-    micro_per_epoch = num_batches(len(data), schedule.batch_size)
+    micro_per_epoch = num_batches(len(data), schedule.batch_size * processes)
     steps_per_epoch = math.ceil(micro_per_epoch / accumulate)   # optimizer steps (the last may take fewer micro-batches)
     total = max(1, math.ceil(schedule.epochs * steps_per_epoch))
     if schedule.max_steps:
@@ -218,12 +245,15 @@ def set_up(model: torch.nn.Module, data: TokenizedSplit, schedule: TrainConfig, 
 # ---------------------------------------------------------------- resume and save
 
 def training_fingerprint(desc: str, method: Method, data: TokenizedSplit, setup: TrainingSetup,
-                         schedule: TrainConfig, seed: int) -> dict:
-    """What a saved state must match to be resumed: the same stage, method, data size, length, batch and seed."""
+                         schedule: TrainConfig, seed: int, processes: int = 1) -> dict:
+    """What a saved state must match to be resumed: the same stage, method, data size, length, batch, seed
+    and number of data-parallel processes."""
     fingerprint = {"name": desc, "method": method.name, "examples": len(data), "total": setup.total,
                    "batch_size": schedule.batch_size, "seed": seed}
     if setup.accumulate > 1:
         fingerprint["grad_accum_steps"] = setup.accumulate
+    if processes > 1:
+        fingerprint["processes"] = processes
     return fingerprint
 
 
@@ -237,17 +267,23 @@ def resume(checkpoints: TrainingCheckpoints | None, fingerprint: dict, model: to
     setup.optimizer.load_state_dict(saved["optimizer"])
     setup.scheduler.load_state_dict(saved["scheduler"])
     state = TrainingState(**{f.name: saved[f.name] for f in dataclasses.fields(TrainingState)})
-    set_rng_state(saved["rng"])
-    note(f"[{desc}] resuming from the checkpoint at step {state.step}/{setup.total}")
+    set_rng_state(saved["rank_rng"][distributed.rank()] if "rank_rng" in saved else saved["rng"])
+    if distributed.is_writer():
+        note(f"[{desc}] resuming from the checkpoint at step {state.step}/{setup.total}")
     return state
 
 
 def save(checkpoints: TrainingCheckpoints, fingerprint: dict, state: TrainingState, model: torch.nn.Module,
          setup: TrainingSetup, seconds: float) -> None:
-    """Everything :func:`resume` needs to go on from here; ``seconds``: the training time up to now."""
+    """Everything :func:`resume` needs to go on from here; ``seconds``: the training time up to now. Data
+    parallel: every rank calls this (it gathers each rank's RNG state), rank 0 writes."""
+    ranks = distributed.gather_objects(rng_state())
+    if not distributed.is_writer():
+        return
     checkpoints.save({f.name: getattr(state, f.name) for f in dataclasses.fields(TrainingState)} | {
         "fingerprint": fingerprint, "model": model.state_dict(), "optimizer": setup.optimizer.state_dict(),
-        "scheduler": setup.scheduler.state_dict(), "rng": rng_state(), "seconds": seconds})
+        "scheduler": setup.scheduler.state_dict(), "rng": ranks[0], "seconds": seconds}
+        | ({"rank_rng": ranks} if len(ranks) > 1 else {}))
 
 
 # ---------------------------------------------------------------- one optimizer step
@@ -260,15 +296,19 @@ def optimizer_step(setup: TrainingSetup, state: TrainingState, schedule: TrainCo
     the optimizer and scheduler steps. Returns the loss and its named terms; a non-finite loss or gradient
     norm raises :class:`NonFiniteLoss` (under fp16 the scaler skips such a step instead, counted in ``state``)."""
     accelerator = setup.accelerator
+    parallel = distributed.world_size() > 1
     with accelerator.autocast():
-        if setup.accumulate == 1:
+        if parallel:
+            loss, terms = parallel_step(method, student, teacher, micro, sampling, layer_map, collect=collect,
+                                        backward=accelerator.backward)
+        elif setup.accumulate == 1:
             loss, terms = method_loss(method, student, teacher, micro[0], sampling, layer_map, collect=collect)
         else:
             loss, terms = accumulated_step(method, student, teacher, micro, sampling, layer_map,
                                            collect=collect, backward=accelerator.backward)
     if not torch.isfinite(loss):
         raise NonFiniteLoss(state.step + 1, "loss", {k: float(v.detach()) for k, v in terms.items()})
-    if setup.accumulate == 1:
+    if setup.accumulate == 1 and not parallel:
         accelerator.backward(loss)
     grad_norm = accelerator.clip_grad_norm_(student.model.parameters(), schedule.grad_clip)
     if not torch.isfinite(grad_norm) and accelerator.scaler is None:  # fp16: the scaler skips the step
@@ -289,6 +329,13 @@ def loss_rows(step: int, position: float, loss: torch.Tensor, terms: dict) -> li
 
 # ---------------------------------------------------------------- checkpoint selection
 
+def validated(validate: Callable[[Seq2SeqLM], float], student: Seq2SeqLM) -> float:
+    """The validation score; data parallel: rank 0 validates (its weights are every rank's) and the others
+    receive its score (splitting the decoding over the ranks is left for later)."""
+    score = validate(student) if distributed.is_writer() else 0.0
+    return distributed.broadcast_float(score)
+
+
 def select_checkpoint(state: TrainingState, model: torch.nn.Module, score: float, position: float,
                       where: str) -> None:
     """Record a validation ``score`` (higher is better) and keep a copy of the weights when it beats the best."""
@@ -298,7 +345,8 @@ def select_checkpoint(state: TrainingState, model: torch.nn.Module, score: float
     if improved:
         state.best_score, state.best_step = score, state.step
         state.best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
-    note(f"{where} (epoch {position:.2f}): validation {score:.2f}{' (best)' if improved else ''}")
+    if distributed.is_writer():
+        note(f"{where} (epoch {position:.2f}): validation {score:.2f}{' (best)' if improved else ''}")
 
 
 def keep_selected(model: torch.nn.Module, state: TrainingState, schedule: TrainConfig) -> int:

@@ -78,6 +78,10 @@ CASES = {
     "bad-set-value": (
         ["--set", "teacher_train.select_best=maybe"], _no_setup,
         ["--set teacher_train.select_best=maybe: expected a boolean"]),
+    "zero-processes": (
+        ["--processes", "0"], _no_setup, ["--processes", "0"]),
+    "set-zero-processes": (
+        ["--set", "processes=0"], _no_setup, ["processes"]),
     "set-without-equals": (
         ["--set", "kd_train.epochs"], _no_setup, ["--set expects key=value, got 'kd_train.epochs'"]),
     "missing-data-dir": (

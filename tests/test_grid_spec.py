@@ -115,6 +115,7 @@ def test_yaml_specs_read_like_toml(tmp_path):
     ('name = "e"\n[axes]\n"kd_train.lr" = []\n', "non-empty list"),
     ('name = "e"\n[profiles.ci]\nname = "x"\n', "unknown key"),
     ('name = "e"\ntasks = [\n', "grid spec"),
+    ('name = "e"\n[set]\nprocesses = 2\n', "harness run --processes N"),   # a grid cell trains in one process
 ])
 def test_bad_specs_say_what_is_wrong(text, message):
     with pytest.raises(HarnessError, match=message):
@@ -129,6 +130,9 @@ def test_bad_names_and_keys_fail_before_anything_runs(tmp_path):
                  sets=[("student.encoder_layer", "1")])
     with pytest.raises(HarnessError, match="not a shipped grid"):
         load_spec("table9")
+    with pytest.raises(HarnessError, match="'processes' cannot be set or swept here"):
+        cells_of(with_overrides(load_spec("table2"), tasks="dart", methods="mle"), tmp_path,
+                 sets=[("processes", "2")])
 
 
 def test_dry_run_plan_shares_stages_and_knows_what_is_done(tmp_path):

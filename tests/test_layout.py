@@ -54,10 +54,10 @@ def graph() -> dict[str, set[str]]:
 #: in, the longest such entry; ``harness`` names the package's own ``__init__`` only. There are no exceptions:
 #: an import that runs up a layer is fixed, not listed.
 LAYERS: list[tuple[str, tuple[str, ...]]] = [
-    ("foundation: errors, progress output, TOML text, process settings, compute accounting, code identity, "
-     "atomic checksummed files",
+    ("foundation: errors, progress output, TOML text, process settings, the process group, compute accounting, "
+     "code identity, atomic checksummed files",
      ("harness.errors", "harness.progress", "harness.tomltext", "harness._runtime", "harness.accounting",
-      "harness.identity", "harness.store.io")),
+      "harness.identity", "harness.store.io", "harness.distributed")),
     ("configuration and the plugin interfaces: config, registries, the task interface and its data readers, "
      "paper recipes and the paper's published facts",
      ("harness.config", "harness.registry", "harness.task", "harness.recipe", "harness.datasets", "harness.paper")),

@@ -193,18 +193,23 @@ def run_and_record(cfg):
     from ..pipeline import Pipeline
     from ..pipeline.graph import run_id
 
+    from .. import distributed
+
     start = time.time()
     try:
         outcome = Pipeline(cfg).run()
     except HarnessError:
         raise
     except Exception as err:
+        if not distributed.is_writer() or distributed.is_peer_failure(err):
+            raise    # data parallel: rank 0 records; a rank whose peer died leaves the story to the launcher
         rid = run_id(cfg)
         path = write_failure(cfg.results_dir, rid, _failure(
             {"task": cfg.task, "method": cfg.method, "seed": cfg.seed, "profile": cfg.profile, "axes": {}},
             err, traceback.format_exc(), time.time() - start, asdict(cfg)))
         raise RunFailed(f"run {rid} failed: {type(err).__name__}: {_first_line(err)} (traceback: {path})") from None
-    clear_failure(cfg.results_dir, outcome.run_id)
+    if outcome is not None:   # None: a data-parallel rank other than 0 (rank 0 wrote the run)
+        clear_failure(cfg.results_dir, outcome.run_id)
     return outcome
 
 

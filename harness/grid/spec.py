@@ -51,7 +51,9 @@ ALL = ("all", "*")
 # Display and run order of "all": the paper's, then anything else alphabetically.
 TASK_ORDER, METHOD_ORDER = paper.TASKS, paper.METHODS
 RESERVED = {"task": "tasks", "method": "methods", "seed": "seeds", "profile": "profile",
-            "results_dir": "--results-dir"}
+            "results_dir": "--results-dir",
+            # a grid's cells each train in one process (the executors place them); a data-parallel cell is a run
+            "processes": "`harness run --processes N` for one cell"}
 _TOP_KEYS = {"name", "description", "profile", "tasks", "methods", "seeds", "set", "task_set", "axes", "profiles",
              "resources"}
 _PROFILE_KEYS = {"tasks", "methods", "seeds", "set", "task_set", "axes", "resources"}

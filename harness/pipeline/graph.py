@@ -165,6 +165,8 @@ def plan_cell(cfg: RunConfig, task, method: Method, device_type: str) -> CellPla
         cap = trained.source_cap()
         if cap is not None and cap < cfg.tokenizer.max_source_tokens:   # a method's tighter source cap (ENGINE on WMT)
             config["source_cap"] = {"tokens": cap, "side": task.source_truncation}
+        if cfg.processes > 1:         # data parallel: other batches, other random streams (keyed only then)
+            config["processes"] = cfg.processes
         return add(label, "student", config, {TEACHER: TEACHER, **inputs}, (type(trained),), model=model,
                    method=trained, schedule=schedule)
 
@@ -174,10 +176,12 @@ def plan_cell(cfg: RunConfig, task, method: Method, device_type: str) -> CellPla
     if cfg.teacher.trust_remote_code:       # (the same: keyed only when on)
         tokenizer_config["trust_remote_code"] = True
     add(TOKENIZER, "tokenizer", tokenizer_config, {"data": "data"})
-    add(TEACHER, "teacher", {"teacher": asdict(cfg.teacher), "train": asdict(cfg.teacher_train),
-                             "selection": asdict(cfg.selection_decode), "selection_metric": selection_metric(task),
-                             "seed": upstream_seed, "device": device_type},
-        {"tokenizer": TOKENIZER, "data": "data"}, model=TEACHER)
+    teacher_config = {"teacher": asdict(cfg.teacher), "train": asdict(cfg.teacher_train),
+                      "selection": asdict(cfg.selection_decode), "selection_metric": selection_metric(task),
+                      "seed": upstream_seed, "device": device_type}
+    if cfg.processes > 1:             # (as a student's)
+        teacher_config["processes"] = cfg.processes
+    add(TEACHER, "teacher", teacher_config, {"tokenizer": TOKENIZER, "data": "data"}, model=TEACHER)
     if method.needs_pseudo_labels:
         # truncation: each training example's offline output is cut as its target is
         add(PSEUDO_LABELS, "pseudo_labels", {"decode": asdict(cfg.pseudo_labels),

@@ -9,17 +9,19 @@ method of a task reuses one teacher, one set of pseudo-labels and one pre-distil
 from __future__ import annotations
 
 import sys
+import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
 import torch
 
+from .. import distributed
 from ..accounting import ComputeMeter
 from ..config import RunConfig
 from ..lm import resolve_device
 from ..registry import METHODS, TASKS
-from ..store.cache import StageCache, StageResult
+from ..store.cache import Build, StageCache, StageResult
 from ..store.labels import TOKENIZER
 from ..store.runs import RunOutcome, RunRecord, write_run
 from .graph import plan_cell
@@ -72,23 +74,76 @@ class Pipeline:
         spec = self.plan[label]
         stage = STAGES[spec.stage]
         view, inputs = keyed(spec), gather_inputs(self.plan, spec, self.outputs)
-        result = self.cache.get_or_build(spec.stage, spec.config, spec.upstream,
-                                         stage.build(view, inputs, self.context), spec.label, spec.code)
+        if distributed.world_size() > 1:
+            result = self.build_parallel(spec, stage, view, inputs)
+        else:
+            result = self.cache.get_or_build(spec.stage, spec.config, spec.upstream,
+                                             stage.build(view, inputs, self.context), spec.label, spec.code)
         output = result.path if stage.load is None else stage.load(view, inputs, self.context, result.path)
         for name in [spec.label] + [alias for alias, target in self.plan.aliases.items() if target == spec.label]:
             self.stages[name], self.outputs[name] = result, output
         return result
 
+    def build_parallel(self, spec, stage, view, inputs) -> StageResult:
+        """A stage among data-parallel processes: rank 0 reuses or builds it through the cache (lock and all); when
+        it builds a stage that trains (:attr:`~.stages.Stage.trains`) it tells the other ranks, which run the same
+        build alongside it into a scratch folder (the training steps are collective; what they write is
+        dropped). Every rank then waits for the stage to be complete and the others read rank 0's copy."""
+        build = stage.build(view, inputs, self.context)
+        if distributed.is_writer():
+            started = []
+
+            def build_first(out: Path):
+                started.append(True)
+                if stage.trains:
+                    distributed.broadcast_float(1.0)   # the others train alongside
+                return build(out)
+
+            result = self.cache.get_or_build(spec.stage, spec.config, spec.upstream, build_first, spec.label,
+                                             spec.code)
+            if stage.trains and not started:
+                distributed.broadcast_float(0.0)       # reused: nothing to train
+        elif stage.trains and distributed.broadcast_float(0.0) > 0:
+            probe = self.cache.probe(spec.stage, spec.config, spec.upstream, spec.code)
+            self.cache.building = Build(spec.stage, probe.key, spec.label,
+                                        self.cache.partial_path(spec.stage, probe.key))   # its checkpoints: resume
+            try:
+                with tempfile.TemporaryDirectory(prefix=f"rank{distributed.rank()}-") as scratch:
+                    build(Path(scratch))
+            finally:
+                self.cache.building = None
+        distributed.barrier()
+        if distributed.is_writer():
+            return result
+
+        def complete(out: Path):
+            raise RuntimeError(f"[{spec.label}] rank {distributed.rank()}: rank 0 did not complete this stage")
+
+        log, self.cache.log = self.cache.log, lambda message: None   # rank 0 said what it reused or built
+        try:
+            return self.cache.get_or_build(spec.stage, spec.config, spec.upstream, complete, spec.label, spec.code)
+        finally:
+            self.cache.log = log
+
     def checkpoints(self):
         """Resumable training checkpoints of the stage being built (kept until it completes)."""
         return self.cache.checkpoints(self.cfg.checkpoint_every)
 
-    def run(self) -> RunOutcome:
+    def run(self) -> RunOutcome | None:
+        """Build (or reuse) every stage and write the run; data parallel: every rank builds, rank 0 writes the run
+        (the others return None)."""
         start = time.time()
+        if self.cfg.processes != distributed.world_size():
+            from ..errors import HarnessError
+
+            raise HarnessError(f"processes={self.cfg.processes} but this process group has {distributed.world_size()}: "
+                               f"launch data-parallel cells with `harness run --processes N` (or torchrun)")
         torch.manual_seed(self.cfg.seed)
         self.load_data()
         for spec in self.plan.specs:
             self.build(spec.label)
+        if not distributed.is_writer():
+            return None
         splits = self.outputs[TOKENIZER].splits
         return write_run(RunRecord(
             config=self.cfg, stages=self.stages, evaluated=self.plan.evaluated, upstream_seed=self.plan.upstream_seed,

@@ -179,10 +179,13 @@ class StageContext:
 @dataclass(frozen=True)
 class Stage:
     """How one kind of stage is built (``build(spec, inputs, context)`` → the writer of its folder) and what it hands
-    on (``load(spec, inputs, context, path)``; None: its folder)."""
+    on (``load(spec, inputs, context, path)``; None: its folder). ``trains``: its build trains a model, which
+    data-parallel processes do together (every rank runs the build, rank 0's folder is kept); the other stages
+    are built by rank 0 alone while the others wait."""
 
     build: Callable[[StageSpec, StageInputs, StageContext], Callable[[Path], dict | None]]
     load: Callable[[StageSpec, StageInputs, StageContext, Path], Any] | None = None
+    trains: bool = False
 
 
 # ---------------------------------------------------------------- tokenizer
@@ -232,7 +235,8 @@ def build_teacher(spec: StageSpec, inputs: StageInputs, context: StageContext):
                            seed=config["seed"], device=context.device, desc="teacher",
                            checkpoints=context.checkpoints())
             save_curves(out, result.curves)
-            info.update(steps=result.steps, best_step=result.best_step, best_validation=result.best_score)
+            info.update(steps=result.steps, best_step=result.best_step, best_validation=result.best_score,
+                        **parallel_info(result))
         model.save_pretrained(str(out))
         return info
 
@@ -393,7 +397,7 @@ def build_student(spec: StageSpec, inputs: StageInputs, context: StageContext):
         (out / "layer_map.json").write_text(json.dumps(layer_map))
         save_curves(out, result.curves)
         return {"steps": result.steps, "best_step": result.best_step, "best_validation": result.best_score,
-                "parameters": sum(p.numel() for p in model.parameters())}
+                "parameters": sum(p.numel() for p in model.parameters()), **parallel_info(result)}
 
     return build
 
@@ -460,15 +464,21 @@ def build_evaluation(spec: StageSpec, inputs: StageInputs, context: StageContext
 
 STAGES: dict[str, Stage] = {
     TOKENIZER: Stage(build_tokenizer, load_tokenized),
-    TEACHER: Stage(build_teacher, load_teacher),
+    TEACHER: Stage(build_teacher, load_teacher, trains=True),
     PSEUDO_LABELS: Stage(build_pseudo_labels, load_pseudo_labels),
     TEACHER_OUTPUTS: Stage(build_teacher_outputs, load_teacher_outputs),
-    "student": Stage(build_student),
+    "student": Stage(build_student, trains=True),
     EVALUATION: Stage(build_evaluation),
 }
 
 
 # ---------------------------------------------------------------- shared helpers
+def parallel_info(result) -> dict:
+    """What a data-parallel training adds to its stage record: the processes and each rank's torch seed
+    (nothing in one process, so one-process records stay as they were)."""
+    return {"processes": result.processes, "rank_seeds": result.rank_seeds} if result.processes > 1 else {}
+
+
 def validator(spec: StageSpec, inputs: StageInputs, context: StageContext, val: TokenizedSplit | None = None):
     """Checkpoint selection: the config's selection metric (``selection_metric``, oriented so that higher is
     better) of the validation split (``val``: that split tokenised otherwise) decoded with ``selection``."""

@@ -50,7 +50,8 @@ OPERATIONAL = ("results_dir", "checkpoint_every")
 #: Settings added after runs were recorded, and their defaults: left out of a run's id at the default, so that
 #: the ids of runs made before them stay valid.
 LATER_SETTINGS = {"teacher_outputs_k": 0, "predistill_params": {}, "teacher_mode": "eval",
-                  "data.merge_test_inputs": False, "method_params.max_source_tokens": None}   # the last: ENGINE's
+                  "data.merge_test_inputs": False, "method_params.max_source_tokens": None,   # the last: ENGINE's
+                  "processes": 1}
 TIMING_METRICS = frozenset({"decode_tokens_per_s"})   # wall-clock dependent: differ between equal runs
 
 
