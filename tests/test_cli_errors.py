@@ -260,6 +260,12 @@ def test_a_run_whose_loss_turns_nan_is_one_line_exit_1_and_recorded_as_the_grid_
                 return super().token_loss(student_logits, teacher_logits, tokens, source) * float("nan")
     '''))
     results = tmp_path / "results"
+    from harness.registry import METHODS
+
+    # the plugin file registers its method in this process: take it out again, so that no later test of the
+    # same worker lists it among the built-in methods
+    METHODS.names()   # the built-ins loaded first, so that the copy holds them
+    monkeypatch.setattr(METHODS, "_items", dict(METHODS._items))
     code, out, err = run_main(monkeypatch, capsys, [
         "run", "--plugins", str(plugin), "--method", "nan_loss_run", "--profile", "ci", "--device", "cpu",
         "--results-dir", str(results), "--set", "teacher_train.epochs=0", "--set", "data.train_size=16",
