@@ -1,4 +1,13 @@
-"""How far an order of rows can be trusted: a two-level bootstrap over seeds and test inputs.
+"""How far an order of rows can be trusted, and the per-input parts the noise model resamples.
+
+:func:`replicates` gives each row as :class:`~harness.reporting.noise.Replicates`: its seeds' stored scores and
+the same scores recomputed on shared bootstrap draws of the test inputs (one draw for every row and seed). Marks,
+rank intervals, Kendall τ's interval and the findings' intervals all come from them through
+:mod:`~harness.reporting.noise` (:func:`model_resamples`: draws of every row's mean for ranks and τ, for rows
+with at least :data:`~harness.reporting.noise.MIN_OWN_SEEDS` seeds only).
+
+The two-level bootstrap below (:func:`resample`, :func:`resampled_rows`) is kept for reference only: it has no
+distinct seed draws at n = 1 and ten at n = 3, so its rank intervals are too narrow; no table uses it.
 
 Each resample draws the task's seeds with replacement, then its test inputs with replacement (one draw for
 every row: all rows are scored on the same inputs), and recomputes each row's score as Table 2 does — the
@@ -23,7 +32,9 @@ import numpy as np
 import pandas as pd
 
 from ..metrics import DART_OFFICIAL_SIGNATURE, dart_official_corpus_bleu, dart_official_inputs
+from ..store.labels import TEACHER
 from .load import Store
+from .noise import MIN_OWN_SEEDS, Replicates, score_draws
 from .ranking import ranks
 from .stats import bootstrap_seed, reference_streams, sacrebleu_metric
 
@@ -180,3 +191,67 @@ def _resampled_rows(store: Store, lines: dict[str, dict], lower_is_better: bool,
                 return None
             rows[label].append((replicate.seeds, decomposed))
     return resample(rows, lower_is_better, n_samples, seed)
+
+
+# --------------------------------------------------------------------------- the noise model's inputs
+def replicates(store: Store, lines: dict[str, dict], n_samples: int, stream: int = 0) -> dict[str, Replicates]:
+    """Each row of ``lines`` (label → summary line of one metric, all on the same test inputs) as its seeds'
+    stored values and, where every row's examples reproduce them (:func:`decompose`), the values recomputed on
+    ``n_samples`` bootstrap draws of the test inputs shared by every row and seed (``resampled[draw, seed]``);
+    without that, values only (the input part of a comparison is then left out and no mark is given). The
+    teacher evaluated once is :attr:`~harness.reporting.noise.Replicates.fixed`. Seeded and kept on the store."""
+    first = next(iter(lines.values()))
+    key = ("replicates", first["task"], first["profile"], first["metric"], tuple(lines), n_samples, stream)
+    if key not in store.bootstraps:
+        seed = bootstrap_seed()
+        if stream and seed is not None:
+            seed = np.random.SeedSequence(seed).spawn(stream + 1)[stream]
+        store.bootstraps[key] = _replicates(store, lines, n_samples, seed)
+    return store.bootstraps[key]
+
+
+def _fixed(line: dict) -> bool:
+    """The teacher evaluated once: one model shared by every seed of the students it is compared with."""
+    return line["model"] == TEACHER and line["n"] == 1
+
+
+def _replicates(store: Store, lines: dict[str, dict], n_samples: int, seed) -> dict[str, Replicates]:
+    plain = {label: Replicates.of(line["values"], fixed=_fixed(line)) for label, line in lines.items()}
+    decomposed: dict[str, list[Decomposed]] = {}
+    n_inputs = None
+    for label, line in lines.items():
+        parts = []
+        for replicate, stored in zip(line["replicates"], line["values"]):
+            if not (store.root / "runs" / replicate.run_id / "examples.parquet").is_file():
+                return plain
+            frame = store.examples(replicate.run_id, line["model"])
+            ids = tuple(frame["example_id"])
+            if not ids or (n_inputs is not None and ids != n_inputs):
+                return plain
+            n_inputs = ids
+            d = decompose(frame, line["metric"], line["signature"], stored)
+            if d is None:
+                return plain
+            parts.append(d)
+        decomposed[label] = parts
+    counts = input_counts(len(n_inputs), n_samples, np.random.default_rng(seed))
+    return {label: Replicates.of(lines[label]["values"], np.stack([d.resampled(counts) for d in parts], axis=1),
+                                 fixed=_fixed(lines[label]))
+            for label, parts in decomposed.items()}
+
+
+def model_resamples(rows: dict[str, Replicates], lower_is_better: bool, n_draws: int,
+                    stream: int = 0) -> Resamples | None:
+    """Draws of each row's mean from the noise model (:func:`~harness.reporting.noise.score_draws`: seed part and
+    input part together) as :class:`Resamples`, for rank intervals and τ's interval; None unless every row has at
+    least :data:`~harness.reporting.noise.MIN_OWN_SEEDS` seeds (fewer: exploratory, no interval) and there are two.
+    Rows without bootstrap draws are drawn from their seed part alone, and only when none has draws (all rows
+    must share one draw of inputs). ``stream``: an independent stream of seed draws (for rows on unrelated data)."""
+    if len(rows) < 2 or any(r.n < MIN_OWN_SEEDS for r in rows.values()):
+        return None
+    if len({r.resampled is None for r in rows.values()}) > 1:
+        rows = {label: Replicates.of(r.values, fixed=r.fixed) for label, r in rows.items()}
+    seed = bootstrap_seed()
+    if stream and seed is not None:
+        seed = np.random.SeedSequence(seed).spawn(stream + 1)[stream]
+    return Resamples(list(rows), score_draws(rows, n_draws, seed), lower_is_better)
