@@ -310,9 +310,9 @@ def test_real_text_runs_are_their_own_task_and_tau_compares_the_orders(tmp_path,
     if expected is not None:
         assert row["kendall_tau"] == pytest.approx(expected)
     assert row["kendall_tau_ci_low"] <= row["kendall_tau"] + 1e-9 and row["kendall_tau_ci_high"] >= -1
-    # the two views' resamples are independent draws, not the same indices
-    from harness.reporting.stability import resampled_rows
-    draws = [resampled_rows(store, {m: line for m, line in view.items()}, False, 100, stream).scores
+    # the two views' draws are independent (test inputs and seeds), not the same indices
+    from harness.reporting.stability import model_resamples, replicates
+    draws = [model_resamples(replicates(store, view, 100, stream), False, 100, stream).scores
              for stream, view in enumerate(_views(summary))]
     assert draws[0].shape == draws[1].shape
     assert not np.allclose(draws[0] - draws[0].mean(0), draws[1] - draws[1].mean(0))

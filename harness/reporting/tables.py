@@ -97,7 +97,8 @@ def table2(store: Store, summary: pd.DataFrame, task: str, profile: str, baselin
     students = [r for r in rows if r[1] != "teacher"]
     best = {m: _best_per_data(look, [lab for lab, _, _ in students], m, m in info.lower_is_better)
             for m in info.metrics}
-    noise = {m: noise_rows(store, look, [lab for lab, _, _ in rows], m, n_samples) for m in info.metrics}
+    noise = {m: noise_rows(store, look, [lab for lab, _, _ in rows], m, n_samples) for m in info.metrics
+             if baseline or m == info.primary}          # † needs every metric's; ranks the primary metric's
     stability = primary_stability(look, students, info, noise[info.primary], n_samples)
     out_rows, data, exploratory = [], [], False
     for label, model, setting in rows:
