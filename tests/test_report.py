@@ -143,7 +143,7 @@ def test_table2_numbers_are_the_parquet_numbers(grid, report):
     md = (report / "tables" / "table2_dart_ci.md").read_text()
     mean, ci = t_ci(own_values(grid, "kl", "ter").values())
     kl_line = next(line for line in md.splitlines() if line.startswith("| kl |"))
-    assert "encoder_layers" not in md and "| tvd | 2 |" in md
+    assert "encoder_layers" not in md and "| tvd | 2* |" in md          # two seeds: exploratory
     assert f"{mean:.2f}" in kl_line and f"± {ci:.2f}" in kl_line
     # bold: the best student of each metric among those with three seeds or more (by its mean, as the rank column
     # orders them); two seeds are exploratory, never bold

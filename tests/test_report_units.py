@@ -110,6 +110,8 @@ def test_renderings_escape_and_mark():
                                                         [Cell(text="a|b"), Cell(float("nan"))]], "± over 3 seeds")
     md = to_markdown(table)
     assert "| js (beta=0.5) | **46.50** ± 0.31 † |" in md and "a\\|b" in md and "| — |" in md
+    starred = to_markdown(Table("t_y", "T", ["model"], [[Cell(text="a")]], "n*: exploratory"))
+    assert starred.rstrip().endswith("*n\\*: exploratory*")      # the caption's own asterisk is no emphasis
     tex = to_latex(table)
     assert r"\textbf{46.50} $\pm$ 0.31$^\dagger$" in tex and r"TER$\downarrow$" in tex and r"\label{tab:t-x}" in tex
     assert tex_escape("50% of a_b & c") == r"50\% of a\_b \& c"
