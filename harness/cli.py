@@ -208,7 +208,8 @@ def grid_cmd(spec, tasks, methods, seeds, profile, sets, axes, results_dir, plug
 @click.option("--compare", type=click.Choice(["paper"]), multiple=True,
               help="Set the paper's published numbers beside ours, with Kendall τ of the KD methods' order.")
 @click.option("--baseline", default="predistill", show_default=True,
-              help="Row that † compares every other row with (paired bootstrap); 'none' for no test.")
+              help="Row that † compares every other row with (seed and test-input noise; rows with 3 seeds or more); "
+                   "'none' for no test.")
 @click.option("--bootstrap-samples", type=click.IntRange(min=10), default=1000, show_default=True)
 @click.option("--screenshot", is_flag=True, help="Also write report.png of the page (needs Chromium).")
 def report_cmd(results_dir, out_dir, compare, baseline, bootstrap_samples, screenshot) -> None:

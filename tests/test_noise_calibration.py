@@ -126,6 +126,27 @@ def test_one_seed_without_a_pool_decides_nothing():
     assert math.isnan(diff.low) and not diff.decided and diff.exploratory
 
 
+def test_a_fixed_row_has_no_seed_part_and_only_its_inputs_vary():
+    """The teacher, one model shared by every seed: no seed variance (0 by design, not unknown), no seed-by-input
+    correction; a student against it is decided on the student's seeds and both rows' shared input draws."""
+    rng = np.random.default_rng(3)
+    scores = rng.normal(30.0, 5.0, (3, M))                       # a student: 3 seeds × M inputs
+    teacher_scores = rng.normal(35.0, 5.0, M)
+    student = Replicates.of(scores.mean(1), COUNTS @ scores.T)
+    teacher = Replicates.of([teacher_scores.mean()], COUNTS @ teacher_scores[:, None], fixed=True)
+    diff = difference(student, teacher)
+    assert not teacher.exploratory and not diff.exploratory
+    assert diff.seed_variance == pytest.approx(scores.mean(1).var(ddof=1) / 3)   # the student's alone
+    total = diff.seed_variance + diff.input_variance                             # Satterthwaite: the student's
+    assert diff.df == pytest.approx(total ** 2 / (diff.seed_variance ** 2 / 2))  # n − 1, inputs infinite
+    assert diff.input_variance == pytest.approx(input_variance(student, teacher))
+    raw = float((student.resampled.mean(1) - teacher.resampled[:, 0]).var(ddof=1))
+    within = float((student.resampled - student.resampled.mean(1, keepdims=True)).var(axis=0, ddof=1).mean()) / 2
+    assert diff.input_variance == pytest.approx(max(raw - within, 0.0))        # the student's correction only
+    unshared = Replicates.of([teacher_scores.mean()], COUNTS @ teacher_scores[:, None])   # the same, not fixed
+    assert difference(student, unshared).exploratory and math.isnan(difference(student, unshared).low)
+
+
 def test_welch_without_inputs():
     """With no bootstrap draws the interval is Welch's t interval over seeds."""
     from scipy import stats

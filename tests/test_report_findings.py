@@ -10,6 +10,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from harness.paper import claims
 from harness.reporting import findings as fd
 from harness.reporting.build import build_report
 from harness.reporting.load import load_store
@@ -80,7 +81,7 @@ def write_run(root, task: str, method: str, seed: int, level: dict, r_cvg: dict,
 @pytest.fixture(scope="module")
 def store_root(tmp_path_factory):
     """Four tasks × their methods × three seeds, and on DART seqkd and kl at encoder depths 1 and 2 (one decoder
-    layer, seeds 1 and 2): kl rises with depth and stays ahead of seqkd, which falls."""
+    layer, three seeds: fewer would be exploratory): kl rises with depth and stays ahead of seqkd, which falls."""
     root = tmp_path_factory.mktemp("findings")
     for task, levels in LEVEL.items():
         for method in levels:
@@ -91,7 +92,7 @@ def store_root(tmp_path_factory):
     depth_levels = {1: {"seqkd": 31, "kl": 32}, 2: {"seqkd": 29, "kl": 34}}
     for depth, levels in depth_levels.items():
         for method in levels:
-            for seed in SEEDS[:2]:
+            for seed in SEEDS:
                 write_run(root, "dart", method, seed, levels, {}, TEACHER_DIST["dart"], depth=depth, decoder=1)
     return root
 
@@ -129,13 +130,15 @@ def test_every_kd_method_is_compared_with_mle_at_mle_s_setting(table):
     assert set(table.data[table.data["claim"] == "2"]["task"]) == set(LEVEL)   # only methods with data appear
 
 
-def test_welch_interval_is_the_t_interval_with_welch_satterthwaite_degrees_of_freedom():
+def test_without_per_input_parts_the_interval_is_welch_s_with_satterthwaite_degrees_of_freedom():
+    """Summary lines alone (no store to bootstrap the inputs from): the noise model's seed part is Welch's
+    t-interval, Welch–Satterthwaite degrees of freedom as they are (the noise model does not round them down)."""
     scipy_stats = pytest.importorskip("scipy.stats")
     a = {"model": "kl", "label": "kl", "n": 4, "values": [1.0, 2.0, 3.5, 2.5]}
     b = {"model": "mle", "label": "mle", "n": 3, "values": [0.5, 0.7, 0.4]}
     va, vb = np.var(a["values"], ddof=1) / 4, np.var(b["values"], ddof=1) / 3
     df = (va + vb) ** 2 / (va ** 2 / 3 + vb ** 2 / 2)
-    half = scipy_stats.t.ppf(0.975, math.floor(df)) * math.sqrt(va + vb)
+    half = scipy_stats.t.ppf(0.975, df) * math.sqrt(va + vb)
     d = fd.difference(a, b)
     assert d.estimate == pytest.approx(np.mean(a["values"]) - np.mean(b["values"]))
     assert (d.low, d.high) == (pytest.approx(d.estimate - half, rel=1e-5), pytest.approx(d.estimate + half, rel=1e-5))
@@ -145,7 +148,10 @@ def test_welch_interval_is_the_t_interval_with_welch_satterthwaite_degrees_of_fr
         scipy_stats.t.ppf(0.975, 2) * np.std(b["values"], ddof=1) / math.sqrt(3), rel=1e-5)
     assert fd.difference(teacher, teacher).exact
     single = fd.difference({**a, "n": 1, "values": [1.0]}, b)
-    assert math.isnan(single.low) and fd.judge(single, 0.0) == (fd.UNDECIDED, "kl: one seed, no interval")
+    assert math.isnan(single.low) and fd.judge(single, 0.0) == (fd.UNDECIDED, "kl: exploratory, 1 seed (< 3)")
+    # two seeds far apart: an interval exists, but the row is exploratory and decides nothing
+    two = fd.difference({**a, "n": 2, "values": [10.0, 10.1]}, b)
+    assert two.low > 0 and fd.judge(two, 0.0) == (fd.UNDECIDED, "kl: exploratory, 2 seeds (< 3)")
 
 
 def test_teacher_dist_order_and_the_dialogue_teacher_lead(table):
@@ -170,12 +176,35 @@ def test_kl_coverage_risk_below_rkl_uses_the_stores_direction(table):
     assert four.loc["wmt16_en_ro", "verdict"] == fd.UNDECIDED                  # equal risks
 
 
-def test_js_within_the_best_methods_interval_and_tvd_outside_it(table):
+def test_js_equivalent_to_the_best_method_and_tvd_not(table):
+    """Claim 5 is an equivalence test: js 0.2 below kl (90% interval inside ±1) is equivalent, tvd 4 below is not."""
     five = table.data[(table.data["claim"] == "5") & (table.data["task"] == "dart")].set_index("statement")
     js = five.loc[[s for s in five.index if s.startswith("js ")][0]]
     tvd = five.loc[[s for s in five.index if s.startswith("tvd ")][0]]
-    assert js["verdict"] == fd.HOLDS and js["reason"] == "intervals overlap" and "best kl" in js["evidence"]
-    assert tvd["verdict"] == fd.FAILS and tvd["estimate"] == pytest.approx(-4.0)
+    assert js["verdict"] == fd.EQUIVALENT and "best kl" in js["evidence"] and "margin ±1" in js["reason"]
+    assert js["estimate"] == pytest.approx(-0.2) and js["threshold"] == claims.NEAR_BEST_MARGIN
+    assert tvd["verdict"] == fd.NOT_EQUIVALENT and tvd["estimate"] == pytest.approx(-4.0)
+    assert tvd["ci_high"] < -claims.NEAR_BEST_MARGIN
+
+
+def test_overlapping_intervals_are_no_equivalence(tmp_path):
+    """js 0.8 below kl, seeds spread so that their t-intervals over seeds overlap (the old claim 5 said "holds"):
+    the 90% interval of the difference reaches past the margin on one side and into it on the other — undecided,
+    not equivalent and not holds."""
+    spread = {1: -1.5, 2: 0.0, 3: 1.5}
+    for seed in SEEDS:
+        for method, level in (("mle", 30.0), ("kl", 35.0), ("js", 34.2)):
+            write_run(tmp_path, "dart", method, seed, {method: level + spread[seed]}, {}, 20.0)
+    store = load_store(tmp_path)
+    summary = summarise(store)
+    bleu = summary[(summary["metric"] == "bleu") & summary["model"].isin(["kl", "js"])].set_index("model")
+    low = bleu["mean"] - bleu["ci"]
+    high = bleu["mean"] + bleu["ci"]
+    assert low["js"] <= high["kl"] and low["kl"] <= high["js"]                    # the intervals overlap
+    five = fd.findings(store, summary, "ci", n_samples=100).data
+    js = five[(five["claim"] == "5") & five["statement"].str.startswith("js ")].iloc[0]
+    assert js["verdict"] == fd.UNDECIDED
+    assert js["ci_low"] < -claims.NEAR_BEST_MARGIN < js["ci_high"]
 
 
 def test_kendall_tau_is_the_rank_agreement_tables(store_root, table):
@@ -201,7 +230,7 @@ def test_figure2_depth_trend_and_f_distill_ahead_of_seqkd(table):
     ahead = table.data[table.data["claim"] == "6c"]
     assert len(ahead) == 1 and ahead["verdict"].iloc[0] == fd.HOLDS
     assert "1: +1.00" in ahead["evidence"].iloc[0] and "2: +5.00" in ahead["evidence"].iloc[0]
-    assert "(CIs overlap)" in ahead["evidence"].iloc[0] and "(CIs apart)" in ahead["evidence"].iloc[0]
+    assert "CIs" not in ahead["evidence"].iloc[0]        # overlap of the rows' own intervals is no evidence
 
 
 def test_one_seed_is_undecided_and_a_reversed_teacher_order_fails(tmp_path):
@@ -215,7 +244,7 @@ def test_one_seed_is_undecided_and_a_reversed_teacher_order_fails(tmp_path):
     data = fd.findings(store, summarise(store), "ci", n_samples=50).data
     one = data[data["claim"] == "1"].set_index("task")
     assert set(one["verdict"]) == {fd.UNDECIDED}
-    assert one.loc["dart", "reason"] == "predistill: one seed, no interval"
+    assert one.loc["dart", "reason"] == "predistill: exploratory, 1 seed (< 3); mle: exploratory, 1 seed (< 3)"
     order = data[data["claim"] == "3a"].set_index("task")
     assert order.loc["wmt16_en_ro, dart", "verdict"] == fd.FAILS
     assert order.loc["all tasks", "verdict"] == fd.FAILS
@@ -281,9 +310,9 @@ def test_real_text_runs_are_their_own_task_and_tau_compares_the_orders(tmp_path,
     if expected is not None:
         assert row["kendall_tau"] == pytest.approx(expected)
     assert row["kendall_tau_ci_low"] <= row["kendall_tau"] + 1e-9 and row["kendall_tau_ci_high"] >= -1
-    # the two views' resamples are independent draws, not the same indices
-    from harness.reporting.stability import resampled_rows
-    draws = [resampled_rows(store, {m: line for m, line in view.items()}, False, 100, stream).scores
+    # the two views' draws are independent (test inputs and seeds), not the same indices
+    from harness.reporting.stability import model_resamples, replicates
+    draws = [model_resamples(replicates(store, view, 100, stream), False, 100, stream).scores
              for stream, view in enumerate(_views(summary))]
     assert draws[0].shape == draws[1].shape
     assert not np.allclose(draws[0] - draws[0].mean(0), draws[1] - draws[1].mean(0))

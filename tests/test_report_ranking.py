@@ -106,13 +106,14 @@ def _write(root, method: str, seed: int, scores: np.ndarray) -> None:
 
 def test_bold_is_rank_one_even_where_two_rows_print_the_same_mean(tmp_path):
     """kl 0.5025 and rkl 0.5000 both print 0.50: kl is ahead, so kl alone is bold and ranked first (bold once
-    compared at two decimals while the rank column compared exactly)."""
+    compared at two decimals while the rank column compared exactly). Three seeds: fewer are exploratory, never
+    bold or ranked."""
     from harness.reporting.load import load_store
     from harness.reporting.summary import summarise
     from harness.reporting.tables import table2
 
     rng = np.random.default_rng(0)
-    for seed in (1, 2):
+    for seed in (1, 2, 3):
         base = np.full(INPUTS, 0.5)
         kl = base.copy()
         kl[rng.integers(INPUTS)] += 0.1

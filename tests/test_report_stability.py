@@ -1,20 +1,23 @@
-"""Rank stability and Kendall τ's interval from the two-level bootstrap over seeds and test inputs, on a
-hand-made store: one method clearly wins (keeps its rank in every resample), two tie (each keeps it in about
-half); the resampled BLEU is sacreBLEU's corpus BLEU of the drawn inputs."""
+"""Rank stability, Kendall τ's interval and Table 2's marks from the noise model (seeds and test inputs together), on
+a hand-made store: one method clearly wins (keeps its rank in every draw), two tie (each keeps it in about half);
+a one-seed row far ahead of them all is shown as exploratory — never bold, marked † or ranked; the resampled BLEU
+is sacreBLEU's corpus BLEU of the drawn inputs."""
 
 from __future__ import annotations
 
 import json
+import math
 
 import numpy as np
 import pandas as pd
 import pytest
 
+from harness.reporting import noise
 from harness.reporting.load import load_store
 from harness.reporting.compare import comparison
 from harness.reporting.ranking import ranks
-from harness.reporting.stability import decompose, paired_differences
-from harness.reporting.stats import reference_streams
+from harness.reporting.stability import decompose, input_counts, paired_differences
+from harness.reporting.stats import bootstrap_seed, reference_streams
 from harness.reporting.summary import summarise
 from harness.reporting.tables import table2
 
@@ -33,12 +36,13 @@ def scores_of(method: str, seed: int) -> np.ndarray:
     return np.random.default_rng([seed, len(method)]).permutation(base)
 
 
-def write_run(root, method: str, seed: int) -> None:
+def write_run(root, method: str, seed: int, scores: np.ndarray | None = None) -> None:
     run_id = f"toy4-{method}-{seed}"
     folder = root / "runs" / run_id
     folder.mkdir(parents=True)
     ident = {"run_id": run_id, "task": "toy4", "method": method, "profile": "ci", "seed": seed}
-    models = {"teacher": ("t-eval", np.full(INPUTS, 9.0)), method: (f"{method}-{seed}", scores_of(method, seed))}
+    scores = scores_of(method, seed) if scores is None else scores
+    models = {"teacher": ("t-eval", np.full(INPUTS, 9.0)), method: (f"{method}-{seed}", scores)}
     rows = [{**ident, "model": model, "split": "test", "metric": "acc", "value": float(scores.mean()),
              "signature": "mean", "stage_key": key, "variant": "", "higher_is_better": True}
             for model, (key, scores) in models.items()]
@@ -90,6 +94,63 @@ def test_kendall_tau_has_an_interval_around_it(root):
     assert tau["kendall_tau_ci_low"] < tau["kendall_tau_ci_high"]               # the tie breaks either way
     assert tau["kendall_tau_ci_high"] == pytest.approx(1.0)
     assert "τ 95% interval" in agreement.header
+
+
+@pytest.fixture(scope="module")
+def with_one_seed(tmp_path_factory):
+    """The store above and tvd, one seed, far ahead of every other student."""
+    root = tmp_path_factory.mktemp("one-seed")
+    for method in ("kl", "rkl", "js"):
+        for seed in SEEDS:
+            write_run(root, method, seed)
+    write_run(root, "tvd", SEEDS[0], scores_of("kl", SEEDS[0]) + 10.0)
+    return root
+
+
+def test_a_one_seed_row_is_exploratory_never_bold_marked_or_ranked(with_one_seed):
+    store = load_store(with_one_seed)
+    table = table2(store, summarise(store), "toy4", "ci", baseline="rkl", n_samples=200)
+    data = table.data.set_index("row")
+    assert data.loc["tvd", "mean"] > data.loc["kl", "mean"] + 5                # far ahead of the best …
+    assert not bool(data.loc["tvd", "best"])                                    # … but not bold,
+    assert not bool(data.loc["tvd", "significant"])                             # not †,
+    assert pd.isna(data.loc["tvd", "rank"]) and pd.isna(data.loc["tvd", "rank_ci_low"])   # no rank, no interval
+    assert bool(data.loc["tvd", "exploratory"]) and pd.isna(data.loc["tvd", "difference"])
+    shown = {row[0].text: row for row in table.rows}
+    assert shown["tvd"][1].text == "1*" and not shown["tvd"][2].bold and not shown["tvd"][2].mark
+    assert shown["tvd"][-2].text == "—" and shown["tvd"][-1].text == "—"
+    assert "exploratory" in table.caption
+    # the best among the rows with three seeds is bold and ranked first
+    assert bool(data.loc["kl", "best"]) and data.loc["kl", "rank"] == 1 and not bool(data.loc["kl", "exploratory"])
+
+
+def test_the_dagger_of_a_three_seed_row_is_the_noise_models_difference(with_one_seed):
+    """† on kl and js against rkl: the interval of noise.difference of their seeds' scores, each recomputed on
+    the same bootstrap draws of the test inputs (the report's seed, one draw shared by every row and seed)."""
+    store = load_store(with_one_seed)
+    data = table2(store, summarise(store), "toy4", "ci", baseline="rkl", n_samples=200).data.set_index("row")
+    counts = input_counts(INPUTS, 200, np.random.default_rng(bootstrap_seed()))
+
+    def row(method):
+        scores = np.stack([scores_of(method, seed) for seed in SEEDS])               # [seed, input]
+        return noise.Replicates.of(scores.mean(1), (counts @ scores.T) / INPUTS)
+
+    for method, marked in (("kl", True), ("js", False)):
+        expected = noise.difference(row(method), row("rkl"))
+        assert expected.decided == marked
+        assert bool(data.loc[method, "significant"]) == marked
+        assert (data.loc[method, "diff_ci_low"], data.loc[method, "diff_ci_high"]) == (
+            pytest.approx(expected.low), pytest.approx(expected.high))
+
+
+def test_kendall_tau_has_no_interval_when_a_method_has_one_seed(with_one_seed):
+    store = load_store(with_one_seed)
+    paper = pd.DataFrame([{"table": "table2", "task": "toy4", "model": m, "setting": "", "metric": "acc", "value": v}
+                          for m, v in (("kl", 50.0), ("rkl", 40.0), ("js", 30.0), ("tvd", 20.0))])
+    _, agreement = comparison(store, summarise(store), "toy4", "ci", paper, n_samples=200)
+    tau = agreement.data.set_index("metric").loc["acc"]
+    assert math.isfinite(tau["kendall_tau"]) and math.isnan(tau["kendall_tau_ci_low"])
+    assert agreement.rows[0][4].text == "—"
 
 
 def test_competition_ranks_share_the_best_place_on_ties():

@@ -18,8 +18,10 @@ Layout of the output folder (written whole and put in place of the old one; a ``
     report.png               a screenshot of report.html (``--screenshot``; needs Chromium)
 
 Modules: ``load`` (the store as a report sees it), ``summary`` (rows aggregated over seeds), ``ranking`` (the one
-ordering of rows: bold, ranks, orders written out, Kendall τ), ``tables`` (the paper's tables), ``stability``
-(rank stability and τ's interval: a bootstrap over seeds and test inputs), ``store_table`` (the teacher-output
+ordering of rows: bold, ranks, orders written out, Kendall τ), ``tables`` (the paper's tables), ``noise`` (one
+model of seed and test-input noise behind every mark, interval and verdict), ``stability`` (each row's seeds
+recomputed on shared bootstrap draws of the test inputs, for that model; rank stability and τ's interval),
+``store_table`` (the teacher-output
 store: bytes per stored token and, per k, the paired-bootstrap difference from the exact teacher), ``compare``
 (the paper's published numbers, :mod:`harness.paper.published`, beside ours), ``findings`` (the paper's claims,
 :mod:`harness.paper.claims`, re-tested: a verdict per claim and task), ``plots``, ``render`` (Markdown, LaTeX,

@@ -16,7 +16,8 @@ from ..paper import KD_METHODS, PAPER_METRICS
 from .load import Store
 from .render import Cell, Table
 from .ranking import kendall_tau, order_text
-from .stability import interval, resampled_rows
+from .noise import MIN_OWN_SEEDS
+from .stability import interval, model_resamples, replicates
 from .summary import common_rows, lookup
 from .tables import metric_label
 
@@ -33,8 +34,9 @@ def comparison(store: Store, summary: pd.DataFrame, task: str, profile: str,
 
     Each paper column is set beside our comparable metric where the store has it, else beside the metric
     of the same name; ``metric`` in the data is the paper's column, ``our_metric`` ours. τ's 95% interval:
-    the 2.5–97.5 percentiles of τ over ``n_samples`` two-level bootstrap resamples of our scores
-    (:mod:`~harness.reporting.stability`), where our metric can be recomputed from the examples."""
+    the 2.5–97.5 percentiles of τ over ``n_samples`` draws of our means from the noise model
+    (:func:`~harness.reporting.stability.model_resamples`), where every method has at least
+    :data:`~harness.reporting.noise.MIN_OWN_SEEDS` seeds."""
     pub = paper[(paper["task"] == task) & paper["table"].isin(["table2", "table3"]) & (paper["setting"] == "")]
     if pub.empty:
         return None
@@ -94,17 +96,18 @@ def comparison(store: Store, summary: pd.DataFrame, task: str, profile: str,
                        "paper: best → worst", "ours: best → worst"], tau_rows,
                       f"Kendall's τ-b between the paper's and our ordering of the KD methods "
                       f"({', '.join(KD_METHODS)}) present in both; 1 = same order, −1 = reversed. "
-                      f"Interval: 2.5–97.5 percentiles of τ over {n_samples} two-level bootstrap resamples "
-                      f"(seeds, then test inputs, with replacement; — where our metric cannot be recomputed "
-                      f"from the per-example outputs). Primary metric: {info.primary}.",
+                      f"Interval: 2.5–97.5 percentiles of τ over {n_samples} draws of our means from one model of "
+                      f"seed and test-input noise; — where a method has fewer than "
+                      f"{MIN_OWN_SEEDS} seeds (exploratory). Primary metric: {info.primary}.",
                       pd.DataFrame(tau_data))
     return side_by_side, agreement
 
 
 def _tau_interval(store: Store, lines: dict[str, dict], theirs: list[float], lower: bool,
                   n_samples: int) -> tuple[float, float]:
-    """The 95% bootstrap interval of τ between the paper's values and ours (rows ``lines``, in ``theirs``' order)."""
-    resamples = resampled_rows(store, lines, lower, n_samples) if len(lines) >= 2 else None
+    """The 95% interval of τ between the paper's values and ours (rows ``lines``, in ``theirs``' order) over draws of
+    our means from the noise model; NaN unless every row has at least MIN_OWN_SEEDS seeds."""
+    resamples = model_resamples(replicates(store, lines, n_samples), lower, n_samples) if len(lines) >= 2 else None
     if resamples is None:
         return math.nan, math.nan
     return interval(np.array([kendall_tau(theirs, mine) for mine in resamples.of(list(lines))]))

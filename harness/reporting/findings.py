@@ -4,12 +4,16 @@ One function per claim of Wen et al. (2023) (:mod:`harness.paper.claims`: what e
 returning :class:`Finding` rows; :func:`findings` lists them in :data:`CLAIMS` order as one table. A claim compares a statistic with a threshold:
 
 * a difference of two rows' means over seeds (signed so that a positive value favours the claim, by the
-  metric's direction in the store), with Welch's 95% t-interval (Welch–Satterthwaite degrees of freedom,
-  rounded down). The teacher, one model evaluated once and shared by every seed, counts as a fixed value:
-  against a student the interval is the student's one-sample t-interval; two teachers are compared as
-  measured (no interval over teacher seeds exists).
+  metric's direction in the store), with its 95% interval from one model of the noise
+  (:mod:`~harness.reporting.noise`): seed variance and test-input variance together (a bootstrap of the test
+  inputs shared by both rows, where the metric can be recomputed per input). The teacher, one model evaluated
+  once and shared by every seed, is a fixed value: its seed part is 0 by design, only its inputs vary; two
+  teachers of different tasks are compared as measured.
 * *holds*: the interval lies above the threshold; *does not hold*: below it; *undecided*: it includes the
-  threshold, or a row has one seed (no interval), and the row says which.
+  threshold, or a row has fewer than :data:`~harness.reporting.noise.MIN_OWN_SEEDS` seeds (exploratory: shown,
+  never decided on), and the row says which.
+* "as good as" (claim 5) is an equivalence test with a stated margin (two one-sided tests): *equivalent*,
+  *not equivalent* or *undecided* — overlapping intervals are no evidence of equivalence.
 
 Rows of a task are taken at one setting on one data set: :func:`~harness.reporting.summary.common_rows` (each
 model's row on the task's primary data set that agrees with MLE's row with the most seeds on every axis both name,
@@ -23,21 +27,21 @@ import math
 from dataclasses import dataclass
 from typing import Callable
 
-import numpy as np
 import pandas as pd
 
 from ..paper import KD_METHODS, TASKS, claims, order_key
 from ..paper.published import published
 from ..store.labels import PREDISTILL, TEACHER
-from . import ranking
+from . import noise, ranking
 from .compare import comparison
 from .load import Store, TaskInfo
+from .noise import EQUIVALENT, MIN_OWN_SEEDS, NOT_EQUIVALENT, Replicates   # noqa: F401 (claim 5's verdicts)
 from .render import Cell, Table
-from .stats import t_quantile_975
+from .stability import replicates
 from .summary import MLE, agrees, common_rows, lookup, row_label, rows_of
 from .tables import metric_label, size_axes
 
-HOLDS, FAILS, UNDECIDED = "holds", "does not hold", "undecided"
+HOLDS, FAILS, UNDECIDED = noise.HOLDS, noise.DOES_NOT_HOLD, noise.UNDECIDED
 
 
 @dataclass(frozen=True)
@@ -60,8 +64,9 @@ class Difference:
     estimate: float
     low: float = math.nan
     high: float = math.nan
-    exact: bool = False  # two fixed values (teachers): compared as measured
-    missing: str = ""    # why there is no interval
+    exact: bool = False  # two fixed values (teachers on unrelated inputs): compared as measured
+    missing: str = ""    # why no verdict may be drawn from it (exploratory rows, no interval)
+    model: noise.Difference | None = None   # the noise model's difference it was read from (for equivalence)
 
 
 # --------------------------------------------------------------------------- statistics
@@ -70,45 +75,67 @@ def _fixed(line: dict) -> bool:
     return line["model"] == TEACHER and line["n"] == 1
 
 
-def difference(a: dict, b: dict) -> Difference:
-    """Mean of ``a`` − mean of ``b`` (two summary lines) with Welch's 95% t-interval over their seeds."""
-    va, vb = np.asarray(a["values"], float), np.asarray(b["values"], float)
-    estimate = float(va.mean() - vb.mean())
-    sides = [(v, line) for v, line in ((va, a), (vb, b)) if not _fixed(line)]
-    if not sides:
-        return Difference(estimate, exact=True)
-    for v, line in sides:
-        if len(v) < 2:
-            return Difference(estimate, missing=f"{line['label']}: one seed, no interval")
-    parts = [(float(v.var(ddof=1)) / len(v), len(v) - 1) for v, _ in sides]
-    se2 = sum(p for p, _ in parts)
-    if se2 == 0:
-        return Difference(estimate, estimate, estimate)
-    df = se2 ** 2 / sum(p ** 2 / d for p, d in parts if p > 0)
-    half = t_quantile_975(max(1, int(df))) * math.sqrt(se2)
-    return Difference(estimate, estimate - half, estimate + half)
+def _exploratory(line: dict) -> str:
+    return f"{line['label']}: exploratory, {line['n']} seed{'s' if line['n'] != 1 else ''} (< {MIN_OWN_SEEDS})"
 
 
-def better(a: dict, b: dict, lower_is_better: bool) -> Difference:
+def difference(a: dict, b: dict, rows: dict[str, Replicates] | None = None) -> Difference:
+    """Mean of ``a`` − mean of ``b`` (two summary lines) with its 95% interval from the noise model
+    (:func:`~harness.reporting.noise.difference`): each row's variance over its seeds, plus the test-input part
+    from ``rows`` (label → :class:`~harness.reporting.noise.Replicates` on one shared bootstrap of the inputs,
+    :func:`~harness.reporting.stability.replicates`) where both rows are there with bootstrap draws. The teacher
+    evaluated once is one model shared by every seed: its seed part is 0 by design
+    (:attr:`~harness.reporting.noise.Replicates.fixed`), only its inputs vary. A row with fewer than
+    :data:`~harness.reporting.noise.MIN_OWN_SEEDS` seeds is exploratory: the difference is shown (with its own
+    seed variance at two seeds, none at one), no verdict is drawn from it."""
+    rows = rows or {}
+    ra, rb = rows.get(a["label"]), rows.get(b["label"])
+    if ra is None or rb is None or ra.resampled is None or rb.resampled is None:
+        ra, rb = (Replicates.of(line["values"], fixed=_fixed(line)) for line in (a, b))
+    d = noise.difference(ra, rb)
+    if ra.fixed and rb.fixed and d.se == 0:
+        return Difference(d.estimate, exact=True, model=d)
+    missing = "; ".join(_exploratory(line) for line, r in ((a, ra), (b, rb)) if r.exploratory)
+    return Difference(d.estimate, d.low, d.high, missing=missing, model=d)
+
+
+def better(a: dict, b: dict, lower_is_better: bool, rows: dict[str, Replicates] | None = None) -> Difference:
     """How much ``a`` is better than ``b``: a − b, or b − a for a lower-is-better metric."""
-    return difference(b, a) if lower_is_better else difference(a, b)
+    return difference(b, a, rows) if lower_is_better else difference(a, b, rows)
 
 
 def judge(d: Difference, threshold: float) -> tuple[str, str]:
-    """(verdict, reason) for "the statistic exceeds ``threshold``"."""
+    """(verdict, reason) for "the statistic exceeds ``threshold``" (:func:`~harness.reporting.noise.at_least` on
+    the 95% interval)."""
     t = f"{threshold:g}"
     if d.exact:
         how = "one teacher per task: compared as measured"
         if d.estimate == threshold:
             return UNDECIDED, f"{how}, equal to {t}"
         return (HOLDS, f"{how}, above {t}") if d.estimate > threshold else (FAILS, f"{how}, below {t}")
-    if not math.isfinite(d.low):
-        return UNDECIDED, d.missing or "no interval"
+    if d.missing:
+        return UNDECIDED, d.missing
+    if not (math.isfinite(d.low) and math.isfinite(d.high)):
+        return UNDECIDED, "no interval"
     if d.low > threshold:
         return HOLDS, f"interval above {t}"
     if d.high < threshold:
         return FAILS, f"interval below {t}"
     return UNDECIDED, f"interval includes {t}"
+
+
+def equivalent(d: Difference, margin: float) -> tuple[str, str]:
+    """(verdict, reason) for "|the statistic| < ``margin``": two one-sided tests
+    (:func:`~harness.reporting.noise.equivalence`) — equivalent when the 90% interval lies inside (−margin, margin),
+    not equivalent when the 95% interval lies outside [−margin, margin], else undecided."""
+    if d.missing:
+        return UNDECIDED, d.missing
+    if d.model is None or not math.isfinite(d.model.se):
+        return UNDECIDED, "no interval"
+    verdict = noise.equivalence(d.model, margin)
+    low, high = d.model.interval(0.90)
+    where = f"90% interval [{_num(low)}, {_num(high)}], margin ±{margin:g}"
+    return verdict, where
 
 
 def combine(parts: list[tuple[str, str]]) -> tuple[str, str]:
@@ -129,11 +156,6 @@ def _num(x: float, sign: bool = False) -> str:
 
 def _interval(d: Difference, missing: str = "—") -> str:
     return f"[{_num(d.low)}, {_num(d.high)}]" if math.isfinite(d.low) else missing
-
-
-def _ci(line: dict) -> str:
-    low, high = line["mean"] - line["ci"], line["mean"] + line["ci"]
-    return f"[{_num(low)}, {_num(high)}]" if math.isfinite(line["ci"]) else "(no CI)"
 
 
 def _said(line: dict) -> str:
@@ -177,13 +199,25 @@ def _finding(claim, statement, view_or_task, metric, evidence, d: Difference, th
     return Finding(claim, statement, task, metric, evidence, d.estimate, d.low, d.high, threshold, verdict, reason)
 
 
-def _versus(claim: str, view: View, model: str, baseline: str, metric: str, threshold: float = 0.0,
+def _noise(ctx: Context, lines: dict[str, dict]) -> dict[str, Replicates]:
+    """The rows ``lines`` (label → summary line of one metric, one task) as the noise model's replicates, on one
+    shared bootstrap of their test inputs (kept on the store: every claim of a task reads the same draws)."""
+    return replicates(ctx.store, lines, ctx.n_samples) if lines else {}
+
+
+def _common(ctx: Context, view: View, metric: str) -> dict[str, Replicates]:
+    """:func:`_noise` of every common row of ``view`` that holds ``metric``."""
+    lines = {view.rows[m]: view.line(m, metric) for m in view.rows if view.line(m, metric) is not None}
+    return _noise(ctx, lines)
+
+
+def _versus(ctx: Context, claim: str, view: View, model: str, baseline: str, metric: str, threshold: float = 0.0,
             statement: str | None = None) -> Finding | None:
     """``model`` ≥ ``baseline`` (+ threshold) on ``metric``, or None if either row lacks it."""
     a, b = view.line(model, metric), view.line(baseline, metric)
     if a is None or b is None:
         return None
-    d = better(a, b, view.lower(metric))
+    d = better(a, b, view.lower(metric), _common(ctx, view, metric))
     arrow = "≤" if view.lower(metric) else "≥"
     plus = f" {'−' if view.lower(metric) else '+'} {threshold:g}" if threshold else ""
     statement = statement or f"{model} {arrow} {baseline}{plus} ({view.label(metric)})"
@@ -193,13 +227,13 @@ def _versus(claim: str, view: View, model: str, baseline: str, metric: str, thre
 # --------------------------------------------------------------------------- the claims
 def pre_distillation(ctx: Context) -> list[Finding]:
     """:data:`~harness.paper.claims.PREDISTILL_VS_MLE`."""
-    rows = [_versus(claims.PREDISTILL_VS_MLE.number, v, PREDISTILL, MLE, v.info.primary) for v in ctx.views.values()]
+    rows = [_versus(ctx, claims.PREDISTILL_VS_MLE.number, v, PREDISTILL, MLE, v.info.primary) for v in ctx.views.values()]
     return [r for r in rows if r]
 
 
 def kd_methods(ctx: Context) -> list[Finding]:
     """:data:`~harness.paper.claims.KD_VS_MLE`."""
-    rows = [_versus(claims.KD_VS_MLE.number, v, m, MLE, v.info.primary) for v in ctx.views.values() for m in KD_METHODS]
+    rows = [_versus(ctx, claims.KD_VS_MLE.number, v, m, MLE, v.info.primary) for v in ctx.views.values() for m in KD_METHODS]
     return [r for r in rows if r]
 
 
@@ -230,7 +264,7 @@ def teacher_dist_order(ctx: Context) -> list[Finding]:
 def dialogue_teacher(ctx: Context) -> list[Finding]:
     """:data:`~harness.paper.claims.DIALOGUE_TEACHER_LEAD`."""
     view = ctx.views.get(claims.DIALOGUE_TASK)
-    row = view and _versus(claims.DIALOGUE_TEACHER_LEAD.number, view, TEACHER, MLE, claims.DIALOGUE_METRIC,
+    row = view and _versus(ctx, claims.DIALOGUE_TEACHER_LEAD.number, view, TEACHER, MLE, claims.DIALOGUE_METRIC,
                            claims.DIALOGUE_MARGIN)
     return [row] if row else []
 
@@ -238,40 +272,51 @@ def dialogue_teacher(ctx: Context) -> list[Finding]:
 def coverage_risk(ctx: Context) -> list[Finding]:
     """:data:`~harness.paper.claims.KL_COVERAGE`."""
     lower, higher = claims.LOWER_COVERAGE_RISK, claims.HIGHER_COVERAGE_RISK
-    rows = [_versus(claims.KL_COVERAGE.number, v, lower, higher, "r_cvg", statement=f"{lower}'s R_cvg below {higher}'s")
+    rows = [_versus(ctx, claims.KL_COVERAGE.number, v, lower, higher, "r_cvg", statement=f"{lower}'s R_cvg below {higher}'s")
             for v in ctx.views.values()]
     return [r for r in rows if r]
 
 
 def near_best(ctx: Context) -> list[Finding]:
-    """:data:`~harness.paper.claims.SYMMETRIC_NEAR_BEST`: within = their t-intervals over seeds overlap the best
-    KD method's (by mean primary metric, :func:`~harness.reporting.ranking.best`; on a tie the first in the paper's
-    order); the best itself holds."""
+    """:data:`~harness.paper.claims.SYMMETRIC_NEAR_BEST` as an equivalence test: the method's difference from the
+    best KD method (by mean primary metric, :func:`~harness.reporting.ranking.best` among the KD methods with at
+    least :data:`~harness.reporting.noise.MIN_OWN_SEEDS` seeds; on a tie the first in the paper's order), signed
+    so that positive favours the method, under the noise model, against the margin
+    :data:`~harness.paper.claims.NEAR_BEST_MARGIN` by two one-sided tests (:func:`equivalent`): equivalent, not
+    equivalent or undecided. Overlapping intervals decide nothing. The best itself is equivalent."""
     rows = []
+    margin = claims.NEAR_BEST_MARGIN
     for view in ctx.views.values():
         metric = view.info.primary
         kd = {m: view.line(m, metric) for m in KD_METHODS if view.line(m, metric) is not None}
+        confirmed = {m: line["mean"] for m, line in kd.items() if line["n"] >= MIN_OWN_SEEDS}
         if not kd:
             continue
-        sign = -1 if view.lower(metric) else 1
-        best = next(m for m in kd if m in ranking.best({m: line["mean"] for m, line in kd.items()}, sign < 0))
+        top_names = ranking.best(confirmed, view.lower(metric))
+        best = next((m for m in kd if m in top_names), None)
+        noise_rows = _common(ctx, view, metric)
         for m in claims.NEAR_BEST:
             if m not in kd:
                 continue
-            line, top = kd[m], kd[best]
-            d = Difference(sign * (line["mean"] - top["mean"]))
-            evidence = f"{_said(line)} {_ci(line)} vs best {_said(top)} {_ci(top)}"
+            line = kd[m]
+            statement = (f"{m} as good as the best KD method: within ±{margin:g} ({view.label(metric)}; "
+                         f"two one-sided tests)")
+            if best is None:
+                rows.append(Finding(claims.SYMMETRIC_NEAR_BEST.number, statement, view.task, metric,
+                                    f"{_said(line)}; no KD method with {MIN_OWN_SEEDS} seeds", math.nan, math.nan,
+                                    math.nan, margin, UNDECIDED,
+                                    f"no best KD method: every one is exploratory (< {MIN_OWN_SEEDS} seeds)"))
+                continue
+            top = kd[best]
+            evidence = f"{_said(line)} vs best {_said(top)}"
             if m == best:
-                verdict, reason = HOLDS, "it is the best KD method"
-            elif _overlap(line, top) is None:
-                verdict, reason = UNDECIDED, "one seed, no interval"
-            elif _overlap(line, top):
-                verdict, reason = HOLDS, "intervals overlap"
-            else:
-                verdict, reason = FAILS, "intervals do not overlap"
-            statement = f"{m} within the best KD method's 95% CI ({view.label(metric)})"
+                rows.append(Finding(claims.SYMMETRIC_NEAR_BEST.number, statement, view.task, metric, evidence,
+                                    0.0, 0.0, 0.0, margin, EQUIVALENT, "it is the best KD method"))
+                continue
+            d = better(line, top, view.lower(metric), noise_rows)
+            verdict, reason = equivalent(d, margin)
             rows.append(Finding(claims.SYMMETRIC_NEAR_BEST.number, statement, view.task, metric, evidence,
-                                d.estimate, math.nan, math.nan, math.nan, verdict, reason))
+                                d.estimate, d.low, d.high, margin, verdict, reason))
     return rows
 
 
@@ -292,8 +337,9 @@ def kendall_agreement(ctx: Context) -> list[Finding]:
         if not math.isfinite(tau):
             d = Difference(tau, missing="τ undefined (a constant order)")
         else:
-            d = Difference(tau, float(r["kendall_tau_ci_low"]), float(r["kendall_tau_ci_high"]),
-                           missing="no interval: the metric cannot be recomputed from the examples")
+            low, high = float(r["kendall_tau_ci_low"]), float(r["kendall_tau_ci_high"])
+            d = Difference(tau, low, high, missing="" if math.isfinite(low) else
+                           f"no interval: a KD method is exploratory (< {MIN_OWN_SEEDS} seeds)")
         evidence = f"{r['n_methods']} methods; paper {r['paper_order']}; ours {r['our_order']}"
         statement = f"KD order agrees with the paper's (Kendall τ, {view.label(r['our_metric'])})"
         rows.append(_finding(claims.KD_ORDER.number, statement, view, r["our_metric"], evidence, d, 0.0))
@@ -322,13 +368,20 @@ def _depth_views(ctx: Context):
             yield view, _depth_series(ctx, view), view.info.primary
 
 
+def _series_noise(ctx: Context, series: dict) -> dict[str, Replicates]:
+    """:func:`_noise` of every row of a task's depth series."""
+    return _noise(ctx, {line["label"]: line for _, by_depth in series.values() for line in by_depth.values()})
+
+
 def depth_trend(ctx: Context) -> list[Finding]:
     """:data:`~harness.paper.claims.DEPTH_TREND`."""
     rows = []
     for view, series, metric in _depth_views(ctx):
+        noise_rows = _series_noise(ctx, series)
         for (model, name), (other, by_depth) in series.items():
             depths = sorted(by_depth)
-            steps = [(a, b, better(by_depth[b], by_depth[a], view.lower(metric))) for a, b in zip(depths, depths[1:])]
+            steps = [(a, b, better(by_depth[b], by_depth[a], view.lower(metric), noise_rows))
+                     for a, b in zip(depths, depths[1:])]
             verdict, reason = combine([judge(d, 0.0) for _, _, d in steps])
             evidence = "; ".join(f"{a:g}→{b:g}: {_num(d.estimate, True)} {_interval(d, '(no interval)')}"
                                  for a, b, d in steps)
@@ -339,9 +392,11 @@ def depth_trend(ctx: Context) -> list[Finding]:
 
 
 def ahead_of_seqkd(ctx: Context) -> list[Finding]:
-    """:data:`~harness.paper.claims.AHEAD_OF_SEQKD` (interval overlap noted)."""
+    """:data:`~harness.paper.claims.AHEAD_OF_SEQKD`: the interval of each depth's difference (whether the two rows'
+    own intervals overlap says nothing about their difference, so it is not shown)."""
     rows = []
     for view, series, metric in _depth_views(ctx):
+        noise_rows = _series_noise(ctx, series)
         seqkd = [(other, by_depth) for (model, _), (other, by_depth) in series.items() if model == claims.SEQKD]
         for (model, name), (other, by_depth) in series.items():
             if model not in claims.F_DISTILL:
@@ -353,22 +408,14 @@ def ahead_of_seqkd(ctx: Context) -> list[Finding]:
             parts, words = [], []
             for depth in depths:
                 mine, theirs = by_depth[depth], base[depth]
-                d = better(mine, theirs, view.lower(metric))
+                d = better(mine, theirs, view.lower(metric), noise_rows)
                 parts.append(judge(d, 0.0))
-                overlap = _overlap(mine, theirs)
-                words.append(f"{depth:g}: {_num(d.estimate, True)} {_interval(d, '(no interval)')}"
-                             + ("" if overlap is None else " (CIs overlap)" if overlap else " (CIs apart)"))
+                words.append(f"{depth:g}: {_num(d.estimate, True)} {_interval(d, '(no interval)')}")
             verdict, reason = combine(parts)
             statement = f"{name} ahead of {claims.SEQKD} at every encoder depth"
             rows.append(Finding(claims.AHEAD_OF_SEQKD.number, statement, view.task, metric, "; ".join(words),
                                 math.nan, math.nan, math.nan, 0.0, verdict, reason))
     return rows
-
-
-def _overlap(a: dict, b: dict) -> bool | None:
-    if not (math.isfinite(a["ci"]) and math.isfinite(b["ci"])):
-        return None
-    return a["mean"] - a["ci"] <= b["mean"] + b["ci"] and b["mean"] - b["ci"] <= a["mean"] + a["ci"]
 
 
 CLAIMS: tuple[Callable[[Context], list[Finding]], ...] = (
@@ -396,15 +443,18 @@ def findings(store: Store, summary: pd.DataFrame, profile: str, n_samples: int =
                          for f in found])
     caption = ("Δ: the statistic the claim is judged on, signed so that a positive value favours the claim (the "
                "metric's direction as the store records it): a difference of means over seeds, or Kendall τ. "
-               "95% interval: Welch's t-interval over seeds (Welch–Satterthwaite degrees of freedom rounded "
-               "down); the teacher, one model shared by every seed, counts as a fixed value (two teachers are "
-               "compared as measured); τ's interval is the 2.5–97.5 percentiles over the two-level bootstrap "
-               "(seeds, then test inputs) of the rank-agreement table. holds: the interval lies above the "
-               "threshold; does not hold: below it; undecided: it includes the threshold, or a row has one seed "
-               "(no interval). 5: within = the method's t-interval over seeds overlaps the best KD method's "
-               "(best: the highest mean primary metric among " + ", ".join(KD_METHODS) + "; Δ: the method's "
-               "distance from it). 6b, 6c (Figure 2, "
-               "when the student's encoder depth varies): every step, every depth must hold. Rows of a task are "
-               "those at the setting of MLE's row with the most seeds, on the task's primary data set.")
+               "95% interval: one model of seed and test-input noise — each row's variance over its seeds plus a "
+               f"bootstrap of the test inputs shared by both rows ({n_samples} draws, less the seed-by-input part "
+               "counted twice), Satterthwaite degrees of freedom; the teacher, one model shared by every seed, has "
+               "no seed part (two teachers of different tasks are compared as measured); τ's interval: the "
+               "2.5–97.5 percentiles of τ over draws from the same model. holds: the interval lies above the "
+               "threshold; does not hold: below it; undecided: it includes the threshold, or a row has fewer than "
+               f"{MIN_OWN_SEEDS} seeds (exploratory: shown, never decided on). 5: an equivalence test of the "
+               f"method's distance from the best KD method (the highest mean primary metric among "
+               + ", ".join(KD_METHODS) + f" with at least {MIN_OWN_SEEDS} seeds) against the margin "
+               f"±{claims.NEAR_BEST_MARGIN:g} (two one-sided tests at 5%): equivalent when the 90% interval lies "
+               "inside it, not equivalent when the 95% interval lies outside it, undecided otherwise. 6b, 6c "
+               "(Figure 2, when the student's encoder depth varies): every step, every depth must hold. Rows of a "
+               "task are those at the setting of MLE's row with the most seeds, on the task's primary data set.")
     return Table(f"findings_{profile}", f"The paper's findings, re-tested ({profile} profile)",
                  ["#", "claim", "task", "evidence", "Δ", "95% interval", "verdict", "why"], rows, caption, data)

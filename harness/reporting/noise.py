@@ -56,13 +56,22 @@ class Replicates:
 
     values: np.ndarray
     resampled: np.ndarray | None = None
+    #: One model shared by every seed of the rows it is compared with (the teacher, evaluated once): its seed part
+    #: is 0 by design — no seed made it, so no seed of a comparison varies it — and so is its seed-by-input part.
+    #: Only its inputs vary (``resampled``); it is never exploratory.
+    fixed: bool = False
 
     @staticmethod
-    def of(values: Sequence[float], resampled: np.ndarray | None = None) -> "Replicates":
+    def of(values: Sequence[float], resampled: np.ndarray | None = None, fixed: bool = False) -> "Replicates":
         values = np.asarray(values, dtype=float)
         if resampled is not None:
             resampled = np.asarray(resampled, dtype=float).reshape(-1, len(values))
-        return Replicates(values, resampled)
+        return Replicates(values, resampled, fixed)
+
+    @property
+    def exploratory(self) -> bool:
+        """Fewer than :data:`MIN_OWN_SEEDS` seeds of its own (a fixed row has none to have): shown, never marked."""
+        return not self.fixed and self.n < MIN_OWN_SEEDS
 
     @property
     def n(self) -> int:
@@ -102,6 +111,8 @@ class Difference:
     n_b: int
     seed_variance: float     # V_seed: the variance of the estimate from the seeds
     input_variance: float    # V_input: from the test inputs (after the correction)
+    fixed_a: bool = False    # a side that is one shared model (:attr:`Replicates.fixed`): never exploratory
+    fixed_b: bool = False
 
     @property
     def half_width(self) -> float:
@@ -115,7 +126,8 @@ class Difference:
     @property
     def exploratory(self) -> bool:
         """A side with fewer than :data:`MIN_OWN_SEEDS` seeds: shown, never marked."""
-        return min(self.n_a, self.n_b) < MIN_OWN_SEEDS
+        return ((not self.fixed_a and self.n_a < MIN_OWN_SEEDS)
+                or (not self.fixed_b and self.n_b < MIN_OWN_SEEDS))
 
     def interval(self, level: float) -> tuple[float, float]:
         """The two-sided interval at ``level`` from the same standard error and degrees of freedom."""
@@ -129,6 +141,8 @@ class Difference:
 
 def _seed_part(row: Replicates, pooled: PooledSeedVariance | None) -> tuple[float, float]:
     """(variance of the row's mean from its seeds, its degrees of freedom); NaN when nothing estimates it."""
+    if row.fixed:
+        return 0.0, math.inf
     if row.n >= MIN_OWN_SEEDS or (row.n >= 2 and pooled is None):
         return float(row.values.var(ddof=1)) / row.n, row.n - 1
     if pooled is None:
@@ -138,7 +152,7 @@ def _seed_part(row: Replicates, pooled: PooledSeedVariance | None) -> tuple[floa
 
 def _within_seed_input_variance(row: Replicates) -> float:
     """σ²_e/(n m) from the bootstrap draws: the mean over seeds of Var*(y*_s − ȳ*), divided by n − 1."""
-    if row.resampled is None or row.n < 2:
+    if row.resampled is None or row.n < 2 or row.fixed:
         return 0.0
     deviations = row.resampled - row.resampled.mean(axis=1, keepdims=True)
     return float(deviations.var(axis=0, ddof=1).mean()) / (row.n - 1)
@@ -154,6 +168,8 @@ def input_variance(a: Replicates, b: Replicates | None, pooled_within: float | N
     raw = float(difference.var(ddof=1))
     correction = 0.0
     for row in (a, b) if b is not None else (a,):
+        if row.fixed:
+            continue
         if row.n >= 2:
             correction += _within_seed_input_variance(row)
         elif pooled_within is not None:
@@ -163,7 +179,7 @@ def input_variance(a: Replicates, b: Replicates | None, pooled_within: float | N
 
 def pooled_within_seed_input_variance(rows: Sequence[Replicates]) -> float | None:
     """σ²_e/m pooled over the rows with two or more seeds and bootstrap draws (each weighted by n − 1)."""
-    usable = [r for r in rows if r.n >= 2 and r.resampled is not None]
+    usable = [r for r in rows if r.n >= 2 and r.resampled is not None and not r.fixed]
     if not usable:
         return None
     df = sum(r.n - 1 for r in usable)
@@ -182,7 +198,7 @@ def difference(a: Replicates, b: Replicates, pooled: PooledSeedVariance | None =
     v_input = input_variance(a, b, pooled_within)
     estimate = a.mean - b.mean
     if not (math.isfinite(var_a) and math.isfinite(var_b)):
-        return Difference(estimate, math.nan, math.nan, math.nan, math.nan, a.n, b.n, math.nan, v_input)
+        return Difference(estimate, math.nan, math.nan, math.nan, math.nan, a.n, b.n, math.nan, v_input, a.fixed, b.fixed)
     # The same pooled estimate on both sides is one variance, not two independent ones.
     if df_a == df_b and pooled is not None and var_a * a.n == pooled.variance == var_b * b.n:
         parts = [(var_a + var_b, df_a)]
@@ -193,9 +209,9 @@ def difference(a: Replicates, b: Replicates, pooled: PooledSeedVariance | None =
     se = math.sqrt(total)
     denominator = sum(v * v / d for v, d in parts if d > 0 and v > 0)
     df = total * total / denominator if denominator > 0 else math.inf
-    out = Difference(estimate, math.nan, math.nan, se, df, a.n, b.n, v_seed, v_input)
+    out = Difference(estimate, math.nan, math.nan, se, df, a.n, b.n, v_seed, v_input, a.fixed, b.fixed)
     low, high = out.interval(level)
-    return Difference(estimate, low, high, se, df, a.n, b.n, v_seed, v_input)
+    return Difference(estimate, low, high, se, df, a.n, b.n, v_seed, v_input, a.fixed, b.fixed)
 
 
 EQUIVALENT, NOT_EQUIVALENT, UNDECIDED = "equivalent", "not equivalent", "undecided"

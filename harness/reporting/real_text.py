@@ -3,9 +3,10 @@ data at the same model size (runs with ``data.source`` local or hub, reported as
 
 Per task with both views in one profile: the students both views hold (each model's row from
 :func:`~harness.reporting.summary.common_rows`), their primary-metric means over seeds on the twin and on real
-text, and Kendall's τ-b between the two orders. τ's 95% interval: the 2.5–97.5 percentiles of τ over the
-two-level bootstrap (seeds, then test inputs) of each view, drawn independently for the two views (their test
-inputs are unrelated) and paired by resample index.
+text, and Kendall's τ-b between the two orders. τ's 95% interval: the 2.5–97.5 percentiles of τ over draws of
+each view's means from the noise model (:func:`~harness.reporting.stability.model_resamples`: seeds and test inputs
+together), drawn independently for the two views (their test inputs are unrelated) and paired by draw index; none
+unless every row of both views has at least :data:`~harness.reporting.noise.MIN_OWN_SEEDS` seeds.
 """
 
 from __future__ import annotations
@@ -20,7 +21,8 @@ from ..store.labels import TEACHER
 from .load import REAL_TEXT, Store
 from .ranking import kendall_tau, order_text
 from .render import Cell, Table
-from .stability import interval, resampled_rows
+from .noise import MIN_OWN_SEEDS
+from .stability import interval, model_resamples, replicates
 from .summary import common_rows, lookup
 from .tables import metric_label
 
@@ -66,9 +68,9 @@ def real_text(store: Store, summary: pd.DataFrame, profile: str, n_samples: int 
     caption = (f"Kendall's τ-b between the order of the students on the embedded twin and on real text "
                f"(<task>{REAL_TEXT}: released data at the twin's sizes and model size), by the task's primary metric's "
                f"mean over seeds; 1 = the twin predicts the order, −1 = it reverses it. Interval: 2.5–97.5 "
-               f"percentiles of τ over {n_samples} two-level bootstrap resamples (seeds, then test inputs) of each "
-               f"view, drawn independently; — where a metric cannot be recomputed from the examples. min seeds: the "
-               f"fewest seeds of any row in either view.")
+               f"percentiles of τ over {n_samples} draws of each view's means from one model of seed and test-input "
+               f"noise, drawn independently; — where a row has fewer than {MIN_OWN_SEEDS} seeds (exploratory). "
+               f"min seeds: the fewest seeds of any row in either view.")
     return Table(f"real_text_{profile}", f"Twin vs real text: the order of methods ({profile} profile)",
                  ["task", "metric", "methods", "min seeds", "Kendall τ", "τ 95% interval", "twin: best → worst",
                   "real text: best → worst"], rows, caption, pd.DataFrame(data))
@@ -79,7 +81,7 @@ def _tau_interval(store: Store, twin: dict[str, dict], real: dict[str, dict], mo
     draws = []
     for stream, view in enumerate((twin, real)):
         lines = {view[m]["label"]: view[m] for m in models}
-        resamples = resampled_rows(store, lines, lower, n_samples, stream)
+        resamples = model_resamples(replicates(store, lines, n_samples, stream), lower, n_samples, stream)
         if resamples is None:
             return math.nan, math.nan
         draws.append(resamples.of(list(lines)))

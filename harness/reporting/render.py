@@ -58,7 +58,8 @@ def to_markdown(table: Table, digits: int = 2) -> str:
              "|" + "|".join("---" for _ in table.header) + "|"]
     lines += ["| " + " | ".join(cell(c) for c in row) + " |" for row in table.rows]
     if table.caption:
-        lines += ["", f"*{table.caption}*"]
+        caption = table.caption.replace("*", "\\*")   # an asterisk in the text (Table 2's n*) is no emphasis
+        lines += ["", f"*{caption}*"]
     return "\n".join(lines) + "\n"
 
 

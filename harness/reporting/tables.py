@@ -1,7 +1,9 @@
 """The paper's tables, from the summary of the store (and, for significance, its per-example outputs).
 
 * Table 2 — per task, one row per model (and setting), the task's metrics: mean ± 95% CI over
-  seeds, the best student in bold, † where a row differs from the baseline (paired bootstrap).
+  seeds, the best student in bold, † where a row differs from the baseline, and ranks with intervals — marks,
+  bold and ranks from :mod:`~harness.reporting.noise` (seeds and test inputs together) and only for rows with
+  at least :data:`~harness.reporting.noise.MIN_OWN_SEEDS` seeds; fewer: exploratory, shown with a ``*``.
 * Table 3 — likelihood risk, coverage risk and the teacher's TeacherDist.
 * Table 4 — online vs offline teacher prefixes: quality and training speed-up.
 * Figure 2 — quality vs student size, when a ``student.*`` axis varies.
@@ -19,11 +21,11 @@ from ..store.labels import PREDISTILL, PSEUDO_LABELS, TEACHER, TOKENIZER
 from . import ranking
 from .load import FIDELITY, RISKS, TEACHER_DIST, Store, is_cost, of_task
 from .render import Cell, Table
-from .stability import RankStability, rank_stability, resampled_rows
-from .stats import Paired, paired_p_value
+from .noise import MIN_OWN_SEEDS, Difference, Replicates, difference
+from .stability import RankStability, model_resamples, rank_stability, replicates
 from .summary import common_rows, lookup, row_label, rows_of, setting_label, short_axis, table_rows
 
-ALPHA = 0.05
+EXPLORATORY = "*"      # the mark of a row with fewer than MIN_OWN_SEEDS seeds: shown, never bold, † or ranked
 OTHER_DATA = ("Rows marked [data: …] were made on another data set than the others (another folder, or its files "
               "changed): bold, ranks and † are of each data set's rows among themselves.")
 
@@ -34,12 +36,20 @@ def metric_label(metric: str, lower_is_better: frozenset[str] = frozenset()) -> 
     return label + "↓" if metric in lower_is_better else label
 
 
+def confirmed(line: dict) -> bool:
+    """A row with at least :data:`~harness.reporting.noise.MIN_OWN_SEEDS` seeds: one that may be bold, marked or
+    ranked. Fewer: exploratory (its seed variance cannot be estimated from its own seeds)."""
+    return line["n"] >= MIN_OWN_SEEDS
+
+
 def _best_per_data(look: dict, labels: list[str], metric: str, lower: bool) -> set[str]:
     """The best of ``labels`` on ``metric`` (:func:`~harness.reporting.ranking.best`; ``look``: (label, metric) →
-    summary line), among the rows of each data set apart: rows made on different data are never ranked together."""
+    summary line) among the rows with at least :data:`~harness.reporting.noise.MIN_OWN_SEEDS` seeds
+    (:func:`confirmed`), among the rows of each data set apart: rows made on different data are never ranked
+    together, and a one-seed row is never the best."""
     groups: dict[str, dict[str, float]] = {}
     for label in labels:
-        if (label, metric) in look:
+        if (label, metric) in look and confirmed(look[(label, metric)]):
             line = look[(label, metric)]
             groups.setdefault(line.get("data", ""), {})[label] = line["mean"]
     return set().union(*(ranking.best(values, lower) for values in groups.values()))
@@ -52,37 +62,15 @@ def _tidy(line: dict, **extra) -> dict:
 
 
 # --------------------------------------------------------------------------- significance
-def _pairs(system: list, baseline: list) -> list[tuple]:
-    """Replicates to compare: a single replicate on either side is paired with each of the other's; else by seed."""
-    if len(baseline) == 1:
-        return [(r, baseline[0]) for r in system]
-    if len(system) == 1:
-        return [(system[0], r) for r in baseline]
-    by_seed = {seed: r for r in baseline for seed in r.seeds}
-    return [(r, by_seed[s]) for r in system for s in r.seeds[:1] if s in by_seed]
-
-
-def paired_outputs(store: Store, system: dict, baseline: dict, metric: str) -> Paired | None:
-    """System and baseline outputs on the same test inputs, seeds paired and concatenated."""
-    pairs = _pairs(system["replicates"], baseline["replicates"])
-    if not pairs:
+def versus_baseline(rows: dict[str, Replicates], label: str, base: str) -> Difference | None:
+    """``label`` − ``base`` under the noise model (:func:`~harness.reporting.noise.difference`: the seed part of
+    both rows and the test-input part from their shared bootstrap draws), or None when no mark may be drawn from
+    it: a side with fewer than :data:`~harness.reporting.noise.MIN_OWN_SEEDS` seeds of its own (exploratory), or
+    rows whose metric cannot be recomputed on drawn inputs (no input part: the interval would be too narrow)."""
+    a, b = rows.get(label), rows.get(base)
+    if a is None or b is None or a.exploratory or b.exploratory or a.resampled is None or b.resampled is None:
         return None
-    column = f"score_{metric}"
-    sys_h, base_h, refs, sys_s, base_s = [], [], [], [], []
-    for rs, rb in pairs:
-        es, eb = store.examples(rs.run_id, system["model"]), store.examples(rb.run_id, baseline["model"])
-        merged = es.merge(eb, on="example_id", suffixes=("_s", "_b"))
-        sys_h += merged["hypothesis_s"].tolist()
-        base_h += merged["hypothesis_b"].tolist()
-        refs += [list(r) for r in merged["references_s"]]
-        if sys_s is not None and f"{column}_s" in merged and f"{column}_b" in merged:
-            sys_s += merged[f"{column}_s"].tolist()
-            base_s += merged[f"{column}_b"].tolist()
-        else:
-            sys_s = base_s = None
-    if not sys_h:
-        return None
-    return Paired(sys_h, base_h, refs, sys_s, base_s)
+    return difference(a, b)
 
 
 def baseline_line(look: dict, rows: list, baseline: str, setting: dict, metric: str, data: str = "") -> dict | None:
@@ -109,11 +97,15 @@ def table2(store: Store, summary: pd.DataFrame, task: str, profile: str, baselin
     students = [r for r in rows if r[1] != "teacher"]
     best = {m: _best_per_data(look, [lab for lab, _, _ in students], m, m in info.lower_is_better)
             for m in info.metrics}
-    stability = primary_stability(store, look, students, info, n_samples)
-    out_rows, data = [], []
+    noise = {m: noise_rows(store, look, [lab for lab, _, _ in rows], m, n_samples) for m in info.metrics
+             if baseline or m == info.primary}          # † needs every metric's; ranks the primary metric's
+    stability = primary_stability(look, students, info, noise[info.primary], n_samples)
+    out_rows, data, exploratory = [], [], False
     for label, model, setting in rows:
-        cells = [Cell(text=label), Cell(text=str(max((look[(label, m)]["n"] for m in info.metrics
-                                                      if (label, m) in look), default=0)))]
+        n = max((look[(label, m)]["n"] for m in info.metrics if (label, m) in look), default=0)
+        shown_as_exploratory = model != "teacher" and n < MIN_OWN_SEEDS
+        exploratory |= shown_as_exploratory
+        cells = [Cell(text=label), Cell(text=f"{n}{EXPLORATORY}" if shown_as_exploratory else str(n))]
         for metric in info.metrics:
             line = look.get((label, metric))
             if line is None:
@@ -121,17 +113,18 @@ def table2(store: Store, summary: pd.DataFrame, task: str, profile: str, baselin
                 continue
             base = (baseline_line(look, rows, baseline, setting, metric, line.get("data", ""))
                     if baseline and model != "teacher" else None)
-            p = None
+            diff = None
             if base is not None and base["label"] != label and base["signature"] == line["signature"]:
-                paired = paired_outputs(store, line, base, metric)
-                p = paired_p_value(metric, line["signature"], paired, n_samples) if paired else None
-            significant = p is not None and p < ALPHA
+                diff = versus_baseline(noise[metric], label, base["label"])
+            significant = diff is not None and diff.decided
             cells.append(Cell(line["mean"], line["ci"], bold=label in best[metric], mark=significant))
             kept = stability.get(label) if metric == info.primary else None
             ranked = ({"rank": kept.rank, "rank_ci_low": kept.low, "rank_ci_high": kept.high, "rank_kept": kept.kept}
                       if kept else {})
             data.append(_tidy(line, best=label in best[metric], baseline=base["label"] if base else None,
-                              p_value=p, significant=significant, **ranked))
+                              difference=diff.estimate if diff else None, diff_ci_low=diff.low if diff else None,
+                              diff_ci_high=diff.high if diff else None, significant=significant,
+                              exploratory=shown_as_exploratory, **ranked))
         if stability:
             kept = stability.get(label)
             cells += [Cell(text=_rank_text(kept)), Cell(text=f"{kept.kept:.0%}" if kept else "—")]
@@ -139,32 +132,55 @@ def table2(store: Store, summary: pd.DataFrame, task: str, profile: str, baselin
     header = ["model", "n"] + [metric_label(m, info.lower_is_better) for m in info.metrics]
     header += [f"rank [95% CI] ({metric_label(info.primary)})", "rank kept"] if stability else []
     several = len({line.get("data", "") for line in look.values()}) > 1
-    caption = (f"Test split; mean ± 95% t-interval over n seeds (no ± with one). Bold: best student. "
+    caption = (f"Test split; mean ± 95% t-interval over n seeds (no ± with one). Bold: best student among those "
+               f"with at least {MIN_OWN_SEEDS} seeds. "
+               + (f"n{EXPLORATORY}: exploratory, fewer than {MIN_OWN_SEEDS} seeds — shown, never bold, marked † or "
+                  f"ranked (its seed variance cannot be estimated from its own seeds). " if exploratory else "")
                + (f"{OTHER_DATA} " if several else "")
-               + (f"†: differs from {baseline} (two-sided paired bootstrap over test inputs, {n_samples} "
-                  f"resamples, p < {ALPHA}; seeds paired and concatenated; sacreBLEU's test for BLEU/chrF/TER, "
-                  f"per-example scores otherwise). " if baseline else "")
-               + (f"Rank: the student's rank by mean {metric_label(info.primary)} (1 = best); [95% CI] and kept: "
-                  f"the 2.5–97.5 percentiles of its rank and the share of {n_samples} two-level bootstrap "
-                  f"resamples (seeds, then test inputs, with replacement) in which it keeps its rank."
-                  if stability else ""))
+               + (f"†: differs from {baseline} — the 95% interval of the difference of means excludes 0, under one "
+                  f"model of seed and test-input noise (each row's variance over its seeds, plus a bootstrap over "
+                  f"the test inputs shared by both rows and every seed, {n_samples} draws, less the seed-by-input "
+                  f"part counted twice; Satterthwaite degrees of freedom); both rows need {MIN_OWN_SEEDS} seeds "
+                  f"(the teacher, one shared model, counts as a fixed value) and a metric recomputable per input. "
+                  if baseline else "")
+               + (f"Rank: the student's rank by mean {metric_label(info.primary)} (1 = best) among the students with "
+                  f"at least {MIN_OWN_SEEDS} seeds; [95% CI] and kept: the 2.5–97.5 percentiles of its rank and the "
+                  f"share of {n_samples} draws from the same noise model (seed part and test-input part) in which "
+                  f"it keeps its rank." if stability else ""))
     return Table(f"table2_{task}_{profile}", f"Table 2 — {task} ({profile} profile)", header, out_rows, caption,
                  pd.DataFrame(data))
 
 
-def primary_stability(store: Store, look: dict, students: list, info, n_samples: int) -> dict[str, RankStability]:
-    """Each student's rank stability on the task's primary metric among the students of its data set; empty for a
-    data set whose examples cannot be resampled."""
+def noise_rows(store: Store, look: dict, labels: list[str], metric: str, n_samples: int) -> dict[str, Replicates]:
+    """Every row of ``labels`` holding ``metric`` as :class:`~harness.reporting.noise.Replicates`, those of each
+    data set on one shared bootstrap of its test inputs (:func:`~harness.reporting.stability.replicates`)."""
+    by_data: dict[str, dict[str, dict]] = {}
+    for label in labels:
+        if (label, metric) in look:
+            line = look[(label, metric)]
+            by_data.setdefault(line.get("data", ""), {})[label] = line
+    out: dict[str, Replicates] = {}
+    for lines in by_data.values():
+        out.update(replicates(store, lines, n_samples))
+    return out
+
+
+def primary_stability(look: dict, students: list, info, noise: dict[str, Replicates],
+                      n_samples: int) -> dict[str, RankStability]:
+    """Each student's rank stability on the task's primary metric among the students of its data set with at least
+    :data:`~harness.reporting.noise.MIN_OWN_SEEDS` seeds (draws of the noise model,
+    :func:`~harness.reporting.stability.model_resamples`); exploratory rows get none."""
     by_data: dict[str, dict[str, dict]] = {}
     for label, _, _ in students:
-        if (label, info.primary) in look:
+        if (label, info.primary) in look and confirmed(look[(label, info.primary)]):
             line = look[(label, info.primary)]
             by_data.setdefault(line.get("data", ""), {})[label] = line
     out = {}
     for lines in by_data.values():
-        resamples = resampled_rows(store, lines, info.primary in info.lower_is_better, n_samples)
-        if resamples is not None:
-            out.update(rank_stability(np.array([lines[label]["mean"] for label in resamples.labels]), resamples))
+        draws = model_resamples({label: noise[label] for label in lines}, info.primary in info.lower_is_better,
+                                n_samples)
+        if draws is not None:
+            out.update(rank_stability(np.array([lines[label]["mean"] for label in draws.labels]), draws))
     return out
 
 
@@ -198,7 +214,8 @@ def table3(store: Store, summary: pd.DataFrame, task: str, profile: str) -> Tabl
         out_rows.append(cells)
     header = ["model"] + [metric_label(m, info.lower_is_better) for m in metrics]
     caption = ("R_llh: the teacher's per-token NLL of the model's outputs; R_cvg: the model's per-token NLL of the "
-               "teacher's outputs (test split, lower is better; bold: lowest student). TeacherDist: distinct word "
+               "teacher's outputs (test split, lower is better; bold: lowest student with at least "
+               f"{MIN_OWN_SEEDS} seeds). TeacherDist: distinct word "
                "bigrams % over the teacher's samples per input. (paper): as the paper computes them — risks on one "
                "sampled output per input, the mean over sentences of per-token NLLs; TeacherDist over subword "
                "bigrams. TVD: the mean over a student's test output tokens of the total variation distance "
@@ -331,7 +348,8 @@ def figure2(store: Store, summary: pd.DataFrame, task: str, profile: str, axis: 
     header = ["model"] + [f"{short_axis(axis)}={v:g}" if isinstance(v, (int, float)) else f"{axis}={v}"
                           for v in values]
     label = metric_label(metric, info.lower_is_better)
-    caption = f"{label} vs {axis}; mean ± 95% CI over seeds; bold: best per size."
+    caption = (f"{label} vs {axis}; mean ± 95% CI over seeds; bold: best per size among the series with at least "
+               f"{MIN_OWN_SEEDS} seeds there.")
     return Table(f"figure2_{task}_{profile}_{axis.replace('.', '-')}",
                  f"Figure 2 — {task} ({profile} profile): {label} vs {axis}", header, out_rows, caption,
                  pd.DataFrame(data))
@@ -393,7 +411,7 @@ def overview(store: Store, summary: pd.DataFrame, profile: str, tasks: list[str]
     best = {}
     for task, metric, lower in columns:
         values = {model: look[(task, model, metric)]["mean"] for model in order
-                  if model != "teacher" and (task, model, metric) in look}
+                  if model != "teacher" and (task, model, metric) in look and confirmed(look[(task, model, metric)])}
         best[(task, metric)] = ranking.best(values, metric in lower)
     rows, data = [], []
     for model in order:
@@ -410,4 +428,5 @@ def overview(store: Store, summary: pd.DataFrame, profile: str, tasks: list[str]
     header = ["model"] + [f"{task} {metric_label(metric, lower)}" for task, metric, lower in columns]
     return Table(f"overview_{profile}", f"Table 2 — every task ({profile} profile)", header, rows,
                  "Test-split means over seeds of each model's main row (the per-task tables give n, 95% CIs and "
-                 "other settings). Bold: best student.", pd.DataFrame(data))
+                 "other settings). Bold: best student among those with at least "
+                 f"{MIN_OWN_SEEDS} seeds.", pd.DataFrame(data))
