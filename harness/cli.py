@@ -7,6 +7,7 @@ import sys
 import click
 
 from ._runtime import tune_allocator
+from .config import PROFILE_NOTES
 from .errors import HarnessError
 from .store.io import check_writable_folder
 
@@ -39,8 +40,6 @@ def cell_options(command):
     return command
 
 
-CI_NOTE = ("note: the ci profile only checks that every stage runs (tiny models, 40 training inputs, one epoch each): "
-           "its scores mean nothing, the teacher's included; the default cpu profile gives numbers to compare")
 RESULTS_DIR_HELP = "The results store: runs, stage cache, locks and records."
 THREADS_NOTE = "Float sums depend on it: the committed report's stages were built with one thread each."
 THREADS_HELP = "torch CPU threads (default: torch's own, one per core). " + THREADS_NOTE
@@ -109,8 +108,8 @@ def run_cmd(task, method, profile, seed, sets, plugins, data_dir, results_dir, d
     if outcome is None:    # a data-parallel rank other than 0: rank 0 wrote the run
         return
     click.echo(format_run_table(outcome))
-    if cfg.profile == "ci":
-        click.echo(CI_NOTE)
+    if cfg.profile in PROFILE_NOTES:
+        click.echo(f"note: {PROFILE_NOTES[cfg.profile]}")
     reused = [k for k, v in outcome.manifest["stages"].items() if v["reused"]]
     if reused:
         click.echo(f"reused from cache: {', '.join(reused)}")

@@ -376,6 +376,11 @@ def unused_fields(cfg: RunConfig) -> dict[str, str]:
     return unused
 
 
+#: What a profile's numbers are for, said under its results (`harness run`) and atop a report that holds them.
+PROFILE_NOTES = {"ci": "the ci profile only checks that every stage runs (tiny models, 40 training inputs, one epoch "
+                       "each): its scores mean nothing, the teacher's included; the default cpu profile gives numbers "
+                       "to compare"}
+
 # Profiles change sizes and sources only. Keys are dotted paths of RunConfig.
 PROFILES: dict[str, dict[str, Any]] = {
     "ci": {

@@ -139,3 +139,18 @@ def test_a_row_at_the_main_setting_is_called_by_its_model_everywhere(tmp_path):
     assert set(fig.data["series"]) == {"kl", "predistill"} and set(fig.data["row"]) <= {"kl", f"kl ({LAYERS}=1)",
                                                                                       "predistill",
                                                                                       f"predistill ({LAYERS}=1)"}
+
+
+def test_a_report_of_ci_runs_says_their_numbers_mean_nothing(tmp_path):
+    """The ci profile checks the plumbing only: its report says so at the top, as `harness run` does under its
+    table (one note, from the profile's entry in PROFILE_NOTES)."""
+    from harness.config import PROFILE_NOTES
+
+    for seed in (1, 2, 3):
+        write_run(tmp_path / "results", "kl", seed, A, "d-A", "/data/A")
+    report = build_report(tmp_path / "results", tmp_path / "report")
+    text = (report.out / "report.md").read_text()
+    assert f"Note: {PROFILE_NOTES['ci']}." in text.splitlines()[2]
+    import html
+
+    assert html.escape(PROFILE_NOTES["ci"]) in (report.out / "report.html").read_text()

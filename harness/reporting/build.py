@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from ..config import PROFILE_NOTES
 from ..errors import HarnessError, UnknownNameError
 from ..paper import TASKS, order_key
 from ..paper.published import published
@@ -112,7 +113,8 @@ def _build(results_dir, out_dir: Path, compare, baseline, n_samples, screenshot,
     _write(report, "summary.csv", _summary_frame(summary).to_csv(index=False))
     evaluations = len(store.evaluations[["task", "profile", "model", "stage_key"]].drop_duplicates())
     meta = (f"{store.run_count} runs, {evaluations} distinct evaluations, read from "
-            f"{Path(results_dir)}/runs/*/*.parquet." + (f" Baseline for †: {baseline}." if baseline else ""))
+            f"{Path(results_dir)}/runs/*/*.parquet." + (f" Baseline for †: {baseline}." if baseline else "")
+            + "".join(f" Note: {PROFILE_NOTES[p]}." for p in sorted(set(summary["profile"])) if p in PROFILE_NOTES))
     markdown = [f"# Distillation report\n\n{meta}\n"]
     for heading, items in sections:
         markdown.append(f"\n## {heading}\n")
