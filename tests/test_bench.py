@@ -376,3 +376,14 @@ def test_running_out_of_memory_past_the_estimate_is_one_line(tiny_setup, monkeyp
     with pytest.raises(RuntimeError, match="a bug"):   # other errors are not dressed up as memory
         bench.run_bench(tiny_setup.cfg, ["mle"], ("fast",), setup=tiny_setup)
 
+
+
+@pytest.mark.parametrize("setting, message", [
+    ("repeats=100000000", "repeats=100000000: expected <= 1000"),
+    ("warmup=5000", "warmup=5000: expected <= 1000"),
+    ("teacher.encoder_layers=10000", "teacher.encoder_layers=10000: expected <= 256"),
+])
+def test_bench_counts_that_would_run_for_hours_are_one_line(setting, message):
+    """These passed every check and then ran for hours (the memory check cannot see time): refused up front."""
+    with pytest.raises(HarnessError, match=message.replace("(", r"\(")):
+        bench.resolve_bench_config("dart-like", [tuple(setting.split("="))])

@@ -111,9 +111,19 @@ def resolve_bench_config(preset: str, sets: list[tuple[str, str]] | tuple = ()) 
     if (cfg.repeats < 1 or cfg.warmup < 0 or cfg.threads < 0 or cfg.batch_size < 1 or cfg.source_tokens < 2
             or cfg.target_tokens < 2):
         raise HarnessError("repeats and batch_size must be ≥ 1, warmup and threads ≥ 0, source/target_tokens ≥ 2")
+    # A bench measures a few steps: counts past these run for hours (the memory check passes them) — refused.
+    for name, value, most in (("repeats", cfg.repeats, MAX_REPEATS), ("warmup", cfg.warmup, MAX_REPEATS),
+                              ("teacher.encoder_layers", cfg.teacher.encoder_layers, MAX_LAYERS),
+                              ("teacher.decoder_layers", cfg.teacher.decoder_layers, MAX_LAYERS)):
+        if value > most:
+            raise HarnessError(f"{name}={value}: expected <= {most} (a bench times a few steps of a model of "
+                               f"ordinary depth)")
     check_shapes(cfg)
     return cfg
 
+
+MAX_REPEATS = 1000   # timed steps per method and mode (and warm-up steps)
+MAX_LAYERS = 256     # per stack: deeper than any model the paper or its successors distil
 
 #: Token ids below this are special (pad, bos, eos, unk); the synthetic batches draw from the rest.
 FIRST_TOKEN = 4
