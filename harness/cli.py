@@ -41,6 +41,25 @@ def cell_options(command):
 
 
 RESULTS_DIR_HELP = "The results store: runs, stage cache, locks and records."
+REPORT_TO_HELP = ("Report each run's resolved config, training curves (loss per step, validation score per check) and "
+                  "final metrics to experiment trackers through Accelerate: tensorboard, wandb, mlflow (repeatable or "
+                  "a comma list; default none). Their files go to RESULTS_DIR/tracking/<run_id>/, beside the run's "
+                  "folder RESULTS_DIR/runs/<run_id>/ (e.g. tensorboard --logdir RESULTS_DIR/tracking). Not "
+                  "configuration: no run id, stage key or number changes.")
+
+
+def report_to_option(command):
+    return click.option("--report-to", "report_to", multiple=True, metavar="TRACKER[,TRACKER]",
+                        help=REPORT_TO_HELP)(command)
+
+
+def trackers(values: tuple[str, ...]) -> tuple[str, ...]:
+    """``--report-to``'s trackers, their names and packages checked (one line, exit 2, before any work)."""
+    from .tracking import check_installed, parse_report_to
+
+    names = parse_report_to(values)
+    check_installed(names)
+    return names
 THREADS_NOTE = "Float sums depend on it: the committed report's stages were built with one thread each."
 THREADS_HELP = "torch CPU threads (default: torch's own, one per core). " + THREADS_NOTE
 
@@ -64,11 +83,13 @@ def set_threads(threads: int | None) -> None:
               help="Train data-parallel on N local processes (gloo on CPU, NCCL on CUDA, one per GPU), each on its "
                    "shard of every batch: the training batch is N x train.batch_size. Default: 1, or what "
                    "torchrun / accelerate launch set.")
+@report_to_option
 def run_cmd(task, method, profile, seed, sets, plugins, data_dir, results_dir, device, trust_remote_code,
-            threads, processes) -> None:
+            threads, processes, report_to) -> None:
     """Train (or reuse) the teacher, pseudo-labels and pre-distilled student, distil, evaluate."""
     from .config import parse_sets, resolve_config
 
+    report_to = trackers(report_to)
     _load_plugins(plugins)
     pairs = parse_sets(sets)
     if data_dir is not None:
@@ -104,7 +125,7 @@ def run_cmd(task, method, profile, seed, sets, plugins, data_dir, results_dir, d
     from .reporting.run_table import format_run_table
 
     set_threads(threads)
-    outcome = run_and_record(cfg)
+    outcome = run_and_record(cfg, report_to)
     if outcome is None:    # a data-parallel rank other than 0: rank 0 wrote the run
         return
     click.echo(format_run_table(outcome))
@@ -143,8 +164,9 @@ def run_cmd(task, method, profile, seed, sets, plugins, data_dir, results_dir, d
 @click.option("--dry-run", is_flag=True, help="List the cells and what each would build or reuse; run nothing.")
 @click.option("--yes", is_flag=True, help="Plan or run a grid of more than 500 cells (without it, such a grid only "
                                           "prints its size).")
+@report_to_option
 def grid_cmd(spec, tasks, methods, seeds, profile, sets, axes, results_dir, plugins, device, executor, workers,
-             threads, address, cpus_per_cell, gpus_per_cell, dry_run, yes) -> None:
+             threads, address, cpus_per_cell, gpus_per_cell, dry_run, yes, report_to) -> None:
     """Run a grid of cells (tasks × methods × seeds × axes): only what is not done yet.
 
     SPEC is a shipped grid (table2, figure2, table4, table2_real, store_ksweep) or a TOML/YAML spec file. Killed
@@ -160,6 +182,7 @@ def grid_cmd(spec, tasks, methods, seeds, profile, sets, axes, results_dir, plug
     from .grid.spec import MAX_CELLS_UNASKED, count_cells
 
     check_local_options(executor, workers, threads)   # before any work
+    report_to = trackers(report_to)
     _load_plugins(plugins)
     grid = with_overrides(load_spec(spec), tasks=tasks, methods=methods, seeds=seeds, axes=axes)
     if profile is not None and profile not in PROFILES:
@@ -174,6 +197,10 @@ def grid_cmd(spec, tasks, methods, seeds, profile, sets, axes, results_dir, plug
                            f"{MAX_CELLS_UNASKED}: add --yes to plan and run them all, or narrow it with --tasks, "
                            f"--methods, --seeds or --axis")
     cells = expand(grid, str(Path(results_dir).resolve()), pairs, tuple(str(Path(p).resolve()) for p in plugins))
+    if report_to:
+        import dataclasses
+
+        cells = [dataclasses.replace(cell, report_to=report_to) for cell in cells]
     if executor == "local" and not dry_run:
         from .lm import resolve_device
 

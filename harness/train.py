@@ -59,8 +59,9 @@ def make_optimizer(params, schedule: TrainConfig):
     raise ValueError(f"unknown optimizer {schedule.optimizer!r}; known: adamw, adafactor")
 
 
-def make_accelerator(device: torch.device, precision: str):
-    """The Accelerate handle of one training run: mixed precision, loss scaling, clipping.
+def make_accelerator(device: torch.device, precision: str, **tracking):
+    """The Accelerate handle of one training run: mixed precision, loss scaling, clipping; with ``tracking``
+    (``log_with``, ``project_dir``), the handle of a run's trackers (:mod:`harness.tracking`).
 
     Models stay where the caller put them (no device placement, no wrapping): the
     engine calls encoder and decoder separately, so a wrapper's ``forward`` would be
@@ -77,7 +78,7 @@ def make_accelerator(device: torch.device, precision: str):
 
     if precision not in PRECISIONS:
         raise ValueError(f"unknown precision {precision!r}; known: {', '.join(PRECISIONS)}")
-    kwargs = dict(cpu=device.type == "cpu", mixed_precision=precision, device_placement=False)
+    kwargs = dict(cpu=device.type == "cpu", mixed_precision=precision, device_placement=False, **tracking)
     if distributed.world_size() > 1:
         from accelerate.utils import DataLoaderConfiguration
 
@@ -131,7 +132,8 @@ def train(student: Seq2SeqLM, method: Method, data: TokenizedSplit, schedule: Tr
           teacher: Seq2SeqLM | None = None, sampling: DecodeConfig | None = None, layer_map: dict | None = None,
           validate: Callable[[Seq2SeqLM], float] | None = None, seed: int = 0, device: torch.device | str = "cpu",
           desc: str = "train", checkpoints: TrainingCheckpoints | None = None,
-          collect: Collect = collect_prefix, teacher_mode: str = "eval") -> TrainResult:
+          collect: Collect = collect_prefix, teacher_mode: str = "eval",
+          report: Callable[[list[dict]], None] | None = None) -> TrainResult:
     """Train ``student`` on ``data`` with ``method``; keep the best validation checkpoint if asked.
 
     Steps go through Accelerate (``schedule.precision``: mixed precision, fp16 loss
@@ -142,7 +144,8 @@ def train(student: Seq2SeqLM, method: Method, data: TokenizedSplit, schedule: Tr
     exactly where an uninterrupted one would (bit for bit on CPU). ``collect``: the step's
     sampler (:func:`harness.step.method_loss`), passed through unchanged. ``teacher_mode``: the teacher's mode
     while it trains the student ("eval", or "train": dropout on); it is back in eval mode afterwards.
-    sampler (:func:`harness.step.method_loss`), passed through unchanged.
+    ``report``: handed each step's new curve rows as they are recorded (a run's trackers, :mod:`harness.tracking`);
+    it only reads them.
 
     Data parallel (a process group of N ranks, :mod:`harness.distributed`): ``schedule.batch_size`` is each
     rank's batch; the global batches of N·b rows come in the one-process order of batch N·b and rank r takes
@@ -185,6 +188,7 @@ def train(student: Seq2SeqLM, method: Method, data: TokenizedSplit, schedule: Tr
             state.step += 1
             state.batch_in_epoch = index + 1
             position = state.step / setup.steps_per_epoch
+            recorded = len(state.curves)
             state.curves.extend(loss_rows(state.step, position, loss, terms))
             bar.update(1)
             bar.set_postfix(loss=f"{loss.item():.3f}")
@@ -193,6 +197,8 @@ def train(student: Seq2SeqLM, method: Method, data: TokenizedSplit, schedule: Tr
                 model.train()
                 distributed.check_in_sync(model.parameters(), f"[{desc}] step {state.step}")
                 select_checkpoint(state, model, score, position, f"[{desc}] step {state.step}/{setup.total}")
+            if report is not None:
+                report(state.curves[recorded:])
             if checkpoints is not None and checkpoints.due(state.step, setup.total):
                 save(checkpoints, fingerprint, state, model, setup, state.seconds + time.time() - start)
             if state.step >= setup.total:

@@ -145,7 +145,7 @@ def _run(cell: Cell) -> CellOutcome:
                                f"its harness code, plugins or data differ from the runner's")
         from ..pipeline import Pipeline
 
-        outcome = Pipeline(cfg).run()
+        outcome = Pipeline(cfg, cell.report_to).run()
     except DiskFullError as err:   # every other cell would fail the same way: stop the grid
         _release_memory()
         return CellOutcome(cell.run_id, "failed", time.time() - start, f"{type(err).__name__}: {_first_line(err)}",
@@ -184,11 +184,11 @@ def _failure(cell: dict, err: BaseException | None, trace: str, seconds: float, 
             "seconds": round(seconds, 3), "config": config, "worker": _worker()}
 
 
-def run_and_record(cfg):
+def run_and_record(cfg, report_to: tuple[str, ...] = ()):
     """``harness run``'s one cell, failing as a grid cell does: an exception in the pipeline (a NaN loss, out of
     memory, a bug) is recorded in ``RESULTS/failed/<run_id>.json`` with its traceback and raised as one
     :class:`RunFailed` line (exit 1); a user error (:class:`HarnessError`) is raised as it is. Success removes an
-    earlier failure record of the run."""
+    earlier failure record of the run. ``report_to``: the run's trackers (:mod:`harness.tracking`)."""
     from ..errors import HarnessError, RunFailed
     from ..pipeline import Pipeline
     from ..pipeline.graph import run_id
@@ -197,7 +197,7 @@ def run_and_record(cfg):
 
     start = time.time()
     try:
-        outcome = Pipeline(cfg).run()
+        outcome = Pipeline(cfg, report_to).run()
     except HarnessError:
         raise
     except Exception as err:

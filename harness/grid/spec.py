@@ -104,6 +104,7 @@ class Cell:
     axes: tuple[tuple[str, Any], ...]       # this cell's axis values, for display and the grid record
     results_dir: str
     plugins: tuple[str, ...] = ()
+    report_to: tuple[str, ...] = ()         # the run's trackers (harness.tracking): not configuration, no key
 
     def config(self) -> RunConfig:
         return resolve_config(self.task, self.method, self.profile, self.seed,

@@ -48,9 +48,11 @@ class Pipeline:
     (:mod:`.stages`): the pipeline gathers those (:func:`~.stages.gather_inputs`) from ``outputs`` and keeps
     what the stage hands on there in turn; ``outputs["data"]`` holds the examples of each split."""
 
-    def __init__(self, cfg: RunConfig):
+    def __init__(self, cfg: RunConfig, report_to: tuple[str, ...] = ()):
         quiet_transformers()
         self.cfg = cfg
+        self.report_to = report_to   # the run's trackers (:mod:`harness.tracking`): no configuration, no key
+        self.tracker = None          # a RunTracker while the run reports to some
         self.task = TASKS.get(cfg.task)(cfg.data)
         self.method = METHODS.get(cfg.method)(cfg.method_params)
         self.method.check_token_loss()   # the plugin's loss on tiny tensors, before any data or model loads
@@ -59,7 +61,7 @@ class Pipeline:
         self.data_key = self.plan.data_key
         self.meter = ComputeMeter()   # forward/generated tokens of teacher and students, per stage build
         self.cache = StageCache(Path(cfg.results_dir) / "cache", log, meter=self.meter)
-        self.context = StageContext(self.device, self.meter, self.task, self.checkpoints)
+        self.context = StageContext(self.device, self.meter, self.task, self.checkpoints, self.report_curves)
         self.stages: dict[str, StageResult] = {}   # label → the cache's record of the stage
         self.outputs: dict[str, Any] = {}          # label → what the stage handed on ("data": split → examples)
         self.drawn: dict[str, dict] = {}           # split → what its examples are (sampling.describe_draw)
@@ -129,15 +131,37 @@ class Pipeline:
         """Resumable training checkpoints of the stage being built (kept until it completes)."""
         return self.cache.checkpoints(self.cfg.checkpoint_every)
 
+    def report_curves(self, model: str, rows: list[dict]) -> None:
+        """Hand a training stage's new curve rows to the run's trackers (none: nothing happens)."""
+        if self.tracker is not None:
+            self.tracker.log_curves(model, rows)
+
     def run(self) -> RunOutcome | None:
         """Build (or reuse) every stage and write the run; data parallel: every rank builds, rank 0 writes the run
-        (the others return None)."""
+        (the others return None). With ``report_to``, the run's trackers get its config first, each training
+        curve (a stage built now as it trains, a reused one from its record) and its final metrics."""
         start = time.time()
         if self.cfg.processes != distributed.world_size():
             from ..errors import HarnessError
 
             raise HarnessError(f"processes={self.cfg.processes} but this process group has {distributed.world_size()}: "
                                f"launch data-parallel cells with `harness run --processes N` (or torchrun)")
+        if self.report_to:
+            from dataclasses import asdict
+
+            from ..store.runs import run_id_for
+            from ..tracking import RunTracker
+
+            self.tracker = RunTracker(self.report_to, self.cfg.results_dir,
+                                      run_id_for(self.cfg, self.plan.data_identity), asdict(self.cfg), self.device)
+        try:
+            return self._run(start)
+        finally:
+            if self.tracker is not None:
+                self.tracker.finish()
+                self.tracker = None
+
+    def _run(self, start: float) -> RunOutcome | None:
         torch.manual_seed(self.cfg.seed)
         self.load_data()
         for spec in self.plan.specs:
@@ -145,10 +169,25 @@ class Pipeline:
         if not distributed.is_writer():
             return None
         splits = self.outputs[TOKENIZER].splits
-        return write_run(RunRecord(
+        outcome = write_run(RunRecord(
             config=self.cfg, stages=self.stages, evaluated=self.plan.evaluated, upstream_seed=self.plan.upstream_seed,
             truncated={split: {"sources": sp.truncated_sources, "targets": sp.truncated_targets,
                                "examples": len(sp.examples)} for split, sp in splits.items()},
             device=str(self.device), wall_seconds=time.time() - start,
             task=self.task.describe(), method=self.method.describe(), data_identity=self.plan.data_identity,
             data_key=self.plan.data_key, drawn=self.drawn))
+        if self.tracker is not None:
+            self.report_reused_curves()
+            self.tracker.log_metrics(outcome.metrics)
+        return outcome
+
+    def report_reused_curves(self) -> None:
+        """The recorded curves of the training stages this run reused from the cache (the ones it built were
+        reported as they trained)."""
+        import pandas as pd
+
+        for spec in self.plan.specs:
+            result = self.stages[spec.label]
+            curves = result.path / "curves.parquet"
+            if STAGES[spec.stage].trains and result.reused and curves.is_file():
+                self.tracker.log_curves(spec.model, pd.read_parquet(curves).to_dict("records"))

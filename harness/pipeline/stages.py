@@ -17,6 +17,7 @@ config, so in its key. :class:`StageContext` carries what a build runs with that
 from __future__ import annotations
 
 import copy
+import functools
 import json
 import time
 from collections.abc import Mapping
@@ -168,12 +169,15 @@ class StageContext:
     code only, scoring and TeacherDist's cut, which the task's package digest in the data key covers; its
     declarations that a stage reads, such as the selection metric and the source truncation, are in the config).
     The torch thread count is not keyed either: on CPU it may move the last bits (``stage.json`` records it).
+    ``report(model, rows)``: hands a training stage's new curve rows to the run's trackers (:mod:`harness.tracking`),
+    which only read them.
     """
 
     device: torch.device
     meter: "ComputeMeter"
     task: "Task"
     checkpoints: Callable[[], "TrainingCheckpoints | None"] = lambda: None
+    report: Callable[[str, list[dict]], None] = lambda model, rows: None
 
 
 @dataclass(frozen=True)
@@ -233,7 +237,7 @@ def build_teacher(spec: StageSpec, inputs: StageInputs, context: StageContext):
         if schedule.epochs > 0:
             result = train(lm, MLE(), inputs.splits["train"], schedule, validate=validator(spec, inputs, context),
                            seed=config["seed"], device=context.device, desc="teacher",
-                           checkpoints=context.checkpoints())
+                           checkpoints=context.checkpoints(), report=functools.partial(context.report, spec.model))
             save_curves(out, result.curves)
             info.update(steps=result.steps, best_step=result.best_step, best_validation=result.best_score,
                         **parallel_info(result))
@@ -392,7 +396,8 @@ def build_student(spec: StageSpec, inputs: StageInputs, context: StageContext):
                        sampling=DecodeConfig(**config["sampling"].plain()), layer_map=layer_map,
                        validate=validator(spec, inputs, context, val), seed=config["seed"], device=context.device,
                        desc=spec.label, checkpoints=context.checkpoints(),
-                       teacher_mode=config.get("teacher_mode", "eval"))
+                       teacher_mode=config.get("teacher_mode", "eval"),
+                       report=functools.partial(context.report, spec.model))
         model.save_pretrained(str(out))
         (out / "layer_map.json").write_text(json.dumps(layer_map))
         save_curves(out, result.curves)
