@@ -44,6 +44,7 @@ def _cli(monkeypatch, capsys, *args) -> tuple[int, str]:
     """``harness ARGS`` in this process (its ``main``: one error line, the exit code) → (code, stderr)."""
     from harness import cli
 
+    monkeypatch.setattr(cli, "tune_allocator", lambda: None)   # (a process setting: not this test process's)
     monkeypatch.setattr(sys, "argv", ["harness", *args])
     with pytest.raises(SystemExit) as exit_info:
         cli.main()
