@@ -60,6 +60,8 @@ def trackers(values: tuple[str, ...]) -> tuple[str, ...]:
     names = parse_report_to(values)
     check_installed(names)
     return names
+
+
 THREADS_NOTE = "Float sums depend on it: the committed report's stages were built with one thread each."
 THREADS_HELP = "torch CPU threads (default: torch's own, one per core). " + THREADS_NOTE
 
