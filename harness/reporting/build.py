@@ -90,7 +90,7 @@ def _build(results_dir, out_dir: Path, compare, baseline, n_samples, screenshot,
         sections.append((f"{task} — {profile} profile", items))
 
     builds = store.stage_builds()
-    front = []
+    verdicts, front = [], []      # the findings open the page (and its screenshot); then the all-task tables
     for profile in summary["profile"].drop_duplicates():
         present = set(summary[summary["profile"] == profile]["task"])
         tasks = sorted(present, key=lambda task: order_key(task, TASKS))
@@ -103,12 +103,12 @@ def _build(results_dir, out_dir: Path, compare, baseline, n_samples, screenshot,
         claims = findings(store, summary, profile, n_samples)
         if claims is not None:
             _add_table(report, claims)
-            front.append((f"The paper's findings, re-tested — {profile} profile", [claims]))
+            verdicts.append((f"The paper's findings, re-tested — {profile} profile", [claims]))
         twin_vs_real = real_text(store, summary, profile, n_samples)
         if twin_vs_real is not None:
             _add_table(report, twin_vs_real)
             front.append((f"Twin vs real text — {profile} profile", [twin_vs_real]))
-    sections = front + sections
+    sections = verdicts + front + sections
 
     _write(report, "summary.csv", _summary_frame(summary).to_csv(index=False))
     evaluations = len(store.evaluations[["task", "profile", "model", "stage_key"]].drop_duplicates())
