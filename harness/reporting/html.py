@@ -44,8 +44,13 @@ def data_uri(png: bytes) -> str:
     return "data:image/png;base64," + base64.b64encode(png).decode("ascii")
 
 
+def figure_id(name: str) -> str:
+    """A figure's anchor: ``figure-`` and its file name (Figure 2's table and figure share their file name)."""
+    return f"figure-{name}"
+
+
 def figure(png: bytes, caption: str, name: str) -> str:
-    return (f'<figure id="{html.escape(name)}"><img src="{data_uri(png)}" alt="{html.escape(caption)}">'
+    return (f'<figure id="{html.escape(figure_id(name))}"><img src="{data_uri(png)}" alt="{html.escape(caption)}">'
             f"<figcaption>{html.escape(caption)}</figcaption></figure>\n")
 
 
@@ -66,7 +71,7 @@ def _item_anchor(item: Table | tuple[bytes, str, str]) -> tuple[str, str]:
     if isinstance(item, Table):
         return item.name, item.title
     _, caption, name = item
-    return name, "Figure: " + caption.split(": ", 1)[-1].split(";")[0]
+    return figure_id(name), "Figure: " + caption.split(": ", 1)[-1].split(";")[0]
 
 
 def contents(sections: list[tuple[str, str, list]]) -> str:
