@@ -80,3 +80,33 @@ def test_a_hand_edited_generated_block_differs_from_its_rendering():
     assert prose.render_blocks(text, TABLES) != text
     with pytest.raises(ValueError, match="unknown generated block"):
         prose.render_blocks("<!-- generated: nonsense_cpu -->\nx\n<!-- end generated: nonsense_cpu -->", TABLES)
+
+
+def test_harness_report_readme_rerenders_the_blocks_from_the_report_it_wrote(tmp_path, monkeypatch):
+    """The CLI path, with the report itself stubbed: a folder holding the committed findings table."""
+    import shutil
+
+    from click.testing import CliRunner
+
+    import harness.reporting.build as build
+    from harness.cli import cli
+
+    out = tmp_path / "report"
+    (out / "tables").mkdir(parents=True)
+    shutil.copy(TABLES / "findings_cpu.csv", out / "tables")
+    monkeypatch.setattr(build, "build_report", lambda *a, **k: build.Report(out, tables={"findings_cpu": None}))
+    (tmp_path / "results").mkdir()
+    readme = tmp_path / "README.md"
+    readme.write_text("intro\n<!-- generated: verdicts_cpu -->\nstale\n<!-- end generated: verdicts_cpu -->\nend\n")
+    result = CliRunner().invoke(cli, ["report", "--results-dir", str(tmp_path / "results"), "--out", str(out),
+                                      "--readme", str(readme)])
+    assert result.exit_code == 0, result.output
+    text = readme.read_text()
+    assert "stale" not in text and "| 5 | 12 |" in text and text.endswith("end\n")
+    readme.write_text("<!-- generated: overview_cpu -->\n<!-- end generated: overview_cpu -->\n")   # no such table
+    result = CliRunner().invoke(cli, ["report", "--results-dir", str(tmp_path / "results"), "--out", str(out),
+                                      "--readme", str(readme)])
+    from harness.errors import HarnessError
+
+    assert isinstance(result.exception, HarnessError) and str(result.exception).startswith(f"--readme {readme}: ")
+    assert "overview_cpu.csv" in str(result.exception)          # one line: which file, which table is missing
