@@ -212,7 +212,7 @@ def grid_cmd(spec, tasks, methods, seeds, profile, sets, axes, results_dir, plug
 @click.option("--bootstrap-samples", type=click.IntRange(min=10), default=1000, show_default=True)
 @click.option("--screenshot", is_flag=True, help="Also write report.png of the page (needs Chromium).")
 @click.option("--readme", "readmes", multiple=True, type=click.Path(exists=True, dir_okay=False),
-              help="A Markdown file (e.g. README.md) whose generated blocks (<!-- generated: NAME -->) are "
+              help="A Markdown file (e.g. README.md) whose generated blocks (<!-- generated: KIND_PROFILE -->) are "
                    "re-rendered from this report's tables; repeatable.")
 def report_cmd(results_dir, out_dir, compare, baseline, bootstrap_samples, screenshot, readmes) -> None:
     """Tables (Markdown, LaTeX, CSV), plots (PNG, SVG) and one HTML page, from the results store alone."""

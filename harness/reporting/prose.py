@@ -2,8 +2,8 @@
 and a check of every other number a file states against the tables it names.
 
 **Generated blocks.** Between ``<!-- generated: KIND_PROFILE … -->`` and ``<!-- end generated: KIND_PROFILE -->``
-a file holds what :data:`GENERATED` [KIND] renders from a report's ``tables/*_PROFILE.csv``: ``overview`` (each row's primary metric —
-the one Table 2 ranks by — per task, mean ± 95% t-interval over seeds and n; bold: the best student with at
+a file holds what :data:`GENERATED` [KIND] renders from a report's ``tables/*_PROFILE.csv``: ``overview`` (each
+row's primary metric — the one Table 2 ranks by — per task, mean ± 95% t-interval over seeds and n; bold: the best student with at
 least :data:`~harness.reporting.noise.MIN_OWN_SEEDS` seeds; ``n*``: exploratory) and ``verdicts`` (per claim of
 the findings table, how many of its rows hold, do not hold, are undecided). ``harness report --readme FILE``
 rewrites them from the report it has just written; :func:`render_blocks` does it from any tables folder.
