@@ -92,6 +92,10 @@ def test_sixteen_methods_have_distinct_colours_in_two_families():
 def test_a_metric_no_row_holds_gets_no_panel(look):
     fig = plots.dots(look, ["mle", "kl"], ["bleu", "chrf"], frozenset(), "t")
     assert [ax.get_title() for ax in fig.axes] == ["BLEU"]
+    look = {**look, ("teacher", "teacher_dist"): line("teacher", "teacher", [65.0], "teacher_dist")}
+    fig = plots.dots(look, ["teacher", "mle", "kl"], ["bleu", "teacher_dist"], frozenset(), "t")
+    assert [ax.get_title() for ax in fig.axes] == ["BLEU"]          # the teacher's alone: no panel
+    assert plots.dots(look, ["teacher"], ["bleu"], frozenset(), "t") is None
 
 
 def curve_frame(validation: bool) -> pd.DataFrame:

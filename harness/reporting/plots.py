@@ -190,9 +190,10 @@ def dots(look: dict, labels: list[str], metrics: list[str], lower: frozenset[str
     teacher as a dotted reference line (or an arrow at the edge when it lies far outside the students' range).
     Metrics no row holds get no panel; None when none is left."""
     models = models if models is not None else {label: line["model"] for (label, _), line in look.items()}
-    panels = [m for m in metrics if any((lab, m) in look for lab in labels)]
-    students = [lab for lab in labels if models.get(lab, lab) != TEACHER and any((lab, m) in look for m in panels)]
-    if not panels or not students:
+    candidates = [lab for lab in labels if models.get(lab, lab) != TEACHER]
+    panels = [m for m in metrics if any((lab, m) in look for lab in candidates)]    # a metric of students only
+    students = [lab for lab in candidates if any((lab, m) in look for m in panels)]
+    if not panels:
         return None
     style = styles(labels, models)
     fig, axes = plt.subplots(1, len(panels), figsize=(max(3.0 * len(panels) + 1.6, 5.0), 0.3 * len(students) + 1.5),
