@@ -240,7 +240,10 @@ def grid_cmd(spec, tasks, methods, seeds, profile, sets, axes, results_dir, plug
                    "'none' for no test.")
 @click.option("--bootstrap-samples", type=click.IntRange(min=10), default=1000, show_default=True)
 @click.option("--screenshot", is_flag=True, help="Also write report.png of the page (needs Chromium).")
-def report_cmd(results_dir, out_dir, compare, baseline, bootstrap_samples, screenshot) -> None:
+@click.option("--readme", "readmes", multiple=True, type=click.Path(exists=True, dir_okay=False),
+              help="A Markdown file (e.g. README.md) whose generated blocks (<!-- generated: KIND_PROFILE -->) are "
+                   "re-rendered from this report's tables; repeatable.")
+def report_cmd(results_dir, out_dir, compare, baseline, bootstrap_samples, screenshot, readmes) -> None:
     """Tables (Markdown, LaTeX, CSV), plots (PNG, SVG) and one HTML page, from the results store alone."""
     from pathlib import Path
 
@@ -254,6 +257,16 @@ def report_cmd(results_dir, out_dir, compare, baseline, bootstrap_samples, scree
     report = build_report(results_dir, out_dir, tuple(compare), None if baseline.lower() == "none" else baseline,
                           bootstrap_samples, screenshot, check_baseline=explicit)
     click.echo(f"{len(report.tables)} tables, {len(report.figures)} figures → {report.out}/report.html")
+    if readmes:
+        from .reporting.prose import render_blocks
+
+        for readme in map(Path, readmes):
+            try:
+                text = render_blocks(readme.read_text(encoding="utf-8"), report.out / "tables")
+            except (ValueError, FileNotFoundError) as err:
+                raise HarnessError(f"--readme {readme}: {err}") from None
+            readme.write_text(text, encoding="utf-8")
+            click.echo(f"{readme}: generated blocks re-rendered from {report.out}/tables")
 
 
 @cli.command("list")

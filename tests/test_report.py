@@ -105,7 +105,7 @@ def test_every_output_is_written(report):
             assert (report / "tables" / f"{name}.{suffix}").stat().st_size > 0, (name, suffix)
     import matplotlib.image as mpimg
 
-    for name in ("bars_dart_ci", "curves_dart_ci", "compute_dart_ci", "figure2_dart_ci_student-encoder_layers"):
+    for name in ("dots_dart_ci", "curves_dart_ci", "compute_dart_ci", "figure2_dart_ci_student-encoder_layers"):
         image = mpimg.imread(report / "figures" / f"{name}.png")
         assert image.shape[0] > 100 and image.shape[1] > 100 and image.std() > 0.01, name
         assert "<svg" in (report / "figures" / f"{name}.svg").read_text()[:2000]
@@ -113,7 +113,7 @@ def test_every_output_is_written(report):
     assert html.count("<table>") == 10 and html.count('src="data:image/png;base64,') == 4
     assert "http://" not in html and "https://" not in html   # self-contained
     md = (report / "report.md").read_text()
-    assert "### Table 2 — dart (ci profile)" in md and "](figures/bars_dart_ci.png)" in md
+    assert "### Table 2 — dart (ci profile)" in md and "](figures/dots_dart_ci.png)" in md
     tex = (report / "tables" / "table2_dart_ci.tex").read_text()
     assert r"\begin{tabular}" in tex and r"$\pm$" in tex and "TER$\\downarrow$" in tex
 

@@ -257,9 +257,10 @@ def test_the_report_writes_the_findings_table_in_every_format(store_root, tmp_pa
         assert (tmp_path / "out" / "tables" / f"findings_ci.{suffix}").stat().st_size > 0
     md = (tmp_path / "out" / "report.md").read_text()
     headings = [line[3:] for line in md.splitlines() if line.startswith("## ")]
-    assert headings[:2] == ["all tasks — ci profile", "The paper's findings, re-tested — ci profile"]
+    assert headings[:2] == ["The paper's findings, re-tested — ci profile", "all tasks — ci profile"]   # first
     assert "### The paper's findings, re-tested (ci profile)" in md
-    assert 'id="findings_ci"' in (tmp_path / "out" / "report.html").read_text()
+    page = (tmp_path / "out" / "report.html").read_text()
+    assert page.index('id="contents"') < page.index('id="findings_ci"') < page.index('id="overview_ci"')
     csv = pd.read_csv(tmp_path / "out" / "tables" / "findings_ci.csv")
     assert {"claim", "task", "estimate", "ci_low", "ci_high", "verdict", "reason"} <= set(csv.columns)
     assert "findings_ci" in report.tables

@@ -416,3 +416,37 @@ def test_a_model_shared_across_an_axis_is_one_row_with_its_own_seeds(tmp_path):
     assert len(pre) == 1 and pre[0].n == 2 and pre[0].mean == pytest.approx(0.6)
     assert pre[0].setting == {"k": None}
     assert sorted(r.setting["k"] for r in lines if r.label.startswith("m1")) == [0, 8]   # m1 keeps its axis
+
+
+# --------------------------------------------------------------------------- report.html: contents and anchors
+def _page_of(sections):
+    from harness.reporting.html import page
+
+    return page("Distillation report", "meta", sections)
+
+
+def test_report_page_has_contents_linking_every_section_table_and_figure():
+    import re
+
+    findings = Table("findings_cpu", "The paper's findings, re-tested (cpu profile)", ["#", "verdict"],
+                     [[Cell(text="1"), Cell(text="holds")]], "", pd.DataFrame())
+    t2 = Table("table2_dart_cpu", "Table 2 — dart", ["model"], [[Cell(text="mle")]], "", pd.DataFrame())
+    t2x = Table("table2_xsum_cpu", "Table 2 — xsum", ["model"], [[Cell(text="mle")]], "", pd.DataFrame())
+    fig2 = Table("figure2_dart_cpu_x", "Figure 2 — dart", ["x"], [[Cell(text="1")]], "", pd.DataFrame())
+    png = b"\x89PNG\r\n\x1a\n"
+    page = _page_of([("The paper's findings, re-tested — cpu profile", [findings]),
+                     ("dart — cpu profile", [t2, (png, "dart (cpu profile): test metrics", "dots_dart_cpu"),
+                                             fig2, (png, "dart (cpu profile): BLEU vs depth", fig2.name)]),
+                     ("xsum — cpu profile", [t2x]), ("dart — cpu profile", [])])      # a repeated heading
+    ids = re.findall(r'\bid="([^"]+)"', page)
+    assert len(ids) == len(set(ids))                                   # every anchor unique
+    for expected in ("findings_cpu", "table2_dart_cpu", "figure-dots_dart_cpu", "table2_xsum_cpu", "contents",
+                     "figure2_dart_cpu_x", "figure-figure2_dart_cpu_x",           # Figure 2's table and figure
+                     "the-paper-s-findings-re-tested-cpu-profile", "dart-cpu-profile", "dart-cpu-profile-2"):
+        assert expected in ids
+    links = re.findall(r'href="#([^"]+)"', page)
+    assert set(links) <= set(ids)                                      # no link to nowhere
+    assert {"findings_cpu", "table2_dart_cpu", "figure-dots_dart_cpu", "table2_xsum_cpu", "dart-cpu-profile",
+            "xsum-cpu-profile"} <= set(links)                          # every section, table and figure listed
+    assert page.index('id="contents"') < page.index("<h2") < page.index('id="findings_cpu"') < page.index(
+        'id="table2_dart_cpu"')                                        # contents, then the findings first

@@ -25,7 +25,8 @@ recomputed on shared bootstrap draws of the test inputs, for that model; rank st
 store: bytes per stored token and, per k, the paired-bootstrap difference from the exact teacher), ``compare``
 (the paper's published numbers, :mod:`harness.paper.published`, beside ours), ``findings`` (the paper's claims,
 :mod:`harness.paper.claims`, re-tested: a verdict per claim and task), ``plots``, ``render`` (Markdown, LaTeX,
-CSV), ``html``, ``build`` (:func:`~harness.reporting.build.build_report`) and ``run_table`` (what ``harness
+CSV), ``html`` (the page, its contents and anchors), ``prose`` (a Markdown file's blocks rendered from the tables,
+its other numbers checked against them), ``build`` (:func:`~harness.reporting.build.build_report`) and ``run_table`` (what ``harness
 run`` prints). The package itself imports nothing, so ``harness run``
 does not load the plotting libraries.
 """

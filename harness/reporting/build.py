@@ -22,7 +22,7 @@ from .load import Store, is_cost, load_store, of_task
 from .real_text import real_text
 from .render import Table, to_csv, to_latex, to_markdown
 from .store_table import store_table
-from .summary import lookup, setting_label, summarise, table_rows
+from .summary import lookup, rows_of, setting_label, summarise, table_rows
 from .tables import figure2, overview, size_axes, stage_times, table2, table3, table4
 
 
@@ -90,7 +90,7 @@ def _build(results_dir, out_dir: Path, compare, baseline, n_samples, screenshot,
         sections.append((f"{task} — {profile} profile", items))
 
     builds = store.stage_builds()
-    front = []
+    verdicts, front = [], []      # the findings open the page (and its screenshot); then the all-task tables
     for profile in summary["profile"].drop_duplicates():
         present = set(summary[summary["profile"] == profile]["task"])
         tasks = sorted(present, key=lambda task: order_key(task, TASKS))
@@ -103,12 +103,12 @@ def _build(results_dir, out_dir: Path, compare, baseline, n_samples, screenshot,
         claims = findings(store, summary, profile, n_samples)
         if claims is not None:
             _add_table(report, claims)
-            front.append((f"The paper's findings, re-tested — {profile} profile", [claims]))
+            verdicts.append((f"The paper's findings, re-tested — {profile} profile", [claims]))
         twin_vs_real = real_text(store, summary, profile, n_samples)
         if twin_vs_real is not None:
             _add_table(report, twin_vs_real)
             front.append((f"Twin vs real text — {profile} profile", [twin_vs_real]))
-    sections = front + sections
+    sections = verdicts + front + sections
 
     _write(report, "summary.csv", _summary_frame(summary).to_csv(index=False))
     evaluations = len(store.evaluations[["task", "profile", "model", "stage_key"]].drop_duplicates())
@@ -136,6 +136,7 @@ def _task_section(report, store, summary, curves, task, profile, baseline, n_sam
     info = store.task_info(task, profile)
     look = lookup(summary, task, profile)
     labels = [label for label, _, _ in table_rows(summary, task, profile)]
+    models = {label: model for label, model, _ in rows_of(summary, task, profile)}
     title = f"{task} ({profile} profile)"
     items: list = []
 
@@ -153,8 +154,9 @@ def _task_section(report, store, summary, curves, task, profile, baseline, n_sam
 
     add_table(table2(store, summary, task, profile, baseline, n_samples))
     if info.metrics:
-        add_figure(plots.bars(look, labels, list(info.metrics), info.lower_is_better, title),
-                   f"bars_{task}_{profile}", f"{title}: test metrics, mean and 95% CI over seeds")
+        add_figure(plots.dots(look, labels, list(info.metrics), info.lower_is_better, title, models),
+                   f"dots_{task}_{profile}", f"{title}: test metrics, mean (dot) and 95% interval over seeds "
+                   f"(line), n beside each row; {plots.EXPLORATORY_NOTE}")
     add_table(table3(store, summary, task, profile))
     add_table(table4(store, summary, task, profile))
     add_table(store_table(store, task, profile, n_samples))
@@ -163,19 +165,24 @@ def _task_section(report, store, summary, curves, task, profile, baseline, n_sam
         fig2 = figure2(store, summary, task, profile, axis)
         add_table(fig2)
         if fig2 is not None:
-            add_figure(plots.size(fig2, axis, info.primary, info.lower_is_better, f"{title}: {info.primary} vs {axis}"),
-                       fig2.name, f"{title}: {info.primary} vs {axis} (Figure 2)")
+            add_figure(plots.size(fig2, axis, info.primary, info.lower_is_better, f"{title}: {info.primary} vs {axis}",
+                                  look, paper),
+                       fig2.name, f"{title}: {info.primary} vs {axis} (Figure 2): mean and 95% interval over seeds, "
+                                  f"methods side by side at each size"
+                                  + ("; dashed, hollow diamonds: the paper's published values" if paper is not None
+                                     else "") + f"; {plots.EXPLORATORY_NOTE}")
 
     label_of = _label_of_replicate(summary, task, profile)
     part = of_task(curves, task, profile)
     if len(part):
-        add_figure(plots.curves(part, label_of, labels, f"{title}: training curves"), f"curves_{task}_{profile}",
+        add_figure(plots.curves(part, label_of, labels, f"{title}: training curves", models),
+                   f"curves_{task}_{profile}",
                    f"{title}: training loss per stage (mean over seeds) and validation score")
     points = _points(store, task, profile, label_of)
     costs = [c for c in points.columns if is_cost(c)]
     if costs and info.primary in points:
         add_figure(plots.compute(points, info.primary, costs, info.lower_is_better, labels,
-                                 f"{title}: quality vs compute"),
+                                 f"{title}: quality vs compute", models),
                    f"compute_{task}_{profile}", f"{title}: {info.primary} vs compute, per seed (dots) and mean")
         _write(report, f"tables/compute_{task}_{profile}.csv", points.to_csv(index=False))
 

@@ -1,0 +1,112 @@
+"""README's "What the embedded benchmark says" and docs/findings.md say no number the committed tables do not
+have: generated blocks equal their re-rendering from reports/tables, and every tagged decimal number is a value
+of the tables its tag names (harness.reporting.prose). Reads only committed CSVs: well under a second each."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from harness.reporting import prose
+
+ROOT = Path(__file__).resolve().parents[1]
+TABLES = ROOT / "reports" / "tables"
+README = ROOT / "README.md"
+FINDINGS = ROOT / "docs" / "findings.md"
+SECTION = "What the embedded benchmark says"
+
+
+def test_readme_section_numbers_are_in_the_tables():
+    text, first = prose.section(README.read_text(encoding="utf-8"), SECTION)
+    problems = prose.check_numbers(text, TABLES, first)
+    assert not problems, "\n".join(map(str, problems))
+
+
+def test_every_tagged_number_of_the_readme_is_in_its_tables():
+    """Outside the section only tagged numbers are checked (e.g. the DART line of "What `harness run` does")."""
+    problems = [p for p in prose.check_numbers(README.read_text(encoding="utf-8"), TABLES)
+                if not p.why.startswith("untagged")]
+    assert not problems, "\n".join(map(str, problems))
+
+
+def test_docs_findings_numbers_are_in_the_tables_or_marked_as_measured_elsewhere():
+    problems = prose.check_numbers(FINDINGS.read_text(encoding="utf-8"), TABLES)
+    assert not problems, "\n".join(map(str, problems))
+
+
+def test_readme_generated_blocks_are_the_tables_rendered():
+    text = README.read_text(encoding="utf-8")
+    assert "<!-- generated: overview_cpu" in text and "<!-- generated: verdicts_cpu" in text
+    assert prose.render_blocks(text, TABLES) == text, "run `harness report … --readme README.md` (or render_blocks)"
+
+
+def test_overview_block_ranks_by_the_primary_metric_and_bolds_only_three_seed_rows():
+    block = prose.overview_block(TABLES, "cpu")
+    header = block.splitlines()[0]
+    assert "XSum R2" in header and "dialogue BLEU-2" in header and "R1" not in header   # what Table 2 ranks by
+    rows = {line.split(" | ")[0].strip("| "): line for line in block.splitlines()[2:]}
+    assert "34.36 ± 0.77 (6)" in rows["mle"]                        # DART MLE: the table's, not 34.28 ± 1.04
+    assert "**" not in rows["srkl"] and "37.60 (1*)" in rows["srkl"]   # one seed: exploratory, never bold
+    assert "**36.21 ± 1.70** (3)" in rows["kl"]                     # the best of the three-seed rows on DART
+
+
+# --------------------------------------------------------------------------- the checker can fail
+def test_a_number_absent_from_its_table_is_reported():
+    old = ("<!-- numbers: overview_cpu -->\n(DART: teacher 50.77 BLEU, MLE 34.28 ± 1.04, TVD 34.91 ± 2.04)\n")
+    problems = prose.check_numbers(old, TABLES)
+    assert [p.number for p in problems] == ["34.28", "1.04"]         # README's old MLE line
+    assert [p.line for p in problems] == [2, 2]
+
+
+def test_untagged_numbers_unknown_tables_and_code():
+    text = ("the paper has every KD method within 41.3–41.8 R1\n"
+            "<!-- numbers: no_such_table -->\n"
+            "<!-- numbers: compare_xsum_cpu -->\n`beta = 0.85` and ```\n12.34\n``` are code; 41.28–41.76 fine\n"
+            "<!-- numbers: outside the tables — a diagnostic run -->\n15.57 ± 0.45\n"
+            "<!-- numbers: end -->\n3.14\n")
+    problems = prose.check_numbers(text, TABLES)
+    assert [(p.line, p.number) for p in problems] == [(1, "41.3"), (1, "41.8"), (2, "no_such_table"), (10, "3.14")]
+    assert problems[0].why.startswith("untagged")
+
+
+def test_rounding_to_the_written_digits():
+    text = "<!-- numbers: findings_cpu -->\n−10.8 and −10.77 and 10.766686 match; 10.7 and 10.78 do not\n"
+    assert [p.number for p in prose.check_numbers(text, TABLES)] == ["10.7", "10.78"]
+
+
+def test_a_hand_edited_generated_block_differs_from_its_rendering():
+    text = README.read_text(encoding="utf-8").replace("| mle | 34.36 ± 0.77 (6)", "| mle | 34.28 ± 1.04 (6)", 1)
+    assert prose.render_blocks(text, TABLES) != text
+    with pytest.raises(ValueError, match="unknown generated block"):
+        prose.render_blocks("<!-- generated: nonsense_cpu -->\nx\n<!-- end generated: nonsense_cpu -->", TABLES)
+
+
+def test_harness_report_readme_rerenders_the_blocks_from_the_report_it_wrote(tmp_path, monkeypatch):
+    """The CLI path, with the report itself stubbed: a folder holding the committed findings table."""
+    import shutil
+
+    from click.testing import CliRunner
+
+    import harness.reporting.build as build
+    from harness.cli import cli
+
+    out = tmp_path / "report"
+    (out / "tables").mkdir(parents=True)
+    shutil.copy(TABLES / "findings_cpu.csv", out / "tables")
+    monkeypatch.setattr(build, "build_report", lambda *a, **k: build.Report(out, tables={"findings_cpu": None}))
+    (tmp_path / "results").mkdir()
+    readme = tmp_path / "README.md"
+    readme.write_text("intro\n<!-- generated: verdicts_cpu -->\nstale\n<!-- end generated: verdicts_cpu -->\nend\n")
+    result = CliRunner().invoke(cli, ["report", "--results-dir", str(tmp_path / "results"), "--out", str(out),
+                                      "--readme", str(readme)])
+    assert result.exit_code == 0, result.output
+    text = readme.read_text()
+    assert "stale" not in text and "| 5 | 12 |" in text and text.endswith("end\n")
+    readme.write_text("<!-- generated: overview_cpu -->\n<!-- end generated: overview_cpu -->\n")   # no such table
+    result = CliRunner().invoke(cli, ["report", "--results-dir", str(tmp_path / "results"), "--out", str(out),
+                                      "--readme", str(readme)])
+    from harness.errors import HarnessError
+
+    assert isinstance(result.exception, HarnessError) and str(result.exception).startswith(f"--readme {readme}: ")
+    assert "overview_cpu.csv" in str(result.exception)          # one line: which file, which table is missing
