@@ -49,6 +49,11 @@ class StageCompute:
         return asdict(self)
 
 
+#: the counts of :class:`StageCompute` (summed over data-parallel ranks; the peak memory is a process's own)
+COUNTED = ("teacher_forward_tokens", "student_forward_tokens", "teacher_generated_tokens",
+           "student_generated_tokens", "teacher_tokens_from_store")
+
+
 #: every live meter, so that a step can report work it skipped to whichever meter tracks its teacher
 _METERS: "weakref.WeakSet[ComputeMeter]" = weakref.WeakSet()
 
