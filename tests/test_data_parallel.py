@@ -413,11 +413,21 @@ def _run_cli(args: list[str], cwd) -> "subprocess.CompletedProcess":
                           cwd=cwd, env=env, capture_output=True, text=True, timeout=900)
 
 
+@pytest.fixture(scope="module")
+def cli_run(tmp_path_factory):
+    """``harness run --task dart --method tvd --profile ci --processes 2`` once; its results folder is reused by
+    the killed-rank test (whose teacher, pseudo-labels and pre-distilled student are then in the cache)."""
+    folder = tmp_path_factory.mktemp("cli")
+    return folder, _run_cli(["--method", "tvd"], folder)
+
+
 @pytest.mark.slow
-def test_run_on_two_processes_finishes_and_writes_its_run_once(tmp_path):
+def test_run_on_two_processes_finishes_and_writes_its_run_once(cli_run):
     import json
 
-    proc = _run_cli(["--method", "tvd"], tmp_path)
+    import pandas as pd
+
+    tmp_path, proc = cli_run
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert proc.stdout.count("results: ") == 1 and proc.stdout.count("test split") == 1   # rank 0 reports
     runs = list((tmp_path / "results" / "runs").iterdir())
@@ -430,10 +440,19 @@ def test_run_on_two_processes_finishes_and_writes_its_run_once(tmp_path):
     for record in trained:
         assert record["config"]["processes"] == 2 and record["info"]["processes"] == 2
         assert len(set(record["info"]["rank_seeds"])) == 2
+    evaluations = list((tmp_path / "results" / "cache" / "evaluation").glob("*/stage.json"))
+    assert len(evaluations) == 3
+    for path in evaluations:
+        record = json.loads(path.read_text())    # decoded by both ranks; the seeds of their samples recorded
+        assert record["info"]["processes"] == 2 and len(record["info"]["sampling_rank_seeds"]["risk_samples"]) == 2
+        outputs = pd.read_parquet(path.parent / "examples.parquet")["output_tokens"]
+        generated = record["compute"]["teacher_generated_tokens"] + record["compute"]["student_generated_tokens"]
+        assert generated >= sum(len(o) for o in outputs)     # both ranks' tokens (rank 0's alone are about half)
 
 
 @pytest.mark.slow
-def test_a_killed_rank_stops_the_cell_with_one_line(tmp_path):
+def test_a_killed_rank_stops_the_cell_with_one_line(cli_run, tmp_path):
+    folder, _ = cli_run
     plugin = tmp_path / "dies.py"
     plugin.write_text(
         "import os\n"
@@ -446,9 +465,10 @@ def test_a_killed_rank_stops_the_cell_with_one_line(tmp_path):
         "        if os.environ.get('RANK') == '1':\n"
         "            os._exit(9)\n"
         "        return super().token_loss(*args, **kwargs)\n")
-    proc = _run_cli(["--method", "dies_on_rank_1", "--plugins", str(plugin)], tmp_path)
+    runs = sorted((folder / "results" / "runs").iterdir())
+    proc = _run_cli(["--method", "dies_on_rank_1", "--plugins", str(plugin)], folder)
     assert proc.returncode != 0
     errors = [line for line in proc.stderr.splitlines() if line.startswith("harness: error: ")]
     assert errors == ["harness: error: training process 1 of 2 failed (exit code 9); the others were stopped; "
                       "the same command resumes from the last checkpoint"], proc.stderr[-3000:]
-    assert not (tmp_path / "results" / "runs").exists()
+    assert sorted((folder / "results" / "runs").iterdir()) == runs     # no run written
