@@ -472,3 +472,25 @@ def test_a_killed_rank_stops_the_cell_with_one_line(cli_run, tmp_path):
     assert errors == ["harness: error: training process 1 of 2 failed (exit code 9); the others were stopped; "
                       "the same command resumes from the last checkpoint"], proc.stderr[-3000:]
     assert sorted((folder / "results" / "runs").iterdir()) == runs     # no run written
+
+
+@pytest.mark.slow
+def test_a_grid_cell_runs_on_two_processes(cli_run, tmp_path):
+    """``harness grid --processes 2``'s path: the cell's two ranks started by the grid (its lock held), rank 0
+    writing the run (the cache of the two-process run copied: every stage is reused)."""
+    import json
+    import shutil
+
+    from harness.grid import expand, load_spec, run_grid, with_overrides
+
+    folder, proc = cli_run
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    shutil.copytree(folder / "results" / "cache", tmp_path / "cache")
+    grid = with_overrides(load_spec("table2"), tasks="dart", methods="tvd", seeds="42").for_profile("ci")
+    cells = expand(grid, str(tmp_path), [("device", "cpu")], (), 2)
+    report = run_grid(cells, "table2", "ci", echo=lambda line: None)
+    assert [o.status for o in report.outcomes.values()] == ["ran"], report.summary()
+    outcome = report.outcomes[cells[0].run_id]
+    assert outcome.built == () and "method" in outcome.reused      # rank 0's outcome: what the cell reused
+    manifest = json.loads((tmp_path / "runs" / cells[0].run_id / "manifest.json").read_text())
+    assert manifest["config"]["processes"] == 2
