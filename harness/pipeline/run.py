@@ -17,7 +17,7 @@ from typing import Any
 import torch
 
 from .. import distributed
-from ..accounting import COUNTED, ComputeMeter
+from ..accounting import ComputeMeter
 from ..config import RunConfig
 from ..lm import resolve_device
 from ..registry import METHODS, TASKS
@@ -102,8 +102,7 @@ class Pipeline:
                 info = build(out)
                 if stage.collective:
                     for counts in distributed.gather_objects(None)[1:]:
-                        for name, n in counts.items():
-                            setattr(self.meter.current, name, getattr(self.meter.current, name) + n)
+                        self.meter.current.add_counts(counts)
                 return info
 
             result = self.cache.get_or_build(spec.stage, spec.config, spec.upstream, build_first, spec.label,
@@ -120,7 +119,7 @@ class Pipeline:
                     build(Path(scratch))
             finally:
                 self.cache.building = None
-            distributed.gather_objects({k: v for k, v in compute.as_dict().items() if k in COUNTED})
+            distributed.gather_objects(compute.counts())
         distributed.barrier()
         if distributed.is_writer():
             return result
