@@ -135,12 +135,22 @@ def check_processes(processes: int | None, device: torch.device | str) -> int:
 
 
 class RankFailed(RuntimeError):
-    """A process of a launched group failed (:func:`run_processes`); the launcher stopped the others."""
+    """A process of a launched group failed (:func:`run_processes`); the launcher stopped the others. ``error``:
+    the exception a function entrypoint raised there ("Type: message"), when the launcher recorded one."""
 
-    def __init__(self, rank: int, processes: int, exitcode: int):
-        self.rank, self.processes, self.exitcode = rank, processes, exitcode
-        super().__init__(f"training process {rank} of {processes} failed (exit code {exitcode}); the others were "
-                         f"stopped; the same command resumes from the last checkpoint")
+    def __init__(self, rank: int, processes: int, exitcode: int, error: str = ""):
+        self.rank, self.processes, self.exitcode, self.error = rank, processes, exitcode, error
+        super().__init__(f"training process {rank} of {processes} failed (exit code {exitcode}"
+                         f"{': ' + error if error else ''}); the others were stopped; the same command resumes from "
+                         f"the last checkpoint")
+
+
+def _raised(failure) -> str:
+    """The first line of the exception a launched function raised ("" for a program, or a process killed)."""
+    data = getattr(failure, "error_file_data", None) or {}
+    message = data.get("message") if isinstance(data, dict) else None
+    text = message.get("message", "") if isinstance(message, dict) else ""
+    return text.strip().splitlines()[0][:300] if isinstance(text, str) and text.strip() else ""
 
 
 def run_processes(processes: int, entrypoint, *args) -> dict:
@@ -166,8 +176,8 @@ def run_processes(processes: int, entrypoint, *args) -> dict:
         return elastic_launch(config, entrypoint)(*args) or {}
     except ChildFailedError as err:
         rank, failure = err.get_first_failure()
-        raise RankFailed(rank, processes, failure.exitcode if failure.exitcode and failure.exitcode > 0 else 1) \
-            from None
+        raise RankFailed(rank, processes, failure.exitcode if failure.exitcode and failure.exitcode > 0 else 1,
+                         _raised(failure) if callable(entrypoint) else "") from None
     except (RuntimeError, ValueError, OSError) as err:   # the launcher's rendezvous: no group to run in
         raise HarnessError(f"the process group of {processes} processes could not start: "
                            f"{str(err).splitlines()[0] if str(err) else type(err).__name__}") from None

@@ -1,6 +1,10 @@
 """Data-parallel training: two gloo processes on CPU, each with its shard of every global batch, take the step
 of one process on the whole batch — the same loss, terms and gradients (1e-5) for every registered method and
-variant — and in one process the helpers change nothing."""
+variant — and decode their shares of the batches into one process's outputs (greedy and beam exactly; sampled from
+each rank's recorded seed); in one process the helpers change nothing.
+
+Cost: the checks of two ranks share one forked process group (:func:`two_ranks`), and the slow end-to-end runs
+share one ``harness run --processes 2`` (:func:`cli_run`)."""
 
 from __future__ import annotations
 

@@ -146,3 +146,17 @@ def test_a_process_group_that_cannot_start_is_one_line(monkeypatch):
     monkeypatch.setenv("RANK", "1")      # no master at that port: given up after the start-up timeout
     with pytest.raises(HarnessError, match="the process group of 2 processes could not start: .*timed out"):
         distributed.init_from_environment("cpu", init_timeout_s=0.5)
+
+
+def test_a_failed_rank_says_what_its_function_raised():
+    from types import SimpleNamespace
+
+    from harness import distributed
+
+    failure = SimpleNamespace(error_file_data={"message": {"message": "ValueError: nan loss\nTraceback ...",
+                                                           "extraInfo": {}}, "timestamp": 0})
+    assert distributed._raised(failure) == "ValueError: nan loss"
+    assert distributed._raised(SimpleNamespace(error_file_data={"message": ""})) == ""   # a program, or killed
+    assert str(distributed.RankFailed(1, 2, 1, "ValueError: nan loss")) == (
+        "training process 1 of 2 failed (exit code 1: ValueError: nan loss); the others were stopped; the same "
+        "command resumes from the last checkpoint")
