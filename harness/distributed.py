@@ -3,7 +3,9 @@ few collectives the training step needs (torch.distributed: gloo on CPU, NCCL on
 
 A cell trains on N processes when it is launched so (``torchrun --nproc-per-node N``, ``accelerate launch``,
 ``harness run --processes N``): each process runs the whole cell, every rank takes its shard of each global
-batch and the gradients are summed over the ranks (:mod:`harness.step.parallel`). In one process (no launcher
+batch and the gradients are summed over the ranks (:func:`harness.step.accumulate.parallel_step`); decoding
+(validation, pseudo-labels, evaluation) is split over the ranks by batches and gathered
+(:func:`harness.evaluate.decode`). In one process (no launcher
 environment, no process group) every helper here is a no-op that returns its input unchanged, so a
 one-process run computes exactly what it computed before this module existed.
 
