@@ -31,6 +31,11 @@ import torch
 ROLES = ("teacher", "student")
 
 
+#: the token counts of :class:`StageCompute`
+COUNTED = ("teacher_forward_tokens", "student_forward_tokens", "teacher_generated_tokens",
+           "student_generated_tokens", "teacher_tokens_from_store")
+
+
 @dataclass
 class StageCompute:
     teacher_forward_tokens: int = 0
@@ -47,6 +52,15 @@ class StageCompute:
 
     def as_dict(self) -> dict:
         return asdict(self)
+
+    def counts(self) -> dict[str, int]:
+        """The token counts (:data:`COUNTED`), which data-parallel ranks add up (the peak memory is a process's)."""
+        return {name: getattr(self, name) for name in COUNTED}
+
+    def add_counts(self, counts: dict[str, int]) -> None:
+        """Add another process's :meth:`counts`."""
+        for name, n in counts.items():
+            setattr(self, name, getattr(self, name) + int(n))
 
 
 #: every live meter, so that a step can report work it skipped to whichever meter tracks its teacher

@@ -162,13 +162,18 @@ def run_cmd(task, method, profile, seed, sets, plugins, data_dir, results_dir, d
 @click.option("--address", default=None, help="ray: the cluster to join (e.g. auto, ray://head:10001); "
                                                "default RAY_ADDRESS or a new local instance.")
 @click.option("--cpus-per-cell", type=float, default=None, help="ray: CPUs per cell (default: the spec's).")
-@click.option("--gpus-per-cell", type=float, default=None, help="ray: GPUs per cell (default: the spec's).")
+@click.option("--gpus-per-cell", type=float, default=None,
+              help="ray: GPUs per cell (default: the spec's); N > 1 (an integer): the cell trains data-parallel on "
+                   "N processes on one node, one per GPU.")
+@click.option("--processes", type=click.IntRange(min=1), default=None,
+              help="local: each cell trains data-parallel on N processes (gloo on CPU, NCCL on CUDA, one per GPU), "
+                   "its training batch N x train.batch_size; the cells run one after another.")
 @click.option("--dry-run", is_flag=True, help="List the cells and what each would build or reuse; run nothing.")
 @click.option("--yes", is_flag=True, help="Plan or run a grid of more than 500 cells (without it, such a grid only "
                                           "prints its size).")
 @report_to_option
 def grid_cmd(spec, tasks, methods, seeds, profile, sets, axes, results_dir, plugins, device, executor, workers,
-             threads, address, cpus_per_cell, gpus_per_cell, dry_run, yes, report_to) -> None:
+             threads, address, cpus_per_cell, gpus_per_cell, processes, dry_run, yes, report_to) -> None:
     """Run a grid of cells (tasks × methods × seeds × axes): only what is not done yet.
 
     SPEC is a shipped grid (table2, figure2, table4, table2_real, store_ksweep) or a TOML/YAML spec file. Killed
@@ -180,16 +185,20 @@ def grid_cmd(spec, tasks, methods, seeds, profile, sets, axes, results_dir, plug
     from .config import PROFILES, parse_sets
     from .errors import UnknownNameError
     from .grid import expand, format_plan, load_spec, plan_grid, run_grid, with_overrides
-    from .grid.executors import check_local_options
+    from .grid.executors import cell_processes, check_local_options
     from .grid.spec import MAX_CELLS_UNASKED, count_cells
 
     check_local_options(executor, workers, threads)   # before any work
     report_to = trackers(report_to)
+    if processes is not None:
+        cell_processes(executor, processes, 0, workers)
     _load_plugins(plugins)
     grid = with_overrides(load_spec(spec), tasks=tasks, methods=methods, seeds=seeds, axes=axes)
     if profile is not None and profile not in PROFILES:
         raise UnknownNameError("profile", profile, list(PROFILES))
     grid = grid.for_profile(profile)
+    gpus = gpus_per_cell if gpus_per_cell is not None else grid.resources.get("gpus", 0)
+    processes = cell_processes(executor, processes, gpus, workers)
     pairs = parse_sets(sets)
     if device is not None:
         pairs.append(("device", device))
@@ -198,17 +207,22 @@ def grid_cmd(spec, tasks, methods, seeds, profile, sets, axes, results_dir, plug
         raise HarnessError(f"grid {grid.name} has {size} cells (tasks × methods × seeds × axes), more than "
                            f"{MAX_CELLS_UNASKED}: add --yes to plan and run them all, or narrow it with --tasks, "
                            f"--methods, --seeds or --axis")
-    cells = expand(grid, str(Path(results_dir).resolve()), pairs, tuple(str(Path(p).resolve()) for p in plugins))
+    cells = expand(grid, str(Path(results_dir).resolve()), pairs, tuple(str(Path(p).resolve()) for p in plugins),
+                   processes)
     if report_to:
         import dataclasses
 
         cells = [dataclasses.replace(cell, report_to=report_to) for cell in cells]
     if executor == "local" and not dry_run:
+        from . import distributed
         from .lm import resolve_device
 
         # this machine runs the cells: a device it lacks is one line now, not a failure in every cell
         for name in sorted({str(v) for c in cells for k, v in (*c.values, *c.sets) if k == "device"}):
             resolve_device(name)
+        if processes > 1:   # more CUDA processes than GPUs: one line now
+            for name in sorted({c.config().device for c in cells}):
+                distributed.check_processes(processes, resolve_device(name))
     if not dry_run:
         check_writable_folder(results_dir, "--results-dir")
     if dry_run:
@@ -221,7 +235,7 @@ def grid_cmd(spec, tasks, methods, seeds, profile, sets, axes, results_dir, plug
         return
     report = run_grid(cells, grid.name, grid.profile, executor=executor, workers=workers, address=address,
                       cpus=cpus_per_cell if cpus_per_cell is not None else grid.resources.get("cpus", 1),
-                      gpus=gpus_per_cell if gpus_per_cell is not None else grid.resources.get("gpus", 0),
+                      gpus=gpus,
                       threads=threads, echo=click.echo)
     click.echo(report.summary())
     if report.failed:

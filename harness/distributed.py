@@ -3,7 +3,9 @@ few collectives the training step needs (torch.distributed: gloo on CPU, NCCL on
 
 A cell trains on N processes when it is launched so (``torchrun --nproc-per-node N``, ``accelerate launch``,
 ``harness run --processes N``): each process runs the whole cell, every rank takes its shard of each global
-batch and the gradients are summed over the ranks (:mod:`harness.step.parallel`). In one process (no launcher
+batch and the gradients are summed over the ranks (:func:`harness.step.accumulate.parallel_step`); decoding
+(validation, pseudo-labels, evaluation) is split over the ranks by batches and gathered
+(:func:`harness.evaluate.decode`). In one process (no launcher
 environment, no process group) every helper here is a no-op that returns its input unchanged, so a
 one-process run computes exactly what it computed before this module existed.
 
@@ -64,16 +66,21 @@ def backend_for(device: torch.device | str) -> str:
     return "nccl" if torch.device(device).type == "cuda" else "gloo"
 
 
-#: How long a rank waits for the others at a collective: rank 0 alone builds the stages that do not train
-#: (decoding, evaluation) while the others wait at a barrier.
+#: How long a rank waits for the others at a collective: rank 0 alone builds the stages that neither train nor
+#: decode (the tokenizer, the teacher-output store) while the others wait at a barrier.
 TIMEOUT_S = 6 * 3600.0
+#: How long a rank waits to reach the others when the group starts (``HARNESS_INIT_TIMEOUT_S``): a master that
+#: never comes (a port in use, a wrong address) is then one line after minutes, not after :data:`TIMEOUT_S`.
+INIT_TIMEOUT_S = 300.0
 
 
-def init_from_environment(device: torch.device | str = "cpu", timeout_s: float = TIMEOUT_S) -> bool:
+def init_from_environment(device: torch.device | str = "cpu", timeout_s: float = TIMEOUT_S,
+                          init_timeout_s: float | None = None) -> bool:
     """Join the process group a launcher described in the environment (``RANK``, ``WORLD_SIZE``,
     ``MASTER_ADDR``, ``MASTER_PORT``); True when this process is one of several. Nothing happens when the
-    environment names one process or the group is already up. A group that cannot start raises
-    :class:`~harness.errors.HarnessError` (one line)."""
+    environment names one process or the group is already up. A group that cannot start (the master's port in
+    use, no master within ``init_timeout_s``, default ``HARNESS_INIT_TIMEOUT_S`` or :data:`INIT_TIMEOUT_S`)
+    raises :class:`~harness.errors.HarnessError` (one line)."""
     from .errors import HarnessError
 
     if _dist() is not None:
@@ -89,8 +96,12 @@ def init_from_environment(device: torch.device | str = "cpu", timeout_s: float =
     device = torch.device(device)
     if device.type == "cuda":
         torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", "0")))
-    try:
-        dist.init_process_group(backend_for(device), init_method="env://",
+    if init_timeout_s is None:
+        init_timeout_s = float(os.environ.get("HARNESS_INIT_TIMEOUT_S", INIT_TIMEOUT_S))
+    try:   # the rendezvous under the short timeout, then the collectives' own
+        store, rank, size = next(dist.rendezvous("env://", timeout=datetime.timedelta(seconds=init_timeout_s)))
+        store.set_timeout(datetime.timedelta(seconds=timeout_s))
+        dist.init_process_group(backend_for(device), store=store, rank=rank, world_size=size,
                                 timeout=datetime.timedelta(seconds=timeout_s))
     except (RuntimeError, ValueError) as e:
         raise HarnessError(f"the process group of {launched_processes()} processes could not start: "
@@ -125,29 +136,66 @@ def check_processes(processes: int | None, device: torch.device | str) -> int:
     return processes
 
 
-def launch(processes: int, argv: list[str]) -> int:
-    """Run ``python -m harness.cli *argv`` in ``processes`` local processes that form one process group
-    (torch's elastic launcher, as ``torchrun --standalone``); each finds its rank in its environment. Returns
-    the exit status: 0, or that of the first rank that failed, after the launcher stopped the others (no
-    restarts: the same command resumes from the last checkpoint)."""
-    import sys
+class RankFailed(RuntimeError):
+    """A process of a launched group failed (:func:`run_processes`); the launcher stopped the others. ``error``:
+    the exception a function entrypoint raised there ("Type: message"), when the launcher recorded one."""
+
+    def __init__(self, rank: int, processes: int, exitcode: int, error: str = ""):
+        self.rank, self.processes, self.exitcode, self.error = rank, processes, exitcode, error
+        super().__init__(f"training process {rank} of {processes} failed (exit code {exitcode}"
+                         f"{': ' + error if error else ''}); the others were stopped; the same command resumes from "
+                         f"the last checkpoint")
+
+
+def _raised(failure) -> str:
+    """The first line of the exception a launched function raised ("" for a program, or a process killed)."""
+    data = getattr(failure, "error_file_data", None) or {}
+    message = data.get("message") if isinstance(data, dict) else None
+    text = message.get("message", "") if isinstance(message, dict) else ""
+    return text.strip().splitlines()[0][:300] if isinstance(text, str) and text.strip() else ""
+
+
+def run_processes(processes: int, entrypoint, *args) -> dict:
+    """Run ``entrypoint(*args)`` in ``processes`` local processes that form one process group (torch's elastic
+    launcher, as ``torchrun --standalone``; ``entrypoint``: a module-level function, or a program such as
+    ``sys.executable`` whose arguments are ``args``); each finds its rank in its environment. Returns each rank's
+    return value (a function's), by rank. Raises :class:`RankFailed` for the first rank that failed, after the
+    launcher stopped the others (no restarts: the same command resumes from the last checkpoint), and
+    :class:`~harness.errors.HarnessError` (one line) when the launcher cannot start the group."""
     import uuid
 
     from torch.distributed.elastic.multiprocessing.errors import ChildFailedError
     from torch.distributed.launcher.api import LaunchConfig, elastic_launch
 
+    from .errors import HarnessError
+
     # torch threads per rank: the cores shared among them (without it Accelerate sets one thread, with a warning)
     os.environ.setdefault("OMP_NUM_THREADS", str(max(1, (os.cpu_count() or 1) // processes)))
-    logging.getLogger("torch.distributed.elastic").setLevel(logging.CRITICAL)   # the failure is said once, below
+    logging.getLogger("torch.distributed.elastic").setLevel(logging.CRITICAL)   # the failure is said once
     config = LaunchConfig(min_nodes=1, max_nodes=1, nproc_per_node=processes, run_id=uuid.uuid4().hex,
                           rdzv_backend="c10d", rdzv_endpoint="localhost:0", max_restarts=0, start_method="spawn")
     try:
-        elastic_launch(config, sys.executable)("-m", "harness.cli", *argv)
+        return elastic_launch(config, entrypoint)(*args) or {}
     except ChildFailedError as err:
         rank, failure = err.get_first_failure()
-        print(f"harness: error: training process {rank} of {processes} failed (exit code {failure.exitcode}); "
-              f"the others were stopped; the same command resumes from the last checkpoint", file=sys.stderr)
-        return failure.exitcode if failure.exitcode and failure.exitcode > 0 else 1
+        raise RankFailed(rank, processes, failure.exitcode if failure.exitcode and failure.exitcode > 0 else 1,
+                         _raised(failure) if callable(entrypoint) else "") from None
+    except (RuntimeError, ValueError, OSError) as err:   # the launcher's rendezvous: no group to run in
+        raise HarnessError(f"the process group of {processes} processes could not start: "
+                           f"{str(err).splitlines()[0] if str(err) else type(err).__name__}") from None
+
+
+def launch(processes: int, argv: list[str]) -> int:
+    """Run ``python -m harness.cli *argv`` in ``processes`` local processes that form one process group
+    (:func:`run_processes`). Returns the exit status: 0, or that of the first rank that failed, said in one line
+    (the launcher stopped the others)."""
+    import sys
+
+    try:
+        run_processes(processes, sys.executable, "-m", "harness.cli", *argv)
+    except RankFailed as err:
+        print(f"harness: error: {err}", file=sys.stderr)
+        return err.exitcode
     return 0
 
 

@@ -13,6 +13,9 @@ output per input and average each sentence's per-token NLL, then the sentences (
 
 from __future__ import annotations
 
+import itertools
+from typing import Iterable
+
 import torch
 
 from .config import DecodeConfig
@@ -25,19 +28,81 @@ from .lm import Seq2SeqLM
 @torch.no_grad()
 def decode(lm: Seq2SeqLM, split: TokenizedSplit, cfg: DecodeConfig, device, desc: str = "decode",
            limit: int | None = None) -> list[list[int]]:
-    """Generated token ids (EOS included, no padding) for each example, batched by source length."""
+    """Generated token ids (EOS included, no padding) for each example, batched by source length.
+
+    Data parallel (a process group of N ranks, :mod:`harness.distributed`; every rank calls this): the batches
+    are those of one process (the same rows, sorted by source length, ``cfg.batch_size`` at a time) and rank r
+    decodes batches r, r+N, r+2N, …; the outputs are gathered on every rank in the examples' order. Greedy and
+    beam search thus give one process's outputs exactly (each batch is the same tensor, decoded by the same
+    code). Sampled decoding (``do_sample``) draws rank r's batches from the seed
+    :func:`harness.distributed.rank_seed` (s, r), s being rank 0's :func:`torch.initial_seed` (the seed its
+    caller set last; :func:`sampling_rank_seeds` lists them): another draw than one process's, from recorded
+    seeds; the caller's random stream is left where it was. In one process nothing of this happens."""
+    from . import distributed
+
     lm.model.eval()
     n = len(split) if limit is None else min(limit, len(split))
     sub = TokenizedSplit(split.examples[:n], split.sources[:n], split.targets[:n])
+    processes, rank = distributed.world_size(), distributed.rank()
+    if processes == 1:
+        return _decode_batches(lm, batches(sub, cfg.batch_size, lm.pad_id, by_length=True), n, cfg, device, desc,
+                               num_batches(n, cfg.batch_size))
+    mine = my_share(batches(sub, cfg.batch_size, lm.pad_id, by_length=True))
+    count = len(range(rank, num_batches(n, cfg.batch_size), processes))
+    if cfg.do_sample:
+        seed = distributed.gather_objects(torch.initial_seed())[0]
+        cuda = [torch.device(device)] if torch.device(device).type == "cuda" else []
+        with torch.random.fork_rng(devices=cuda):
+            torch.manual_seed(distributed.rank_seed(seed, rank))
+            decoded = _decode_batches(lm, mine, n, cfg, device, desc, count, rank > 0)
+    else:
+        decoded = _decode_batches(lm, mine, n, cfg, device, desc, count, rank > 0)
+    return gathered(decoded)
+
+
+def my_share(items: Iterable) -> Iterable:
+    """This rank's items of ``items`` (batches): r, r+N, r+2N, … of N data-parallel ranks; all of them in one
+    process."""
+    from . import distributed
+
+    processes = distributed.world_size()
+    return items if processes == 1 else itertools.islice(items, distributed.rank(), None, processes)
+
+
+def gathered(values: list) -> list:
+    """Every rank's ``values`` merged (each rank fills the entries of its share, None elsewhere), on every rank;
+    ``values`` itself in one process."""
+    from . import distributed
+
+    if distributed.world_size() == 1:
+        return values
+    out = [None] * len(values)
+    for part in distributed.gather_objects({i: v for i, v in enumerate(values) if v is not None}):
+        for i, v in part.items():
+            out[i] = v
+    return out
+
+
+def _decode_batches(lm: Seq2SeqLM, decoded_batches, n: int, cfg: DecodeConfig, device, desc: str, total: int,
+                    quiet: bool = False) -> list[list[int] | None]:
+    """The outputs of the examples in ``decoded_batches`` at their indices (None for the others)."""
     out: list[list[int] | None] = [None] * n
-    for batch in progress(batches(sub, cfg.batch_size, lm.pad_id, by_length=True), total=num_batches(n, cfg.batch_size),
-                      desc=desc, unit="batch"):
+    for batch in progress(decoded_batches, total=total, desc=desc, unit="batch", disable=quiet):
         batch = batch.to(device)
         prefix = lm.generate(lm.encode(batch.source_ids, batch.source_mask), cfg)
         for row, i in enumerate(batch.index):
             length = int(prefix.mask[row].sum())
             out[i] = prefix.tokens[row, :length].tolist()
-    return out  # type: ignore[return-value]
+    return out
+
+
+def sampling_rank_seeds(seed: int) -> list[int]:
+    """The torch seed of each rank's share of a sampled :func:`decode` whose caller set ``seed`` (one process:
+    none, the caller's stream is the draw)."""
+    from . import distributed
+
+    processes = distributed.world_size()
+    return [distributed.rank_seed(seed, r) for r in range(processes)] if processes > 1 else []
 
 
 def texts(lm: Seq2SeqLM, token_lists: list[list[int]]) -> list[str]:
@@ -58,13 +123,13 @@ def sequence_nll(lm: Seq2SeqLM, split: TokenizedSplit, outputs: list[list[int]],
                  batch_size: int = 64) -> list[tuple[float, int]]:
     """(Σ_t −log q(y_t|y_<t,x), number of tokens) of ``outputs`` under ``lm``, per example."""
     lm.model.eval()
-    result: list[tuple[float, int]] = [(0.0, 0)] * len(outputs)
-    for index, batch in _forced_batches(lm, split, outputs, device, batch_size):
+    result: list = [None] * len(outputs)
+    for index, batch in my_share(_forced_batches(lm, split, outputs, device, batch_size)):
         logits = lm.forward(lm.encode(batch.source_ids, batch.source_mask), batch.target).logits
         nll = token_nll(logits.float(), batch.target.tokens) * batch.target.mask
         for row, i in enumerate(index):
             result[i] = (float(nll[row].sum()), int(batch.target.mask[row].sum()))
-    return result
+    return gathered(result)
 
 
 @torch.no_grad()
@@ -79,9 +144,9 @@ def teacher_scores(teacher: Seq2SeqLM, student: Seq2SeqLM | None, split: Tokeniz
       accepts a token the student drafts for the teacher (both share the tokenizer). None without a student.
     """
     teacher.model.eval()
-    nll_pairs: list[tuple[float, int]] = [(0.0, 0)] * len(outputs)
-    tvd_pairs: list[tuple[float, int]] | None = None if student is None else [(0.0, 0)] * len(outputs)
-    for index, batch in _forced_batches(teacher, split, outputs, device, batch_size):
+    nll_pairs: list = [None] * len(outputs)
+    tvd_pairs: list | None = None if student is None else [None] * len(outputs)
+    for index, batch in my_share(_forced_batches(teacher, split, outputs, device, batch_size)):
         logits = teacher.forward(teacher.encode(batch.source_ids, batch.source_mask), batch.target).logits.float()
         nll = token_nll(logits, batch.target.tokens) * batch.target.mask
         counts = batch.target.mask.sum(1).tolist()
@@ -97,7 +162,7 @@ def teacher_scores(teacher: Seq2SeqLM, student: Seq2SeqLM | None, split: Tokeniz
         tvd = 0.5 * (p - q).abs().sum(-1) * batch.target.mask
         for row, i in enumerate(index):
             tvd_pairs[i] = (float(tvd[row].sum()), int(counts[row]))
-    return nll_pairs, tvd_pairs
+    return gathered(nll_pairs), None if tvd_pairs is None else gathered(tvd_pairs)
 
 
 def per_token(pairs: list[tuple[float, int]]) -> float:
@@ -142,6 +207,11 @@ def teacher_samples(lm, split: TokenizedSplit, sampling: DecodeConfig, n_samples
     """``n_samples`` seeded samples per input (texts), the draws TeacherDist counts."""
     runs = []
     for k in range(n_samples):
-        torch.manual_seed(seed * 1000 + k)
+        torch.manual_seed(teacher_sample_seed(seed, k))
         runs.append(texts(lm, decode(lm, split, sampling, device, desc=f"teacher-dist {k + 1}/{n_samples}")))
     return [list(per_input) for per_input in zip(*runs)]
+
+
+def teacher_sample_seed(seed: int, k: int) -> int:
+    """The torch seed of the ``k``-th TeacherDist draw of a stage seeded ``seed``."""
+    return seed * 1000 + k

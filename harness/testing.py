@@ -309,6 +309,41 @@ def tiny_models(seed: int = 0, *, texts=_TEXTS, vocab_size: int = 80, config=Non
     return language_model(student, tok), language_model(teacher, tok), layer_map, batch
 
 
+#: Eight examples of uneven lengths: one batch of them, or its micro-batches or data-parallel shards.
+BATCH_TEXTS = [("a : b : c", "A is b of c."), ("x : y : z | x : w : v", "X is y of z and w of v."),
+               ("p : q : r", "P has q r."), ("m : n : o", "M n o, they say."),
+               ("k : l : m | k : j : i | k : h : g", "K is l of m, j of i and h of g."), ("u : v : w", "U v."),
+               ("s : t : u", "S is t u, as it were, and more."), ("e : f : g | e : h : i", "E f g; e h i.")]
+
+
+def fixed_collect(source, batch, *args, **kwargs):
+    """A step's sampler whose online sources take the batch's own fixed prefixes, so that a batch and its parts
+    (micro-batches, shards) see the same rows."""
+    from .step import collect_prefix
+
+    table = {"teacher_sample": batch.teacher_output, "student_sample": batch.target,
+             "student_greedy": batch.teacher_output}
+    return table[source] if source in table else collect_prefix(source, batch, *args, **kwargs)
+
+
+def gradients(model: torch.nn.Module) -> dict[str, torch.Tensor]:
+    """A copy of each parameter's gradient (those that have one)."""
+    return {n: p.grad.clone() for n, p in model.named_parameters() if p.grad is not None}
+
+
+def one_batch_step(method: Method, student, teacher, batch, sampling, layer_map, collect=fixed_collect):
+    """The reference that accumulated and data-parallel steps must equal: ``method``'s loss, terms and the
+    student's gradients on ``batch`` taken whole (the gradients are cleared before and after)."""
+    from .step import method_loss
+
+    student.model.zero_grad(set_to_none=True)
+    loss, terms = method_loss(method, student, teacher, batch, sampling, layer_map, collect=collect)
+    loss.backward()
+    grads = gradients(student.model)
+    student.model.zero_grad(set_to_none=True)
+    return loss.detach(), {k: v.detach() for k, v in terms.items()}, grads
+
+
 def padded_prefix(prefix, extra: int, pad_id: int):
     """``prefix`` with ``extra`` more pad columns on the right (mask 0 there)."""
     pad = torch.nn.functional.pad

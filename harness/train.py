@@ -152,8 +152,9 @@ def train(student: Seq2SeqLM, method: Method, data: TokenizedSplit, schedule: Tr
     its shard of each (:func:`harness.data.shard_rows`); a step's token counts and gradients are summed over
     the ranks (:func:`harness.step.accumulate.parallel_step`), so the weights equal those of one process at
     batch N·b and stay equal on every rank. Rank r draws its dropout and samples from
-    :func:`harness.distributed.rank_seed` (rank 0: ``seed``), recorded in the result. Rank 0 validates and
-    tells the others the score; rank 0 writes the checkpoints, with every rank's RNG state.
+    :func:`harness.distributed.rank_seed` (rank 0: ``seed``), recorded in the result. The ranks validate together
+    (the decoding split over them) and take rank 0's score; rank 0 writes the checkpoints, with every rank's RNG
+    state.
     """
     device = torch.device(device)
     processes, rank = distributed.world_size(), distributed.rank()
@@ -336,10 +337,10 @@ def loss_rows(step: int, position: float, loss: torch.Tensor, terms: dict) -> li
 # ---------------------------------------------------------------- checkpoint selection
 
 def validated(validate: Callable[[Seq2SeqLM], float], student: Seq2SeqLM) -> float:
-    """The validation score; data parallel: rank 0 validates (its weights are every rank's) and the others
-    receive its score (splitting the decoding over the ranks is left for later)."""
-    score = validate(student) if distributed.is_writer() else 0.0
-    return distributed.broadcast_float(score)
+    """The validation score; data parallel: every rank validates (the weights are the same on every rank; the
+    decoding is split over the ranks and gathered, :func:`harness.evaluate.decode`) and takes rank 0's score, so
+    every rank selects the same checkpoint."""
+    return distributed.broadcast_float(validate(student))
 
 
 def select_checkpoint(state: TrainingState, model: torch.nn.Module, score: float, position: float,

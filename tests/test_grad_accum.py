@@ -7,33 +7,18 @@ import pytest
 import torch
 
 from harness.data import make_batch
-from harness.step import collect_prefix, method_loss
+from harness.step import method_loss
 from harness.step.accumulate import accumulated_step
-from harness.testing import make_method, method_cases, tiny_batch, tiny_models
-
-TEXTS = [("a : b : c", "A is b of c."), ("x : y : z | x : w : v", "X is y of z and w of v."),
-         ("p : q : r", "P has q r."), ("m : n : o", "M n o, they say."),
-         ("k : l : m | k : j : i | k : h : g", "K is l of m, j of i and h of g."), ("u : v : w", "U v."),
-         ("s : t : u", "S is t u, as it were, and more."), ("e : f : g | e : h : i", "E f g; e h i.")]
-
-
-def fixed(source, batch, *args, **kwargs):
-    """Online sources get the micro-batch's own fixed prefixes, so that both ways see the same rows."""
-    table = {"teacher_sample": batch.teacher_output, "student_sample": batch.target,
-             "student_greedy": batch.teacher_output}
-    return table[source] if source in table else collect_prefix(source, batch, *args, **kwargs)
-
-
-def grads(model) -> dict[str, torch.Tensor]:
-    return {n: p.grad.clone() for n, p in model.named_parameters() if p.grad is not None}
+from harness.testing import (BATCH_TEXTS, fixed_collect, gradients, make_method, method_cases, one_batch_step,
+                             tiny_batch, tiny_models)
 
 
 @pytest.fixture(scope="module")
 def setup():
-    student, teacher, layer_map, _ = tiny_models(texts=TEXTS)
-    split, big = tiny_batch(student.tokenizer, TEXTS)
+    student, teacher, layer_map, _ = tiny_models(texts=BATCH_TEXTS)
+    split, big = tiny_batch(student.tokenizer, BATCH_TEXTS)
     pad = student.pad_id
-    micro = [make_batch(split, list(range(i, i + 2)), pad) for i in range(0, len(TEXTS), 2)]
+    micro = [make_batch(split, list(range(i, i + 2)), pad) for i in range(0, len(BATCH_TEXTS), 2)]
     return student, teacher, layer_map, big, micro
 
 
@@ -44,13 +29,10 @@ def test_one_big_batch_equals_four_micro_batches(setup, case):
     from harness.config import DecodeConfig
 
     sampling = DecodeConfig(num_beams=1, do_sample=True, top_k=5, max_new_tokens=6)
-    student.model.zero_grad(set_to_none=True)
-    loss, terms = method_loss(method, student, teacher, big, sampling, layer_map, collect=fixed)
-    loss.backward()
-    expected = grads(student.model)
-    student.model.zero_grad(set_to_none=True)
-    accumulated, acc_terms = accumulated_step(method, student, teacher, micro, sampling, layer_map, collect=fixed)
-    got = grads(student.model)
+    loss, terms, expected = one_batch_step(method, student, teacher, big, sampling, layer_map)
+    accumulated, acc_terms = accumulated_step(method, student, teacher, micro, sampling, layer_map,
+                                              collect=fixed_collect)
+    got = gradients(student.model)
     student.model.zero_grad(set_to_none=True)
     assert accumulated.item() == pytest.approx(loss.item(), rel=1e-5, abs=1e-6)
     assert set(acc_terms) == set(terms)
@@ -81,7 +63,7 @@ def _train(setup, **schedule):
     from harness.train import train
 
     student, teacher, layer_map, _, _ = setup
-    split, _ = tiny_batch(student.tokenizer, TEXTS)
+    split, _ = tiny_batch(student.tokenizer, BATCH_TEXTS)
     lm = copy.copy(student)
     lm.model = copy.deepcopy(student.model)
     cfg = TrainConfig(**{"epochs": 1, "lr": 1e-2, "evals_per_epoch": 0, "max_steps": 1, **schedule})

@@ -115,7 +115,7 @@ def test_yaml_specs_read_like_toml(tmp_path):
     ('name = "e"\n[axes]\n"kd_train.lr" = []\n', "non-empty list"),
     ('name = "e"\n[profiles.ci]\nname = "x"\n', "unknown key"),
     ('name = "e"\ntasks = [\n', "grid spec"),
-    ('name = "e"\n[set]\nprocesses = 2\n', "harness run --processes N"),   # a grid cell trains in one process
+    ('name = "e"\n[set]\nprocesses = 2\n', "harness grid --processes N"),   # a command-line option, not the spec's
 ])
 def test_bad_specs_say_what_is_wrong(text, message):
     with pytest.raises(HarnessError, match=message):

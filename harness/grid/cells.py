@@ -111,12 +111,54 @@ def run_cell(cell: Cell, wait: bool = False, failed_since: float | None = None,
             failure = json.loads(record.read_text())
             return CellOutcome(cell.run_id, "failed", error=f"{failure['error_type']}: {failure['error']}",
                                record=str(record), worker=failure.get("worker", ""))
+        processes = cell.config().processes
+        if processes > 1:
+            return _run_parallel(cell, processes, log_file)
         if not log_file:
             return _run(cell)
         with cell_log(cell):
             return _run(cell)
     finally:
         lock.release()
+
+
+def _run_parallel(cell: Cell, processes: int, log_file: bool) -> CellOutcome:
+    """A data-parallel cell (``processes`` > 1): this process holds the cell's lock and starts ``processes`` local
+    processes that run it together (:func:`harness.distributed.run_processes`, as ``harness run --processes N``);
+    rank 0 writes the run and records a failure of the pipeline. A rank that dies is recorded here."""
+    from .. import distributed
+
+    start = time.time()
+    try:
+        outcomes = distributed.run_processes(processes, rank_cell, cell, log_file)
+    except distributed.RankFailed as err:
+        record = failure_path(cell.results_dir, cell.run_id)
+        if record.is_file() and record.stat().st_mtime >= start:   # rank 0 recorded what went wrong
+            import json
+
+            failure = json.loads(record.read_text())
+            return CellOutcome(cell.run_id, "failed", time.time() - start,
+                               f"{failure['error_type']}: {failure['error']}", str(record), worker=_worker())
+        return lost_cell(cell, str(err))
+    return outcomes[0]
+
+
+def rank_cell(cell: Cell, log_file: bool) -> CellOutcome:
+    """One rank of a data-parallel cell (in a process :func:`_run_parallel` started): join the group, run the
+    cell; rank 0's outcome is the cell's."""
+    from .. import distributed
+    from .._runtime import tune_allocator
+    from ..lm import resolve_device
+
+    tune_allocator()
+    distributed.init_from_environment(resolve_device(cell.config().device))
+    try:
+        if log_file:
+            with cell_log(cell):
+                return _run(cell)
+        return _run(cell)
+    finally:
+        distributed.shutdown()
 
 
 @contextlib.contextmanager
@@ -151,12 +193,18 @@ def _run(cell: Cell) -> CellOutcome:
         return CellOutcome(cell.run_id, "failed", time.time() - start, f"{type(err).__name__}: {_first_line(err)}",
                            worker=_worker(), fatal=_first_line(err))
     except Exception as err:   # isolate the cell: record it, free its memory, let the grid go on
+        from .. import distributed
+
+        if distributed.world_size() > 1 and (not distributed.is_writer() or distributed.is_peer_failure(err)):
+            raise    # data parallel: rank 0 records; a rank whose peer died leaves the story to the launcher
         path = record_failure(cell, err, traceback.format_exc(), time.time() - start,
                               asdict(cfg) if cfg is not None else None)
         _release_memory()
         _log(f"[grid] cell {cell.run_id} failed: {type(err).__name__}: {_first_line(err)} (record: {path})")
         return CellOutcome(cell.run_id, "failed", time.time() - start, f"{type(err).__name__}: {_first_line(err)}",
                            str(path), worker=_worker())
+    if outcome is None:    # a data-parallel rank other than 0: rank 0 wrote the run and says what it built
+        return CellOutcome(cell.run_id, "ran", time.time() - start, worker=_worker())
     clear_failure(cell.results_dir, cell.run_id)
     _release_memory()
     stages = outcome.manifest["stages"]

@@ -7,6 +7,9 @@
   Ray cluster (``--address``) or a local instance; the results directory must be on a
   file system every node sees, with working ``flock`` locks.
 
+A data-parallel cell (``--processes N``; on Ray ``--gpus-per-cell N``) is run by :func:`run_cell` in N local
+processes that it starts (:func:`harness.grid.cells.rank_cell`); the local executor then runs one cell at a time.
+
 Every executor runs :func:`harness.grid.cells.run_cell`; cells another runner holds
 come back ``busy`` and are waited for after everything else (:meth:`Executor.run`).
 Workers write each cell's log to ``results/logs/<run_id>.log``.
@@ -165,18 +168,32 @@ class ProcessExecutor(Executor):
 
 
 def _ray_cell(cell: Cell, wait: bool, failed_since: float | None, threads: int) -> CellOutcome:
-    """A cell as a Ray task (runs on a Ray worker)."""
+    """A cell as a Ray task (runs on a Ray worker). A data-parallel cell (``processes`` > 1, from
+    ``--gpus-per-cell``) starts its processes here, on the task's node and GPUs (Ray's ``CUDA_VISIBLE_DEVICES``,
+    which they inherit), each with its share of the task's CPU threads."""
     import torch
 
     from .._runtime import tune_allocator
 
     tune_allocator()
     torch.set_num_threads(max(1, threads))
+    processes = cell.config().processes
+    if processes > 1:
+        os.environ["OMP_NUM_THREADS"] = str(max(1, threads // processes))
     return run_cell(cell, wait, failed_since, log_file=True)
 
 
 class RayExecutor(Executor):
-    """Each cell a Ray task asking for ``cpus`` CPUs and ``gpus`` GPUs; no retries (a failure is recorded)."""
+    """Each cell a Ray task asking for ``cpus`` CPUs and ``gpus`` GPUs; no retries (a failure is recorded).
+
+    A cell on N > 1 GPUs (``--gpus-per-cell N``) is one task that reserves N GPUs, which Ray places on one node,
+    and starts the cell's N processes there with torch's launcher (:func:`harness.distributed.run_processes`, as
+    ``harness run --processes N`` and the local executor do). Not Ray Train: its ``TorchTrainer`` places workers
+    as actors, possibly across nodes, and runs a training-loop function with its own checkpoints and reports,
+    whereas a cell is a whole pipeline (stages cached and locked in the shared results folder, rank 0 writing,
+    resumable from the harness's own checkpoints) whose ranks only need one node's GPUs (NCCL within the node)
+    and the same launcher as a cell run anywhere else: one code path, the same numbers.
+    """
 
     name = "ray"
 
@@ -235,6 +252,30 @@ def make_executor(kind: str, workers: int = 1, address: str | None = None, cpus:
     from ..errors import HarnessError
 
     raise HarnessError(f"unknown executor {kind!r}; known: local, ray")
+
+
+def cell_processes(kind: str, processes: int | None, gpus: float, workers: int = 1) -> int:
+    """The data-parallel processes of each cell: ``--processes`` (local; 1 by default) or, on Ray, the GPUs of a
+    cell when it takes more than one (one process per GPU). Raises :class:`~harness.errors.HarnessError` (one
+    line, before any work) for ``--processes`` beside Ray's placement, a fraction of GPUs above one, and
+    ``--processes`` above one beside ``--workers``."""
+    from ..errors import HarnessError
+
+    if kind == "ray":
+        if processes is not None:
+            raise HarnessError(f"--processes {processes} is for the local executor; on Ray a cell's processes are "
+                               f"its GPUs: --gpus-per-cell N starts N processes on one node, one per GPU")
+        if gpus > 1 and gpus != int(gpus):
+            raise HarnessError(f"--gpus-per-cell {gpus:g}: a cell on more than one GPU takes whole GPUs, one process "
+                               f"each: give an integer (or at most 1, a share of one GPU)")
+        return int(gpus) if gpus > 1 else 1
+    processes = 1 if processes is None else processes
+    if processes < 1:
+        raise HarnessError(f"--processes {processes}: must be at least 1")
+    if processes > 1 and workers > 1:
+        raise HarnessError(f"--processes {processes} with --workers {workers}: a data-parallel grid runs its cells "
+                           f"one after another, each on {processes} processes; leave out --workers")
+    return processes
 
 
 def check_local_options(kind: str, workers: int = 1, threads: int | None = None) -> None:

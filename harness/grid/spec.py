@@ -52,8 +52,8 @@ ALL = ("all", "*")
 TASK_ORDER, METHOD_ORDER = paper.TASKS, paper.METHODS
 RESERVED = {"task": "tasks", "method": "methods", "seed": "seeds", "profile": "profile",
             "results_dir": "--results-dir",
-            # a grid's cells each train in one process (the executors place them); a data-parallel cell is a run
-            "processes": "`harness run --processes N` for one cell"}
+            # a cell's processes: a command-line option (local) or its GPUs (Ray), not a setting of the spec
+            "processes": "`harness grid --processes N` (or, on Ray, --gpus-per-cell N)"}
 _TOP_KEYS = {"name", "description", "profile", "tasks", "methods", "seeds", "set", "task_set", "axes", "profiles",
              "resources"}
 _PROFILE_KEYS = {"tasks", "methods", "seeds", "set", "task_set", "axes", "resources"}
@@ -304,11 +304,12 @@ def count_cells(spec: GridSpec) -> int:
 
 
 def expand(spec: GridSpec, results_dir: str, sets: list[tuple[str, str]] | tuple = (),
-           plugins: tuple[str, ...] = ()) -> list[Cell]:
+           plugins: tuple[str, ...] = (), processes: int = 1) -> list[Cell]:
     """Every cell of ``spec`` (already :meth:`GridSpec.for_profile`), its config resolved and checked.
 
     ``sets`` are command-line ``--set`` pairs, applied last. Cells with the same run id
-    (the same resolved config) appear once.
+    (the same resolved config) appear once. ``processes``: each cell's data-parallel processes (``--processes``;
+    a setting of its config, keyed into its training stages and run id above one).
     """
     tasks = resolve_names(spec.tasks, TASKS, TASK_ORDER)
     methods = resolve_names(spec.methods, METHODS, METHOD_ORDER)
@@ -328,7 +329,8 @@ def expand(spec: GridSpec, results_dir: str, sets: list[tuple[str, str]] | tuple
     for task, method in itertools.product(tasks, methods):
         fixed = tuple((k, v) for k, v in {**spec.set, **spec.task_set.get(task, {})}.items() if _applies(k, method))
         axes = [(k, vs) for k, vs in spec.axes.items() if _applies(k, method)]
-        cli = tuple((k, v) for k, v in sets if _applies(k, method))
+        cli = tuple((k, v) for k, v in sets if _applies(k, method)) + ((("processes", str(processes)),)
+                                                                      if processes > 1 else ())
         for seed in spec.seeds:
             for combo in itertools.product(*(vs for _, vs in axes)):
                 chosen = tuple(zip((k for k, _ in axes), combo))

@@ -88,32 +88,40 @@ class Pipeline:
 
     def build_parallel(self, spec, stage, view, inputs) -> StageResult:
         """A stage among data-parallel processes: rank 0 reuses or builds it through the cache (lock and all); when
-        it builds a stage that trains (:attr:`~.stages.Stage.trains`) it tells the other ranks, which run the same
-        build alongside it into a scratch folder (the training steps are collective; what they write is
-        dropped). Every rank then waits for the stage to be complete and the others read rank 0's copy."""
+        it builds a stage that every rank builds (:attr:`~.stages.Stage.collective`: it trains, or decodes split
+        over the ranks) it tells the other ranks, which run the same build alongside it into a scratch folder
+        (what they write is dropped); their counted work (:mod:`harness.accounting`) is added to rank 0's record,
+        so a stage's tokens are those of the whole group. Every rank then waits for the stage to be complete and
+        the others read rank 0's copy."""
         build = stage.build(view, inputs, self.context)
         if distributed.is_writer():
             started = []
 
             def build_first(out: Path):
                 started.append(True)
-                if stage.trains:
-                    distributed.broadcast_float(1.0)   # the others train alongside
-                return build(out)
+                if stage.collective:
+                    distributed.broadcast_float(1.0)   # the others build alongside
+                info = build(out)
+                if stage.collective:
+                    for counts in distributed.gather_objects(None)[1:]:
+                        self.meter.current.add_counts(counts)
+                return info
 
             result = self.cache.get_or_build(spec.stage, spec.config, spec.upstream, build_first, spec.label,
                                              spec.code)
-            if stage.trains and not started:
-                distributed.broadcast_float(0.0)       # reused: nothing to train
-        elif stage.trains and distributed.broadcast_float(0.0) > 0:
+            if stage.collective and not started:
+                distributed.broadcast_float(0.0)       # reused: nothing to build
+        elif stage.collective and distributed.broadcast_float(0.0) > 0:
             probe = self.cache.probe(spec.stage, spec.config, spec.upstream, spec.code)
             self.cache.building = Build(spec.stage, probe.key, spec.label,
                                         self.cache.partial_path(spec.stage, probe.key))   # its checkpoints: resume
             try:
-                with tempfile.TemporaryDirectory(prefix=f"rank{distributed.rank()}-") as scratch:
+                with tempfile.TemporaryDirectory(prefix=f"rank{distributed.rank()}-") as scratch, \
+                        self.meter.measure() as compute:
                     build(Path(scratch))
             finally:
                 self.cache.building = None
+            distributed.gather_objects(compute.counts())
         distributed.barrier()
         if distributed.is_writer():
             return result

@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING, Any, Callable, Iterator
 import pandas as pd
 import torch
 
+from .. import distributed
 from .. import evaluate as ev
 from ..config import DecodeConfig, ModelConfig, TrainConfig
 from ..data import TokenizedSplit, as_target, template_prefix, tokenize_split, with_source_cap
@@ -184,12 +185,19 @@ class StageContext:
 class Stage:
     """How one kind of stage is built (``build(spec, inputs, context)`` → the writer of its folder) and what it hands
     on (``load(spec, inputs, context, path)``; None: its folder). ``trains``: its build trains a model, which
-    data-parallel processes do together (every rank runs the build, rank 0's folder is kept); the other stages
-    are built by rank 0 alone while the others wait."""
+    data-parallel processes do together (every rank runs the build, rank 0's folder is kept); ``decodes``: its
+    build decodes, which they split among them (:func:`harness.evaluate.decode`: every rank runs the build, rank
+    0's folder is kept); the other stages are built by rank 0 alone while the others wait."""
 
     build: Callable[[StageSpec, StageInputs, StageContext], Callable[[Path], dict | None]]
     load: Callable[[StageSpec, StageInputs, StageContext, Path], Any] | None = None
     trains: bool = False
+    decodes: bool = False
+
+    @property
+    def collective(self) -> bool:
+        """Whether every data-parallel rank runs the build (its training steps or decoding are collective)."""
+        return self.trains or self.decodes
 
 
 # ---------------------------------------------------------------- tokenizer
@@ -462,7 +470,7 @@ def build_evaluation(spec: StageSpec, inputs: StageInputs, context: StageContext
         write_parquet(out / "examples.parquet", table)
         (out / "metrics.json").write_text(json.dumps({"metrics": metrics, "signatures": scores.signatures},
                                                      indent=2, sort_keys=True))
-        return {"test_inputs": len(test)}
+        return {"test_inputs": len(test), **parallel_decode_info(config, is_teacher)}
 
     return build
 
@@ -470,10 +478,10 @@ def build_evaluation(spec: StageSpec, inputs: StageInputs, context: StageContext
 STAGES: dict[str, Stage] = {
     TOKENIZER: Stage(build_tokenizer, load_tokenized),
     TEACHER: Stage(build_teacher, load_teacher, trains=True),
-    PSEUDO_LABELS: Stage(build_pseudo_labels, load_pseudo_labels),
+    PSEUDO_LABELS: Stage(build_pseudo_labels, load_pseudo_labels, decodes=True),
     TEACHER_OUTPUTS: Stage(build_teacher_outputs, load_teacher_outputs),
     "student": Stage(build_student, trains=True),
-    EVALUATION: Stage(build_evaluation),
+    EVALUATION: Stage(build_evaluation, decodes=True),
 }
 
 
@@ -482,6 +490,21 @@ def parallel_info(result) -> dict:
     """What a data-parallel training adds to its stage record: the processes and each rank's torch seed
     (nothing in one process, so one-process records stay as they were)."""
     return {"processes": result.processes, "rank_seeds": result.rank_seeds} if result.processes > 1 else {}
+
+
+def parallel_decode_info(config, is_teacher: bool) -> dict:
+    """What a data-parallel evaluation adds to its stage record: the processes that decoded and each rank's torch
+    seed of every sampled decoding (:func:`harness.evaluate.decode`; nothing in one process)."""
+    if distributed.world_size() == 1:
+        return {}
+    seeds = {}
+    if config["risk_sampling"]["do_sample"]:
+        seeds["risk_samples"] = ev.sampling_rank_seeds(config["seed"])
+    dist = config.get("teacher_dist") if is_teacher else None
+    if dist is not None and dist["samples"] > 0 and dist["sampling"]["do_sample"]:
+        seeds["teacher_dist"] = [ev.sampling_rank_seeds(ev.teacher_sample_seed(config["seed"], k))
+                                 for k in range(dist["samples"])]
+    return {"processes": distributed.world_size(), "sampling_rank_seeds": seeds}
 
 
 def validator(spec: StageSpec, inputs: StageInputs, context: StageContext, val: TokenizedSplit | None = None):
