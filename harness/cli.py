@@ -143,8 +143,12 @@ def run_cmd(task, method, profile, seed, sets, plugins, data_dir, results_dir, d
 @click.option("--dry-run", is_flag=True, help="List the cells and what each would build or reuse; run nothing.")
 @click.option("--yes", is_flag=True, help="Plan or run a grid of more than 500 cells (without it, such a grid only "
                                           "prints its size).")
+@click.option("--select-on", type=click.Choice(["validation"]), default=None,
+              help="After the grid: per task and method, choose the swept values (the axes) whose models have the best "
+                   "mean validation score over the seeds (the selection metric that checkpoint selection uses), and "
+                   "show test scores for the chosen values only; the choice goes into the grid record. Never on test.")
 def grid_cmd(spec, tasks, methods, seeds, profile, sets, axes, results_dir, plugins, device, executor, workers,
-             threads, address, cpus_per_cell, gpus_per_cell, dry_run, yes) -> None:
+             threads, address, cpus_per_cell, gpus_per_cell, dry_run, yes, select_on) -> None:
     """Run a grid of cells (tasks × methods × seeds × axes): only what is not done yet.
 
     SPEC is a shipped grid (table2, figure2, table4, table2_real, store_ksweep) or a TOML/YAML spec file. Killed
@@ -168,12 +172,20 @@ def grid_cmd(spec, tasks, methods, seeds, profile, sets, axes, results_dir, plug
     pairs = parse_sets(sets)
     if device is not None:
         pairs.append(("device", device))
+    if select_on is not None:
+        from .grid.spec import check_sweeps
+
+        check_sweeps(grid)
     size = count_cells(grid)
     if size > MAX_CELLS_UNASKED and not yes:
         raise HarnessError(f"grid {grid.name} has {size} cells (tasks × methods × seeds × axes), more than "
                            f"{MAX_CELLS_UNASKED}: add --yes to plan and run them all, or narrow it with --tasks, "
                            f"--methods, --seeds or --axis")
     cells = expand(grid, str(Path(results_dir).resolve()), pairs, tuple(str(Path(p).resolve()) for p in plugins))
+    if select_on is not None:
+        from .grid.spec import check_selectable
+
+        check_selectable(cells)   # before any work: something swept, and every model validated
     if executor == "local" and not dry_run:
         from .lm import resolve_device
 
@@ -195,6 +207,14 @@ def grid_cmd(spec, tasks, methods, seeds, profile, sets, axes, results_dir, plug
                       gpus=gpus_per_cell if gpus_per_cell is not None else grid.resources.get("gpus", 0),
                       threads=threads, echo=click.echo)
     click.echo(report.summary())
+    if select_on is not None:
+        from .grid.runner import record_selection
+        from .reporting.selection import format_selection, select_on_validation
+
+        selections = select_on_validation(cells, cells[0].results_dir)
+        click.echo(format_selection(selections))
+        if report.record is not None:
+            record_selection(report.record, selections)
     if report.failed:
         sys.exit(1)   # (ctx.exit would only be returned by main() outside standalone mode)
 
