@@ -123,3 +123,31 @@ def test_real_runs_validation_scores(ci_grid):
         cells.append(SweptCell(folder.name, "dart", "mle", manifest["seed"], (("posing_as", i),)))
     [s] = select_on_validation(cells, root)
     assert dict(s.chosen.setting)["posing_as"] == max(kept, key=kept.get)
+
+
+def test_grid_select_on_prints_the_choice_and_records_it(tmp_path, monkeypatch):
+    """The CLI path after the cells ran (here: hand-written runs for the grid's own cells, nothing trained): the
+    choice printed with the chosen value's test scores only, and kept in the grid record."""
+    import harness.grid as grid
+    from harness.grid.runner import GridReport, write_grid_record
+
+    def ran(cells, name, profile, **_):
+        for cell in cells:
+            lr = dict(cell.axes)["student_train.lr"]
+            val, test = (36.0, 20.0) if lr == "0.001" else (35.0, 44.0)   # the second: better on test only
+            write_run(Path(cell.results_dir), cell.run_id, cell.method, cell.seed, [(4, val)], 4,
+                      {"bleu": test + cell.seed - 42, "ter": 70.0})
+        report = GridReport(name, profile, cells, {}, 0.0)
+        report.record = write_grid_record(report)
+        return report
+
+    monkeypatch.setattr(grid, "run_grid", ran)
+    result = CliRunner().invoke(cli, ["grid", "table2", "--profile", "ci", "--tasks", "dart", "--methods", "mle",
+                                      "--seeds", "42,43", "--axis", "student_train.lr=0.001,0.002",
+                                      "--results-dir", str(tmp_path), "--select-on", "validation"])
+    assert result.exit_code == 0, result.output
+    assert "student_train.lr=0.001: 36.00 (n=2)  ← chosen" in result.output
+    assert "bleu 20.50 ± 0.71" in result.output and "44.50" not in result.output
+    [record] = (tmp_path / "grids").glob("*.json")
+    [choice] = json.loads(record.read_text())["selection"]
+    assert choice["chosen"] == {"student_train.lr": "0.001"} and choice["test"]["bleu"] == [20.0, 21.0]
