@@ -172,8 +172,12 @@ def run_cmd(task, method, profile, seed, sets, plugins, data_dir, results_dir, d
 @click.option("--yes", is_flag=True, help="Plan or run a grid of more than 500 cells (without it, such a grid only "
                                           "prints its size).")
 @report_to_option
+@click.option("--select-on", type=click.Choice(["validation"]), default=None,
+              help="After the grid: per task and method, choose the swept values (the axes) whose models have the best "
+                   "mean validation score over the seeds (the selection metric that checkpoint selection uses), and "
+                   "show test scores for the chosen values only; the choice goes into the grid record. Never on test.")
 def grid_cmd(spec, tasks, methods, seeds, profile, sets, axes, results_dir, plugins, device, executor, workers,
-             threads, address, cpus_per_cell, gpus_per_cell, processes, dry_run, yes, report_to) -> None:
+             threads, address, cpus_per_cell, gpus_per_cell, processes, dry_run, yes, report_to, select_on) -> None:
     """Run a grid of cells (tasks × methods × seeds × axes): only what is not done yet.
 
     SPEC is a shipped grid (table2, figure2, table4, table2_real, store_ksweep) or a TOML/YAML spec file. Killed
@@ -202,6 +206,10 @@ def grid_cmd(spec, tasks, methods, seeds, profile, sets, axes, results_dir, plug
     pairs = parse_sets(sets)
     if device is not None:
         pairs.append(("device", device))
+    if select_on is not None:
+        from .grid.spec import check_sweeps
+
+        check_sweeps(grid)
     size = count_cells(grid)
     if size > MAX_CELLS_UNASKED and not yes:
         raise HarnessError(f"grid {grid.name} has {size} cells (tasks × methods × seeds × axes), more than "
@@ -213,6 +221,10 @@ def grid_cmd(spec, tasks, methods, seeds, profile, sets, axes, results_dir, plug
         import dataclasses
 
         cells = [dataclasses.replace(cell, report_to=report_to) for cell in cells]
+    if select_on is not None:
+        from .grid.spec import check_selectable
+
+        check_selectable(cells)   # before any work: something swept, and every model validated
     if executor == "local" and not dry_run:
         from . import distributed
         from .lm import resolve_device
@@ -238,6 +250,14 @@ def grid_cmd(spec, tasks, methods, seeds, profile, sets, axes, results_dir, plug
                       gpus=gpus,
                       threads=threads, echo=click.echo)
     click.echo(report.summary())
+    if select_on is not None:
+        from .grid.runner import record_selection
+        from .reporting.selection import format_selection, select_on_validation
+
+        selections = select_on_validation(cells, cells[0].results_dir)
+        click.echo(format_selection(selections))
+        if report.record is not None:
+            record_selection(report.record, selections)
     if report.failed:
         sys.exit(1)   # (ctx.exit would only be returned by main() outside standalone mode)
 

@@ -200,6 +200,10 @@ class RunConfig:
     teacher_mode: str = setting("eval", help="the teacher's mode while it guides a student (pre-distillation and every "
                                 "KD method): eval, or train (its dropout on, as the reference's Lightning leaves it; "
                                 "docs/paper-recipe.md)", choices=("eval", "train"))
+    eval_decode_seeds: int = setting(1, help="the teacher's test decodings when eval_decode samples (dialogue): the "
+                                     "first (the evaluation's seed) gives its scores as before; the others (seeds "
+                                     "seed+1, ...) measure their decoding noise, which the findings then count in "
+                                     "the teacher's intervals (3 or more: decided on); 1: one decoding", ge=1, le=20)
     teacher_dist_samples: int = setting(5, help="TeacherDist (PAPER Table 3): ancestral teacher samples per test "
                                                "input; 0: not measured", ge=0, le=MAX_BEAMS)
     teacher_dist_sampling: DecodeConfig = setting(help="TeacherDist sampling", default_factory=lambda: DecodeConfig(
@@ -349,6 +353,9 @@ def check_config(cfg: RunConfig) -> None:
     if cfg.teacher_mode == "train" and cfg.teacher_outputs_k > 0:
         raise HarnessError("teacher_mode=train: the teacher-output store holds the teacher's eval-mode distributions, "
                            "computed once; set teacher_outputs_k=0")
+    if cfg.eval_decode_seeds > 1 and not cfg.eval_decode.do_sample:
+        raise HarnessError(f"eval_decode_seeds={cfg.eval_decode_seeds}: more test decodings than one differ only when "
+                           f"eval_decode samples; set eval_decode.do_sample=true or eval_decode_seeds=1")
     for name in ("pseudo_labels", "online_sampling", "selection_decode", "eval_decode", "teacher_dist_sampling",
                  "risk_sampling"):
         decode = getattr(cfg, name)

@@ -183,12 +183,24 @@ def distinct_bigram_percent(samples: list[list[list[str]]], count_empty: bool = 
     samples, ×100, averaged over inputs. High when the samples of one input disagree (multi-modality).
     An input without a bigram is left out, or with ``count_empty`` scores 0 (the paper's script:
     ``max(count, 1)``, ``chat/run_calc_dist.py:24-36``)."""
-    scores = []
+    return mean_of_terms(distinct_bigram_scores(samples, count_empty))
+
+
+def mean_of_terms(terms: list[float | None]) -> float:
+    """The mean of the terms that are there (None: left out); 0 when none is."""
+    kept = [t for t in terms if t is not None]
+    return sum(kept) / len(kept) if kept else 0.0
+
+
+def distinct_bigram_scores(samples: list[list[list[str]]], count_empty: bool = False) -> list[float | None]:
+    """Each input's TeacherDist term (:func:`distinct_bigram_percent` is their mean): None for an input left out
+    (no bigram, without ``count_empty``). The terms are independent across inputs (each input's own samples), so
+    a bootstrap over inputs of these terms carries the noise of the inputs and of the teacher's samples together."""
+    scores: list[float | None] = []
     for tokens_of_input in samples:
         bigrams = [tuple(tokens[i: i + 2]) for tokens in tokens_of_input for i in range(len(tokens) - 1)]
-        if bigrams or count_empty:
-            scores.append(100.0 * len(set(bigrams)) / max(len(bigrams), 1))
-    return sum(scores) / len(scores) if scores else 0.0
+        scores.append(100.0 * len(set(bigrams)) / max(len(bigrams), 1) if bigrams or count_empty else None)
+    return scores
 
 
 def words(samples: list[list[str]]) -> list[list[list[str]]]:

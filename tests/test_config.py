@@ -373,3 +373,13 @@ def test_python_overrides_are_type_checked():
     with pytest.raises(HarnessError):
         resolve_config("dart", "tvd", "ci", overrides={"seed": [1]})
     assert resolve_config("dart", "tvd", "ci", overrides={"kd_train.lr": 1}).kd_train.lr == 1.0
+
+
+def test_several_test_decodings_need_sampled_decoding():
+    """eval_decode_seeds > 1 repeats a decoding that differs only when it samples: beam search is refused."""
+    from harness.config import resolve_config
+    from harness.errors import HarnessError
+
+    with pytest.raises(HarnessError, match="eval_decode_seeds=3: .* eval_decode.do_sample=true"):
+        resolve_config("dart", "mle", "ci", sets=[("eval_decode_seeds", "3")])
+    assert resolve_config("commonsense_dialogue", "mle", "ci", sets=[("eval_decode_seeds", "3")]).eval_decode_seeds == 3

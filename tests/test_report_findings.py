@@ -40,10 +40,15 @@ def task_description(task: str) -> dict:
 
 
 def write_run(root, task: str, method: str, seed: int, level: dict, r_cvg: dict, teacher_dist: float,
-              depth: int = 2, decoder: int = 2, source: str = "embedded", default_source: str = "embedded") -> None:
+              depth: int = 2, decoder: int = 2, source: str = "embedded", default_source: str = "embedded",
+              teacher_dist_terms: bool = True, sampled: bool = False, decodings: list[float] | None = None,
+              per_input: bool = True) -> None:
     """One run: the teacher, pre-distill (for a KD method) and the method's own model, every metric written.
     ``source``: the run's ``data.source``, ``default_source`` its profile's (released data where the twin is the
-    default: reported as ``<task>-real``)."""
+    default: reported as ``<task>-real``). ``teacher_dist_terms``: the teacher's per-input TeacherDist terms (spread
+    ±1 around ``teacher_dist``); ``sampled``: its test decoding samples; ``decodings``: the primary metric of the
+    teacher's test decodings (``eval_decode_seeds``), the first its reported score; ``per_input``: the primary
+    metric's per-example scores are written (else it cannot be recomputed per input)."""
     run_id = f"{task}-{method}-{seed}-{depth}-{decoder}-{source}"
     folder = root / "runs" / run_id
     folder.mkdir(parents=True)
@@ -54,7 +59,7 @@ def write_run(root, task: str, method: str, seed: int, level: dict, r_cvg: dict,
     for model in models:
         teacher = model == "teacher"
         key = f"teacher-{task}-{source}" if teacher else f"{model}-{task}-{seed}-{depth}-{decoder}-{source}"
-        mean = level.get(model, 50.0) + (0.0 if teacher else JITTER[seed])
+        mean = (decodings[0] if teacher and decodings else level.get(model, 50.0)) + (0.0 if teacher else JITTER[seed])
         spread = np.random.default_rng([seed, len(model)]).integers(-4, 5, INPUTS) / 4.0
         scores = mean + spread - spread.mean()
         values = {primary: float(scores.mean()), "r_cvg": r_cvg.get(model, 1.2) + (0 if teacher else JITTER[seed] / 10)}
@@ -65,15 +70,21 @@ def write_run(root, task: str, method: str, seed: int, level: dict, r_cvg: dict,
                          "signature": "mean", "stage_key": key, "variant": "",
                          "higher_is_better": metric != "r_cvg",
                          "student.decoder_layers": decoder, "student.encoder_layers": depth})
-        examples.append(pd.DataFrame({"example_id": [f"x{i}" for i in range(INPUTS)],
-                                      "references": [["r"]] * INPUTS, "hypothesis": ["h"] * INPUTS,
-                                      f"score_{primary}": scores, "model": model}))
+        frame = pd.DataFrame({"example_id": [f"x{i}" for i in range(INPUTS)],
+                              "references": [["r"]] * INPUTS, "hypothesis": ["h"] * INPUTS,
+                              **({f"score_{primary}": scores} if per_input else {}), "model": model})
+        if teacher and teacher_dist_terms:
+            frame["score_teacher_dist"] = teacher_dist + np.tile([-1.0, 1.0], INPUTS // 2)
+        if teacher and decodings:
+            frame["decode_hypotheses"] = [["h"] * (len(decodings) - 1)] * INPUTS
+        examples.append(frame)
     pd.DataFrame(rows).to_parquet(folder / "metrics.parquet", index=False)
     pd.concat(examples).assign(**ident).to_parquet(folder / "examples.parquet", index=False)
     pd.DataFrame(columns=["step", "epoch", "split", "name", "value"]).to_parquet(folder / "curves.parquet")
     manifest = {**ident, "task": task_description(task), "method": {"name": method, "params": {}},
-                "config": {"data": {"source": source}}, "parameters": {} if source == default_source else
-                {"data.source": source},
+                "config": {"data": {"source": source}, "eval_decode": {"do_sample": sampled}},
+                "parameters": {} if source == default_source else {"data.source": source},
+                "stages": {"evaluation/teacher": {"info": {"decodings": {primary: decodings}} if decodings else {}}},
                 "wall_seconds": 1.0}
     (folder / "manifest.json").write_text(json.dumps(manifest))
 
@@ -161,7 +172,11 @@ def test_teacher_dist_order_and_the_dialogue_teacher_lead(table):
     assert list(three["task"]) == ["wmt16_en_ro, dart", "dart, xsum", "xsum, commonsense_dialogue", "all tasks"]
     assert list(three["estimate"])[:3] == [10.0, 10.0, 10.0]
     assert set(three["verdict"]) == {fd.HOLDS}
-    assert three["reason"].iloc[0].startswith("one teacher per task")
+    # not compared as measured: each teacher's terms spread ±1 over 40 inputs, so its mean has se 1/√40 and the
+    # difference of two independent teachers √2 times that
+    first = three.iloc[0]
+    assert first["reason"] == "interval above 0"
+    assert (first["ci_high"] - first["ci_low"]) / 2 == pytest.approx(1.96 * math.sqrt(2 / INPUTS), rel=0.25)
     lead = rows(table, "3b")
     assert list(lead.index) == ["commonsense_dialogue"]
     assert lead.loc["commonsense_dialogue", "estimate"] == pytest.approx(5.0)
@@ -352,3 +367,55 @@ def test_a_report_into_a_relative_folder_takes_its_screenshot(tmp_path, monkeypa
     monkeypatch.chdir(tmp_path)
     report = build_report("results", "out", n_samples=20, screenshot=True)
     assert (tmp_path / "out" / "report.png").stat().st_size > 0 and Path("out/report.png") in report.files
+
+
+def dialogue_store(root, **teacher) -> pd.DataFrame:
+    """The dialogue task alone: MLE over three seeds; ``teacher``: how its runs record the teacher."""
+    levels = {"teacher": 15.0, "mle": 10.0}
+    for seed in SEEDS:
+        write_run(root, "commonsense_dialogue", "mle", seed, levels, {}, 40.0, **teacher)
+    store = load_store(root)
+    return fd.findings(store, summarise(store), "ci", n_samples=200).data
+
+
+def test_teacher_dist_without_per_input_terms_is_undecided(tmp_path):
+    """A store whose evaluations hold no per-input TeacherDist terms cannot give the order an interval: it was
+    compared as measured (holds), it is undecided now."""
+    for task in ("wmt16_en_ro", "dart"):
+        for seed in SEEDS:
+            write_run(tmp_path, task, "mle", seed, LEVEL[task], {}, TEACHER_DIST[task], teacher_dist_terms=False)
+    store = load_store(tmp_path)
+    data = fd.findings(store, summarise(store), "ci", n_samples=200).data
+    pair = data[data["statement"] == "TeacherDist wmt16_en_ro < dart"].iloc[0]
+    assert pair["estimate"] == 10.0 and pair["verdict"] == fd.UNDECIDED
+    assert pair["reason"] == fd.NO_TEACHER_DIST_TERMS
+
+
+def test_a_sampled_teacher_score_from_one_decoding(tmp_path):
+    """The dialogue teacher samples its test outputs. One decoding recomputed per input: the input bootstrap carries
+    its decoding noise (decided). One decoding of a metric that is not (no per-input parts): its decoding noise is
+    unmeasured — undecided, where it held as if exact before."""
+    lead = dialogue_store(tmp_path / "parts", sampled=True)
+    lead = lead[lead["claim"] == "3b"].iloc[0]
+    assert lead["verdict"] == fd.HOLDS and lead["ci_high"] > lead["ci_low"]
+    lead = dialogue_store(tmp_path / "none", sampled=True, per_input=False)
+    lead = lead[lead["claim"] == "3b"].iloc[0]
+    assert lead["estimate"] == pytest.approx(5.0) and lead["verdict"] == fd.UNDECIDED
+    assert "one decoding" in lead["reason"] and "eval_decode_seeds" in lead["reason"]
+
+
+@pytest.mark.parametrize("decodings, verdict", [
+    ([15.0, 14.0, 16.0, 15.5, 14.5], fd.HOLDS),     # mean 15, sd 0.79: 15 − 10 = 5 clearly above 3
+    ([15.0, 10.0, 20.0, 17.0, 13.0], fd.UNDECIDED),  # mean 15, sd 3.8 over 5 decodings: the interval reaches 3
+    ([15.0, 14.0], fd.UNDECIDED),                    # two decodings: exploratory
+])
+def test_the_teacher_s_decodings_are_its_replicates(tmp_path, decodings, verdict):
+    lead = dialogue_store(tmp_path, sampled=True, decodings=decodings)
+    lead = lead[lead["claim"] == "3b"].iloc[0]
+    assert lead["estimate"] == pytest.approx(np.mean(decodings) - 10.0)
+    assert lead["verdict"] == verdict, lead["reason"]
+    assert f"mean of {len(decodings)} decodings" in lead["evidence"]
+    if len(decodings) == 2:
+        assert "exploratory, 2 decodings" in lead["reason"]
+    else:   # the decoding noise is in the interval (at least a normal interval of the decodings' mean), never fixed
+        assert lead["ci_high"] - lead["ci_low"] > 2 * 1.96 * np.std(decodings, ddof=1) / math.sqrt(len(decodings))

@@ -192,3 +192,23 @@ def test_a_store_written_before_runs_described_themselves_still_reads(results, t
         assert described["task"]["name"] == task and described["method"]["name"] == "kl"
         assert described["task"]["lower_is_better"] == ["ter"]
         assert list(load_manifests(tmp_path / name)["task"]) == [task]
+
+
+def test_the_teacher_s_per_input_teacher_dist_and_its_further_decodings(results):
+    """The teacher's evaluation writes its TeacherDist terms per input (their mean is the metric), and with
+    eval_decode_seeds (sampled test decoding) its further decodings: hypotheses per input and each decoding's
+    scores, the first the reported one; training stages are reused."""
+    root, outcomes = results
+    teacher = pd.read_parquet(outcomes["mle"].path / "examples.parquet").query("model == 'teacher'")
+    metrics = outcomes["mle"].metrics.query("model == 'teacher'").set_index("metric")["value"]
+    assert teacher["score_teacher_dist"].mean() == pytest.approx(metrics["teacher_dist"])
+    assert "decode_hypotheses" not in teacher   # off by default
+    assert "decodings" not in outcomes["mle"].manifest["stages"]["evaluation/teacher"]["info"]
+    thrice = run(root, "mle", eval_decode_seeds=3, **{"eval_decode.do_sample": True, "eval_decode.num_beams": 1})
+    stages = thrice.manifest["stages"]
+    assert all(stages[label]["reused"] for label in ("teacher", "method"))
+    decodings = stages["evaluation/teacher"]["info"]["decodings"]
+    first = thrice.metrics.query("model == 'teacher'").set_index("metric")["value"]
+    assert len(decodings["bleu"]) == 3 and decodings["bleu"][0] == pytest.approx(first["bleu"])
+    examples = pd.read_parquet(thrice.path / "examples.parquet").query("model == 'teacher'")
+    assert all(len(h) == 2 for h in examples["decode_hypotheses"])

@@ -213,6 +213,15 @@ def _sweep(results_dir: Path) -> None:
         print(f"[grid] removed {len(removed)} temporary folder(s) left by killed processes", file=sys.stderr)
 
 
+def record_selection(record: Path, selections: list) -> None:
+    """Add ``--select-on``'s choice (:class:`harness.reporting.selection.Selection` each) to the grid record."""
+    import json
+
+    data = json.loads(record.read_text())
+    data["selection"] = [s.as_record() for s in selections]
+    write_json(record, data)
+
+
 def write_grid_record(grid: GridReport) -> Path:
     """``results/grids/<name>-<profile>-<digest>.json``: this grid's cells (the digest is of their run ids)."""
     digest = hashlib.sha256(",".join(sorted(c.run_id for c in grid.cells)).encode()).hexdigest()[:8]

@@ -345,6 +345,27 @@ def expand(spec: GridSpec, results_dir: str, sets: list[tuple[str, str]] | tuple
     return list(cells.values())
 
 
+def check_sweeps(spec: GridSpec) -> None:
+    """``--select-on validation`` needs a swept setting (an axis) to choose a value of."""
+    if not spec.axes:
+        raise HarnessError("--select-on validation: the grid sweeps nothing to choose from; add an axis "
+                           "(--axis KEY=V1,V2 or the spec's [axes])")
+
+
+def check_selectable(cells: list[Cell]) -> None:
+    """What ``--select-on validation`` needs of the cells, checked before any work: in every cell a trained model
+    that records validation scores (its stage's ``evals_per_epoch`` > 0)."""
+    from ..pipeline.graph import plan_for
+    from ..store.labels import METHOD
+
+    for cell in cells:
+        train = plan_for(cell.config())[METHOD].config["train"]
+        if train["epochs"] > 0 and not train["evals_per_epoch"] > 0:
+            raise HarnessError(f"--select-on validation: grid cell {cell.label()} trains without validation checks "
+                               f"(its evals_per_epoch is 0), so it has no validation score to choose by; set "
+                               f"its evals_per_epoch > 0")
+
+
 def interleave_tasks(cells: list[Cell]) -> list[Cell]:
     """Round-robin over tasks, so that parallel workers start on different tasks' teachers."""
     by_task: dict[str, list[Cell]] = {}

@@ -228,6 +228,8 @@ def plan_cell(cfg: RunConfig, task, method: Method, device_type: str) -> CellPla
         inputs = {"model": training_label(model, cfg.method), "data": "data"}
         if model == TEACHER:
             config["teacher_dist"] = teacher_dist
+            if cfg.eval_decode_seeds > 1:   # keyed only when on: the teacher's evaluations made before keep their keys
+                config["decode_seeds"] = cfg.eval_decode_seeds
         else:
             inputs["teacher_evaluation"] = evaluation_label(TEACHER)
         evaluated[model] = add(evaluation_label(model), EVALUATION, config, inputs, model=model).label

@@ -19,6 +19,7 @@ from __future__ import annotations
 import copy
 import functools
 import json
+import math
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
@@ -444,10 +445,14 @@ def build_evaluation(spec: StageSpec, inputs: StageInputs, context: StageContext
         if is_teacher and config["teacher_dist"]["samples"] > 0:
             samples = ev.teacher_samples(lm, test, DecodeConfig(**config["teacher_dist"]["sampling"].plain()),
                                          config["teacher_dist"]["samples"], device, config["seed"])
-            metrics["teacher_dist"] = ev.distinct_bigram_percent(ev.words(samples))
             cut = [[context.task.teacher_dist_text(t) for t in per_input] for per_input in samples]
-            metrics["teacher_dist_paper"] = ev.distinct_bigram_percent(ev.subwords(cut, lm.tokenizer),
-                                                                        count_empty=True)
+            per_input = {"teacher_dist": ev.distinct_bigram_scores(ev.words(samples)),
+                         "teacher_dist_paper": ev.distinct_bigram_scores(ev.subwords(cut, lm.tokenizer),
+                                                                         count_empty=True)}
+            for name, terms in per_input.items():
+                metrics[name] = ev.mean_of_terms(terms)
+        else:
+            per_input = {}
         torch.manual_seed(config["seed"])
         risk_samples = ev.decode(lm, test, DecodeConfig(**config["risk_sampling"].plain()), device,
                                  desc=f"risk samples {spec.model}")
@@ -466,11 +471,24 @@ def build_evaluation(spec: StageSpec, inputs: StageInputs, context: StageContext
             RISK_SAMPLES: risk_samples,
             "risk_teacher_nll": [p[0] for p in risk_teacher_nll], "risk_n_tokens": [p[1] for p in risk_teacher_nll],
             **{f"score_{k}": v for k, v in scores.per_example.items()},
+            # the teacher's TeacherDist terms per input (None: an input left out), for intervals over inputs
+            **{f"score_{k}": [math.nan if t is None else t for t in v] for k, v in per_input.items()},
         })
+        info = {"test_inputs": len(test), **parallel_decode_info(config, is_teacher)}
+        if config.get("decode_seeds", 1) > 1:   # the teacher's further sampled decodings (eval_decode_seeds)
+            extra = []
+            for j in range(1, config["decode_seeds"]):
+                torch.manual_seed(config["seed"] + j)
+                extra.append(ev.texts(lm, ev.decode(lm, test, DecodeConfig(**config["decode"].plain()), device,
+                                                    desc=f"evaluate {spec.model}, decoding {j + 1}")))
+            table["decode_hypotheses"] = [list(h) for h in zip(*extra)]
+            refs = [e.references for e in test.examples]
+            corpus = [scores.corpus] + [context.task.score(h, refs).corpus for h in extra]
+            info["decodings"] = {m: [c[m] for c in corpus] for m in scores.corpus}
         write_parquet(out / "examples.parquet", table)
         (out / "metrics.json").write_text(json.dumps({"metrics": metrics, "signatures": scores.signatures},
                                                      indent=2, sort_keys=True))
-        return {"test_inputs": len(test), **parallel_decode_info(config, is_teacher)}
+        return info
 
     return build
 

@@ -37,7 +37,7 @@ from .compare import comparison
 from .load import Store, TaskInfo
 from .noise import EQUIVALENT, MIN_OWN_SEEDS, NOT_EQUIVALENT, Replicates   # noqa: F401 (claim 5's verdicts)
 from .render import Cell, Table
-from .stability import replicates
+from .stability import replicates, sampled_once
 from .summary import MLE, agrees, common_rows, lookup, row_label, rows_of
 from .tables import metric_label, size_axes
 
@@ -75,8 +75,10 @@ def _fixed(line: dict) -> bool:
     return line["model"] == TEACHER and line["n"] == 1
 
 
-def _exploratory(line: dict) -> str:
-    return f"{line['label']}: exploratory, {line['n']} seed{'s' if line['n'] != 1 else ''} (< {MIN_OWN_SEEDS})"
+def _exploratory(line: dict, n: int | None = None) -> str:
+    n = line["n"] if n is None else n
+    unit = "decoding" if line["model"] == TEACHER else "seed"   # a teacher's replicates are its test decodings
+    return f"{line['label']}: exploratory, {n} {unit}{'s' if n != 1 else ''} (< {MIN_OWN_SEEDS})"
 
 
 def difference(a: dict, b: dict, rows: dict[str, Replicates] | None = None) -> Difference:
@@ -91,11 +93,13 @@ def difference(a: dict, b: dict, rows: dict[str, Replicates] | None = None) -> D
     rows = rows or {}
     ra, rb = rows.get(a["label"]), rows.get(b["label"])
     if ra is None or rb is None or ra.resampled is None or rb.resampled is None:
-        ra, rb = (Replicates.of(line["values"], fixed=_fixed(line)) for line in (a, b))
+        # no shared input draws: each row's replicates alone (a teacher's decodings kept where ``rows`` has them)
+        ra, rb = (Replicates.of(r.values, fixed=r.fixed) if r is not None else
+                  Replicates.of(line["values"], fixed=_fixed(line)) for line, r in ((a, ra), (b, rb)))
     d = noise.difference(ra, rb)
     if ra.fixed and rb.fixed and d.se == 0:
         return Difference(d.estimate, exact=True, model=d)
-    missing = "; ".join(_exploratory(line) for line, r in ((a, ra), (b, rb)) if r.exploratory)
+    missing = "; ".join(_exploratory(line, r.n) for line, r in ((a, ra), (b, rb)) if r.exploratory)
     return Difference(d.estimate, d.low, d.high, missing=missing, model=d)
 
 
@@ -239,16 +243,23 @@ def kd_methods(ctx: Context) -> list[Finding]:
 
 def teacher_dist_order(ctx: Context) -> list[Finding]:
     """:data:`~harness.paper.claims.TEACHER_DIST_RISES`: one row per neighbouring pair of the tasks present, then
-    the whole order."""
+    the whole order. Each teacher's TeacherDist is the mean over its test inputs of a per-input term computed from
+    that input's own teacher samples: a bootstrap of its inputs (its own draws, independent of the other task's:
+    other inputs, another teacher) carries the noise of the inputs and of the samples together (the terms are
+    independent across inputs, so the between-input variance of the terms holds the within-input sampling
+    variance too). Without per-input terms in the store (evaluations made before they were recorded) no interval:
+    undecided."""
     metric, number, order = "teacher_dist", claims.TEACHER_DIST_RISES.number, claims.TEACHER_DIST_ORDER
     lines = {t: ctx.views[t].line(TEACHER, metric) for t in order if t in ctx.views}
     lines = {t: line for t, line in lines.items() if line is not None}
     present = list(lines)
     if len(present) < 2:
         return []
+    noise_rows = {t: replicates(ctx.store, {t: lines[t]}, ctx.n_samples, stream=1 + order.index(t))[t]
+                  for t in present}
     rows = []
     for low, high in zip(present, present[1:]):
-        d = difference(lines[high], lines[low])
+        d = teacher_dist_difference(noise_rows[high], noise_rows[low])
         rows.append(_finding(number, f"TeacherDist {low} < {high}", f"{low}, {high}", metric,
                              f"{_num(lines[low]['mean'])} < {_num(lines[high]['mean'])}", d, 0.0))
     verdict, reason = combine([(r.verdict, r.reason) for r in rows])
@@ -261,12 +272,45 @@ def teacher_dist_order(ctx: Context) -> list[Finding]:
     return rows
 
 
+#: why a TeacherDist comparison has no interval in a store without per-input terms
+NO_TEACHER_DIST_TERMS = ("no per-input TeacherDist terms in the store (evaluations made before they were recorded): "
+                         "its noise over inputs and teacher samples is unknown")
+
+
+def teacher_dist_difference(high: Replicates, low: Replicates) -> Difference:
+    """TeacherDist of one teacher − another's, with the 95% interval of two independent input bootstraps (each
+    teacher fixed: one model, its inputs and samples vary); :data:`NO_TEACHER_DIST_TERMS` without draws."""
+    d = noise.difference(high, low)
+    if high.resampled is None or low.resampled is None:
+        return Difference(d.estimate, missing=NO_TEACHER_DIST_TERMS, model=d)
+    return Difference(d.estimate, d.low, d.high, model=d)
+
+
 def dialogue_teacher(ctx: Context) -> list[Finding]:
-    """:data:`~harness.paper.claims.DIALOGUE_TEACHER_LEAD`."""
+    """:data:`~harness.paper.claims.DIALOGUE_TEACHER_LEAD`. The dialogue teacher's test decoding samples, so its
+    score carries decoding noise. Each input's sample is drawn independently, so a bootstrap of the inputs carries
+    that noise with the inputs' (one decoding is not exact, as long as the metric is recomputed per input); where
+    its evaluation decoded the test inputs several times (``eval_decode_seeds``), those decodings are its
+    replicates instead (decoding seeds as seeds: their mean halves the decoding noise at four, and the noise model
+    takes the seed-by-input part out of the input part, :mod:`~harness.reporting.noise`). One decoding of a metric
+    that cannot be recomputed per input has no measure of its decoding noise: undecided."""
     view = ctx.views.get(claims.DIALOGUE_TASK)
-    row = view and _versus(ctx, claims.DIALOGUE_TEACHER_LEAD.number, view, TEACHER, MLE, claims.DIALOGUE_METRIC,
-                           claims.DIALOGUE_MARGIN)
-    return [row] if row else []
+    metric = claims.DIALOGUE_METRIC
+    a, b = (view.line(TEACHER, metric), view.line(MLE, metric)) if view else (None, None)
+    if a is None or b is None:
+        return []
+    rows = replicates(ctx.store, {a["label"]: a, b["label"]: b}, ctx.n_samples, decodings=True)
+    d = better(a, b, view.lower(metric), rows)
+    if sampled_once(ctx.store, a) and rows[a["label"]].resampled is None:
+        d = Difference(d.estimate, d.low, d.high, missing=f"{a['label']}: its sampled score is one decoding of a "
+                       f"metric not recomputed per input: its decoding noise is not measured (eval_decode_seeds ≥ "
+                       f"{MIN_OWN_SEEDS} measures it)", model=d.model)
+    statement = (f"{TEACHER} ≥ {MLE} + {claims.DIALOGUE_MARGIN:g} ({view.label(metric)})")
+    teacher = rows[a["label"]]
+    said = f"{a['model']} {_num(teacher.mean)} (mean of {teacher.n} decodings)" if teacher.n > 1 else _said(a)
+    evidence = f"{said} vs {_said(b)}"
+    return [_finding(claims.DIALOGUE_TEACHER_LEAD.number, statement, view, metric, evidence, d,
+                     claims.DIALOGUE_MARGIN)]
 
 
 def coverage_risk(ctx: Context) -> list[Finding]:
@@ -449,7 +493,11 @@ def findings(store: Store, summary: pd.DataFrame, profile: str, n_samples: int =
                "no seed part (two teachers of different tasks are compared as measured); τ's interval: the "
                "2.5–97.5 percentiles of τ over draws from the same model. holds: the interval lies above the "
                "threshold; does not hold: below it; undecided: it includes the threshold, or a row has fewer than "
-               f"{MIN_OWN_SEEDS} seeds (exploratory: shown, never decided on). 5: an equivalence test of the "
+               f"{MIN_OWN_SEEDS} seeds (exploratory: shown, never decided on). 3a: each teacher's TeacherDist from a "
+               "bootstrap of its own test inputs' per-input terms (the noise of the inputs and of the teacher's "
+               "samples together; two teachers independent), undecided where the store has no per-input terms. 3b: "
+               "a teacher whose evaluation decoded its sampled outputs several times (eval_decode_seeds) has those "
+               "decodings as its replicates. 5: an equivalence test of the "
                f"method's distance from the best KD method (the highest mean primary metric among "
                + ", ".join(KD_METHODS) + f" with at least {MIN_OWN_SEEDS} seeds) against the margin "
                f"±{claims.NEAR_BEST_MARGIN:g} (two one-sided tests at 5%): equivalent when the 90% interval lies "

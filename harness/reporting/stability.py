@@ -27,7 +27,7 @@ import numpy as np
 import pandas as pd
 
 from ..metrics import DART_OFFICIAL_SIGNATURE, dart_official_corpus_bleu, dart_official_inputs
-from ..store.labels import TEACHER
+from ..store.labels import TEACHER, evaluation_label
 from .load import Store
 from .noise import MIN_OWN_SEEDS, Replicates, score_draws
 from .ranking import ranks
@@ -75,7 +75,12 @@ def decompose(frame: pd.DataFrame, metric: str, signature: str, stored: float) -
         parts = np.asarray(obj._extract_corpus_statistics(hypotheses, streams), dtype=float)
         decomposed = Decomposed(parts, lambda total, _: obj._compute_score_from_stats(list(total)).score)
     elif f"score_{metric}" in frame:
-        decomposed = Decomposed(frame[[f"score_{metric}"]].to_numpy(float), lambda total, n: total[0] / n)
+        # the mean of the per-input terms that are there (NaN: an input the metric leaves out, as TeacherDist
+        # leaves out an input without a bigram): a ratio of two sums, each input's parts (term, 1) or (0, 0)
+        terms = frame[f"score_{metric}"].to_numpy(float)
+        there = np.isfinite(terms)
+        parts = np.stack([np.where(there, terms, 0.0), there.astype(float)], axis=1)
+        decomposed = Decomposed(parts, lambda total, n: total[0] / total[1] if total[1] else np.nan)
     else:
         return None
     everything = np.ones((1, len(frame)))
@@ -129,20 +134,43 @@ def interval(values: np.ndarray) -> tuple[float, float]:
 
 
 # --------------------------------------------------------------------------- the noise model's inputs
-def replicates(store: Store, lines: dict[str, dict], n_samples: int, stream: int = 0) -> dict[str, Replicates]:
+def replicates(store: Store, lines: dict[str, dict], n_samples: int, stream: int = 0,
+               decodings: bool = False) -> dict[str, Replicates]:
     """Each row of ``lines`` (label → summary line of one metric, all on the same test inputs) as its seeds'
     stored values and, where every row's examples reproduce them (:func:`decompose`), the values recomputed on
     ``n_samples`` bootstrap draws of the test inputs shared by every row and seed (``resampled[draw, seed]``);
     without that, values only (the input part of a comparison is then left out and no mark is given). The
-    teacher evaluated once is :attr:`~harness.reporting.noise.Replicates.fixed`. Seeded and kept on the store."""
+    teacher evaluated once is :attr:`~harness.reporting.noise.Replicates.fixed`. Seeded and kept on the store.
+
+    ``decodings``: a teacher whose evaluation decoded the test inputs more than once (sampled decoding,
+    ``eval_decode_seeds``; :func:`teacher_decodings`) has those decodings as its replicates instead — the decoding
+    seed plays the part of a seed (its variance is the decoding noise), and it is no longer fixed."""
     first = next(iter(lines.values()))
-    key = ("replicates", first["task"], first["profile"], first["metric"], tuple(lines), n_samples, stream)
+    key = ("replicates", first["task"], first["profile"], first["metric"], tuple(lines), n_samples, stream, decodings)
     if key not in store.bootstraps:
         seed = bootstrap_seed()
         if stream and seed is not None:
             seed = np.random.SeedSequence(seed).spawn(stream + 1)[stream]
-        store.bootstraps[key] = _replicates(store, lines, n_samples, seed)
+        store.bootstraps[key] = _replicates(store, lines, n_samples, seed, decodings)
     return store.bootstraps[key]
+
+
+def teacher_decodings(store: Store, line: dict) -> list[float] | None:
+    """The corpus scores of the teacher's test decodings (the first is the reported one) where its one evaluation
+    recorded more than one (``eval_decode_seeds``), else None."""
+    if line["model"] != TEACHER or len(line["replicates"]) != 1:
+        return None
+    stage = store.manifest(line["replicates"][0].run_id).get("stages", {}).get(evaluation_label(TEACHER)) or {}
+    values = ((stage.get("info") or {}).get("decodings") or {}).get(line["metric"])
+    return [float(v) for v in values] if values and len(values) > 1 else None
+
+
+def sampled_once(store: Store, line: dict) -> bool:
+    """The line is one evaluation whose test decoding sampled (its score carries decoding noise) and that recorded
+    one decoding only."""
+    config = store.manifest(line["replicates"][0].run_id).get("config", {})
+    return (len(line["replicates"]) == 1 and bool((config.get("eval_decode") or {}).get("do_sample"))
+            and teacher_decodings(store, line) is None)
 
 
 def _fixed(line: dict) -> bool:
@@ -150,8 +178,12 @@ def _fixed(line: dict) -> bool:
     return line["model"] == TEACHER and line["n"] == 1
 
 
-def _replicates(store: Store, lines: dict[str, dict], n_samples: int, seed) -> dict[str, Replicates]:
-    plain = {label: Replicates.of(line["values"], fixed=_fixed(line)) for label, line in lines.items()}
+def _replicates(store: Store, lines: dict[str, dict], n_samples: int, seed, decodings: bool = False
+                ) -> dict[str, Replicates]:
+    decoded = {label: teacher_decodings(store, line) for label, line in lines.items()} if decodings else {}
+    values = {label: decoded.get(label) or line["values"] for label, line in lines.items()}
+    fixed = {label: _fixed(line) and not decoded.get(label) for label, line in lines.items()}
+    plain = {label: Replicates.of(values[label], fixed=fixed[label]) for label in lines}
     decomposed: dict[str, list[Decomposed]] = {}
     n_inputs = None
     for label, line in lines.items():
@@ -164,14 +196,23 @@ def _replicates(store: Store, lines: dict[str, dict], n_samples: int, seed) -> d
             if not ids or (n_inputs is not None and ids != n_inputs):
                 return plain
             n_inputs = ids
-            d = decompose(frame, line["metric"], line["signature"], stored)
-            if d is None:
-                return plain
-            parts.append(d)
+            frames = [(frame, stored)]
+            if decoded.get(label):   # the further decodings: the same inputs, other hypotheses
+                if "decode_hypotheses" not in frame:
+                    return plain
+                # (their per-example scores are not stored: only metrics recomputed from hypotheses decompose)
+                bare = frame.drop(columns=[c for c in frame.columns if c.startswith("score_")])
+                frames += [(bare.assign(hypothesis=[h[j] for h in frame["decode_hypotheses"]]), score)
+                           for j, score in enumerate(decoded[label][1:])]
+            for one, score in frames:
+                d = decompose(one, line["metric"], line["signature"], score)
+                if d is None:
+                    return plain
+                parts.append(d)
         decomposed[label] = parts
     counts = input_counts(len(n_inputs), n_samples, np.random.default_rng(seed))
-    return {label: Replicates.of(lines[label]["values"], np.stack([d.resampled(counts) for d in parts], axis=1),
-                                 fixed=_fixed(lines[label]))
+    return {label: Replicates.of(values[label], np.stack([d.resampled(counts) for d in parts], axis=1),
+                                 fixed=fixed[label])
             for label, parts in decomposed.items()}
 
 

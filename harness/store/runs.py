@@ -51,7 +51,7 @@ OPERATIONAL = ("results_dir", "checkpoint_every")
 #: the ids of runs made before them stay valid.
 LATER_SETTINGS = {"teacher_outputs_k": 0, "predistill_params": {}, "teacher_mode": "eval",
                   "data.merge_test_inputs": False, "method_params.max_source_tokens": None,   # the last: ENGINE's
-                  "processes": 1}
+                  "processes": 1, "eval_decode_seeds": 1}
 TIMING_METRICS = frozenset({"decode_tokens_per_s"})   # wall-clock dependent: differ between equal runs
 
 
