@@ -46,8 +46,15 @@ def _task_overrides(profile: str) -> dict:
 
 
 def test_cpu_profile_is_the_dataclass_defaults():
+    """The dataclass defaults are the cpu profile; DART's own cpu overrides (its student) come on top."""
     cfg = resolve_config("dart", "tvd", "cpu")
-    assert dataclasses.asdict(cfg) == dataclasses.asdict(RunConfig(task="dart", method="tvd", profile="cpu"))
+    expected = dataclasses.asdict(RunConfig(task="dart", method="tvd", profile="cpu"))
+    overrides = _task_overrides("cpu")
+    assert set(overrides) == {"student.decoder_layers", "student_train.epochs"}
+    for key, value in overrides.items():
+        section, name = key.split(".")
+        expected[section][name] = value
+    assert dataclasses.asdict(cfg) == expected
 
 
 def test_ci_profile_shrinks_everything():

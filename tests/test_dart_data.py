@@ -495,3 +495,13 @@ def test_the_paper_profile_merges_the_test_split_and_the_others_do_not():
 
     assert resolve_config("dart", "js", "paper").data.merge_test_inputs
     assert not resolve_config("dart", "js", "cpu").data.merge_test_inputs
+
+
+def test_the_cpu_student_keeps_two_decoder_layers_for_one_and_a_half_epochs():
+    """The DART twin's cpu student (docs/findings.md, "The twins against the paper's regime"): with one decoder
+    layer the MLE student was three times the paper's gap below the teacher; the paper profile keeps the paper's."""
+    from harness.config import resolve_config
+    cpu, paper = resolve_config("dart", "tvd", "cpu"), resolve_config("dart", "tvd", "paper")
+    assert (cpu.student.encoder_layers, cpu.student.decoder_layers, cpu.student_train.epochs) == (2, 2, 1.5)
+    assert (paper.student.encoder_layers, paper.student.decoder_layers) == (3, 1)
+    assert resolve_config("dart", "mle", "ci").student.decoder_layers == 1     # the ci profile is unchanged

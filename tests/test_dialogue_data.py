@@ -633,6 +633,20 @@ def test_profiles_decode_and_select_like_the_paper(profile):
     else:
         assert cfg.teacher.pretrained is None and cfg.data.source == "embedded"
         assert cfg.student.decoder_layers < cfg.teacher.decoder_layers
+    if profile == "cpu":   # a sixth of the teacher in the paper; with half of it the student matched the teacher
+        assert (cfg.teacher.decoder_layers, cfg.student.decoder_layers) == (4, 1)
+
+
+@pytest.mark.parametrize("profile, sets", [("ci", ()), ("cpu", ()), ("paper", ()),
+                                           ("cpu", ("data.source=local", "data.data_dir=somewhere"))])
+def test_pseudo_labels_never_repeat_a_trigram_on_twin_and_real_files(profile, sets):
+    """Beam search loops on open-ended replies (docs/findings.md, "Real dialogue: SeqKD and ENGINE loop"): the
+    dialogue pseudo-labels never repeat a 3-gram, on every profile and data source; the other decodings are not
+    constrained."""
+    from harness.config import parse_sets
+    cfg = resolve_config("commonsense_dialogue", "seqkd", profile, sets=parse_sets(sets))
+    assert cfg.pseudo_labels.no_repeat_ngram_size == 3 and cfg.pseudo_labels.num_beams == 5
+    assert cfg.eval_decode.no_repeat_ngram_size == 0 and cfg.online_sampling.no_repeat_ngram_size == 0
 
 
 @pytest.mark.parametrize("profile", ["ci", "cpu"])

@@ -23,7 +23,8 @@ model of seed and test-input noise behind every mark, interval and verdict), ``s
 recomputed on shared bootstrap draws of the test inputs, for that model; rank stability and τ's interval),
 ``store_table`` (the teacher-output
 store: bytes per stored token and, per k, the paired-bootstrap difference from the exact teacher), ``compare``
-(the paper's published numbers, :mod:`harness.paper.published`, beside ours), ``findings`` (the paper's claims,
+(the paper's published numbers, :mod:`harness.paper.published`, beside ours), ``calibration`` (each twin's
+teacher − MLE gap, pre-distilled token TVD and TeacherDist against the paper's, with the bounds they should meet), ``findings`` (the paper's claims,
 :mod:`harness.paper.claims`, re-tested: a verdict per claim and task), ``plots``, ``render`` (Markdown, LaTeX,
 CSV), ``html`` (the page, its contents and anchors), ``prose`` (a Markdown file's blocks rendered from the tables,
 its other numbers checked against them), ``build`` (:func:`~harness.reporting.build.build_report`) and ``run_table`` (what ``harness

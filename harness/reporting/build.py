@@ -16,6 +16,7 @@ from ..paper.published import published
 from ..store.io import atomic_dir
 from . import html as html_page
 from . import plots
+from .calibration import calibration
 from .compare import comparison, published_table
 from .findings import findings
 from .load import Store, is_cost, load_store, of_task
@@ -104,6 +105,10 @@ def _build(results_dir, out_dir: Path, compare, baseline, n_samples, screenshot,
         if claims is not None:
             _add_table(report, claims)
             verdicts.append((f"The paper's findings, re-tested — {profile} profile", [claims]))
+        twins = calibration(store, summary, profile, n_samples)
+        if twins is not None:
+            _add_table(report, twins)
+            verdicts.append((f"The twins against the paper's regime — {profile} profile", [twins]))
         twin_vs_real = real_text(store, summary, profile, n_samples)
         if twin_vs_real is not None:
             _add_table(report, twin_vs_real)
