@@ -298,7 +298,7 @@ def test_a_ci_run_says_its_numbers_mean_nothing(tmp_path, monkeypatch, capsys):
     import harness.reporting.run_table
 
     monkeypatch.setattr(harness.grid.cells, "run_and_record",
-                        lambda cfg: SimpleNamespace(manifest={"stages": {}}, path=tmp_path / "run"))
+                        lambda cfg, report_to=(): SimpleNamespace(manifest={"stages": {}}, path=tmp_path / "run"))
     monkeypatch.setattr(harness.reporting.run_table, "format_run_table", lambda outcome: "TABLE")
     for profile, noted in (("ci", True), ("cpu", False)):
         code, out, err = run_main(monkeypatch, capsys, ["run", "--profile", profile,

@@ -41,7 +41,7 @@ def test_the_default_leaves_run_ids_as_they_were_before_the_setting():
     cfg = _cfg("kl")
     identity = dataclasses.asdict(cfg) | {k: None for k in OPERATIONAL}
     del identity["predistill_params"], identity["teacher_outputs_k"]
-    del identity["teacher_mode"], identity["data"]["merge_test_inputs"], identity["processes"]   # later settings too, at their defaults
+    del identity["teacher_mode"], identity["data"]["merge_test_inputs"], identity["processes"], identity["eval_decode_seeds"]   # later settings too, at their defaults
     identity["data_identity"] = plan_for(cfg).data_identity
     digest = hashlib.sha256(canonical_json(identity).encode()).hexdigest()[:8]
     assert run_id(cfg).endswith(digest)

@@ -279,7 +279,7 @@ def test_the_report_writes_the_findings_table_in_every_format(store_root, tmp_pa
     csv = pd.read_csv(tmp_path / "out" / "tables" / "findings_ci.csv")
     assert {"claim", "task", "estimate", "ci_low", "ci_high", "verdict", "reason"} <= set(csv.columns)
     assert "findings_ci" in report.tables
-    # the twins' calibration follows the findings (harness/reporting/calibration.py; tests/test_report_calibration.py)
+    # the twins' calibration follows the findings and the all-task tables (harness/reporting/calibration.py; tests/test_report_calibration.py)
     assert headings[2] == "The twins against the paper's regime — ci profile" and "calibration_ci" in report.tables
     assert (tmp_path / "out" / "tables" / "calibration_ci.csv").stat().st_size > 0
 

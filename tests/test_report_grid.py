@@ -59,6 +59,6 @@ def test_grid_stage_times_count_each_stage_once(grid_report):
 def test_report_sections_follow_the_papers_task_order(grid_report):
     _, out = grid_report
     headings = [line[3:] for line in (out / "report.md").read_text().splitlines() if line.startswith("## ")]
-    assert headings == (["all tasks — ci profile", "The paper's findings, re-tested — ci profile",
+    assert headings == (["The paper's findings, re-tested — ci profile", "all tasks — ci profile",
                          "The twins against the paper's regime — ci profile"]
                         + [f"{task} — ci profile" for task in PAPER_TASK_ORDER])

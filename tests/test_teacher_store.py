@@ -211,7 +211,7 @@ def test_the_store_off_keeps_run_ids():
     cfg = resolve_config("dart", "tvd", "ci")
     identity = asdict(cfg) | {k: None for k in OPERATIONAL} | {"data_identity": data_identity(TASKS.get("dart")(cfg.data))}
     del identity["teacher_outputs_k"], identity["predistill_params"]   # (all added later, all at their default)
-    del identity["teacher_mode"], identity["data"]["merge_test_inputs"], identity["processes"]
+    del identity["teacher_mode"], identity["data"]["merge_test_inputs"], identity["processes"], identity["eval_decode_seeds"]
     digest = hashlib.sha256(canonical_json(identity).encode()).hexdigest()[:8]
     assert run_id(cfg) == f"dart-tvd-ci-seed42-{digest}"
     assert run_id(resolve_config("dart", "tvd", "ci", sets=[("teacher_outputs_k", "8")])) != run_id(cfg)

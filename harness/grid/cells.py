@@ -111,7 +111,7 @@ def run_cell(cell: Cell, wait: bool = False, failed_since: float | None = None,
             failure = json.loads(record.read_text())
             return CellOutcome(cell.run_id, "failed", error=f"{failure['error_type']}: {failure['error']}",
                                record=str(record), worker=failure.get("worker", ""))
-        processes = cell.config().processes
+        processes = _cell_processes(cell)
         if processes > 1:
             return _run_parallel(cell, processes, log_file)
         if not log_file:
@@ -120,6 +120,19 @@ def run_cell(cell: Cell, wait: bool = False, failed_since: float | None = None,
             return _run(cell)
     finally:
         lock.release()
+
+
+def _cell_processes(cell: Cell) -> int:
+    """How many processes run ``cell``; 1 when its config does not resolve (its plugins loaded first: their methods
+    are unknown before), so that :func:`_run` records the error as the cell's failure."""
+    from ..registry import load_plugin_file
+
+    try:
+        for plugin in cell.plugins:
+            load_plugin_file(plugin)
+        return cell.config().processes
+    except Exception:
+        return 1
 
 
 def _run_parallel(cell: Cell, processes: int, log_file: bool) -> CellOutcome:

@@ -108,7 +108,7 @@ def _build(results_dir, out_dir: Path, compare, baseline, n_samples, screenshot,
         twins = calibration(store, summary, profile, n_samples)
         if twins is not None:
             _add_table(report, twins)
-            verdicts.append((f"The twins against the paper's regime — {profile} profile", [twins]))
+            front.append((f"The twins against the paper's regime — {profile} profile", [twins]))
         twin_vs_real = real_text(store, summary, profile, n_samples)
         if twin_vs_real is not None:
             _add_table(report, twin_vs_real)
