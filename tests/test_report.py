@@ -43,7 +43,7 @@ def grid(tmp_path_factory):
 def report(grid, tmp_path_factory):
     out = tmp_path_factory.mktemp("report-out")
     proc = subprocess.run([sys.executable, "-m", "harness.cli", "report", "--results", str(grid), "--out", str(out),
-                           "--compare", "paper"], capture_output=True, text=True)
+                           "--compare", "paper", "--bootstrap-samples", "200"], capture_output=True, text=True)
     assert proc.returncode == 0, proc.stderr
     assert "report.html" in proc.stdout
     return out

@@ -1,4 +1,4 @@
-"""``harness report`` on the session's ci grid (every task × every method × 2 seeds): the cross-task tables.
+"""``harness report`` on the session's ci grid (every task × every method; DART at 2 seeds): the cross-task tables.
 
 The per-task tables are checked on a DART grid in test_report.py; here the tables that need
 several tasks, against numbers computed straight from the runs' parquet files.
@@ -21,7 +21,7 @@ pytestmark = pytest.mark.slow
 def grid_report(ci_grid, tmp_path_factory):
     root, _ = ci_grid
     out = tmp_path_factory.mktemp("grid-report")
-    build_report(root, out, baseline=None)
+    build_report(root, out, baseline=None, n_samples=100)   # the tables, not the bootstrap, are under test
     return root, out
 
 
