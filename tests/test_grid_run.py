@@ -138,13 +138,13 @@ def test_grid_threads_reach_the_stages_of_every_cell(tmp_path, workers):
 
     default = 1 if workers == 1 else max(1, (os.cpu_count() or 1) // workers)
     threads = 2 if default != 2 else 3
-    spec = spec_file(tmp_path, "threads", ["mle", "seqkd"])
+    spec = spec_file(tmp_path, "threads", ["mle", "seqkd"] if workers == 2 else ["mle"])
     results = tmp_path / "results"
     done(harness_grid(spec, "--profile", "ci", "--results-dir", results, "--workers", workers,
                       "--threads", threads), 0)
     hosts = [stage["host"]["torch_threads"] for folder in run_folders(results)
              for stage in json.loads((folder / "manifest.json").read_text())["stages"].values()]
-    assert len(run_folders(results)) == 2 and hosts and set(hosts) == {threads}
+    assert len(run_folders(results)) == (2 if workers == 2 else 1) and hosts and set(hosts) == {threads}
 
 
 @pytest.mark.parametrize("option", ["--threads", "--workers"])

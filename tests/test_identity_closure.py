@@ -19,6 +19,8 @@ import pytest
 import harness
 import harness_tasks
 
+pytestmark = pytest.mark.xdist_group("identity_closure")   # its fixtures built once, on one worker
+
 PLUGIN = '''
 from harness import register_method
 from harness.methods import Method

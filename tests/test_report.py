@@ -22,7 +22,7 @@ import pytest
 from harness.config import resolve_config
 from harness.pipeline import Pipeline
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("report")]   # its fixtures built once, on one worker
 T975_1DF = math.tan(math.pi * 0.475)     # Student's t with one degree of freedom is Cauchy: two seeds
 
 METHODS_2 = ["mle", "predistill", "seqkd", "kl", "js", "tvd"]

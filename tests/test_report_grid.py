@@ -14,7 +14,7 @@ import pytest
 from harness.paper import TASKS as PAPER_TASK_ORDER
 from harness.reporting.build import build_report
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("report_grid")]   # its fixtures built once, on one worker
 
 
 @pytest.fixture(scope="module")

@@ -21,7 +21,7 @@ from harness.reporting.stats import bootstrap_seed, reference_streams
 from harness.store.read import read_manifest
 from harness.store.runs import TIMING_METRICS
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("report_store")]   # its fixtures built once, on one worker
 EXACT = 100000      # ≥ any ci vocabulary
 N_SAMPLES = 200
 METRICS = ["bleu", "chrf", "ter", "bleu_official"]    # DART's Table 2 metrics

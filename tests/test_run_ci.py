@@ -13,6 +13,8 @@ import pytest
 from harness.config import resolve_config
 from harness.pipeline import Pipeline
 
+pytestmark = pytest.mark.xdist_group("run_ci")   # its fixtures built once, on one worker
+
 METHODS = ["mle", "predistill", "seqkd", "engine", "kl", "rkl", "js", "tvd"]
 
 
