@@ -24,6 +24,12 @@ M_TOP_PAD = -2
 ON, OFF = ("1", "true", "yes", "on"), ("", "0", "false", "no", "off")
 
 
+def launched_processes() -> int:
+    """The process count a launcher put in this process's environment (``WORLD_SIZE``; 1 when there is none).
+    Here, not in :mod:`harness.distributed`, so that the CLI reads it without importing torch."""
+    return int(os.environ.get("WORLD_SIZE", "1") or 1)
+
+
 def env_flag(name: str) -> bool:
     """An environment switch, read one way for all: 1, true, yes, on (any case) turn it on; unset, empty, 0,
     false, no, off leave it off; anything else is a one-line error (a typo must not read as on)."""

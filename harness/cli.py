@@ -106,10 +106,10 @@ def run_cmd(task, method, profile, seed, sets, plugins, data_dir, results_dir, d
         pairs.append(("device", device))
     if trust_remote_code:
         pairs.append(("teacher.trust_remote_code", "true"))
-    from . import distributed
+    from ._runtime import launched_processes
 
-    if processes is None and distributed.launched_processes() > 1:   # under torchrun / accelerate launch
-        processes = distributed.launched_processes()
+    if processes is None and launched_processes() > 1:   # under torchrun / accelerate launch
+        processes = launched_processes()
     if processes is not None:
         pairs.append(("processes", str(processes)))
     cfg = resolve_config(task, method, profile, seed, pairs)
@@ -117,6 +117,8 @@ def run_cmd(task, method, profile, seed, sets, plugins, data_dir, results_dir, d
 
     run_device = resolve_device(cfg.device)   # a device this machine lacks: one line now, not a traceback after a stage
     check_writable_folder(cfg.results_dir, "--results-dir")
+
+    from . import distributed   # imports torch: after the checks above, so that their errors come in a blink
 
     processes = distributed.check_processes(cfg.processes, run_device)
     if processes > 1 and distributed.launched_processes() == 1:   # start the ranks, each runs this command

@@ -23,6 +23,8 @@ import os
 
 import torch
 
+from ._runtime import launched_processes
+
 #: The environment a launcher (torchrun, accelerate launch, ``harness run --processes``) sets for each process.
 LAUNCH_VARIABLES = ("RANK", "WORLD_SIZE", "LOCAL_RANK", "MASTER_ADDR", "MASTER_PORT")
 
@@ -54,11 +56,6 @@ def rank_seed(seed: int, rank: int) -> int:
     """The torch seed of rank ``rank`` (dropout, online samples): rank 0 keeps ``seed`` (what one process
     draws), the others draw from streams of their own."""
     return seed + 1_000_003 * rank
-
-
-def launched_processes() -> int:
-    """The process count a launcher put in this process's environment (``WORLD_SIZE``; 1 when there is none)."""
-    return int(os.environ.get("WORLD_SIZE", "1") or 1)
 
 
 def backend_for(device: torch.device | str) -> str:

@@ -50,11 +50,13 @@ def parse_report_to(values: tuple[str, ...] | list[str]) -> tuple[str, ...]:
 
 def check_installed(names: tuple[str, ...]) -> None:
     """One :class:`HarnessError` line, before any work, for the first tracker whose package is not installed."""
-    from accelerate.utils import is_mlflow_available, is_tensorboard_available, is_wandb_available
+    import importlib.util
 
-    available = {"tensorboard": is_tensorboard_available, "wandb": is_wandb_available, "mlflow": is_mlflow_available}
+    # find_spec, not accelerate's is_*_available: importing accelerate imports torch, seconds that a one-line
+    # error for a bad name (checked before any work) should not cost.
+    modules = {"tensorboard": ("tensorboard", "tensorboardX"), "wandb": ("wandb",), "mlflow": ("mlflow",)}
     for name in names:
-        if not available[name]():
+        if not any(importlib.util.find_spec(module) for module in modules[name]):
             raise HarnessError(f"--report-to {name}: the package {TRACKERS[name]} is not installed "
                                f"(pip install {TRACKERS[name]})")
 

@@ -31,9 +31,10 @@ def test_an_unknown_tracker_names_the_known_ones():
 
 
 def test_a_tracker_without_its_package_says_what_to_install(monkeypatch):
-    import accelerate.utils
+    import importlib.util
 
-    monkeypatch.setattr(accelerate.utils, "is_wandb_available", lambda: False)
+    find_spec = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "wandb" else find_spec(name, *a))
     check_installed(("tensorboard",))
     with pytest.raises(HarnessError, match=r"--report-to wandb: the package wandb is not installed \(pip install "
                                            r"wandb\)"):
