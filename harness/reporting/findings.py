@@ -651,7 +651,7 @@ def dialogue_risks(ctx: Context) -> list[Finding]:
         closest = min(diffs, key=lambda m: diffs[m].estimate)
         d = diffs[closest]
         rows.append(Finding(claims.DIALOGUE_RISKS.number,
-                            f"{lowest} has the lowest {label} of {', '.join(claims.F_DISTILL)}", view.task, risk,
+                            f"{lowest} has the lowest {label} of {', '.join([lowest, *others])}", view.task, risk,
                             evidence, d.estimate, d.low, d.high, 0.0, verdict, reason, teacher_verdicts(parts)))
     return rows
 
