@@ -28,7 +28,11 @@ Satterthwaite (the input part with infinite degrees of freedom).
 Why not an inverse-variance random-effects meta-analysis (DerSimonian–Laird, Hartung–Knapp)? It weights each
 teacher by its own within variance and assumes the K estimates independent; here they share the test inputs, so it
 would count the input part K times too little, and at three seeds per teacher its weights are noise. The cluster
-means need no within-teacher variance; ``tests/test_teachers.py`` checks their coverage by simulation at K = 3.
+means need no within-teacher variance. ``tests/test_teachers.py`` checks the coverage by simulation at K = 3
+teachers of 3 seeds: about 93% for a 95% interval (2,000 simulations: 93.4% with a teacher effect larger than the
+seeds', 94.3% without one) — Satterthwaite's degrees of freedom grow when the teacher part happens to come out
+small, a known slight liberality at two degrees of freedom; with K − 1 degrees of freedom regardless the interval
+covers 98-100% (too wide to decide much), and without the input part 90-96%.
 
 Fewer than :data:`~harness.reporting.noise.MIN_OWN_SEEDS` teachers: exploratory, as rows with fewer seeds are.
 """
