@@ -109,3 +109,16 @@ def test_a_claim_that_holds_at_every_teacher_is_undecided_over_teachers_that_dis
     assert "n=9, 3 teachers" in row["evidence"]
     rendered = table.rows[list(table.data.index).index(row.name)]
     assert rendered[table.header.index("across teachers")].text == "3 of 3"
+
+
+def test_the_common_rows_never_mix_teachers(tmp_path):
+    """KL has more seeds at upstream seed 43 than at 42, MLE's main row is at 42: the row claims and comparisons
+    read for KL is at 42 (it was KL's row with the most seeds, at another teacher than MLE's)."""
+    jitter = {1: -0.1, 2: 0.0, 3: 0.1}
+    for upstream, method, seeds in ((42, "mle", (1, 2)), (42, "kl", (1,)), (43, "mle", (1,)), (43, "kl", (1, 2, 3))):
+        for seed in seeds:
+            write_run(tmp_path, "dart", method, seed, LEAD[upstream], {}, 20.0, upstream=upstream, jitter=jitter)
+    summary = summarise(load_store(tmp_path))
+    assert set(summary.loc[summary["model"] == "kl", "label"]) == {"kl", "kl (upstream_seed=43)"}
+    assert common_rows(summary, "dart", "ci") == {"teacher": "teacher", "mle": "mle", "predistill": "predistill",
+                                                  "kl": "kl"}

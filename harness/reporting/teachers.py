@@ -47,10 +47,7 @@ import pandas as pd
 
 from .load import of_task
 from .noise import Difference, Replicates
-from .summary import common_rows
-
-#: The config field that seeds the teacher, its pseudo-labels and the pre-distilled student.
-UPSTREAM = "upstream_seed"
+from .summary import UPSTREAM, common_rows
 
 
 def upstream_seeds(summary: pd.DataFrame, task: str, profile: str) -> list:
