@@ -291,6 +291,9 @@ def test_the_report_writes_the_findings_table_in_every_format(store_root, tmp_pa
     # the twins' calibration follows the findings and the all-task tables (harness/reporting/calibration.py; tests/test_report_calibration.py)
     assert headings[2] == "The twins against the paper's regime — ci profile" and "calibration_ci" in report.tables
     assert (tmp_path / "out" / "tables" / "calibration_ci.csv").stat().st_size > 0
+    # where the variance comes from: after them (harness/reporting/variance.py; tests/test_variance.py)
+    assert headings[-1] == "Where the variance comes from — ci profile" or "variance_ci" in report.tables
+    assert set(report.tables["variance_ci"].data["task"]) == {"dart", "xsum", "wmt16_en_ro", "commonsense_dialogue"}
 
 
 def test_table2_shows_the_rows_at_mle_s_setting_and_figure2_the_sizes(store_root):

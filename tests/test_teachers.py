@@ -122,3 +122,34 @@ def test_the_common_rows_never_mix_teachers(tmp_path):
     assert set(summary.loc[summary["model"] == "kl", "label"]) == {"kl", "kl (upstream_seed=43)"}
     assert common_rows(summary, "dart", "ci") == {"teacher": "teacher", "mle": "mle", "predistill": "predistill",
                                                   "kl": "kl"}
+
+
+def test_the_variance_components_of_a_store_at_three_teachers(teachers_store):
+    """KL's teacher means 30.5, 34, 35 (seeds ±0.05 around each): the teacher part is their variance less the seeds'
+    share; the seed part the seeds' variance; no decoding measured; the input parts from the stored per-input
+    scores. The report's table shows them per task and model."""
+    from harness.reporting.variance import model_components, variance_table
+
+    store, summary = teachers_store
+    c = model_components(store, summary, "dart", "ci", "kl", "bleu", n_samples=100)
+    assert (c.teachers, c.runs, c.decodes, c.inputs) == (3, 9, 1, 40)
+    assert c.seed == pytest.approx(0.0025)
+    assert c.teacher == pytest.approx(np.var([30.5, 34.0, 35.0], ddof=1) - 0.0025 / 3)
+    assert np.isnan(c.decode) and 0 < c.input_shared < c.input_run
+    table = variance_table(store, summary, "ci", n_samples=100)
+    kl = table.data.set_index("model").loc["kl"]
+    assert kl["var_teacher"] == pytest.approx(c.teacher) and kl["teachers"] == 3
+    assert [row[1].text for row in table.rows] == ["teacher", "mle", "predistill", "kl"]
+
+
+def test_the_teacher_s_decodings_give_the_decoding_part(tmp_path):
+    decodings = [15.0, 14.0, 16.0, 15.5, 14.5]
+    for seed in SEEDS:
+        write_run(tmp_path, "commonsense_dialogue", "mle", seed, {"teacher": 15.0, "mle": 10.0}, {}, 40.0,
+                  sampled=True, decodings=decodings)
+    from harness.reporting.variance import model_components
+
+    store = load_store(tmp_path)
+    c = model_components(store, summarise(store), "commonsense_dialogue", "ci", "teacher", "bleu1", n_samples=50)
+    assert (c.teachers, c.runs, c.decodes) == (1, 1, 5)
+    assert c.decode == pytest.approx(np.var(decodings, ddof=1)) and np.isnan(c.seed) and np.isnan(c.teacher)
