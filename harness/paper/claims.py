@@ -21,6 +21,8 @@ KD_VS_MLE = Claim("2", "Every KD method of the paper is at least as good as MLE 
 TEACHER_DIST_RISES = Claim("3a", "The teacher's TeacherDist rises WMT < DART < XSum < dialogue.")
 DIALOGUE_TEACHER_LEAD = Claim("3b", "The dialogue teacher is at least 3 BLEU-1 above the MLE student.")
 KL_COVERAGE = Claim("4", "KL has a lower coverage risk R_cvg than RKL on each task.")
+# 5: the paper's "symmetric losses (JS, TVD) are best or near-best on every task" (§4.2 on Table 2; PAPER.md §4),
+# "near-best" made testable as equivalence within NEAR_BEST_MARGIN of the best.
 SYMMETRIC_NEAR_BEST = Claim("5", "JS and TVD are as good as the best KD method: within ±1 point of its primary "
                                  "metric (an equivalence test, two one-sided tests).")
 KD_ORDER = Claim("6a", "Our order of the KD methods agrees with the paper's (Kendall τ > 0, primary metric).")
