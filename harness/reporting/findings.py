@@ -39,7 +39,7 @@ from .load import Store, TaskInfo
 from .noise import EQUIVALENT, MIN_OWN_SEEDS, NOT_EQUIVALENT, Replicates   # noqa: F401 (claim 5's verdicts)
 from .render import Cell, Table
 from .stability import replicates, sampled_once
-from .summary import MLE, agrees, common_rows, lookup, row_label, rows_of
+from .summary import MLE, agrees, common_rows, format_value, lookup, row_label, rows_of
 from .tables import metric_label, size_axes
 
 HOLDS, FAILS, UNDECIDED = noise.HOLDS, noise.DOES_NOT_HOLD, noise.UNDECIDED
@@ -680,7 +680,7 @@ def findings(store: Store, summary: pd.DataFrame, profile: str, n_samples: int =
                           "metric": f.metric, "evidence": f.evidence, "estimate": f.estimate, "ci_low": f.low,
                           "ci_high": f.high, "threshold": f.threshold, "verdict": f.verdict, "reason": f.reason,
                           **({"teachers": len(f.teachers), "teachers_holding": _holding(f),
-                              "per_teacher": "; ".join(f"{t}: {v}" for t, v in f.teachers.items())}
+                              "per_teacher": "; ".join(f"{format_value(t)}: {v}" for t, v in f.teachers.items())}
                              if several else {})}
                          for f in found])
     caption = ("Δ: the statistic the claim is judged on, signed so that a positive value favours the claim (the "
