@@ -294,6 +294,7 @@ def test_the_report_writes_the_findings_table_in_every_format(store_root, tmp_pa
     # where the variance comes from: after them (harness/reporting/variance.py; tests/test_variance.py)
     assert headings[-1] == "Where the variance comes from — ci profile" or "variance_ci" in report.tables
     assert set(report.tables["variance_ci"].data["task"]) == {"dart", "xsum", "wmt16_en_ro", "commonsense_dialogue"}
+    assert "kl - mle" in set(report.tables["variance_comparisons_ci"].data["comparison"])
 
 
 def test_table2_shows_the_rows_at_mle_s_setting_and_figure2_the_sizes(store_root):

@@ -140,6 +140,15 @@ def test_the_variance_components_of_a_store_at_three_teachers(teachers_store):
     kl = table.data.set_index("model").loc["kl"]
     assert kl["var_teacher"] == pytest.approx(c.teacher) and kl["teachers"] == 3
     assert [row[1].text for row in table.rows] == ["teacher", "mle", "predistill", "kl"]
+    # the comparison KL − MLE: its lead 0.5, 3, 6 over the teachers; seeds ±0.05 on each side
+    from harness.reporting.variance import contrast_table
+
+    comparisons = contrast_table(store, summary, "ci", n_samples=100).data.set_index("comparison")
+    kl = comparisons.loc["kl - mle"]
+    assert kl["var_seed"] == pytest.approx(0.005)
+    assert kl["var_teacher"] == pytest.approx(np.var([0.5, 3.0, 6.0], ddof=1) - 2 * 0.0025 / 3)
+    assert (kl["teachers"], kl["seeds"]) == (3, 3) and kl["seeds_needed_1_teacher"] == 2
+    assert np.isnan(kl["seeds_needed_3_teachers"])   # 2.75 points between teachers: no number of seeds is enough
 
 
 def test_the_teacher_s_decodings_give_the_decoding_part(tmp_path):

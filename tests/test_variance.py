@@ -61,3 +61,36 @@ def test_the_design_variance_of_a_mean():
     expected = c.teacher / 3 + c.seed / 9 + c.input_shared
     assert design_variance(c, 3, 3) == pytest.approx(expected)
     assert design_variance(c, 6, 3) < design_variance(c, 3, 6) < design_variance(c, 3, 3)   # teachers buy more
+
+
+SD_SHIFT, SD_GAIN = 0.8, 1.5   # a teacher's effect on one model beyond the other's; a model's gain on an input
+
+
+def simulate_pair(rng, teachers=200, seeds=3, inputs=50, draws=200):
+    """Two models on one test set: y[r, t, s, i] = a_t + α[r, t] + b[r, t, s] + v_i + w[r, i] + e[r, t, s, i] — a
+    teacher part both share (a) and one each (α), seeds, the inputs' difficulty (cancels in A − B), each model's
+    gain on an input (w: what the two share over the seeds and teachers), per-input noise of a run."""
+    v = SD_VALUE * rng.standard_normal(inputs)
+    w = SD_GAIN * rng.standard_normal((2, 1, 1, inputs))
+    y = (SD_TEACHER * rng.standard_normal((1, teachers, 1, 1)) + SD_SHIFT * rng.standard_normal((2, teachers, 1, 1))
+         + SD_SEED * rng.standard_normal((2, teachers, seeds, 1)) + v + w
+         + SD_SAMPLE * rng.standard_normal((2, teachers, seeds, inputs)))
+    counts = np.stack([np.bincount(d, minlength=inputs) for d in rng.integers(inputs, size=(draws, inputs))])
+    boot = np.einsum("bi,rtsi->rtsb", counts.astype(float), y) / inputs
+    scores = [[[[x] for x in teacher] for teacher in model] for model in y.mean(axis=3)]
+    resampled = [[[run[:, None] for run in teacher] for teacher in model] for model in boot]
+    return scores, resampled, w[0, 0, 0] - w[1, 0, 0], inputs
+
+
+def test_a_comparison_s_parts_the_shared_teacher_and_the_inputs_difficulty_cancel():
+    from harness.reporting.variance import contrast, half_width, seeds_needed
+
+    scores, resampled, gain, m = simulate_pair(np.random.default_rng(13))
+    c = contrast(scores[0], scores[1], resampled[0], resampled[1])
+    assert c.teacher == pytest.approx(2 * SD_SHIFT ** 2, rel=0.3)                     # α_A − α_B; a cancels
+    assert c.seed == pytest.approx(2 * (SD_SEED ** 2 + SD_SAMPLE ** 2 / m), rel=0.2)
+    assert c.input_shared == pytest.approx(gain.var() / m, rel=0.25)                 # w_A − w_B; v cancels
+    # one teacher: its part left out; three: in, with t at 2 degrees of freedom — wider, and never below the floor
+    assert half_width(c, 1, 10) < half_width(c, 3, 10)
+    assert seeds_needed(c, 1, 2.0) == next(n for n in range(2, 101) if half_width(c, 1, n) <= 2.0)
+    assert seeds_needed(c, 3, 0.5) is None   # 4.3 × √(teacher/3) alone is above 0.5

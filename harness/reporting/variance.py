@@ -30,26 +30,34 @@ The variance of a model's mean over K teachers × n seeds × d decodings, test s
 
     Var = σ²_T / K + σ²_S / (K n) + σ²_D / (K n d) + σ²_I(shared)          (:func:`design_variance`)
 
+For a comparison of two models A − B (:func:`contrast`, the report's second table) the same parts are taken of
+the difference, paired by teacher: a teacher's effect both models share cancels (a better teacher lifts both), so
+does the inputs' common difficulty; :func:`half_width` and :func:`seeds_needed` turn them into the interval a design
+of K teachers × n seeds would give — at one teacher (a verdict for that teacher) or over several (the teacher part
+in, :mod:`~harness.reporting.teachers`).
+
 ``tests/test_variance.py`` simulates data with known parts and checks that these estimates recover them.
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Sequence
 
 import numpy as np
 import pandas as pd
+from scipy import stats
 
-from ..paper import MODELS, TASKS, order_key
+from ..paper import KD_METHODS, MODELS, TASKS, order_key
+from ..paper.claims import F_DISTILL
 from .load import Store
 from .noise import Replicates, input_variance
 from .render import Cell, Table
 from .stability import replicates, teacher_decodings
 from .summary import common_rows, lookup
 from .tables import metric_label
-from .teachers import rows_by_teacher
+from .teachers import across, rows_by_teacher
 
 
 @dataclass(frozen=True)
@@ -115,6 +123,69 @@ def design_variance(c: Components, teachers: int, seeds: int, decodes: int = 1) 
             + part(c.decode) / (teachers * seeds * decodes) + part(c.input_shared))
 
 
+def _run_means(scores) -> list[np.ndarray]:
+    return [np.array([np.mean(run) for run in teacher], dtype=float) for teacher in scores]
+
+
+def _teacher_rows(scores, draws) -> list[Replicates]:
+    """Each teacher's runs as one row of the noise model: run means over their decodings, and the same on the draws."""
+    rows = []
+    for t, means in enumerate(_run_means(scores)):
+        resampled = None if draws is None else np.stack(
+            [np.asarray(run, float).reshape(np.shape(run)[0], -1).mean(axis=1) for run in draws[t]], axis=1)
+        rows.append(Replicates.of(means, resampled))
+    return rows
+
+
+def contrast(a_scores, b_scores, a_draws=None, b_draws=None) -> Components:
+    """:class:`Components` of the difference of two models' means, A − B, paired by teacher (``a_scores[t]`` and
+    ``b_scores[t]`` at the same upstream seed, as :func:`estimate` takes them; their runs are not paired): the seed
+    part σ²_S,A + σ²_S,B (decoding noise included); the teacher part the variance over teachers of the per-teacher
+    differences of means less their within-teacher share (Σ_model W/n_t, W the variance of run means within a
+    teacher); the input part what the two share on the same draws — the input part of the difference of their
+    means, less the run-specific noise (:func:`~harness.reporting.noise.input_variance`; over teachers
+    :func:`~harness.reporting.teachers.across`'s). The inputs' difficulty common to both models cancels."""
+    means_a, means_b = _run_means(a_scores), _run_means(b_scores)
+    within_a, within_b = _pooled(means_a)[0], _pooled(means_b)[0]
+    seed = within_a + within_b
+    k = len(means_a)
+    if k >= 2 and math.isfinite(seed):
+        per_teacher = np.array([a.mean() - b.mean() for a, b in zip(means_a, means_b)])
+        share = np.mean([within_a / len(a) + within_b / len(b) for a, b in zip(means_a, means_b)])
+        teacher = max(float(per_teacher.var(ddof=1)) - float(share), 0.0)
+    else:
+        teacher = math.nan
+    shared = math.nan
+    if a_draws is not None and b_draws is not None:
+        pairs = list(zip(_teacher_rows(a_scores, a_draws), _teacher_rows(b_scores, b_draws)))
+        shared = across(pairs).input_variance if k >= 2 else input_variance(*pairs[0])
+    runs = sum(len(m) for m in means_a) + sum(len(m) for m in means_b)
+    return Components(teacher, seed, math.nan, math.nan, shared, k, runs, 1)
+
+
+def half_width(c: Components, teachers: int, seeds: int, level: float = 0.95) -> float:
+    """The half-width of a comparison's interval at ``teachers`` × ``seeds`` (per model and teacher), from the
+    components of the difference (:func:`contrast`): at one teacher, a verdict for that teacher — its part left out,
+    t with 2(n − 1) degrees of freedom (Welch's at equal variances); over several, the teacher part in and t with
+    K − 1 (the interval over teachers, :func:`~harness.reporting.teachers.across`)."""
+    if teachers == 1:
+        variance = design_variance(replace(c, teacher=0.0), 1, seeds)
+        df = 2 * (seeds - 1)
+    else:
+        variance = design_variance(c, teachers, seeds)
+        df = teachers - 1
+    return float(stats.t.ppf(0.5 + level / 2, df)) * math.sqrt(variance) if df > 0 else math.inf
+
+
+def seeds_needed(c: Components, teachers: int, target: float, most: int = 100) -> int | None:
+    """The fewest method seeds per model and teacher (2 to ``most``) whose :func:`half_width` is at most
+    ``target``; None where none is (the teacher or the inputs' part alone is too large: more teachers or a larger
+    test set, not more seeds)."""
+    if teachers > 1 and not math.isfinite(c.teacher):
+        return None
+    return next((n for n in range(2, most + 1) if half_width(c, teachers, n) <= target), None)
+
+
 # --------------------------------------------------------------------------- from a store
 def task_rows(summary: pd.DataFrame, task: str, profile: str, metric: str) -> dict[str, dict[str, dict]]:
     """model → (label → its summary line of ``metric``) at each teacher (upstream seed,
@@ -132,13 +203,11 @@ def task_rows(summary: pd.DataFrame, task: str, profile: str, metric: str) -> di
     return out
 
 
-def model_components(store: Store, summary: pd.DataFrame, task: str, profile: str, model: str, metric: str,
-                     n_samples: int = 1000, rows: dict | None = None) -> Components | None:
-    """:class:`Components` of ``model``'s ``metric`` on one task: its row at each teacher (:func:`task_rows`), its
-    runs' stored scores (a teacher's recorded decodings as decodings of its one run) and, where every run's examples
-    reproduce them, their bootstrap draws of the test inputs (one draw shared by the task's rows); None where the
-    model has no such row. ``rows``: :func:`task_rows` of the task, where the caller has them."""
-    rows = task_rows(summary, task, profile, metric) if rows is None else rows
+def model_data(store: Store, rows: dict, model: str, n_samples: int = 1000):
+    """(scores, draws or None, inputs) of ``model`` as :func:`estimate` takes them, from ``rows``
+    (:func:`task_rows` of its task): its row at each teacher, its runs' stored scores (a teacher's recorded
+    decodings as decodings of its one run) and, where every run's examples reproduce them, their bootstrap draws of
+    the test inputs (one draw shared by the task's rows); None where the model has no row."""
     lines = rows.get(model)
     if not lines:
         return None
@@ -155,7 +224,78 @@ def model_components(store: Store, summary: pd.DataFrame, task: str, profile: st
             draws.append([r.resampled] if decoded[label] else [r.resampled[:, [s]] for s in range(r.n)])
     run_id = next(iter(lines.values()))["replicates"][0].run_id
     inputs = len(store.examples(run_id, model)) if (store.root / "runs" / run_id / "examples.parquet").is_file() else 0
-    return estimate(scores, draws if len(draws) == len(scores) else None, inputs)
+    return scores, draws if len(draws) == len(scores) else None, inputs
+
+
+def model_components(store: Store, summary: pd.DataFrame, task: str, profile: str, model: str, metric: str,
+                     n_samples: int = 1000, rows: dict | None = None) -> Components | None:
+    """:class:`Components` of ``model``'s ``metric`` on one task (:func:`model_data`); None where the model has no
+    row. ``rows``: :func:`task_rows` of the task, where the caller has them."""
+    rows = task_rows(summary, task, profile, metric) if rows is None else rows
+    data = model_data(store, rows, model, n_samples)
+    return None if data is None else estimate(*data)
+
+
+def contrast_components(store: Store, summary: pd.DataFrame, task: str, profile: str, a: str, b: str, metric: str,
+                        n_samples: int = 1000, rows: dict | None = None) -> Components | None:
+    """:func:`contrast` of models ``a`` − ``b`` on one task, their rows paired by teacher; None unless both have a
+    row at the same teachers."""
+    rows = task_rows(summary, task, profile, metric) if rows is None else rows
+    mine, theirs = model_data(store, rows, a, n_samples), model_data(store, rows, b, n_samples)
+    if mine is None or theirs is None or len(mine[0]) != len(theirs[0]):
+        return None
+    both = mine[1] is not None and theirs[1] is not None
+    return contrast(mine[0], theirs[0], mine[1] if both else None, theirs[1] if both else None)
+
+
+#: The half-width a comparison of the paper's Table 2 should reach (issue 29's goal 2: ±0.6 points at 95%).
+TARGET_HALF_WIDTH = 0.6
+
+
+def contrast_table(store: Store, summary: pd.DataFrame, profile: str, n_samples: int = 1000,
+                   target: float = TARGET_HALF_WIDTH) -> Table | None:
+    """Per task, the paper's Table 2 comparisons (each KD method and pre-distillation against MLE, each f-DISTILL
+    method against SeqKD) on the primary metric: the variance of the difference from each source, the half-width
+    at this store's design, and the method seeds a ±``target`` interval needs at one teacher and at three."""
+    rows, data = [], []
+    for task in sorted(set(summary.loc[summary["profile"] == profile, "task"]), key=lambda t: order_key(t, TASKS)):
+        info = store.task_info(task, profile)
+        metric = info.primary
+        rows_of_task = task_rows(summary, task, profile, metric)
+        pairs = [(m, "mle") for m in ("predistill", *KD_METHODS)] + [(m, "seqkd") for m in F_DISTILL]
+        for a, b in pairs:
+            if a not in rows_of_task or b not in rows_of_task:
+                continue
+            c = contrast_components(store, summary, task, profile, a, b, metric, n_samples, rows_of_task)
+            if c is None or not math.isfinite(c.seed):
+                continue
+            n = max(c.runs // (2 * c.teachers), 1)
+            now = half_width(c, c.teachers, n) if n >= 2 else math.nan
+            need = {k: seeds_needed(c, k, target) for k in (1, 3)}
+            rows.append([Cell(text=task), Cell(text=f"{a} − {b}"), Cell(text=metric_label(metric, info.lower_is_better)),
+                         Cell(text=f"{c.teachers} × {n}"), Cell(text=_sd(math.sqrt(c.teacher) if math.isfinite(c.teacher) else math.nan)),
+                         Cell(text=_sd(math.sqrt(c.seed))), Cell(text=_sd(math.sqrt(c.input_shared) if math.isfinite(c.input_shared) else math.nan)),
+                         Cell(text=_sd(now)), *[Cell(text=str(need[k]) if need[k] else "—") for k in (1, 3)]])
+            data.append({"task": task, "profile": profile, "comparison": f"{a} - {b}", "a": a, "b": b,
+                         "metric": metric, "teachers": c.teachers, "seeds": n, "var_teacher": c.teacher,
+                         "var_seed": c.seed, "var_input_shared": c.input_shared, "half_width": now,
+                         "target": target, **{f"seeds_needed_{k}_teacher{'s' if k > 1 else ''}":
+                                             math.nan if need[k] is None else need[k] for k in (1, 3)}})
+    if not rows:
+        return None
+    caption = (f"The paper's Table 2 comparisons on the primary metric: the variance of the difference of two means "
+               "from each source, as standard deviations (harness/reporting/variance.py, contrast): teacher — how much "
+               "the difference moves between upstream seeds (— with one teacher); seed — both models' method-seed "
+               "parts; inputs — what the two share on the same test inputs (their common difficulty cancels). ±95% "
+               "now: the half-width at this store's design (K teachers × n seeds per model); seeds for ±"
+               f"{target:g}: the fewest method seeds per model and teacher that reach it at one teacher (a verdict for "
+               "that teacher, t with 2(n − 1) degrees of freedom) and over three teachers (the teacher part in, t "
+               "with 2 degrees of freedom); — : none up to 100 (more teachers or a larger test set, not more seeds), "
+               "or the teacher part is not measured.")
+    return Table(f"variance_comparisons_{profile}", f"The variance of the Table 2 comparisons ({profile} profile)",
+                 ["task", "comparison", "metric", "K × n", "teacher", "seed", "inputs", "±95% now",
+                  f"seeds for ±{target:g} (1 teacher)", f"seeds for ±{target:g} (3 teachers)"], rows, caption,
+                 pd.DataFrame(data))
 
 
 def variance_table(store: Store, summary: pd.DataFrame, profile: str, n_samples: int = 1000) -> Table | None:
@@ -167,7 +307,8 @@ def variance_table(store: Store, summary: pd.DataFrame, profile: str, n_samples:
         metric = info.primary
         rows_of_task = task_rows(summary, task, profile, metric)
         for model in sorted(rows_of_task, key=lambda m: order_key(m, MODELS)):
-            c = model_components(store, summary, task, profile, model, metric, n_samples, rows_of_task)
+            data_of = model_data(store, rows_of_task, model, n_samples)
+            c = None if data_of is None else estimate(*data_of)
             if c is None or (c.runs < 2 and c.decodes < 2):   # nothing varies
                 continue
             sd = {k: math.sqrt(v) if math.isfinite(v) else math.nan for k, v in
