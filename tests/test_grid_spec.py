@@ -233,3 +233,22 @@ def test_table2_dry_run_tokenises_nothing_and_loads_no_model(tmp_path, monkeypat
     cells = len(TASKS.names()) * len(METHODS.names()) * seeds
     assert f"{cells} cells, 0 done, {cells} to run" in result.output
     assert not any(tmp_path.iterdir())
+
+
+def test_table2_teachers_sweeps_the_upstream_seed_one_teacher_per_value_shared_by_its_seeds(tmp_path):
+    """``upstream_seed`` is an axis like any other: each value its own teacher, pre-distilled student (and run id);
+    the method seeds at one value share them."""
+    from harness.grid.spec import count_cells
+    from harness.pipeline.graph import plan_for
+    from harness.store.labels import METHOD
+
+    spec = load_spec("table2_teachers")
+    assert spec.axes == {"upstream_seed": [42, 43, 44]} and spec.seeds == [42, 43, 44]
+    assert count_cells(spec.for_profile("ci")) == 4 * 8 * 3 * 3
+    cells = cells_of(with_overrides(spec, tasks="dart", methods="kl", seeds="42,43"), tmp_path)
+    assert len({c.run_id for c in cells}) == len(cells) == 6
+    keys = {(c.seed, c.config().upstream_seed): plan_for(c.config()).keys() for c in cells}
+    for stage in ("teacher", "predistill"):
+        assert len({keys[(42, up)][stage] for up in (42, 43, 44)}) == 3                 # one per upstream seed
+        assert all(keys[(42, up)][stage] == keys[(43, up)][stage] for up in (42, 43, 44))   # shared by its seeds
+    assert len({k[METHOD] for k in keys.values()}) == 6

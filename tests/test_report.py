@@ -110,7 +110,7 @@ def test_every_output_is_written(report):
         assert image.shape[0] > 100 and image.shape[1] > 100 and image.std() > 0.01, name
         assert "<svg" in (report / "figures" / f"{name}.svg").read_text()[:2000]
     html = (report / "report.html").read_text()
-    assert html.count("<table>") == 11 and html.count('src="data:image/png;base64,') == 4
+    assert html.count("<table>") == 13 and html.count('src="data:image/png;base64,') == 4
     assert "http://" not in html and "https://" not in html   # self-contained
     md = (report / "report.md").read_text()
     assert "### Table 2 — dart (ci profile)" in md and "](figures/dots_dart_ci.png)" in md

@@ -25,7 +25,9 @@ recomputed on shared bootstrap draws of the test inputs, for that model; rank st
 store: bytes per stored token and, per k, the paired-bootstrap difference from the exact teacher), ``compare``
 (the paper's published numbers, :mod:`harness.paper.published`, beside ours), ``calibration`` (each twin's
 teacher − MLE gap, pre-distilled token TVD and TeacherDist against the paper's, with the bounds they should meet), ``findings`` (the paper's claims,
-:mod:`harness.paper.claims`, re-tested: a verdict per claim and task), ``plots``, ``render`` (Markdown, LaTeX,
+:mod:`harness.paper.claims`, re-tested: a verdict per claim and task), ``teachers`` (runs grouped by upstream seed: a
+verdict per teacher and one over teachers), ``variance`` (where the variance comes from: upstream seed, method seed,
+decoding, test inputs; per model and per Table 2 comparison), ``plots``, ``render`` (Markdown, LaTeX,
 CSV), ``html`` (the page, its contents and anchors), ``prose`` (a Markdown file's blocks rendered from the tables,
 its other numbers checked against them), ``build`` (:func:`~harness.reporting.build.build_report`) and ``run_table`` (what ``harness
 run`` prints). The package itself imports nothing, so ``harness run``

@@ -19,6 +19,7 @@ from . import plots
 from .calibration import calibration
 from .compare import comparison, published_table
 from .findings import findings
+from .variance import contrast_table, variance_table
 from .load import Store, is_cost, load_store, of_task
 from .real_text import real_text
 from .render import Table, to_csv, to_latex, to_markdown
@@ -113,6 +114,12 @@ def _build(results_dir, out_dir: Path, compare, baseline, n_samples, screenshot,
         if twin_vs_real is not None:
             _add_table(report, twin_vs_real)
             front.append((f"Twin vs real text — {profile} profile", [twin_vs_real]))
+        sources = [t for t in (variance_table(store, summary, profile, n_samples),
+                               contrast_table(store, summary, profile, n_samples)) if t is not None]
+        for table in sources:
+            _add_table(report, table)
+        if sources:
+            front.append((f"Where the variance comes from — {profile} profile", sources))
     sections = verdicts + front + sections
 
     _write(report, "summary.csv", _summary_frame(summary).to_csv(index=False))

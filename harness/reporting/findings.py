@@ -23,8 +23,9 @@ Only claims the store has data for appear.
 
 from __future__ import annotations
 
+import dataclasses
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Callable
 
 import pandas as pd
@@ -32,13 +33,13 @@ import pandas as pd
 from ..paper import KD_METHODS, TASKS, claims, order_key
 from ..paper.published import published
 from ..store.labels import PREDISTILL, TEACHER
-from . import noise, ranking
+from . import noise, ranking, teachers
 from .compare import comparison
 from .load import Store, TaskInfo
 from .noise import EQUIVALENT, MIN_OWN_SEEDS, NOT_EQUIVALENT, Replicates   # noqa: F401 (claim 5's verdicts)
 from .render import Cell, Table
 from .stability import replicates, sampled_once
-from .summary import MLE, agrees, common_rows, lookup, row_label, rows_of
+from .summary import MLE, agrees, common_rows, format_value, lookup, row_label, rows_of
 from .tables import metric_label, size_axes
 
 HOLDS, FAILS, UNDECIDED = noise.HOLDS, noise.DOES_NOT_HOLD, noise.UNDECIDED
@@ -57,6 +58,9 @@ class Finding:
     threshold: float
     verdict: str        # HOLDS, FAILS or UNDECIDED
     reason: str
+    #: several teachers (upstream seeds): each one's verdict on its own rows (upstream seed → verdict); the row's
+    #: verdict is then the two-level model's over teachers (:mod:`~harness.reporting.teachers`). Empty: one teacher.
+    teachers: dict = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -67,6 +71,9 @@ class Difference:
     exact: bool = False  # two fixed values (teachers on unrelated inputs): compared as measured
     missing: str = ""    # why no verdict may be drawn from it (exploratory rows, no interval)
     model: noise.Difference | None = None   # the noise model's difference it was read from (for equivalence)
+    #: rows at several teachers: upstream seed → the difference at that teacher alone (the estimate above is over
+    #: teachers, :func:`~harness.reporting.teachers.across`)
+    per_teacher: dict = field(default_factory=dict)
 
 
 # --------------------------------------------------------------------------- statistics
@@ -89,8 +96,15 @@ def difference(a: dict, b: dict, rows: dict[str, Replicates] | None = None) -> D
     evaluated once is one model shared by every seed: its seed part is 0 by design
     (:attr:`~harness.reporting.noise.Replicates.fixed`), only its inputs vary. A row with fewer than
     :data:`~harness.reporting.noise.MIN_OWN_SEEDS` seeds is exploratory: the difference is shown (with its own
-    seed variance at two seeds, none at one), no verdict is drawn from it."""
+    seed variance at two seeds, none at one), no verdict is drawn from it.
+
+    Rows at several teachers (:func:`~harness.reporting.teachers.pooled_line`): the difference at each teacher both
+    rows have (``per_teacher``), and over teachers the two-level model's (:func:`~harness.reporting.teachers.across`:
+    the teacher is a random draw; fewer than :data:`~harness.reporting.noise.MIN_OWN_SEEDS` teachers: exploratory).
+    A row without teachers (made once for all of them) stands beside each."""
     rows = rows or {}
+    if "teachers" in a or "teachers" in b:
+        return _over_teachers(a, b, rows)
     ra, rb = rows.get(a["label"]), rows.get(b["label"])
     if ra is None or rb is None or ra.resampled is None or rb.resampled is None:
         # no shared input draws: each row's replicates alone (a teacher's decodings kept where ``rows`` has them)
@@ -101,6 +115,37 @@ def difference(a: dict, b: dict, rows: dict[str, Replicates] | None = None) -> D
         return Difference(d.estimate, exact=True, model=d)
     missing = "; ".join(_exploratory(line, r.n) for line, r in ((a, ra), (b, rb)) if r.exploratory)
     return Difference(d.estimate, d.low, d.high, missing=missing, model=d)
+
+
+def _replicates_of(line: dict, rows: dict[str, Replicates]) -> Replicates:
+    r = rows.get(line["label"])
+    return r if r is not None else Replicates.of(line["values"], fixed=_fixed(line))
+
+
+def _over_teachers(a: dict, b: dict, rows: dict[str, Replicates]) -> Difference:
+    """:func:`difference` of rows at several teachers (see there)."""
+    mine, theirs = a.get("teachers"), b.get("teachers")
+    seeds = [t for t in (mine or theirs) if theirs is None or mine is None or t in theirs]
+    pairs = {t: ((mine or {}).get(t, a), (theirs or {}).get(t, b)) for t in seeds}
+    per_teacher = {t: difference(x, y, rows) for t, (x, y) in pairs.items()}
+    replicated = [(_replicates_of(x, rows), _replicates_of(y, rows)) for x, y in pairs.values()]
+    if any(r.resampled is None for pair in replicated for r in pair):   # the input part from shared draws or not at all
+        replicated = [tuple(Replicates.of(r.values, fixed=r.fixed) for r in pair) for pair in replicated]
+    d = teachers.across(replicated)
+    missing = (f"exploratory: {len(seeds)} teacher{'s' if len(seeds) != 1 else ''} (< {MIN_OWN_SEEDS})"
+               if len(seeds) < MIN_OWN_SEEDS else "")
+    return Difference(d.estimate, d.low, d.high, missing=missing, model=d, per_teacher=per_teacher)
+
+
+def teacher_verdicts(parts: list[tuple[Difference, float]], test=None) -> dict:
+    """upstream seed → the verdict at that teacher of a claim that needs every part (difference, threshold) to hold
+    (:func:`combine` of :func:`judge`, or of ``test(d, threshold)``); {} when no part has several teachers."""
+    test = test or judge
+    out = {}
+    for t in dict.fromkeys(t for d, _ in parts for t in d.per_teacher):
+        verdicts = [test(d.per_teacher[t], threshold) for d, threshold in parts if t in d.per_teacher]
+        out[t] = verdicts[0][0] if len(verdicts) == 1 else combine(verdicts)[0]
+    return out
 
 
 def better(a: dict, b: dict, lower_is_better: bool, rows: dict[str, Replicates] | None = None) -> Difference:
@@ -163,7 +208,8 @@ def _interval(d: Difference, missing: str = "—") -> str:
 
 
 def _said(line: dict) -> str:
-    return f"{line['model']} {_num(line['mean'])} (n={line['n']})"
+    over = f", {len(line['teachers'])} teachers" if "teachers" in line else ""
+    return f"{line['model']} {_num(line['mean'])} (n={line['n']}{over})"
 
 
 # --------------------------------------------------------------------------- the store, task by task
@@ -176,6 +222,7 @@ class View:
     info: TaskInfo
     look: dict                  # (row label, metric) → summary line
     rows: dict[str, str]        # model → the label of its row at the common setting
+    teachers: tuple = ()        # the upstream seeds its rows were made at, where several (their rows pooled)
 
     def line(self, model: str, metric: str) -> dict | None:
         return self.look.get((self.rows.get(model), metric))
@@ -200,13 +247,19 @@ class Context:
 def _finding(claim, statement, view_or_task, metric, evidence, d: Difference, threshold: float) -> Finding:
     verdict, reason = judge(d, threshold)
     task = view_or_task.task if isinstance(view_or_task, View) else view_or_task
-    return Finding(claim, statement, task, metric, evidence, d.estimate, d.low, d.high, threshold, verdict, reason)
+    return Finding(claim, statement, task, metric, evidence, d.estimate, d.low, d.high, threshold, verdict, reason,
+                   teacher_verdicts([(d, threshold)]))
 
 
-def _noise(ctx: Context, lines: dict[str, dict]) -> dict[str, Replicates]:
+def _noise(ctx: Context, lines: dict[str, dict], decodings: bool = False) -> dict[str, Replicates]:
     """The rows ``lines`` (label → summary line of one metric, one task) as the noise model's replicates, on one
-    shared bootstrap of their test inputs (kept on the store: every claim of a task reads the same draws)."""
-    return replicates(ctx.store, lines, ctx.n_samples) if lines else {}
+    shared bootstrap of their test inputs (kept on the store: every claim of a task reads the same draws). A row at
+    several teachers stands for its rows at each (:func:`~harness.reporting.teachers.pooled_line`): those are
+    drawn, on the same draws as the rest."""
+    plain = {}
+    for label, line in lines.items():
+        plain.update({one["label"]: one for one in line["teachers"].values()} if "teachers" in line else {label: line})
+    return replicates(ctx.store, plain, ctx.n_samples, decodings=decodings) if plain else {}
 
 
 def _common(ctx: Context, view: View, metric: str) -> dict[str, Replicates]:
@@ -255,8 +308,7 @@ def teacher_dist_order(ctx: Context) -> list[Finding]:
     present = list(lines)
     if len(present) < 2:
         return []
-    noise_rows = {t: replicates(ctx.store, {t: lines[t]}, ctx.n_samples, stream=1 + order.index(t))[t]
-                  for t in present}
+    noise_rows = {t: _task_teacher(ctx, lines[t], stream=1 + order.index(t)) for t in present}
     rows = []
     for low, high in zip(present, present[1:]):
         d = teacher_dist_difference(noise_rows[high], noise_rows[low])
@@ -277,12 +329,28 @@ NO_TEACHER_DIST_TERMS = ("no per-input TeacherDist terms in the store (evaluatio
                          "its noise over inputs and teacher samples is unknown")
 
 
+def _task_teacher(ctx: Context, line: dict, stream: int) -> Replicates:
+    """A task's teacher as the noise model's row, on its own input draws (``stream``): one teacher fixed; several
+    (upstream seeds) as one row whose replicates are the teachers (:func:`~harness.reporting.teachers.teacher_level`:
+    nothing pairs two tasks' teachers)."""
+    if "teachers" not in line:
+        return replicates(ctx.store, {line["label"]: line}, ctx.n_samples, stream=stream)[line["label"]]
+    lines = {one["label"]: one for one in line["teachers"].values()}
+    rows = replicates(ctx.store, lines, ctx.n_samples, stream=stream)
+    return teachers.teacher_level([rows[label] for label in lines])
+
+
 def teacher_dist_difference(high: Replicates, low: Replicates) -> Difference:
     """TeacherDist of one teacher − another's, with the 95% interval of two independent input bootstraps (each
-    teacher fixed: one model, its inputs and samples vary); :data:`NO_TEACHER_DIST_TERMS` without draws."""
+    teacher fixed: one model, its inputs and samples vary); :data:`NO_TEACHER_DIST_TERMS` without draws. Several
+    teachers per task (:func:`_task_teacher`): their variance over teachers joins in; fewer than
+    :data:`~harness.reporting.noise.MIN_OWN_SEEDS` of them is exploratory."""
     d = noise.difference(high, low)
     if high.resampled is None or low.resampled is None:
         return Difference(d.estimate, missing=NO_TEACHER_DIST_TERMS, model=d)
+    if d.exploratory:
+        return Difference(d.estimate, d.low, d.high, model=d, missing=f"exploratory: fewer than {MIN_OWN_SEEDS} "
+                          f"teachers on a side ({d.n_a} and {d.n_b})")
     return Difference(d.estimate, d.low, d.high, model=d)
 
 
@@ -299,15 +367,18 @@ def dialogue_teacher(ctx: Context) -> list[Finding]:
     a, b = (view.line(TEACHER, metric), view.line(MLE, metric)) if view else (None, None)
     if a is None or b is None:
         return []
-    rows = replicates(ctx.store, {a["label"]: a, b["label"]: b}, ctx.n_samples, decodings=True)
+    rows = _noise(ctx, {a["label"]: a, b["label"]: b}, decodings=True)
     d = better(a, b, view.lower(metric), rows)
-    if sampled_once(ctx.store, a) and rows[a["label"]].resampled is None:
+    once = [one for one in a.get("teachers", {a["label"]: a}).values()
+            if sampled_once(ctx.store, one) and rows[one["label"]].resampled is None]
+    if once:
         d = Difference(d.estimate, d.low, d.high, missing=f"{a['label']}: its sampled score is one decoding of a "
                        f"metric not recomputed per input: its decoding noise is not measured (eval_decode_seeds ≥ "
                        f"{MIN_OWN_SEEDS} measures it)", model=d.model)
     statement = (f"{TEACHER} ≥ {MLE} + {claims.DIALOGUE_MARGIN:g} ({view.label(metric)})")
-    teacher = rows[a["label"]]
-    said = f"{a['model']} {_num(teacher.mean)} (mean of {teacher.n} decodings)" if teacher.n > 1 else _said(a)
+    teacher = rows.get(a["label"])
+    said = (f"{a['model']} {_num(teacher.mean)} (mean of {teacher.n} decodings)" if teacher is not None and teacher.n > 1
+            else _said(a))
     evidence = f"{said} vs {_said(b)}"
     return [_finding(claims.DIALOGUE_TEACHER_LEAD.number, statement, view, metric, evidence, d,
                      claims.DIALOGUE_MARGIN)]
@@ -355,12 +426,14 @@ def near_best(ctx: Context) -> list[Finding]:
             evidence = f"{_said(line)} vs best {_said(top)}"
             if m == best:
                 rows.append(Finding(claims.SYMMETRIC_NEAR_BEST.number, statement, view.task, metric, evidence,
-                                    0.0, 0.0, 0.0, margin, EQUIVALENT, "it is the best KD method"))
+                                    0.0, 0.0, 0.0, margin, EQUIVALENT, "it is the best KD method",
+                                    {t: EQUIVALENT for t in line.get("teachers", {})}))
                 continue
             d = better(line, top, view.lower(metric), noise_rows)
             verdict, reason = equivalent(d, margin)
             rows.append(Finding(claims.SYMMETRIC_NEAR_BEST.number, statement, view.task, metric, evidence,
-                                d.estimate, d.low, d.high, margin, verdict, reason))
+                                d.estimate, d.low, d.high, margin, verdict, reason,
+                                teacher_verdicts([(d, margin)], equivalent)))
     return rows
 
 
@@ -462,9 +535,130 @@ def ahead_of_seqkd(ctx: Context) -> list[Finding]:
     return rows
 
 
+def _paper_gap(ctx: Context, view: View, model: str, baseline: str, metric: str) -> str:
+    """", paper ±x.xx": how much ``model`` is better than ``baseline`` in the paper's Table 2 or 3 on ``metric``
+    (the metric's direction as the store records it), "" where the paper has no such pair."""
+    pub = ctx.paper[(ctx.paper["task"] == view.task) & ctx.paper["table"].isin(["table2", "table3"])
+                    & (ctx.paper["setting"] == "") & (ctx.paper["metric"] == metric)]
+    value = dict(zip(pub["model"], pub["value"]))
+    if model not in value or baseline not in value:
+        return ""
+    gap = value[model] - value[baseline]
+    return f"; paper {_num(-gap if view.lower(metric) else gap, True)}"
+
+
+def f_distill_vs_seqkd(ctx: Context) -> list[Finding]:
+    """:data:`~harness.paper.claims.F_DISTILL_VS_SEQKD`: per task, each f-DISTILL variant against SeqKD on the
+    primary metric (holds: the 95% interval of the difference above 0), then the best of them. "The best" is
+    chosen by our means, so its own interval would be judged on the data that chose it (the winner's curse):
+    instead it holds where some variant's interval at the Bonferroni level 1 − 0.05/k (k variants present) lies
+    above 0 — at least one variant beats SeqKD, with a family-wise error of 5% one-sided 2.5% — and does not hold
+    where every variant's 95% interval lies below 0 (an intersection-union test: none beats it). Its Δ is the
+    best-by-mean variant's, its interval that variant's Bonferroni interval."""
+    rows, number = [], claims.F_DISTILL_VS_SEQKD.number
+    for view in ctx.views.values():
+        metric = view.info.primary
+        base = view.line(claims.SEQKD, metric)
+        present = [m for m in claims.F_DISTILL if view.line(m, metric) is not None]
+        if base is None or not present:
+            continue
+        noise_rows = _common(ctx, view, metric)
+        diffs = {}
+        for m in present:
+            line = view.line(m, metric)
+            diffs[m] = d = better(line, base, view.lower(metric), noise_rows)
+            statement = f"{m} beats {claims.SEQKD} ({view.label(metric)})"
+            evidence = f"{_said(line)} vs {_said(base)}{_paper_gap(ctx, view, m, claims.SEQKD, metric)}"
+            rows.append(_finding(number, statement, view, metric, evidence, d, 0.0))
+        rows.append(_best_of(number, view, metric, diffs))
+    return rows
+
+
+def _bonferroni(d: Difference, k: int) -> tuple[float, float]:
+    if d.missing or d.model is None:
+        return math.nan, math.nan
+    return d.model.interval(1 - 0.05 / k)
+
+
+def _best_verdict(diffs: dict[str, Difference]) -> tuple[str, str]:
+    """:func:`f_distill_vs_seqkd`'s verdict on "the best variant beats the baseline" from each variant's
+    difference (see there)."""
+    k = len(diffs)
+    above = [m for m, d in diffs.items() if _bonferroni(d, k)[0] > 0]
+    if above:
+        return HOLDS, f"{', '.join(above)}: Bonferroni interval ({k} variants) above 0"
+    verdicts = {m: judge(d, 0.0) for m, d in diffs.items()}
+    if all(v == FAILS for v, _ in verdicts.values()):
+        return FAILS, "every variant's interval below 0"
+    open_ = [f"{m}: {reason}" for m, (v, reason) in verdicts.items() if v != FAILS]
+    return UNDECIDED, f"no Bonferroni interval ({k} variants) above 0; " + "; ".join(open_)
+
+
+def _best_of(number: str, view: View, metric: str, diffs: dict[str, Difference]) -> Finding:
+    best = max(diffs, key=lambda m: diffs[m].estimate)
+    k = len(diffs)
+    low, high = _bonferroni(diffs[best], k)
+    verdict, reason = _best_verdict(diffs)
+    per_teacher = {}
+    for t in dict.fromkeys(t for d in diffs.values() for t in d.per_teacher):
+        per_teacher[t] = _best_verdict({m: d.per_teacher[t] for m, d in diffs.items() if t in d.per_teacher})[0]
+    evidence = (f"best by mean: {best}; {100 * (1 - 0.05 / k):.4g}% intervals: "
+                + "; ".join(f"{m} {_num(d.estimate, True)} {_interval(Difference(d.estimate, *_bonferroni(d, k)))}"
+                            for m, d in diffs.items()))
+    statement = f"the {claims.BEST_OF} ({', '.join(diffs)}) beats {claims.SEQKD} ({view.label(metric)})"
+    return Finding(number, statement, view.task, metric, evidence, diffs[best].estimate, low, high, 0.0, verdict,
+                   reason, per_teacher)
+
+
+def kl_rkl_by_entropy(ctx: Context) -> list[Finding]:
+    """:data:`~harness.paper.claims.KL_VS_RKL_BY_ENTROPY`: on each task of
+    :data:`~harness.paper.claims.BY_ENTROPY`, the method said to be ahead against the other, primary metric."""
+    rows = []
+    for task, ahead, behind in claims.BY_ENTROPY:
+        view = ctx.views.get(task)
+        if view is None:
+            continue
+        metric = view.info.primary
+        found = _versus(ctx, claims.KL_VS_RKL_BY_ENTROPY.number, view, ahead, behind, metric,
+                        statement=f"{ahead} beats {behind} ({view.label(metric)})")
+        if found is not None:
+            gap = _paper_gap(ctx, view, ahead, behind, metric)
+            rows.append(dataclasses.replace(found, evidence=found.evidence + gap))
+    return rows
+
+
+def dialogue_risks(ctx: Context) -> list[Finding]:
+    """:data:`~harness.paper.claims.DIALOGUE_RISKS`: per risk of :data:`~harness.paper.claims.LOWEST_RISK`, the
+    method said to have the lowest against every other f-DISTILL method present (the risk's direction as the store
+    records it): holds when every one of its differences holds, does not hold when any is below 0."""
+    view = ctx.views.get(claims.DIALOGUE_TASK)
+    if view is None:
+        return []
+    rows = []
+    for risk, lowest in claims.LOWEST_RISK:
+        line = view.line(lowest, risk)
+        others = {m: view.line(m, risk) for m in claims.F_DISTILL if m != lowest and view.line(m, risk) is not None}
+        if line is None or not others:
+            continue
+        noise_rows = _common(ctx, view, risk)
+        diffs = {m: better(line, other, view.lower(risk), noise_rows) for m, other in others.items()}
+        parts = [(d, 0.0) for d in diffs.values()]
+        verdict, reason = combine([judge(d, threshold) for d, threshold in parts])
+        label = view.label(risk)
+        evidence = f"{_said(line)}; " + "; ".join(
+            f"vs {m} {_num(others[m]['mean'])}: {_num(d.estimate, True)} {_interval(d, '(no interval)')}"
+            for m, d in diffs.items())
+        closest = min(diffs, key=lambda m: diffs[m].estimate)
+        d = diffs[closest]
+        rows.append(Finding(claims.DIALOGUE_RISKS.number,
+                            f"{lowest} has the lowest {label} of {', '.join([lowest, *others])}", view.task, risk,
+                            evidence, d.estimate, d.low, d.high, 0.0, verdict, reason, teacher_verdicts(parts)))
+    return rows
+
+
 CLAIMS: tuple[Callable[[Context], list[Finding]], ...] = (
     pre_distillation, kd_methods, teacher_dist_order, dialogue_teacher, coverage_risk, near_best,
-    kendall_agreement, depth_trend, ahead_of_seqkd)
+    kendall_agreement, depth_trend, ahead_of_seqkd, f_distill_vs_seqkd, kl_rkl_by_entropy, dialogue_risks)
 
 
 # --------------------------------------------------------------------------- the table
@@ -472,18 +666,22 @@ def findings(store: Store, summary: pd.DataFrame, profile: str, n_samples: int =
              paper: pd.DataFrame | None = None) -> Table | None:
     """Every claim's rows for the tasks of ``profile``, as one table (None when no claim has data)."""
     tasks = sorted(set(summary.loc[summary["profile"] == profile, "task"]), key=lambda t: order_key(t, TASKS))
-    views = {t: View(t, profile, store.task_info(t, profile), lookup(summary, t, profile),
-                     common_rows(summary, t, profile)) for t in tasks}
+    views = {t: task_view(store, summary, t, profile) for t in tasks}
     ctx = Context(store, summary, profile, views, n_samples, published() if paper is None else paper)
     found = [row for claim in CLAIMS for row in claim(ctx)]
     if not found:
         return None
+    several = any(f.teachers for f in found)
     rows = [[Cell(text=f.claim), Cell(text=f.statement), Cell(text=f.task), Cell(text=f.evidence),
              Cell(text=_num(f.estimate, True)), Cell(text=_interval(Difference(f.estimate, f.low, f.high))),
-             Cell(text=f.verdict), Cell(text=f.reason)] for f in found]
+             Cell(text=f.verdict), *([Cell(text=_across_text(f))] if several else []), Cell(text=f.reason)]
+            for f in found]
     data = pd.DataFrame([{"claim": f.claim, "statement": f.statement, "task": f.task, "profile": profile,
                           "metric": f.metric, "evidence": f.evidence, "estimate": f.estimate, "ci_low": f.low,
-                          "ci_high": f.high, "threshold": f.threshold, "verdict": f.verdict, "reason": f.reason}
+                          "ci_high": f.high, "threshold": f.threshold, "verdict": f.verdict, "reason": f.reason,
+                          **({"teachers": len(f.teachers), "teachers_holding": _holding(f),
+                              "per_teacher": "; ".join(f"{format_value(t)}: {v}" for t, v in f.teachers.items())}
+                             if several else {})}
                          for f in found])
     caption = ("Δ: the statistic the claim is judged on, signed so that a positive value favours the claim (the "
                "metric's direction as the store records it): a difference of means over seeds, or Kendall τ. "
@@ -503,6 +701,50 @@ def findings(store: Store, summary: pd.DataFrame, profile: str, n_samples: int =
                f"±{claims.NEAR_BEST_MARGIN:g} (two one-sided tests at 5%): equivalent when the 90% interval lies "
                "inside it, not equivalent when the 95% interval lies outside it, undecided otherwise. 6b, 6c "
                "(Figure 2, when the student's encoder depth varies): every step, every depth must hold. Rows of a "
-               "task are those at the setting of MLE's row with the most seeds, on the task's primary data set.")
-    return Table(f"findings_{profile}", f"The paper's findings, re-tested ({profile} profile)",
-                 ["#", "claim", "task", "evidence", "Δ", "95% interval", "verdict", "why"], rows, caption, data)
+               "task are those at the setting of MLE's row with the most seeds, on the task's primary data set. "
+               "7: each f-DISTILL variant against SeqKD; its best holds where one variant's Bonferroni interval lies "
+               "above 0 and does not hold where every variant's 95% interval lies below 0 (Δ: the best by mean, with "
+               "its Bonferroni interval). 8, 9: every part must hold (9's Δ: the closest of its comparisons)."
+               + (" Several teachers (upstream seeds): a row's Δ and interval are over teachers — the mean of the "
+                  "per-teacher differences, its variance their variance over teachers divided by their number "
+                  "(teacher, then seed within teacher: it holds the between-teacher variance and every within-teacher "
+                  "part) plus the test inputs' part shared by every teacher; fewer than "
+                  f"{MIN_OWN_SEEDS} teachers: exploratory. 'across teachers': in how many teachers the claim holds "
+                  "(or is equivalent) on that teacher's rows alone." if several else ""))
+    header = ["#", "claim", "task", "evidence", "Δ", "95% interval", "verdict",
+              *(["across teachers"] if several else []), "why"]
+    return Table(f"findings_{profile}", f"The paper's findings, re-tested ({profile} profile)", header, rows,
+                 caption, data)
+
+
+def _holding(f: Finding) -> int:
+    return sum(v in (HOLDS, EQUIVALENT) for v in f.teachers.values())
+
+
+def _across_text(f: Finding) -> str:
+    """"k of K": the teachers at which the claim holds (or is equivalent) on their own rows; "—" for one."""
+    return f"{_holding(f)} of {len(f.teachers)}" if f.teachers else "—"
+
+
+def task_view(store: Store, summary: pd.DataFrame, task: str, profile: str) -> View:
+    """One task's :class:`View`: each model's row at the common setting (:func:`~harness.reporting.summary.common_rows`)
+    or, where its runs were made at several upstream seeds, one row per model standing for its rows at every
+    teacher (:func:`~harness.reporting.teachers.pooled_line`, each teacher's row chosen among that teacher's rows
+    alone), so that no claim takes runs of different teachers for plain seed replicates."""
+    info, look = store.task_info(task, profile), lookup(summary, task, profile)
+    by_teacher = teachers.rows_by_teacher(summary, task, profile)
+    if len(by_teacher) < 2:
+        return View(task, profile, info, look, common_rows(summary, task, profile))
+    metrics = list(dict.fromkeys(metric for _, metric in look))
+    rows = {}
+    for model in dict.fromkeys(m for chosen in by_teacher.values() for m in chosen):
+        labels = {t: chosen[model] for t, chosen in by_teacher.items() if model in chosen}
+        if len(set(labels.values())) == 1:     # one row made once for every teacher
+            rows[model] = next(iter(labels.values()))
+            continue
+        rows[model] = label = f"{model} [{len(labels)} teachers]"
+        for metric in metrics:
+            lines = {t: look[(one, metric)] for t, one in labels.items() if (one, metric) in look}
+            if lines:
+                look[(label, metric)] = {**teachers.pooled_line(lines), "label": label}
+    return View(task, profile, info, look, rows, tuple(by_teacher))

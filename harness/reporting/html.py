@@ -33,7 +33,7 @@ nav details ol { columns: 2; column-gap: 2rem; } nav details ul { margin: 0 0 .4
 a.up { font-size: .8rem; text-decoration: none; color: #888; }
 /* the findings (the top of the page and of its screenshot) fit the page's width: their text columns wrap */
 section[id^="findings_"] td:nth-child(2), section[id^="findings_"] td:nth-child(4),
-section[id^="findings_"] td:nth-child(8) { white-space: normal; min-width: 7rem; }
+section[id^="findings_"] td:nth-child(8), section[id^="findings_"] td:nth-child(9) { white-space: normal; min-width: 7rem; }
 section[id^="findings_"] td:nth-child(4) { min-width: 16rem; }
 section[id^="findings_"] td, section[id^="findings_"] th { text-align: left; vertical-align: top; }
 section[id^="findings_"] td:nth-child(7) { font-weight: 600; }

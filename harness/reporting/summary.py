@@ -23,6 +23,9 @@ from .load import DATA, Store, of_task
 from .stats import mean_ci
 
 MLE = "mle"   # the anchor of a task's main rows
+#: The config field that seeds the teacher, pseudo-labels and pre-distilled student: rows at different values are
+#: made from different teachers (:mod:`~harness.reporting.teachers`).
+UPSTREAM = "upstream_seed"
 
 
 @dataclass(frozen=True)
@@ -211,11 +214,16 @@ def table_rows(summary: pd.DataFrame, task: str, profile: str) -> list[tuple[str
 def common_rows(summary: pd.DataFrame, task: str, profile: str) -> dict[str, str]:
     """model → the label of its row among :func:`table_rows` on the primary data set with the most seeds (the
     first on ties): the one row per model that claims and comparisons read, so that they never compare rows
-    made on different data."""
+    made on different data — nor on different teachers: where the upstream seed varies, rows at the main
+    setting's (:func:`anchor_setting`) only (the findings take every teacher, :mod:`~harness.reporting.teachers`)."""
+    rows = rows_of(summary, task, profile)
     seeds, primary = _row_seeds(of_task(summary, task, profile))
+    anchor = anchor_setting([{"model": model, "setting": setting, "n": seeds[label], "primary": label in primary}
+                             for label, model, setting in rows])
+    teacher = {a: v for a, v in anchor.items() if a == UPSTREAM}
     chosen: dict[str, str] = {}
-    for label, model, _ in table_rows(summary, task, profile):
-        if label in primary and (model not in chosen or seeds[label] > seeds[chosen[model]]):
+    for label, model, setting in table_rows(summary, task, profile):
+        if label in primary and agrees(setting, teacher) and (model not in chosen or seeds[label] > seeds[chosen[model]]):
             chosen[model] = label
     return chosen
 

@@ -1,0 +1,164 @@
+"""Several teachers (harness/reporting/teachers.py): the two-level interval over teachers, checked by simulation,
+and the findings of a store made at three upstream seeds."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from harness.reporting import findings as fd
+from harness.reporting import noise
+from harness.reporting.load import load_store
+from harness.reporting.noise import Replicates
+from harness.reporting.summary import common_rows, summarise
+from harness.reporting.teachers import across, rows_by_teacher, upstream_seeds
+
+from test_report_findings import SEEDS, write_run
+
+TEACHERS, N_SEEDS, INPUTS, DRAWS = 3, 3, 60, 200
+
+
+def simulate(rng, tau: float = 1.0, delta: float = 0.0):
+    """Two methods at ``TEACHERS`` teachers × ``N_SEEDS`` seeds, scored per input on one shared test set:
+    y[r, t, s, i] = μ_r + a[r, t] + u[r, t, s] + v[i] + w[r, i] + g[r, t, i] + e[r, t, s, i] (a: the teacher's
+    effect, sd ``tau``; g: the teacher by input). Returns (per teacher the two rows as Replicates on one bootstrap
+    draw of the inputs, the two methods with every run as a plain seed)."""
+    shape = (2, TEACHERS, N_SEEDS, INPUTS)
+    y = (np.array([delta, 0.0])[:, None, None, None]
+         + tau * rng.standard_normal((2, TEACHERS, 1, 1)) + 0.3 * rng.standard_normal((2, TEACHERS, N_SEEDS, 1))
+         + 2.0 * rng.standard_normal((1, 1, 1, INPUTS)) + 1.0 * rng.standard_normal((2, 1, 1, INPUTS))
+         + 0.5 * rng.standard_normal((2, TEACHERS, 1, INPUTS)) + 1.0 * rng.standard_normal(shape))
+    draws = rng.integers(INPUTS, size=(DRAWS, INPUTS))
+    counts = np.stack([np.bincount(d, minlength=INPUTS) for d in draws]).astype(float)
+    values = y.mean(axis=3)                                  # [r, t, s]
+    resampled = np.einsum("bi,rtsi->rtbs", counts, y) / INPUTS   # [r, t, draw, s]
+    pairs = [tuple(Replicates.of(values[r, t], resampled[r, t]) for r in (0, 1)) for t in range(TEACHERS)]
+    plain = [Replicates.of(values[r].ravel(), resampled[r].transpose(1, 0, 2).reshape(DRAWS, -1)) for r in (0, 1)]
+    return pairs, plain
+
+
+def test_the_interval_over_teachers_covers_at_its_level_where_teachers_as_seeds_do_not():
+    """At three teachers of three seeds with a teacher effect (sd 1) larger than the seeds' (0.3): the interval over
+    teachers covers the true difference about 95% of the time (93% measured over 2,000 simulations); taking the nine runs for seeds of one row (what the
+    report did with a store of several teachers) covers far less."""
+    rng = np.random.default_rng(7)
+    covered, naive = [], []
+    for _ in range(300):
+        pairs, plain = simulate(rng)
+        d = across(pairs)
+        covered.append(d.low <= 0 <= d.high)
+        old = noise.difference(*plain)
+        naive.append(old.low <= 0 <= old.high)
+    assert 0.90 <= np.mean(covered) <= 0.98
+    assert np.mean(naive) < 0.85
+
+
+def test_the_interval_over_teachers_holds_the_inputs_part_once():
+    """Without a teacher effect the teacher part is the seeds' and inputs' within-teacher noise; the input part
+    shared by every teacher is added once: the mean standard error is close to the spread of the estimates."""
+    rng = np.random.default_rng(11)
+    estimates, ses = [], []
+    for _ in range(300):
+        d = across(simulate(rng, tau=0.0)[0])
+        estimates.append(d.estimate)
+        ses.append(d.se)
+    assert np.sqrt(np.mean(np.square(ses))) == pytest.approx(np.std(estimates), rel=0.15)
+
+
+def test_across_with_one_teacher_or_none_has_no_interval():
+    one = across([(Replicates.of([1.0, 2.0, 3.0]), Replicates.of([0.0, 0.5, 1.0]))])
+    assert one.estimate == pytest.approx(1.5) and np.isnan(one.low) and np.isnan(one.se)
+
+
+# --------------------------------------------------------------------------- a store at three upstream seeds
+#: upstream seed → the MLE and KL students' primary metric at that teacher: KL's lead is 0.5, 3 and 6 points
+LEAD = {42: {"mle": 30.0, "kl": 30.5}, 43: {"mle": 31.0, "kl": 34.0}, 44: {"mle": 29.0, "kl": 35.0}}
+
+
+@pytest.fixture(scope="module")
+def teachers_store(tmp_path_factory):
+    root = tmp_path_factory.mktemp("teachers")
+    jitter = {1: -0.05, 2: 0.0, 3: 0.05}
+    for upstream, levels in LEAD.items():
+        for method in levels:
+            for seed in SEEDS:
+                write_run(root, "dart", method, seed, levels, {}, 20.0, upstream=upstream, jitter=jitter)
+    store = load_store(root)
+    return store, summarise(store)
+
+
+def test_rows_are_grouped_by_teacher_and_never_mixed(teachers_store):
+    store, summary = teachers_store
+    assert upstream_seeds(summary, "dart", "ci") == [42, 43, 44]
+    by_teacher = rows_by_teacher(summary, "dart", "ci")
+    assert by_teacher[43] == {"teacher": "teacher (upstream_seed=43)", "mle": "mle (upstream_seed=43)",
+                              "predistill": "predistill (upstream_seed=43)", "kl": "kl (upstream_seed=43)"}
+    assert set(common_rows(summary, "dart", "ci").values()) <= set(by_teacher[42].values())
+
+
+def test_a_claim_that_holds_at_every_teacher_is_undecided_over_teachers_that_disagree_this_much(teachers_store):
+    """KL ≥ MLE holds at each teacher on its own rows (3 of 3), but the lead varies 0.5-6 over teachers: over
+    teachers (mean 3.17, three teachers, two degrees of freedom) the interval includes 0."""
+    store, summary = teachers_store
+    table = fd.findings(store, summary, "ci", n_samples=100)
+    assert "across teachers" in table.header
+    row = table.data[(table.data["claim"] == "2") & (table.data["statement"].str.startswith("kl"))].iloc[0]
+    assert row["per_teacher"] == "42: holds; 43: holds; 44: holds" and row["teachers_holding"] == 3
+    assert row["estimate"] == pytest.approx(np.mean([0.5, 3.0, 6.0]))
+    assert row["verdict"] == fd.UNDECIDED and row["ci_low"] < 0 < row["ci_high"]
+    assert "n=9, 3 teachers" in row["evidence"]
+    rendered = table.rows[list(table.data.index).index(row.name)]
+    assert rendered[table.header.index("across teachers")].text == "3 of 3"
+
+
+def test_the_common_rows_never_mix_teachers(tmp_path):
+    """KL has more seeds at upstream seed 43 than at 42, MLE's main row is at 42: the row claims and comparisons
+    read for KL is at 42 (it was KL's row with the most seeds, at another teacher than MLE's)."""
+    jitter = {1: -0.1, 2: 0.0, 3: 0.1}
+    for upstream, method, seeds in ((42, "mle", (1, 2)), (42, "kl", (1,)), (43, "mle", (1,)), (43, "kl", (1, 2, 3))):
+        for seed in seeds:
+            write_run(tmp_path, "dart", method, seed, LEAD[upstream], {}, 20.0, upstream=upstream, jitter=jitter)
+    summary = summarise(load_store(tmp_path))
+    assert set(summary.loc[summary["model"] == "kl", "label"]) == {"kl", "kl (upstream_seed=43)"}
+    assert common_rows(summary, "dart", "ci") == {"teacher": "teacher", "mle": "mle", "predistill": "predistill",
+                                                  "kl": "kl"}
+
+
+def test_the_variance_components_of_a_store_at_three_teachers(teachers_store):
+    """KL's teacher means 30.5, 34, 35 (seeds ±0.05 around each): the teacher part is their variance less the seeds'
+    share; the seed part the seeds' variance; no decoding measured; the input parts from the stored per-input
+    scores. The report's table shows them per task and model."""
+    from harness.reporting.variance import model_components, variance_table
+
+    store, summary = teachers_store
+    c = model_components(store, summary, "dart", "ci", "kl", "bleu", n_samples=100)
+    assert (c.teachers, c.runs, c.decodes, c.inputs) == (3, 9, 1, 40)
+    assert c.seed == pytest.approx(0.0025)
+    assert c.teacher == pytest.approx(np.var([30.5, 34.0, 35.0], ddof=1) - 0.0025 / 3)
+    assert np.isnan(c.decode) and 0 < c.input_shared < c.input_run
+    table = variance_table(store, summary, "ci", n_samples=100)
+    kl = table.data.set_index("model").loc["kl"]
+    assert kl["var_teacher"] == pytest.approx(c.teacher) and kl["teachers"] == 3
+    assert [row[1].text for row in table.rows] == ["teacher", "mle", "predistill", "kl"]
+    # the comparison KL − MLE: its lead 0.5, 3, 6 over the teachers; seeds ±0.05 on each side
+    from harness.reporting.variance import contrast_table
+
+    comparisons = contrast_table(store, summary, "ci", n_samples=100).data.set_index("comparison")
+    kl = comparisons.loc["kl - mle"]
+    assert kl["var_seed"] == pytest.approx(0.005)
+    assert kl["var_teacher"] == pytest.approx(np.var([0.5, 3.0, 6.0], ddof=1) - 2 * 0.0025 / 3)
+    assert (kl["teachers"], kl["seeds"]) == (3, 3) and kl["seeds_needed_1_teacher"] == 2
+    assert np.isnan(kl["seeds_needed_3_teachers"])   # 2.75 points between teachers: no number of seeds is enough
+
+
+def test_the_teacher_s_decodings_give_the_decoding_part(tmp_path):
+    decodings = [15.0, 14.0, 16.0, 15.5, 14.5]
+    for seed in SEEDS:
+        write_run(tmp_path, "commonsense_dialogue", "mle", seed, {"teacher": 15.0, "mle": 10.0}, {}, 40.0,
+                  sampled=True, decodings=decodings)
+    from harness.reporting.variance import model_components
+
+    store = load_store(tmp_path)
+    c = model_components(store, summarise(store), "commonsense_dialogue", "ci", "teacher", "bleu1", n_samples=50)
+    assert (c.teachers, c.runs, c.decodes) == (1, 1, 5)
+    assert c.decode == pytest.approx(np.var(decodings, ddof=1)) and np.isnan(c.seed) and np.isnan(c.teacher)
