@@ -93,7 +93,28 @@ def test_a_bundle_holds_the_upstream_stages_and_every_run_but_no_kd_student(stor
     assert built.manifest["commit"] == "0123456789abcdef" and built.manifest["packed_by"]["commit"] == "feed"
     assert [p["name"] for a in built.manifest["archives"] for p in a["parts"]] == ["dart-ci.tar.xz"]
     for name, entry in built.manifest["files"].items():
-        assert entry["bytes"] == (store / name).stat().st_size
+        assert entry["bytes"] == (store / name).stat().st_size or name.endswith("/manifest.json")
+
+
+def test_run_manifests_are_packed_without_the_machines_paths(tmp_path):
+    from harness.store.runs import verify_run
+
+    root = tmp_path / "store"
+    run_id = fake_run(root, "kl", 42, {"teacher": ("teacher", "t1")})
+    manifest_file = root / "runs" / run_id / "manifest.json"
+    manifest = json.loads(manifest_file.read_text())
+    manifest |= {"command": ["/somewhere/bin/harness", "grid", "--results-dir", str(root)],
+                 "config": {**manifest["config"], "results_dir": str(root)}}
+    manifest["stages"]["teacher"]["path"] = str(root / "cache" / "teacher" / "t1")
+    manifest_file.write_text(json.dumps(manifest))
+    build_bundle(root, tmp_path / "ref", code={})
+    import_bundle(tmp_path / "ref", tmp_path / "imported")
+    packed = (tmp_path / "imported" / "runs" / run_id / "manifest.json").read_text()
+    assert str(tmp_path) not in packed and "/somewhere" not in packed
+    packed = json.loads(packed)
+    assert packed["command"] == ["harness", "grid", "--results-dir", "results"]
+    assert packed["stages"]["teacher"]["path"] == "results/cache/teacher/t1" and packed["config"]["results_dir"] == "results"
+    assert verify_run(tmp_path / "imported" / "runs" / run_id) is None
 
 
 def test_a_twins_settings_are_those_every_run_shares_but_method_parameters():

@@ -10,7 +10,8 @@ profile) into one xz-compressed tar archive of
   folder holds none, and the ``method`` stage of a run is not an upstream stage (the pre-distill run at the
   upstream seed excepted: its student *is* the shared one).
 
-Each archive is cut into parts of at most :data:`PART_BYTES`, and the bundle is refused over
+A run's ``manifest.json`` is packed without the paths of the machine that wrote it (:func:`without_paths`); every
+other file as it is. Each archive is cut into parts of at most :data:`PART_BYTES`, and the bundle is refused over
 :data:`BUNDLE_BYTES` in all. ``bundle.json`` says what is inside: the format version, the commit of the code that
 wrote the runs, per twin its stages (label → key) and its runs (config parameters and stage keys), and the sha256
 and size of every file and of every part. Archives are written deterministically (sorted members, no times or
@@ -153,15 +154,48 @@ def _files(root: Path, folders: list[str]) -> list[str]:
     return [str(p.relative_to(root)) for folder in folders for p in sorted((root / folder).rglob("*")) if p.is_file()]
 
 
-def _tar(root: Path, names: list[str], out: Path) -> None:
-    """An xz tar of ``names`` (relative to ``root``) with no times, owners or modes of this machine: the same
-    files give the same bytes."""
+def _tar(root: Path, names: list[str], out: Path, rewritten: dict[str, bytes]) -> None:
+    """An xz tar of ``names`` (relative to ``root``; those in ``rewritten`` with those bytes instead) with no times,
+    owners or modes of this machine: the same files give the same bytes."""
     with tarfile.open(out, "w:xz", format=tarfile.PAX_FORMAT) as tar:
         for name in names:
             info = tarfile.TarInfo(name)
-            info.size, info.mtime, info.mode = (root / name).stat().st_size, 0, 0o644
+            info.mtime, info.mode = 0, 0o644
+            if name in rewritten:
+                info.size = len(rewritten[name])
+                tar.addfile(info, io.BytesIO(rewritten[name]))
+                continue
+            info.size = (root / name).stat().st_size
             with open(root / name, "rb") as f:
                 tar.addfile(info, f)
+
+
+#: What a run manifest says of where the store was, once packed (the folder `harness bundle import` suggests).
+SHIPPED_ROOT = "results"
+
+
+def without_paths(manifest_file: Path, root: Path) -> bytes:
+    """A run's ``manifest.json`` without the paths of the machine that wrote it: the store's folder reads
+    ``results`` (the stages' paths, ``config.results_dir``, the command's arguments) and the command's program its
+    name only. No checksum covers the manifest itself, and no reader of the store reads these fields."""
+    prefixes = sorted({str(root.resolve()), str(root.absolute())}, key=len, reverse=True)
+
+    def clean(value):
+        if isinstance(value, str):
+            for prefix in prefixes:
+                if value == prefix or value.startswith(prefix + os.sep):
+                    return SHIPPED_ROOT + value[len(prefix):]
+            return value
+        if isinstance(value, list):
+            return [clean(v) for v in value]
+        if isinstance(value, dict):
+            return {k: clean(v) for k, v in value.items()}
+        return value
+
+    manifest = clean(json.loads(manifest_file.read_text()))
+    if isinstance(manifest.get("command"), list) and manifest["command"]:
+        manifest["command"][0] = Path(manifest["command"][0]).name
+    return json.dumps(manifest, indent=2, sort_keys=True, default=str).encode()
 
 
 def _split(archive: Path, part_bytes: int) -> list[Path]:
@@ -207,10 +241,16 @@ def build_bundle(results_dir: str | Path, out: str | Path, *, tasks: tuple[str, 
     with atomic_dir(final) as tmp:
         for twin in twins:
             names = _files(root, twin.folders())
+            rewritten = {name: without_paths(root / name, root) for name in names
+                         if name.startswith(f"{RUNS}/") and name.endswith("/manifest.json")}
             for name in names:
-                files[name] = {"sha256": sha256_file(root / name), "bytes": (root / name).stat().st_size}
+                if name in rewritten:
+                    files[name] = {"sha256": hashlib.sha256(rewritten[name]).hexdigest(),
+                                   "bytes": len(rewritten[name])}
+                else:
+                    files[name] = {"sha256": sha256_file(root / name), "bytes": (root / name).stat().st_size}
             archive = tmp / f"{twin.name}.tar.xz"
-            _tar(root, names, archive)
+            _tar(root, names, archive, rewritten)
             whole = {"sha256": sha256_file(archive), "bytes": archive.stat().st_size}
             parts = _split(archive, part_bytes)
             archives.append({"twin": twin.name, "name": archive.name, **whole,
