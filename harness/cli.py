@@ -405,7 +405,7 @@ def compare_cmd(method, plugins, bundle, results_dir, tasks, seeds, accept_stale
     from .grid.reference import compare_cells, rekey_upstream, stale_message, stale_runs, unshipped_builds
     from .grid.spec import parse_list
     from .registry import METHODS
-    from .store.bundle import baseline_commit, import_bundle, read_manifest
+    from .store.bundle import baseline_commit, import_bundle, read_manifest, record_aliases
 
     check_local_options("local", workers, threads)
     _load_plugins(plugins)
@@ -429,7 +429,7 @@ def compare_cmd(method, plugins, bundle, results_dir, tasks, seeds, accept_stale
     if stale:
         click.echo(f"warning: {len(stale)} baseline runs were made by other stage code (e.g. {stale[0].describe()}); "
                    f"the new method trains on the shipped upstream stages all the same", err=True)
-        rekey_upstream(manifest, cells, results_dir)
+        record_aliases(results_dir, rekey_upstream(manifest, cells, results_dir))
     plans = plan_grid(cells)
     extra = unshipped_builds(plans, method)
     if extra:

@@ -123,16 +123,17 @@ def unshipped_builds(plans, method: str) -> list[str]:
 
 # ---------------------------------------------------------------- a stale bundle, accepted
 
-def rekey_upstream(manifest: dict, cells: list[Cell], results_dir: str | Path) -> list[str]:
+def rekey_upstream(manifest: dict, cells: list[Cell], results_dir: str | Path) -> dict[str, str]:
     """With a bundle accepted although its stage keys differ: put each shipped upstream stage also under the key
     this code plans for the same label of the new method's cells, so that they train against the shipped teacher
-    (not a freshly built one). The copy's ``stage.json`` says which key and commit it came from. Returns the
-    ``stage/key`` of each copy made."""
+    (not a freshly built one). The copy's ``stage.json`` says which key and commit it came from. Returns each
+    planned key → the shipped key it is a copy of (a report counts both as one stage:
+    :func:`harness.store.bundle.stage_aliases`)."""
     from ..pipeline.graph import plan_for
 
     root = Path(results_dir) / CACHE
     by_task = {t["task"]: t for t in manifest["twins"]}
-    made = []
+    made = {}
     for cell in cells:
         twin = by_task[cell.task]
         shipped = {}   # label → key (a label shipped under several keys: the first)
@@ -141,12 +142,14 @@ def rekey_upstream(manifest: dict, cells: list[Cell], results_dir: str | Path) -
         for spec in plan_for(cell.config()).specs:
             old = shipped.get(spec.label)
             source, target = root / spec.stage / str(old), root / spec.stage / spec.key
-            if old is None or old == spec.key or (target / STAGE_RECORD).is_file() or not source.is_dir():
+            if old is None or old == spec.key or not source.is_dir():
+                continue
+            made[spec.key] = old
+            if (target / STAGE_RECORD).is_file():
                 continue
             record = json.loads((source / STAGE_RECORD).read_text())
             with atomic_dir(target) as tmp:
                 shutil.copytree(source, tmp, dirs_exist_ok=True)
                 write_json(tmp / STAGE_RECORD, {**record, "key": spec.key,
                                                 "rekeyed_from": {"key": old, "commits": manifest.get("commits")}})
-            made.append(f"{spec.stage}/{spec.key}")
     return made

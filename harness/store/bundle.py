@@ -444,6 +444,19 @@ def read_provenance(results_dir: str | Path) -> dict | None:
         return None
 
 
+def record_aliases(results_dir: str | Path, aliases: dict[str, str]) -> None:
+    """Add to ``results_dir/reference.json`` that each stage key of ``aliases`` names the same stage as the shipped
+    key it maps to (:func:`harness.grid.reference.rekey_upstream`'s copies)."""
+    record = read_provenance(results_dir) or {}
+    write_json(Path(results_dir) / PROVENANCE, {**record, "aliases": {**record.get("aliases", {}), **aliases}})
+
+
+def stage_aliases(results_dir: str | Path) -> dict[str, str]:
+    """Stage key → the shipped key of the same stage, for stages an accepted stale bundle lent under this code's
+    keys: a report counts the teacher they evaluate once, not once per key. Empty for any other store."""
+    return dict((read_provenance(results_dir) or {}).get("aliases", {}))
+
+
 def stale_note(results_dir: str | Path) -> str | None:
     """The sentence every table and figure of a report carries when its baselines came from a bundle whose stage
     keys this code does not plan (imported with ``--accept-stale-bundle``); None otherwise."""
