@@ -177,6 +177,14 @@ def test_a_file_that_does_not_match_its_checksum_is_named_and_nothing_is_written
     assert not (tmp_path / "imported" / "runs").exists() and not (tmp_path / "imported" / "cache").exists()
 
 
+def test_a_store_with_a_changed_stage_is_not_bundled(store, tmp_path):
+    stage, key = planned("kl", 42)["teacher"]
+    (store / "cache" / stage / key / "model.bin").write_bytes(b"changed")
+    with pytest.raises(HarnessError, match=rf"cache/teacher/{key}: does not match the checksums recorded"):
+        build_bundle(store, tmp_path / "ref", code={})
+    assert not (tmp_path / "ref").exists()
+
+
 def test_a_bundle_of_a_newer_format_is_refused(tmp_path):
     write_json(tmp_path / MANIFEST, {"format": "harness-reference-bundle", "version": 99})
     with pytest.raises(HarnessError, match="format version 99, newer than this code reads"):

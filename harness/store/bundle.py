@@ -36,7 +36,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..errors import HarnessError
-from .io import STAGE_RECORD, atomic_dir, sha256_file, write_json
+from .io import STAGE_RECORD, atomic_dir, checksums, sha256_file, write_json
 from .labels import EVALUATION, METHOD, PREDISTILL, PSEUDO_LABELS, TEACHER, TEACHER_OUTPUTS, TOKENIZER
 from .runs import RUNS, TMP, verify_run
 
@@ -147,6 +147,9 @@ def collect(results_dir: str | Path, tasks: tuple[str, ...] = (), profiles: tupl
             if not (path / STAGE_RECORD).is_file():
                 raise HarnessError(f"{path}: the {stage} stage that runs of {twin.name} used is not in the store's "
                                    f"cache; run their cells again (`harness grid`) to rebuild it, then bundle")
+            if checksums(path) != json.loads((path / STAGE_RECORD).read_text()).get("checksums"):
+                raise HarnessError(f"{path}: does not match the checksums recorded when it was built (truncated or "
+                                   f"changed); run the cells of {twin.name} again to rebuild it, then bundle")
     return [twins[k] for k in sorted(twins)]
 
 
