@@ -305,6 +305,153 @@ def report_cmd(results_dir, out_dir, compare, baseline, bootstrap_samples, scree
             click.echo(f"{readme}: generated blocks re-rendered from {report.out}/tables")
 
 
+@cli.group("bundle")
+def bundle_cmd() -> None:
+    """The reference bundle: a store's upstream stages and baseline runs, packed to ship with the repository."""
+
+
+@bundle_cmd.command("build")
+@click.option("--results-dir", default="results", show_default=True, help="The store to pack.")
+@click.option("--out", "out_dir", default="reference", show_default=True,
+              help="The bundle folder (replaced whole; its README.md stays).")
+@click.option("--tasks", default=None, metavar="A,B", help="Pack only these tasks' runs (default: all).")
+@click.option("--profile", "profiles", multiple=True, help="Pack only this profile's runs (repeatable; default: all).")
+def bundle_build_cmd(results_dir, out_dir, tasks, profiles) -> None:
+    """Pack per twin the upstream stages (tokenizer, teacher, pseudo-labels, teacher-output store, pre-distilled
+    student, their evaluations) and every run's records: xz archives in parts of at most 20 MB, 80 MB in all."""
+    from pathlib import Path
+
+    from .grid.spec import parse_list
+    from .store.bundle import MB, build_bundle
+
+    if not Path(results_dir).is_dir():
+        raise HarnessError(f"--results-dir {results_dir}: no such folder")
+    check_writable_folder(out_dir, "--out")
+    built = build_bundle(results_dir, out_dir, tasks=tuple(parse_list(tasks)) if tasks else (),
+                         profiles=tuple(profiles))
+    for name, size in sorted(built.sizes.items()):
+        click.echo(f"  {name}  {size / MB:.2f} MB")
+    runs = sum(len(t["runs"]) for t in built.manifest["twins"])
+    click.echo(f"{len(built.manifest['twins'])} twins, {runs} runs, {sum(built.sizes.values()) / MB:.2f} MB "
+               f"→ {built.out}")
+
+
+@bundle_cmd.command("import")
+@click.argument("bundle", default="reference")
+@click.option("--results-dir", default="results", show_default=True, help="The results folder to unpack into.")
+def bundle_import_cmd(bundle, results_dir) -> None:
+    """Unpack BUNDLE (default: reference) into a results folder, every file checked against its checksum first;
+    then `harness report --results-dir RESULTS_DIR` renders the baselines' report."""
+    from .store.bundle import import_bundle
+
+    check_writable_folder(results_dir, "--results-dir")
+    done = import_bundle(bundle, results_dir)
+    click.echo(f"{len(done.added)} stage and run folders unpacked, {len(done.kept)} already there → {results_dir}")
+
+
+@bundle_cmd.command("check")
+@click.argument("bundle", default="reference")
+@click.option("--plugins", multiple=True, metavar="FILE.py", help="Import a local file of plugins first.")
+@click.option("--strict", is_flag=True, help="Exit 1 when the bundle is stale (default: warn and exit 0).")
+def bundle_check_cmd(bundle, plugins, strict) -> None:
+    """Warn when BUNDLE's stage keys are no longer those this code plans (a stale bundle); no bundle: nothing to do."""
+    from pathlib import Path
+
+    from .grid.reference import stale_message, stale_runs
+    from .store.bundle import MANIFEST, read_manifest
+
+    _load_plugins(plugins)
+    if not (Path(bundle) / MANIFEST).is_file():
+        click.echo(f"no reference bundle at {bundle}: nothing to check")
+        return
+    manifest = read_manifest(bundle)
+    stale = stale_runs(manifest)
+    if not stale:
+        runs = sum(len(t["runs"]) for t in manifest["twins"])
+        click.echo(f"reference bundle {bundle}: the stage keys of its {runs} runs are this code's")
+        return
+    click.echo(f"warning: {stale_message(bundle, manifest, stale)}", err=True)
+    if strict:
+        sys.exit(1)
+
+
+@cli.command("compare")
+@click.option("--method", required=True, help="The new method (registered, or from --plugins).")
+@click.option("--plugins", multiple=True, metavar="FILE.py", help="Import a local file of plugins first.")
+@click.option("--bundle", default="reference", show_default=True, help="The reference bundle of the baselines.")
+@click.option("--results-dir", default="results-compare", show_default=True,
+              help="Where the bundle is unpacked and the new method's runs go.")
+@click.option("--tasks", default=None, metavar="A,B", help="Only these twins (default: every twin of the bundle).")
+@click.option("--seeds", default=None, metavar="S1,S2",
+              help="The new method's seeds on every twin (default: the baselines' seeds of each twin).")
+@click.option("--accept-stale-bundle", is_flag=True,
+              help="Compare against a bundle whose stage keys differ from this code's plan: the new method trains on "
+                   "its shipped upstream stages all the same, and the report says which commit the baselines are from.")
+@click.option("--dry-run", is_flag=True, help="Unpack the bundle and list what each cell would build or reuse; "
+                                              "train nothing.")
+@click.option("--workers", type=click.IntRange(min=1), default=1, show_default=True,
+              help="Cells at once, each in its own worker process.")
+@click.option("--threads", type=click.IntRange(min=1), default=None,
+              help="torch CPU threads per cell (default: the cores shared among the workers). " + THREADS_NOTE)
+@click.option("--out", "out_dir", default=None, help="The report's folder (default: RESULTS_DIR/report).")
+@click.option("--bootstrap-samples", type=click.IntRange(min=10), default=1000, show_default=True)
+def compare_cmd(method, plugins, bundle, results_dir, tasks, seeds, accept_stale_bundle, dry_run, workers, threads,
+                out_dir, bootstrap_samples) -> None:
+    """A new method against the shipped baselines: unpack the reference bundle, run only the new method's cells on
+    its upstream stages (teacher, pseudo-labels, pre-distilled student, …), and render the report with the new
+    method among the baselines."""
+    from pathlib import Path
+
+    from .grid import format_plan, plan_grid, run_grid
+    from .grid.executors import check_local_options
+    from .grid.reference import compare_cells, rekey_upstream, stale_message, stale_runs, unshipped_builds
+    from .grid.spec import parse_list
+    from .registry import METHODS
+    from .store.bundle import baseline_commit, import_bundle, read_manifest, record_aliases
+
+    check_local_options("local", workers, threads)
+    _load_plugins(plugins)
+    METHODS.get(method)   # unknown → one line with the known names
+    chosen = tuple(parse_list(tasks)) if tasks else ()
+    try:
+        seed_list = tuple(int(s) for s in parse_list(seeds)) if seeds else None
+    except ValueError:
+        raise HarnessError(f"--seeds {seeds}: give integers, e.g. --seeds 42,43,44") from None
+    manifest = read_manifest(bundle)
+    stale = stale_runs(manifest, chosen)
+    if stale and not accept_stale_bundle:
+        raise HarnessError(stale_message(bundle, manifest, stale) + ", or pass --accept-stale-bundle to compare "
+                                                                    "against it as it is")
+    check_writable_folder(results_dir, "--results-dir")
+    plugin_paths = tuple(str(Path(p).resolve()) for p in plugins)
+    cells = compare_cells(manifest, method, results_dir, seeds=seed_list, tasks=chosen, plugins=plugin_paths)
+    done = import_bundle(bundle, results_dir, provenance={"accepted_stale": bool(stale)})
+    click.echo(f"bundle {bundle} (commit {baseline_commit(manifest)}): {len(done.added)} stage and run folders "
+               f"unpacked, {len(done.kept)} already there → {results_dir}")
+    if stale:
+        click.echo(f"warning: {len(stale)} baseline runs were made by other stage code (e.g. {stale[0].describe()}); "
+                   f"the new method trains on the shipped upstream stages all the same", err=True)
+        record_aliases(results_dir, rekey_upstream(manifest, cells, results_dir))
+    plans = plan_grid(cells)
+    extra = unshipped_builds(plans, method)
+    if extra:
+        click.echo(f"note: not in the bundle, built here: {'; '.join(extra)}", err=True)
+    profile = "+".join(sorted({c.profile for c in cells}))
+    if dry_run:
+        click.echo(format_plan(plans, f"compare {method}", profile))
+        return
+    report = run_grid(cells, f"compare-{method}", profile, workers=workers, threads=threads, echo=click.echo)
+    click.echo(report.summary())
+    from .reporting.build import build_report, default_out
+
+    out_dir = out_dir or str(default_out(results_dir))
+    check_writable_folder(out_dir, "--out")
+    page = build_report(results_dir, out_dir, n_samples=bootstrap_samples)
+    click.echo(f"{len(page.tables)} tables, {len(page.figures)} figures → {page.out}/report.html")
+    if report.failed:
+        sys.exit(1)
+
+
 @cli.command("list")
 @click.option("--plugins", multiple=True, metavar="FILE.py", help="Import a local file of plugins first.")
 def list_cmd(plugins) -> None:

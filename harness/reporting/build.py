@@ -13,6 +13,7 @@ from ..config import PROFILE_NOTES
 from ..errors import HarnessError, UnknownNameError
 from ..paper import TASKS, order_key
 from ..paper.published import published
+from ..store.bundle import stale_note
 from ..store.io import atomic_dir
 from . import html as html_page
 from . import plots
@@ -34,6 +35,7 @@ class Report:
     tables: dict[str, Table] = field(default_factory=dict)
     figures: dict[str, dict] = field(default_factory=dict)     # name → {"png": Path, "svg": Path, ...}
     files: list[Path] = field(default_factory=list)
+    note: str | None = None     # said under every table and figure (baselines from a stale bundle: its commit)
 
 
 def build_report(results_dir: str | Path = "results", out_dir: str | Path | None = None, compare: tuple[str, ...] = (),
@@ -83,7 +85,7 @@ def _build(results_dir, out_dir: Path, compare, baseline, n_samples, screenshot,
     if check_baseline and baseline is not None and baseline not in set(summary["model"]):
         raise UnknownNameError("baseline row", baseline, sorted(set(summary["model"])) + ["none"])
     paper = published() if "paper" in compare else None
-    report = Report(Path(out_dir))
+    report = Report(Path(out_dir), note=stale_note(results_dir))
     curves = store.curves()
     sections = []
     pairs = list(summary[["task", "profile"]].drop_duplicates().itertuples(index=False))
@@ -126,7 +128,8 @@ def _build(results_dir, out_dir: Path, compare, baseline, n_samples, screenshot,
     evaluations = len(store.evaluations[["task", "profile", "model", "stage_key"]].drop_duplicates())
     meta = (f"{store.run_count} runs, {evaluations} distinct evaluations, read from "
             f"{Path(results_dir)}/runs/*/*.parquet." + (f" Baseline for †: {baseline}." if baseline else "")
-            + "".join(f" Note: {PROFILE_NOTES[p]}." for p in sorted(set(summary["profile"])) if p in PROFILE_NOTES))
+            + "".join(f" Note: {PROFILE_NOTES[p]}." for p in sorted(set(summary["profile"])) if p in PROFILE_NOTES)
+            + (f" {report.note}." if report.note else ""))
     markdown = [f"# Distillation report\n\n{meta}\n"]
     for heading, items in sections:
         markdown.append(f"\n## {heading}\n")
@@ -159,6 +162,7 @@ def _task_section(report, store, summary, curves, task, profile, baseline, n_sam
 
     def add_figure(fig, name, caption):
         if fig is not None:
+            caption += f"; {report.note}" if report.note else ""
             saved = plots.save(fig, report.out / "figures", name)
             report.figures[name] = saved
             report.files += [saved["png"], saved["svg"]]
@@ -236,7 +240,10 @@ def _summary_frame(summary: pd.DataFrame) -> pd.DataFrame:
 
 
 def _add_table(report: Report, table: Table) -> None:
-    """Keep ``table`` in the report and write it as Markdown, LaTeX and CSV."""
+    """Keep ``table`` in the report and write it as Markdown, LaTeX and CSV (its caption ends with the report's
+    note, if it has one)."""
+    if report.note:
+        table.caption = f"{table.caption} {report.note}." if table.caption else f"{report.note}."
     report.tables[table.name] = table
     for suffix, text in (("md", to_markdown(table)), ("tex", to_latex(table)), ("csv", to_csv(table))):
         _write(report, f"tables/{table.name}.{suffix}", text)

@@ -31,6 +31,7 @@ from pathlib import Path
 import pandas as pd
 
 from ..errors import HarnessError
+from ..store.bundle import stage_aliases
 from ..store.labels import training_label
 from ..store.read import load_metrics, read_manifest, run_folders
 from ..store.runs import FIDELITY, RISKS
@@ -136,7 +137,7 @@ class Store:
         """Every stage the runs used, once per (stage, key): what building it cost (compute.parquet)."""
         if self._builds is None:
             frames = [f for f in (pd.read_parquet(p) for p in self._files("compute.parquet")) if len(f)]
-            builds = (_as_reported(pd.concat(frames, ignore_index=True), self.run_tasks) if frames
+            builds = (_as_reported(_aliased(pd.concat(frames, ignore_index=True), self.root), self.run_tasks) if frames
                       else pd.DataFrame(columns=["task", "profile", "stage_name", "stage_key", "seconds"]))
             self._builds = builds.drop_duplicates(["task", "profile", "stage_name", "stage_key"]).reset_index(drop=True)
         return self._builds
@@ -150,7 +151,7 @@ def _compute(root: Path, run: str) -> pd.DataFrame | None:
     path = root / "runs" / run / "compute.parquet"
     if not path.is_file():
         return None
-    compute = pd.read_parquet(path)
+    compute = _aliased(pd.read_parquet(path), root)
     return compute if len(compute) and {"stage", "stage_key", "method"} <= set(compute.columns) else None
 
 
@@ -233,6 +234,15 @@ def run_descriptions(root: Path) -> tuple[dict[str, dict], dict[str, dict], dict
     return tasks, methods, run_tasks, manifests
 
 
+def _aliased(frame: pd.DataFrame, root: Path) -> pd.DataFrame:
+    """``frame`` with each stage key that names a stage lent by a reference bundle under another key replaced by the
+    shipped key (:func:`harness.store.bundle.stage_aliases`; none in an ordinary store)."""
+    aliases = stage_aliases(root)
+    if not aliases or "stage_key" not in frame.columns:
+        return frame
+    return frame.assign(stage_key=frame["stage_key"].replace(aliases))
+
+
 def _as_reported(frame: pd.DataFrame, run_tasks: dict[str, str]) -> pd.DataFrame:
     """``frame`` (rows with ``run_id`` and ``task``) with each run's task replaced by its report task."""
     if not len(frame) or "run_id" not in frame.columns:
@@ -250,7 +260,7 @@ def load_store(results_dir: str | Path) -> Store:
     missing = [c for c in BASE_COLUMNS if c not in raw.columns]
     if missing:
         raise HarnessError(f"{root}: metrics.parquet lacks the columns {', '.join(missing)}")
-    raw = _as_reported(raw[raw["split"] == "test"], run_tasks)
+    raw = _as_reported(_aliased(raw[raw["split"] == "test"], root), run_tasks)
     extra = [c for c in raw.columns if c not in BASE_COLUMNS and c not in NOT_AXES]
     costs = [c for c in extra if is_cost(c)]
     axes = [c for c in extra if c not in costs]

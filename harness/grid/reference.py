@@ -1,0 +1,155 @@
+"""The reference bundle against this code: are its stage keys the ones this code plans, and which cells compare a
+new method with its baselines (``harness compare``, ``harness bundle check``).
+
+A bundle (:mod:`harness.store.bundle`) records, for every baseline run it ships, the run's config parameters and
+the key of each of its stages. Planning each such run again with this code (:func:`harness.pipeline.graph.plan_for`:
+configs and code digests, nothing loaded) gives the keys this code would build: where they differ, the bundle was
+made by other stage code or settings, and a new method's cells would not reuse its teacher — they would train their
+own, and their scores would not be comparable with the shipped ones (on another machine even the teacher differs).
+
+A new method's cells are one per twin and seed, with the settings every baseline run of the twin shares (the
+store's k, …: :meth:`harness.store.bundle.Twin.settings`), so that their upstream stages are the shipped ones.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+
+from ..errors import HarnessError
+from ..store.bundle import CACHE, baseline_commit
+from ..store.io import STAGE_RECORD, atomic_dir, write_json
+from ..store.runs import stale_stages
+from .spec import Cell, GridSpec, _applies, expand
+
+REBUILD = ("rebuild it from a store made by this code: `harness grid <spec> --results-dir R` (the grid that made "
+           "the baselines), then `harness bundle build --results-dir R --out {bundle}`")
+
+
+@dataclass
+class StaleRun:
+    twin: str
+    run_id: str
+    method: str
+    seed: int
+    stages: list[str]     # labels whose key differs from this code's plan
+    reason: str = ""      # why the run could not be planned here (an unknown method, …)
+
+    def describe(self) -> str:
+        what = self.reason or f"stage keys differ in {', '.join(self.stages)}"
+        return f"{self.twin} {self.method} seed {self.seed}: {what}"
+
+
+def plan_run(twin: dict, run: dict):
+    """This code's plan of a baseline run of the bundle: its task, method, profile and seed, and the config values
+    it set away from their defaults."""
+    from ..config import resolve_config
+    from ..pipeline.graph import plan_for
+
+    cfg = resolve_config(twin["task"], run["method"], twin["profile"], run["seed"],
+                         overrides=dict(run["parameters"]), check=False)
+    return plan_for(cfg)
+
+
+def stale_runs(manifest: dict, twins: tuple[str, ...] = ()) -> list[StaleRun]:
+    """The bundle's runs (of ``twins``' tasks, all when empty) whose stage keys this code does not plan."""
+    out = []
+    for twin in manifest["twins"]:
+        if twins and twin["task"] not in twins:
+            continue
+        name = f"{twin['task']}-{twin['profile']}"
+        for run in twin["runs"]:
+            try:
+                planned = plan_run(twin, run).keys()
+            except HarnessError as err:
+                out.append(StaleRun(name, run["run_id"], run["method"], run["seed"], [],
+                                    f"cannot be planned by this code ({err})"))
+                continue
+            stale = stale_stages({"stages": {label: {"key": key} for label, key in run["stages"].items()}}, planned)
+            if stale:
+                out.append(StaleRun(name, run["run_id"], run["method"], run["seed"], stale))
+    return out
+
+
+def stale_message(bundle: str | Path, manifest: dict, stale: list[StaleRun]) -> str:
+    """One line: how many runs are stale, the first of them, and how to rebuild the bundle."""
+    total = sum(len(t["runs"]) for t in manifest["twins"])
+    return (f"reference bundle {bundle} (commit {baseline_commit(manifest)}) does not match this code's stage plan: "
+            f"{len(stale)} of {total} runs differ, e.g. {stale[0].describe()}; "
+            + REBUILD.format(bundle=bundle))
+
+
+# ---------------------------------------------------------------- a new method's cells
+
+def seeds_for(twin: dict, seeds: tuple[int, ...] | None) -> list[int]:
+    """The seeds of the new method's cells on ``twin``: ``--seeds`` when given, else the baselines' own seeds.
+
+    (A grid option that adds seeds until each verdict is decided, within a budget, plugs in here: it chooses the
+    seeds of each twin from the cells run so far.)"""
+    return list(seeds) if seeds else list(twin["seeds"])
+
+
+def compare_cells(manifest: dict, method: str, results_dir: str | Path, *, seeds: tuple[int, ...] | None = None,
+                  tasks: tuple[str, ...] = (), plugins: tuple[str, ...] = ()) -> list[Cell]:
+    """The cells of ``method`` on each twin of the bundle (of ``tasks``; all when empty): one per seed, with the
+    twin's shared settings (those that apply to ``method``), in ``results_dir``."""
+    known = {t["task"] for t in manifest["twins"]}
+    unknown = [t for t in tasks if t not in known]
+    if unknown:
+        from ..errors import UnknownNameError
+
+        raise UnknownNameError("task of the bundle", unknown[0], sorted(known))
+    cells = []
+    for twin in manifest["twins"]:
+        if tasks and twin["task"] not in tasks:
+            continue
+        settings = {k: v for k, v in twin["settings"].items() if _applies(k, method)}
+        spec = GridSpec(name="compare", profile=twin["profile"], tasks=[twin["task"]], methods=[method],
+                        seeds=seeds_for(twin, seeds), set=settings)
+        cells += expand(spec, str(Path(results_dir).resolve()), plugins=plugins)
+    return cells
+
+
+def unshipped_builds(plans, method: str) -> list[str]:
+    """What the cells' plans (:func:`harness.grid.runner.plan_grid`) would build besides the new method's own stage
+    and its evaluation: upstream stages the bundle does not ship (a teacher-output store of a prefix source no
+    baseline reads is legitimate; a teacher is not)."""
+    own = {method, f"evaluation/{method}"}
+    return sorted({f"{p.cell.task}: {s.label}" for p in plans for s in p.stages
+                   if s.state in ("build", "resume", "shared") and s.label not in own})
+
+
+# ---------------------------------------------------------------- a stale bundle, accepted
+
+def rekey_upstream(manifest: dict, cells: list[Cell], results_dir: str | Path) -> dict[str, str]:
+    """With a bundle accepted although its stage keys differ: put each shipped upstream stage also under the key
+    this code plans for the same label of the new method's cells, so that they train against the shipped teacher
+    (not a freshly built one). The copy's ``stage.json`` says which key and commit it came from. Returns each
+    planned key → the shipped key it is a copy of (a report counts both as one stage:
+    :func:`harness.store.bundle.stage_aliases`)."""
+    from ..pipeline.graph import plan_for
+
+    root = Path(results_dir) / CACHE
+    by_task = {t["task"]: t for t in manifest["twins"]}
+    made = {}
+    for cell in cells:
+        twin = by_task[cell.task]
+        shipped = {}   # label → key (a label shipped under several keys: the first)
+        for stage in twin["stages"]:
+            shipped.setdefault(stage["label"], stage["key"])
+        for spec in plan_for(cell.config()).specs:
+            old = shipped.get(spec.label)
+            source, target = root / spec.stage / str(old), root / spec.stage / spec.key
+            if old is None or old == spec.key or not source.is_dir():
+                continue
+            made[spec.key] = old
+            if (target / STAGE_RECORD).is_file():
+                continue
+            record = json.loads((source / STAGE_RECORD).read_text())
+            with atomic_dir(target) as tmp:
+                shutil.copytree(source, tmp, dirs_exist_ok=True)
+                write_json(tmp / STAGE_RECORD, {**record, "key": spec.key,
+                                                "rekeyed_from": {"key": old, "commits": manifest.get("commits")}})
+    return made

@@ -1,0 +1,377 @@
+"""The reference bundle (harness.store.bundle, harness.grid.reference): packing a store, importing it with its
+checksums verified, the stage-key check against this code's plan, and ``harness compare``'s cells.
+
+All but the last test work on small synthetic stores (files of a few bytes, stage records and run manifests as
+the store writes them; the stage keys of the runs that must plan are this code's own); the last one bundles the
+session's ci grid (DART) and renders the report from the store and from the imported bundle.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from pathlib import Path
+
+import pytest
+
+from harness.errors import HarnessError
+from harness.store.bundle import (MANIFEST, PROVENANCE, build_bundle, import_bundle, read_manifest, stale_note)
+from harness.store.io import STAGE_RECORD, checksums, write_json
+
+KD_LABELS = ("method", "evaluation/kl")
+
+
+def fake_stage(root: Path, stage: str, key: str, payload: bytes = b"weights") -> None:
+    folder = root / "cache" / stage / key
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "model.bin").write_bytes(payload)
+    write_json(folder / STAGE_RECORD, {"stage": stage, "key": key, "checksums": checksums(folder)})
+
+
+def fake_run(root: Path, method: str, seed: int, stages: dict[str, tuple[str, str]], *, task: str = "dart",
+             parameters: dict | None = None, payload: bytes = b"metrics") -> str:
+    """A run folder as :func:`harness.store.runs.write_run` lays it out, and the cache entries of its stages."""
+    run_id = f"{task}-{method}-ci-seed{seed}-{abs(hash((method, seed, task))) % 10**8:08d}"
+    folder = root / "runs" / run_id
+    folder.mkdir(parents=True)
+    (folder / "metrics.parquet").write_bytes(payload)
+    (folder / "examples.parquet").write_bytes(payload * 3)
+    for label, (stage, key) in stages.items():
+        if not (root / "cache" / stage / key).is_dir():
+            fake_stage(root, stage, key, payload=f"{stage} {key}".encode())
+    write_json(folder / "manifest.json", {
+        "run_id": run_id, "config": {"task": task, "profile": "ci", "method": method, "seed": seed},
+        "parameters": parameters or {}, "git": {"commit": "0123456789abcdef"}, "seeds": {"method": seed, "upstream": 42},
+        "stages": {label: {"stage": stage, "key": key} for label, (stage, key) in stages.items()},
+        "checksums": checksums(folder)})
+    return run_id
+
+
+def planned(method: str, seed: int = 42, task: str = "dart") -> dict[str, tuple[str, str]]:
+    """label → (stage, key) of this code's plan of the ci cell (nothing is loaded or trained)."""
+    from harness.config import resolve_config
+    from harness.pipeline.graph import plan_for
+
+    plan = plan_for(resolve_config(task, method, "ci", seed, check=False))
+    return {label: (plan[label].stage, plan[label].key) for label in plan.labels()}
+
+
+def made_by_other_code(stages: dict[str, tuple[str, str]]) -> dict[str, tuple[str, str]]:
+    return {label: (stage, "old" + key[3:]) for label, (stage, key) in stages.items()}
+
+
+@pytest.fixture
+def store(tmp_path):
+    """DART at ci: a KL run at seeds 42 and 43, the pre-distill run at seed 43 (its own student) and at 42 (the
+    shared one), with this code's stage keys."""
+    root = tmp_path / "store"
+    for seed in (42, 43):
+        fake_run(root, "kl", seed, planned("kl", seed), parameters={"teacher_outputs_k": 0})
+        fake_run(root, "predistill", seed, planned("predistill", seed), parameters={"teacher_outputs_k": 0})
+    return root
+
+
+def bundled_folders(manifest: dict) -> set[str]:
+    return {"/".join(name.split("/")[:3 if name.startswith("cache/") else 2]) for name in manifest["files"]}
+
+
+def test_a_bundle_holds_the_upstream_stages_and_every_run_but_no_kd_student(store, tmp_path):
+    built = build_bundle(store, tmp_path / "ref", code={"commit": "feed", "dirty": False})
+    folders = bundled_folders(built.manifest)
+    kl, own43 = planned("kl", 42), planned("predistill", 43)
+    for label in ("tokenizer", "teacher", "predistill", "evaluation/teacher", "evaluation/predistill"):
+        stage, key = kl[label]
+        assert f"cache/{stage}/{key}" in folders, label
+    for label in KD_LABELS:   # the KD student and its evaluation: in the run record, not shipped as a stage
+        stage, key = kl[label]
+        assert f"cache/{stage}/{key}" not in folders, label
+    assert f"cache/student/{own43['predistill'][1]}" not in folders   # the seed-43 pre-distill run's own student
+    assert sum(f.startswith("runs/") for f in folders) == 4
+    (twin,) = built.manifest["twins"]
+    assert twin["seeds"] == [42, 43] and twin["settings"] == {"teacher_outputs_k": 0}
+    assert built.manifest["commit"] == "0123456789abcdef" and built.manifest["packed_by"]["commit"] == "feed"
+    assert [p["name"] for a in built.manifest["archives"] for p in a["parts"]] == ["dart-ci.tar.xz"]
+    for name, entry in built.manifest["files"].items():
+        assert entry["bytes"] == (store / name).stat().st_size or name.endswith("/manifest.json")
+
+
+def test_run_manifests_are_packed_without_the_machines_paths(tmp_path):
+    from harness.store.runs import verify_run
+
+    root = tmp_path / "store"
+    run_id = fake_run(root, "kl", 42, {"teacher": ("teacher", "t1")})
+    manifest_file = root / "runs" / run_id / "manifest.json"
+    manifest = json.loads(manifest_file.read_text())
+    manifest |= {"command": ["/somewhere/bin/harness", "grid", "--results-dir", str(root)],
+                 "config": {**manifest["config"], "results_dir": str(root)}}
+    manifest["stages"]["teacher"]["path"] = str(root / "cache" / "teacher" / "t1")
+    manifest_file.write_text(json.dumps(manifest))
+    build_bundle(root, tmp_path / "ref", code={})
+    import_bundle(tmp_path / "ref", tmp_path / "imported")
+    packed = (tmp_path / "imported" / "runs" / run_id / "manifest.json").read_text()
+    assert str(tmp_path) not in packed and "/somewhere" not in packed
+    packed = json.loads(packed)
+    assert packed["command"] == ["harness", "grid", "--results-dir", "results"]
+    assert packed["stages"]["teacher"]["path"] == "results/cache/teacher/t1" and packed["config"]["results_dir"] == "results"
+    assert verify_run(tmp_path / "imported" / "runs" / run_id) is None
+
+
+def test_a_twins_settings_are_those_every_run_shares_but_method_parameters():
+    from harness.store.bundle import Twin
+
+    runs = [{"parameters": {"teacher_outputs_k": 8, "method.beta": 0.5, "data.seed": 1}},
+            {"parameters": {"teacher_outputs_k": 8, "method.beta": 0.5}}]
+    assert Twin("dart", "ci", runs=runs).settings() == {"teacher_outputs_k": 8}
+
+
+def test_the_same_store_gives_the_same_bytes(store, tmp_path):
+    one = build_bundle(store, tmp_path / "one", code={})
+    two = build_bundle(store, tmp_path / "two", code={})
+    for name in one.sizes:
+        assert (tmp_path / "one" / name).read_bytes() == (tmp_path / "two" / name).read_bytes()
+    assert (tmp_path / "one" / MANIFEST).read_bytes() == (tmp_path / "two" / MANIFEST).read_bytes()
+
+
+def test_parts_are_cut_at_the_limit_and_import_restores_every_file(tmp_path):
+    root = tmp_path / "store"
+    fake_run(root, "kl", 42, {"teacher": ("teacher", "t1")}, payload=os.urandom(30_000))   # incompressible
+    built = build_bundle(root, tmp_path / "ref", part_bytes=10_000, code={})
+    parts = built.manifest["archives"][0]["parts"]
+    assert len(parts) >= 3 and all(p["bytes"] <= 10_000 for p in parts)
+    assert [p["name"] for p in parts][:2] == ["dart-ci.tar.xz.000", "dart-ci.tar.xz.001"]
+    done = import_bundle(tmp_path / "ref", tmp_path / "imported")
+    assert sorted(done.added) == ["cache/teacher/t1", f"runs/{next((root / 'runs').iterdir()).name}"]
+    for name in built.manifest["files"]:
+        assert (tmp_path / "imported" / name).read_bytes() == (root / name).read_bytes()
+    assert json.loads((tmp_path / "imported" / PROVENANCE).read_text())["commits"] == ["0123456789abcdef"]
+    assert not any((tmp_path / "imported" / ".tmp").iterdir())
+    assert import_bundle(tmp_path / "ref", tmp_path / "imported").kept == sorted(done.added)   # again: kept
+
+
+def test_a_bundle_over_the_limit_is_refused_naming_its_archive(store, tmp_path):
+    with pytest.raises(HarnessError, match=r"over the 0\.0 MB limit: dart-ci\.tar\.xz .*largest before compression"):
+        build_bundle(store, tmp_path / "ref", limit_bytes=100, code={})
+    assert not (tmp_path / "ref").exists()
+
+
+def test_a_corrupted_part_is_named_and_nothing_is_written(store, tmp_path):
+    build_bundle(store, tmp_path / "ref", code={})
+    part = tmp_path / "ref" / "dart-ci.tar.xz"
+    data = bytearray(part.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    part.write_bytes(bytes(data))
+    with pytest.raises(HarnessError, match=rf"^{part}: does not match the checksum in bundle.json"):
+        import_bundle(tmp_path / "ref", tmp_path / "imported")
+    assert not (tmp_path / "imported").exists()
+
+
+def test_a_file_that_does_not_match_its_checksum_is_named_and_nothing_is_written(store, tmp_path):
+    built = build_bundle(store, tmp_path / "ref", code={})
+    manifest = json.loads((tmp_path / "ref" / MANIFEST).read_text())
+    victim = sorted(built.manifest["files"])[-1]
+    manifest["files"][victim]["sha256"] = "0" * 64        # as if the file had changed after packing
+    (tmp_path / "ref" / MANIFEST).write_text(json.dumps(manifest))
+    with pytest.raises(HarnessError, match=rf"^{victim} \(in .*\): does not match its checksum"):
+        import_bundle(tmp_path / "ref", tmp_path / "imported")
+    assert not (tmp_path / "imported" / "runs").exists() and not (tmp_path / "imported" / "cache").exists()
+
+
+def test_a_store_with_a_changed_stage_is_not_bundled(store, tmp_path):
+    stage, key = planned("kl", 42)["teacher"]
+    (store / "cache" / stage / key / "model.bin").write_bytes(b"changed")
+    with pytest.raises(HarnessError, match=rf"cache/teacher/{key}: does not match the checksums recorded"):
+        build_bundle(store, tmp_path / "ref", code={})
+    assert not (tmp_path / "ref").exists()
+
+
+def test_a_bundle_of_a_newer_format_is_refused(tmp_path):
+    write_json(tmp_path / MANIFEST, {"format": "harness-reference-bundle", "version": 99})
+    with pytest.raises(HarnessError, match="format version 99, newer than this code reads"):
+        read_manifest(tmp_path)
+
+
+def test_the_stale_check_finds_the_runs_this_code_would_make_otherwise(store, tmp_path):
+    from harness.grid.reference import stale_message, stale_runs
+
+    fake_run(store, "kl", 44, made_by_other_code(planned("kl", 44)))
+    manifest = build_bundle(store, tmp_path / "ref", code={}).manifest
+    stale = stale_runs(manifest)
+    assert [(s.method, s.seed) for s in stale] == [("kl", 44)]
+    assert "teacher" in stale[0].stages and "tokenizer" in stale[0].stages
+    line = stale_message("ref", manifest, stale)
+    assert "\n" not in line and "1 of 5 runs differ" in line and "harness bundle build --results-dir R --out ref" in line
+
+
+def run_cli(monkeypatch, capsys, args):
+    from harness import cli
+
+    monkeypatch.setattr(sys, "argv", ["harness", *args])
+    try:
+        cli.main()
+        code = 0
+    except SystemExit as exit_info:
+        code = exit_info.code
+    out = capsys.readouterr()
+    return code, out.out, out.err
+
+
+def test_the_ci_check_warns_on_a_stale_bundle_and_passes_without_one(store, tmp_path, monkeypatch, capsys):
+    code, out, _ = run_cli(monkeypatch, capsys, ["bundle", "check", str(tmp_path / "none")])
+    assert code == 0 and "no reference bundle" in out
+    build_bundle(store, tmp_path / "ref", code={})
+    code, out, _ = run_cli(monkeypatch, capsys, ["bundle", "check", str(tmp_path / "ref")])
+    assert code == 0 and "are this code's" in out
+    fake_run(store, "kl", 44, made_by_other_code(planned("kl", 44)))
+    build_bundle(store, tmp_path / "ref", code={})
+    code, _, err = run_cli(monkeypatch, capsys, ["bundle", "check", str(tmp_path / "ref")])
+    assert code == 0 and err.startswith("warning: reference bundle") and "1 of 5 runs differ" in err
+    code, _, _ = run_cli(monkeypatch, capsys, ["bundle", "check", str(tmp_path / "ref"), "--strict"])
+    assert code == 1
+
+
+def test_compare_refuses_a_stale_bundle_in_one_line_before_any_work(tmp_path, monkeypatch, capsys):
+    root = tmp_path / "store"
+    fake_run(root, "kl", 42, made_by_other_code(planned("kl", 42)))
+    build_bundle(root, tmp_path / "ref", code={})
+    results = tmp_path / "results"
+    code, _, err = run_cli(monkeypatch, capsys, ["compare", "--method", "rkl", "--bundle", str(tmp_path / "ref"),
+                                                 "--results-dir", str(results), "--dry-run"])
+    assert code == 2 and err.count("\n") == 1, err
+    assert err.startswith(f"harness: error: reference bundle {tmp_path / 'ref'} (commit 0123456789ab) does not match")
+    assert "harness bundle build" in err and "--accept-stale-bundle" in err
+    assert not results.exists()
+
+
+def test_compare_plans_only_the_new_method_on_the_shipped_stages(store, tmp_path, monkeypatch, capsys):
+    """The dry run: every upstream stage of the new method's cells is in the bundle, at both of the baselines'
+    seeds; only its own student and evaluation would be built."""
+    build_bundle(store, tmp_path / "ref", code={})
+    code, out, err = run_cli(monkeypatch, capsys, ["compare", "--method", "rkl", "--bundle", str(tmp_path / "ref"),
+                                                   "--results-dir", str(tmp_path / "results"), "--dry-run"])
+    assert code == 0, err
+    assert out.count(" to run\n") == 2 and "seed42" in out and "seed43" in out
+    assert out.count("reuse  tokenizer, teacher, predistill, evaluation/teacher, evaluation/predistill") == 2
+    assert out.count("build  rkl, evaluation/rkl") == 2 and "not in the bundle" not in err
+    assert stale_note(tmp_path / "results") is None
+
+
+def test_an_accepted_stale_bundle_lends_its_stages_and_the_report_says_so(tmp_path, monkeypatch, capsys):
+    from harness.reporting.build import Report, _add_table
+    from harness.reporting.render import Table
+
+    root = tmp_path / "store"
+    fake_run(root, "kl", 42, made_by_other_code(planned("kl", 42)))
+    build_bundle(root, tmp_path / "ref", code={})
+    results = tmp_path / "results"
+    code, out, err = run_cli(monkeypatch, capsys, ["compare", "--method", "rkl", "--bundle", str(tmp_path / "ref"),
+                                                   "--results-dir", str(results), "--accept-stale-bundle", "--dry-run"])
+    assert code == 0, err
+    assert "made by other stage code" in err
+    assert "reuse  tokenizer, teacher, predistill, evaluation/teacher, evaluation/predistill" in out
+    teacher = planned("rkl", 42)["teacher"][1]
+    record = json.loads((results / "cache" / "teacher" / teacher / STAGE_RECORD).read_text())
+    shipped = "old" + teacher[3:]   # (the teacher's key is the same in every method's cell)
+    assert record["key"] == teacher and record["rekeyed_from"]["key"] == shipped
+    # the report counts the shipped teacher and its copy under this code's key as one model
+    import pandas as pd
+
+    from harness.reporting.load import _aliased
+    from harness.store.bundle import stage_aliases
+
+    assert stage_aliases(results)[teacher] == shipped
+    frame = _aliased(pd.DataFrame({"stage_key": [teacher, shipped, "other"]}), results)
+    assert list(frame["stage_key"]) == [shipped, shipped, "other"]
+    note = stale_note(results)
+    assert note.startswith("Baselines from the reference bundle made by commit 0123456789ab")
+    report = Report(tmp_path / "out", note=note)
+    table = Table("t", "T", ["a"], [], caption="Test split.")
+    _add_table(report, table)
+    assert (tmp_path / "out" / "tables" / "t.md").read_text().endswith(f"*Test split. {note}.*\n")
+
+
+def test_compare_names_an_unknown_method_or_task(store, tmp_path, monkeypatch, capsys):
+    build_bundle(store, tmp_path / "ref", code={})
+    args = ["compare", "--bundle", str(tmp_path / "ref"), "--results-dir", str(tmp_path / "r"), "--dry-run"]
+    code, _, err = run_cli(monkeypatch, capsys, args + ["--method", "nope"])
+    assert code == 2 and "unknown method 'nope'" in err
+    code, _, err = run_cli(monkeypatch, capsys, args + ["--method", "rkl", "--tasks", "xsum"])
+    assert code == 2 and "unknown task of the bundle 'xsum'; known task of the bundles: dart" in err
+
+
+# --------------------------------------------------------------------------- the committed bundle
+
+REPO = Path(__file__).resolve().parent.parent
+COMMITTED = REPO / "reference"
+
+
+def committed_bundle_warning(bundle: Path) -> str | None:
+    """The CI check: None when ``bundle`` is absent or its stage keys are this code's, else the warning."""
+    from harness.grid.reference import stale_message, stale_runs
+
+    if not (bundle / MANIFEST).is_file():
+        return None
+    manifest = read_manifest(bundle)
+    stale = stale_runs(manifest)
+    return stale_message(bundle.name, manifest, stale) if stale else None
+
+
+def test_the_committed_bundle_is_this_codes_or_ci_warns(recwarn):
+    """Warns — never fails — when the committed bundle's stage keys are no longer this code's (so nobody ships a
+    stale bundle without knowing); passes quietly when no bundle is committed."""
+    problem = committed_bundle_warning(COMMITTED)
+    if problem is not None:
+        import warnings
+
+        warnings.warn(f"stale reference bundle: {problem}", UserWarning, stacklevel=1)
+
+
+def test_the_ci_check_handles_no_bundle_and_sees_a_stale_one(store, tmp_path):
+    assert committed_bundle_warning(tmp_path / "reference") is None
+    build_bundle(store, tmp_path / "reference", code={})
+    assert committed_bundle_warning(tmp_path / "reference") is None
+    fake_run(store, "kl", 44, made_by_other_code(planned("kl", 44)))
+    build_bundle(store, tmp_path / "reference", code={})
+    assert "1 of 5 runs differ" in committed_bundle_warning(tmp_path / "reference")
+
+
+# --------------------------------------------------------------------------- the ci grid: audit and compare
+
+@pytest.mark.slow
+def test_the_report_of_an_imported_bundle_is_the_stores_byte_for_byte(ci_grid, tmp_path, monkeypatch, capsys):
+    """A slice of the session's ci grid (DART: the pre-distill, MLE, KL and SeqKD runs and their stages) bundled
+    and imported into a fresh folder: its report is the slice's own report, every file byte for byte (both read as
+    ``store`` from their own folders, so that the page's "read from store/runs" is the same). Then ``harness
+    compare --dry-run`` of a method the slice lacks, on the imported bundle: only its own stage and evaluation
+    would be built."""
+    import shutil
+
+    from harness.reporting.build import build_report
+
+    root, proc = ci_grid
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    original, imported = tmp_path / "original", tmp_path / "imported"
+    for folder in sorted((root / "runs").glob("dart-*")):   # read only: the slice is copied out of the grid
+        manifest = json.loads((folder / "manifest.json").read_text())
+        if manifest["config"]["method"] in ("predistill", "mle", "kl", "seqkd"):
+            shutil.copytree(folder, original / "store" / "runs" / folder.name)
+            for entry in manifest["stages"].values():
+                stage = Path("cache", entry["stage"], entry["key"])
+                if not (original / "store" / stage).is_dir():
+                    shutil.copytree(root / stage, original / "store" / stage)
+    built = build_bundle(original / "store", tmp_path / "ref", code={})
+    assert built.sizes["dart-ci.tar.xz"] < 2 * 10**6
+    import_bundle(tmp_path / "ref", imported / "store")
+    for folder in (original, imported):
+        monkeypatch.chdir(folder)
+        build_report("store", "report", n_samples=20)
+    files = sorted(p.relative_to(original / "report") for p in (original / "report").rglob("*") if p.is_file())
+    assert "tables/table2_dart_ci.md" in map(str, files) and any(f.suffix == ".svg" for f in files)
+    assert files == sorted(p.relative_to(imported / "report") for p in (imported / "report").rglob("*") if p.is_file())
+    assert [f for f in files if (original / "report" / f).read_bytes() != (imported / "report" / f).read_bytes()] == []
+
+    code, out, err = run_cli(monkeypatch, capsys, ["compare", "--method", "rkl", "--bundle", str(tmp_path / "ref"),
+                                                   "--results-dir", str(imported / "store"), "--dry-run"])
+    assert code == 0, err
+    assert "reuse  tokenizer, teacher, predistill, evaluation/teacher, evaluation/predistill" in out
+    assert "build  rkl, evaluation/rkl" in out and "not in the bundle" not in err
