@@ -24,7 +24,7 @@ Only claims the store has data for appear.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Callable
 
 import pandas as pd
@@ -32,7 +32,7 @@ import pandas as pd
 from ..paper import KD_METHODS, TASKS, claims, order_key
 from ..paper.published import published
 from ..store.labels import PREDISTILL, TEACHER
-from . import noise, ranking
+from . import noise, ranking, sequential
 from .compare import comparison
 from .load import Store, TaskInfo
 from .noise import EQUIVALENT, MIN_OWN_SEEDS, NOT_EQUIVALENT, Replicates   # noqa: F401 (claim 5's verdicts)
@@ -94,9 +94,10 @@ def difference(a: dict, b: dict, rows: dict[str, Replicates] | None = None) -> D
     ra, rb = rows.get(a["label"]), rows.get(b["label"])
     if ra is None or rb is None or ra.resampled is None or rb.resampled is None:
         # no shared input draws: each row's replicates alone (a teacher's decodings kept where ``rows`` has them)
-        ra, rb = (Replicates.of(r.values, fixed=r.fixed) if r is not None else
+        ra, rb = (replace(r, resampled=None) if r is not None else
                   Replicates.of(line["values"], fixed=_fixed(line)) for line, r in ((a, ra), (b, rb)))
-    d = noise.difference(ra, rb)
+    # rows grown by a sequential grid: the repeated interval of their last common look
+    d = sequential.difference(ra, rb) if sequential.applies(ra, rb) else noise.difference(ra, rb)
     if ra.fixed and rb.fixed and d.se == 0:
         return Difference(d.estimate, exact=True, model=d)
     missing = "; ".join(_exploratory(line, r.n) for line, r in ((a, ra), (b, rb)) if r.exploratory)
@@ -121,11 +122,12 @@ def judge(d: Difference, threshold: float) -> tuple[str, str]:
         return UNDECIDED, d.missing
     if not (math.isfinite(d.low) and math.isfinite(d.high)):
         return UNDECIDED, "no interval"
+    kind = f" ({d.model.look.describe()})" if d.model is not None and d.model.look is not None else ""
     if d.low > threshold:
-        return HOLDS, f"interval above {t}"
+        return HOLDS, f"interval above {t}{kind}"
     if d.high < threshold:
-        return FAILS, f"interval below {t}"
-    return UNDECIDED, f"interval includes {t}"
+        return FAILS, f"interval below {t}{kind}"
+    return UNDECIDED, f"interval includes {t}{kind}"
 
 
 def equivalent(d: Difference, margin: float) -> tuple[str, str]:
@@ -138,7 +140,8 @@ def equivalent(d: Difference, margin: float) -> tuple[str, str]:
         return UNDECIDED, "no interval"
     verdict = noise.equivalence(d.model, margin)
     low, high = d.model.interval(0.90)
-    where = f"90% interval [{_num(low)}, {_num(high)}], margin ±{margin:g}"
+    where = f"90% interval [{_num(low)}, {_num(high)}], margin ±{margin:g}" + (
+        f" ({d.model.look.describe()})" if d.model.look is not None else "")
     return verdict, where
 
 
@@ -206,7 +209,7 @@ def _finding(claim, statement, view_or_task, metric, evidence, d: Difference, th
 def _noise(ctx: Context, lines: dict[str, dict]) -> dict[str, Replicates]:
     """The rows ``lines`` (label → summary line of one metric, one task) as the noise model's replicates, on one
     shared bootstrap of their test inputs (kept on the store: every claim of a task reads the same draws)."""
-    return replicates(ctx.store, lines, ctx.n_samples) if lines else {}
+    return sequential.mark(ctx.store.root, lines, replicates(ctx.store, lines, ctx.n_samples)) if lines else {}
 
 
 def _common(ctx: Context, view: View, metric: str) -> dict[str, Replicates]:

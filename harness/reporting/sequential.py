@@ -51,6 +51,7 @@ from .noise import Replicates
 
 OBRIEN_FLEMING, POCOCK = "obrien-fleming", "pocock"
 SPENDING = (OBRIEN_FLEMING, POCOCK)
+SPENDING_NAMES = {OBRIEN_FLEMING: "O'Brien–Fleming", POCOCK: "Pocock"}
 #: The level of the verdicts of a difference (its interval is the 1 − ALPHA one), as the fixed-n report's 95%.
 ALPHA = 0.05
 
@@ -190,7 +191,7 @@ class Look:
     def describe(self) -> str:
         looks = self.design.looks
         return (f"sequential interval: look {self.index + 1} of {len(looks)} ({looks[self.index]} seeds per row, "
-                f"≤ {looks[-1]}; {self.design.spending} α-spending)")
+                f"≤ {looks[-1]}; {SPENDING_NAMES[self.design.spending]}-type α-spending)")
 
 
 @dataclass(frozen=True)
