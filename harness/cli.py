@@ -285,8 +285,13 @@ def grid_cmd(spec, tasks, methods, seeds, profile, sets, axes, results_dir, plug
         if report_to:
             grown = [replace(cell, report_to=report_to) for cell in grown]
         reports = []
-        run_until_decided(cells, grown, comparisons, design, seed_list, grid.name, grid.profile,
-                          lambda todo: reports.append(run(todo)) or reports[-1], max_minutes, click.echo, dry_run)
+
+        def run_round(todo):
+            reports.append(run(todo))
+            return reports[-1]
+
+        run_until_decided(cells, grown, comparisons, design, seed_list, grid.name, grid.profile, run_round,
+                          max_minutes, click.echo, dry_run)
         if any(r.failed for r in reports):
             sys.exit(1)
         return

@@ -68,6 +68,9 @@ def test_boundaries_match_the_published_lan_demets_values():
     assert z_boundaries(five, 0.025) == pytest.approx((4.8769, 3.3569, 2.6803, 2.2898, 2.0310), abs=2e-4)
     assert z_boundaries(five, 0.025, "pocock") == pytest.approx((2.4380, 2.4268, 2.4101, 2.3966, 2.3859), abs=2e-4)
     assert z_boundaries((1.0,), 0.025) == pytest.approx((stats.norm.isf(0.025),))   # one look: the fixed-n test
+    # a look that spends nothing (O'Brien–Fleming, very early) has no boundary and changes nothing after it
+    early = z_boundaries((0.05, 0.5, 1.0), 0.025)
+    assert early[0] == math.inf and early[1:] == pytest.approx(z_boundaries((0.5, 1.0), 0.025))
 
 
 def test_add_a_seed_until_decided_keeps_its_false_positive_rate():

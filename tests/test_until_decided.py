@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -153,3 +154,23 @@ def test_cli_errors(args, message, tmp_path, monkeypatch, capsys):
     err = capsys.readouterr().err.strip().splitlines()
     assert exit_.value.code == 2 and len(err) == 1 and err[0].startswith("harness: error: ") and message in err[0], err
     assert not (tmp_path / "r").exists()
+
+
+@pytest.mark.slow
+def test_dry_run_reads_the_session_grid(ci_grid, monkeypatch, capsys):
+    """On a real store (the session's ci grid: DART's kl and mle at seeds 42 and 43), a dry run reads each family's
+    runs, finds the first look not reached and names the one seed each row needs; it writes nothing."""
+    from harness.cli import main
+
+    root, _ = ci_grid
+    before = {p.name for p in (Path(root) / "grids").glob("*")} if (Path(root) / "grids").is_dir() else set()
+    monkeypatch.setattr(sys, "argv", ["harness", "grid", "table2", "--profile", "ci", "--tasks", "dart", "--methods",
+                                      "mle,kl", "--seeds", "42,43,44", "--until-decided", "kl>mle", "--max-seeds", "5",
+                                      "--results-dir", str(root), "--dry-run"])
+    main()
+    out = capsys.readouterr().out
+    assert "[until-decided] round 1: 0 of 1 decided; undecided: dart kl>mle: undecided; adding seeds 44 to " \
+           "dart · kl; seeds 44 to dart · mle" in out, out
+    assert "looks at 3, 5 seeds per row" in out
+    after = {p.name for p in (Path(root) / "grids").glob("*")} if (Path(root) / "grids").is_dir() else set()
+    assert after == before     # a dry run records no design

@@ -193,7 +193,8 @@ def read_state(results_dir: str | Path, pairs: list[Pairing], families: dict[str
     summary = summarise(store) if store is not None else None
     rows: dict[Pairing, tuple | str] = {}
     for pair in pairs:
-        lines = {f: _line(summary, store, f, families[f], pair.comparison.metric) for f in (pair.a, pair.b)}
+        lines = {f: _line(summary, store, f, families[f], method, pair.comparison.metric)
+                 for f, method in ((pair.a, pair.comparison.a), (pair.b, pair.comparison.b))}
         if any(line is None for line in lines.values()):
             if all(len(held[f]) >= design.start for f in lines):    # runs there, the metric is not
                 rows[pair] = NO_METRIC
@@ -212,11 +213,13 @@ def read_state(results_dir: str | Path, pairs: list[Pairing], families: dict[str
     return State(decisions, targets, minutes)
 
 
-def _line(summary, store, name: str, ids: dict[str, int], metric: str | None) -> dict | None:
-    """The family's runs as one summary line of ``metric`` (None: its task's primary), labelled by the family."""
+def _line(summary, store, name: str, ids: dict[str, int], method: str, metric: str | None) -> dict | None:
+    """The family's runs (its method's own model) as one summary line of ``metric`` (None: its task's primary),
+    labelled by the family."""
     if summary is None or summary.empty:
         return None
-    mine = summary[summary["replicates"].map(lambda reps: any(r.run_id in ids for r in reps))]
+    mine = summary[(summary["model"] == method)
+                   & summary["replicates"].map(lambda reps: any(r.run_id in ids for r in reps))]
     if mine.empty:
         return None
     first = mine.iloc[0]

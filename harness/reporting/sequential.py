@@ -92,13 +92,12 @@ def z_boundaries(fractions: tuple[float, ...], a: float, spending: str = OBRIEN_
     x = density = None     # the sub-density of B(t_{k−1}) on its continuation region, on a grid
     for k in range(len(t)):
         sd = math.sqrt(t[k] - (t[k - 1] if k else 0.0))
+        mass = _simpson(x) * density if k else None
         if budget[k] <= 1e-15:
             b = math.inf
         elif k == 0:
             b = float(stats.norm.isf(budget[0])) * sd
         else:
-            mass = _simpson(x) * density
-
             def crossing(level: float) -> float:
                 return float(mass @ special.ndtr((x - level) / sd))
 
@@ -164,7 +163,7 @@ class Design:
 
     def describe(self) -> str:
         looks = ", ".join(map(str, self.looks))
-        return (f"looks at {looks} seeds per row; {self.spending.replace('-', '–').title()} α-spending "
+        return (f"looks at {looks} seeds per row; {SPENDING_NAMES[self.spending]}-type α-spending "
                 f"(Lan–DeMets), α = {self.alpha:g}")
 
 
