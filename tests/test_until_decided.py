@@ -105,6 +105,23 @@ def test_a_comparison_without_its_metric_asks_for_nothing():
     assert decisions[0][1].verdict == NO_METRIC and targets == {"dart · kl": 0, "dart · rkl": 0}
 
 
+def test_the_design_is_fixed_at_its_first_look(tmp_path):
+    """A rerun with the same design adds its families to the record; another design is refused (its boundaries
+    would change the error rates of looks already taken)."""
+    from harness.grid.until_decided import check_record
+
+    comparisons = [Comparison("kl", ">", "mle")]
+    path = tmp_path / f"g{sequential.RECORD_SUFFIX}"
+    first = sequential.design_record(DESIGN, comparisons, SEEDS, {"dart · kl": {"a": 0}})
+    path.write_text(json.dumps(first))
+    again = check_record(path, sequential.design_record(DESIGN, comparisons, SEEDS, {"dart · kl": {"b": 1}}))
+    assert again["families"] == {"dart · kl": {"a": 0, "b": 1}}
+    with pytest.raises(HarnessError, match="looks at 3, 5, 7 seeds per row.*not as kl>mle; looks at 3, 5, 7, 9"):
+        check_record(path, sequential.design_record(Design(3, 2, 9), comparisons, SEEDS, {}))
+    with pytest.raises(HarnessError, match="not as kl~mle"):
+        check_record(path, sequential.design_record(DESIGN, [Comparison("kl", "~", "mle", margin=1.0)], SEEDS, {}))
+
+
 # --------------------------------------------------------------------------- the report reads the design's record
 def test_findings_judge_grown_rows_on_the_sequential_interval(tmp_path):
     families = {"dart · kl": {f"kl-{s}": i for i, s in enumerate(SEEDS[:5])},
@@ -130,7 +147,7 @@ def test_findings_judge_grown_rows_on_the_sequential_interval(tmp_path):
     assert d.estimate == pytest.approx(fixed.estimate) and d.model.look.index == 1
     assert d.high - d.low > fixed.high - fixed.low                      # the repeated interval is wider
     verdict, reason = findings.judge(d, 0.0)
-    assert "sequential interval: look 2 of 3" in reason
+    assert "sequential interval, look 2 of 3: 5 seeds per row of ≤ 7" in reason
     assert "sequential" not in findings.judge(fixed, 0.0)[1]
 
 

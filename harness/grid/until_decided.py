@@ -242,22 +242,23 @@ def record_path(results_dir: str | Path, name: str, profile: str, families: dict
     return Path(results_dir) / sequential.GRIDS / f"{name}-{profile}-{digest}{sequential.RECORD_SUFFIX}"
 
 
-def write_record(path: Path, record: dict) -> None:
-    """Write the design's record before the first round; refuse another design for the same grid (its error rates
-    hold for the design fixed in advance only)."""
-    from ..store.io import write_json
+def _asked(record: dict) -> str:
+    design = Design.of_record(record["design"])
+    margins = "".join(f", {c} within ±{m:g}" for c, m in record["margins"].items())
+    return f"{', '.join(record['comparisons'])}{margins}; {design.describe()}"
 
-    if path.is_file():
-        old = json.loads(path.read_text())
-        for key in ("design", "comparisons", "margins"):
-            if old.get(key) != record[key]:
-                raise HarnessError(f"--until-decided: this grid was started with {key} {old.get(key)}, not "
-                                   f"{record[key]} ({path}); a sequential design is fixed before its first look: "
-                                   f"run it with the same options, or in another --results-dir")
-        record = {**record, "families": {f: {**old["families"].get(f, {}), **ids}
-                                         for f, ids in record["families"].items()}}
-    path.parent.mkdir(parents=True, exist_ok=True)
-    write_json(path, record)
+
+def check_record(path: Path, record: dict) -> dict:
+    """The record to write: ``record``, its families merged with those of the one at ``path``; another design or
+    other comparisons than that one's are refused (the error rates hold for a design fixed in advance only)."""
+    if not path.is_file():
+        return record
+    old = json.loads(path.read_text())
+    if any(old.get(key) != record[key] for key in ("design", "comparisons", "margins")):
+        raise HarnessError(f"--until-decided: this grid was started as {_asked(old)} ({path}), not as "
+                           f"{_asked(record)}: a sequential design is fixed before its first look; run it with the "
+                           f"same options, or in another --results-dir")
+    return {**record, "families": {f: {**old["families"].get(f, {}), **ids} for f, ids in record["families"].items()}}
 
 
 def _num(x: float) -> str:
@@ -306,10 +307,14 @@ def run_until_decided(base: list[Cell], grown: list[Cell], comparisons: list[Com
     pairs = pairings(grown, comparisons)
     by_id = {c.run_id: c for c in grown}
     path = record_path(results_dir, name, profile, families)
+    record = check_record(path, sequential.design_record(design, comparisons, seeds, families))
     echo(f"[until-decided] {len(pairs)} comparisons ({', '.join(map(str, comparisons))}) in "
          f"{len({p.group for p in pairs})} groups; {design.describe()}; design record {path}")
     if not dry_run:
-        write_record(path, sequential.design_record(design, comparisons, seeds, families))
+        from ..store.io import write_json
+
+        path.parent.mkdir(parents=True, exist_ok=True)
+        write_json(path, record)    # atomic: before the first look, the design is in the store
         report = run(base)
         if getattr(report, "failed", None):
             return read_state(results_dir, pairs, families, design)

@@ -189,8 +189,8 @@ class Look:
 
     def describe(self) -> str:
         looks = self.design.looks
-        return (f"sequential interval: look {self.index + 1} of {len(looks)} ({looks[self.index]} seeds per row, "
-                f"≤ {looks[-1]}; {SPENDING_NAMES[self.design.spending]}-type α-spending)")
+        return (f"sequential interval, look {self.index + 1} of {len(looks)}: {looks[self.index]} seeds per row of "
+                f"≤ {looks[-1]}, {SPENDING_NAMES[self.design.spending]}-type α-spending")
 
 
 @dataclass(frozen=True)
