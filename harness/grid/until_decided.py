@@ -282,10 +282,11 @@ def to_add(state: State, families: dict[str, dict[str, int]], cells: dict[str, C
     return out
 
 
-def progress(look: int, design: Design, state: State, adding: list[Cell]) -> str:
-    """One line per round: the undecided comparisons and the seeds being added, to which families."""
+def progress(number: int, state: State, adding: list[Cell]) -> str:
+    """One line per round (``number``: of this command): the undecided comparisons (estimate, the look's interval and
+    seeds per row) and the seeds being added, to which families."""
     undecided = state.undecided
-    words = f"[until-decided] round {look}: {len(state.decisions) - len(undecided)} of {len(state.decisions)} decided"
+    words = f"[until-decided] round {number}: {len(state.decisions) - len(undecided)} of {len(state.decisions)} decided"
     if undecided:
         words += "; undecided: " + "; ".join(describe(p, d) for p, d in undecided)
     if adding:
@@ -318,13 +319,13 @@ def run_until_decided(base: list[Cell], grown: list[Cell], comparisons: list[Com
         report = run(base)
         if getattr(report, "failed", None):
             return read_state(results_dir, pairs, families, design)
-    look = 1
+    number = 1
     while True:
         state = read_state(results_dir, pairs, families, design)
         done = {r for r in by_id if (Path(results_dir) / "runs" / r / "manifest.json").is_file()}
         adding = to_add(state, families, by_id, done)
         spent = max_minutes is not None and state.minutes >= max_minutes
-        echo(progress(look, design, state, [] if spent else adding))
+        echo(progress(number, state, [] if spent else adding))
         if not adding or dry_run:
             break
         if spent:
@@ -333,7 +334,7 @@ def run_until_decided(base: list[Cell], grown: list[Cell], comparisons: list[Com
         report = run(adding)
         if getattr(report, "failed", None):
             break
-        look += 1
+        number += 1
     for pair, decision in state.decisions:
         echo(f"[until-decided] {describe(pair, decision)}")
     return state
