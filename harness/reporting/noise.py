@@ -32,6 +32,9 @@ inside (−δ, δ), *not equivalent* when the 95% interval lies outside [−δ, 
 Sign convention: every difference is A − B on the metric's own scale; for a lower-is-better metric the
 caller flips the sign first if "better" should read as positive.
 
+Rows grown by ``harness grid --until-decided`` are read at a look of a group-sequential design, whose repeated
+intervals replace the fixed-n t quantile (:mod:`~harness.reporting.sequential`).
+
 ``tests/test_noise_calibration.py`` checks the coverage, the false-positive rate and the verdicts by
 simulation from this model at n = 1, 3, 6, 10.
 """
