@@ -138,6 +138,10 @@ def test_the_stopping_rule_on_synthetic_seeds():
     assert (fresh.verdict, fresh.need) == (UNDECIDED, 3)                     # a row without seeds: the first look
     gap = decide("dart", GREATER, row([10.0, 10.2, 9.9], positions=(0, 2, 3)), row([1.0, 1.1, 0.9]), design)
     assert gap.need == 3 and gap.difference is None                          # a missing seed (failed cell): not a look
+    # the report reads such a pair without any interval: 3 seeds a row, but not the design's first three
+    early = sequential.difference(row([10.0, 10.2, 9.9], positions=(0, 2, 3)), row([1.0, 1.1, 0.9]))
+    assert early.estimate == pytest.approx(9.0333, abs=1e-3) and early.look is None
+    assert all(math.isnan(x) for x in (*early.interval(0.90), early.low, early.high))
 
 
 def test_a_look_uses_the_first_seeds_in_the_designs_order():

@@ -230,12 +230,11 @@ def difference(a: Replicates, b: Replicates) -> noise.Difference:
     """A − B of two rows of one design (:func:`applies`) at their last common look: each row's first ``n_k`` seeds
     (the look that both reach), the noise model's estimate, standard error and degrees of freedom
     (:func:`~.noise.difference`), and the repeated ``1 − α`` interval of that look. Before the first look: the
-    fixed-n difference of what there is, its interval NaN (nothing is decided on it)."""
+    estimate of what there is, without an interval at any level (nothing is decided on it)."""
     design = a.sequence.design
     k = design.look_at(min(a.sequence.n, b.sequence.n))
     if k is None:
-        d = noise.difference(a, b)
-        return replace(d, low=math.nan, high=math.nan)
+        return replace(noise.difference(a, b), low=math.nan, high=math.nan, se=math.nan)
     n = design.looks[k]
     d = replace(noise.difference(first(a, n), first(b, n)), look=Look(design, k))
     low, high = d.interval(1 - design.alpha)
