@@ -178,8 +178,25 @@ def run_cmd(task, method, profile, seed, sets, plugins, data_dir, results_dir, d
               help="After the grid: per task and method, choose the swept values (the axes) whose models have the best "
                    "mean validation score over the seeds (the selection metric that checkpoint selection uses), and "
                    "show test scores for the chosen values only; the choice goes into the grid record. Never on test.")
+@click.option("--until-decided", "until_decided", default=None, metavar="A>B,A~B,CLAIM",
+              help="Add seeds until these comparisons are decided in every task (and axis value): A>B (A better "
+                   "than B: the interval excludes 0), A~B (as good as: equivalent within --margin), @METRIC for "
+                   "another metric than the primary, or the findings' claim 2, 4 or 6c. The grid's seeds (3 or more) "
+                   "are the first look; each round adds --seeds-per-round seeds to the cells of the undecided ones, "
+                   "up to --max-seeds. Group-sequential intervals keep 95% when n depends on the data "
+                   "(docs/sequential.md); killed and rerun, it goes on from the results folder.")
+@click.option("--max-seeds", type=click.IntRange(min=1), default=None,
+              help="--until-decided: the most seeds per cell (the design's last look).  [default: 10]")
+@click.option("--seeds-per-round", type=click.IntRange(min=1), default=None,
+              help="--until-decided: seeds added per round to each cell being grown.  [default: 2]")
+@click.option("--max-minutes", type=click.FloatRange(min=0, min_open=True), default=None,
+              help="--until-decided: stop adding rounds once the comparisons' runs took this many process-minutes "
+                   "(checked before each round).")
+@click.option("--margin", type=click.FloatRange(min=0, min_open=True), default=None,
+              help="--until-decided: the equivalence margin of A~B, in the metric's points.  [default: 1.0, claim 5's]")
 def grid_cmd(spec, tasks, methods, seeds, profile, sets, axes, results_dir, plugins, device, executor, workers,
-             threads, address, cpus_per_cell, gpus_per_cell, processes, dry_run, yes, report_to, select_on) -> None:
+             threads, address, cpus_per_cell, gpus_per_cell, processes, dry_run, yes, report_to, select_on,
+             until_decided, max_seeds, seeds_per_round, max_minutes, margin) -> None:
     """Run a grid of cells (tasks × methods × seeds × axes): only what is not done yet.
 
     SPEC is a shipped grid (table2, figure2, table4, table2_real, store_ksweep) or a TOML/YAML spec file. Killed
@@ -212,6 +229,8 @@ def grid_cmd(spec, tasks, methods, seeds, profile, sets, axes, results_dir, plug
         from .grid.spec import check_sweeps
 
         check_sweeps(grid)
+    sequential = _until_decided_options(grid, until_decided, max_seeds, seeds_per_round, max_minutes, margin,
+                                        select_on)
     size = count_cells(grid)
     if size > MAX_CELLS_UNASKED and not yes:
         raise HarnessError(f"grid {grid.name} has {size} cells (tasks × methods × seeds × axes), more than "
@@ -246,12 +265,39 @@ def grid_cmd(spec, tasks, methods, seeds, profile, sets, axes, results_dir, plug
         # GPU-hours only where the cells run on the paper's data (the sizes the estimate knows).
         costs = estimate_grid(plans) if grid.profile == "paper" else None
         click.echo(format_plan(plans, grid.name, grid.profile, costs))
+        if sequential is None:
+            return
+
+    def run(todo):
+        report = run_grid(todo, grid.name, grid.profile, executor=executor, workers=workers, address=address,
+                          cpus=cpus_per_cell if cpus_per_cell is not None else grid.resources.get("cpus", 1),
+                          gpus=gpus, threads=threads, echo=click.echo)
+        click.echo(report.summary())
+        return report
+
+    if sequential is not None:
+        from dataclasses import replace
+
+        from .grid.until_decided import run_until_decided
+
+        comparisons, design, seed_list = sequential
+        involved = sorted({m for c in comparisons for m in (c.a, c.b)})
+        grown = expand(replace(grid, methods=involved, seeds=seed_list), str(Path(results_dir).resolve()), pairs,
+                       tuple(str(Path(p).resolve()) for p in plugins), processes)
+        if report_to:
+            grown = [replace(cell, report_to=report_to) for cell in grown]
+        reports = []
+
+        def run_round(todo):
+            reports.append(run(todo))
+            return reports[-1]
+
+        run_until_decided(cells, grown, comparisons, design, seed_list, grid.name, grid.profile, run_round,
+                          max_minutes, click.echo, dry_run)
+        if any(r.failed for r in reports):
+            sys.exit(1)
         return
-    report = run_grid(cells, grid.name, grid.profile, executor=executor, workers=workers, address=address,
-                      cpus=cpus_per_cell if cpus_per_cell is not None else grid.resources.get("cpus", 1),
-                      gpus=gpus,
-                      threads=threads, echo=click.echo)
-    click.echo(report.summary())
+    report = run(cells)
     if select_on is not None:
         from .grid.runner import record_selection
         from .reporting.selection import format_selection, select_on_validation
@@ -262,6 +308,31 @@ def grid_cmd(spec, tasks, methods, seeds, profile, sets, axes, results_dir, plug
             record_selection(report.record, selections)
     if report.failed:
         sys.exit(1)   # (ctx.exit would only be returned by main() outside standalone mode)
+
+
+def _until_decided_options(grid, until_decided, max_seeds, seeds_per_round, max_minutes, margin, select_on):
+    """``--until-decided``'s comparisons, design and seed order, checked before any work (None without it)."""
+    given = {"--max-seeds": max_seeds, "--seeds-per-round": seeds_per_round, "--max-minutes": max_minutes,
+             "--margin": margin}
+    if until_decided is None:
+        used = [name for name, value in given.items() if value is not None]
+        if used:
+            raise HarnessError(f"{', '.join(used)}: only with --until-decided")
+        return None
+    if select_on is not None:
+        raise HarnessError("--until-decided and --select-on: choose one (a selection over axes is not a sequential "
+                           "design)")
+    from .grid.spec import METHOD_ORDER, resolve_names
+    from .grid.until_decided import check_design, parse_comparisons
+    from .paper.claims import NEAR_BEST_MARGIN
+    from .registry import METHODS
+    from .reporting.sequential import seed_order
+
+    margin = NEAR_BEST_MARGIN if margin is None else margin
+    design = check_design(len(set(grid.seeds)), max(10, len(set(grid.seeds))) if max_seeds is None else max_seeds,
+                          2 if seeds_per_round is None else seeds_per_round, max_minutes, margin)
+    comparisons = parse_comparisons(until_decided, resolve_names(grid.methods, METHODS, METHOD_ORDER), margin)
+    return comparisons, design, seed_order(grid.seeds, design.max_seeds)
 
 
 @cli.command("report")

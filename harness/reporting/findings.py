@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Callable
 
 import pandas as pd
@@ -33,7 +33,7 @@ import pandas as pd
 from ..paper import KD_METHODS, TASKS, claims, order_key
 from ..paper.published import published
 from ..store.labels import PREDISTILL, TEACHER
-from . import noise, ranking, teachers
+from . import noise, ranking, sequential, teachers
 from .compare import comparison
 from .load import Store, TaskInfo
 from .noise import EQUIVALENT, MIN_OWN_SEEDS, NOT_EQUIVALENT, Replicates   # noqa: F401 (claim 5's verdicts)
@@ -108,9 +108,10 @@ def difference(a: dict, b: dict, rows: dict[str, Replicates] | None = None) -> D
     ra, rb = rows.get(a["label"]), rows.get(b["label"])
     if ra is None or rb is None or ra.resampled is None or rb.resampled is None:
         # no shared input draws: each row's replicates alone (a teacher's decodings kept where ``rows`` has them)
-        ra, rb = (Replicates.of(r.values, fixed=r.fixed) if r is not None else
+        ra, rb = (replace(r, resampled=None) if r is not None else
                   Replicates.of(line["values"], fixed=_fixed(line)) for line, r in ((a, ra), (b, rb)))
-    d = noise.difference(ra, rb)
+    # rows grown by a sequential grid: the repeated interval of their last common look
+    d = sequential.difference(ra, rb) if sequential.applies(ra, rb) else noise.difference(ra, rb)
     if ra.fixed and rb.fixed and d.se == 0:
         return Difference(d.estimate, exact=True, model=d)
     missing = "; ".join(_exploratory(line, r.n) for line, r in ((a, ra), (b, rb)) if r.exploratory)
@@ -166,11 +167,12 @@ def judge(d: Difference, threshold: float) -> tuple[str, str]:
         return UNDECIDED, d.missing
     if not (math.isfinite(d.low) and math.isfinite(d.high)):
         return UNDECIDED, "no interval"
+    kind = f" ({d.model.look.describe()})" if d.model is not None and d.model.look is not None else ""
     if d.low > threshold:
-        return HOLDS, f"interval above {t}"
+        return HOLDS, f"interval above {t}{kind}"
     if d.high < threshold:
-        return FAILS, f"interval below {t}"
-    return UNDECIDED, f"interval includes {t}"
+        return FAILS, f"interval below {t}{kind}"
+    return UNDECIDED, f"interval includes {t}{kind}"
 
 
 def equivalent(d: Difference, margin: float) -> tuple[str, str]:
@@ -183,7 +185,8 @@ def equivalent(d: Difference, margin: float) -> tuple[str, str]:
         return UNDECIDED, "no interval"
     verdict = noise.equivalence(d.model, margin)
     low, high = d.model.interval(0.90)
-    where = f"90% interval [{_num(low)}, {_num(high)}], margin ±{margin:g}"
+    where = f"90% interval [{_num(low)}, {_num(high)}], margin ±{margin:g}" + (
+        f" ({d.model.look.describe()})" if d.model.look is not None else "")
     return verdict, where
 
 
@@ -255,11 +258,14 @@ def _noise(ctx: Context, lines: dict[str, dict], decodings: bool = False) -> dic
     """The rows ``lines`` (label → summary line of one metric, one task) as the noise model's replicates, on one
     shared bootstrap of their test inputs (kept on the store: every claim of a task reads the same draws). A row at
     several teachers stands for its rows at each (:func:`~harness.reporting.teachers.pooled_line`): those are
-    drawn, on the same draws as the rest."""
+    drawn, on the same draws as the rest. Rows grown by a sequential grid carry its design (their intervals are
+    the look's, :mod:`~harness.reporting.sequential`)."""
     plain = {}
     for label, line in lines.items():
         plain.update({one["label"]: one for one in line["teachers"].values()} if "teachers" in line else {label: line})
-    return replicates(ctx.store, plain, ctx.n_samples, decodings=decodings) if plain else {}
+    if not plain:
+        return {}
+    return sequential.mark(ctx.store.root, plain, replicates(ctx.store, plain, ctx.n_samples, decodings=decodings))
 
 
 def _common(ctx: Context, view: View, metric: str) -> dict[str, Replicates]:

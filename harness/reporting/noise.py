@@ -32,6 +32,9 @@ inside (−δ, δ), *not equivalent* when the 95% interval lies outside [−δ, 
 Sign convention: every difference is A − B on the metric's own scale; for a lower-is-better metric the
 caller flips the sign first if "better" should read as positive.
 
+Rows grown by ``harness grid --until-decided`` are read at a look of a group-sequential design, whose repeated
+intervals replace the fixed-n t quantile (:mod:`~harness.reporting.sequential`).
+
 ``tests/test_noise_calibration.py`` checks the coverage, the false-positive rate and the verdicts by
 simulation from this model at n = 1, 3, 6, 10.
 """
@@ -60,6 +63,9 @@ class Replicates:
     #: is 0 by design — no seed made it, so no seed of a comparison varies it — and so is its seed-by-input part.
     #: Only its inputs vary (``resampled``); it is never exploratory.
     fixed: bool = False
+    #: A row grown by a sequential design (:class:`~harness.reporting.sequential.Sequence`: each value's place in
+    #: the design's seed order); its comparisons with rows of the same design read the design's repeated interval.
+    sequence: object = None
 
     @staticmethod
     def of(values: Sequence[float], resampled: np.ndarray | None = None, fixed: bool = False) -> "Replicates":
@@ -113,6 +119,9 @@ class Difference:
     input_variance: float    # V_input: from the test inputs (after the correction)
     fixed_a: bool = False    # a side that is one shared model (:attr:`Replicates.fixed`): never exploratory
     fixed_b: bool = False
+    #: The look of a sequential design it was read at (:class:`~harness.reporting.sequential.Look`): its intervals
+    #: are then that look's repeated confidence intervals (valid whenever the seeds stopped); None: fixed n.
+    look: object = None
 
     @property
     def half_width(self) -> float:
@@ -130,12 +139,13 @@ class Difference:
                 or (not self.fixed_b and self.n_b < MIN_OWN_SEEDS))
 
     def interval(self, level: float) -> tuple[float, float]:
-        """The two-sided interval at ``level`` from the same standard error and degrees of freedom."""
+        """The two-sided interval at ``level`` from the same standard error and degrees of freedom (at a sequential
+        look: the repeated confidence interval, :attr:`look`)."""
         if not math.isfinite(self.se):
             return math.nan, math.nan
         if self.se == 0:
             return self.estimate, self.estimate
-        q = float(stats.t.ppf(0.5 + level / 2, self.df))
+        q = self.look.critical(level, self.df) if self.look is not None else float(stats.t.ppf(0.5 + level / 2, self.df))
         return self.estimate - q * self.se, self.estimate + q * self.se
 
 
