@@ -93,3 +93,20 @@ def test_the_twins_output_distributions_have_the_papers_teacher_dist_order():
     values = {task: _oracle_teacher_dist(task) for task in order}
     for lower, higher in zip(order, order[1:]):
         assert values[lower] + 5 < values[higher], values
+
+
+@pytest.mark.parametrize("task", ["wmt16_en_ro", "dart", "xsum", "commonsense_dialogue"])
+def test_the_cpu_teacher_dist_samples_as_the_reference(task):
+    """TeacherDist is reported beside the paper's: the cpu profile draws its samples with the paper profile's
+    sampler (the reference's, where it has a TeacherDist script), only the output length its own."""
+    from dataclasses import replace
+
+    from harness.config import resolve_config
+
+    cpu = resolve_config(task, "mle", "cpu").teacher_dist_sampling
+    paper = resolve_config(task, "mle", "paper").teacher_dist_sampling
+    assert replace(cpu, max_new_tokens=paper.max_new_tokens) == paper
+    if task == "wmt16_en_ro":     # t5mt/run_calc_dist.py:80-85: sampling beam search, 5 beams, the config's top-k 50
+        assert (cpu.num_beams, cpu.do_sample, cpu.top_k) == (5, True, 50)
+    if task == "commonsense_dialogue":   # chat/run_calc_dist.py:114-126: ancestral, top-k 50, 3 new tokens at least
+        assert (cpu.num_beams, cpu.do_sample, cpu.top_k, cpu.min_new_tokens) == (1, True, 50, 3)
