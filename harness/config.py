@@ -204,9 +204,10 @@ class RunConfig:
                                      "first (the evaluation's seed) gives its scores as before; the others (seeds "
                                      "seed+1, ...) measure their decoding noise, which the findings then count in "
                                      "the teacher's intervals (3 or more: decided on); 1: one decoding", ge=1, le=20)
-    teacher_dist_samples: int = setting(5, help="TeacherDist (PAPER Table 3): ancestral teacher samples per test "
-                                               "input; 0: not measured", ge=0, le=MAX_BEAMS)
-    teacher_dist_sampling: DecodeConfig = setting(help="TeacherDist sampling", default_factory=lambda: DecodeConfig(
+    teacher_dist_samples: int = setting(5, help="TeacherDist (PAPER Table 3): teacher samples per test input, "
+                                               "drawn by teacher_dist_sampling; 0: not measured", ge=0, le=MAX_BEAMS)
+    teacher_dist_sampling: DecodeConfig = setting(help="TeacherDist's sampler (ancestral by default; WMT "
+                                        "and dialogue set the reference code's)", default_factory=lambda: DecodeConfig(
         num_beams=1, do_sample=True))
     # The paper scores its risks on sampled outputs (dart/scripts/run_calc_ppl.sh reads a sampled output file).
     risk_sampling: DecodeConfig = setting(help="the one sample per test input that R_llh_paper and R_cvg_paper "
