@@ -60,5 +60,5 @@ def test_report_sections_follow_the_papers_task_order(grid_report):
     _, out = grid_report
     headings = [line[3:] for line in (out / "report.md").read_text().splitlines() if line.startswith("## ")]
     assert headings == (["The paper's findings, re-tested — ci profile", "all tasks — ci profile",
-                         "The twins against the paper's regime — ci profile"]
+                         "The twins against the paper's regime — ci profile", "Where the variance comes from — ci profile"]
                         + [f"{task} — ci profile" for task in PAPER_TASK_ORDER])
