@@ -94,3 +94,19 @@ def test_a_comparison_s_parts_the_shared_teacher_and_the_inputs_difficulty_cance
     assert half_width(c, 1, 10) < half_width(c, 3, 10)
     assert seeds_needed(c, 1, 2.0) == next(n for n in range(2, 101) if half_width(c, 1, n) <= 2.0)
     assert seeds_needed(c, 3, 0.5) is None   # 4.3 × √(teacher/3) alone is above 0.5
+
+
+def test_the_shared_input_part_leaves_out_each_teacher_s_own_interaction_with_the_inputs():
+    """y[t, s, i] = a_t + b_ts + v_i + u_ti + e_tsi: u (a teacher's own gain on an input, shared by its runs) is in
+    the teacher part on the fixed test set; the part every run shares is v's alone. Taking the runs of three teachers
+    for exchangeable replicates left u²(n − 1)/(K n − 1) of it in (here +4/m on 9/m)."""
+    rng = np.random.default_rng(0)
+    teachers, seeds, inputs, draws, sd_own = 3, 3, 1000, 2000, 4.0
+    v = SD_VALUE * rng.standard_normal(inputs)
+    y = (SD_TEACHER * rng.standard_normal((teachers, 1, 1)) + SD_SEED * rng.standard_normal((teachers, seeds, 1)) + v
+         + sd_own * rng.standard_normal((teachers, 1, inputs)) + SD_SAMPLE * rng.standard_normal((teachers, seeds, inputs)))
+    counts = np.stack([np.bincount(d, minlength=inputs) for d in rng.integers(inputs, size=(draws, inputs))])
+    boot = np.einsum("bi,tsi->tsb", counts.astype(float), y) / inputs
+    c = estimate([[[x] for x in teacher] for teacher in y.mean(axis=2)],
+                 [[run[:, None] for run in teacher] for teacher in boot], inputs)
+    assert c.input_shared == pytest.approx(v.var() / inputs, rel=0.1)

@@ -46,7 +46,7 @@ import numpy as np
 import pandas as pd
 
 from .load import of_task
-from .noise import Difference, Replicates
+from .noise import Difference, Replicates, input_variance
 from .summary import UPSTREAM, common_rows
 
 
@@ -107,17 +107,12 @@ def across(pairs: Sequence[tuple[Replicates, Replicates]], level: float = 0.95) 
 
 def _input_part(pairs: Sequence[tuple[Replicates, Replicates]]) -> float:
     """V_input of D̄: the bootstrap variance of the mean over teachers of the per-teacher differences, less the
-    teacher-by-input part that the sample variance over teachers already holds; 0 without shared draws."""
+    teacher-by-input part that the sample variance over teachers already holds — :func:`~.noise.input_variance`
+    with the K per-teacher differences as the replicates; 0 without shared draws."""
     if not pairs or any(r.resampled is None for pair in pairs for r in pair):
         return 0.0
     draws = np.stack([a.resampled.mean(axis=1) - b.resampled.mean(axis=1) for a, b in pairs], axis=1)   # [B, K]
-    raw = float(draws.mean(axis=1).var(ddof=1))
-    k = draws.shape[1]
-    if k < 2:
-        return raw
-    deviations = draws - draws.mean(axis=1, keepdims=True)
-    correction = float(deviations.var(axis=0, ddof=1).mean()) / (k - 1)
-    return max(raw - correction, 0.0)
+    return input_variance(Replicates.of([a.mean - b.mean for a, b in pairs], draws), None)
 
 
 def teacher_level(rows: Sequence[Replicates]) -> Replicates:

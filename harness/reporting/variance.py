@@ -16,7 +16,9 @@ The **test inputs**: a new test set of the same size moves every run's score; σ
 run's score over bootstrap draws of the inputs (per-input parts, :func:`~harness.reporting.stability.decompose`),
 and σ²_I(shared) the part common to every run of the model — what averaging seeds, teachers or decodings never
 removes, only more inputs do — the bootstrap variance of the mean over every run less the run-specific part
-(:func:`~harness.reporting.noise.input_variance`, the runs as replicates). In a comparison of two models the
+(:func:`~harness.reporting.noise.input_variance`, the runs as replicates; over several teachers the teachers' means
+as replicates, so that a teacher's own interaction with the inputs, shared by its runs and held by σ²_T on the
+fixed test set, is not counted again). In a comparison of two models the
 inputs' difficulty common to both cancels as well, so a difference's input part is smaller than either row's.
 
 Estimates (moments, the ANOVA estimators of a nested design; scipy's and statsmodels' mixed models ask for more
@@ -57,7 +59,7 @@ from .render import Cell, Table
 from .stability import replicates, teacher_decodings
 from .summary import common_rows, lookup
 from .tables import metric_label
-from .teachers import across, rows_by_teacher
+from .teachers import across, rows_by_teacher, teacher_level
 
 
 @dataclass(frozen=True)
@@ -106,10 +108,19 @@ def estimate(scores: Sequence[Sequence[Sequence[float]]], resampled: Sequence[Se
         teacher = math.nan
     input_run = input_shared = math.nan
     if resampled is not None:
-        columns = np.concatenate([np.asarray(r, float).reshape(np.shape(r)[0], -1)
-                                  for teacher in resampled for r in teacher], axis=1)     # [B, every decoding]
+        by_teacher = [np.concatenate([np.asarray(r, float).reshape(np.shape(r)[0], -1) for r in teacher], axis=1)
+                      for teacher in resampled]                          # per teacher: [B, its decodings]
+        columns = np.concatenate(by_teacher, axis=1)                     # [B, every decoding], in flat's order
         input_run = float(columns.var(axis=0, ddof=1).mean())
-        input_shared = input_variance(Replicates.of(np.concatenate(flat), columns), None)   # columns in flat's order
+        # Shared by every run: with one teacher, the runs' draws as replicates (less the run-specific part); with
+        # several, the teachers' mean draws as replicates — a teacher's own interaction with the inputs is shared by
+        # its runs, so taking runs of different teachers for exchangeable replicates would leave
+        # σ²_TI (n − 1)/(K n − 1) of it in the shared part (the teacher part already holds it, on fixed inputs).
+        if len(by_teacher) >= 2:
+            input_shared = input_variance(teacher_level([Replicates.of(np.concatenate(run_scores), draws)
+                                                         for run_scores, draws in zip(runs, by_teacher)]), None)
+        else:
+            input_shared = input_variance(Replicates.of(np.concatenate(flat), columns), None)
     return Components(teacher, seed, decode, input_run, input_shared, len(runs), len(flat),
                       max(len(run) for run in flat), inputs)
 
