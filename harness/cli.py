@@ -494,6 +494,8 @@ def compare_cmd(method, plugins, bundle, results_dir, tasks, seeds, accept_stale
         raise HarnessError(stale_message(bundle, manifest, stale) + ", or pass --accept-stale-bundle to compare "
                                                                     "against it as it is")
     check_writable_folder(results_dir, "--results-dir")
+    if out_dir is not None:   # before the bundle is unpacked and the cells train, not after (the default is in
+        check_writable_folder(out_dir, "--out")   # --results-dir, checked above)
     plugin_paths = tuple(str(Path(p).resolve()) for p in plugins)
     cells = compare_cells(manifest, method, results_dir, seeds=seed_list, tasks=chosen, plugins=plugin_paths)
     done = import_bundle(bundle, results_dir, provenance={"accepted_stale": bool(stale)})
@@ -516,7 +518,6 @@ def compare_cmd(method, plugins, bundle, results_dir, tasks, seeds, accept_stale
     from .reporting.build import build_report, default_out
 
     out_dir = out_dir or str(default_out(results_dir))
-    check_writable_folder(out_dir, "--out")
     page = build_report(results_dir, out_dir, n_samples=bootstrap_samples)
     click.echo(f"{len(page.tables)} tables, {len(page.figures)} figures → {page.out}/report.html")
     if report.failed:

@@ -191,6 +191,13 @@ def test_a_bundle_of_a_newer_format_is_refused(tmp_path):
         read_manifest(tmp_path)
 
 
+@pytest.mark.parametrize("damage", [[], {"format": "harness-reference-bundle", "version": 1, "twins": []}])
+def test_a_damaged_manifest_is_one_line_not_a_traceback(tmp_path, damage):
+    (tmp_path / MANIFEST).write_text(json.dumps(damage))
+    with pytest.raises(HarnessError, match="bundle.json: (not a reference bundle's manifest|damaged .*archives)"):
+        read_manifest(tmp_path)
+
+
 def test_the_stale_check_finds_the_runs_this_code_would_make_otherwise(store, tmp_path):
     from harness.grid.reference import stale_message, stale_runs
 
@@ -290,13 +297,24 @@ def test_an_accepted_stale_bundle_lends_its_stages_and_the_report_says_so(tmp_pa
     assert (tmp_path / "out" / "tables" / "t.md").read_text().endswith(f"*Test split. {note}.*\n")
 
 
+def test_compare_checks_the_reports_folder_before_unpacking_anything(store, tmp_path, monkeypatch, capsys):
+    build_bundle(store, tmp_path / "ref", code={})
+    (tmp_path / "file").write_text("")
+    results = tmp_path / "results"
+    code, _, err = run_cli(monkeypatch, capsys, ["compare", "--method", "rkl", "--bundle", str(tmp_path / "ref"),
+                                                 "--results-dir", str(results), "--out", str(tmp_path / "file"),
+                                                 "--dry-run"])
+    assert code == 2 and err.startswith("harness: error: --out") and err.count("\n") == 1, err
+    assert not results.exists()
+
+
 def test_compare_names_an_unknown_method_or_task(store, tmp_path, monkeypatch, capsys):
     build_bundle(store, tmp_path / "ref", code={})
     args = ["compare", "--bundle", str(tmp_path / "ref"), "--results-dir", str(tmp_path / "r"), "--dry-run"]
     code, _, err = run_cli(monkeypatch, capsys, args + ["--method", "nope"])
     assert code == 2 and "unknown method 'nope'" in err
     code, _, err = run_cli(monkeypatch, capsys, args + ["--method", "rkl", "--tasks", "xsum"])
-    assert code == 2 and "unknown task of the bundle 'xsum'; known task of the bundles: dart" in err
+    assert code == 2 and "unknown bundled task 'xsum'; known bundled tasks: dart" in err
 
 
 # --------------------------------------------------------------------------- the committed bundle

@@ -100,7 +100,7 @@ def compare_cells(manifest: dict, method: str, results_dir: str | Path, *, seeds
     if unknown:
         from ..errors import UnknownNameError
 
-        raise UnknownNameError("task of the bundle", unknown[0], sorted(known))
+        raise UnknownNameError("bundled task", unknown[0], sorted(known))
     cells = []
     for twin in manifest["twins"]:
         if tasks and twin["task"] not in tasks:
