@@ -107,6 +107,7 @@ def test_a_claim_that_holds_at_every_teacher_is_undecided_over_teachers_that_dis
     assert row["estimate"] == pytest.approx(np.mean([0.5, 3.0, 6.0]))
     assert row["verdict"] == fd.UNDECIDED and row["ci_low"] < 0 < row["ci_high"]
     assert "n=9, 3 teachers" in row["evidence"]
+    assert row["reason"] == "interval includes 0 (over 3 teachers: teacher, then seed within teacher)"   # which one
     rendered = table.rows[list(table.data.index).index(row.name)]
     assert rendered[table.header.index("across teachers")].text == "3 of 3"
 

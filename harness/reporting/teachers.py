@@ -35,6 +35,13 @@ small, a known slight liberality at two degrees of freedom; with K − 1 degrees
 covers 98-100% (too wide to decide much), and without the input part 90-96%.
 
 Fewer than :data:`~harness.reporting.noise.MIN_OWN_SEEDS` teachers: exploratory, as rows with fewer seeds are.
+
+Rows grown by ``harness grid --until-decided`` (:mod:`~harness.reporting.sequential`): the design's looks are per
+teacher (an upstream seed is a group of the grid), so each per-teacher verdict reads its look's repeated interval,
+while the interval over teachers takes every seed of each teacher as it stands — a fixed-K interval whose D_t had
+data-dependent n. Simulated (K = 3, looks 3, 5, …, 11, O'Brien–Fleming, 800-1,500 runs each): 93-96% coverage for
+a 95% interval, as with three fixed seeds per teacher, the least (93%) where a large difference stops early at
+every teacher; a finding's reason names the interval it read (:func:`~harness.reporting.findings.judge`).
 """
 
 from __future__ import annotations
