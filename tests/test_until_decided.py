@@ -120,6 +120,9 @@ def test_the_design_is_fixed_at_its_first_look(tmp_path):
         check_record(path, sequential.design_record(Design(3, 2, 9), comparisons, SEEDS, {}))
     with pytest.raises(HarnessError, match="not as kl~mle"):
         check_record(path, sequential.design_record(DESIGN, [Comparison("kl", "~", "mle", margin=1.0)], SEEDS, {}))
+    other_seeds = sequential.seed_order([1, 2, 3], DESIGN.max_seeds)   # same looks, another order: place 0 twice
+    with pytest.raises(HarnessError, match="seeds 42, 43, 44, 45, 46, 47, 48 .*not as .*seeds 1, 2, 3, 4"):
+        check_record(path, sequential.design_record(DESIGN, comparisons, other_seeds, {"dart · kl": {"c": 0}}))
 
 
 # --------------------------------------------------------------------------- the report reads the design's record

@@ -245,16 +245,17 @@ def record_path(results_dir: str | Path, name: str, profile: str, families: dict
 def _asked(record: dict) -> str:
     design = Design.of_record(record["design"])
     margins = "".join(f", {c} within ±{m:g}" for c, m in record["margins"].items())
-    return f"{', '.join(record['comparisons'])}{margins}; {design.describe()}"
+    return f"{', '.join(record['comparisons'])}{margins}; {design.describe()}; seeds {', '.join(map(str, record['seeds']))}"
 
 
 def check_record(path: Path, record: dict) -> dict:
-    """The record to write: ``record``, its families merged with those of the one at ``path``; another design or
-    other comparisons than that one's are refused (the error rates hold for a design fixed in advance only)."""
+    """The record to write: ``record``, its families merged with those of the one at ``path``; another design,
+    other comparisons or another seed order than that one's are refused (the error rates hold for a design fixed in
+    advance only, and a look reads the first seeds in that order: two orders would put two runs at one place)."""
     if not path.is_file():
         return record
     old = json.loads(path.read_text())
-    if any(old.get(key) != record[key] for key in ("design", "comparisons", "margins")):
+    if any(old.get(key) != record[key] for key in ("design", "comparisons", "margins", "seeds")):
         raise HarnessError(f"--until-decided: this grid was started as {_asked(old)} ({path}), not as "
                            f"{_asked(record)}: a sequential design is fixed before its first look; run it with the "
                            f"same options, or in another --results-dir")
