@@ -755,7 +755,9 @@ def task_view(store: Store, summary: pd.DataFrame, task: str, profile: str) -> V
     rows = {}
     for model in dict.fromkeys(m for chosen in by_teacher.values() for m in chosen):
         labels = {t: chosen[model] for t, chosen in by_teacher.items() if model in chosen}
-        if len(set(labels.values())) == 1:     # one row made once for every teacher
+        # one row made once for every teacher (at each, the same label); a row at some teachers only (a method run
+        # at one upstream seed, e.g. by `harness compare` beside baselines at three) is pooled over those alone
+        if len(labels) == len(by_teacher) and len(set(labels.values())) == 1:
             rows[model] = next(iter(labels.values()))
             continue
         rows[model] = label = f"{model} [{len(labels)} teachers]"
