@@ -76,6 +76,9 @@ class Components:
     runs: int               # runs in all (Σ n_t)
     decodes: int            # the most decodings of a run
     inputs: int = 0         # m (0: unknown)
+    #: σ²_I(teacher): the input part at one teacher — the shared part plus that teacher's own interaction with the
+    #: inputs, which a verdict for one teacher has and the interval over teachers leaves in σ²_T (:func:`contrast`)
+    input_teacher: float = math.nan
 
 
 def _pooled(groups: Sequence[np.ndarray]) -> tuple[float, int]:
@@ -166,21 +169,23 @@ def contrast(a_scores, b_scores, a_draws=None, b_draws=None) -> Components:
         teacher = max(float(per_teacher.var(ddof=1)) - float(share), 0.0)
     else:
         teacher = math.nan
-    shared = math.nan
+    shared = one_teacher = math.nan
     if a_draws is not None and b_draws is not None:
         pairs = list(zip(_teacher_rows(a_scores, a_draws), _teacher_rows(b_scores, b_draws)))
-        shared = across(pairs).input_variance if k >= 2 else input_variance(*pairs[0])
+        one_teacher = float(np.mean([input_variance(*pair) for pair in pairs]))
+        shared = across(pairs).input_variance if k >= 2 else one_teacher
     runs = sum(len(m) for m in means_a) + sum(len(m) for m in means_b)
-    return Components(teacher, seed, math.nan, math.nan, shared, k, runs, 1)
+    return Components(teacher, seed, math.nan, math.nan, shared, k, runs, 1, input_teacher=one_teacher)
 
 
 def half_width(c: Components, teachers: int, seeds: int, level: float = 0.95) -> float:
     """The half-width of a comparison's interval at ``teachers`` × ``seeds`` (per model and teacher), from the
     components of the difference (:func:`contrast`): at one teacher, a verdict for that teacher — its part left out,
-    t with 2(n − 1) degrees of freedom (Welch's at equal variances); over several, the teacher part in and t with
+    the input part that teacher's (σ²_I(teacher)), t with 2(n − 1) degrees of freedom (Welch's at equal variances); over several, the teacher part in and t with
     K − 1 (the interval over teachers, :func:`~harness.reporting.teachers.across`)."""
-    if teachers == 1:
-        variance = design_variance(replace(c, teacher=0.0), 1, seeds)
+    if teachers == 1:   # the teacher's own interaction with the inputs is then input noise, not a teacher part
+        inputs = c.input_teacher if math.isfinite(c.input_teacher) else c.input_shared
+        variance = design_variance(replace(c, teacher=0.0, input_shared=inputs), 1, seeds)
         df = 2 * (seeds - 1)
     else:
         variance = design_variance(c, teachers, seeds)
