@@ -308,6 +308,22 @@ def test_compare_checks_the_reports_folder_before_unpacking_anything(store, tmp_
     assert not results.exists()
 
 
+def test_compare_runs_the_new_method_at_every_teacher_of_the_baselines(tmp_path):
+    """Baselines at two teachers (the default upstream seed and 43): the new method's cells are at both, so that its
+    rows pair with theirs teacher by teacher (one teacher alone would be compared against the others' teachers)."""
+    from harness.grid.reference import compare_cells
+
+    root = tmp_path / "store"
+    for seed in (42, 43):   # (the stage keys do not matter here: run ids by method and seed)
+        fake_run(root, "kl", seed, {"teacher": ("teacher", "t42")}, parameters={"teacher_outputs_k": 0})
+        fake_run(root, "mle", seed, {"teacher": ("teacher", "t43")},
+                 parameters={"teacher_outputs_k": 0, "upstream_seed": 43})
+    manifest = build_bundle(root, tmp_path / "ref", code={}).manifest
+    cells = compare_cells(manifest, "rkl", tmp_path / "results")
+    assert sorted((c.seed, c.config().upstream_seed) for c in cells) == [(42, 42), (42, 43), (43, 42), (43, 43)]
+    assert {c.config().teacher_outputs_k for c in cells} == {0}
+
+
 def test_compare_names_an_unknown_method_or_task(store, tmp_path, monkeypatch, capsys):
     build_bundle(store, tmp_path / "ref", code={})
     args = ["compare", "--bundle", str(tmp_path / "ref"), "--results-dir", str(tmp_path / "r"), "--dry-run"]

@@ -101,15 +101,31 @@ def compare_cells(manifest: dict, method: str, results_dir: str | Path, *, seeds
         from ..errors import UnknownNameError
 
         raise UnknownNameError("bundled task", unknown[0], sorted(known))
-    cells = []
+    cells: dict[str, Cell] = {}
     for twin in manifest["twins"]:
         if tasks and twin["task"] not in tasks:
             continue
         settings = {k: v for k, v in twin["settings"].items() if _applies(k, method)}
         spec = GridSpec(name="compare", profile=twin["profile"], tasks=[twin["task"]], methods=[method],
                         seeds=seeds_for(twin, seeds), set=settings)
-        cells += expand(spec, str(Path(results_dir).resolve()), plugins=plugins)
-    return cells
+        for teacher in _teachers(twin):   # several teachers: the new method at each, as the baselines
+            one = spec if teacher is None else GridSpec(**{**vars(spec), "set": {**settings, UPSTREAM: teacher}})
+            for cell in expand(one, str(Path(results_dir).resolve()), plugins=plugins):
+                cells.setdefault(cell.run_id, cell)
+    return list(cells.values())
+
+
+UPSTREAM = "upstream_seed"
+
+
+def _teachers(twin: dict) -> list:
+    """The upstream seeds of a twin's baseline runs where they vary (None: the profile's default, which a run's
+    parameters leave out); [None] where every run shares one teacher (then it is in the twin's settings, or the
+    default)."""
+    if UPSTREAM in twin["settings"]:
+        return [None]
+    values = {run["parameters"].get(UPSTREAM) for run in twin["runs"]}
+    return sorted(values, key=lambda v: (v is not None, v)) if len(values) > 1 else [None]
 
 
 def unshipped_builds(plans, method: str) -> list[str]:
