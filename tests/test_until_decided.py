@@ -158,6 +158,7 @@ def test_findings_judge_grown_rows_on_the_sequential_interval(tmp_path):
 @pytest.mark.parametrize("args, message", [
     (["--until-decided", "kl>nope"], "unknown method 'nope'; known methods: kl, mle"),
     (["--until-decided", "9"], "unknown claim '9'; known claims: 2, 4, 6c"),
+    (["--until-decided", "kl>mle@blue"], "unknown metric 'blue' (did you mean 'bleu'?); known metrics: "),
     (["--until-decided", "kl>mle", "--max-seeds", "0"], "'--max-seeds': 0 is not in the range x>=1"),
     (["--until-decided", "kl>mle", "--max-seeds", "2"], "--max-seeds 2: below the grid's 3 seeds (valid: 3 or more)"),
     (["--until-decided", "kl>mle", "--max-minutes", "-1"], "'--max-minutes': -1.0 is not in the range x>0"),

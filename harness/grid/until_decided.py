@@ -72,6 +72,19 @@ def parse_comparisons(text: str, methods: list[str], margin: float) -> list[Comp
     return list(dict.fromkeys(out))
 
 
+def check_metrics(comparisons: list[Comparison], tasks: list[str]) -> None:
+    """Each ``@METRIC`` of ``comparisons`` is one that an evaluation of some task of the grid records: the task's
+    quality metrics, the risks or the fidelity to the teacher (an unknown one: one line naming them, before any work;
+    a metric of some tasks only leaves the others' comparisons without a verdict)."""
+    from ..registry import TASKS
+    from ..store.runs import FIDELITY, RISKS
+
+    known = list(dict.fromkeys([*(m for t in tasks for m in TASKS.get(t).metrics), *RISKS, *FIDELITY]))
+    for comparison in comparisons:
+        if comparison.metric is not None and comparison.metric not in known:
+            raise UnknownNameError("metric", comparison.metric, known)
+
+
 def check_design(start: int, max_seeds: int, step: int, max_minutes: float | None, margin: float) -> Design:
     """The design of ``--until-decided``, its values checked (one line each, before any work)."""
     if start < noise.MIN_OWN_SEEDS:
