@@ -324,6 +324,32 @@ def test_compare_runs_the_new_method_at_every_teacher_of_the_baselines(tmp_path)
     assert {c.config().teacher_outputs_k for c in cells} == {0}
 
 
+def test_an_accepted_stale_bundle_lends_each_cell_its_own_teachers_stages(tmp_path):
+    """Two teachers shipped under old keys: the new method's cells at upstream seed 43 train on the teacher of 43,
+    not on the first teacher key the bundle lists."""
+    from harness.grid.reference import compare_cells, rekey_upstream
+
+    results = tmp_path / "results"
+    for key in ("old42", "old43"):
+        fake_stage(results, "teacher", key)
+    twin = {"task": "dart", "profile": "ci", "seeds": [42], "settings": {},
+            "stages": [{"label": "teacher", "stage": "teacher", "key": k} for k in ("old42", "old43")],
+            "runs": [{"run_id": "a", "method": "kl", "seed": 42, "parameters": {}, "stages": {"teacher": "old42"}},
+                     {"run_id": "b", "method": "kl", "seed": 42, "parameters": {"upstream_seed": 43},
+                      "stages": {"teacher": "old43"}}]}
+    manifest = {"twins": [twin], "commits": ["0123456789abcdef"]}
+    cells = compare_cells(manifest, "rkl", results)
+    made = rekey_upstream(manifest, cells, results)
+    lent = {c.config().upstream_seed: made[planned_key(c, "teacher")] for c in cells}
+    assert lent == {42: "old42", 43: "old43"}
+
+
+def planned_key(cell, label: str) -> str:
+    from harness.pipeline.graph import plan_for
+
+    return plan_for(cell.config())[label].key
+
+
 def test_compare_names_an_unknown_method_or_task(store, tmp_path, monkeypatch, capsys):
     build_bundle(store, tmp_path / "ref", code={})
     args = ["compare", "--bundle", str(tmp_path / "ref"), "--results-dir", str(tmp_path / "r"), "--dry-run"]

@@ -152,7 +152,16 @@ def rekey_upstream(manifest: dict, cells: list[Cell], results_dir: str | Path) -
     made = {}
     for cell in cells:
         twin = by_task[cell.task]
-        shipped = {}   # label → key (a label shipped under several keys: the first)
+        # label → the shipped key: that of the baseline runs at the cell's teacher (several teachers ship a label
+        # under several keys; None: the default upstream seed, which a run's parameters leave out), else the first
+        ships = {(stage["label"], stage["key"]) for stage in twin["stages"]}
+        teacher = dict(cell.values).get(UPSTREAM)
+        shipped = {}
+        for run in twin["runs"]:
+            if run["parameters"].get(UPSTREAM) == teacher:
+                for label, key in run["stages"].items():
+                    if (label, key) in ships:
+                        shipped.setdefault(label, key)
         for stage in twin["stages"]:
             shipped.setdefault(stage["label"], stage["key"])
         for spec in plan_for(cell.config()).specs:
