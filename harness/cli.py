@@ -322,16 +322,17 @@ def _until_decided_options(grid, until_decided, max_seeds, seeds_per_round, max_
     if select_on is not None:
         raise HarnessError("--until-decided and --select-on: choose one (a selection over axes is not a sequential "
                            "design)")
-    from .grid.spec import METHOD_ORDER, resolve_names
-    from .grid.until_decided import check_design, parse_comparisons
+    from .grid.spec import METHOD_ORDER, TASK_ORDER, resolve_names
+    from .grid.until_decided import check_design, check_metrics, parse_comparisons
     from .paper.claims import NEAR_BEST_MARGIN
-    from .registry import METHODS
+    from .registry import METHODS, TASKS
     from .reporting.sequential import seed_order
 
     margin = NEAR_BEST_MARGIN if margin is None else margin
     design = check_design(len(set(grid.seeds)), max(10, len(set(grid.seeds))) if max_seeds is None else max_seeds,
                           2 if seeds_per_round is None else seeds_per_round, max_minutes, margin)
     comparisons = parse_comparisons(until_decided, resolve_names(grid.methods, METHODS, METHOD_ORDER), margin)
+    check_metrics(comparisons, resolve_names(grid.tasks, TASKS, TASK_ORDER))
     return comparisons, design, seed_order(grid.seeds, design.max_seeds)
 
 
@@ -494,6 +495,8 @@ def compare_cmd(method, plugins, bundle, results_dir, tasks, seeds, accept_stale
         raise HarnessError(stale_message(bundle, manifest, stale) + ", or pass --accept-stale-bundle to compare "
                                                                     "against it as it is")
     check_writable_folder(results_dir, "--results-dir")
+    if out_dir is not None:   # before the bundle is unpacked and the cells train, not after (the default is in
+        check_writable_folder(out_dir, "--out")   # --results-dir, checked above)
     plugin_paths = tuple(str(Path(p).resolve()) for p in plugins)
     cells = compare_cells(manifest, method, results_dir, seeds=seed_list, tasks=chosen, plugins=plugin_paths)
     done = import_bundle(bundle, results_dir, provenance={"accepted_stale": bool(stale)})
@@ -516,7 +519,6 @@ def compare_cmd(method, plugins, bundle, results_dir, tasks, seeds, accept_stale
     from .reporting.build import build_report, default_out
 
     out_dir = out_dir or str(default_out(results_dir))
-    check_writable_folder(out_dir, "--out")
     page = build_report(results_dir, out_dir, n_samples=bootstrap_samples)
     click.echo(f"{len(page.tables)} tables, {len(page.figures)} figures → {page.out}/report.html")
     if report.failed:

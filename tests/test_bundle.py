@@ -191,6 +191,13 @@ def test_a_bundle_of_a_newer_format_is_refused(tmp_path):
         read_manifest(tmp_path)
 
 
+@pytest.mark.parametrize("damage", [[], {"format": "harness-reference-bundle", "version": 1, "twins": []}])
+def test_a_damaged_manifest_is_one_line_not_a_traceback(tmp_path, damage):
+    (tmp_path / MANIFEST).write_text(json.dumps(damage))
+    with pytest.raises(HarnessError, match="bundle.json: (not a reference bundle's manifest|damaged .*archives)"):
+        read_manifest(tmp_path)
+
+
 def test_the_stale_check_finds_the_runs_this_code_would_make_otherwise(store, tmp_path):
     from harness.grid.reference import stale_message, stale_runs
 
@@ -290,13 +297,66 @@ def test_an_accepted_stale_bundle_lends_its_stages_and_the_report_says_so(tmp_pa
     assert (tmp_path / "out" / "tables" / "t.md").read_text().endswith(f"*Test split. {note}.*\n")
 
 
+def test_compare_checks_the_reports_folder_before_unpacking_anything(store, tmp_path, monkeypatch, capsys):
+    build_bundle(store, tmp_path / "ref", code={})
+    (tmp_path / "file").write_text("")
+    results = tmp_path / "results"
+    code, _, err = run_cli(monkeypatch, capsys, ["compare", "--method", "rkl", "--bundle", str(tmp_path / "ref"),
+                                                 "--results-dir", str(results), "--out", str(tmp_path / "file"),
+                                                 "--dry-run"])
+    assert code == 2 and err.startswith("harness: error: --out") and err.count("\n") == 1, err
+    assert not results.exists()
+
+
+def test_compare_runs_the_new_method_at_every_teacher_of_the_baselines(tmp_path):
+    """Baselines at two teachers (the default upstream seed and 43): the new method's cells are at both, so that its
+    rows pair with theirs teacher by teacher (one teacher alone would be compared against the others' teachers)."""
+    from harness.grid.reference import compare_cells
+
+    root = tmp_path / "store"
+    for seed in (42, 43):   # (the stage keys do not matter here: run ids by method and seed)
+        fake_run(root, "kl", seed, {"teacher": ("teacher", "t42")}, parameters={"teacher_outputs_k": 0})
+        fake_run(root, "mle", seed, {"teacher": ("teacher", "t43")},
+                 parameters={"teacher_outputs_k": 0, "upstream_seed": 43})
+    manifest = build_bundle(root, tmp_path / "ref", code={}).manifest
+    cells = compare_cells(manifest, "rkl", tmp_path / "results")
+    assert sorted((c.seed, c.config().upstream_seed) for c in cells) == [(42, 42), (42, 43), (43, 42), (43, 43)]
+    assert {c.config().teacher_outputs_k for c in cells} == {0}
+
+
+def test_an_accepted_stale_bundle_lends_each_cell_its_own_teachers_stages(tmp_path):
+    """Two teachers shipped under old keys: the new method's cells at upstream seed 43 train on the teacher of 43,
+    not on the first teacher key the bundle lists."""
+    from harness.grid.reference import compare_cells, rekey_upstream
+
+    results = tmp_path / "results"
+    for key in ("old42", "old43"):
+        fake_stage(results, "teacher", key)
+    twin = {"task": "dart", "profile": "ci", "seeds": [42], "settings": {},
+            "stages": [{"label": "teacher", "stage": "teacher", "key": k} for k in ("old42", "old43")],
+            "runs": [{"run_id": "a", "method": "kl", "seed": 42, "parameters": {}, "stages": {"teacher": "old42"}},
+                     {"run_id": "b", "method": "kl", "seed": 42, "parameters": {"upstream_seed": 43},
+                      "stages": {"teacher": "old43"}}]}
+    manifest = {"twins": [twin], "commits": ["0123456789abcdef"]}
+    cells = compare_cells(manifest, "rkl", results)
+    made = rekey_upstream(manifest, cells, results)
+    lent = {c.config().upstream_seed: made[planned_key(c, "teacher")] for c in cells}
+    assert lent == {42: "old42", 43: "old43"}
+
+
+def planned_key(cell, label: str) -> str:
+    from harness.pipeline.graph import plan_for
+
+    return plan_for(cell.config())[label].key
+
+
 def test_compare_names_an_unknown_method_or_task(store, tmp_path, monkeypatch, capsys):
     build_bundle(store, tmp_path / "ref", code={})
     args = ["compare", "--bundle", str(tmp_path / "ref"), "--results-dir", str(tmp_path / "r"), "--dry-run"]
     code, _, err = run_cli(monkeypatch, capsys, args + ["--method", "nope"])
     assert code == 2 and "unknown method 'nope'" in err
     code, _, err = run_cli(monkeypatch, capsys, args + ["--method", "rkl", "--tasks", "xsum"])
-    assert code == 2 and "unknown task of the bundle 'xsum'; known task of the bundles: dart" in err
+    assert code == 2 and "unknown bundled task 'xsum'; known bundled tasks: dart" in err
 
 
 # --------------------------------------------------------------------------- the committed bundle

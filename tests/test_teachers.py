@@ -107,6 +107,7 @@ def test_a_claim_that_holds_at_every_teacher_is_undecided_over_teachers_that_dis
     assert row["estimate"] == pytest.approx(np.mean([0.5, 3.0, 6.0]))
     assert row["verdict"] == fd.UNDECIDED and row["ci_low"] < 0 < row["ci_high"]
     assert "n=9, 3 teachers" in row["evidence"]
+    assert row["reason"] == "interval includes 0 (over 3 teachers: teacher, then seed within teacher)"   # which one
     rendered = table.rows[list(table.data.index).index(row.name)]
     assert rendered[table.header.index("across teachers")].text == "3 of 3"
 
@@ -162,3 +163,24 @@ def test_the_teacher_s_decodings_give_the_decoding_part(tmp_path):
     c = model_components(store, summarise(store), "commonsense_dialogue", "ci", "teacher", "bleu1", n_samples=50)
     assert (c.teachers, c.runs, c.decodes) == (1, 1, 5)
     assert c.decode == pytest.approx(np.var(decodings, ddof=1)) and np.isnan(c.seed) and np.isnan(c.teacher)
+
+
+def test_a_model_made_at_one_teacher_is_not_taken_for_one_made_for_every_teacher(tmp_path):
+    """A new method compared on a bundle of three teachers, run at the default upstream seed only: its row is at
+    teacher 42 alone — compared there (and exploratory over teachers), never set beside the baselines of 43 and 44 as
+    a row made once for all of them."""
+    jitter = {1: -0.05, 2: 0.0, 3: 0.05}
+    for upstream, levels in LEAD.items():
+        for method in levels:
+            for seed in SEEDS:
+                write_run(tmp_path, "dart", method, seed, levels, {}, 20.0, upstream=upstream, jitter=jitter)
+    for seed in SEEDS:
+        write_run(tmp_path, "dart", "rkl", seed, {**LEAD[42], "rkl": 32.0}, {}, 20.0, upstream=42, jitter=jitter)
+    store = load_store(tmp_path)
+    summary = summarise(store)
+    view = fd.task_view(store, summary, "dart", "ci")
+    assert view.rows["rkl"] == "rkl [1 teachers]" and view.rows["kl"] == "kl [3 teachers]"
+    table = fd.findings(store, summary, "ci", n_samples=50)
+    row = table.data[(table.data["claim"] == "2") & (table.data["statement"].str.startswith("rkl"))].iloc[0]
+    assert row["per_teacher"] == "42: holds" and row["estimate"] == pytest.approx(2.0)
+    assert row["verdict"] == fd.UNDECIDED and row["reason"].startswith("exploratory: 1 teacher")

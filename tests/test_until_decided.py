@@ -120,6 +120,9 @@ def test_the_design_is_fixed_at_its_first_look(tmp_path):
         check_record(path, sequential.design_record(Design(3, 2, 9), comparisons, SEEDS, {}))
     with pytest.raises(HarnessError, match="not as kl~mle"):
         check_record(path, sequential.design_record(DESIGN, [Comparison("kl", "~", "mle", margin=1.0)], SEEDS, {}))
+    other_seeds = sequential.seed_order([1, 2, 3], DESIGN.max_seeds)   # same looks, another order: place 0 twice
+    with pytest.raises(HarnessError, match="seeds 42, 43, 44, 45, 46, 47, 48 .*not as .*seeds 1, 2, 3, 4"):
+        check_record(path, sequential.design_record(DESIGN, comparisons, other_seeds, {"dart · kl": {"c": 0}}))
 
 
 # --------------------------------------------------------------------------- the report reads the design's record
@@ -155,6 +158,7 @@ def test_findings_judge_grown_rows_on_the_sequential_interval(tmp_path):
 @pytest.mark.parametrize("args, message", [
     (["--until-decided", "kl>nope"], "unknown method 'nope'; known methods: kl, mle"),
     (["--until-decided", "9"], "unknown claim '9'; known claims: 2, 4, 6c"),
+    (["--until-decided", "kl>mle@blue"], "unknown metric 'blue' (did you mean 'bleu'?); known metrics: "),
     (["--until-decided", "kl>mle", "--max-seeds", "0"], "'--max-seeds': 0 is not in the range x>=1"),
     (["--until-decided", "kl>mle", "--max-seeds", "2"], "--max-seeds 2: below the grid's 3 seeds (valid: 3 or more)"),
     (["--until-decided", "kl>mle", "--max-minutes", "-1"], "'--max-minutes': -1.0 is not in the range x>0"),

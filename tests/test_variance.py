@@ -7,6 +7,7 @@ import math
 
 import numpy as np
 import pytest
+from scipy import stats
 
 from harness.reporting.variance import design_variance, estimate
 
@@ -94,3 +95,42 @@ def test_a_comparison_s_parts_the_shared_teacher_and_the_inputs_difficulty_cance
     assert half_width(c, 1, 10) < half_width(c, 3, 10)
     assert seeds_needed(c, 1, 2.0) == next(n for n in range(2, 101) if half_width(c, 1, n) <= 2.0)
     assert seeds_needed(c, 3, 0.5) is None   # 4.3 × √(teacher/3) alone is above 0.5
+
+
+def test_the_shared_input_part_leaves_out_each_teacher_s_own_interaction_with_the_inputs():
+    """y[t, s, i] = a_t + b_ts + v_i + u_ti + e_tsi: u (a teacher's own gain on an input, shared by its runs) is in
+    the teacher part on the fixed test set; the part every run shares is v's alone. Taking the runs of three teachers
+    for exchangeable replicates left u²(n − 1)/(K n − 1) of it in (here +4/m on 9/m)."""
+    rng = np.random.default_rng(0)
+    teachers, seeds, inputs, draws, sd_own = 3, 3, 1000, 2000, 4.0
+    v = SD_VALUE * rng.standard_normal(inputs)
+    y = (SD_TEACHER * rng.standard_normal((teachers, 1, 1)) + SD_SEED * rng.standard_normal((teachers, seeds, 1)) + v
+         + sd_own * rng.standard_normal((teachers, 1, inputs)) + SD_SAMPLE * rng.standard_normal((teachers, seeds, inputs)))
+    counts = np.stack([np.bincount(d, minlength=inputs) for d in rng.integers(inputs, size=(draws, inputs))])
+    boot = np.einsum("bi,tsi->tsb", counts.astype(float), y) / inputs
+    c = estimate([[[x] for x in teacher] for teacher in y.mean(axis=2)],
+                 [[run[:, None] for run in teacher] for teacher in boot], inputs)
+    assert c.input_shared == pytest.approx(v.var() / inputs, rel=0.1)
+
+
+def test_at_one_teacher_the_input_part_holds_that_teacher_s_own_interaction_with_the_inputs():
+    """A − B with a part of each teacher's own on each input (sd 2, per model): at one teacher it is input noise of
+    the verdict (about 2·4/m on top of the shared part); over teachers it is in the teacher part. The half-width
+    at one teacher took the shared part alone: too narrow."""
+    from harness.reporting.variance import contrast, half_width
+
+    rng = np.random.default_rng(21)
+    teachers, seeds, inputs, draws, sd_own = 40, 3, 50, 400, 2.0
+    w = SD_GAIN * rng.standard_normal((2, 1, 1, inputs))
+    y = (SD_SEED * rng.standard_normal((2, teachers, seeds, 1)) + w
+         + sd_own * rng.standard_normal((2, teachers, 1, inputs)) + SD_SAMPLE * rng.standard_normal((2, teachers, seeds, inputs)))
+    counts = np.stack([np.bincount(d, minlength=inputs) for d in rng.integers(inputs, size=(draws, inputs))])
+    boot = np.einsum("bi,rtsi->rtsb", counts.astype(float), y) / inputs
+    scores = [[[[x] for x in teacher] for teacher in model] for model in y.mean(axis=3)]
+    resampled = [[[run[:, None] for run in teacher] for teacher in model] for model in boot]
+    c = contrast(scores[0], scores[1], resampled[0], resampled[1])
+    gain = (w[0, 0, 0] - w[1, 0, 0]).var() / inputs
+    assert c.input_shared == pytest.approx(gain, rel=0.3)
+    assert c.input_teacher == pytest.approx(gain + 2 * sd_own ** 2 / inputs, rel=0.2)
+    t = float(stats.t.ppf(0.975, 2 * (5 - 1)))
+    assert half_width(c, 1, 5) == pytest.approx(t * math.sqrt(c.seed / 5 + c.input_teacher))

@@ -100,16 +100,32 @@ def compare_cells(manifest: dict, method: str, results_dir: str | Path, *, seeds
     if unknown:
         from ..errors import UnknownNameError
 
-        raise UnknownNameError("task of the bundle", unknown[0], sorted(known))
-    cells = []
+        raise UnknownNameError("bundled task", unknown[0], sorted(known))
+    cells: dict[str, Cell] = {}
     for twin in manifest["twins"]:
         if tasks and twin["task"] not in tasks:
             continue
         settings = {k: v for k, v in twin["settings"].items() if _applies(k, method)}
         spec = GridSpec(name="compare", profile=twin["profile"], tasks=[twin["task"]], methods=[method],
                         seeds=seeds_for(twin, seeds), set=settings)
-        cells += expand(spec, str(Path(results_dir).resolve()), plugins=plugins)
-    return cells
+        for teacher in _teachers(twin):   # several teachers: the new method at each, as the baselines
+            one = spec if teacher is None else GridSpec(**{**vars(spec), "set": {**settings, UPSTREAM: teacher}})
+            for cell in expand(one, str(Path(results_dir).resolve()), plugins=plugins):
+                cells.setdefault(cell.run_id, cell)
+    return list(cells.values())
+
+
+UPSTREAM = "upstream_seed"
+
+
+def _teachers(twin: dict) -> list:
+    """The upstream seeds of a twin's baseline runs where they vary (None: the profile's default, which a run's
+    parameters leave out); [None] where every run shares one teacher (then it is in the twin's settings, or the
+    default)."""
+    if UPSTREAM in twin["settings"]:
+        return [None]
+    values = {run["parameters"].get(UPSTREAM) for run in twin["runs"]}
+    return sorted(values, key=lambda v: (v is not None, v)) if len(values) > 1 else [None]
 
 
 def unshipped_builds(plans, method: str) -> list[str]:
@@ -136,7 +152,16 @@ def rekey_upstream(manifest: dict, cells: list[Cell], results_dir: str | Path) -
     made = {}
     for cell in cells:
         twin = by_task[cell.task]
-        shipped = {}   # label → key (a label shipped under several keys: the first)
+        # label → the shipped key: that of the baseline runs at the cell's teacher (several teachers ship a label
+        # under several keys; None: the default upstream seed, which a run's parameters leave out), else the first
+        ships = {(stage["label"], stage["key"]) for stage in twin["stages"]}
+        teacher = dict(cell.values).get(UPSTREAM)
+        shipped = {}
+        for run in twin["runs"]:
+            if run["parameters"].get(UPSTREAM) == teacher:
+                for label, key in run["stages"].items():
+                    if (label, key) in ships:
+                        shipped.setdefault(label, key)
         for stage in twin["stages"]:
             shipped.setdefault(stage["label"], stage["key"])
         for spec in plan_for(cell.config()).specs:

@@ -72,6 +72,19 @@ def parse_comparisons(text: str, methods: list[str], margin: float) -> list[Comp
     return list(dict.fromkeys(out))
 
 
+def check_metrics(comparisons: list[Comparison], tasks: list[str]) -> None:
+    """Each ``@METRIC`` of ``comparisons`` is one that an evaluation of some task of the grid records: the task's
+    quality metrics, the risks or the fidelity to the teacher (an unknown one: one line naming them, before any work;
+    a metric of some tasks only leaves the others' comparisons without a verdict)."""
+    from ..registry import TASKS
+    from ..store.runs import FIDELITY, RISKS
+
+    known = list(dict.fromkeys([*(m for t in tasks for m in TASKS.get(t).metrics), *RISKS, *FIDELITY]))
+    for comparison in comparisons:
+        if comparison.metric is not None and comparison.metric not in known:
+            raise UnknownNameError("metric", comparison.metric, known)
+
+
 def check_design(start: int, max_seeds: int, step: int, max_minutes: float | None, margin: float) -> Design:
     """The design of ``--until-decided``, its values checked (one line each, before any work)."""
     if start < noise.MIN_OWN_SEEDS:
@@ -245,16 +258,17 @@ def record_path(results_dir: str | Path, name: str, profile: str, families: dict
 def _asked(record: dict) -> str:
     design = Design.of_record(record["design"])
     margins = "".join(f", {c} within ±{m:g}" for c, m in record["margins"].items())
-    return f"{', '.join(record['comparisons'])}{margins}; {design.describe()}"
+    return f"{', '.join(record['comparisons'])}{margins}; {design.describe()}; seeds {', '.join(map(str, record['seeds']))}"
 
 
 def check_record(path: Path, record: dict) -> dict:
-    """The record to write: ``record``, its families merged with those of the one at ``path``; another design or
-    other comparisons than that one's are refused (the error rates hold for a design fixed in advance only)."""
+    """The record to write: ``record``, its families merged with those of the one at ``path``; another design,
+    other comparisons or another seed order than that one's are refused (the error rates hold for a design fixed in
+    advance only, and a look reads the first seeds in that order: two orders would put two runs at one place)."""
     if not path.is_file():
         return record
     old = json.loads(path.read_text())
-    if any(old.get(key) != record[key] for key in ("design", "comparisons", "margins")):
+    if any(old.get(key) != record[key] for key in ("design", "comparisons", "margins", "seeds")):
         raise HarnessError(f"--until-decided: this grid was started as {_asked(old)} ({path}), not as "
                            f"{_asked(record)}: a sequential design is fixed before its first look; run it with the "
                            f"same options, or in another --results-dir")

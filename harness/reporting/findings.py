@@ -167,7 +167,7 @@ def judge(d: Difference, threshold: float) -> tuple[str, str]:
         return UNDECIDED, d.missing
     if not (math.isfinite(d.low) and math.isfinite(d.high)):
         return UNDECIDED, "no interval"
-    kind = f" ({d.model.look.describe()})" if d.model is not None and d.model.look is not None else ""
+    kind = _which_interval(d)
     if d.low > threshold:
         return HOLDS, f"interval above {t}{kind}"
     if d.high < threshold:
@@ -185,9 +185,19 @@ def equivalent(d: Difference, margin: float) -> tuple[str, str]:
         return UNDECIDED, "no interval"
     verdict = noise.equivalence(d.model, margin)
     low, high = d.model.interval(0.90)
-    where = f"90% interval [{_num(low)}, {_num(high)}], margin ±{margin:g}" + (
-        f" ({d.model.look.describe()})" if d.model.look is not None else "")
+    where = f"90% interval [{_num(low)}, {_num(high)}], margin ±{margin:g}" + _which_interval(d)
     return verdict, where
+
+
+def _which_interval(d: Difference) -> str:
+    """" (…)": the interval a verdict was read from where it is not the fixed-n one of one teacher's rows — a
+    sequential design's look, or the two-level interval over teachers (each teacher's rows at all their seeds, even
+    where a sequential design grew them: the design's looks are per teacher)."""
+    if d.model is not None and d.model.look is not None:
+        return f" ({d.model.look.describe()})"
+    if d.per_teacher:
+        return f" (over {len(d.per_teacher)} teachers: teacher, then seed within teacher)"
+    return ""
 
 
 def combine(parts: list[tuple[str, str]]) -> tuple[str, str]:
@@ -592,7 +602,7 @@ def _best_verdict(diffs: dict[str, Difference]) -> tuple[str, str]:
     k = len(diffs)
     above = [m for m, d in diffs.items() if _bonferroni(d, k)[0] > 0]
     if above:
-        return HOLDS, f"{', '.join(above)}: Bonferroni interval ({k} variants) above 0"
+        return HOLDS, f"{', '.join(above)}: Bonferroni interval ({k} variants) above 0{_which_interval(diffs[above[0]])}"
     verdicts = {m: judge(d, 0.0) for m, d in diffs.items()}
     if all(v == FAILS for v, _ in verdicts.values()):
         return FAILS, "every variant's interval below 0"
@@ -745,7 +755,9 @@ def task_view(store: Store, summary: pd.DataFrame, task: str, profile: str) -> V
     rows = {}
     for model in dict.fromkeys(m for chosen in by_teacher.values() for m in chosen):
         labels = {t: chosen[model] for t, chosen in by_teacher.items() if model in chosen}
-        if len(set(labels.values())) == 1:     # one row made once for every teacher
+        # one row made once for every teacher (at each, the same label); a row at some teachers only (a method run
+        # at one upstream seed, e.g. by `harness compare` beside baselines at three) is pooled over those alone
+        if len(labels) == len(by_teacher) and len(set(labels.values())) == 1:
             rows[model] = next(iter(labels.values()))
             continue
         rows[model] = label = f"{model} [{len(labels)} teachers]"

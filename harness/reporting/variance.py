@@ -16,7 +16,9 @@ The **test inputs**: a new test set of the same size moves every run's score; σ
 run's score over bootstrap draws of the inputs (per-input parts, :func:`~harness.reporting.stability.decompose`),
 and σ²_I(shared) the part common to every run of the model — what averaging seeds, teachers or decodings never
 removes, only more inputs do — the bootstrap variance of the mean over every run less the run-specific part
-(:func:`~harness.reporting.noise.input_variance`, the runs as replicates). In a comparison of two models the
+(:func:`~harness.reporting.noise.input_variance`, the runs as replicates; over several teachers the teachers' means
+as replicates, so that a teacher's own interaction with the inputs, shared by its runs and held by σ²_T on the
+fixed test set, is not counted again). In a comparison of two models the
 inputs' difficulty common to both cancels as well, so a difference's input part is smaller than either row's.
 
 Estimates (moments, the ANOVA estimators of a nested design; scipy's and statsmodels' mixed models ask for more
@@ -57,7 +59,7 @@ from .render import Cell, Table
 from .stability import replicates, teacher_decodings
 from .summary import common_rows, lookup
 from .tables import metric_label
-from .teachers import across, rows_by_teacher
+from .teachers import across, rows_by_teacher, teacher_level
 
 
 @dataclass(frozen=True)
@@ -74,6 +76,9 @@ class Components:
     runs: int               # runs in all (Σ n_t)
     decodes: int            # the most decodings of a run
     inputs: int = 0         # m (0: unknown)
+    #: σ²_I(teacher): the input part at one teacher — the shared part plus that teacher's own interaction with the
+    #: inputs, which a verdict for one teacher has and the interval over teachers leaves in σ²_T (:func:`contrast`)
+    input_teacher: float = math.nan
 
 
 def _pooled(groups: Sequence[np.ndarray]) -> tuple[float, int]:
@@ -106,10 +111,19 @@ def estimate(scores: Sequence[Sequence[Sequence[float]]], resampled: Sequence[Se
         teacher = math.nan
     input_run = input_shared = math.nan
     if resampled is not None:
-        columns = np.concatenate([np.asarray(r, float).reshape(np.shape(r)[0], -1)
-                                  for teacher in resampled for r in teacher], axis=1)     # [B, every decoding]
+        by_teacher = [np.concatenate([np.asarray(r, float).reshape(np.shape(r)[0], -1) for r in teacher], axis=1)
+                      for teacher in resampled]                          # per teacher: [B, its decodings]
+        columns = np.concatenate(by_teacher, axis=1)                     # [B, every decoding], in flat's order
         input_run = float(columns.var(axis=0, ddof=1).mean())
-        input_shared = input_variance(Replicates.of(np.concatenate(flat), columns), None)   # columns in flat's order
+        # Shared by every run: with one teacher, the runs' draws as replicates (less the run-specific part); with
+        # several, the teachers' mean draws as replicates — a teacher's own interaction with the inputs is shared by
+        # its runs, so taking runs of different teachers for exchangeable replicates would leave
+        # σ²_TI (n − 1)/(K n − 1) of it in the shared part (the teacher part already holds it, on fixed inputs).
+        if len(by_teacher) >= 2:
+            input_shared = input_variance(teacher_level([Replicates.of(np.concatenate(run_scores), draws)
+                                                         for run_scores, draws in zip(runs, by_teacher)]), None)
+        else:
+            input_shared = input_variance(Replicates.of(np.concatenate(flat), columns), None)
     return Components(teacher, seed, decode, input_run, input_shared, len(runs), len(flat),
                       max(len(run) for run in flat), inputs)
 
@@ -155,21 +169,23 @@ def contrast(a_scores, b_scores, a_draws=None, b_draws=None) -> Components:
         teacher = max(float(per_teacher.var(ddof=1)) - float(share), 0.0)
     else:
         teacher = math.nan
-    shared = math.nan
+    shared = one_teacher = math.nan
     if a_draws is not None and b_draws is not None:
         pairs = list(zip(_teacher_rows(a_scores, a_draws), _teacher_rows(b_scores, b_draws)))
-        shared = across(pairs).input_variance if k >= 2 else input_variance(*pairs[0])
+        one_teacher = float(np.mean([input_variance(*pair) for pair in pairs]))
+        shared = across(pairs).input_variance if k >= 2 else one_teacher
     runs = sum(len(m) for m in means_a) + sum(len(m) for m in means_b)
-    return Components(teacher, seed, math.nan, math.nan, shared, k, runs, 1)
+    return Components(teacher, seed, math.nan, math.nan, shared, k, runs, 1, input_teacher=one_teacher)
 
 
 def half_width(c: Components, teachers: int, seeds: int, level: float = 0.95) -> float:
     """The half-width of a comparison's interval at ``teachers`` × ``seeds`` (per model and teacher), from the
     components of the difference (:func:`contrast`): at one teacher, a verdict for that teacher — its part left out,
-    t with 2(n − 1) degrees of freedom (Welch's at equal variances); over several, the teacher part in and t with
+    the input part that teacher's (σ²_I(teacher)), t with 2(n − 1) degrees of freedom (Welch's at equal variances); over several, the teacher part in and t with
     K − 1 (the interval over teachers, :func:`~harness.reporting.teachers.across`)."""
-    if teachers == 1:
-        variance = design_variance(replace(c, teacher=0.0), 1, seeds)
+    if teachers == 1:   # the teacher's own interaction with the inputs is then input noise, not a teacher part
+        inputs = c.input_teacher if math.isfinite(c.input_teacher) else c.input_shared
+        variance = design_variance(replace(c, teacher=0.0, input_shared=inputs), 1, seeds)
         df = 2 * (seeds - 1)
     else:
         variance = design_variance(c, teachers, seeds)

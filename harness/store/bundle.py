@@ -304,12 +304,22 @@ def read_manifest(bundle: str | Path) -> dict:
         manifest = json.loads(path.read_text())
     except ValueError as err:
         raise HarnessError(f"{path}: not valid JSON ({err})") from None
-    if manifest.get("format") != FORMAT or not isinstance(manifest.get("version"), int):
+    if not isinstance(manifest, dict) or manifest.get("format") != FORMAT or not isinstance(manifest.get("version"), int):
         raise HarnessError(f"{path}: not a reference bundle's manifest")
     if manifest["version"] > VERSION:
         raise HarnessError(f"{path}: bundle format version {manifest['version']}, newer than this code reads "
                            f"({VERSION}); update the harness")
+    # what every reader of the bundle indexes: missing or of the wrong kind is a damaged manifest, one line, not a
+    # traceback from the middle of an import
+    lacking = [key for key, kind in _FIELDS.items() if not isinstance(manifest.get(key), kind)]
+    if lacking:
+        raise HarnessError(f"{path}: damaged ({', '.join(lacking)} missing or malformed); restore it "
+                           f"(git checkout -- {bundle}) or rebuild the bundle")
     return manifest
+
+
+#: The fields of ``bundle.json`` its readers index, and their kinds.
+_FIELDS = {"twins": list, "archives": list, "files": dict}
 
 
 def baseline_commit(manifest: dict) -> str:
