@@ -296,28 +296,23 @@ def test_twin_later_turns_pick_up_earlier_ones(train_twin):
     assert asked > 100 and kept / asked > 0.7
 
 
-def test_twin_replies_follow_a_hidden_world_that_must_be_learnt():
+def test_twin_replies_follow_a_hidden_world_that_must_be_learnt(train_twin):
     """Beyond what the context states, the turns follow fixed associations of two context features
-    (name and topic → the thing and the companion; event and emotion → the plan): a model that
-    knows them samples replies much closer to the references than one that knows everything else."""
-    train = twin.generate_dialogues("train", 900, 0)
-    # Nearly every backstory has several training dialogues (the cpu profile's 900), and they name its companion again and again,
-    # whatever the event; the same name on another topic has another backstory (mostly another companion).
+    (name and valence → the companion, the noun's place and the judgement; topic and emotion → the plan):
+    a model that knows them samples replies much closer to the references than one that knows everything else."""
+    train = train_twin[:900]
     by_story = collections.defaultdict(list)
     for d in train:
-        by_story[(d.scenario.name, d.scenario.topic)].append(d)
-    assert len(by_story) >= 0.95 * len(twin.NAMES) * len(twin.TOPICS)
-    assert sorted(map(len, by_story.values()))[len(by_story) // 2] >= 4
+        by_story[(d.scenario.name, d.scenario.valence)].append(d)
+    assert len(by_story) == len(twin.NAMES) * 2
     named = followed = 0
-    for (name, topic), dialogues in by_story.items():
-        companion = twin.backstory(name, topic).companion
+    for (name, valence), dialogues in by_story.items():
         for d in dialogues:
+            companion = twin.backstory(name, d.scenario.topic, valence).companion
             said = [c for c in twin.COMPANIONS if re.search(rf"\b{c}\b", " ".join(d.turns))]
             named += bool(said)
             followed += said == [companion]
     assert named > 400 and followed / named > 0.8, (named, followed)
-    assert len({twin.backstory(n, t).companion for n, t in by_story}) == len(twin.COMPANIONS)
-    assert len({twin.remedy(d.scenario.topic, d.scenario.event, d.scenario.emotion) for d in train}) > 30
     # A sampler that knows the world beats one that draws the associations uniformly by > 4 BLEU-1.
     test = twin.generate_dialogues("test", 60, 0)
     refs = [(turn,) for d in test for turn in d.turns]
@@ -325,8 +320,8 @@ def test_twin_replies_follow_a_hidden_world_that_must_be_learnt():
     knowing = [twin.generate_dialogue(d.scenario, t + 1, rng).turns[t] for d in test for t in range(len(d.turns))]
     world = random.Random(1)
     unknowing_world = {
-        "backstory": lambda n, t: twin.Backstory(world.choice(twin.TOPICS[t].nouns), world.choice(twin.COMPANIONS),
-                                                 world.randrange(len(twin.ADJECTIVES["good"]))),
+        "backstory": lambda n, t, v: twin.Backstory(world.choice(twin.TOPICS[t].nouns), world.choice(twin.COMPANIONS),
+                                                    world.randrange(len(twin.ADJECTIVES["good"]))),
         "remedy": lambda t, e, m: (world.choice(twin.TOPICS[t].plans), world.choice(twin.LATER)),
         "register": lambda n, m: world.choice(twin.EMOTIONS[m].synonyms)}
     with pytest.MonkeyPatch.context() as patch:
@@ -339,6 +334,33 @@ def test_twin_replies_follow_a_hidden_world_that_must_be_learnt():
     good, bad = task.score(knowing, refs).corpus, task.score(unknowing, refs).corpus
     assert good["bleu1"] > bad["bleu1"] + 4, (good, bad)
     assert good["bleu2"] > bad["bleu2"] + 4, (good, bad)
+
+
+def test_twin_world_is_keyed_coarsely_enough_for_the_teacher_to_learn(train_twin):
+    """Each association recurs in many of the cpu profile's 900 training dialogues (a world keyed finely, as a
+    backstory per name and topic was, met each key ≈ 5 times and the 4-layer teacher learnt none of it), and
+    is still a conjunction: neither feature alone predicts it."""
+    train = train_twin[:900]            # the cpu profile's training split (a longer split extends a shorter one)
+    stories = collections.Counter((d.scenario.name, d.scenario.valence) for d in train)
+    remedies = collections.Counter((d.scenario.topic, d.scenario.emotion) for d in train)
+    assert min(stories.values()) >= 15 and sorted(remedies.values())[len(remedies) // 2] >= 8
+    # A backstory is the person's, in good or in bad times, whatever the topic (the noun: the topic's at its place).
+    for name in twin.NAMES:
+        for valence in ("good", "bad"):
+            told = [twin.backstory(name, topic, valence) for topic in twin.TOPICS]
+            assert len({(s.companion, s.adjective) for s in told}) == 1
+            assert len({twin.TOPICS[t].nouns.index(s.noun) for t, s in zip(twin.TOPICS, told)}) == 1
+    # ... and a remedy is the topic's for the emotion, whatever the event.
+    for topic, spec in twin.TOPICS.items():
+        for emotion, feeling in twin.EMOTIONS.items():
+            assert len({twin.remedy(topic, event, emotion) for event in getattr(spec, feeling.valence)}) == 1
+    # Conjunctions: the name alone does not fix the companion, nor the valence alone.
+    companions = {(n, v): twin.backstory(n, "work", v).companion for n in twin.NAMES for v in ("good", "bad")}
+    assert sum(companions[n, "good"] != companions[n, "bad"] for n in twin.NAMES) >= 12
+    assert len({c for (n, v), c in companions.items() if v == "bad"}) >= 8
+    plans = {(t, e): twin.remedy(t, "", e) for t in twin.TOPICS for e in twin.EMOTIONS}
+    assert sum(len({plans[t, e] for e in twin.EMOTIONS if twin.EMOTIONS[e].valence == "bad"}) > 1
+               for t in twin.TOPICS) >= 8
 
 
 # --------------------------------------------------------------------------- pairing
@@ -635,6 +657,8 @@ def test_profiles_decode_and_select_like_the_paper(profile):
         assert cfg.student.decoder_layers < cfg.teacher.decoder_layers
     if profile == "cpu":   # a sixth of the teacher in the paper; with half of it the student matched the teacher
         assert (cfg.teacher.decoder_layers, cfg.student.decoder_layers) == (4, 1)
+        # one student epoch to the teacher's six: with 2.5 the student kept up with the teacher (docs/findings.md)
+        assert (cfg.teacher_train.epochs, cfg.student_train.epochs) == (6, 1.0)
 
 
 @pytest.mark.parametrize("profile, sets", [("ci", ()), ("cpu", ()), ("paper", ()),

@@ -48,27 +48,38 @@ So the turns also follow a **hidden world** of fixed associations that no contex
 states and that are each a *conjunction* of two context features, as a pretrained
 model's knowledge about people and situations would be:
 
-* a **backstory** per (name, topic) — 160 of them: the thing the person's stories on
-  that topic turn on (one of the topic's nouns), the companion involved (20 names,
-  e.g. "Ivan saw it all.", "Was Ivan there?", "Say hi to Ivan."), and the person's
-  judgement (which adjective of the valence they use);
-* a **remedy** per (event, emotion) — about 270: the plan that fits and when to carry
-  it out ("Why not call the vet tomorrow?");
-* a **register** per (name, emotion) — 144: which synonym of the emotion the person's
-  dialogues use.
+* a **backstory** per (name, valence) — 32 of them: how the person's good or bad
+  stories go whatever the topic: the companion involved (20 names, e.g. "Ivan saw it
+  all.", "Was Ivan there?", "Say hi to Ivan."), which of the topic's nouns they turn on
+  (its place in the topic's list), the person's judgement (which adjective of the
+  valence they use) and their register (which synonym of the emotion);
+* a **remedy** per (topic, emotion) — 90: the plan that fits and when to carry it out
+  ("Why not call the vet tomorrow?").
+
+Keyed coarsely on purpose. A first world keyed finely (a backstory per name and topic,
+160; a remedy per event and emotion, ≈ 270; a register per name and emotion, 144) met
+each key in ≈ 3-6 of the cpu profile's 900 training dialogues, and the 4-layer teacher
+learnt none of it: on the test references its NLL of a companion's name was 3.6 nats,
+above a uniform guess (ln 20 = 3.0), even where the history had already said the name,
+and its BLEU-2 was that of a sampler that draws the world uniformly (≈ 27), so no
+student could fall behind it there. Now each backstory recurs in ≈ 28 training
+dialogues and each remedy in ≈ 10, and the teacher learns part of them (NLL of the
+remedy's time word 1.2 → 0.65 nats, of the emotion's synonym 1.9 → 1.5; the 20
+companions are still beyond it), while a one-layer student in its one epoch (the cpu
+profile) has to put two features together (the name, and the valence that only the
+emotion word or the event tells) from one pass: docs/findings.md, "The twins against
+the paper's regime".
 
 A word with no earlier mention follows the world with probability P_WORLD (0.9) and is
 drawn uniformly otherwise, so every slot keeps its variety of templates and fillers
 (the generator's own TeacherDist stays ≈ 71, about where it was). The world is a
 function of the words alone, not of the data seed, so test dialogues — new
-scenarios — follow the associations their name, topic, event and emotion had in
-training (each backstory occurs in ≈ 5.6 of the cpu profile's 900 training dialogues,
-each remedy in ≈ 3). A sampler that knows the world scores ≈ 43 BLEU-1 on the cpu test
-split, one that knows everything else but draws these words uniformly ≈ 37: the ≈ 6
-points are room for a model that learns the associations (the teacher has more depth
-and more training) over one that does not, while the stated cues and the copies stay
-as easy as before. Companions and plans, once said, are mostly repeated
-(P_KEEP_*), so later turns reward reading the history as well as the world.
+scenarios — follow the associations their name, topic and emotion had in training.
+A sampler that knows the world scores ≈ 44 BLEU-1 / 34 BLEU-2 on the cpu test split,
+one that knows everything else but draws these words uniformly ≈ 38 / 27: room for a
+model that learns the associations (the teacher has more depth and more training) over
+one that does not, while the stated cues and the copies stay as easy as before.
+Companions and plans, once said, are mostly repeated (P_KEEP_*).
 
 Vocabulary stays at a few hundred words and turns at ≤ 20 words (optional slots are
 dropped, last first, from a longer turn).
@@ -305,33 +316,40 @@ class Scenario:
 # Fixed associations, never stated in a context, that the turns follow with probability
 # P_WORLD. They are functions of the words alone (a stable hash, independent of the data
 # seed), so the test dialogues follow the same world as the training ones, and each is a
-# *conjunction* of two context features: no single word of the context predicts it.
+# *conjunction* of two context features: no single word of the context predicts it. Keyed coarsely
+# (32 backstories, 90 remedies), so that each key recurs often enough for the teacher to learn it.
 @dataclass(frozen=True)
 class Backstory:
-    """What a person's stories about a topic turn on: the thing, the person involved, and how the
-    person judges things (an index into the valence's ADJECTIVES)."""
+    """What a person's good (or bad) stories turn on, told on one topic: the thing (the topic's noun at the
+    person's place), the person involved, and how the person judges things (an index into the valence's
+    ADJECTIVES)."""
 
     noun: str
     companion: str
     adjective: int
 
 
-def backstory(name: str, topic: str) -> Backstory:
-    """The backstory of ``name`` on ``topic`` (160 of them: 16 names × 10 topics)."""
-    rng = random.Random(_seed("dialogue-twin-backstory", name, topic))
-    return Backstory(rng.choice(TOPICS[topic].nouns), rng.choice(COMPANIONS), rng.randrange(len(ADJECTIVES["good"])))
+def backstory(name: str, topic: str, valence: str) -> Backstory:
+    """The backstory of ``name`` in ``valence`` situations (32 of them: 16 names × 2), told on ``topic``: the
+    noun is the topic's noun at the backstory's index."""
+    rng = random.Random(_seed("dialogue-twin-backstory", name, valence))
+    return Backstory(TOPICS[topic].nouns[rng.randrange(len(TOPICS[topic].nouns))], rng.choice(COMPANIONS),
+                     rng.randrange(len(ADJECTIVES["good"])))
 
 
 def remedy(topic: str, event: str, emotion: str) -> tuple[str, str]:
-    """The plan (a template with {poss}) that fits an event felt as ``emotion``, and when to carry it
-    out (≈ 270 pairs)."""
-    rng = random.Random(_seed("dialogue-twin-remedy", event, emotion))
+    """The plan (a template with {poss}) that fits an event of ``topic`` felt as ``emotion``, whatever the event,
+    and when to carry it out (90 pairs: 10 topics × 9 emotions; ``event`` is not part of the key)."""
+    rng = random.Random(_seed("dialogue-twin-remedy", topic, emotion))
     return rng.choice(TOPICS[topic].plans), rng.choice(LATER)
 
 
 def register(name: str, emotion: str) -> str:
-    """The synonym of ``emotion`` that ``name``'s dialogues use (144 pairs)."""
-    return random.Random(_seed("dialogue-twin-register", name, emotion)).choice(EMOTIONS[emotion].synonyms)
+    """The synonym of ``emotion`` that ``name``'s dialogues use: its place in the emotion's synonyms is the
+    person's in good or in bad times (32 of them: 16 names × 2 valences)."""
+    synonyms = EMOTIONS[emotion].synonyms
+    place = random.Random(_seed("dialogue-twin-register", name, EMOTIONS[emotion].valence)).randrange(len(synonyms))
+    return synonyms[place]
 
 
 @dataclass
@@ -364,7 +382,7 @@ def _recall(previous: str | None, p_keep: float, fresh, rng: random.Random) -> s
 def _fill(template: str, scenario: Scenario, memory: TurnMemory, speaker_turn: bool, rng: random.Random) -> str:
     """Fill a slot template's placeholders; updates ``memory`` with the noun/plan/companion used."""
     topic = TOPICS[scenario.topic]
-    story = backstory(scenario.name, scenario.topic)
+    story = backstory(scenario.name, scenario.topic, scenario.valence)
     poss = "my" if speaker_turn else "your"
     fits, when_it_fits = remedy(scenario.topic, scenario.event, scenario.emotion)
     adjectives = ADJECTIVES[scenario.valence]
