@@ -84,8 +84,28 @@ class SequentialExecutor(Executor):
         return busy
 
 
+def _exit_with_parent() -> None:
+    """End this worker the moment its runner process ends, however it ended. A runner killed by a signal runs no
+    clean-up, and its workers went on training their cells, holding their locks, with no one to hand them the next:
+    CPU spent on work a rerun would redo. The cell in hand keeps its last checkpoint (stages resume from it)."""
+    import multiprocessing
+    import threading
+    from multiprocessing.connection import wait
+
+    parent = multiprocessing.parent_process()
+    if parent is None:
+        return
+
+    def watch() -> None:
+        wait([parent.sentinel])
+        os._exit(1)
+
+    threading.Thread(target=watch, name="harness-grid-runner-watch", daemon=True).start()
+
+
 def _worker_main(worker_id: int, tasks, results, threads: int, gpu: str | None) -> None:
-    """A worker process: run the cells it is handed until it gets None."""
+    """A worker process: run the cells it is handed until it gets None, or until its runner is gone."""
+    _exit_with_parent()
     if gpu is not None:
         os.environ["CUDA_VISIBLE_DEVICES"] = gpu
     import torch
