@@ -348,10 +348,12 @@ def _until_decided_options(grid, until_decided, max_seeds, seeds_per_round, max_
                    "'none' for no test.")
 @click.option("--bootstrap-samples", type=click.IntRange(min=10), default=1000, show_default=True)
 @click.option("--screenshot", is_flag=True, help="Also write report.png of the page (needs Chromium).")
+@click.option("--figures/--no-figures", default=True, show_default=True,
+              help="Draw the figures (most of a report's time); --no-figures: tables and the page only.")
 @click.option("--readme", "readmes", multiple=True, type=click.Path(exists=True, dir_okay=False),
               help="A Markdown file (e.g. README.md) whose generated blocks (<!-- generated: KIND_PROFILE -->) are "
                    "re-rendered from this report's tables; repeatable.")
-def report_cmd(results_dir, out_dir, compare, baseline, bootstrap_samples, screenshot, readmes) -> None:
+def report_cmd(results_dir, out_dir, compare, baseline, bootstrap_samples, screenshot, figures, readmes) -> None:
     """Tables (Markdown, LaTeX, CSV), plots (PNG, SVG) and one HTML page, from the results store alone."""
     from pathlib import Path
 
@@ -363,7 +365,7 @@ def report_cmd(results_dir, out_dir, compare, baseline, bootstrap_samples, scree
     check_writable_folder(out_dir, "--out")
     explicit = click.get_current_context().get_parameter_source("baseline") != click.core.ParameterSource.DEFAULT
     report = build_report(results_dir, out_dir, tuple(compare), None if baseline.lower() == "none" else baseline,
-                          bootstrap_samples, screenshot, check_baseline=explicit)
+                          bootstrap_samples, screenshot, check_baseline=explicit, figures=figures)
     click.echo(f"{len(report.tables)} tables, {len(report.figures)} figures → {report.out}/report.html")
     if readmes:
         from .reporting.prose import render_blocks

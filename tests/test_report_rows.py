@@ -154,3 +154,18 @@ def test_a_report_of_ci_runs_says_their_numbers_mean_nothing(tmp_path):
     import html
 
     assert html.escape(PROFILE_NOTES["ci"]) in (report.out / "report.html").read_text()
+
+
+def test_a_report_without_figures_writes_the_same_tables(tmp_path):
+    """``--no-figures``: no figure drawn or named on the page, every table as in the full report."""
+    for seed in (1, 2):
+        for method in ("mle", "kl"):
+            write_run(tmp_path / "results", method, seed, {"teacher": 40.0, "mle": 30.0, "predistill": 33.0, "kl": 35.0})
+    full = build_report(tmp_path / "results", tmp_path / "full", n_samples=20)
+    bare = build_report(tmp_path / "results", tmp_path / "bare", n_samples=20, figures=False)
+    assert full.figures and not bare.figures and not (tmp_path / "bare" / "figures").exists()
+    assert "figures/" not in (tmp_path / "bare" / "report.md").read_text()
+    assert sorted(bare.tables) == sorted(full.tables)
+    for name in bare.tables:
+        assert (tmp_path / "bare" / "tables" / f"{name}.csv").read_bytes() == \
+            (tmp_path / "full" / "tables" / f"{name}.csv").read_bytes()

@@ -40,17 +40,18 @@ class Report:
 
 def build_report(results_dir: str | Path = "results", out_dir: str | Path | None = None, compare: tuple[str, ...] = (),
                  baseline: str | None = "predistill", n_samples: int = 1000, screenshot: bool = False,
-                 check_baseline: bool = False) -> Report:
+                 check_baseline: bool = False, figures: bool = True) -> Report:
     """Render every table and figure the store supports into ``out_dir`` (default ``results_dir/report``).
 
     The folder is written whole and then put in place of the old one, so it holds exactly
     what this report wrote (no table of an earlier report is left beside the new ones) and
     its ``README.md``, if it has one; a folder that holds other files than a report's is refused.
-    ``check_baseline``: a ``baseline`` that is no row of the results is an error (the user named it)."""
+    ``check_baseline``: a ``baseline`` that is no row of the results is an error (the user named it).
+    ``figures=False``: tables only (drawing the figures is most of a report's time)."""
     final = Path(out_dir) if out_dir is not None else default_out(results_dir)
     _check_replaceable(final)
     with atomic_dir(final) as tmp:
-        report = _build(results_dir, tmp, compare, baseline, n_samples, screenshot, check_baseline)
+        report = _build(results_dir, tmp, compare, baseline, n_samples, screenshot, check_baseline, figures)
         if (final / "README.md").is_file():   # a person's description of the folder (reports/README.md) stays
             shutil.copy2(final / "README.md", tmp / "README.md")
     report.out = final
@@ -79,7 +80,8 @@ def _check_replaceable(folder: Path) -> None:
                                f"a report replaces its folder whole: choose an empty or a report folder")
 
 
-def _build(results_dir, out_dir: Path, compare, baseline, n_samples, screenshot, check_baseline) -> Report:
+def _build(results_dir, out_dir: Path, compare, baseline, n_samples, screenshot, check_baseline,
+           figures: bool = True) -> Report:
     store = load_store(results_dir)
     summary = summarise(store)
     if check_baseline and baseline is not None and baseline not in set(summary["model"]):
@@ -90,7 +92,7 @@ def _build(results_dir, out_dir: Path, compare, baseline, n_samples, screenshot,
     sections = []
     pairs = list(summary[["task", "profile"]].drop_duplicates().itertuples(index=False))
     for task, profile in sorted(pairs, key=lambda pair: (pair[1], order_key(pair[0], TASKS))):
-        items = _task_section(report, store, summary, curves, task, profile, baseline, n_samples, paper)
+        items = _task_section(report, store, summary, curves, task, profile, baseline, n_samples, paper, figures)
         sections.append((f"{task} — {profile} profile", items))
 
     builds = store.stage_builds()
@@ -147,7 +149,7 @@ def _build(results_dir, out_dir: Path, compare, baseline, n_samples, screenshot,
     return report
 
 
-def _task_section(report, store, summary, curves, task, profile, baseline, n_samples, paper) -> list:
+def _task_section(report, store, summary, curves, task, profile, baseline, n_samples, paper, figures=True) -> list:
     info = store.task_info(task, profile)
     look = lookup(summary, task, profile)
     labels = [label for label, _, _ in table_rows(summary, task, profile)]
@@ -160,7 +162,8 @@ def _task_section(report, store, summary, curves, task, profile, baseline, n_sam
             items.append(table)
             _add_table(report, table)
 
-    def add_figure(fig, name, caption):
+    def add_figure(draw, name, caption):
+        fig = draw() if figures else None
         if fig is not None:
             caption += f"; {report.note}" if report.note else ""
             saved = plots.save(fig, report.out / "figures", name)
@@ -170,7 +173,7 @@ def _task_section(report, store, summary, curves, task, profile, baseline, n_sam
 
     add_table(table2(store, summary, task, profile, baseline, n_samples))
     if info.metrics:
-        add_figure(plots.dots(look, labels, list(info.metrics), info.lower_is_better, title, models),
+        add_figure(lambda: plots.dots(look, labels, list(info.metrics), info.lower_is_better, title, models),
                    f"dots_{task}_{profile}", f"{title}: test metrics, mean (dot) and 95% interval over seeds "
                    f"(line), n beside each row; {plots.EXPLORATORY_NOTE}")
     add_table(table3(store, summary, task, profile))
@@ -181,8 +184,8 @@ def _task_section(report, store, summary, curves, task, profile, baseline, n_sam
         fig2 = figure2(store, summary, task, profile, axis)
         add_table(fig2)
         if fig2 is not None:
-            add_figure(plots.size(fig2, axis, info.primary, info.lower_is_better, f"{title}: {info.primary} vs {axis}",
-                                  look, paper),
+            add_figure(lambda: plots.size(fig2, axis, info.primary, info.lower_is_better,
+                                          f"{title}: {info.primary} vs {axis}", look, paper),
                        fig2.name, f"{title}: {info.primary} vs {axis} (Figure 2): mean and 95% interval over seeds, "
                                   f"methods side by side at each size"
                                   + ("; dashed, hollow diamonds: the paper's published values" if paper is not None
@@ -191,14 +194,14 @@ def _task_section(report, store, summary, curves, task, profile, baseline, n_sam
     label_of = _label_of_replicate(summary, task, profile)
     part = of_task(curves, task, profile)
     if len(part):
-        add_figure(plots.curves(part, label_of, labels, f"{title}: training curves", models),
+        add_figure(lambda: plots.curves(part, label_of, labels, f"{title}: training curves", models),
                    f"curves_{task}_{profile}",
                    f"{title}: training loss per stage (mean over seeds) and validation score")
     points = _points(store, task, profile, label_of)
     costs = [c for c in points.columns if is_cost(c)]
     if costs and info.primary in points:
-        add_figure(plots.compute(points, info.primary, costs, info.lower_is_better, labels,
-                                 f"{title}: quality vs compute", models),
+        add_figure(lambda: plots.compute(points, info.primary, costs, info.lower_is_better, labels,
+                                         f"{title}: quality vs compute", models),
                    f"compute_{task}_{profile}", f"{title}: {info.primary} vs compute, per seed (dots) and mean")
         _write(report, f"tables/compute_{task}_{profile}.csv", points.to_csv(index=False))
 
