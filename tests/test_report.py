@@ -251,7 +251,7 @@ def test_the_dagger_is_the_noise_models_difference_for_rows_with_three_seeds(gri
     from harness.reporting.stability import replicates
     from harness.reporting.summary import lookup, summarise
 
-    build_report(grid, tmp_path, baseline="teacher", n_samples=200)
+    build_report(grid, tmp_path, baseline="teacher", n_samples=200, figures=False)
     table = csv(tmp_path, "table2_dart_ci")
     students = table[(table["model"] != "teacher") & (table["metric"] == "chrf")].set_index("model")
     assert not students.loc[students["n"] < 3, "significant"].astype(str).eq("True").any()

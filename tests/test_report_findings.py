@@ -276,7 +276,7 @@ def test_one_seed_is_undecided_and_a_reversed_teacher_order_fails(tmp_path):
 
 
 def test_the_report_writes_the_findings_table_in_every_format(store_root, tmp_path):
-    report = build_report(store_root, tmp_path / "out", baseline=None, n_samples=50)
+    report = build_report(store_root, tmp_path / "out", baseline=None, n_samples=50, figures=False)
     for suffix in ("md", "tex", "csv"):
         assert (tmp_path / "out" / "tables" / f"findings_ci.{suffix}").stat().st_size > 0
     md = (tmp_path / "out" / "report.md").read_text()
@@ -368,7 +368,7 @@ def test_released_data_as_the_profile_s_default_keeps_the_task_name(tmp_path):
 
 def test_a_report_with_real_text_writes_its_section(tmp_path):
     _real_text_store(tmp_path / "results", {"mle": 20, "predistill": 21, "seqkd": 22, "kl": 24, "rkl": 23})
-    report = build_report(tmp_path / "results", tmp_path / "out", n_samples=50)
+    report = build_report(tmp_path / "results", tmp_path / "out", n_samples=50, figures=False)
     assert "real_text_ci" in report.tables and "table2_dart-real_ci" in report.tables
     assert "Twin vs real text" in (tmp_path / "out" / "report.md").read_text()
 

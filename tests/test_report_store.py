@@ -73,7 +73,7 @@ def test_a_manifest_written_before_stages_carried_their_info_reads_as_empty_info
 @pytest.fixture(scope="module")
 def report(ksweep, tmp_path_factory):
     root, _ = ksweep
-    return build_report(root, tmp_path_factory.mktemp("store-report"), baseline=None, n_samples=N_SAMPLES)
+    return build_report(root, tmp_path_factory.mktemp("store-report"), baseline=None, n_samples=N_SAMPLES, figures=False)
 
 
 def table_rows(report) -> pd.DataFrame:
@@ -163,7 +163,7 @@ def test_runs_without_store_info_still_get_the_table(ksweep, tmp_path):
         for entry in manifest["stages"].values():
             del entry["info"]
         manifest_file.write_text(json.dumps(manifest))    # the manifest is not among the checksummed files
-    report = build_report(tmp_path, tmp_path / "report", baseline=None, n_samples=20)
+    report = build_report(tmp_path, tmp_path / "report", baseline=None, n_samples=20, figures=False)
     data = table_rows(report)
     assert data["bytes_per_token"].isna().all()
     assert data.loc[(EXACT, "chrf"), "difference"] == 0 and data.loc[(EXACT, "chrf"), "reference_k"] == 0
@@ -174,5 +174,5 @@ def test_no_table_without_a_sweep(ksweep, tmp_path):
     root, outcomes = ksweep
     (tmp_path / "runs").mkdir()
     shutil.copytree(outcomes[8].path, tmp_path / "runs" / outcomes[8].path.name)
-    report = build_report(tmp_path, tmp_path / "report", baseline=None, n_samples=20)
+    report = build_report(tmp_path, tmp_path / "report", baseline=None, n_samples=20, figures=False)
     assert "store_dart_ci" not in report.tables
