@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import os
-import sys
 from pathlib import Path
 
 import pytest
@@ -18,6 +17,7 @@ import pytest
 from harness.errors import HarnessError
 from harness.store.bundle import (MANIFEST, PROVENANCE, build_bundle, import_bundle, read_manifest, stale_note)
 from harness.store.io import STAGE_RECORD, checksums, write_json
+from test_cli_errors import run_main
 
 KD_LABELS = ("method", "evaluation/kl")
 
@@ -210,39 +210,31 @@ def test_the_stale_check_finds_the_runs_this_code_would_make_otherwise(store, tm
     assert "\n" not in line and "1 of 5 runs differ" in line and "harness bundle build --results-dir R --out ref" in line
 
 
-def run_cli(monkeypatch, capsys, args):
-    from harness import cli
-
-    monkeypatch.setattr(sys, "argv", ["harness", *args])
-    try:
-        cli.main()
-        code = 0
-    except SystemExit as exit_info:
-        code = exit_info.code
-    out = capsys.readouterr()
-    return code, out.out, out.err
+def stale_bundle(tmp_path: Path) -> Path:
+    """A bundle at ``tmp_path/ref`` of one KL run made by other stage code; returns the results folder to compare in."""
+    root = tmp_path / "store"
+    fake_run(root, "kl", 42, made_by_other_code(planned("kl", 42)))
+    build_bundle(root, tmp_path / "ref", code={})
+    return tmp_path / "results"
 
 
 def test_the_ci_check_warns_on_a_stale_bundle_and_passes_without_one(store, tmp_path, monkeypatch, capsys):
-    code, out, _ = run_cli(monkeypatch, capsys, ["bundle", "check", str(tmp_path / "none")])
+    code, out, _ = run_main(monkeypatch, capsys, ["bundle", "check", str(tmp_path / "none")])
     assert code == 0 and "no reference bundle" in out
     build_bundle(store, tmp_path / "ref", code={})
-    code, out, _ = run_cli(monkeypatch, capsys, ["bundle", "check", str(tmp_path / "ref")])
+    code, out, _ = run_main(monkeypatch, capsys, ["bundle", "check", str(tmp_path / "ref")])
     assert code == 0 and "are this code's" in out
     fake_run(store, "kl", 44, made_by_other_code(planned("kl", 44)))
     build_bundle(store, tmp_path / "ref", code={})
-    code, _, err = run_cli(monkeypatch, capsys, ["bundle", "check", str(tmp_path / "ref")])
+    code, _, err = run_main(monkeypatch, capsys, ["bundle", "check", str(tmp_path / "ref")])
     assert code == 0 and err.startswith("warning: reference bundle") and "1 of 5 runs differ" in err
-    code, _, _ = run_cli(monkeypatch, capsys, ["bundle", "check", str(tmp_path / "ref"), "--strict"])
+    code, _, _ = run_main(monkeypatch, capsys, ["bundle", "check", str(tmp_path / "ref"), "--strict"])
     assert code == 1
 
 
 def test_compare_refuses_a_stale_bundle_in_one_line_before_any_work(tmp_path, monkeypatch, capsys):
-    root = tmp_path / "store"
-    fake_run(root, "kl", 42, made_by_other_code(planned("kl", 42)))
-    build_bundle(root, tmp_path / "ref", code={})
-    results = tmp_path / "results"
-    code, _, err = run_cli(monkeypatch, capsys, ["compare", "--method", "rkl", "--bundle", str(tmp_path / "ref"),
+    results = stale_bundle(tmp_path)
+    code, _, err = run_main(monkeypatch, capsys, ["compare", "--method", "rkl", "--bundle", str(tmp_path / "ref"),
                                                  "--results-dir", str(results), "--dry-run"])
     assert code == 2 and err.count("\n") == 1, err
     assert err.startswith(f"harness: error: reference bundle {tmp_path / 'ref'} (commit 0123456789ab) does not match")
@@ -254,7 +246,7 @@ def test_compare_plans_only_the_new_method_on_the_shipped_stages(store, tmp_path
     """The dry run: every upstream stage of the new method's cells is in the bundle, at both of the baselines'
     seeds; only its own student and evaluation would be built."""
     build_bundle(store, tmp_path / "ref", code={})
-    code, out, err = run_cli(monkeypatch, capsys, ["compare", "--method", "rkl", "--bundle", str(tmp_path / "ref"),
+    code, out, err = run_main(monkeypatch, capsys, ["compare", "--method", "rkl", "--bundle", str(tmp_path / "ref"),
                                                    "--results-dir", str(tmp_path / "results"), "--dry-run"])
     assert code == 0, err
     assert out.count(" to run\n") == 2 and "seed42" in out and "seed43" in out
@@ -267,11 +259,8 @@ def test_an_accepted_stale_bundle_lends_its_stages_and_the_report_says_so(tmp_pa
     from harness.reporting.build import Report, _add_table
     from harness.reporting.render import Table
 
-    root = tmp_path / "store"
-    fake_run(root, "kl", 42, made_by_other_code(planned("kl", 42)))
-    build_bundle(root, tmp_path / "ref", code={})
-    results = tmp_path / "results"
-    code, out, err = run_cli(monkeypatch, capsys, ["compare", "--method", "rkl", "--bundle", str(tmp_path / "ref"),
+    results = stale_bundle(tmp_path)
+    code, out, err = run_main(monkeypatch, capsys, ["compare", "--method", "rkl", "--bundle", str(tmp_path / "ref"),
                                                    "--results-dir", str(results), "--accept-stale-bundle", "--dry-run"])
     assert code == 0, err
     assert "made by other stage code" in err
@@ -301,7 +290,7 @@ def test_compare_checks_the_reports_folder_before_unpacking_anything(store, tmp_
     build_bundle(store, tmp_path / "ref", code={})
     (tmp_path / "file").write_text("")
     results = tmp_path / "results"
-    code, _, err = run_cli(monkeypatch, capsys, ["compare", "--method", "rkl", "--bundle", str(tmp_path / "ref"),
+    code, _, err = run_main(monkeypatch, capsys, ["compare", "--method", "rkl", "--bundle", str(tmp_path / "ref"),
                                                  "--results-dir", str(results), "--out", str(tmp_path / "file"),
                                                  "--dry-run"])
     assert code == 2 and err.startswith("harness: error: --out") and err.count("\n") == 1, err
@@ -353,9 +342,9 @@ def planned_key(cell, label: str) -> str:
 def test_compare_names_an_unknown_method_or_task(store, tmp_path, monkeypatch, capsys):
     build_bundle(store, tmp_path / "ref", code={})
     args = ["compare", "--bundle", str(tmp_path / "ref"), "--results-dir", str(tmp_path / "r"), "--dry-run"]
-    code, _, err = run_cli(monkeypatch, capsys, args + ["--method", "nope"])
+    code, _, err = run_main(monkeypatch, capsys, args + ["--method", "nope"])
     assert code == 2 and "unknown method 'nope'" in err
-    code, _, err = run_cli(monkeypatch, capsys, args + ["--method", "rkl", "--tasks", "xsum"])
+    code, _, err = run_main(monkeypatch, capsys, args + ["--method", "rkl", "--tasks", "xsum"])
     assert code == 2 and "unknown bundled task 'xsum'; known bundled tasks: dart" in err
 
 
@@ -430,7 +419,7 @@ def test_the_report_of_an_imported_bundle_is_the_stores_byte_for_byte(ci_grid, t
     assert files == sorted(p.relative_to(imported / "report") for p in (imported / "report").rglob("*") if p.is_file())
     assert [f for f in files if (original / "report" / f).read_bytes() != (imported / "report" / f).read_bytes()] == []
 
-    code, out, err = run_cli(monkeypatch, capsys, ["compare", "--method", "rkl", "--bundle", str(tmp_path / "ref"),
+    code, out, err = run_main(monkeypatch, capsys, ["compare", "--method", "rkl", "--bundle", str(tmp_path / "ref"),
                                                    "--results-dir", str(imported / "store"), "--dry-run"])
     assert code == 0, err
     assert "reuse  tokenizer, teacher, predistill, evaluation/teacher, evaluation/predistill" in out
