@@ -37,6 +37,7 @@ settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "harness"))
 
 # --------------------------------------------------------------------------- fixtures
 from pathlib import Path  # noqa: E402
+from typing import NamedTuple  # noqa: E402
 
 DART_FIXTURES = Path(__file__).parent / "fixtures" / "dart"
 # Hand-written records in the DART release format; stored under short names so that
@@ -57,6 +58,44 @@ def write_dart_release(folder: Path, names=tuple(DART_FIXTURE_FOR)) -> Path:
 
 # --------------------------------------------------------------------------- the ci grid, once per session
 import pytest  # noqa: E402
+
+
+class CliResult(NamedTuple):
+    code: int
+    out: str
+    err: str
+
+
+@pytest.fixture
+def harness_cli(monkeypatch, capsys):
+    """``harness ARGS`` in this test's process → ``CliResult(code, out, err)``.
+
+    For the tests of what a command does, not of the process it runs in: a CLI subprocess that builds a model
+    pays about 9 CPU-seconds of imports (torch, transformers) before its first line of work. What a command sets
+    for its process (the allocator, torch's threads) is given back after it.
+    """
+    import sys
+
+    from harness import cli
+
+    monkeypatch.setattr(cli, "tune_allocator", lambda: None)   # a process setting: not this test process's
+    torch = sys.modules.get("torch")   # not imported yet: torch's threads will be the suite's OMP_NUM_THREADS
+    threads = torch.get_num_threads() if torch is not None else int(os.environ["OMP_NUM_THREADS"])
+
+    def invoke(*args) -> CliResult:
+        monkeypatch.setattr(sys, "argv", ["harness", *map(str, args)])
+        code = 0
+        try:
+            cli.main()
+        except SystemExit as stop:
+            code = stop.code if isinstance(stop.code, int) else (0 if stop.code is None else 1)
+        finally:
+            if "torch" in sys.modules:
+                sys.modules["torch"].set_num_threads(threads)
+        captured = capsys.readouterr()
+        return CliResult(code, captured.out, captured.err)
+
+    return invoke
 
 
 @pytest.fixture

@@ -92,20 +92,19 @@ def comparable(frame: pd.DataFrame, keys: list[str]) -> pd.DataFrame:
     return frame.sort_values(keys).reset_index(drop=True)
 
 
-def test_a_killed_grid_resumes_and_ends_like_an_uninterrupted_one(tmp_path):
+def test_a_killed_grid_resumes_and_ends_like_an_uninterrupted_one(tmp_path, harness_cli):
     spec = tmp_path / "crash.toml"
     spec.write_text(SPEC)
     killed, clean = tmp_path / "killed", tmp_path / "clean"
 
-    # killed in every stage that takes time, in pipeline order; then it runs to the end
+    # killed in every training stage, in pipeline order, and while a stage folder is written; then it runs to the end
     kill_when(grid(spec, killed), killed, "teacher", "teacher", 2)
-    second = kill_while_building(grid(spec, killed), killed, "pseudo_labels")
+    second = kill_when(grid(spec, killed), killed, "student", "predistill", 1)
     assert "[teacher] resuming from the checkpoint at step" in second
-    kill_when(grid(spec, killed), killed, "student", "predistill", 1)
-    fourth = kill_when(grid(spec, killed), killed, "student", "method", 2)
-    assert "[predistill] resuming from the checkpoint at step" in fourth
-    fifth = kill_while_building(grid(spec, killed), killed, "evaluation")
-    assert "[method] resuming from the checkpoint at step" in fifth
+    third = kill_when(grid(spec, killed), killed, "student", "method", 2)
+    assert "[predistill] resuming from the checkpoint at step" in third
+    fourth = kill_while_building(grid(spec, killed), killed, "evaluation")
+    assert "[method] resuming from the checkpoint at step" in fourth
     out, err = finish(grid(spec, killed))
     assert "1 ran now" in out
     finish(grid(spec, clean))
@@ -130,6 +129,5 @@ def test_a_killed_grid_resumes_and_ends_like_an_uninterrupted_one(tmp_path):
     assert record["resumed_from_step"] >= 2
     leftovers = [p for p in (killed / "cache").glob("*/*") if ".partial" in p.name or ".tmp-" in p.name]
     assert not leftovers and not list((killed / ".tmp").iterdir()) and not (killed / "failed").exists()
-    again = subprocess.run([sys.executable, "-m", "harness.cli", "grid", str(spec), "--profile", "ci",
-                            "--results-dir", str(killed)], capture_output=True, text=True)
-    assert again.returncode == 0 and "0 ran now, 1 already done" in again.stdout
+    again = harness_cli("grid", spec, "--profile", "ci", "--results-dir", killed)
+    assert again.code == 0 and "0 ran now, 1 already done" in again.out

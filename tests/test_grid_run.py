@@ -81,14 +81,26 @@ def spec_file(tmp_path: Path, name: str, methods: list[str]) -> Path:
     return path
 
 
+def stage_threads(folder: Path) -> dict[str, int]:
+    """{stage: torch threads of the process that built it} of a run folder."""
+    stages = json.loads((folder / "manifest.json").read_text())["stages"]
+    return {name: stage["host"]["torch_threads"] for name, stage in stages.items()}
+
+
 def test_failing_cells_are_recorded_and_the_others_go_on(tmp_path):
+    """Also: --threads reaches every stage built, whether the cells run in worker processes (whose default is the
+    cores shared among them) or in the grid's own process (whose default is the suite's one thread)."""
+    import os
+
     plugins = tmp_path / "plugins.py"
     plugins.write_text(PLUGINS)
     spec = spec_file(tmp_path, "failures", ["mle", "nan_loss", "flaky", "dies"])
     results = tmp_path / "results"
+    in_workers = 2 if max(1, (os.cpu_count() or 1) // 2) != 2 else 3     # not the default: it must be passed on
+    in_process = in_workers + 1
 
     out, _ = done(harness_grid(spec, "--profile", "ci", "--results-dir", results, "--plugins", plugins,
-                               "--workers", "2", env={"HARNESS_TEST_FAIL": "1"}), 1)
+                               "--workers", "2", "--threads", in_workers, env={"HARNESS_TEST_FAIL": "1"}), 1)
     assert "1 ran now, 0 already done, 3 failed" in out
     assert re.search(r"dart-nan_loss-\S+: NonFiniteLoss: non-finite loss at step 1", out)
     assert re.search(r"dart-flaky-\S+: RuntimeError: flaky failure", out)
@@ -98,15 +110,18 @@ def test_failing_cells_are_recorded_and_the_others_go_on(tmp_path):
     assert "Traceback" in failures.loc["flaky", "traceback"] and failures.loc["flaky", "config"]["method"] == "flaky"
     assert failures.loc["nan_loss", "details"]["what"] == "loss"
     assert [p.name.split("-")[1] for p in run_folders(results)] == ["mle"]
+    assert set(stage_threads(run_folders(results)[0]).values()) == {in_workers}
     logs = {p.name.split("-")[1]: p.read_text() for p in (results / "logs").glob("*.log")}
     assert "[teacher] building teacher" in logs["mle"] + logs["nan_loss"]
 
     # run again without the failure switch (and without the cell that kills its worker)
     out, _ = done(harness_grid(spec, "--profile", "ci", "--results-dir", results, "--plugins", plugins,
-                               "--methods", "mle,nan_loss,flaky"), 1)
+                               "--methods", "mle,nan_loss,flaky", "--threads", in_process), 1)
     assert "1 ran now, 1 already done, 1 failed" in out
     assert set(load_failures(results)["method"]) == {"nan_loss", "dies"}      # flaky's record is gone
     assert sorted(p.name.split("-")[1] for p in run_folders(results)) == ["flaky", "mle"]
+    flaky = stage_threads(next(p for p in run_folders(results) if p.name.split("-")[1] == "flaky"))
+    assert flaky["method"] == in_process and flaky["teacher"] == in_workers   # built now; reused from the first
     leftovers = [p for p in (results / "cache").glob("*/.*") if ".tmp-" in p.name]
     assert not leftovers                                                       # the dead worker's, swept
     metrics = load_metrics(results)
@@ -128,23 +143,6 @@ def test_two_runners_on_one_results_directory_share_the_work(tmp_path):
     assert len(builds) == len(set(builds))                          # every stage built once
     assert sum(stage == "teacher" for stage, _ in builds) == 1
     assert "3 cells:" in out_a and "3 cells:" in out_b
-
-
-@pytest.mark.parametrize("workers", [1, 2])
-def test_grid_threads_reach_the_stages_of_every_cell(tmp_path, workers):
-    """--threads must reach every stage built, whether the cells run in this process (whose default is the
-    suite's one thread) or in worker processes (whose default is the cores shared among them)."""
-    import os
-
-    default = 1 if workers == 1 else max(1, (os.cpu_count() or 1) // workers)
-    threads = 2 if default != 2 else 3
-    spec = spec_file(tmp_path, "threads", ["mle", "seqkd"] if workers == 2 else ["mle"])
-    results = tmp_path / "results"
-    done(harness_grid(spec, "--profile", "ci", "--results-dir", results, "--workers", workers,
-                      "--threads", threads), 0)
-    hosts = [stage["host"]["torch_threads"] for folder in run_folders(results)
-             for stage in json.loads((folder / "manifest.json").read_text())["stages"].values()]
-    assert len(run_folders(results)) == (2 if workers == 2 else 1) and hosts and set(hosts) == {threads}
 
 
 @pytest.mark.parametrize("option", ["--threads", "--workers"])

@@ -71,16 +71,17 @@ def test_editing_a_plugin_loss_rebuilds_its_stage_and_evaluation_and_nothing_ups
     assert first_tvd != second_tvd, "the new loss gives new numbers"
 
 
-def test_other_data_never_replaces_a_run(tmp_path):
+def test_other_data_never_replaces_a_run(tmp_path, harness_cli):
+    """In one process too: a data file edited between two runs of a long-lived process is read again."""
     data = write_dart_release(tmp_path / "dart")
     run = ["run", "--task", "dart", "--method", "mle", "--profile", "ci", "--data-dir", str(data),
            "--results-dir", str(tmp_path / "results")]
-    harness(*run, cwd=tmp_path)
+    assert harness_cli(*run).code == 0
     test_file = data / "dart-v1.1.1-full-test.json"
     records = json.loads(test_file.read_text())
     records[0]["annotations"][0]["text"] = "A different reference sentence."
     test_file.write_text(json.dumps(records))
-    harness(*run, cwd=tmp_path)
+    assert harness_cli(*run).code == 0
     runs = sorted((tmp_path / "results" / "runs").iterdir())
     assert len(runs) == 2 and all(verify_run(r) is None for r in runs)
     identities = {json.loads((r / "manifest.json").read_text())["data"]["identity"] for r in runs}

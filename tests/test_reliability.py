@@ -211,25 +211,24 @@ def test_a_damaged_training_checkpoint_is_caught_by_its_checksum_and_not_used(tm
     assert "does not match the checksum recorded when it was saved" in capfd.readouterr().err
 
 
-def test_a_corrupted_run_folder_is_left_out_by_readers_and_rerun_by_the_grid(tmp_path, capfd):
+def test_a_corrupted_run_folder_is_left_out_by_readers_and_rerun_by_the_grid(tmp_path, harness_cli, capsys):
     from harness.store.read import load_metrics, run_folders
 
     spec = tmp_path / "one.toml"
     spec.write_text('name = "one"\nprofile = "ci"\ntasks = ["dart"]\nmethods = ["mle"]\nseeds = [5]\n')
     results = tmp_path / "results"
-    args = [sys.executable, "-m", "harness.cli", "grid", str(spec), "--results-dir", str(results)]
-    subprocess.run(args, check=True, capture_output=True, text=True)
+    assert harness_cli("grid", spec, "--results-dir", results).code == 0
     (folder,) = run_folders(results)
     values = load_metrics(results)
     parquet = folder / "metrics.parquet"
     parquet.write_bytes(parquet.read_bytes()[:-8])
-    capfd.readouterr()
+    capsys.readouterr()
     assert run_folders(results) == []
-    assert "metrics.parquet does not match the checksum" in capfd.readouterr().err
-    proc = subprocess.run(args, capture_output=True, text=True)
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    assert "is corrupted: metrics.parquet does not match" in proc.stderr
-    assert "1 ran now" in proc.stdout
+    assert "metrics.parquet does not match the checksum" in capsys.readouterr().err
+    proc = harness_cli("grid", spec, "--results-dir", results)
+    assert proc.code == 0, proc.err[-3000:]
+    assert "is corrupted: metrics.parquet does not match" in proc.err
+    assert "1 ran now" in proc.out
     pd.testing.assert_frame_equal(load_metrics(results), values)
 
 

@@ -88,25 +88,23 @@ def test_another_seed_changes_the_method_stage_only(results):
     assert other.run_id != outcomes["tvd"].run_id
 
 
-def test_cli_run_prints_the_table_and_says_what_it_reused(results):
+def test_cli_run_prints_the_table_and_says_what_it_reused(results, harness_cli):
     root, _ = results
-    proc = subprocess.run([sys.executable, "-m", "harness.cli", "run", "--task", "dart", "--method", "seqkd",
-                           "--profile", "ci", "--results-dir", str(root)], capture_output=True, text=True)
-    assert proc.returncode == 0, proc.stderr
-    assert "teacher" in proc.stdout and "predistill" in proc.stdout and "seqkd" in proc.stdout
-    assert "BLEU" in proc.stdout and "R_cvg" in proc.stdout
-    assert "reused from cache:" in proc.stdout and "teacher" in proc.stdout.split("reused from cache:")[1]
-    assert "reusing cached teacher" in proc.stderr
+    proc = harness_cli("run", "--task", "dart", "--method", "seqkd", "--profile", "ci", "--results-dir", root)
+    assert proc.code == 0, proc.err
+    assert "teacher" in proc.out and "predistill" in proc.out and "seqkd" in proc.out
+    assert "BLEU" in proc.out and "R_cvg" in proc.out
+    assert "reused from cache:" in proc.out and "teacher" in proc.out.split("reused from cache:")[1]
+    assert "reusing cached teacher" in proc.err
 
 
-def test_cli_run_threads_sets_torch_threads_for_the_stages_it_builds(results):
+def test_cli_run_threads_sets_torch_threads_for_the_stages_it_builds(results, harness_cli):
     """The tests run with one thread (OMP_NUM_THREADS=1): --threads 2 must reach the stage it builds."""
     root, _ = results
-    proc = subprocess.run([sys.executable, "-m", "harness.cli", "run", "--task", "dart", "--method", "mle",
-                           "--profile", "ci", "--seed", "7", "--threads", "2", "--results-dir", str(root)],
-                          capture_output=True, text=True)
-    assert proc.returncode == 0, proc.stderr
-    folder = proc.stdout.strip().splitlines()[-1].removeprefix("results: ")
+    proc = harness_cli("run", "--task", "dart", "--method", "mle", "--profile", "ci", "--seed", "7", "--threads", "2",
+                       "--results-dir", root)
+    assert proc.code == 0, proc.err
+    folder = proc.out.strip().splitlines()[-1].removeprefix("results: ")
     stages = json.loads((Path(folder) / "manifest.json").read_text())["stages"]
     assert not stages["method"]["reused"] and stages["method"]["host"]["torch_threads"] == 2
     assert stages["teacher"]["reused"] and stages["teacher"]["host"]["torch_threads"] == 1

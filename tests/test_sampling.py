@@ -197,15 +197,13 @@ def test_the_real_files_split_to_the_twins_sizes(task, folder):
 
 # --------------------------------------------------------------------------- one cell on real-shaped data
 @pytest.mark.slow
-def test_a_ci_cell_runs_on_one_divided_release_file(tmp_path):
+def test_a_ci_cell_runs_on_one_divided_release_file(tmp_path, harness_cli):
     release = tmp_path / "dart"
     release.mkdir()
     _mixed_dart_file(release / "dart-v1.1.1-full-dev.json", 70)
-    proc = subprocess.run([sys.executable, "-m", "harness.cli", "run", "--task", "dart", "--method", "js",
-                           "--profile", "ci", "--data-dir", str(release), "--set", "data.split_from=validation",
-                           "--results-dir", str(tmp_path / "results")],
-                          cwd=tmp_path, env=os.environ.copy(), capture_output=True, text=True, timeout=600)
-    assert proc.returncode == 0, proc.stderr
+    proc = harness_cli("run", "--task", "dart", "--method", "js", "--profile", "ci", "--data-dir", release,
+                       "--set", "data.split_from=validation", "--results-dir", tmp_path / "results")
+    assert proc.code == 0, proc.err
     manifest = json.loads(next((tmp_path / "results" / "runs").glob("*/manifest.json")).read_text())
     drawn = manifest["data"]["drawn"]
     assert manifest["config"]["data"]["split_from"] == "validation"
