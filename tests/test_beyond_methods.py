@@ -11,7 +11,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from harness.config import resolve_config
+from conftest import ci_grid_config
 from harness.methods import beyond
 from harness.registry import METHODS, TASKS
 from harness.testing import make_method
@@ -66,7 +66,7 @@ def test_every_new_method_runs_on_every_task(ci_grid, task, method):
     folders = sorted(Path(root, "runs").glob(f"{task}-{method}-ci-seed42-*"))
     assert len(folders) == 1, folders
     folder = folders[0]
-    cfg = resolve_config(task, method, "ci")
+    cfg = ci_grid_config(task, method)
 
     metrics = pd.read_parquet(folder / "metrics.parquet")
     assert (metrics["method"] == method).all() and (metrics["task"] == task).all()

@@ -7,7 +7,7 @@ import subprocess
 import sys
 
 import pytest
-from conftest import CI_GRID_SECOND_SEED, CI_GRID_SECOND_SEED_METHODS
+from conftest import CI_GRID_SECOND_SEED, CI_GRID_SECOND_SEED_METHODS, CI_GRID_SET_ARGS
 
 from harness.store.read import load_failures, load_metrics, run_folders
 
@@ -59,9 +59,9 @@ def test_the_same_grid_on_ray_gives_the_same_rows(ci_grid, tmp_path):
     assert proc.returncode == 0
     shutil.copytree(root / "cache", tmp_path / "cache")
     tasks = ("dart",)
-    ray_proc = subprocess.run([sys.executable, "-m", "harness.cli", "grid", "--profile", "ci", "--results-dir",
-                               str(tmp_path), "--executor", "ray", "--tasks", ",".join(tasks), "--seeds", "42"],
-                              capture_output=True, text=True)
+    ray_proc = subprocess.run([sys.executable, "-m", "harness.cli", "grid", "--profile", "ci", *CI_GRID_SET_ARGS,
+                               "--results-dir", str(tmp_path), "--executor", "ray", "--tasks", ",".join(tasks),
+                               "--seeds", "42"], capture_output=True, text=True)
     assert ray_proc.returncode == 0, f"{ray_proc.stdout[-4000:]}\n{ray_proc.stderr[-4000:]}"
     _, methods = registered()
     metrics = load_metrics(tmp_path)

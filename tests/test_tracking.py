@@ -11,6 +11,7 @@ import sys
 import pandas as pd
 import pytest
 
+from conftest import ci_grid_config
 from harness.config import TrainConfig, resolve_config
 from harness.errors import HarnessError
 from harness.tracking import check_installed, parse_report_to, tracking_dir
@@ -144,13 +145,13 @@ def tracked(ci_grid, tmp_path_factory):
 
     root, proc = ci_grid
     assert proc.returncode == 0, proc.stderr[-2000:]
-    grid_run = root / "runs" / run_id(resolve_config("dart", "tvd", "ci"))
+    grid_run = root / "runs" / run_id(ci_grid_config("dart", "tvd"))
     stages = json.loads((grid_run / "manifest.json").read_text())["stages"]
     results = tmp_path_factory.mktemp("tracked")
     for label, entry in stages.items():
         if label not in ("method", "evaluation/tvd"):
             shutil.copytree(entry["path"], results / "cache" / entry["stage"] / entry["key"])
-    cfg = resolve_config("dart", "tvd", "ci", sets=[("results_dir", str(results)), ("kd_train.max_steps", "2")])
+    cfg = ci_grid_config("dart", "tvd", sets=[("results_dir", str(results)), ("kd_train.max_steps", "2")])
     return cfg, stages, Pipeline(cfg, ("tensorboard",)).run()
 
 

@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from conftest import CI_GRID_SET_ARGS
 from harness.errors import HarnessError, UnknownNameError
 from harness.grid.spec import Cell
 from harness.grid.until_decided import (NO_METRIC, Pairing, decide_all, pairings, parse_comparisons, places,
@@ -185,9 +186,9 @@ def test_dry_run_reads_the_session_grid(ci_grid, monkeypatch, capsys):
 
     root, _ = ci_grid
     before = {p.name for p in (Path(root) / "grids").glob("*")} if (Path(root) / "grids").is_dir() else set()
-    monkeypatch.setattr(sys, "argv", ["harness", "grid", "table2", "--profile", "ci", "--tasks", "dart", "--methods",
-                                      "mle,kl", "--seeds", "42,43,44", "--until-decided", "kl>mle", "--max-seeds", "5",
-                                      "--results-dir", str(root), "--dry-run"])
+    monkeypatch.setattr(sys, "argv", ["harness", "grid", "table2", "--profile", "ci", *CI_GRID_SET_ARGS, "--tasks", "dart",
+                                      "--methods", "mle,kl", "--seeds", "42,43,44", "--until-decided", "kl>mle",
+                                      "--max-seeds", "5", "--results-dir", str(root), "--dry-run"])
     main()
     out = capsys.readouterr().out
     assert "[until-decided] round 1: 0 of 1 decided; undecided: dart kl>mle: undecided; adding seeds 44 to " \
