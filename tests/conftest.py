@@ -66,36 +66,39 @@ class CliResult(NamedTuple):
     err: str
 
 
-@pytest.fixture
-def harness_cli(monkeypatch, capsys):
+def cli_main(monkeypatch, capsys, args, allocator: bool = False) -> CliResult:
     """``harness ARGS`` in this test's process → ``CliResult(code, out, err)``.
 
     For the tests of what a command does, not of the process it runs in: a CLI subprocess that builds a model
     pays about 9 CPU-seconds of imports (torch, transformers) before its first line of work. What a command sets
-    for its process (the allocator, torch's threads) is given back after it.
+    for its process (torch's threads) is given back after it; the allocator is left alone unless ``allocator``
+    (the tests of its switch).
     """
     import sys
 
     from harness import cli
 
-    monkeypatch.setattr(cli, "tune_allocator", lambda: None)   # a process setting: not this test process's
+    if not allocator:
+        monkeypatch.setattr(cli, "tune_allocator", lambda: None)   # a process setting: not this test process's
     torch = sys.modules.get("torch")   # not imported yet: torch's threads will be the suite's OMP_NUM_THREADS
     threads = torch.get_num_threads() if torch is not None else int(os.environ["OMP_NUM_THREADS"])
+    monkeypatch.setattr(sys, "argv", ["harness", *map(str, args)])
+    code = 0
+    try:
+        cli.main()
+    except SystemExit as stop:
+        code = stop.code if isinstance(stop.code, int) else (0 if stop.code is None else 1)
+    finally:
+        if "torch" in sys.modules:
+            sys.modules["torch"].set_num_threads(threads)
+    captured = capsys.readouterr()
+    return CliResult(code, captured.out, captured.err)
 
-    def invoke(*args) -> CliResult:
-        monkeypatch.setattr(sys, "argv", ["harness", *map(str, args)])
-        code = 0
-        try:
-            cli.main()
-        except SystemExit as stop:
-            code = stop.code if isinstance(stop.code, int) else (0 if stop.code is None else 1)
-        finally:
-            if "torch" in sys.modules:
-                sys.modules["torch"].set_num_threads(threads)
-        captured = capsys.readouterr()
-        return CliResult(code, captured.out, captured.err)
 
-    return invoke
+@pytest.fixture
+def harness_cli(monkeypatch, capsys):
+    """:func:`cli_main` as ``harness_cli(*args)``."""
+    return lambda *args: cli_main(monkeypatch, capsys, args)
 
 
 @pytest.fixture

@@ -1,10 +1,9 @@
 """The real command line on bad input: one ``harness: error:`` line, exit 2, nothing written.
 
-Every case runs ``python -m harness.cli`` in a subprocess with ``cwd=tmp_path`` and
-``--results-dir tmp_path/results``, and checks that the run left no file or folder
-anywhere under ``tmp_path`` (so neither the results folder nor a default ``results``
-in the working directory was created). Cases that get past argument checking load
-torch, so each takes a few seconds.
+Every case runs the command line's ``main`` with ``cwd=tmp_path`` and ``--results-dir tmp_path/results``
+(two of them as a real ``python -m harness.cli`` process), and checks that the run left no file or folder
+anywhere under ``tmp_path`` (so neither the results folder nor a default ``results`` in the working directory
+was created).
 """
 
 from __future__ import annotations
@@ -21,7 +20,7 @@ BUILTIN_METHODS = {"mle", "predistill", "seqkd", "engine", "kl", "rkl", "js", "t
                    "wordkd", "gkd", "skl", "srkl", "akl", "js_online", "tvd_online", "js_exact"}
 BUILTIN_TASKS = {"dart", "xsum", "wmt16_en_ro", "commonsense_dialogue"}
 DART_FILES = ("dart-v1.1.1-full-train.json", "dart-v1.1.1-full-dev.json", "dart-v1.1.1-full-test.json")
-from conftest import write_dart_release
+from conftest import cli_main, write_dart_release
 TIMEOUT_S = 180
 
 
@@ -34,14 +33,14 @@ def snapshot(root: Path) -> set[str]:
     return {str(p.relative_to(root)) for p in root.rglob("*")}
 
 
-def assert_one_line_error(proc: subprocess.CompletedProcess) -> str:
-    detail = f"exit {proc.returncode}\nstdout:\n{proc.stdout}\nstderr:\n{proc.stderr}"
-    assert proc.returncode == 2, detail
-    assert "Traceback" not in proc.stderr, detail
-    lines = proc.stderr.strip().splitlines()
+def assert_one_line_error(code: int, out: str, err: str) -> str:
+    detail = f"exit {code}\nstdout:\n{out}\nstderr:\n{err}"
+    assert code == 2, detail
+    assert "Traceback" not in err, detail
+    lines = err.strip().splitlines()
     assert len(lines) == 1, detail
     assert lines[0].startswith("harness: error: "), detail
-    assert proc.stdout == "", detail
+    assert out == "", detail
     return lines[0]
 
 
@@ -94,11 +93,28 @@ CASES = {
     "data-dir-without-test-file": (
         [], _data_dir_without_test_split,
         ["DART test file not found", str(Path("dart_partial") / DART_FILES[2])]),
+    # the paper profile reads the hub, which is offline here: each task names its data set and --data-dir
+    "paper-dart-offline": (
+        ["--task", "dart", "--profile", "paper", "--method", "js"], _no_setup,
+        ["could not load DART from the hub ('Yale-LILY/dart'", "--data-dir DIR"]),
+    "paper-xsum-offline": (
+        ["--task", "xsum", "--profile", "paper", "--method", "js"], _no_setup,
+        ["could not load XSum from the hub ('EdinburghNLP/xsum'", "--data-dir DIR"]),
+    "paper-wmt-offline": (
+        ["--task", "wmt16_en_ro", "--profile", "paper", "--method", "js"], _no_setup,
+        ["could not load WMT16 from the hub ('wmt/wmt16', config 'ro-en'", "--data-dir DIR"]),
+    "paper-dialogue-offline": (
+        ["--task", "commonsense_dialogue", "--profile", "paper", "--method", "js"], _no_setup,
+        ["gretelai/commonsense-dialogues", "--data-dir"]),
 }
+#: The cases run as a real ``python -m harness.cli`` process as well: one that stops at the arguments, one that gets
+#: past them (torch loaded): nothing else may reach stderr. The others run the same ``main`` in this process
+#: (without ~9 s of imports each).
+SUBPROCESS_CASES = ("unknown-task", "data-dir-without-test-file")
 
 
 @pytest.mark.parametrize("case", list(CASES))
-def test_run_error_is_one_line_exit_2_and_writes_nothing(case, tmp_path):
+def test_run_error_is_one_line_exit_2_and_writes_nothing(case, tmp_path, monkeypatch, no_network, capsys):
     args, setup, fragments = CASES[case]
     args = [*args, *setup(tmp_path)]
     if "--profile" not in args:
@@ -106,9 +122,15 @@ def test_run_error_is_one_line_exit_2_and_writes_nothing(case, tmp_path):
     results = tmp_path / "results"
     before = snapshot(tmp_path)
 
-    proc = run_cli(["run", *args, "--results-dir", str(results), "--device", "cpu"], cwd=tmp_path)
+    command = ["run", *args, "--results-dir", str(results), "--device", "cpu"]
+    if case in SUBPROCESS_CASES:
+        proc = run_cli(command, cwd=tmp_path)
+        code, out, err = proc.returncode, proc.stdout, proc.stderr
+    else:
+        monkeypatch.chdir(tmp_path)   # where a default results folder would go
+        code, out, err = cli_main(monkeypatch, capsys, command)
 
-    line = assert_one_line_error(proc)
+    line = assert_one_line_error(code, out, err)
     for fragment in fragments:
         assert fragment in line, f"{fragment!r} not in {line!r}"
     assert not results.exists() or not any(results.iterdir()), sorted(snapshot(tmp_path) - before)
@@ -183,16 +205,7 @@ def test_list_with_a_plugin_file_shows_its_method(tmp_path):
 # --------------------------------------------------------------------------- in-process: the same contract, cheaper
 def run_main(monkeypatch, capsys, args: list[str]) -> tuple[int, str, str]:
     """``harness ARGS`` in this process (no second torch import): exit code, stdout, stderr."""
-    from harness import cli
-
-    monkeypatch.setattr(sys, "argv", ["harness", *args])
-    try:
-        cli.main()
-        code = 0
-    except SystemExit as exit_info:
-        code = exit_info.code
-    out = capsys.readouterr()
-    return code, out.out, out.err
+    return tuple(cli_main(monkeypatch, capsys, args))
 
 
 def one_error_line(code: int, err: str, expected_code: int = 2) -> str:

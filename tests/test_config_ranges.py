@@ -4,10 +4,10 @@
 from __future__ import annotations
 
 import dataclasses
-import sys
 
 import pytest
 
+from conftest import cli_main
 from harness.config import RunConfig, check_fields, range_text, resolve_config, setting
 from harness.errors import HarnessError
 
@@ -51,12 +51,8 @@ CASES = [  # --set value → a fragment of the one-line message
 
 
 def run_main(monkeypatch, capsys, args: list[str]) -> tuple[int, str]:
-    from harness import cli
-
-    monkeypatch.setattr(sys, "argv", ["harness", *args])
-    with pytest.raises(SystemExit) as exit_info:
-        cli.main()
-    return exit_info.value.code, capsys.readouterr().err
+    result = cli_main(monkeypatch, capsys, args, allocator=True)
+    return result.code, result.err
 
 
 @pytest.mark.parametrize("pair, message", CASES, ids=[c[0][:40] for c in CASES])

@@ -4,23 +4,18 @@ rank that dies is recorded as the cell's failure. (A real two-process grid cell:
 
 from __future__ import annotations
 
-import sys
 
 import pytest
 import torch
 
+from conftest import cli_main
 from harness.errors import HarnessError
 
 
 def run_main(monkeypatch, capsys, args: list[str]) -> tuple[int, str]:
     """``harness *args`` in this process: (exit code, stderr)."""
-    from harness import cli
-
-    monkeypatch.setattr(cli, "tune_allocator", lambda: None)
-    monkeypatch.setattr(sys, "argv", ["harness", *args])
-    with pytest.raises(SystemExit) as exit_info:
-        cli.main()
-    return exit_info.value.code, capsys.readouterr().err
+    result = cli_main(monkeypatch, capsys, args)
+    return result.code, result.err
 
 
 @pytest.mark.parametrize("args, message", [

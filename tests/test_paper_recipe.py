@@ -7,12 +7,12 @@ import importlib
 import json
 import math
 import re
-import sys
 import tomllib
 from pathlib import Path
 
 import pytest
 
+from conftest import cli_main
 from harness.config import resolve_config, to_dict
 from harness.registry import METHODS
 
@@ -180,16 +180,7 @@ def test_the_recipe_stays_in_the_paper_profile():
 # ---------------------------------------------------------------- harness config
 
 def run_cli(monkeypatch, capsys, args: list[str]) -> tuple[int, str, str]:
-    from harness import cli
-
-    monkeypatch.setattr(sys, "argv", ["harness", *args])
-    code = 0
-    try:
-        cli.main()
-    except SystemExit as stop:
-        code = stop.code
-    out = capsys.readouterr()
-    return code, out.out, out.err
+    return tuple(cli_main(monkeypatch, capsys, args))
 
 
 def drop_none(value):

@@ -1,6 +1,6 @@
 """``harness report`` on a small ci grid: every output exists, and its numbers are the parquet store's.
 
-The grid: DART × {mle, predistill, seqkd, kl, js, tvd} × seeds {1, 2}, plus TVD with a
+The grid (at the ci grid's small splits): DART × {mle, predistill, seqkd, kl, js, tvd} × seeds {1, 2}, plus TVD with a
 two-layer student encoder (Figure 2's axis) and ``tvd_online`` (TVD on online teacher samples:
 Table 4). Every expected value below is computed here straight from the run folders' parquet
 files with pandas and sacrebleu, not through the report's own loader.
@@ -19,7 +19,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from harness.config import resolve_config
+from conftest import ci_grid_config
 from harness.pipeline import Pipeline
 
 pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("report")]   # its fixtures built once, on one worker
@@ -35,7 +35,7 @@ def grid(tmp_path_factory):
     cells = [(m, s, []) for m in METHODS_2 for s in SEEDS]
     cells += [("tvd", 1, [("student.encoder_layers", "2")]), ("tvd_online", 1, [])]
     for method, seed, sets in cells:
-        Pipeline(resolve_config("dart", method, "ci", seed=seed, sets=[("results_dir", str(root)), *sets])).run()
+        Pipeline(ci_grid_config("dart", method, seed=seed, sets=[("results_dir", str(root)), *sets])).run()
     return root
 
 
@@ -301,9 +301,11 @@ def test_a_report_folder_holds_only_what_its_last_report_wrote(grid, tmp_path):
     from harness.reporting.build import build_report
 
     out = tmp_path / "out"
-    build_report(grid, out, baseline=None, n_samples=20)
+    build_report(grid, out, baseline=None, n_samples=20, figures=False)
     written = sorted(p.relative_to(out) for p in out.rglob("*"))
     (out / "tables" / "table2_othertask_ci.md").write_text("an earlier report's table")
-    report = build_report(grid, out, baseline=None, n_samples=20)
+    (out / "figures").mkdir(exist_ok=True)
+    (out / "figures" / "figure2_othertask_ci.svg").write_text("<svg/>")   # a figure of an earlier report with figures
+    report = build_report(grid, out, baseline=None, n_samples=20, figures=False)
     assert sorted(p.relative_to(out) for p in out.rglob("*")) == written
     assert report.out == out and all(p.is_file() and out in p.parents for p in report.files)

@@ -6,12 +6,11 @@ from __future__ import annotations
 import json
 import math
 import shutil
-import sys
 
 import pandas as pd
 import pytest
 
-from conftest import ci_grid_config
+from conftest import ci_grid_config, cli_main
 from harness.config import TrainConfig, resolve_config
 from harness.errors import HarnessError
 from harness.tracking import check_installed, parse_report_to, tracking_dir
@@ -44,13 +43,8 @@ def test_a_tracker_without_its_package_says_what_to_install(monkeypatch):
 
 def _cli(monkeypatch, capsys, *args) -> tuple[int, str]:
     """``harness ARGS`` in this process (its ``main``: one error line, the exit code) → (code, stderr)."""
-    from harness import cli
-
-    monkeypatch.setattr(cli, "tune_allocator", lambda: None)   # (a process setting: not this test process's)
-    monkeypatch.setattr(sys, "argv", ["harness", *args])
-    with pytest.raises(SystemExit) as exit_info:
-        cli.main()
-    return exit_info.value.code, capsys.readouterr().err
+    result = cli_main(monkeypatch, capsys, args)
+    return result.code, result.err
 
 
 @pytest.mark.parametrize("command", ["run", "grid"])
