@@ -50,20 +50,19 @@ def test_the_ci_table2_grid_runs_every_cell_locally(ci_grid):
 
 @pytest.mark.xdist_group("ray")
 def test_the_same_grid_on_ray_gives_the_same_rows(ci_grid, tmp_path):
-    """Cells as Ray tasks on a local Ray instance: every method on one task at one seed (a slice of the ci grid:
-    the executor runs every cell alike). The stage cache of the local run is
-    copied in, so the cells reuse its stages: the Ray run must write every run folder again and give the same
-    numbers."""
+    """Cells as Ray tasks on a local Ray instance: a slice of the ci grid (one task, one seed, a method of each kind
+    of prefix source: the executor runs every cell alike). The stage cache of the local run is copied in, so the
+    cells reuse its stages: the Ray run must write every run folder again and give the same numbers."""
     pytest.importorskip("ray")
     root, proc = ci_grid
     assert proc.returncode == 0
     shutil.copytree(root / "cache", tmp_path / "cache")
-    tasks = ("dart",)
+    tasks, methods = ("dart",), ("mle", "seqkd", "kl", "tvd", "engine")   # ground truth, pseudo-labels, teacher
+    # samples, student samples with offline teacher outputs, the student's greedy decode
     ray_proc = subprocess.run([sys.executable, "-m", "harness.cli", "grid", "--profile", "ci", *CI_GRID_SET_ARGS,
                                "--results-dir", str(tmp_path), "--executor", "ray", "--tasks", ",".join(tasks),
-                               "--seeds", "42"], capture_output=True, text=True)
+                               "--methods", ",".join(methods), "--seeds", "42"], capture_output=True, text=True)
     assert ray_proc.returncode == 0, f"{ray_proc.stdout[-4000:]}\n{ray_proc.stderr[-4000:]}"
-    _, methods = registered()
     metrics = load_metrics(tmp_path)
     assert set(zip(metrics["task"], metrics["method"], metrics["seed"])) == {(t, m, 42) for t in tasks for m in methods}
     assert load_failures(tmp_path).empty

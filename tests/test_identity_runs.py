@@ -12,7 +12,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from conftest import write_dart_release
+from conftest import CI_GRID_SET_ARGS, write_dart_release
 from harness.store.runs import verify_run
 
 pytestmark = pytest.mark.slow
@@ -43,7 +43,7 @@ def harness(*args: str, cwd: Path) -> subprocess.CompletedProcess:
 
 def test_editing_a_plugin_loss_rebuilds_its_stage_and_evaluation_and_nothing_upstream(tmp_path):
     plugin = tmp_path / "my_plugin.py"
-    run = ["run", "--plugins", str(plugin), "--task", "dart", "--method", "my_kd", "--profile", "ci",
+    run = ["run", "--plugins", str(plugin), "--task", "dart", "--method", "my_kd", "--profile", "ci", *CI_GRID_SET_ARGS,
            "--results-dir", str(tmp_path / "results")]
     plugin.write_text(PLUGIN.format(loss="div.forward_kl(student_logits, teacher_logits)"))
     first = harness(*run, cwd=tmp_path)
