@@ -141,6 +141,34 @@ def run_cmd(task, method, profile, seed, sets, plugins, data_dir, results_dir, d
     click.echo(f"results: {outcome.path}")
 
 
+UNTIL_DECIDED_HELP = (
+    "Add seeds until these comparisons are decided in every task (and axis value or teacher): A>B (A better than B: "
+    "the interval excludes 0), A~B (as good as: equivalent within --margin), @METRIC for another metric than the "
+    "primary, or the findings' claim 2, 4 or 6c. The cells' seeds (3 or more) are the first look; each round adds "
+    "--seeds-per-round seeds to the cells of the undecided ones, up to --max-seeds. Group-sequential intervals keep "
+    "95% when n depends on the data (docs/sequential.md); killed and rerun, it goes on from the results folder.")
+
+
+def until_decided_options(command):
+    """``--until-decided`` and its design's options (``grid`` and ``compare``); checked by
+    :func:`_until_decided_options`."""
+    for option in reversed((
+        click.option("--until-decided", "until_decided", default=None, metavar="A>B,A~B,CLAIM",
+                     help=UNTIL_DECIDED_HELP),
+        click.option("--max-seeds", type=click.IntRange(min=1), default=None,
+                     help="--until-decided: the most seeds per cell (the design's last look).  [default: 10]"),
+        click.option("--seeds-per-round", type=click.IntRange(min=1), default=None,
+                     help="--until-decided: seeds added per round to each cell being grown.  [default: 2]"),
+        click.option("--max-minutes", type=click.FloatRange(min=0, min_open=True), default=None,
+                     help="--until-decided: stop adding rounds once the comparisons' runs took this many "
+                          "process-minutes (checked before each round; compare: the runs trained here)."),
+        click.option("--margin", type=click.FloatRange(min=0, min_open=True), default=None,
+                     help="--until-decided: the equivalence margin of A~B, in the metric's points.  "
+                          "[default: 1.0, claim 5's]"))):
+        command = option(command)
+    return command
+
+
 @cli.command("grid")
 @click.argument("spec", required=False, default="table2")
 @click.option("--tasks", default=None, metavar="A,B|all", help="Replace the spec's tasks.")
@@ -178,22 +206,7 @@ def run_cmd(task, method, profile, seed, sets, plugins, data_dir, results_dir, d
               help="After the grid: per task and method, choose the swept values (the axes) whose models have the best "
                    "mean validation score over the seeds (the selection metric that checkpoint selection uses), and "
                    "show test scores for the chosen values only; the choice goes into the grid record. Never on test.")
-@click.option("--until-decided", "until_decided", default=None, metavar="A>B,A~B,CLAIM",
-              help="Add seeds until these comparisons are decided in every task (and axis value): A>B (A better "
-                   "than B: the interval excludes 0), A~B (as good as: equivalent within --margin), @METRIC for "
-                   "another metric than the primary, or the findings' claim 2, 4 or 6c. The grid's seeds (3 or more) "
-                   "are the first look; each round adds --seeds-per-round seeds to the cells of the undecided ones, "
-                   "up to --max-seeds. Group-sequential intervals keep 95% when n depends on the data "
-                   "(docs/sequential.md); killed and rerun, it goes on from the results folder.")
-@click.option("--max-seeds", type=click.IntRange(min=1), default=None,
-              help="--until-decided: the most seeds per cell (the design's last look).  [default: 10]")
-@click.option("--seeds-per-round", type=click.IntRange(min=1), default=None,
-              help="--until-decided: seeds added per round to each cell being grown.  [default: 2]")
-@click.option("--max-minutes", type=click.FloatRange(min=0, min_open=True), default=None,
-              help="--until-decided: stop adding rounds once the comparisons' runs took this many process-minutes "
-                   "(checked before each round).")
-@click.option("--margin", type=click.FloatRange(min=0, min_open=True), default=None,
-              help="--until-decided: the equivalence margin of A~B, in the metric's points.  [default: 1.0, claim 5's]")
+@until_decided_options
 def grid_cmd(spec, tasks, methods, seeds, profile, sets, axes, results_dir, plugins, device, executor, workers,
              threads, address, cpus_per_cell, gpus_per_cell, processes, dry_run, yes, report_to, select_on,
              until_decided, max_seeds, seeds_per_round, max_minutes, margin) -> None:
@@ -229,8 +242,13 @@ def grid_cmd(spec, tasks, methods, seeds, profile, sets, axes, results_dir, plug
         from .grid.spec import check_sweeps
 
         check_sweeps(grid)
-    sequential = _until_decided_options(grid, until_decided, max_seeds, seeds_per_round, max_minutes, margin,
-                                        select_on)
+    from .grid.spec import METHOD_ORDER, TASK_ORDER, resolve_names
+    from .registry import METHODS, TASKS
+
+    named = ((resolve_names(grid.methods, METHODS, METHOD_ORDER), resolve_names(grid.tasks, TASKS, TASK_ORDER))
+             if until_decided is not None else ((), ()))
+    sequential = _until_decided_options(grid.seeds, *named, until_decided, max_seeds, seeds_per_round, max_minutes,
+                                        margin, select_on)
     size = count_cells(grid)
     if size > MAX_CELLS_UNASKED and not yes:
         raise HarnessError(f"grid {grid.name} has {size} cells (tasks × methods × seeds × axes), more than "
@@ -310,8 +328,11 @@ def grid_cmd(spec, tasks, methods, seeds, profile, sets, axes, results_dir, plug
         sys.exit(1)   # (ctx.exit would only be returned by main() outside standalone mode)
 
 
-def _until_decided_options(grid, until_decided, max_seeds, seeds_per_round, max_minutes, margin, select_on):
-    """``--until-decided``'s comparisons, design and seed order, checked before any work (None without it)."""
+def _until_decided_options(seeds, methods, tasks, until_decided, max_seeds, seeds_per_round, max_minutes, margin,
+                           select_on=None):
+    """``--until-decided``'s comparisons, design and seed order, checked before any work (None without it):
+    ``seeds`` the first look's (the cells' seeds), ``methods`` and ``tasks`` the names its comparisons may name
+    and the tasks their metrics are read in, ``select_on`` grid's (the two exclude each other)."""
     given = {"--max-seeds": max_seeds, "--seeds-per-round": seeds_per_round, "--max-minutes": max_minutes,
              "--margin": margin}
     if until_decided is None:
@@ -322,18 +343,17 @@ def _until_decided_options(grid, until_decided, max_seeds, seeds_per_round, max_
     if select_on is not None:
         raise HarnessError("--until-decided and --select-on: choose one (a selection over axes is not a sequential "
                            "design)")
-    from .grid.spec import METHOD_ORDER, TASK_ORDER, resolve_names
     from .grid.until_decided import check_design, check_metrics, parse_comparisons
     from .paper.claims import NEAR_BEST_MARGIN
-    from .registry import METHODS, TASKS
     from .reporting.sequential import seed_order
 
+    start = len(set(seeds))
     margin = NEAR_BEST_MARGIN if margin is None else margin
-    design = check_design(len(set(grid.seeds)), max(10, len(set(grid.seeds))) if max_seeds is None else max_seeds,
+    design = check_design(start, max(10, start) if max_seeds is None else max_seeds,
                           2 if seeds_per_round is None else seeds_per_round, max_minutes, margin)
-    comparisons = parse_comparisons(until_decided, resolve_names(grid.methods, METHODS, METHOD_ORDER), margin)
-    check_metrics(comparisons, resolve_names(grid.tasks, TASKS, TASK_ORDER))
-    return comparisons, design, seed_order(grid.seeds, design.max_seeds)
+    comparisons = parse_comparisons(until_decided, list(methods), margin)
+    check_metrics(comparisons, list(tasks))
+    return comparisons, design, seed_order(seeds, design.max_seeds)
 
 
 @cli.command("report")
@@ -469,16 +489,22 @@ def bundle_check_cmd(bundle, plugins, strict) -> None:
               help="torch CPU threads per cell (default: the cores shared among the workers). " + THREADS_NOTE)
 @click.option("--out", "out_dir", default=None, help="The report's folder (default: RESULTS_DIR/report).")
 @click.option("--bootstrap-samples", type=click.IntRange(min=10), default=1000, show_default=True)
+@until_decided_options
 def compare_cmd(method, plugins, bundle, results_dir, tasks, seeds, accept_stale_bundle, dry_run, workers, threads,
-                out_dir, bootstrap_samples) -> None:
+                out_dir, bootstrap_samples, until_decided, max_seeds, seeds_per_round, max_minutes, margin) -> None:
     """A new method against the shipped baselines: unpack the reference bundle, run only the new method's cells on
     its upstream stages (teacher, pseudo-labels, pre-distilled student, …), and render the report with the new
-    method among the baselines."""
+    method among the baselines.
+
+    With --until-decided (comparisons of the new method with baselines, e.g. mine>seqkd,mine~js), the new method's
+    cells at the compare seeds are the first look; each round then adds seeds to both rows of every undecided
+    comparison (task × method × teacher), up to --max-seeds. A baseline's cells at seeds the bundle lacks are
+    trained here, on the shipped upstream stages: that costs baseline training, not only the new method's."""
     from pathlib import Path
 
     from .grid import format_plan, plan_grid, run_grid
     from .grid.executors import check_local_options
-    from .grid.reference import compare_cells, rekey_upstream, stale_message, stale_runs, unshipped_builds
+    from .grid.reference import check_tasks, compare_cells, rekey_upstream, stale_message, stale_runs, unshipped_builds
     from .grid.spec import parse_list
     from .registry import METHODS
     from .store.bundle import baseline_commit, import_bundle, read_manifest, record_aliases
@@ -491,8 +517,20 @@ def compare_cmd(method, plugins, bundle, results_dir, tasks, seeds, accept_stale
         seed_list = tuple(int(s) for s in parse_list(seeds)) if seeds else None
     except ValueError:
         raise HarnessError(f"--seeds {seeds}: give integers, e.g. --seeds 42,43,44") from None
+    if until_decided is None:   # its options alone: one line before the bundle is read
+        _until_decided_options((), (), (), None, max_seeds, seeds_per_round, max_minutes, margin)
     manifest = read_manifest(bundle)
+    check_tasks(manifest, chosen)
+    sequential = None
+    if until_decided is not None:
+        sequential = _compare_until_decided(manifest, method, chosen, seed_list, until_decided, max_seeds,
+                                            seeds_per_round, max_minutes, margin)
     stale = stale_runs(manifest, chosen)
+    if stale and sequential is not None:
+        raise HarnessError(stale_message(bundle, manifest, stale) + "; --until-decided would train the baselines' "
+                           "added seeds with this code's stages beside shipped runs made by other code, so it needs "
+                           "a bundle made by this code (or drop --until-decided and pass --accept-stale-bundle to "
+                           "compare at fixed seeds)")
     if stale and not accept_stale_bundle:
         raise HarnessError(stale_message(bundle, manifest, stale) + ", or pass --accept-stale-bundle to compare "
                                                                     "against it as it is")
@@ -501,6 +539,13 @@ def compare_cmd(method, plugins, bundle, results_dir, tasks, seeds, accept_stale
         check_writable_folder(out_dir, "--out")   # --results-dir, checked above)
     plugin_paths = tuple(str(Path(p).resolve()) for p in plugins)
     cells = compare_cells(manifest, method, results_dir, seeds=seed_list, tasks=chosen, plugins=plugin_paths)
+    grown = None
+    if sequential is not None:   # (every cell resolved before the bundle is unpacked: a bad one is one line first)
+        from .grid.reference import grown_cells
+
+        comparisons, design, order = sequential
+        involved = list(dict.fromkeys(m for c in comparisons for m in (c.a, c.b)))
+        grown = grown_cells(manifest, involved, results_dir, order, tasks=chosen, plugins=plugin_paths)
     done = import_bundle(bundle, results_dir, provenance={"accepted_stale": bool(stale)})
     click.echo(f"bundle {bundle} (commit {baseline_commit(manifest)}): {len(done.added)} stage and run folders "
                f"unpacked, {len(done.kept)} already there → {results_dir}")
@@ -513,18 +558,58 @@ def compare_cmd(method, plugins, bundle, results_dir, tasks, seeds, accept_stale
     if extra:
         click.echo(f"note: not in the bundle, built here: {'; '.join(extra)}", err=True)
     profile = "+".join(sorted({c.profile for c in cells}))
+    name = f"compare-{method}"
     if dry_run:
-        click.echo(format_plan(plans, f"compare {method}", profile))
+        click.echo(format_plan(plans, name, profile))
+    reports = []
+
+    def run(todo):
+        reports.append(run_grid(todo, name, profile, workers=workers, threads=threads, echo=click.echo))
+        click.echo(reports[-1].summary())
+        return reports[-1]
+
+    if sequential is not None:
+        from .grid.until_decided import run_until_decided
+
+        comparisons, design, order = sequential
+        shipped = frozenset(r["run_id"] for t in manifest["twins"] for r in t["runs"])
+        run_until_decided(cells, grown, comparisons, design, order, name, profile, run, max_minutes, click.echo,
+                          dry_run, shipped=shipped)
+    elif not dry_run:
+        run(cells)
+    if dry_run:
         return
-    report = run_grid(cells, f"compare-{method}", profile, workers=workers, threads=threads, echo=click.echo)
-    click.echo(report.summary())
     from .reporting.build import build_report, default_out
 
     out_dir = out_dir or str(default_out(results_dir))
     page = build_report(results_dir, out_dir, n_samples=bootstrap_samples)
     click.echo(f"{len(page.tables)} tables, {len(page.figures)} figures → {page.out}/report.html")
-    if report.failed:
+    if any(r.failed for r in reports):
         sys.exit(1)
+
+
+def _compare_until_decided(manifest: dict, method: str, tasks: tuple[str, ...], seeds: tuple[int, ...] | None,
+                           until_decided, max_seeds, seeds_per_round, max_minutes, margin):
+    """``harness compare --until-decided``'s comparisons, design and seed order, checked before any work: the first
+    look is the new method's seeds (one list on every twin), its comparisons name the new method and a baseline
+    the bundle ships."""
+    from .grid.reference import baseline_methods, seeds_for
+
+    twins = [t for t in manifest["twins"] if not tasks or t["task"] in tasks]
+    starts = {tuple(seeds_for(t, seeds)) for t in twins}
+    if len(starts) > 1:
+        each = "; ".join(f"{t['task']}-{t['profile']}: {', '.join(map(str, seeds_for(t, seeds)))}" for t in twins)
+        raise HarnessError(f"--until-decided: the twins' baselines have different seeds ({each}), and a sequential "
+                           f"design has one seed order; give --seeds, or --tasks with twins of the same seeds")
+    methods = list(dict.fromkeys([method, *baseline_methods(manifest, tasks)]))
+    sequential = _until_decided_options(list(starts.pop()), methods, sorted({t["task"] for t in twins}),
+                                        until_decided, max_seeds, seeds_per_round, max_minutes, margin)
+    for comparison in sequential[0]:
+        if method not in (comparison.a, comparison.b):
+            raise HarnessError(f"--until-decided {comparison}: compares two baselines; harness compare decides "
+                               f"comparisons of the new method {method} with a baseline (e.g. {method}>"
+                               f"{comparison.b}), and the bundle's baselines are not re-run")
+    return sequential
 
 
 @cli.command("list")

@@ -30,13 +30,19 @@ def fake_stage(root: Path, stage: str, key: str, payload: bytes = b"weights") ->
 
 
 def fake_run(root: Path, method: str, seed: int, stages: dict[str, tuple[str, str]], *, task: str = "dart",
-             parameters: dict | None = None, payload: bytes = b"metrics") -> str:
-    """A run folder as :func:`harness.store.runs.write_run` lays it out, and the cache entries of its stages."""
-    run_id = f"{task}-{method}-ci-seed{seed}-{abs(hash((method, seed, task))) % 10**8:08d}"
+             parameters: dict | None = None, payload: bytes = b"metrics", run_id: str | None = None,
+             score: float | None = None) -> str:
+    """A run folder as :func:`harness.store.runs.write_run` lays it out, and the cache entries of its stages.
+    ``score``: the method's own model scores this (BLEU) in metrics.parquet, with per-input scores in
+    examples.parquet, so that the report's readers read it (else the files are a few bytes)."""
+    run_id = run_id or f"{task}-{method}-ci-seed{seed}-{abs(hash((method, seed, task))) % 10**8:08d}"
     folder = root / "runs" / run_id
     folder.mkdir(parents=True)
-    (folder / "metrics.parquet").write_bytes(payload)
-    (folder / "examples.parquet").write_bytes(payload * 3)
+    if score is None:
+        (folder / "metrics.parquet").write_bytes(payload)
+        (folder / "examples.parquet").write_bytes(payload * 3)
+    else:
+        write_scores(folder, {"run_id": run_id, "task": task, "method": method, "profile": "ci", "seed": seed}, score)
     for label, (stage, key) in stages.items():
         if not (root / "cache" / stage / key).is_dir():
             fake_stage(root, stage, key, payload=f"{stage} {key}".encode())
@@ -44,8 +50,32 @@ def fake_run(root: Path, method: str, seed: int, stages: dict[str, tuple[str, st
         "run_id": run_id, "config": {"task": task, "profile": "ci", "method": method, "seed": seed},
         "parameters": parameters or {}, "git": {"commit": "0123456789abcdef"}, "seeds": {"method": seed, "upstream": 42},
         "stages": {label: {"stage": stage, "key": key} for label, (stage, key) in stages.items()},
-        "checksums": checksums(folder)})
+        "checksums": checksums(folder),
+        **({} if score is None else {"task": TASK, "method": {"name": method, "params": {}}, "wall_seconds": 60.0,
+                                     "data": {"identity": "d", "key": "k"}})})
     return run_id
+
+
+INPUTS = 20
+TASK = {"name": "dart", "architecture": "encoder-decoder", "metrics": ["bleu"], "lower_is_better": [],
+        "selection_metric": "bleu"}
+
+
+def write_scores(folder: Path, ident: dict, score: float) -> None:
+    """metrics.parquet and examples.parquet of a run whose own model scores ``score`` (the mean of its inputs')."""
+    import numpy as np
+    import pandas as pd
+
+    spread = np.random.default_rng(ident["seed"]).integers(-4, 5, INPUTS) / 4.0
+    scores = score + spread - spread.mean()
+    model = ident["method"]
+    pd.DataFrame([{**ident, "model": model, "split": "test", "metric": "bleu", "value": float(scores.mean()),
+                   "signature": "mean", "stage_key": f"{model}-{ident['seed']}", "variant": "",
+                   "higher_is_better": True}]).to_parquet(folder / "metrics.parquet", index=False)
+    pd.DataFrame({"example_id": [f"x{i}" for i in range(INPUTS)], "references": [["r"]] * INPUTS,
+                  "hypothesis": ["h"] * INPUTS, "score_bleu": scores, "model": model}).assign(**ident).to_parquet(
+        folder / "examples.parquet", index=False)
+    pd.DataFrame(columns=["step", "epoch", "split", "name", "value"]).to_parquet(folder / "curves.parquet")
 
 
 def planned(method: str, seed: int = 42, task: str = "dart") -> dict[str, tuple[str, str]]:
@@ -346,6 +376,152 @@ def test_compare_names_an_unknown_method_or_task(store, tmp_path, monkeypatch, c
     assert code == 2 and "unknown method 'nope'" in err
     code, _, err = run_main(monkeypatch, capsys, args + ["--method", "rkl", "--tasks", "xsum"])
     assert code == 2 and "unknown bundled task 'xsum'; known bundled tasks: dart" in err
+
+
+# --------------------------------------------------------------------------- compare --until-decided
+
+def real_run_id(method: str, seed: int, parameters: dict | None = None) -> str:
+    """The run id this code gives the ci cell (what a shipped run made by this code is called)."""
+    from harness.config import resolve_config
+    from harness.pipeline.graph import run_id
+
+    return run_id(resolve_config("dart", method, "ci", seed, overrides=dict(parameters or {}), check=False))
+
+
+def shipped_run(root: Path, method: str, seed: int, score: float | None = None, parameters: dict | None = None):
+    parameters = {"teacher_outputs_k": 0, **(parameters or {})}
+    return fake_run(root, method, seed, planned(method, seed), parameters=parameters, score=score,
+                    run_id=real_run_id(method, seed, parameters))
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--until-decided", "rkl>kll"], "unknown method 'kll' (did you mean 'kl'?); known methods: kl, predistill, rkl"),
+    (["--until-decided", "kl>predistill"], "--until-decided kl>predistill: compares two baselines"),
+    (["--until-decided", "rkl>kl", "--seeds", "42,43"], "the first look needs at least 3 seeds per cell"),
+    (["--max-seeds", "5"], "--max-seeds: only with --until-decided"),
+    (["--margin", "0.5", "--max-minutes", "3"], "--max-minutes, --margin: only with --until-decided"),
+])
+def test_compare_until_decided_errors_are_one_line_before_any_work(store, tmp_path, monkeypatch, capsys, args,
+                                                                   message):
+    build_bundle(store, tmp_path / "ref", code={})
+    results = tmp_path / "results"
+    code, _, err = run_main(monkeypatch, capsys, ["compare", "--method", "rkl", "--bundle", str(tmp_path / "ref"),
+                                                 "--results-dir", str(results), "--seeds", "42,43,44", *args])
+    assert code == 2 and err.count("\n") == 1 and err.startswith("harness: error: ") and message in err, err
+    assert not results.exists()
+
+
+def test_compare_until_decided_refuses_a_stale_bundle_even_accepted(tmp_path, monkeypatch, capsys):
+    """Its added baseline seeds would be trained by this code's stages beside shipped runs of other code."""
+    results = stale_bundle(tmp_path)
+    code, _, err = run_main(monkeypatch, capsys, ["compare", "--method", "rkl", "--bundle", str(tmp_path / "ref"),
+                                                 "--results-dir", str(results), "--seeds", "42,43,44",
+                                                 "--until-decided", "rkl>kl", "--accept-stale-bundle"])
+    assert code == 2 and err.count("\n") == 1, err
+    assert "harness bundle build" in err and "drop --until-decided and pass --accept-stale-bundle" in err
+    assert not results.exists()
+
+
+def test_the_grown_cells_of_a_baseline_are_its_shipped_runs(tmp_path):
+    """Baselines at two teachers: the grown cells of KL at the bundle's seeds are the bundle's KL runs (same run
+    ids: nothing shipped is trained again), at the seeds after them new ones at the same settings; the new method's
+    and KL's rows pair teacher by teacher."""
+    from harness.grid.reference import compare_cells, grown_cells
+    from harness.grid.until_decided import pairings
+    from harness.reporting.sequential import Comparison, seed_order
+
+    root = tmp_path / "store"
+    shipped = {(seed, teacher): shipped_run(root, "kl", seed, parameters={"upstream_seed": 43} if teacher else {})
+               for seed in (42, 43) for teacher in (None, 43)}
+    manifest = build_bundle(root, tmp_path / "ref", code={}).manifest
+    order = seed_order([42, 43], 4)
+    grown = grown_cells(manifest, ["rkl", "kl"], tmp_path / "results", order)
+    kl = {(c.seed, c.config().upstream_seed): c for c in grown if c.method == "kl"}
+    assert sorted(kl) == sorted((s, t) for s in order for t in (42, 43))
+    assert {key: kl[key[0], key[1] or 42].run_id for key in shipped} == shipped
+    mine = [c for c in grown if c.method == "rkl"]
+    assert len(mine) == 8 and {c.run_id for c in compare_cells(manifest, "rkl", tmp_path / "results")} <= \
+        {c.run_id for c in mine}     # the first look is part of the design's cells
+    pairs = pairings(grown, [Comparison("rkl", ">", "kl")])
+    assert [(p.group, p.a, p.b) for p in pairs] == [
+        ("dart · upstream_seed=42", "dart · rkl · upstream_seed=42", "dart · kl · upstream_seed=42"),
+        ("dart · upstream_seed=43", "dart · rkl · upstream_seed=43", "dart · kl · upstream_seed=43")]
+
+
+def test_a_baseline_swept_in_the_bundle_is_not_grown(tmp_path):
+    """JS shipped at two betas: its runs are two rows, not one to add seeds to; said in one line, not retrained."""
+    from harness.grid.reference import grown_cells
+
+    root = tmp_path / "store"
+    for beta in (0.5, 0.9):
+        shipped_run(root, "js", 42, parameters={"method.beta": beta})
+    manifest = build_bundle(root, tmp_path / "ref", code={}).manifest
+    with pytest.raises(HarnessError, match=r"the bundle's js runs on dart differ in more than their seed and teacher"):
+        grown_cells(manifest, ["rkl", "js"], tmp_path / "results", [42, 43, 44])
+
+
+def test_compare_until_decided_dry_run_plans_the_first_look_and_names_the_next_seeds(tmp_path, monkeypatch,
+                                                                                     capsys):
+    """KL shipped at three seeds, the new method's (RKL's) first look already run beside it, the two rows close:
+    the dry run lists the first look's cells (done) and says the comparison is undecided and which seeds the round
+    would add to both rows (45 and 46: looks at 3 and 5 seeds); the budget counts the minutes of the runs made
+    here (RKL's three, a minute each), not the shipped ones; it writes no design record."""
+    root, results = tmp_path / "store", tmp_path / "results"
+    for seed, score in zip((42, 43, 44), (30.0, 31.0, 29.5)):
+        shipped_run(root, "kl", seed, score)
+    build_bundle(root, tmp_path / "ref", code={})
+    for seed, score in zip((42, 43, 44), (30.4, 29.8, 30.9)):
+        shipped_run(results, "rkl", seed, score)
+    code, out, err = run_main(monkeypatch, capsys, ["compare", "--method", "rkl", "--bundle", str(tmp_path / "ref"),
+                                                   "--results-dir", str(results), "--until-decided", "rkl>kl",
+                                                   "--max-seeds", "5", "--dry-run"])
+    assert code == 0, err
+    assert "grid compare-rkl (profile ci): 3 cells, 3 done, 0 to run" in out, out
+    assert "looks at 3, 5 seeds per row" in out
+    assert "[until-decided] round 1: 0 of 1 decided; undecided: dart rkl>kl: undecided (" in out, out
+    assert "adding seeds 45, 46 to dart · rkl; seeds 45, 46 to dart · kl; 3.0 process-minutes so far" in out, out
+    assert not (results / "grids").exists()
+
+
+def test_compare_until_decided_runs_rounds_then_renders_the_report(tmp_path, monkeypatch, capsys):
+    """The rounds without training (each cell's run is written as if trained, with a score drawn for its method):
+    the first look is the new method's three cells, the one round adds seeds 45 and 46 to both rows (KL's trained
+    here), the design is recorded for the report, and the report is rendered once, after the rounds."""
+    import harness.grid
+    import harness.reporting.build
+
+    root, results = tmp_path / "store", tmp_path / "results"
+    for seed, score in zip((42, 43, 44), (30.0, 31.0, 29.5)):
+        shipped_run(root, "kl", seed, score)
+    build_bundle(root, tmp_path / "ref", code={})
+    scores = {"rkl": iter((30.4, 29.8, 30.9, 30.1, 30.2)), "kl": iter((30.3, 29.9))}
+    rounds, rendered = [], []
+
+    class Done:
+        failed: list = []
+
+        def summary(self):
+            return "done"
+
+    def train(cells, *args, **kwargs):
+        rounds.append(sorted((c.method, c.seed) for c in cells))
+        for cell in cells:
+            fake_run(results, cell.method, cell.seed, planned(cell.method, cell.seed),
+                     parameters={"teacher_outputs_k": 0}, run_id=cell.run_id, score=next(scores[cell.method]))
+        return Done()
+
+    monkeypatch.setattr(harness.grid, "run_grid", train)
+    monkeypatch.setattr(harness.reporting.build, "build_report",
+                        lambda *args, **kwargs: rendered.append(args) or harness.reporting.build.Report(tmp_path))
+    code, out, err = run_main(monkeypatch, capsys, ["compare", "--method", "rkl", "--bundle", str(tmp_path / "ref"),
+                                                   "--results-dir", str(results), "--until-decided", "rkl>kl",
+                                                   "--max-seeds", "5"])
+    assert code == 0, err
+    assert rounds == [[("rkl", 42), ("rkl", 43), ("rkl", 44)], [("kl", 45), ("kl", 46), ("rkl", 45), ("rkl", 46)]]
+    assert "[until-decided] dart rkl>kl: undecided" in out and len(rendered) == 1
+    (record,) = (results / "grids").glob("compare-rkl-ci-*.until-decided.json")
+    families = json.loads(record.read_text())["families"]
+    assert sorted(families) == ["dart · kl", "dart · rkl"] and len(families["dart · kl"]) == 5
 
 
 # --------------------------------------------------------------------------- the committed bundle

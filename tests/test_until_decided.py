@@ -161,7 +161,7 @@ def test_findings_judge_grown_rows_on_the_sequential_interval(tmp_path):
     (["--until-decided", "9"], "unknown claim '9'; known claims: 2, 4, 6c"),
     (["--until-decided", "kl>mle@blue"], "unknown metric 'blue' (did you mean 'bleu'?); known metrics: "),
     (["--until-decided", "kl>mle", "--max-seeds", "0"], "'--max-seeds': 0 is not in the range x>=1"),
-    (["--until-decided", "kl>mle", "--max-seeds", "2"], "--max-seeds 2: below the grid's 3 seeds (valid: 3 or more)"),
+    (["--until-decided", "kl>mle", "--max-seeds", "2"], "--max-seeds 2: below the first look's 3 seeds (valid: 3 or more)"),
     (["--until-decided", "kl>mle", "--max-minutes", "-1"], "'--max-minutes': -1.0 is not in the range x>0"),
     (["--until-decided", "kl>mle", "--seeds", "42,43"], "the first look needs at least 3 seeds per cell"),
     (["--max-seeds", "5"], "--max-seeds: only with --until-decided"),

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import json
 import shutil
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from ..errors import HarnessError
@@ -84,33 +84,41 @@ def stale_message(bundle: str | Path, manifest: dict, stale: list[StaleRun]) -> 
 # ---------------------------------------------------------------- a new method's cells
 
 def seeds_for(twin: dict, seeds: tuple[int, ...] | None) -> list[int]:
-    """The seeds of the new method's cells on ``twin``: ``--seeds`` when given, else the baselines' own seeds.
-
-    (A grid option that adds seeds until each verdict is decided, within a budget, plugs in here: it chooses the
-    seeds of each twin from the cells run so far.)"""
+    """The seeds of a method's cells on ``twin``: ``seeds`` when given (``--seeds``, or ``--until-decided``'s seed
+    order), else the baselines' own seeds."""
     return list(seeds) if seeds else list(twin["seeds"])
 
 
-def compare_cells(manifest: dict, method: str, results_dir: str | Path, *, seeds: tuple[int, ...] | None = None,
-                  tasks: tuple[str, ...] = (), plugins: tuple[str, ...] = ()) -> list[Cell]:
-    """The cells of ``method`` on each twin of the bundle (of ``tasks``; all when empty): one per seed, with the
-    twin's shared settings (those that apply to ``method``), in ``results_dir``."""
+def check_tasks(manifest: dict, tasks: tuple[str, ...]) -> None:
+    """Each of ``tasks`` (``--tasks``) is a twin's task of the bundle (an unknown one: one line naming them)."""
     known = {t["task"] for t in manifest["twins"]}
     unknown = [t for t in tasks if t not in known]
     if unknown:
         from ..errors import UnknownNameError
 
         raise UnknownNameError("bundled task", unknown[0], sorted(known))
+
+
+def compare_cells(manifest: dict, method: str, results_dir: str | Path, *, seeds: tuple[int, ...] | None = None,
+                  tasks: tuple[str, ...] = (), plugins: tuple[str, ...] = ()) -> list[Cell]:
+    """The cells of ``method`` on each twin of the bundle (of ``tasks``; all when empty): one per seed and teacher,
+    in ``results_dir``. A method the bundle ships runs of (a baseline) has its runs' own settings at the teachers
+    it was run at, so that its cells at the bundle's seeds are the shipped runs (same run ids: nothing retrained);
+    a new method has the twin's shared settings (those that apply to it) at every teacher of the twin. Where a twin
+    has several teachers, each cell carries its upstream seed as an axis (``--until-decided`` pairs rows teacher by
+    teacher: a family is task × method × teacher)."""
+    check_tasks(manifest, tasks)
     cells: dict[str, Cell] = {}
     for twin in manifest["twins"]:
         if tasks and twin["task"] not in tasks:
             continue
-        settings = {k: v for k, v in twin["settings"].items() if _applies(k, method)}
-        spec = GridSpec(name="compare", profile=twin["profile"], tasks=[twin["task"]], methods=[method],
-                        seeds=seeds_for(twin, seeds), set=settings)
-        for teacher in _teachers(twin):   # several teachers: the new method at each, as the baselines
-            one = spec if teacher is None else GridSpec(**{**vars(spec), "set": {**settings, UPSTREAM: teacher}})
-            for cell in expand(one, str(Path(results_dir).resolve()), plugins=plugins):
+        teachers = _teachers(twin)
+        for teacher, settings in _settings(twin, method, teachers):
+            spec = GridSpec(name="compare", profile=twin["profile"], tasks=[twin["task"]], methods=[method],
+                            seeds=seeds_for(twin, seeds), set=settings)
+            for cell in expand(spec, str(Path(results_dir).resolve()), plugins=plugins):
+                if len(teachers) > 1:
+                    cell = replace(cell, axes=((UPSTREAM, cell.config().upstream_seed),))
                 cells.setdefault(cell.run_id, cell)
     return list(cells.values())
 
@@ -126,6 +134,56 @@ def _teachers(twin: dict) -> list:
         return [None]
     values = {run["parameters"].get(UPSTREAM) for run in twin["runs"]}
     return sorted(values, key=lambda v: (v is not None, v)) if len(values) > 1 else [None]
+
+
+def _settings(twin: dict, method: str, teachers: list) -> list[tuple[object, dict]]:
+    """(teacher, the config values of ``method``'s cells at it) for each teacher the cells are at: a baseline's, the
+    parameters every one of its runs at that teacher set (a run's parameters are its config values away from the
+    defaults: they give back its config, so its run id); a new method's, the twin's shared settings that apply to
+    it, at every teacher of the twin."""
+    shared = {k: v for k, v in twin["settings"].items() if _applies(k, method)}
+    out = []
+    for teacher in teachers:
+        runs = [r for r in twin["runs"] if r["method"] == method
+                and (len(teachers) == 1 or r["parameters"].get(UPSTREAM) == teacher)]
+        if runs:
+            common = set.intersection(*({(k, json.dumps(v, sort_keys=True)) for k, v in r["parameters"].items()}
+                                        for r in runs))
+            out.append((teacher, {k: json.loads(v) for k, v in sorted(common)}))
+        elif not any(r["method"] == method for r in twin["runs"]):
+            out.append((teacher, shared if teacher is None else {**shared, UPSTREAM: teacher}))
+    return out
+
+
+def baseline_methods(manifest: dict, tasks: tuple[str, ...] = ()) -> list[str]:
+    """The methods the bundle ships runs of on its twins (of ``tasks``; all when empty), in their runs' order."""
+    return list(dict.fromkeys(r["method"] for t in manifest["twins"] if not tasks or t["task"] in tasks
+                              for r in sorted(t["runs"], key=lambda r: r["run_id"])))
+
+
+def grown_cells(manifest: dict, methods: list[str], results_dir: str | Path, seeds: list[int], *,
+                tasks: tuple[str, ...] = (), plugins: tuple[str, ...] = ()) -> list[Cell]:
+    """``harness compare --until-decided``'s cells: those of each of ``methods`` (the new method and the baselines
+    its comparisons name) at every seed of the design's order ``seeds``, on the twins where each runs (a baseline:
+    where the bundle ships its runs; its cells at the bundle's seeds are the shipped runs, the others are trained
+    here on the shipped upstream stages)."""
+    out: list[Cell] = []
+    for method in methods:
+        shipped = tuple(t["task"] for t in manifest["twins"] if (not tasks or t["task"] in tasks)
+                        and any(r["method"] == method for r in t["runs"]))
+        cells = compare_cells(manifest, method, results_dir, seeds=tuple(seeds), tasks=shipped or tasks,
+                              plugins=plugins)
+        ids = {c.run_id for c in cells}
+        apart = [(t, r) for t in manifest["twins"] if t["task"] in shipped for r in t["runs"]
+                 if r["method"] == method and r["seed"] in seeds and r["run_id"] not in ids]
+        if apart:   # its runs differ in more than seed and teacher (a swept setting): not one row per teacher
+            twin, run = apart[0]
+            raise HarnessError(f"--until-decided: the bundle's {method} runs on {twin['task']} differ in more than "
+                               f"their seed and teacher (e.g. {run['run_id']}, parameters {run['parameters']}), so "
+                               f"they are not one row to add seeds to; compare at fixed seeds (without "
+                               f"--until-decided)")
+        out += cells
+    return out
 
 
 def unshipped_builds(plans, method: str) -> list[str]:

@@ -1,4 +1,6 @@
-"""``harness grid … --until-decided``: rounds of new seeds for the cells whose comparisons are still undecided.
+"""``harness grid … --until-decided`` (and ``harness compare … --until-decided``: the new method's cells are the
+first look, the grown cells those of the new method and of the baselines its comparisons name,
+:func:`harness.grid.reference.grown_cells`): rounds of new seeds for the cells whose comparisons are still undecided.
 
 The grid runs as given first (its seeds are the design's first look, at least
 :data:`~harness.reporting.noise.MIN_OWN_SEEDS`). Then, round by round, each comparison asked for (``kl>mle``,
@@ -89,9 +91,9 @@ def check_design(start: int, max_seeds: int, step: int, max_minutes: float | Non
     """The design of ``--until-decided``, its values checked (one line each, before any work)."""
     if start < noise.MIN_OWN_SEEDS:
         raise HarnessError(f"--until-decided: the first look needs at least {noise.MIN_OWN_SEEDS} seeds per cell "
-                           f"(the grid has {start}); give --seeds with {noise.MIN_OWN_SEEDS} or more")
+                           f"(given: {start}); give --seeds with {noise.MIN_OWN_SEEDS} or more")
     if max_seeds < start:
-        raise HarnessError(f"--max-seeds {max_seeds}: below the grid's {start} seeds (valid: {start} or more)")
+        raise HarnessError(f"--max-seeds {max_seeds}: below the first look's {start} seeds (valid: {start} or more)")
     if step < 1:
         raise HarnessError(f"--seeds-per-round {step}: valid: 1 or more")
     if max_minutes is not None and not max_minutes > 0:
@@ -192,10 +194,11 @@ def decide_all(pairs: list[Pairing], rows: dict[Pairing, tuple | str], design: D
 
 
 def read_state(results_dir: str | Path, pairs: list[Pairing], families: dict[str, dict[str, int]], design: Design,
-               n_samples: int = 1000) -> State:
+               n_samples: int = 1000, shipped: frozenset[str] = frozenset()) -> State:
     """:func:`decide_all` on the finished runs under ``results_dir`` alone (a pure function of the store and the
     design): the rows' values and shared bootstrap of test inputs as the report reads them
-    (:func:`harness.reporting.stability.replicates`), the metric's direction from the store."""
+    (:func:`harness.reporting.stability.replicates`), the metric's direction from the store. The process-minutes
+    count every held run but those of ``shipped`` (a reference bundle's runs: not trained here)."""
     from ..reporting.load import load_store
     from ..reporting.stability import replicates
     from ..reporting.summary import summarise
@@ -220,7 +223,7 @@ def read_state(results_dir: str | Path, pairs: list[Pairing], families: dict[str
         rows[pair] = (drawn[pair.b], drawn[pair.a]) if lower else (drawn[pair.a], drawn[pair.b])
     decisions, targets = decide_all(pairs, rows, design)
     minutes = 0.0
-    for run_id in (r for ids in held.values() for r in ids):
+    for run_id in (r for ids in held.values() for r in ids if r not in shipped):
         manifest = store.manifest(run_id)
         minutes += manifest.get("wall_seconds", 0.0) * ((manifest.get("config") or {}).get("processes") or 1) / 60
     return State(decisions, targets, minutes)
@@ -313,10 +316,13 @@ def progress(number: int, state: State, adding: list[Cell]) -> str:
 
 def run_until_decided(base: list[Cell], grown: list[Cell], comparisons: list[Comparison], design: Design,
                       seeds: list[int], name: str, profile: str, run: Callable[[list[Cell]], object],
-                      max_minutes: float | None, echo: Callable[[str], None], dry_run: bool = False) -> State:
+                      max_minutes: float | None, echo: Callable[[str], None], dry_run: bool = False,
+                      shipped: frozenset[str] = frozenset()) -> State:
     """The grid ``base`` (the design's first look), then rounds of the cells of ``grown`` (the comparisons'
     families at every seed of the design) that the undecided comparisons need. ``run``: runs a list of cells
-    (:func:`harness.grid.run_grid`), returns its report (``failed`` lists failed cells: the rounds stop)."""
+    (:func:`harness.grid.run_grid`), returns its report (``failed`` lists failed cells: the rounds stop).
+    ``shipped``: run ids that came with the results folder (``harness compare``'s bundle), left out of
+    ``max_minutes``'s count. ``dry_run``: the first round's decision on the store as it is; nothing written or run."""
     results_dir = base[0].results_dir
     families = places(grown, seeds)
     pairs = pairings(grown, comparisons)
@@ -332,10 +338,10 @@ def run_until_decided(base: list[Cell], grown: list[Cell], comparisons: list[Com
         write_json(path, record)    # atomic: before the first look, the design is in the store
         report = run(base)
         if getattr(report, "failed", None):
-            return read_state(results_dir, pairs, families, design)
+            return read_state(results_dir, pairs, families, design, shipped=shipped)
     number = 1
     while True:
-        state = read_state(results_dir, pairs, families, design)
+        state = read_state(results_dir, pairs, families, design, shipped=shipped)
         done = {r for r in by_id if (Path(results_dir) / "runs" / r / "manifest.json").is_file()}
         adding = to_add(state, families, by_id, done)
         spent = max_minutes is not None and state.minutes >= max_minutes
