@@ -422,6 +422,20 @@ def test_compare_until_decided_refuses_a_stale_bundle_even_accepted(tmp_path, mo
     assert not results.exists()
 
 
+def test_compare_until_decided_needs_one_seed_order_on_every_twin(tmp_path, monkeypatch, capsys):
+    root = tmp_path / "store"
+    for task, seeds in (("dart", (42, 43, 44)), ("xsum", (42, 43, 44, 45))):
+        for seed in seeds:
+            fake_run(root, "kl", seed, planned("kl", seed, task), task=task)
+    build_bundle(root, tmp_path / "ref", code={})
+    args = ["compare", "--method", "rkl", "--bundle", str(tmp_path / "ref"), "--results-dir", str(tmp_path / "r"),
+            "--until-decided", "rkl>kl", "--dry-run"]
+    code, _, err = run_main(monkeypatch, capsys, args)
+    assert code == 2 and err.count("\n") == 1, err
+    assert "different seeds (dart-ci: 42, 43, 44; xsum-ci: 42, 43, 44, 45)" in err and "give --seeds" in err
+    assert not (tmp_path / "r").exists()
+
+
 def test_the_grown_cells_of_a_baseline_are_its_shipped_runs(tmp_path):
     """Baselines at two teachers: the grown cells of KL at the bundle's seeds are the bundle's KL runs (same run
     ids: nothing shipped is trained again), at the seeds after them new ones at the same settings; the new method's
