@@ -78,8 +78,9 @@ class Task:
         The task, its data config and the data it names: for ``local`` the sha256 of every file under
         ``data_dir`` (by relative path, so the same files elsewhere share the key), for ``hub`` the data
         set id and revision. An embedded twin is a function of its config and its code (the code enters
-        the data key separately: :func:`harness.pipeline.graph.data_key`). Override when a task's examples
-        depend on something else.
+        the data keys separately: :func:`harness.pipeline.graph.data_key`). Override when a task's examples
+        depend on something else. The run id holds it whole; a stage's key each split's part that it reads
+        (:meth:`split_identity`).
         """
         import dataclasses
 
@@ -93,6 +94,36 @@ class Task:
         elif self.data.source == "hub":
             identity["hub"] = {"id": self.data.hub_id or self.hub_id,
                                "revision": self.data.revision or self.hub_revision}
+        return identity
+
+    def split_selectors(self) -> dict[str, tuple[str, ...]]:
+        """Data config field → the splits whose examples it selects; a field not named selects every split.
+
+        The sizes ask the twin (or ``split_from``) for each split's own inputs, the caps draw from one split
+        (:func:`harness.pipeline.load.load_examples`: ``max_eval_examples`` from validation and test), and
+        ``merge_test_inputs`` shapes the test split alone (:meth:`harness.datasets.sources.SourcedTask.load`).
+        An embedded twin draws each split from ``(split, size, seed)`` alone, so its other splits stay as they
+        are when one size grows. ``data.split_from`` divides one file in the order test, validation, train
+        (:func:`harness.datasets.sampling.split_records`): a split there takes its inputs after those of the
+        splits before it, so their sizes select it too. Override when a task's split reads another's setting."""
+        selects = {"train_size": ("train",), "train_subset": ("train",), "max_train_examples": ("train",),
+                   "validation_size": ("validation",), "test_size": ("test",),
+                   "max_eval_examples": ("validation", "test"), "merge_test_inputs": ("test",)}
+        if self.data.split_from:
+            selects.update(test_size=SPLITS, validation_size=("validation", "train"))
+        return selects
+
+    def split_identity(self, split: str) -> dict:
+        """What determines the examples of ``split`` alone: :meth:`data_identity` without the fields that select
+        only other splits' examples (:meth:`split_selectors`). A stage's key holds the identities of the splits it
+        reads (:func:`harness.pipeline.graph.plan_cell`), so a larger test split re-keys the evaluations only."""
+        if split not in SPLITS:
+            raise ValueError(f"unknown split {split!r}; expected one of {', '.join(SPLITS)}")
+        identity = self.data_identity()
+        config = identity.get("data")
+        if isinstance(config, dict):
+            identity["data"] = {name: value for name, value in config.items()
+                                if split in self.split_selectors().get(name, SPLITS)}
         return identity
 
     @classmethod

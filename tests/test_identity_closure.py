@@ -60,7 +60,7 @@ for name, edits in json.loads(sys.argv[2]).items():
         (root / path).write_text(before[path].replace(old, new))
     getattr(identity, "forget", lambda: None)()   # read the files again
     plan = plan_for(resolve_config("dart", "probe_kd", "ci", 42))
-    out[name] = {"keys": {**plan.keys(), "data": plan.data_key},
+    out[name] = {"keys": {**plan.keys(), **{f"data/{split}": key for split, key in plan.data_keys.items()}},
                  "code": {spec.label: sorted(spec.code) for spec in plan.specs}}
     for path, text in before.items():
         (root / path).write_text(text)
@@ -129,7 +129,7 @@ def test_a_helper_module_on_the_steps_import_path_rekeys_the_students_and_not_th
     assert "harness.step.probe_helper" not in planned["baseline"]["code"]["tokenizer"]
     stale = changed(planned, "step_helper")
     assert {"method", "predistill", "evaluation/probe_kd"} <= stale
-    assert not stale & {"tokenizer", "data"}
+    assert not stale & {"tokenizer", "data/train", "data/validation", "data/test"}
     assert changed(planned, "step_helper_comment") == set(), "a comment or a docstring runs nothing"
 
 

@@ -361,7 +361,7 @@ def test_a_dialogue_history_loses_its_oldest_turns(tmp_path):
     stage = pipeline.build("tokenizer")
     plain_config = {"tokenizer": asdict(pipeline.cfg.tokenizer), "pretrained": None}
     assert stage.key == stage_key("tokenizer", {**plain_config, "source_truncation": "left"},
-                                  {"data": pipeline.data_key}, pipeline.plan["tokenizer"].code)
+                                  {"data/train": pipeline.plan.data_keys["train"]}, pipeline.plan["tokenizer"].code)
     split, tokenizer = pipeline.outputs["tokenizer"].splits["train"], pipeline.outputs["tokenizer"].tokenizer
     assert split.truncated_sources > 0
     for example, source in zip(split.examples, split.sources):
@@ -372,7 +372,8 @@ def test_a_dialogue_history_loses_its_oldest_turns(tmp_path):
     dart.load_data()
     assert dart.task.source_truncation == "right"
     plain_config = {"tokenizer": asdict(dart.cfg.tokenizer), "pretrained": None}
-    assert dart.build("tokenizer").key == stage_key("tokenizer", plain_config, {"data": dart.data_key},
+    assert dart.build("tokenizer").key == stage_key("tokenizer", plain_config,
+                                                    {"data/train": dart.plan.data_keys["train"]},
                                                     dart.plan["tokenizer"].code)
 
 
@@ -397,7 +398,7 @@ def test_the_data_key_is_the_data_identity_and_follows_local_files(tmp_path):
     def key(folder, **data):
         sets = [("data.source", "local"), ("data.data_dir", str(folder)), *((f"data.{k}", str(v)) for k, v in data.items())]
         cfg = resolve_config("dart", "mle", "ci", sets=sets)
-        return data_key(TASKS.get("dart")(cfg.data))
+        return data_key(TASKS.get("dart")(cfg.data), "train")
 
     for name in ("a", "b"):
         (tmp_path / name / "sub").mkdir(parents=True)

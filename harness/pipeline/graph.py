@@ -10,6 +10,18 @@ here and only here (from the method's declaration: its ``init``, ``needs_pseudo_
 ``stored_teacher_sources``, and whether it *is* the pre-distill stage). Nothing is loaded: the data enter by their identity
 (:meth:`harness.task.Task.data_identity`), so ``harness grid --dry-run`` is this plan plus a
 look into the cache. :mod:`.run` walks the plan top to bottom; :mod:`.stages` builds each stage.
+
+Each split of the data is an input of its own (``data/<split>``, keyed by :func:`data_key`: the split's identity,
+:meth:`harness.task.Task.split_identity`, and the data code), and a stage names the splits it reads itself:
+
+* tokenizer: ``data/train`` (it is trained on the training texts);
+* teacher: ``data/train`` and ``data/validation`` (it trains on one and selects its checkpoint on the other);
+* teacher outputs: ``data/train`` (the teacher's rows on the training prefixes);
+* evaluation: ``data/test`` (it decodes and scores the test inputs);
+* pseudo-labels and students read the training and validation splits the teacher's key already holds.
+
+So a larger test split re-keys the evaluations and nothing they evaluate; the run id holds the whole data
+identity (:func:`data_identity`): a run is the whole cell.
 """
 
 from __future__ import annotations
@@ -25,6 +37,7 @@ from ..methods.baselines import PreDistill
 from ..identity import code_identity
 from ..identity import digest as code_digest
 from ..store.cache import stage_key
+from ..task import SPLITS
 from ..store.labels import (EVALUATION, METHOD, PREDISTILL, PSEUDO_LABELS, TEACHER, TEACHER_OUTPUTS, TOKENIZER,
                             evaluation_label, shown_label, teacher_outputs_label, training_label)
 
@@ -38,7 +51,7 @@ class StageSpec:
     stage: str                    # the cache's stage name: tokenizer | teacher | pseudo_labels | teacher_outputs | student
                                   # | evaluation
     config: dict
-    inputs: dict[str, str]        # upstream name → label of the stage it is (the data enter as "data")
+    inputs: dict[str, str]        # upstream name → label of the stage it is (a split of the data: data/<split>)
     upstream: dict[str, str]      # upstream name → key: with config, what the key is a hash of
     key: str
     code: dict[str, str] = field(default_factory=dict, compare=False)   # module or plugin → digest (in the key)
@@ -62,8 +75,8 @@ class CellPlan:
     specs: list[StageSpec]
     aliases: dict[str, str]       # alias label → label of the spec it names
     evaluated: dict[str, str]     # evaluated model → label of its evaluation stage
-    data_key: str                 # the data in stage keys: their identity and the task's code
-    data_identity: str            # the data in the run id: their identity only
+    data_keys: dict[str, str]     # split → its key in stage keys (its identity and the task's code)
+    data_identity: str            # the data in the run id: their whole identity only
     upstream_seed: int
 
     def keys(self) -> dict[str, str]:
@@ -90,13 +103,32 @@ def data_identity(task, identity: dict | None = None) -> str:
     return hashlib.sha256(canonical_json(identity).encode()).hexdigest()[:16]
 
 
-def data_key(task, identity: dict | None = None) -> str:
-    """The key of a task's data: a hash of its identity and of the code that reads or generates the
-    records and scores them — the task plugin's package — and that draws the splits from them (the
-    ``data`` roots of :mod:`harness.identity`, with their import closure; no record is loaded)."""
-    identity = task.data_identity() if identity is None else identity
-    keyed = {"data": identity, "code": code_digest(code_identity("data", (type(task),)))}
+DATA_PREFIX = "data/"
+
+
+def data_label(split: str) -> str:
+    """The label under which one split of the data enters a plan's inputs (and the name of that input)."""
+    return DATA_PREFIX + split
+
+
+def data_split(label: str) -> str | None:
+    """The split a data label names (:func:`data_label`); None: the label of a stage."""
+    return label[len(DATA_PREFIX):] if label.startswith(DATA_PREFIX) else None
+
+
+def data_key(task, split: str) -> str:
+    """The key of one split of a task's data: a hash of the split's identity
+    (:meth:`harness.task.Task.split_identity`) and of the code that reads or generates the records and scores them — the task plugin's
+    package — and that draws the splits from them (the ``data`` roots of :mod:`harness.identity`, with their
+    import closure; no record is loaded)."""
+    keyed = {"split": split, "data": task.split_identity(split),
+             "code": code_digest(code_identity("data", (type(task),)))}
     return hashlib.sha256(canonical_json(keyed).encode()).hexdigest()[:16]
+
+
+def data_inputs(*splits: str) -> dict[str, str]:
+    """A stage's inputs for the splits it reads (name → label: ``data/<split>`` both)."""
+    return {data_label(split): data_label(split) for split in splits}
 
 
 def check_architecture(cfg: RunConfig, task, method: Method) -> None:
@@ -138,8 +170,8 @@ def plan_cell(cfg: RunConfig, task, method: Method, device_type: str) -> CellPla
     A stage's config holds every setting its build reads (:mod:`.stages` reads nothing else of ``cfg``)."""
     check_architecture(cfg, task, method)
     upstream_seed = cfg.seed if cfg.upstream_seed is None else cfg.upstream_seed
-    identity = task.data_identity()
-    keys = {"data": data_key(task, identity)}
+    data_keys = {split: data_key(task, split) for split in SPLITS}
+    keys = {data_label(split): key for split, key in data_keys.items()}
     specs: list[StageSpec] = []
 
     def add(label: str, stage: str, config: dict, inputs: dict[str, str], plugins: tuple[type, ...] = (),
@@ -175,13 +207,14 @@ def plan_cell(cfg: RunConfig, task, method: Method, device_type: str) -> CellPla
         tokenizer_config["source_truncation"] = task.source_truncation
     if cfg.teacher.trust_remote_code:       # (the same: keyed only when on)
         tokenizer_config["trust_remote_code"] = True
-    add(TOKENIZER, "tokenizer", tokenizer_config, {"data": "data"})
+    add(TOKENIZER, "tokenizer", tokenizer_config, data_inputs("train"))
     teacher_config = {"teacher": asdict(cfg.teacher), "train": asdict(cfg.teacher_train),
                       "selection": asdict(cfg.selection_decode), "selection_metric": selection_metric(task),
                       "seed": upstream_seed, "device": device_type}
     if cfg.processes > 1:             # (as a student's)
         teacher_config["processes"] = cfg.processes
-    add(TEACHER, "teacher", teacher_config, {"tokenizer": TOKENIZER, "data": "data"}, model=TEACHER)
+    add(TEACHER, "teacher", teacher_config, {"tokenizer": TOKENIZER, **data_inputs("train", "validation")},
+        model=TEACHER)
     if method.needs_pseudo_labels:
         # truncation: each training example's offline output is cut as its target is
         add(PSEUDO_LABELS, "pseudo_labels", {"decode": asdict(cfg.pseudo_labels),
@@ -205,7 +238,7 @@ def plan_cell(cfg: RunConfig, task, method: Method, device_type: str) -> CellPla
             inputs["pseudo_labels"] = PSEUDO_LABELS
         for source in method.stored_teacher_sources if cfg.teacher_outputs_k > 0 else ():
             label = teacher_outputs_label(source)
-            store_inputs = {TEACHER: TEACHER, "data": "data"}
+            store_inputs = {TEACHER: TEACHER, **data_inputs("train")}
             if source == "teacher_offline":
                 store_inputs["pseudo_labels"] = PSEUDO_LABELS
             # batch_size: the teacher runs on the rows in the KD stage's batches (padding may move the last bits)
@@ -225,7 +258,7 @@ def plan_cell(cfg: RunConfig, task, method: Method, device_type: str) -> CellPla
         # Sampled decoding (dialogue) must not depend on what ran before in this process.
         config = {"decode": asdict(cfg.eval_decode), "risk_sampling": asdict(cfg.risk_sampling),
                   "seed": cfg.seed if model == cfg.method else upstream_seed}
-        inputs = {"model": training_label(model, cfg.method), "data": "data"}
+        inputs = {"model": training_label(model, cfg.method), **data_inputs("test")}
         if model == TEACHER:
             config["teacher_dist"] = teacher_dist
             if cfg.eval_decode_seeds > 1:   # keyed only when on: the teacher's evaluations made before keep their keys
@@ -233,7 +266,7 @@ def plan_cell(cfg: RunConfig, task, method: Method, device_type: str) -> CellPla
         else:
             inputs["teacher_evaluation"] = evaluation_label(TEACHER)
         evaluated[model] = add(evaluation_label(model), EVALUATION, config, inputs, model=model).label
-    return CellPlan(specs, aliases, evaluated, keys["data"], data_identity(task, identity), upstream_seed)
+    return CellPlan(specs, aliases, evaluated, data_keys, data_identity(task), upstream_seed)
 
 
 def run_id(cfg: RunConfig) -> str:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import sys
 import tempfile
 import time
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -46,7 +47,8 @@ class Pipeline:
 
     Each stage is built by a pure function of its keyed config and of what its upstream stages returned
     (:mod:`.stages`): the pipeline gathers those (:func:`~.stages.gather_inputs`) from ``outputs`` and keeps
-    what the stage hands on there in turn; ``outputs["data"]`` holds the examples of each split."""
+    what the stage hands on there in turn; ``outputs["data"]`` holds the examples of each split (a stage gets those
+    of the splits its key holds)."""
 
     def __init__(self, cfg: RunConfig, report_to: tuple[str, ...] = ()):
         quiet_transformers()
@@ -58,7 +60,6 @@ class Pipeline:
         self.method.check_token_loss()   # the plugin's loss on tiny tensors, before any data or model loads
         self.device = resolve_device(cfg.device)
         self.plan = plan_cell(cfg, self.task, self.method, self.device.type)
-        self.data_key = self.plan.data_key
         self.meter = ComputeMeter()   # forward/generated tokens of teacher and students, per stage build
         self.cache = StageCache(Path(cfg.results_dir) / "cache", log, meter=self.meter)
         self.context = StageContext(self.device, self.meter, self.task, self.checkpoints, self.report_curves)
@@ -81,6 +82,8 @@ class Pipeline:
         else:
             result = self.cache.get_or_build(spec.stage, spec.config, spec.upstream,
                                              stage.build(view, inputs, self.context), spec.label, spec.code)
+        if spec.stage == TOKENIZER:   # it hands on every split tokenised; a later stage gets those its key holds
+            inputs = replace(inputs, examples=self.outputs[DATA])
         output = result.path if stage.load is None else stage.load(view, inputs, self.context, result.path)
         for name in [spec.label] + [alias for alias, target in self.plan.aliases.items() if target == spec.label]:
             self.stages[name], self.outputs[name] = result, output
@@ -183,7 +186,7 @@ class Pipeline:
                                "examples": len(sp.examples)} for split, sp in splits.items()},
             device=str(self.device), wall_seconds=time.time() - start,
             task=self.task.describe(), method=self.method.describe(), data_identity=self.plan.data_identity,
-            data_key=self.plan.data_key, drawn=self.drawn))
+            data_keys=self.plan.data_keys, drawn=self.drawn))
         if self.tracker is not None:
             self.report_reused_curves()
             self.tracker.log_metrics(outcome.metrics)

@@ -39,7 +39,7 @@ from ..progress import note as log
 from ..task import Example
 from ..train import train
 from ..store.labels import EVALUATION, PSEUDO_LABELS, TEACHER, TEACHER_OUTPUTS, TOKENIZER
-from .graph import CellPlan, StageSpec
+from .graph import CellPlan, StageSpec, data_split
 
 if TYPE_CHECKING:
     from ..accounting import ComputeMeter
@@ -107,9 +107,10 @@ class StageInputs:
     """What the stages a stage depends on (its ``inputs``, and theirs in turn: all of them are in its key)
     returned; a field none of them gives stays empty."""
 
-    examples: Mapping[str, list[Example]] = field(default_factory=dict)   # data: split → examples
+    examples: Mapping[str, list[Example]] = field(default_factory=dict)   # data: split → examples (keyed splits)
     tokenizer: Any = None                                                 # tokenizer stage
     splits: Mapping[str, TokenizedSplit] = field(default_factory=dict)    # tokenizer stage: split → tokenised
+                                                                          # (the keyed splits)
     teacher: Any = None                                                   # teacher stage: the loaded teacher
     pseudo_labels: list[list[int]] | None = None     # pseudo-label stage: the offline output of each training example
     stored_teacher: Mapping[str, list["TopK"]] = field(default_factory=dict)   # teacher-output stores, by source
@@ -127,26 +128,28 @@ class StageInputs:
         return split
 
 
-DATA = "data"   # the label under which the data enter a plan's inputs (their output: split → examples)
+DATA = "data"   # the pipeline's output of the data: split → examples (each split enters a plan as data/<split>)
 #: the input names whose stage hands on its folder (each the StageInputs field of that name)
 FOLDER_INPUTS = ("predistill", "model", "teacher_evaluation")
 
 
 def gather_inputs(plan: CellPlan, spec: StageSpec, outputs: Mapping[str, Any]) -> StageInputs:
     """The :class:`StageInputs` of ``spec``: the outputs (label → what the stage handed on; ``"data"``: examples by
-    split) of the stages it depends on, directly or through another; folders only of its direct inputs."""
+    split) of the stages it depends on, directly or through another; folders only of its direct inputs. Of the
+    data, only the splits its key holds (``data/<split>``, its own or an upstream stage's), raw and tokenised."""
     fields: dict[str, Any] = {"stored_teacher": {}}
     for name, label in spec.inputs.items():
         if name in FOLDER_INPUTS and isinstance(outputs[label], Path):
             fields[name] = outputs[label]
-    seen, todo = set(), list(spec.inputs.values())
+    keyed_splits, seen, todo = set(), set(), list(spec.inputs.values())
     while todo:
         label = todo.pop()
         if label in seen:
             continue
         seen.add(label)
-        if label == DATA:
-            fields["examples"] = outputs[label]
+        split = data_split(label)
+        if split is not None:
+            keyed_splits.add(split)
             continue
         upstream = plan[label]
         todo += upstream.inputs.values()
@@ -158,6 +161,8 @@ def gather_inputs(plan: CellPlan, spec: StageSpec, outputs: Mapping[str, Any]) -
             fields["pseudo_labels"] = outputs[label]
         elif upstream.stage == TEACHER_OUTPUTS:
             fields["stored_teacher"][upstream.config["source"]] = outputs[label]
+    fields["examples"] = {s: ex for s, ex in outputs.get(DATA, {}).items() if s in keyed_splits}
+    fields["splits"] = {s: sp for s, sp in fields.get("splits", {}).items() if s in keyed_splits}
     return StageInputs(**fields)
 
 

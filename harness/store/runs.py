@@ -244,7 +244,7 @@ class RunRecord:
     task: dict                      # Task.describe()
     method: dict                    # Method.describe()
     data_identity: str              # hash of Task.data_identity(): part of the run id
-    data_key: str                   # the data's key in stage keys (its identity and the task's code)
+    data_keys: dict[str, str]       # split → its key in stage keys (its identity and the task's code)
     drawn: dict = field(default_factory=dict)   # split → its inputs, examples, inputs per stratum, hash of ids
 
 
@@ -301,7 +301,7 @@ def write_run(record: RunRecord) -> RunOutcome:
         "platform": platform.platform(),
         "finished": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         "wall_seconds": round(record.wall_seconds, 3),
-        "data": {"identity": record.data_identity, "key": record.data_key, "drawn": record.drawn},
+        "data": {"identity": record.data_identity, "keys": record.data_keys, "drawn": record.drawn},
         "stages": {label: {"stage": st.stage, "key": st.key, "reused": st.reused, "seconds_now": round(st.seconds, 3),
                            "seconds_when_built": st.record.get("seconds"), "path": str(st.path),
                            "wait_seconds": round(getattr(st, "wait_seconds", 0.0), 3),
