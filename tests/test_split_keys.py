@@ -125,3 +125,5 @@ def test_split_from_keeps_the_sizes_of_the_splits_divided_before(tmp_path):
     divided = fields(source="local", data_dir=str(tmp_path), split_from="validation")
     assert divided["train"] & sizes == sizes and divided["validation"] & sizes == {"validation_size", "test_size"}
     assert divided["test"] & sizes == {"test_size"}
+    merged = fields(merge_test_inputs="true")   # the test split's inputs merged: the test split alone
+    assert {split for split, names in merged.items() if "merge_test_inputs" in names} == {"test"}

@@ -173,7 +173,7 @@ class StageContext:
     None of it changes a number a stage computes: ``device`` (its type is in the teacher's key, so in every
     key downstream of it; the index is not), ``meter`` (counts tokens), ``checkpoints`` (a resumed build ends
     bit for bit where an uninterrupted one does, so ``checkpoint_every`` is no part of a key), ``task`` (for its
-    code only, scoring and TeacherDist's cut, which the task's package digest in the data key covers; its
+    code only, scoring and TeacherDist's cut, which the task's package digest in the data keys covers; its
     declarations that a stage reads, such as the selection metric and the source truncation, are in the config).
     The torch thread count is not keyed either: on CPU it may move the last bits (``stage.json`` records it).
     ``report(model, rows)``: hands a training stage's new curve rows to the run's trackers (:mod:`harness.tracking`),
