@@ -23,6 +23,9 @@ _TEST_ENV = {
     # The few tests that ask for more threads (that --threads reaches a stage) share the cores with the other
     # worker: OpenMP's idle threads must sleep, not spin (a 2-thread ci cell took 4.5x the CPU time spinning).
     "OMP_WAIT_POLICY": "PASSIVE",
+    # Ray lowers its workers' priority (nice 15): beside other niced work on the machine (a background job at nice
+    # 5 left them about 5 % of a core each), a Ray test's cells waited minutes for CPU that the suite did not use.
+    "RAY_worker_niceness": "0",
 }
 os.environ.update(_TEST_ENV)
 
