@@ -128,7 +128,8 @@ def fresh_registry() -> tuple[list[str], list[str]]:
     import subprocess
     import sys
 
-    code = "from harness.registry import TASKS, METHODS; print(','.join(TASKS.names())); print(','.join(METHODS.names()))"
+    code = ("from harness.registry import TASKS, METHODS; "
+            "print(','.join(TASKS.names())); print(','.join(METHODS.names()))")
     tasks, methods = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                                     check=True).stdout.split()
     return tasks.split(","), methods.split(",")
