@@ -23,6 +23,9 @@ _TEST_ENV = {
     # The few tests that ask for more threads (that --threads reaches a stage) share the cores with the other
     # worker: OpenMP's idle threads must sleep, not spin (a 2-thread ci cell took 4.5x the CPU time spinning).
     "OMP_WAIT_POLICY": "PASSIVE",
+    # Ray lowers its workers' priority (nice 15): beside other niced work on the machine (a background job at nice
+    # 5 left them about 5 % of a core each), a Ray test's cells waited minutes for CPU that the suite did not use.
+    "RAY_worker_niceness": "0",
 }
 os.environ.update(_TEST_ENV)
 
@@ -66,14 +69,8 @@ class CliResult(NamedTuple):
     err: str
 
 
-def cli_main(monkeypatch, capsys, args, allocator: bool = False) -> CliResult:
-    """``harness ARGS`` in this test's process → ``CliResult(code, out, err)``.
-
-    For the tests of what a command does, not of the process it runs in: a CLI subprocess that builds a model
-    pays about 9 CPU-seconds of imports (torch, transformers) before its first line of work. What a command sets
-    for its process (torch's threads) is given back after it; the allocator is left alone unless ``allocator``
-    (the tests of its switch).
-    """
+def _call_main(monkeypatch, args, allocator: bool = False) -> int:
+    """``harness ARGS`` in this process → its exit code (what :func:`cli_main` and :func:`cli_in_process` share)."""
     import sys
 
     from harness import cli
@@ -91,8 +88,51 @@ def cli_main(monkeypatch, capsys, args, allocator: bool = False) -> CliResult:
     finally:
         if "torch" in sys.modules:
             sys.modules["torch"].set_num_threads(threads)
+    return code
+
+
+def cli_main(monkeypatch, capsys, args, allocator: bool = False) -> CliResult:
+    """``harness ARGS`` in this test's process → ``CliResult(code, out, err)``.
+
+    For the tests of what a command does, not of the process it runs in: a CLI subprocess that builds a model
+    pays about 9 CPU-seconds of imports (torch, transformers) before its first line of work. What a command sets
+    for its process (torch's threads) is given back after it; the allocator is left alone unless ``allocator``
+    (the tests of its switch).
+    """
+    code = _call_main(monkeypatch, args, allocator)
     captured = capsys.readouterr()
     return CliResult(code, captured.out, captured.err)
+
+
+def cli_in_process(*args) -> "subprocess.CompletedProcess":
+    """``harness ARGS`` in this process outside a test's fixtures (a session fixture's), as a finished process:
+    the exit code, and the output captured here; an unexpected exception is exit 1 with its traceback on stderr,
+    as in a subprocess."""
+    import contextlib
+    import io
+    import subprocess
+    import traceback
+
+    out, err = io.StringIO(), io.StringIO()
+    with pytest.MonkeyPatch.context() as monkeypatch, contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        try:
+            code = _call_main(monkeypatch, args)
+        except Exception:
+            traceback.print_exc(file=err)
+            code = 1
+    return subprocess.CompletedProcess(["harness", *map(str, args)], code, out.getvalue(), err.getvalue())
+
+
+def fresh_registry() -> tuple[list[str], list[str]]:
+    """Task and method names as a fresh process sees them (tests may register plugins in this one)."""
+    import subprocess
+    import sys
+
+    code = ("from harness.registry import TASKS, METHODS; "
+            "print(','.join(TASKS.names())); print(','.join(METHODS.names()))")
+    tasks, methods = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                                    check=True).stdout.split()
+    return tasks.split(","), methods.split(",")
 
 
 @pytest.fixture
@@ -145,26 +185,29 @@ def ci_grid(tmp_path_factory):
     at seed 43 too — run once per session (a second seed on every task doubled the suite's longest set-up and tested nothing more).
 
     Tests that need "every method on every task" read its results instead of training
-    their own cells. Returns the results folder and the finished process.
+    their own cells. Returns the results folder and the finished command (:func:`cli_in_process`).
 
     Under pytest-xdist every worker that needs it runs the same grid command on one shared
     folder: the grid's cell and stage locks split the cells between them (each runner
     waits for the cells another one holds), so the grid costs its cell-time divided by the
-    workers, not times them.
+    workers, not times them. Each runs in its worker's process (whose torch and transformers are imported already:
+    two grid subprocesses per worker paid about 10 CPU-seconds of imports each); "every" task and method is named
+    as a fresh process has them registered, not as this one may (tests register plugins in it).
     """
-    import subprocess
-    import sys
-
     worker = os.environ.get("PYTEST_XDIST_WORKER")
     if worker is None:
         root, workers = tmp_path_factory.mktemp("ci-grid"), "2"
     else:   # the session's shared temporary folder (the parent of this worker's own)
         root, workers = tmp_path_factory.getbasetemp().parent / "ci-grid", "1"
         root.mkdir(exist_ok=True)
-    grid = [sys.executable, "-m", "harness.cli", "grid", "--profile", "ci", *CI_GRID_SET_ARGS, "--results-dir", str(root),
-            "--workers", workers]
-    proc = subprocess.run(grid + ["--seeds", ",".join(map(str, CI_GRID_SEEDS))], capture_output=True, text=True)
+    from harness.registry import METHODS, TASKS
+
+    tasks, methods = fresh_registry()
+    grid = ["grid", "--profile", "ci", *CI_GRID_SET_ARGS, "--results-dir", root, "--workers", workers]
+    every = [] if (TASKS.names(), METHODS.names()) == (tasks, methods) else [   # (the spec's "all": unless plugins)
+        "--tasks", ",".join(tasks), "--methods", ",".join(methods)]
+    proc = cli_in_process(*grid, *every, "--seeds", ",".join(map(str, CI_GRID_SEEDS)))
     if proc.returncode == 0:   # a second seed where tests compare seeds (one teacher shared by both)
-        proc = subprocess.run(grid + ["--tasks", "dart", "--methods", ",".join(CI_GRID_SECOND_SEED_METHODS),
-                                      "--seeds", str(CI_GRID_SECOND_SEED)], capture_output=True, text=True)
+        proc = cli_in_process(*grid, "--tasks", "dart", "--methods", ",".join(CI_GRID_SECOND_SEED_METHODS),
+                              "--seeds", str(CI_GRID_SECOND_SEED))
     return root, proc

@@ -14,6 +14,7 @@ import socket
 import pytest
 import torch
 import torch.multiprocessing as mp
+from conftest import CI_GRID_SET_ARGS, CI_GRID_SETS
 
 from harness import distributed
 from harness.data import make_batch, shard_rows
@@ -412,14 +413,15 @@ def _run_cli(args: list[str], cwd) -> "subprocess.CompletedProcess":
 
     env = {k: v for k, v in os.environ.items() if k not in distributed.LAUNCH_VARIABLES}
     return subprocess.run([sys.executable, "-m", "harness.cli", "run", "--task", "dart", "--profile", "ci",
-                           "--device", "cpu", "--threads", "1", "--processes", "2",
+                           *CI_GRID_SET_ARGS, "--device", "cpu", "--threads", "1", "--processes", "2",
                            "--results-dir", str(cwd / "results"), *args],
                           cwd=cwd, env=env, capture_output=True, text=True, timeout=900)
 
 
 @pytest.fixture(scope="module")
 def cli_run(tmp_path_factory):
-    """``harness run --task dart --method tvd --profile ci --processes 2`` once; its results folder is reused by
+    """``harness run --task dart --method tvd --profile ci --processes 2`` once (at the ci grid's small splits: what
+    is tested is the processes, not the sizes); its results folder is reused by
     the killed-rank test (whose teacher, pseudo-labels and pre-distilled student are then in the cache)."""
     folder = tmp_path_factory.mktemp("cli")
     return folder, _run_cli(["--method", "tvd"], folder)
@@ -491,7 +493,7 @@ def test_a_grid_cell_runs_on_two_processes(cli_run, tmp_path):
     assert proc.returncode == 0, proc.stderr[-3000:]
     shutil.copytree(folder / "results" / "cache", tmp_path / "cache")
     grid = with_overrides(load_spec("table2"), tasks="dart", methods="tvd", seeds="42").for_profile("ci")
-    cells = expand(grid, str(tmp_path), [("device", "cpu")], (), 2)
+    cells = expand(grid, str(tmp_path), [*CI_GRID_SETS.items(), ("device", "cpu")], (), 2)
     report = run_grid(cells, "table2", "ci", echo=lambda line: None)
     assert [o.status for o in report.outcomes.values()] == ["ran"], report.summary()
     outcome = report.outcomes[cells[0].run_id]

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+from conftest import CI_GRID_SET_ARGS
 
 from harness.registry import METHODS
 from harness.testing import check_engine_step, check_token_loss
@@ -66,8 +67,9 @@ def test_without_the_install_the_method_is_unknown():
 def test_harness_run_trains_and_writes_parquet_rows(site, tmp_path_factory):
     root = tmp_path_factory.getbasetemp() / "ci-results"          # shared with the other ci runs of the session
     root.mkdir(exist_ok=True)
-    proc = harness_cli("run", "--task", "dart", "--method", "hellinger", "--profile", "ci", "--results-dir", str(root),
-                       "--set", "kd_train.max_steps=2", "--set", "kd_train.evals_per_epoch=0",
+    proc = harness_cli("run", "--task", "dart", "--method", "hellinger", "--profile", "ci", *CI_GRID_SET_ARGS,
+                       "--results-dir", str(root), "--set", "kd_train.max_steps=2",
+                       "--set", "kd_train.evals_per_epoch=0",
                        "--set", "kd_train.select_best=false", site=site)
     assert proc.returncode == 0, proc.stderr[-3000:]
     run_dir = Path(re.search(r"^results: (.+)$", proc.stdout, re.MULTILINE).group(1).strip())

@@ -7,7 +7,7 @@ import subprocess
 import sys
 
 import pytest
-from conftest import CI_GRID_SECOND_SEED, CI_GRID_SECOND_SEED_METHODS, CI_GRID_SET_ARGS
+from conftest import CI_GRID_SECOND_SEED, CI_GRID_SECOND_SEED_METHODS, CI_GRID_SET_ARGS, fresh_registry
 
 from harness.store.read import load_failures, load_metrics, run_folders
 
@@ -15,16 +15,8 @@ pytestmark = pytest.mark.slow
 TIMING = ("seconds", "tokens_per_s")   # wall-clock metrics differ between runs by nature
 
 
-def registered() -> tuple[list[str], list[str]]:
-    """Task and method names as a fresh process sees them (tests may register plugins in this one)."""
-    code = "from harness.registry import TASKS, METHODS; print(','.join(TASKS.names())); print(','.join(METHODS.names()))"
-    tasks, methods = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                                    check=True).stdout.split()
-    return tasks.split(","), methods.split(",")
-
-
 def check_complete(root) -> None:
-    tasks, methods = registered()
+    tasks, methods = fresh_registry()
     expected = {(t, m, 42) for t in tasks for m in methods} | {("dart", m, CI_GRID_SECOND_SEED)
                                                                 for m in CI_GRID_SECOND_SEED_METHODS}
     metrics = load_metrics(root)

@@ -174,9 +174,9 @@ def test_a_stage_record_says_what_it_was_built_on(tmp_path):
 def test_a_run_manifest_names_the_host_of_each_stage(tmp_path):
     import torch
 
-    from harness.config import resolve_config
+    from conftest import ci_grid_config
     from harness.pipeline import Pipeline
 
-    outcome = Pipeline(resolve_config("dart", "seqkd", "ci", 42, [("results_dir", str(tmp_path))])).run()
+    outcome = Pipeline(ci_grid_config("dart", "seqkd", [("results_dir", str(tmp_path))], seed=42)).run()
     hosts = [stage["host"] for stage in outcome.manifest["stages"].values()]
     assert hosts and all(h["torch_threads"] == torch.get_num_threads() for h in hosts)

@@ -8,10 +8,10 @@ import dataclasses
 import pandas as pd
 import pytest
 
+from conftest import ci_grid_config
 from harness.config import resolve_config
 from harness.evaluate import per_sentence, per_token
-from harness.pipeline import Pipeline
-from harness.pipeline.graph import plan_for
+from harness.pipeline.graph import plan_for, run_id
 
 
 def test_per_sentence_and_per_token_means_by_hand():
@@ -39,14 +39,17 @@ def test_the_paper_profile_samples_the_dialogue_risks_as_its_test():
     assert generic.risk_sampling.max_new_tokens == generic.eval_decode.max_new_tokens
 
 
-def cell(tmp_path, task: str):
-    outcome = Pipeline(resolve_config(task, "mle", "ci", sets=[("results_dir", str(tmp_path))])).run()
-    return pd.read_parquet(outcome.path / "metrics.parquet"), pd.read_parquet(outcome.path / "examples.parquet")
+def cell(ci_grid, task: str):
+    """The rows of ``task``'s MLE cell of the session's ci grid (a ci cell; its evaluations are the teacher's and
+    MLE's)."""
+    root, _ = ci_grid
+    folder = root / "runs" / run_id(ci_grid_config(task, "mle"))
+    return pd.read_parquet(folder / "metrics.parquet"), pd.read_parquet(folder / "examples.parquet")
 
 
 @pytest.mark.slow
-def test_the_evaluation_stage_writes_the_papers_risks_and_teacher_dist(tmp_path):
-    metrics, examples = cell(tmp_path, "dart")
+def test_the_evaluation_stage_writes_the_papers_risks_and_teacher_dist(ci_grid):
+    metrics, examples = cell(ci_grid, "dart")
     value = {(r.model, r.metric): r.value for r in metrics.itertuples()}
     higher = dict(zip(metrics["metric"], metrics["higher_is_better"]))
     for model in ("teacher", "mle"):
@@ -66,8 +69,8 @@ def test_the_evaluation_stage_writes_the_papers_risks_and_teacher_dist(tmp_path)
 
 
 @pytest.mark.slow
-def test_dialogue_risks_score_the_sampled_test_outputs(tmp_path):
+def test_dialogue_risks_score_the_sampled_test_outputs(ci_grid):
     """Its risk sampler is its test sampler, seeded as the evaluation: the risk samples are the test outputs."""
-    _, examples = cell(tmp_path, "commonsense_dialogue")
+    _, examples = cell(ci_grid, "commonsense_dialogue")
     for model, rows in examples.groupby("model"):
         assert [list(t) for t in rows["risk_sample_tokens"]] == [list(t) for t in rows["output_tokens"]], model

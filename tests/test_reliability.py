@@ -39,6 +39,10 @@ def run(results_dir, method="seqkd", seed=None, **sets):
     return Pipeline(resolve_config("dart", method, "ci", seed=seed, sets=pairs)).run()
 
 
+# The tests that read the module's finished run: on one worker, so that it is built once.
+WITH_THE_STORE = pytest.mark.xdist_group("reliability_store")
+
+
 @pytest.fixture(scope="module")
 def store(tmp_path_factory):
     """A results folder with one finished ci run (tokenizer, teacher, pseudo-labels, pre-distill, seqkd)."""
@@ -52,6 +56,7 @@ def files_with_digests(root: Path) -> dict[str, str]:
 
 
 # --------------------------------------------------------------------------- disk full
+@WITH_THE_STORE
 def test_disk_full_while_writing_is_one_clear_error_and_keeps_what_was_written(store, monkeypatch, capfd):
     root, _ = store
     before = files_with_digests(root)
@@ -138,6 +143,7 @@ class InfGradient(MLE):
         return loss + torch.sqrt((student_logits * 0).sum(-1))
 
 
+@WITH_THE_STORE
 def test_nan_loss_fails_the_stage_at_its_step_naming_the_term_and_keeps_the_last_good_checkpoint(store):
     from harness.train import NonFiniteLoss
 
@@ -155,6 +161,7 @@ def test_nan_loss_fails_the_stage_at_its_step_naming_the_term_and_keeps_the_last
     assert all(torch.isfinite(v).all() for v in state["model"].values())
 
 
+@WITH_THE_STORE
 def test_inf_gradient_is_caught_before_the_optimizer_step(store):
     from harness.train import NonFiniteLoss
 
@@ -178,6 +185,7 @@ def _stage_file(root: Path, stage: str, pattern: str) -> Path:
     ("teacher", "*.safetensors"),
     ("evaluation", "examples.parquet"),
 ])
+@WITH_THE_STORE
 def test_a_corrupted_stage_artefact_is_detected_reported_and_rebuilt(store, stage, pattern, capfd):
     root, first = store
     target = _stage_file(root, stage, pattern)
@@ -233,6 +241,7 @@ def test_a_corrupted_run_folder_is_left_out_by_readers_and_rerun_by_the_grid(tmp
 
 
 # --------------------------------------------------------------------------- safe loading
+@WITH_THE_STORE
 def test_models_are_safetensors_and_nothing_is_unpickled(store):
     root, _ = store
     cache = root / "cache"
@@ -323,6 +332,7 @@ def test_a_task_plugin_naming_an_unknown_metric_fails_in_one_line():
                                "metric 'bleuu' (did you mean 'bleu'?); known metrics: bleu, ter")
 
 
+@WITH_THE_STORE
 def test_report_with_an_unknown_baseline_row_is_one_line_and_writes_nothing(store, tmp_path):
     root, _ = store
     out = tmp_path / "report"

@@ -11,15 +11,13 @@ from __future__ import annotations
 import itertools
 import json
 import math
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
 
-from conftest import ci_grid_config
+from conftest import ci_grid_config, cli_in_process
 from harness.pipeline import Pipeline
 
 pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("report")]   # its fixtures built once, on one worker
@@ -42,8 +40,7 @@ def grid(tmp_path_factory):
 @pytest.fixture(scope="module")
 def report(grid, tmp_path_factory):
     out = tmp_path_factory.mktemp("report-out")
-    proc = subprocess.run([sys.executable, "-m", "harness.cli", "report", "--results", str(grid), "--out", str(out),
-                           "--compare", "paper", "--bootstrap-samples", "200"], capture_output=True, text=True)
+    proc = cli_in_process("report", "--results", grid, "--out", out, "--compare", "paper", "--bootstrap-samples", "200")
     assert proc.returncode == 0, proc.stderr
     assert "report.html" in proc.stdout
     return out

@@ -98,6 +98,10 @@ def write_run(root, task: str, method: str, seed: int, level: dict, r_cvg: dict,
     (folder / "manifest.json").write_text(json.dumps(manifest))
 
 
+# The tests that read the module's store and table: on one worker, so that the two are built once.
+WITH_THE_STORE = pytest.mark.xdist_group("report_findings")
+
+
 @pytest.fixture(scope="module")
 def store_root(tmp_path_factory):
     """Four tasks × their methods × three seeds, and on DART seqkd and kl at encoder depths 1 and 2 (one decoder
@@ -128,6 +132,7 @@ def rows(table, claim: str) -> pd.DataFrame:
     return data[data["claim"] == claim].set_index("task")
 
 
+@WITH_THE_STORE
 def test_pre_distillation_clearly_above_holds_clearly_below_fails_and_overlapping_is_undecided(table):
     one = rows(table, "1")
     assert list(one.index) == ["dart", "xsum", "wmt16_en_ro", "commonsense_dialogue"]   # the paper's order
@@ -139,6 +144,7 @@ def test_pre_distillation_clearly_above_holds_clearly_below_fails_and_overlappin
     assert one.loc["wmt16_en_ro", "reason"] == "interval includes 0"
 
 
+@WITH_THE_STORE
 def test_every_kd_method_is_compared_with_mle_at_mle_s_setting(table):
     two = table.data[(table.data["claim"] == "2") & (table.data["task"] == "dart")]
     assert [s.split()[0] for s in two["statement"]] == ["seqkd", "engine", "kl", "rkl", "js", "tvd"]
@@ -174,6 +180,7 @@ def test_without_per_input_parts_the_interval_is_welch_s_with_satterthwaite_degr
     assert two.low > 0 and fd.judge(two, 0.0) == (fd.UNDECIDED, "kl: exploratory, 2 seeds (< 3)")
 
 
+@WITH_THE_STORE
 def test_teacher_dist_order_and_the_dialogue_teacher_lead(table):
     three = table.data[table.data["claim"] == "3a"]
     assert list(three["statement"])[:3] == ["TeacherDist wmt16_en_ro < dart", "TeacherDist dart < xsum",
@@ -193,6 +200,7 @@ def test_teacher_dist_order_and_the_dialogue_teacher_lead(table):
     assert lead.loc["commonsense_dialogue", "verdict"] == fd.HOLDS
 
 
+@WITH_THE_STORE
 def test_kl_coverage_risk_below_rkl_uses_the_stores_direction(table):
     four = rows(table, "4")
     assert four.loc["dart", "verdict"] == fd.HOLDS and four.loc["dart", "estimate"] == pytest.approx(0.5)
@@ -200,6 +208,7 @@ def test_kl_coverage_risk_below_rkl_uses_the_stores_direction(table):
     assert four.loc["wmt16_en_ro", "verdict"] == fd.UNDECIDED                  # equal risks
 
 
+@WITH_THE_STORE
 def test_js_equivalent_to_the_best_method_and_tvd_not(table):
     """Claim 5 is an equivalence test: js 0.2 below kl (90% interval inside ±1) is equivalent, tvd 4 below is not."""
     five = table.data[(table.data["claim"] == "5") & (table.data["task"] == "dart")].set_index("statement")
@@ -231,6 +240,7 @@ def test_overlapping_intervals_are_no_equivalence(tmp_path):
     assert js["ci_low"] < -claims.NEAR_BEST_MARGIN < js["ci_high"]
 
 
+@WITH_THE_STORE
 def test_kendall_tau_is_the_rank_agreement_tables(store_root, table):
     store = load_store(store_root)
     _, agreement = comparison(store, summarise(store), "dart", "ci", published(), n_samples=200)
@@ -244,6 +254,7 @@ def test_kendall_tau_is_the_rank_agreement_tables(store_root, table):
     assert six["verdict"] == expected
 
 
+@WITH_THE_STORE
 def test_figure2_depth_trend_and_f_distill_ahead_of_seqkd(table):
     trend = table.data[table.data["claim"] == "6b"].set_index("statement")
     assert len(trend) == 2                                  # kl and seqkd at one decoder layer
@@ -275,6 +286,7 @@ def test_one_seed_is_undecided_and_a_reversed_teacher_order_fails(tmp_path):
     assert not (data["claim"] == "3b").any() and not (data["claim"] == "6b").any()   # no data: no row
 
 
+@WITH_THE_STORE
 def test_the_report_writes_the_findings_table_in_every_format(store_root, tmp_path):
     report = build_report(store_root, tmp_path / "out", baseline=None, n_samples=50, figures=False)
     for suffix in ("md", "tex", "csv"):
@@ -297,6 +309,7 @@ def test_the_report_writes_the_findings_table_in_every_format(store_root, tmp_pa
     assert "kl - mle" in set(report.tables["variance_comparisons_ci"].data["comparison"])
 
 
+@WITH_THE_STORE
 def test_table2_shows_the_rows_at_mle_s_setting_and_figure2_the_sizes(store_root):
     store = load_store(store_root)
     summary = summarise(store)
@@ -438,6 +451,7 @@ def test_the_teacher_s_decodings_are_its_replicates(tmp_path, decodings, verdict
 
 
 # --------------------------------------------------------------------------- the paper's own claims (7, 8, 9)
+@WITH_THE_STORE
 def test_each_f_distill_variant_and_the_best_against_seqkd(table):
     """DART: KL, RKL, JS clearly above SeqKD (holds), TVD level with it (undecided); the best holds. Each row shows
     the paper's own gap (Table 2: DART BLEU KL 46.24 − SeqKD 45.54 = +0.70)."""
@@ -472,6 +486,7 @@ def test_the_best_variant_is_judged_at_the_bonferroni_level_not_on_the_data_that
     assert fd._best_verdict({**barely, "kl": _difference(5.0, 1.0)})[0] == fd.HOLDS
 
 
+@WITH_THE_STORE
 def test_kl_beats_rkl_on_wmt_and_rkl_beats_kl_on_dialogue(table):
     """WMT: KL 26 vs RKL 25.5 (holds); dialogue: RKL 11.5 vs KL 12 (the claim does not hold there)."""
     eight = rows(table, "8")

@@ -1,4 +1,5 @@
-"""Every method end to end on the ``ci`` profile: stages, cache reuse, parquet rows, determinism."""
+"""Every method end to end on the ``ci`` profile (at the ci grid's small splits: what is tested here is the plumbing,
+not the sizes): stages, cache reuse, parquet rows, determinism."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from harness.config import resolve_config
+from conftest import CI_GRID_SET_ARGS, CI_GRID_SETS, ci_grid_config
 from harness.pipeline import Pipeline
 
 pytestmark = pytest.mark.xdist_group("run_ci")   # its fixtures built once, on one worker
@@ -18,7 +19,7 @@ METHODS = ["mle", "predistill", "seqkd", "engine", "kl", "rkl", "js", "tvd"]
 
 def run(results_dir, method, **overrides):
     sets = [("results_dir", str(results_dir))] + [(k, str(v)) for k, v in overrides.items()]
-    return Pipeline(resolve_config("dart", method, "ci", sets=sets)).run()
+    return Pipeline(ci_grid_config("dart", method, sets=sets)).run()
 
 
 @pytest.fixture(scope="module")
@@ -45,7 +46,7 @@ def test_every_method_writes_its_rows(results, method):
     assert bleu_sig.startswith("nrefs:")
     examples = pd.read_parquet(outcome.path / "examples.parquet")
     n_test = len(examples[examples["model"] == method])
-    assert n_test == 10  # ci profile: 10 test inputs
+    assert n_test == int(CI_GRID_SETS["data.test_size"])
     assert {"hypothesis", "references", "score_bleu", "teacher_nll"} <= set(examples.columns)
     curves = pd.read_parquet(outcome.path / "curves.parquet")
     assert (curves["name"] == "loss").any()
@@ -88,7 +89,8 @@ def test_another_seed_changes_the_method_stage_only(results):
 
 def test_cli_run_prints_the_table_and_says_what_it_reused(results, harness_cli):
     root, _ = results
-    proc = harness_cli("run", "--task", "dart", "--method", "seqkd", "--profile", "ci", "--results-dir", root)
+    proc = harness_cli("run", "--task", "dart", "--method", "seqkd", "--profile", "ci", *CI_GRID_SET_ARGS,
+                       "--results-dir", root)
     assert proc.code == 0, proc.err
     assert "teacher" in proc.out and "predistill" in proc.out and "seqkd" in proc.out
     assert "BLEU" in proc.out and "R_cvg" in proc.out
@@ -99,8 +101,8 @@ def test_cli_run_prints_the_table_and_says_what_it_reused(results, harness_cli):
 def test_cli_run_threads_sets_torch_threads_for_the_stages_it_builds(results, harness_cli):
     """The tests run with one thread (OMP_NUM_THREADS=1): --threads 2 must reach the stage it builds."""
     root, _ = results
-    proc = harness_cli("run", "--task", "dart", "--method", "mle", "--profile", "ci", "--seed", "7", "--threads", "2",
-                       "--results-dir", root)
+    proc = harness_cli("run", "--task", "dart", "--method", "mle", "--profile", "ci", *CI_GRID_SET_ARGS, "--seed", "7",
+                       "--threads", "2", "--results-dir", root)
     assert proc.code == 0, proc.err
     folder = proc.out.strip().splitlines()[-1].removeprefix("results: ")
     stages = json.loads((Path(folder) / "manifest.json").read_text())["stages"]
@@ -140,7 +142,7 @@ def test_the_plan_names_the_stages_and_keys_the_run_used(results):
 
     _, outcomes = results
     for method, outcome in outcomes.items():
-        cfg = resolve_config("dart", method, "ci", sets=[("results_dir", str(outcome.path.parent.parent))])
+        cfg = ci_grid_config("dart", method, sets=[("results_dir", str(outcome.path.parent.parent))])
         plan = plan_for(cfg)
         used = {label: (s["stage"], s["key"]) for label, s in outcome.manifest["stages"].items()}
         planned = {label: (plan[label].stage, plan[label].key) for label in plan.labels()}

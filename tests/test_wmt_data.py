@@ -414,20 +414,23 @@ def test_train_subset_is_seeded_and_keeps_evaluation_splits(tmp_path):
 
 # --------------------------------------------------------------------------- end to end
 @pytest.mark.slow
-def test_ci_cell_writes_bleu_rows(tmp_path):
-    from harness.pipeline import Pipeline
+def test_ci_cell_writes_bleu_rows(ci_grid):
+    """The session's ci grid's JS cell."""
+    from conftest import CI_GRID_SETS, ci_grid_config
+    from harness.pipeline.graph import run_id
 
-    outcome = Pipeline(resolve_config("wmt16_en_ro", "js", "ci", sets=[("results_dir", str(tmp_path))])).run()
-    metrics = pd.read_parquet(outcome.path / "metrics.parquet")
+    root, _ = ci_grid
+    folder = root / "runs" / run_id(ci_grid_config("wmt16_en_ro", "js"))
+    metrics = pd.read_parquet(folder / "metrics.parquet")
     assert {"teacher", "predistill", "js"} <= set(metrics["model"])
     for model in ("teacher", "predistill", "js"):
         got = metrics[metrics["model"] == model]
         assert {"bleu", "chrf", "ter", "r_llh", "r_cvg"} <= set(got["metric"])
         assert got["value"].notna().all()
     assert (metrics["task"] == "wmt16_en_ro").all()
-    examples = pd.read_parquet(outcome.path / "examples.parquet")
+    examples = pd.read_parquet(folder / "examples.parquet")
     js = examples[examples["model"] == "js"]
-    assert len(js) == 10 and js["source"].str.startswith(records.T5_PREFIX).all()
-    assert outcome.manifest["config"]["method_params"]["beta"] == 0.25
+    assert len(js) == int(CI_GRID_SETS["data.test_size"]) and js["source"].str.startswith(records.T5_PREFIX).all()
+    assert json.loads((folder / "manifest.json").read_text())["config"]["method_params"]["beta"] == 0.25
     counts = collections.Counter(metrics["model"])
     assert counts["js"] == counts["predistill"]

@@ -399,11 +399,14 @@ def test_paper_profile_names_the_papers_models():
 
 # --------------------------------------------------------------------------- end to end
 @pytest.mark.slow
-def test_ci_cell_writes_rouge_rows(tmp_path):
-    from harness.pipeline import Pipeline
+def test_ci_cell_writes_rouge_rows(ci_grid):
+    """The session's ci grid's JS cell."""
+    from conftest import CI_GRID_SETS, ci_grid_config
+    from harness.pipeline.graph import run_id
 
-    outcome = Pipeline(resolve_config("xsum", "js", "ci", sets=[("results_dir", str(tmp_path))])).run()
-    metrics = pd.read_parquet(outcome.path / "metrics.parquet")
+    root, _ = ci_grid
+    folder = root / "runs" / run_id(ci_grid_config("xsum", "js"))
+    metrics = pd.read_parquet(folder / "metrics.parquet")
     assert {"teacher", "predistill", "js"} <= set(metrics["model"])
     for model in ("teacher", "predistill", "js"):
         got = metrics[metrics["model"] == model]
@@ -411,7 +414,7 @@ def test_ci_cell_writes_rouge_rows(tmp_path):
         assert got["value"].notna().all()
     assert (metrics["task"] == "xsum").all()
     assert metrics.loc[metrics["metric"] == "rouge2", "signature"].str.startswith("rouge_score:").all()
-    examples = pd.read_parquet(outcome.path / "examples.parquet")
-    assert len(examples[examples["model"] == "js"]) == 10
+    examples = pd.read_parquet(folder / "examples.parquet")
+    assert len(examples[examples["model"] == "js"]) == int(CI_GRID_SETS["data.test_size"])
     assert {"score_rouge1", "score_rouge2", "score_rougeL"} <= set(examples.columns)
-    assert outcome.manifest["config"]["method_params"]["beta"] == 0.85
+    assert json.loads((folder / "manifest.json").read_text())["config"]["method_params"]["beta"] == 0.85
