@@ -283,6 +283,11 @@ def grid_cmd(spec, tasks, methods, seeds, profile, sets, axes, results_dir, plug
         # GPU-hours only where the cells run on the paper's data (the sizes the estimate knows).
         costs = estimate_grid(plans) if grid.profile == "paper" else None
         click.echo(format_plan(plans, grid.name, grid.profile, costs))
+        if costs is None:   # elsewhere: priced at the stage seconds this store measured
+            from .grid.measured import estimate_measured, format_measured, measured_stage_seconds
+
+            for line in format_measured(estimate_measured(plans, measured_stage_seconds(results_dir))):
+                click.echo(line)
         if sequential is None:
             return
 

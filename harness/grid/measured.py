@@ -1,0 +1,99 @@
+"""What a grid costs on this machine: its dry run's stages priced at the stage seconds this results store measured.
+
+:mod:`.cost` prices a ``paper`` grid in GPU-FLOPs; a ``cpu`` or ``ci`` grid is better priced by what its stages
+took here. Every run folder's ``compute.parquet`` holds, per stage, the seconds its build took (the stage record's,
+the same in every run that reused it). A stage to build is priced at the median of the measured stages of the same
+task, profile and label (``teacher``, ``pseudo_labels``, ``predistill``, a method's name, ``evaluation/<model>``),
+whatever their axis values; a stage with no such measurement is counted apart, not guessed.
+
+A training stage resumed from a checkpoint recorded only the seconds since the resume: it is scaled to its whole
+schedule (``steps / (steps − resumed_from_step)``). The seconds are wall-clock seconds of the threads and machine
+load they were built under (the grid's ``--threads``): an estimate for the same conditions.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from statistics import median
+
+
+@dataclass(frozen=True)
+class MeasuredCost:
+    seconds: float                    # the priced stages' seconds in all
+    by_task: dict[str, float]         # the same per task
+    priced: int                       # stages priced
+    unpriced: dict[str, int]          # "task: label" -> stages to build with no measurement
+    measured: int                     # distinct stages measured in the store
+
+
+def measured_stage_seconds(results_dir: str | Path) -> dict[tuple[str, str, str], list[float]]:
+    """(task, profile, shown label) -> the build seconds of each distinct stage (by key) the store measured."""
+    import pandas as pd
+
+    frames = []
+    for path in sorted(Path(results_dir, "runs").glob("*/compute.parquet")):
+        try:
+            frames.append(pd.read_parquet(path, columns=["task", "profile", "method", "stage", "stage_key",
+                                                         "seconds", "steps", "resumed_from_step"]))
+        except Exception:   # a run folder being written, or one from older code: it prices nothing
+            continue
+    if not frames:
+        return {}
+    rows = pd.concat(frames, ignore_index=True).dropna(subset=["seconds"]).drop_duplicates("stage_key")
+    out: dict[tuple[str, str, str], list[float]] = {}
+    for row in rows.itertuples(index=False):
+        seconds = float(row.seconds)
+        steps, resumed = row.steps, row.resumed_from_step
+        if (resumed is not None and math.isfinite(resumed) and resumed > 0 and steps is not None
+                and math.isfinite(steps) and steps > resumed):
+            seconds *= steps / (steps - resumed)
+        label = row.method if row.stage == "method" else row.stage   # the plan shows a method stage by its name
+        out.setdefault((row.task, row.profile, label), []).append(seconds)
+    return out
+
+
+def estimate_measured(plans, measured: dict[tuple[str, str, str], list[float]]) -> MeasuredCost:
+    """Price every stage a dry run would build or resume (:func:`.runner.plan_grid`) at its measured median."""
+    medians = {k: median(v) for k, v in measured.items()}
+    total, by_task, priced, unpriced = 0.0, {}, 0, {}
+    for plan in plans:
+        if plan.status != "to run":
+            continue
+        for stage in plan.stages:
+            if stage.state not in ("build", "resume"):
+                continue
+            key = (plan.cell.task, plan.cell.profile, stage.label)
+            if key in medians:
+                total += medians[key]
+                by_task[plan.cell.task] = by_task.get(plan.cell.task, 0.0) + medians[key]
+                priced += 1
+            else:
+                name = f"{plan.cell.task}: {stage.label}"
+                unpriced[name] = unpriced.get(name, 0) + 1
+    return MeasuredCost(total, by_task, priced, unpriced, sum(len(v) for v in measured.values()))
+
+
+def minutes(seconds: float) -> str:
+    """Seconds as minutes, to the minute (a tenth below ten minutes)."""
+    return f"{seconds / 60:,.0f}" if seconds >= 600 else f"{seconds / 60:.1f}"
+
+
+def format_measured(cost: MeasuredCost) -> list[str]:
+    """The dry run's closing lines for a grid priced on this machine."""
+    if not cost.priced and not cost.unpriced:
+        return []
+    tasks = ", ".join(f"{task} {minutes(s)}" for task, s in cost.by_task.items())
+    lines = [f"process-minutes to build, at this store's measured stage seconds: {minutes(cost.seconds)}"
+             + (f" ({tasks})" if tasks else "") + f"; {cost.priced} stages priced (median of the {cost.measured} "
+             "stages measured here, per task, profile and stage; as loaded and threaded as they were)"]
+    if cost.unpriced:
+        by_task: dict[str, list[str]] = {}
+        for name in sorted(cost.unpriced):
+            task, label = name.split(": ", 1)
+            by_task.setdefault(task, []).append(label)
+        shown = "; ".join(f"{task}: {', '.join(labels)}" for task, labels in by_task.items())
+        lines.append(f"not priced: {sum(cost.unpriced.values())} stages, no stage of their task and kind measured "
+                     f"here ({shown})")
+    return lines

@@ -1,0 +1,74 @@
+"""A cpu grid's dry run priced at the stage seconds its results store measured (harness/grid/measured.py)."""
+
+from __future__ import annotations
+
+import re
+from statistics import median
+from types import SimpleNamespace
+
+import pandas as pd
+
+from conftest import CI_GRID_SET_ARGS, cli_main
+from harness.grid.measured import estimate_measured, format_measured, measured_stage_seconds, minutes
+
+
+def _run(folder, task, method, stages):
+    """A run folder whose compute.parquet holds ``stages``: (stage, key, seconds, steps, resumed_from_step)."""
+    folder.mkdir(parents=True)
+    pd.DataFrame([{"run_id": folder.name, "task": task, "method": method, "profile": "cpu", "stage": stage,
+                   "stage_key": key, "reused": False, "seconds": seconds, "steps": steps,
+                   "resumed_from_step": resumed} for stage, key, seconds, steps, resumed in stages]
+                 ).to_parquet(folder / "compute.parquet")
+
+
+def test_measured_seconds_count_each_stage_once_by_its_plan_label_and_whole_schedule(tmp_path):
+    nan = float("nan")
+    _run(tmp_path / "runs" / "a", "dart", "mle", [("teacher", "t1", 100.0, 400.0, 300.0),   # resumed at 300/400
+                                                  ("method", "m1", 10.0, 50.0, nan),
+                                                  ("evaluation/mle", "e1", 3.0, nan, nan)])
+    _run(tmp_path / "runs" / "b", "dart", "mle", [("teacher", "t1", 100.0, 400.0, 300.0),   # the same stage again
+                                                  ("method", "m2", 14.0, 50.0, nan)])
+    _run(tmp_path / "runs" / "c", "dart", "kl", [("method", "k1", 40.0, 50.0, nan)])
+    (tmp_path / "runs" / "d").mkdir()
+    (tmp_path / "runs" / "d" / "compute.parquet").write_text("half-written")              # prices nothing
+    measured = measured_stage_seconds(tmp_path)
+    assert measured == {("dart", "cpu", "teacher"): [400.0], ("dart", "cpu", "mle"): [10.0, 14.0],
+                        ("dart", "cpu", "evaluation/mle"): [3.0], ("dart", "cpu", "kl"): [40.0]}
+
+
+def test_a_plan_is_priced_at_the_medians_and_what_was_never_measured_is_counted_apart():
+    measured = {("dart", "cpu", "teacher"): [400.0], ("dart", "cpu", "mle"): [10.0, 14.0, 30.0],
+                ("xsum", "cpu", "mle"): [7.0]}
+
+    def plan(task, status, stages):
+        return SimpleNamespace(status=status, cell=SimpleNamespace(task=task, profile="cpu"),
+                               stages=[SimpleNamespace(label=label, state=state) for label, state in stages])
+
+    plans = [plan("dart", "to run", [("teacher", "build"), ("mle", "build"), ("evaluation/mle", "build")]),
+             plan("dart", "to run", [("teacher", "shared"), ("mle", "resume")]),
+             plan("dart", "done", [("mle", "build")]),
+             plan("xsum", "to run", [("tokenizer", "cached"), ("mle", "build"), ("kl", "build")])]
+    cost = estimate_measured(plans, measured)
+    # brute force: every stage to build or resume, at its measured median
+    assert cost.seconds == 400.0 + 2 * median([10.0, 14.0, 30.0]) + 7.0
+    assert cost.by_task == {"dart": 428.0, "xsum": 7.0} and cost.priced == 4
+    assert cost.unpriced == {"dart: evaluation/mle": 1, "xsum: kl": 1} and cost.measured == 5
+    first, second = format_measured(cost)
+    assert "process-minutes to build, at this store's measured stage seconds: 7.2 (dart 7.1, xsum 0.1)" in first
+    assert "not priced: 2 stages" in second and "dart: evaluation/mle; xsum: kl" in second
+
+
+def test_the_dry_run_of_a_cpu_grid_prices_its_stages_from_the_store(ci_grid, monkeypatch, capsys):
+    root, proc = ci_grid
+    assert proc.returncode == 0, proc.stderr
+    # the ci grid's DART MLE at a seed it never ran: its method stage and evaluation are to build, priced at what
+    # the store measured for DART's ci MLE stages
+    result = cli_main(monkeypatch, capsys, ["grid", "table2", "--profile", "ci", *CI_GRID_SET_ARGS, "--tasks", "dart",
+                                            "--methods", "mle", "--seeds", "4242", "--results-dir", str(root),
+                                            "--dry-run"])
+    assert result.code == 0, result.err
+    measured = measured_stage_seconds(root)
+    expected = median(measured[("dart", "ci", "mle")]) + median(measured[("dart", "ci", "evaluation/mle")])
+    line = next(x for x in result.out.splitlines() if x.startswith("process-minutes to build"))
+    assert re.search(r": ([\d,.]+) \(dart", line).group(1) == minutes(expected) == f"{expected / 60:.1f}"
+    assert "2 stages priced" in line and "not priced" not in result.out
