@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 from statistics import median
 from types import SimpleNamespace
@@ -12,9 +13,10 @@ from conftest import CI_GRID_SET_ARGS, cli_main
 from harness.grid.measured import estimate_measured, format_measured, measured_stage_seconds, minutes
 
 
-def _run(folder, task, method, stages):
+def _run(folder, task, method, stages, source="embedded"):
     """A run folder whose compute.parquet holds ``stages``: (stage, key, seconds, steps, resumed_from_step)."""
     folder.mkdir(parents=True)
+    (folder / "manifest.json").write_text(json.dumps({"parameters": {"data.source": source}}))
     pd.DataFrame([{"run_id": folder.name, "task": task, "method": method, "profile": "cpu", "stage": stage,
                    "stage_key": key, "reused": False, "seconds": seconds, "steps": steps,
                    "resumed_from_step": resumed} for stage, key, seconds, steps, resumed in stages]
@@ -29,19 +31,22 @@ def test_measured_seconds_count_each_stage_once_by_its_plan_label_and_whole_sche
     _run(tmp_path / "runs" / "b", "dart", "mle", [("teacher", "t1", 100.0, 400.0, 300.0),   # the same stage again
                                                   ("method", "m2", 14.0, 50.0, nan)])
     _run(tmp_path / "runs" / "c", "dart", "kl", [("method", "k1", 40.0, 50.0, nan)])
+    _run(tmp_path / "runs" / "r", "dart", "kl", [("method", "k2", 90.0, 50.0, nan)], source="local")   # real text
     (tmp_path / "runs" / "d").mkdir()
     (tmp_path / "runs" / "d" / "compute.parquet").write_text("half-written")              # prices nothing
     measured = measured_stage_seconds(tmp_path)
-    assert measured == {("dart", "cpu", "teacher"): [400.0], ("dart", "cpu", "mle"): [10.0, 14.0],
-                        ("dart", "cpu", "evaluation/mle"): [3.0], ("dart", "cpu", "kl"): [40.0]}
+    e = ("dart", "cpu", "embedded")
+    assert measured == {(*e, "teacher"): [400.0], (*e, "mle"): [10.0, 14.0], (*e, "evaluation/mle"): [3.0],
+                        (*e, "kl"): [40.0], ("dart", "cpu", "local", "kl"): [90.0]}
 
 
 def test_a_plan_is_priced_at_the_medians_and_what_was_never_measured_is_counted_apart():
-    measured = {("dart", "cpu", "teacher"): [400.0], ("dart", "cpu", "mle"): [10.0, 14.0, 30.0],
-                ("xsum", "cpu", "mle"): [7.0]}
+    measured = {("dart", "cpu", "embedded", "teacher"): [400.0], ("dart", "cpu", "embedded", "mle"): [10.0, 14.0, 30.0],
+                ("xsum", "cpu", "embedded", "mle"): [7.0], ("xsum", "cpu", "local", "kl"): [1000.0]}
 
     def plan(task, status, stages):
-        return SimpleNamespace(status=status, cell=SimpleNamespace(task=task, profile="cpu"),
+        config = SimpleNamespace(data=SimpleNamespace(source="embedded"))
+        return SimpleNamespace(status=status, cell=SimpleNamespace(task=task, profile="cpu", config=lambda: config),
                                stages=[SimpleNamespace(label=label, state=state) for label, state in stages])
 
     plans = [plan("dart", "to run", [("teacher", "build"), ("mle", "build"), ("evaluation/mle", "build")]),
@@ -52,7 +57,8 @@ def test_a_plan_is_priced_at_the_medians_and_what_was_never_measured_is_counted_
     # brute force: every stage to build or resume, at its measured median
     assert cost.seconds == 400.0 + 2 * median([10.0, 14.0, 30.0]) + 7.0
     assert cost.by_task == {"dart": 428.0, "xsum": 7.0} and cost.priced == 4
-    assert cost.unpriced == {"dart: evaluation/mle": 1, "xsum: kl": 1} and cost.measured == 5
+    # the twin's kl is not priced at what real text's took
+    assert cost.unpriced == {"dart: evaluation/mle": 1, "xsum: kl": 1} and cost.measured == 6
     first, second = format_measured(cost)
     assert "process-minutes to build, at this store's measured stage seconds: 7.2 (dart 7.1, xsum 0.1)" in first
     assert "not priced: 2 stages" in second and "dart: evaluation/mle; xsum: kl" in second
@@ -68,7 +74,8 @@ def test_the_dry_run_of_a_cpu_grid_prices_its_stages_from_the_store(ci_grid, mon
                                             "--dry-run"])
     assert result.code == 0, result.err
     measured = measured_stage_seconds(root)
-    expected = median(measured[("dart", "ci", "mle")]) + median(measured[("dart", "ci", "evaluation/mle")])
+    expected = (median(measured[("dart", "ci", "embedded", "mle")])
+                + median(measured[("dart", "ci", "embedded", "evaluation/mle")]))
     line = next(x for x in result.out.splitlines() if x.startswith("process-minutes to build"))
     assert re.search(r": ([\d,.]+) \(dart", line).group(1) == minutes(expected) == f"{expected / 60:.1f}"
     assert "2 stages priced" in line and "not priced" not in result.out

@@ -3,7 +3,7 @@
 :mod:`.cost` prices a ``paper`` grid in GPU-FLOPs; a ``cpu`` or ``ci`` grid is better priced by what its stages
 took here. Every run folder's ``compute.parquet`` holds, per stage, the seconds its build took (the stage record's,
 the same in every run that reused it). A stage to build is priced at the median of the measured stages of the same
-task, profile and label (``teacher``, ``pseudo_labels``, ``predistill``, a method's name, ``evaluation/<model>``),
+task, profile, data source (a twin's stages do not price its released text's) and label (``teacher``, ``pseudo_labels``, ``predistill``, a method's name, ``evaluation/<model>``),
 whatever their axis values; a stage with no such measurement is counted apart, not guessed.
 
 A training stage resumed from a checkpoint recorded only the seconds since the resume: it is scaled to its whole
@@ -28,17 +28,25 @@ class MeasuredCost:
     measured: int                     # distinct stages measured in the store
 
 
-def measured_stage_seconds(results_dir: str | Path) -> dict[tuple[str, str, str], list[float]]:
-    """(task, profile, shown label) -> the build seconds of each distinct stage (by key) the store measured."""
+Key = tuple[str, str, str, str]   # task, profile, data.source, the stage's label as a dry run shows it
+
+
+def measured_stage_seconds(results_dir: str | Path) -> dict[Key, list[float]]:
+    """(task, profile, data source, shown label) -> the build seconds of each distinct stage (by key) the store
+    measured."""
+    import json
+
     import pandas as pd
 
     frames = []
     for path in sorted(Path(results_dir, "runs").glob("*/compute.parquet")):
         try:
-            frames.append(pd.read_parquet(path, columns=["task", "profile", "method", "stage", "stage_key",
-                                                         "seconds", "steps", "resumed_from_step"]))
+            frame = pd.read_parquet(path, columns=["task", "profile", "method", "stage", "stage_key", "seconds",
+                                                   "steps", "resumed_from_step"])
+            manifest = json.loads((path.parent / "manifest.json").read_text())
         except Exception:   # a run folder being written, or one from older code: it prices nothing
             continue
+        frames.append(frame.assign(source=str((manifest.get("parameters") or {}).get("data.source", "embedded"))))
     if not frames:
         return {}
     rows = pd.concat(frames, ignore_index=True).dropna(subset=["seconds"]).drop_duplicates("stage_key")
@@ -50,27 +58,29 @@ def measured_stage_seconds(results_dir: str | Path) -> dict[tuple[str, str, str]
                 and math.isfinite(steps) and steps > resumed):
             seconds *= steps / (steps - resumed)
         label = row.method if row.stage == "method" else row.stage   # the plan shows a method stage by its name
-        out.setdefault((row.task, row.profile, label), []).append(seconds)
+        out.setdefault((row.task, row.profile, row.source, label), []).append(seconds)
     return out
 
 
-def estimate_measured(plans, measured: dict[tuple[str, str, str], list[float]]) -> MeasuredCost:
+def estimate_measured(plans, measured: dict[Key, list[float]]) -> MeasuredCost:
     """Price every stage a dry run would build or resume (:func:`.runner.plan_grid`) at its measured median."""
     medians = {k: median(v) for k, v in measured.items()}
     total, by_task, priced, unpriced = 0.0, {}, 0, {}
     for plan in plans:
         if plan.status != "to run":
             continue
+        source = plan.cell.config().data.source
+        task = plan.cell.task + ("" if source == "embedded" else f" ({source} data)")
         for stage in plan.stages:
             if stage.state not in ("build", "resume"):
                 continue
-            key = (plan.cell.task, plan.cell.profile, stage.label)
+            key = (plan.cell.task, plan.cell.profile, source, stage.label)
             if key in medians:
                 total += medians[key]
-                by_task[plan.cell.task] = by_task.get(plan.cell.task, 0.0) + medians[key]
+                by_task[task] = by_task.get(task, 0.0) + medians[key]
                 priced += 1
             else:
-                name = f"{plan.cell.task}: {stage.label}"
+                name = f"{task}: {stage.label}"
                 unpriced[name] = unpriced.get(name, 0) + 1
     return MeasuredCost(total, by_task, priced, unpriced, sum(len(v) for v in measured.values()))
 
@@ -87,7 +97,7 @@ def format_measured(cost: MeasuredCost) -> list[str]:
     tasks = ", ".join(f"{task} {minutes(s)}" for task, s in cost.by_task.items())
     lines = [f"process-minutes to build, at this store's measured stage seconds: {minutes(cost.seconds)}"
              + (f" ({tasks})" if tasks else "") + f"; {cost.priced} stages priced (median of the {cost.measured} "
-             "stages measured here, per task, profile and stage; as loaded and threaded as they were)"]
+             "stages measured here, per task, profile, data source and stage; as loaded and threaded as they were)"]
     if cost.unpriced:
         by_task: dict[str, list[str]] = {}
         for name in sorted(cost.unpriced):
