@@ -483,6 +483,9 @@ def bundle_check_cmd(bundle, plugins, strict) -> None:
 @click.option("--tasks", default=None, metavar="A,B", help="Only these twins (default: every twin of the bundle).")
 @click.option("--seeds", default=None, metavar="S1,S2",
               help="The new method's seeds on every twin (default: the baselines' seeds of each twin).")
+@click.option("--teachers", default=None, metavar="U1,U2",
+              help="Only the baselines' teachers with these upstream seeds (default: every teacher of each twin): a "
+                   "verdict for those teachers, at a fraction of the cost.")
 @click.option("--accept-stale-bundle", is_flag=True,
               help="Compare against a bundle whose stage keys differ from this code's plan: the new method trains on "
                    "its shipped upstream stages all the same, and the report says which commit the baselines are from.")
@@ -495,8 +498,8 @@ def bundle_check_cmd(bundle, plugins, strict) -> None:
 @click.option("--out", "out_dir", default=None, help="The report's folder (default: RESULTS_DIR/report).")
 @click.option("--bootstrap-samples", type=click.IntRange(min=10), default=1000, show_default=True)
 @until_decided_options
-def compare_cmd(method, plugins, bundle, results_dir, tasks, seeds, accept_stale_bundle, dry_run, workers, threads,
-                out_dir, bootstrap_samples, until_decided, max_seeds, seeds_per_round, max_minutes, margin) -> None:
+def compare_cmd(method, plugins, bundle, results_dir, tasks, seeds, teachers, accept_stale_bundle, dry_run, workers,
+                threads, out_dir, bootstrap_samples, until_decided, max_seeds, seeds_per_round, max_minutes, margin) -> None:
     """A new method against the shipped baselines: unpack the reference bundle, run only the new method's cells on
     its upstream stages (teacher, pseudo-labels, pre-distilled student, …), and render the report with the new
     method among the baselines.
@@ -522,6 +525,10 @@ def compare_cmd(method, plugins, bundle, results_dir, tasks, seeds, accept_stale
         seed_list = tuple(int(s) for s in parse_list(seeds)) if seeds else None
     except ValueError:
         raise HarnessError(f"--seeds {seeds}: give integers, e.g. --seeds 42,43,44") from None
+    try:
+        teacher_list = tuple(int(s) for s in parse_list(teachers)) if teachers else ()
+    except ValueError:
+        raise HarnessError(f"--teachers {teachers}: give upstream seeds (integers), e.g. --teachers 42") from None
     if until_decided is None:   # its options alone: one line before the bundle is read
         _until_decided_options((), (), (), None, max_seeds, seeds_per_round, max_minutes, margin)
     manifest = read_manifest(bundle)
@@ -543,14 +550,16 @@ def compare_cmd(method, plugins, bundle, results_dir, tasks, seeds, accept_stale
     if out_dir is not None:   # before the bundle is unpacked and the cells train, not after (the default is in
         check_writable_folder(out_dir, "--out")   # --results-dir, checked above)
     plugin_paths = tuple(str(Path(p).resolve()) for p in plugins)
-    cells = compare_cells(manifest, method, results_dir, seeds=seed_list, tasks=chosen, plugins=plugin_paths)
+    cells = compare_cells(manifest, method, results_dir, seeds=seed_list, tasks=chosen, plugins=plugin_paths,
+                          teachers=teacher_list)
     grown = None
     if sequential is not None:   # (every cell resolved before the bundle is unpacked: a bad one is one line first)
         from .grid.reference import grown_cells
 
         comparisons, design, order = sequential
         involved = list(dict.fromkeys(m for c in comparisons for m in (c.a, c.b)))
-        grown = grown_cells(manifest, involved, results_dir, order, tasks=chosen, plugins=plugin_paths)
+        grown = grown_cells(manifest, involved, results_dir, order, tasks=chosen, plugins=plugin_paths,
+                            teachers=teacher_list)
     done = import_bundle(bundle, results_dir, provenance={"accepted_stale": bool(stale)})
     click.echo(f"bundle {bundle} (commit {baseline_commit(manifest)}): {len(done.added)} stage and run folders "
                f"unpacked, {len(done.kept)} already there → {results_dir}")

@@ -341,6 +341,13 @@ def test_compare_runs_the_new_method_at_every_teacher_of_the_baselines(tmp_path)
     cells = compare_cells(manifest, "rkl", tmp_path / "results")
     assert sorted((c.seed, c.config().upstream_seed) for c in cells) == [(42, 42), (42, 43), (43, 42), (43, 43)]
     assert {c.config().teacher_outputs_k for c in cells} == {0}
+    # --teachers: only the cells at the chosen teachers (still labelled by teacher, to pair with theirs)
+    cells = compare_cells(manifest, "rkl", tmp_path / "results", teachers=(43,))
+    assert sorted((c.seed, c.config().upstream_seed) for c in cells) == [(42, 43), (43, 43)]
+    assert {c.axes for c in cells} == {(("upstream_seed", 43),)}
+    with pytest.raises(HarnessError, match=r"^--teachers 44: the bundle's dart baselines were made at upstream "
+                                           r"seeds 42, 43$"):
+        compare_cells(manifest, "rkl", tmp_path / "results", teachers=(42, 44))
 
 
 def test_an_accepted_stale_bundle_lends_each_cell_its_own_teachers_stages(tmp_path):
@@ -376,6 +383,11 @@ def test_compare_names_an_unknown_method_or_task(store, tmp_path, monkeypatch, c
     assert code == 2 and "unknown method 'nope'" in err
     code, _, err = run_main(monkeypatch, capsys, args + ["--method", "rkl", "--tasks", "xsum"])
     assert code == 2 and "unknown bundled task 'xsum'; known bundled tasks: dart" in err
+    for teachers, message in (("x", "--teachers x: give upstream seeds (integers), e.g. --teachers 42"),
+                              ("44", "--teachers 44: the bundle's dart baselines were made at upstream seeds 42")):
+        code, _, err = run_main(monkeypatch, capsys, args + ["--method", "rkl", "--teachers", teachers])
+        assert code == 2 and err == f"harness: error: {message}\n", err
+    assert not (tmp_path / "r").exists()   # nothing unpacked
 
 
 # --------------------------------------------------------------------------- compare --until-decided
@@ -460,6 +472,11 @@ def test_the_grown_cells_of_a_baseline_are_its_shipped_runs(tmp_path):
     assert [(p.group, p.a, p.b) for p in pairs] == [
         ("dart · upstream_seed=42", "dart · rkl · upstream_seed=42", "dart · kl · upstream_seed=42"),
         ("dart · upstream_seed=43", "dart · rkl · upstream_seed=43", "dart · kl · upstream_seed=43")]
+    # at one chosen teacher: both rows there only, KL's shipped runs at it kept
+    one = grown_cells(manifest, ["rkl", "kl"], tmp_path / "results", order, teachers=(43,))
+    assert {c.config().upstream_seed for c in one} == {43} and len(one) == 2 * len(order)
+    assert {c.run_id for c in one if c.method == "kl" and c.seed in (42, 43)} == \
+        {shipped[seed, 43] for seed in (42, 43)}
 
 
 def test_a_baseline_swept_in_the_bundle_is_not_grown(tmp_path):

@@ -100,30 +100,49 @@ def check_tasks(manifest: dict, tasks: tuple[str, ...]) -> None:
 
 
 def compare_cells(manifest: dict, method: str, results_dir: str | Path, *, seeds: tuple[int, ...] | None = None,
-                  tasks: tuple[str, ...] = (), plugins: tuple[str, ...] = ()) -> list[Cell]:
+                  tasks: tuple[str, ...] = (), plugins: tuple[str, ...] = (),
+                  teachers: tuple[int, ...] = ()) -> list[Cell]:
     """The cells of ``method`` on each twin of the bundle (of ``tasks``; all when empty): one per seed and teacher,
     in ``results_dir``. A method the bundle ships runs of (a baseline) has its runs' own settings at the teachers
     it was run at, so that its cells at the bundle's seeds are the shipped runs (same run ids: nothing retrained);
     a new method has the twin's shared settings (those that apply to it) at every teacher of the twin. Where a twin
     has several teachers, each cell carries its upstream seed as an axis (``--until-decided`` pairs rows teacher by
-    teacher: a family is task × method × teacher)."""
+    teacher: a family is task × method × teacher). ``teachers`` (``--teachers``): only the cells at these upstream
+    seeds — a verdict for those teachers, at a fraction of the cost; one a twin lacks is one line naming its
+    teachers."""
     check_tasks(manifest, tasks)
     cells: dict[str, Cell] = {}
     for twin in manifest["twins"]:
         if tasks and twin["task"] not in tasks:
             continue
-        teachers = _teachers(twin)
-        for teacher, settings in _settings(twin, method, teachers):
+        twin_teachers = _teachers(twin)
+        found: set[int] = set()
+        for teacher, settings in _settings(twin, method, twin_teachers):
             spec = GridSpec(name="compare", profile=twin["profile"], tasks=[twin["task"]], methods=[method],
                             seeds=seeds_for(twin, seeds), set=settings)
             for cell in expand(spec, str(Path(results_dir).resolve()), plugins=plugins):
-                if len(teachers) > 1:
-                    cell = replace(cell, axes=((UPSTREAM, cell.config().upstream_seed),))
+                upstream = cell.config().upstream_seed
+                found.add(upstream)
+                if teachers and upstream not in teachers:
+                    continue
+                if len(twin_teachers) > 1:
+                    cell = replace(cell, axes=((UPSTREAM, upstream),))
                 cells.setdefault(cell.run_id, cell)
+        missing = sorted(set(teachers) - found)
+        if missing and found:
+            raise HarnessError(f"--teachers {','.join(map(str, missing))}: the bundle's {twin['task']} baselines were "
+                               f"made at upstream seeds {', '.join(map(str, sorted(found)))}")
     return list(cells.values())
 
 
 UPSTREAM = "upstream_seed"
+
+
+def _upstream(run: dict) -> int:
+    """A shipped run's upstream seed (its parameters leave the default out)."""
+    from ..config import RunConfig
+
+    return run["parameters"].get(UPSTREAM, RunConfig().upstream_seed)
 
 
 def _teachers(twin: dict) -> list:
@@ -162,7 +181,8 @@ def baseline_methods(manifest: dict, tasks: tuple[str, ...] = ()) -> list[str]:
 
 
 def grown_cells(manifest: dict, methods: list[str], results_dir: str | Path, seeds: list[int], *,
-                tasks: tuple[str, ...] = (), plugins: tuple[str, ...] = ()) -> list[Cell]:
+                tasks: tuple[str, ...] = (), plugins: tuple[str, ...] = (),
+                teachers: tuple[int, ...] = ()) -> list[Cell]:
     """``harness compare --until-decided``'s cells: those of each of ``methods`` (the new method and the baselines
     its comparisons name) at every seed of the design's order ``seeds``, on the twins where each runs (a baseline:
     where the bundle ships its runs; its cells at the bundle's seeds are the shipped runs, the others are trained
@@ -172,10 +192,11 @@ def grown_cells(manifest: dict, methods: list[str], results_dir: str | Path, see
         shipped = tuple(t["task"] for t in manifest["twins"] if (not tasks or t["task"] in tasks)
                         and any(r["method"] == method for r in t["runs"]))
         cells = compare_cells(manifest, method, results_dir, seeds=tuple(seeds), tasks=shipped or tasks,
-                              plugins=plugins)
+                              plugins=plugins, teachers=teachers)
         ids = {c.run_id for c in cells}
         apart = [(t, r) for t in manifest["twins"] if t["task"] in shipped for r in t["runs"]
-                 if r["method"] == method and r["seed"] in seeds and r["run_id"] not in ids]
+                 if r["method"] == method and r["seed"] in seeds and r["run_id"] not in ids
+                 and (not teachers or _upstream(r) in teachers)]
         if apart:   # its runs differ in more than seed and teacher (a swept setting): not one row per teacher
             twin, run = apart[0]
             raise HarnessError(f"--until-decided: the bundle's {method} runs on {twin['task']} differ in more than "
