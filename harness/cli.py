@@ -284,9 +284,13 @@ def grid_cmd(spec, tasks, methods, seeds, profile, sets, axes, results_dir, plug
         costs = estimate_grid(plans) if grid.profile == "paper" else None
         click.echo(format_plan(plans, grid.name, grid.profile, costs))
         if costs is None:   # elsewhere: priced at the stage seconds this store measured
-            from .grid.measured import estimate_measured, format_measured, measured_stage_seconds
+            from .grid.measured import (estimate_measured, format_measured, format_measured_wall_clock,
+                                        measured_graph, measured_stage_seconds)
 
-            for line in format_measured(estimate_measured(plans, measured_stage_seconds(results_dir))):
+            measured = measured_stage_seconds(results_dir)
+            for line in format_measured(estimate_measured(plans, measured)):
+                click.echo(line)
+            for line in format_measured_wall_clock(measured_graph(plans, measured), (1, 2, workers)):
                 click.echo(line)
         if sequential is None:
             return

@@ -79,3 +79,33 @@ def test_the_dry_run_of_a_cpu_grid_prices_its_stages_from_the_store(ci_grid, mon
     line = next(x for x in result.out.splitlines() if x.startswith("process-minutes to build"))
     assert re.search(r": ([\d,.]+) \(dart", line).group(1) == minutes(expected) == f"{expected / 60:.1f}"
     assert "2 stages priced" in line and "not priced" not in result.out
+    assert "wall-clock of the priced stages: 1 process " in result.out
+
+
+def test_the_wall_clock_of_the_priced_stages_follows_their_dependencies():
+    """A teacher (400 s) read by two students (10 s, 14 s) and a stage nothing priced: on one process 424 s, on two
+    the teacher first and then both students at once (414 s); the longest chain is the teacher and its slower
+    student."""
+    from harness.grid.measured import format_measured_wall_clock, measured_graph
+    from harness.grid.schedule import wall_clock
+
+    measured = {("dart", "cpu", "embedded", "teacher"): [400.0], ("dart", "cpu", "embedded", "mle"): [10.0],
+                ("dart", "cpu", "embedded", "kl"): [14.0]}
+    config = SimpleNamespace(data=SimpleNamespace(source="embedded"))
+
+    def stage(label, key, upstream=None):
+        return SimpleNamespace(label=label, state="build", key=key, spec=SimpleNamespace(upstream=upstream or {}))
+
+    plans = [SimpleNamespace(status="to run", cell=SimpleNamespace(task="dart", profile="cpu", config=lambda: config),
+                             stages=[stage("teacher", "t"), stage(method, key, {"teacher": "t"}),
+                                     stage(f"evaluation/{method}", f"e{key}", {"student": key})])
+             for method, key in (("mle", "m"), ("kl", "k"))]
+    nodes = measured_graph(plans, measured)
+    assert {k: round(n.hours * 3600, 6) for k, n in nodes.items()} == {"t": 400.0, "m": 10.0, "em": 0.0, "k": 14.0,
+                                                                        "ek": 0.0}
+    assert round(wall_clock(nodes, 1).scheduled * 3600, 6) == 424.0
+    assert round(wall_clock(nodes, 2).scheduled * 3600, 6) == 414.0
+    assert round(wall_clock(nodes, 2).chain * 3600, 6) == 414.0
+    (line,) = format_measured_wall_clock(nodes, (1, 2, 2))
+    assert line == "wall-clock of the priced stages: 1 process 7 min, 2 processes 7 min (longest chain 7 min; no " \
+                   "schedule beats it)"

@@ -85,6 +85,43 @@ def estimate_measured(plans, measured: dict[Key, list[float]]) -> MeasuredCost:
     return MeasuredCost(total, by_task, priced, unpriced, sum(len(v) for v in measured.values()))
 
 
+def measured_graph(plans, measured: dict[Key, list[float]]) -> dict:
+    """The stages to build as :mod:`.schedule`'s dependency graph, weighted by their measured medians in hours (a stage
+    nothing priced weighs 0: the wall-clock below is that of the priced stages)."""
+    from .schedule import Node
+
+    medians = {k: median(v) for k, v in measured.items()}
+    nodes: dict[str, Node] = {}
+    for plan in plans:
+        if plan.status != "to run":
+            continue
+        source = plan.cell.config().data.source
+        for stage in plan.stages:
+            if stage.state in ("build", "resume"):
+                seconds = medians.get((plan.cell.task, plan.cell.profile, source, stage.label), 0.0)
+                needs = set((stage.spec.upstream or {}).values()) if stage.spec is not None else set()
+                nodes[stage.key] = Node(f"{plan.cell.task}/{stage.label}", seconds / 3600, needs)
+    for node in nodes.values():
+        node.needs &= nodes.keys()
+    return nodes
+
+
+def format_measured_wall_clock(nodes: dict, processes: tuple[int, ...]) -> list[str]:
+    """One line: hours until the priced stages are built on each number of worker processes (greedy schedule,
+    longest chain first, as the grid's workers take cells), and the longest chain."""
+    from .schedule import wall_clock
+
+    if not nodes or not any(n.hours for n in nodes.values()):
+        return []
+    def duration(hours: float) -> str:
+        return f"{hours:,.1f} h" if hours >= 1 else f"{hours * 60:.0f} min"
+
+    rows = [wall_clock(nodes, p) for p in sorted(set(processes))]
+    shown = ", ".join(f"{r.gpus} process{'es' if r.gpus > 1 else ''} {duration(r.scheduled)}" for r in rows)
+    return [f"wall-clock of the priced stages: {shown} (longest chain {duration(rows[0].chain)}; no schedule beats "
+            "it)"]
+
+
 def minutes(seconds: float) -> str:
     """Seconds as minutes, to the minute (a tenth below ten minutes)."""
     return f"{seconds / 60:,.0f}" if seconds >= 600 else f"{seconds / 60:.1f}"
