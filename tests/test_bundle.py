@@ -341,13 +341,32 @@ def test_compare_runs_the_new_method_at_every_teacher_of_the_baselines(tmp_path)
     cells = compare_cells(manifest, "rkl", tmp_path / "results")
     assert sorted((c.seed, c.config().upstream_seed) for c in cells) == [(42, 42), (42, 43), (43, 42), (43, 43)]
     assert {c.config().teacher_outputs_k for c in cells} == {0}
+    # a baseline's runs there: named as such
+    with pytest.raises(HarnessError, match=r"^--teachers 44: the bundle's dart kl runs were made at upstream seeds 42 "):
+        compare_cells(manifest, "kl", tmp_path / "results", teachers=(44,))
     # --teachers: only the cells at the chosen teachers (still labelled by teacher, to pair with theirs)
     cells = compare_cells(manifest, "rkl", tmp_path / "results", teachers=(43,))
     assert sorted((c.seed, c.config().upstream_seed) for c in cells) == [(42, 43), (43, 43)]
     assert {c.axes for c in cells} == {(("upstream_seed", 43),)}
     with pytest.raises(HarnessError, match=r"^--teachers 44: the bundle's dart baselines were made at upstream "
-                                           r"seeds 42, 43$"):
+                                           r"seeds 42, 43 \(choose among them, or leave dart out with --tasks\)$"):
         compare_cells(manifest, "rkl", tmp_path / "results", teachers=(42, 44))
+
+
+def test_compare_teachers_of_baselines_whose_teacher_is_their_method_seed(tmp_path):
+    """upstream_seed None: each method seed trains its own teacher, so --teachers 43 is the cell at seed 43."""
+    from harness.grid.reference import compare_cells
+
+    root = tmp_path / "store"
+    for seed in (42, 43):
+        fake_run(root, "kl", seed, {"teacher": ("teacher", f"t{seed}")},
+                 parameters={"teacher_outputs_k": 0, "upstream_seed": None})
+    manifest = build_bundle(root, tmp_path / "ref", code={}).manifest
+    cells = compare_cells(manifest, "rkl", tmp_path / "results", teachers=(43,))
+    assert [(c.seed, c.config().upstream_seed) for c in cells] == [(43, None)]
+    with pytest.raises(HarnessError, match=r"^--teachers 7: the bundle's dart baselines were made at upstream seeds "
+                                           r"42, 43 "):
+        compare_cells(manifest, "rkl", tmp_path / "results", teachers=(7,))
 
 
 def test_an_accepted_stale_bundle_lends_each_cell_its_own_teachers_stages(tmp_path):
@@ -384,7 +403,8 @@ def test_compare_names_an_unknown_method_or_task(store, tmp_path, monkeypatch, c
     code, _, err = run_main(monkeypatch, capsys, args + ["--method", "rkl", "--tasks", "xsum"])
     assert code == 2 and "unknown bundled task 'xsum'; known bundled tasks: dart" in err
     for teachers, message in (("x", "--teachers x: give upstream seeds (integers), e.g. --teachers 42"),
-                              ("44", "--teachers 44: the bundle's dart baselines were made at upstream seeds 42")):
+                              ("44", "--teachers 44: the bundle's dart baselines were made at upstream seeds 42 "
+                                     "(choose among them, or leave dart out with --tasks)")):
         code, _, err = run_main(monkeypatch, capsys, args + ["--method", "rkl", "--teachers", teachers])
         assert code == 2 and err == f"harness: error: {message}\n", err
     assert not (tmp_path / "r").exists()   # nothing unpacked

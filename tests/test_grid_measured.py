@@ -25,18 +25,20 @@ def _run(folder, task, method, stages, source="embedded"):
 
 def test_measured_seconds_count_each_stage_once_by_its_plan_label_and_whole_schedule(tmp_path):
     nan = float("nan")
-    _run(tmp_path / "runs" / "a", "dart", "mle", [("teacher", "t1", 100.0, 400.0, 300.0),   # resumed at 300/400
+    _run(tmp_path / "runs" / "a", "dart", "mle", [("teacher", "t1", 100.0, 400.0, 100.0),   # resumed at 100/400
                                                   ("method", "m1", 10.0, 50.0, nan),
                                                   ("evaluation/mle", "e1", 3.0, nan, nan)])
-    _run(tmp_path / "runs" / "b", "dart", "mle", [("teacher", "t1", 100.0, 400.0, 300.0),   # the same stage again
-                                                  ("method", "m2", 14.0, 50.0, nan)])
+    _run(tmp_path / "runs" / "b", "dart", "mle", [("teacher", "t1", 100.0, 400.0, 100.0),   # the same stage again
+                                                  ("method", "m2", 14.0, 50.0, nan),
+                                                  ("predistill", "p1", 5.0, 50.0, 40.0)])     # resumed at 40/50: its
+    # 5 s are mostly loading and the last validation, not a fifth of the schedule: it prices nothing
     _run(tmp_path / "runs" / "c", "dart", "kl", [("method", "k1", 40.0, 50.0, nan)])
     _run(tmp_path / "runs" / "r", "dart", "kl", [("method", "k2", 90.0, 50.0, nan)], source="local")   # real text
     (tmp_path / "runs" / "d").mkdir()
     (tmp_path / "runs" / "d" / "compute.parquet").write_text("half-written")              # prices nothing
     measured = measured_stage_seconds(tmp_path)
     e = ("dart", "cpu", "embedded")
-    assert measured == {(*e, "teacher"): [400.0], (*e, "mle"): [10.0, 14.0], (*e, "evaluation/mle"): [3.0],
+    assert measured == {(*e, "teacher"): [100.0 * (400 / 300)], (*e, "mle"): [10.0, 14.0], (*e, "evaluation/mle"): [3.0],
                         (*e, "kl"): [40.0], ("dart", "cpu", "local", "kl"): [90.0]}
 
 
@@ -47,20 +49,25 @@ def test_a_plan_is_priced_at_the_medians_and_what_was_never_measured_is_counted_
     def plan(task, status, stages):
         config = SimpleNamespace(data=SimpleNamespace(source="embedded"))
         return SimpleNamespace(status=status, cell=SimpleNamespace(task=task, profile="cpu", config=lambda: config),
-                               stages=[SimpleNamespace(label=label, state=state) for label, state in stages])
+                               stages=[SimpleNamespace(label=label, state=state,
+                                                       progress={"step": 25, "total": 100} if state == "resume" else None)
+                                       for label, state in stages])
 
     plans = [plan("dart", "to run", [("teacher", "build"), ("mle", "build"), ("evaluation/mle", "build")]),
              plan("dart", "to run", [("teacher", "shared"), ("mle", "resume")]),
              plan("dart", "done", [("mle", "build")]),
              plan("xsum", "to run", [("tokenizer", "cached"), ("mle", "build"), ("kl", "build")])]
     cost = estimate_measured(plans, measured)
-    # brute force: every stage to build or resume, at its measured median
-    assert cost.seconds == 400.0 + 2 * median([10.0, 14.0, 30.0]) + 7.0
-    assert cost.by_task == {"dart": 428.0, "xsum": 7.0} and cost.priced == 4
+    # brute force: every stage to build at its measured median, the resumed one (at 25 of 100 steps) at 3/4 of it
+    assert cost.seconds == 400.0 + median([10.0, 14.0, 30.0]) * (1 + 0.75) + 7.0
+    assert cost.by_task == {"dart": 424.5, "xsum": 7.0} and cost.priced == 4
     # the twin's kl is not priced at what real text's took
     assert cost.unpriced == {"dart: evaluation/mle": 1, "xsum: kl": 1} and cost.measured == 6
     first, second = format_measured(cost)
     assert "process-minutes to build, at this store's measured stage seconds: 7.2 (dart 7.1, xsum 0.1)" in first
+    assert format_measured(estimate_measured(plans, {})) == [
+        "process-minutes to build: nothing measured in this store yet (6 stages to build; a store with finished runs "
+        "of these tasks prices them)"]
     assert "not priced: 2 stages" in second and "dart: evaluation/mle; xsum: kl" in second
 
 
@@ -83,14 +90,14 @@ def test_the_dry_run_of_a_cpu_grid_prices_its_stages_from_the_store(ci_grid, mon
 
 
 def test_the_wall_clock_of_the_priced_stages_follows_their_dependencies():
-    """A teacher (400 s) read by two students (10 s, 14 s) and a stage nothing priced: on one process 424 s, on two
-    the teacher first and then both students at once (414 s); the longest chain is the teacher and its slower
+    """A teacher (4,000 s) read by two students (600 s, 900 s) and a stage nothing priced: on one process 5,500 s, on
+    two the teacher first and then both students at once (4,900 s); the longest chain is the teacher and its slower
     student."""
     from harness.grid.measured import format_measured_wall_clock, measured_graph
     from harness.grid.schedule import wall_clock
 
-    measured = {("dart", "cpu", "embedded", "teacher"): [400.0], ("dart", "cpu", "embedded", "mle"): [10.0],
-                ("dart", "cpu", "embedded", "kl"): [14.0]}
+    measured = {("dart", "cpu", "embedded", "teacher"): [4000.0], ("dart", "cpu", "embedded", "mle"): [600.0],
+                ("dart", "cpu", "embedded", "kl"): [900.0]}
     config = SimpleNamespace(data=SimpleNamespace(source="embedded"))
 
     def stage(label, key, upstream=None):
@@ -101,11 +108,11 @@ def test_the_wall_clock_of_the_priced_stages_follows_their_dependencies():
                                      stage(f"evaluation/{method}", f"e{key}", {"student": key})])
              for method, key in (("mle", "m"), ("kl", "k"))]
     nodes = measured_graph(plans, measured)
-    assert {k: round(n.hours * 3600, 6) for k, n in nodes.items()} == {"t": 400.0, "m": 10.0, "em": 0.0, "k": 14.0,
-                                                                        "ek": 0.0}
-    assert round(wall_clock(nodes, 1).scheduled * 3600, 6) == 424.0
-    assert round(wall_clock(nodes, 2).scheduled * 3600, 6) == 414.0
-    assert round(wall_clock(nodes, 2).chain * 3600, 6) == 414.0
+    assert {k: round(n.hours * 3600, 6) for k, n in nodes.items()} == {"t": 4000.0, "m": 600.0, "em": 0.0,
+                                                                        "k": 900.0, "ek": 0.0}
+    assert round(wall_clock(nodes, 1).scheduled * 3600, 6) == 5500.0
+    assert round(wall_clock(nodes, 2).scheduled * 3600, 6) == 4900.0
+    assert round(wall_clock(nodes, 2).chain * 3600, 6) == 4900.0
     (line,) = format_measured_wall_clock(nodes, (1, 2, 2))
-    assert line == "wall-clock of the priced stages: 1 process 7 min, 2 processes 7 min (longest chain 7 min; no " \
-                   "schedule beats it)"
+    assert line.startswith("wall-clock of the priced stages: 1 process 1.5 h, 2 processes 1.4 h (longest chain "
+                           "1.4 h; no schedule beats it), if each stage takes what it took here")

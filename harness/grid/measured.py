@@ -6,8 +6,10 @@ the same in every run that reused it). A stage to build is priced at the median 
 task, profile, data source (a twin's stages do not price its released text's) and label (``teacher``, ``pseudo_labels``, ``predistill``, a method's name, ``evaluation/<model>``),
 whatever their axis values; a stage with no such measurement is counted apart, not guessed.
 
-A training stage resumed from a checkpoint recorded only the seconds since the resume: it is scaled to its whole
-schedule (``steps / (steps − resumed_from_step)``). The seconds are wall-clock seconds of the threads and machine
+A training stage resumed from a checkpoint recorded only the seconds since the resume: resumed in its first half, it
+is scaled to its whole schedule (``steps / (steps − resumed_from_step)``); later, its fixed costs (loading, the last
+validation) would be scaled with it, so it prices nothing. A stage the plan resumes is priced at the share of its
+steps still to run. The seconds are wall-clock seconds of the threads and machine
 load they were built under (the grid's ``--threads``): an estimate for the same conditions.
 """
 
@@ -22,7 +24,7 @@ from statistics import median
 @dataclass(frozen=True)
 class MeasuredCost:
     seconds: float                    # the priced stages' seconds in all
-    by_task: dict[str, float]         # the same per task
+    by_task: dict[str, float]         # the same per task ("task (SOURCE data)" on released data)
     priced: int                       # stages priced
     unpriced: dict[str, int]          # "task: label" -> stages to build with no measurement
     measured: int                     # distinct stages measured in the store
@@ -54,12 +56,21 @@ def measured_stage_seconds(results_dir: str | Path) -> dict[Key, list[float]]:
     for row in rows.itertuples(index=False):
         seconds = float(row.seconds)
         steps, resumed = row.steps, row.resumed_from_step
-        if (resumed is not None and math.isfinite(resumed) and resumed > 0 and steps is not None
-                and math.isfinite(steps) and steps > resumed):
+        if resumed is not None and math.isfinite(resumed) and resumed > 0:
+            if steps is None or not math.isfinite(steps) or resumed > steps / 2:
+                continue
             seconds *= steps / (steps - resumed)
         label = row.method if row.stage == "method" else row.stage   # the plan shows a method stage by its name
         out.setdefault((row.task, row.profile, row.source, label), []).append(seconds)
     return out
+
+
+def _share(stage) -> float:
+    """The share of a stage's work still to do: all of it, or what a resumed stage has left."""
+    progress = getattr(stage, "progress", None) if stage.state == "resume" else None
+    if progress and progress.get("total"):
+        return max(0.0, 1.0 - progress["step"] / progress["total"])
+    return 1.0
 
 
 def estimate_measured(plans, measured: dict[Key, list[float]]) -> MeasuredCost:
@@ -76,8 +87,9 @@ def estimate_measured(plans, measured: dict[Key, list[float]]) -> MeasuredCost:
                 continue
             key = (plan.cell.task, plan.cell.profile, source, stage.label)
             if key in medians:
-                total += medians[key]
-                by_task[task] = by_task.get(task, 0.0) + medians[key]
+                seconds = medians[key] * _share(stage)
+                total += seconds
+                by_task[task] = by_task.get(task, 0.0) + seconds
                 priced += 1
             else:
                 name = f"{task}: {stage.label}"
@@ -98,7 +110,7 @@ def measured_graph(plans, measured: dict[Key, list[float]]) -> dict:
         source = plan.cell.config().data.source
         for stage in plan.stages:
             if stage.state in ("build", "resume"):
-                seconds = medians.get((plan.cell.task, plan.cell.profile, source, stage.label), 0.0)
+                seconds = medians.get((plan.cell.task, plan.cell.profile, source, stage.label), 0.0) * _share(stage)
                 needs = set((stage.spec.upstream or {}).values()) if stage.spec is not None else set()
                 nodes[stage.key] = Node(f"{plan.cell.task}/{stage.label}", seconds / 3600, needs)
     for node in nodes.values():
@@ -119,7 +131,7 @@ def format_measured_wall_clock(nodes: dict, processes: tuple[int, ...]) -> list[
     rows = [wall_clock(nodes, p) for p in sorted(set(processes))]
     shown = ", ".join(f"{r.gpus} process{'es' if r.gpus > 1 else ''} {duration(r.scheduled)}" for r in rows)
     return [f"wall-clock of the priced stages: {shown} (longest chain {duration(rows[0].chain)}; no schedule beats "
-            "it)"]
+            "it), if each stage takes what it took here (on a machine with fewer cores than processes, longer)"]
 
 
 def minutes(seconds: float) -> str:
@@ -131,6 +143,9 @@ def format_measured(cost: MeasuredCost) -> list[str]:
     """The dry run's closing lines for a grid priced on this machine."""
     if not cost.priced and not cost.unpriced:
         return []
+    if not cost.measured:
+        return [f"process-minutes to build: nothing measured in this store yet ({sum(cost.unpriced.values())} "
+                "stages to build; a store with finished runs of these tasks prices them)"]
     tasks = ", ".join(f"{task} {minutes(s)}" for task, s in cost.by_task.items())
     lines = [f"process-minutes to build, at this store's measured stage seconds: {minutes(cost.seconds)}"
              + (f" ({tasks})" if tasks else "") + f"; {cost.priced} stages priced (median of the {cost.measured} "

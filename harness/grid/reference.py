@@ -122,16 +122,19 @@ def compare_cells(manifest: dict, method: str, results_dir: str | Path, *, seeds
                             seeds=seeds_for(twin, seeds), set=settings)
             for cell in expand(spec, str(Path(results_dir).resolve()), plugins=plugins):
                 upstream = cell.config().upstream_seed
-                found.add(upstream)
-                if teachers and upstream not in teachers:
+                effective = cell.seed if upstream is None else upstream   # None: each method seed its own teacher
+                found.add(effective)
+                if teachers and effective not in teachers:
                     continue
                 if len(twin_teachers) > 1:
                     cell = replace(cell, axes=((UPSTREAM, upstream),))
                 cells.setdefault(cell.run_id, cell)
         missing = sorted(set(teachers) - found)
         if missing and found:
-            raise HarnessError(f"--teachers {','.join(map(str, missing))}: the bundle's {twin['task']} baselines were "
-                               f"made at upstream seeds {', '.join(map(str, sorted(found)))}")
+            whose = "baselines" if not any(r["method"] == method for r in twin["runs"]) else f"{method} runs"
+            raise HarnessError(f"--teachers {','.join(map(str, missing))}: the bundle's {twin['task']} {whose} were "
+                               f"made at upstream seeds {', '.join(map(str, sorted(found)))} (choose among them, or "
+                               f"leave {twin['task']} out with --tasks)")
     return list(cells.values())
 
 
@@ -139,10 +142,11 @@ UPSTREAM = "upstream_seed"
 
 
 def _upstream(run: dict) -> int:
-    """A shipped run's upstream seed (its parameters leave the default out)."""
+    """A shipped run's teacher as an upstream seed (its parameters leave the default out; None: its method seed)."""
     from ..config import RunConfig
 
-    return run["parameters"].get(UPSTREAM, RunConfig().upstream_seed)
+    upstream = run["parameters"].get(UPSTREAM, RunConfig().upstream_seed)
+    return run["seed"] if upstream is None else upstream
 
 
 def _teachers(twin: dict) -> list:
