@@ -150,6 +150,12 @@ def test_the_variance_components_of_a_store_at_three_teachers(teachers_store):
     assert kl["var_teacher"] == pytest.approx(np.var([0.5, 3.0, 6.0], ddof=1) - 2 * 0.0025 / 3)
     assert (kl["teachers"], kl["seeds"]) == (3, 3) and kl["seeds_needed_1_teacher"] == 2
     assert np.isnan(kl["seeds_needed_3_teachers"])   # 2.75 points between teachers: no number of seeds is enough
+    # a test split twice as large: the shared input part halves, over 3 teachers (t with 2 degrees of freedom)
+    from scipy import stats
+
+    assert kl["half_width_double_inputs"] == pytest.approx(stats.t.ppf(0.975, 2) * np.sqrt(
+        kl["var_teacher"] / 3 + kl["var_seed"] / 9 + kl["var_input_shared"] / 2))
+    assert kl["half_width_double_inputs"] < kl["half_width"]
 
 
 def test_the_teacher_s_decodings_give_the_decoding_part(tmp_path):

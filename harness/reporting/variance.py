@@ -287,14 +287,19 @@ def contrast_table(store: Store, summary: pd.DataFrame, profile: str, n_samples:
                 continue
             n = max(c.runs // (2 * c.teachers), 1)
             now = half_width(c, c.teachers, n) if n >= 2 else math.nan
+            # a test split twice as large: the input parts halve (per-input noise), nothing is retrained
+            doubled = half_width(replace(c, input_shared=c.input_shared / 2, input_teacher=c.input_teacher / 2),
+                                 c.teachers, n) if n >= 2 else math.nan
             need = {k: seeds_needed(c, k, target) for k in (1, 3)}
             rows.append([Cell(text=task), Cell(text=f"{a} − {b}"), Cell(text=metric_label(metric, info.lower_is_better)),
                          Cell(text=f"{c.teachers} × {n}"), Cell(text=_sd(math.sqrt(c.teacher) if math.isfinite(c.teacher) else math.nan)),
                          Cell(text=_sd(math.sqrt(c.seed))), Cell(text=_sd(math.sqrt(c.input_shared) if math.isfinite(c.input_shared) else math.nan)),
-                         Cell(text=_sd(now)), *[Cell(text=str(need[k]) if need[k] else "—") for k in (1, 3)]])
+                         Cell(text=_sd(now)), Cell(text=_sd(doubled)),
+                         *[Cell(text=str(need[k]) if need[k] else "—") for k in (1, 3)]])
             data.append({"task": task, "profile": profile, "comparison": f"{a} - {b}", "a": a, "b": b,
                          "metric": metric, "teachers": c.teachers, "seeds": n, "var_teacher": c.teacher,
                          "var_seed": c.seed, "var_input_shared": c.input_shared, "half_width": now,
+                         "half_width_double_inputs": doubled,
                          "target": target, **{f"seeds_needed_{k}_teacher{'s' if k > 1 else ''}":
                                              math.nan if need[k] is None else need[k] for k in (1, 3)}})
     if not rows:
@@ -303,13 +308,15 @@ def contrast_table(store: Store, summary: pd.DataFrame, profile: str, n_samples:
                "from each source, as standard deviations (harness/reporting/variance.py, contrast): teacher — how much "
                "the difference moves between upstream seeds (— with one teacher); seed — both models' method-seed "
                "parts; inputs — what the two share on the same test inputs (their common difficulty cancels). ±95% "
-               "now: the half-width at this store's design (K teachers × n seeds per model); seeds for ±"
+               "now: the half-width at this store's design (K teachers × n seeds per model); at 2× inputs: the "
+               "same with a test split twice as large (the input parts halved; a larger twin test split re-evaluates "
+               "every model and retrains none); seeds for ±"
                f"{target:g}: the fewest method seeds per model and teacher that reach it at one teacher (a verdict for "
                "that teacher, t with 2(n − 1) degrees of freedom) and over three teachers (the teacher part in, t "
                "with 2 degrees of freedom); — : none up to 100 (more teachers or a larger test set, not more seeds), "
                "or the teacher part is not measured.")
     return Table(f"variance_comparisons_{profile}", f"The variance of the Table 2 comparisons ({profile} profile)",
-                 ["task", "comparison", "metric", "K × n", "teacher", "seed", "inputs", "±95% now",
+                 ["task", "comparison", "metric", "K × n", "teacher", "seed", "inputs", "±95% now", "±95% at 2× inputs",
                   f"seeds for ±{target:g} (1 teacher)", f"seeds for ±{target:g} (3 teachers)"], rows, caption,
                  pd.DataFrame(data))
 
