@@ -3,8 +3,8 @@
 :mod:`.cost` prices a ``paper`` grid in GPU-FLOPs; a ``cpu`` or ``ci`` grid is better priced by what its stages
 took here. Every run folder's ``compute.parquet`` holds, per stage, the seconds its build took (the stage record's,
 the same in every run that reused it). A stage to build is priced at the median of the measured stages of the same
-task, profile, data source (a twin's stages do not price its released text's) and label (``teacher``, ``pseudo_labels``, ``predistill``, a method's name, ``evaluation/<model>``),
-whatever their axis values; a stage with no such measurement is counted apart, not guessed.
+task, profile, data source (a twin's stages do not price its released text's) and label (``teacher``,
+``pseudo_labels``, ``predistill``, a method's name, ``evaluation/<model>``), whatever their axis values; a stage with no such measurement is counted apart, not guessed.
 
 A training stage resumed from a checkpoint recorded only the seconds since the resume: resumed in its first half, it
 is scaled to its whole schedule (``steps / (steps − resumed_from_step)``); later, its fixed costs (loading, the last
@@ -52,7 +52,7 @@ def measured_stage_seconds(results_dir: str | Path) -> dict[Key, list[float]]:
     if not frames:
         return {}
     rows = pd.concat(frames, ignore_index=True).dropna(subset=["seconds"]).drop_duplicates("stage_key")
-    out: dict[tuple[str, str, str], list[float]] = {}
+    out: dict[Key, list[float]] = {}
     for row in rows.itertuples(index=False):
         seconds = float(row.seconds)
         steps, resumed = row.steps, row.resumed_from_step
@@ -73,27 +73,32 @@ def _share(stage) -> float:
     return 1.0
 
 
-def estimate_measured(plans, measured: dict[Key, list[float]]) -> MeasuredCost:
-    """Price every stage a dry run would build or resume (:func:`.runner.plan_grid`) at its measured median."""
+def _priced(plans, measured: dict[Key, list[float]]):
+    """Each stage a dry run would build or resume (:func:`.runner.plan_grid`): (plan, stage, the task as shown, its
+    seconds at the measured median — a resumed one's share left — or None where nothing of its kind was measured)."""
     medians = {k: median(v) for k, v in measured.items()}
-    total, by_task, priced, unpriced = 0.0, {}, 0, {}
     for plan in plans:
         if plan.status != "to run":
             continue
         source = plan.cell.config().data.source
         task = plan.cell.task + ("" if source == "embedded" else f" ({source} data)")
         for stage in plan.stages:
-            if stage.state not in ("build", "resume"):
-                continue
-            key = (plan.cell.task, plan.cell.profile, source, stage.label)
-            if key in medians:
-                seconds = medians[key] * _share(stage)
-                total += seconds
-                by_task[task] = by_task.get(task, 0.0) + seconds
-                priced += 1
-            else:
-                name = f"{task}: {stage.label}"
-                unpriced[name] = unpriced.get(name, 0) + 1
+            if stage.state in ("build", "resume"):
+                value = medians.get((plan.cell.task, plan.cell.profile, source, stage.label))
+                yield plan, stage, task, None if value is None else value * _share(stage)
+
+
+def estimate_measured(plans, measured: dict[Key, list[float]]) -> MeasuredCost:
+    """Price every stage a dry run would build or resume at its measured median."""
+    total, by_task, priced, unpriced = 0.0, {}, 0, {}
+    for _, stage, task, seconds in _priced(plans, measured):
+        if seconds is None:
+            name = f"{task}: {stage.label}"
+            unpriced[name] = unpriced.get(name, 0) + 1
+        else:
+            total += seconds
+            by_task[task] = by_task.get(task, 0.0) + seconds
+            priced += 1
     return MeasuredCost(total, by_task, priced, unpriced, sum(len(v) for v in measured.values()))
 
 
@@ -102,17 +107,10 @@ def measured_graph(plans, measured: dict[Key, list[float]]) -> dict:
     nothing priced weighs 0: the wall-clock below is that of the priced stages)."""
     from .schedule import Node
 
-    medians = {k: median(v) for k, v in measured.items()}
     nodes: dict[str, Node] = {}
-    for plan in plans:
-        if plan.status != "to run":
-            continue
-        source = plan.cell.config().data.source
-        for stage in plan.stages:
-            if stage.state in ("build", "resume"):
-                seconds = medians.get((plan.cell.task, plan.cell.profile, source, stage.label), 0.0) * _share(stage)
-                needs = set((stage.spec.upstream or {}).values()) if stage.spec is not None else set()
-                nodes[stage.key] = Node(f"{plan.cell.task}/{stage.label}", seconds / 3600, needs)
+    for plan, stage, _, seconds in _priced(plans, measured):
+        needs = set((stage.spec.upstream or {}).values()) if stage.spec is not None else set()
+        nodes[stage.key] = Node(f"{plan.cell.task}/{stage.label}", (seconds or 0.0) / 3600, needs)
     for node in nodes.values():
         node.needs &= nodes.keys()
     return nodes
@@ -125,6 +123,7 @@ def format_measured_wall_clock(nodes: dict, processes: tuple[int, ...]) -> list[
 
     if not nodes or not any(n.hours for n in nodes.values()):
         return []
+
     def duration(hours: float) -> str:
         return f"{hours:,.1f} h" if hours >= 1 else f"{hours * 60:.0f} min"
 

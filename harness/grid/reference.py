@@ -122,7 +122,7 @@ def compare_cells(manifest: dict, method: str, results_dir: str | Path, *, seeds
                             seeds=seeds_for(twin, seeds), set=settings)
             for cell in expand(spec, str(Path(results_dir).resolve()), plugins=plugins):
                 upstream = cell.config().upstream_seed
-                effective = cell.seed if upstream is None else upstream   # None: each method seed its own teacher
+                effective = _teacher_seed(upstream, cell.seed)
                 found.add(effective)
                 if teachers and effective not in teachers:
                     continue
@@ -141,12 +141,16 @@ def compare_cells(manifest: dict, method: str, results_dir: str | Path, *, seeds
 UPSTREAM = "upstream_seed"
 
 
+def _teacher_seed(upstream: int | None, seed: int) -> int:
+    """The seed a run's teacher was made from: its upstream seed, or (None) its method seed."""
+    return seed if upstream is None else upstream
+
+
 def _upstream(run: dict) -> int:
-    """A shipped run's teacher as an upstream seed (its parameters leave the default out; None: its method seed)."""
+    """A shipped run's teacher seed (its parameters leave the default upstream seed out)."""
     from ..config import RunConfig
 
-    upstream = run["parameters"].get(UPSTREAM, RunConfig().upstream_seed)
-    return run["seed"] if upstream is None else upstream
+    return _teacher_seed(run["parameters"].get(UPSTREAM, RunConfig().upstream_seed), run["seed"])
 
 
 def _teachers(twin: dict) -> list:
