@@ -149,7 +149,7 @@ class ProcessExecutor(Executor):
 
         def hand(i: int) -> None:
             if todo:
-                in_flight[i] = todo.pop(0)
+                in_flight[i] = todo.pop(next_cell(todo, in_flight.values()))
                 inboxes[i].put((in_flight[i], wait, failed_since))
 
         todo, busy = list(cells), []
@@ -185,6 +185,24 @@ class ProcessExecutor(Executor):
                 if proc.is_alive():
                     proc.terminate()
         return busy
+
+
+def upstream_group(cell: Cell) -> tuple:
+    """What decides the upstream stages (tokenizer, teacher, pseudo-labels, pre-distilled student) a cell shares
+    with others: its task, profile, axis values and ``--set`` pairs; not its method or seed. Cells that differ in an
+    axis that does not reach the teacher land in different groups: the choice below then gains nothing, never
+    loses."""
+    return cell.task, cell.profile, cell.axes, cell.sets
+
+
+def next_cell(todo: list[Cell], in_flight) -> int:
+    """The index in ``todo`` of the cell a free worker takes: the first whose upstream group no other worker is
+    on, else the first. A worker handed a cell of another worker's group while that worker builds the group's
+    teacher would wait on the teacher's lock (a teacher is minutes to tens of minutes on CPU) while cells of other
+    groups, and their own teachers, could run; once every group's upstream stages exist the choice only changes
+    the order."""
+    taken = {upstream_group(cell) for cell in in_flight}
+    return next((j for j, cell in enumerate(todo) if upstream_group(cell) not in taken), 0)
 
 
 def _ray_cell(cell: Cell, wait: bool, failed_since: float | None, threads: int) -> CellOutcome:
