@@ -128,7 +128,7 @@ def format_measured_wall_clock(nodes: dict, processes: tuple[int, ...]) -> list[
         return f"{hours:,.1f} h" if hours >= 1 else f"{hours * 60:.0f} min"
 
     rows = [wall_clock(nodes, p) for p in sorted(set(processes))]
-    shown = ", ".join(f"{r.gpus} process{'es' if r.gpus > 1 else ''} {duration(r.scheduled)}" for r in rows)
+    shown = ", ".join(f"{r.workers} process{'es' if r.workers > 1 else ''} {duration(r.scheduled)}" for r in rows)
     return [f"wall-clock of the priced stages: {shown} (longest chain {duration(rows[0].chain)}; no schedule beats "
             "it), if each stage takes what it took here (on a machine with fewer cores than processes, longer)"]
 

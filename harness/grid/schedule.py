@@ -18,6 +18,9 @@ Two numbers per P:
 hours / (k · efficiency), and P GPUs hold P // k stages. The grid runs one GPU per cell today
 (k = 1, efficiency 1: exact); for k > 1 the efficiency is an assumption to state (0.9 is typical of
 DDP over NVLink for models of this size).
+
+:mod:`.measured` schedules a CPU grid's stages, priced in measured seconds, on P worker processes with the same
+graph (a "GPU" is then a process).
 """
 
 from __future__ import annotations
@@ -37,7 +40,7 @@ class Node:
 
 @dataclass(frozen=True)
 class WallClock:
-    gpus: int
+    workers: int                  # P: GPUs (a paper grid's cost) or worker processes (:mod:`.measured`'s CPU grid)
     total: float                  # GPU-hours of all stages
     chain: float                  # the longest dependency chain, hours
     spread: float                 # total / P (over the P // k stage slots, at k GPUs each)
@@ -126,7 +129,7 @@ def format_wall_clock(nodes: dict[str, Node], gpus: tuple[int, ...] = (1, 8, 32)
              + "; hours at the GPU-hours' throughput):",
              f"{'P':>6} {'GPU-hours':>10} {'longest chain':>14} {'total/P':>8} {'bound':>8} {'scheduled':>10}"]
     for r in rows:
-        lines.append(f"{r.gpus:>6} {r.total:>10,.1f} {r.chain:>14,.1f} {r.spread:>8,.1f} "
+        lines.append(f"{r.workers:>6} {r.total:>10,.1f} {r.chain:>14,.1f} {r.spread:>8,.1f} "
                      f"{r.bound:>8,.1f} {r.scheduled:>10,.1f}")
     if rows and rows[0].path:
         lines.append(f"longest chain: {' → '.join(rows[0].path)}")
