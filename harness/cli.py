@@ -408,6 +408,16 @@ def report_cmd(results_dir, out_dir, compare, baseline, bootstrap_samples, scree
             click.echo(f"{readme}: generated blocks re-rendered from {report.out}/tables")
 
 
+def _teacher_seeds(teachers: str | None) -> tuple[int, ...]:
+    """``--teachers U1,U2``: upstream seeds (one line if not integers); () when not given."""
+    from .grid.spec import parse_list
+
+    try:
+        return tuple(int(s) for s in parse_list(teachers)) if teachers else ()
+    except ValueError:
+        raise HarnessError(f"--teachers {teachers}: give upstream seeds (integers), e.g. --teachers 42") from None
+
+
 @cli.group("bundle")
 def bundle_cmd() -> None:
     """The reference bundle: a store's upstream stages and baseline runs, packed to ship with the repository."""
@@ -419,7 +429,10 @@ def bundle_cmd() -> None:
               help="The bundle folder (replaced whole; its README.md stays).")
 @click.option("--tasks", default=None, metavar="A,B", help="Pack only these tasks' runs (default: all).")
 @click.option("--profile", "profiles", multiple=True, help="Pack only this profile's runs (repeatable; default: all).")
-def bundle_build_cmd(results_dir, out_dir, tasks, profiles) -> None:
+@click.option("--teachers", default=None, metavar="U1,U2",
+              help="Pack the upstream stages (teacher, pseudo-labels, pre-distilled student, …) of the runs at these "
+                   "teacher seeds only; every run's records all the same (default: every teacher's stages).")
+def bundle_build_cmd(results_dir, out_dir, tasks, profiles, teachers) -> None:
     """Pack per twin the upstream stages (tokenizer, teacher, pseudo-labels, teacher-output store, pre-distilled
     student, their evaluations) and every run's records: xz archives in parts of at most 20 MB, 80 MB in all."""
     from pathlib import Path
@@ -429,9 +442,10 @@ def bundle_build_cmd(results_dir, out_dir, tasks, profiles) -> None:
 
     if not Path(results_dir).is_dir():
         raise HarnessError(f"--results-dir {results_dir}: no such folder")
+    teacher_list = _teacher_seeds(teachers)
     check_writable_folder(out_dir, "--out")
     built = build_bundle(results_dir, out_dir, tasks=tuple(parse_list(tasks)) if tasks else (),
-                         profiles=tuple(profiles))
+                         profiles=tuple(profiles), teachers=teacher_list)
     for name, size in sorted(built.sizes.items()):
         click.echo(f"  {name}  {size / MB:.2f} MB")
     runs = sum(len(t["runs"]) for t in built.manifest["twins"])
@@ -488,8 +502,8 @@ def bundle_check_cmd(bundle, plugins, strict) -> None:
 @click.option("--seeds", default=None, metavar="S1,S2",
               help="The new method's seeds on every twin (default: the baselines' seeds of each twin).")
 @click.option("--teachers", default=None, metavar="U1,U2",
-              help="Only the baselines' teachers with these upstream seeds (default: every teacher of each twin): a "
-                   "verdict for those teachers, at a fraction of the cost.")
+              help="Only the baselines' teachers with these upstream seeds (default: every teacher whose upstream "
+                   "stages the bundle ships): a verdict for those teachers, at a fraction of the cost.")
 @click.option("--accept-stale-bundle", is_flag=True,
               help="Compare against a bundle whose stage keys differ from this code's plan: the new method trains on "
                    "its shipped upstream stages all the same, and the report says which commit the baselines are from.")
@@ -529,10 +543,7 @@ def compare_cmd(method, plugins, bundle, results_dir, tasks, seeds, teachers, ac
         seed_list = tuple(int(s) for s in parse_list(seeds)) if seeds else None
     except ValueError:
         raise HarnessError(f"--seeds {seeds}: give integers, e.g. --seeds 42,43,44") from None
-    try:
-        teacher_list = tuple(int(s) for s in parse_list(teachers)) if teachers else ()
-    except ValueError:
-        raise HarnessError(f"--teachers {teachers}: give upstream seeds (integers), e.g. --teachers 42") from None
+    teacher_list = _teacher_seeds(teachers)
     if until_decided is None:   # its options alone: one line before the bundle is read
         _until_decided_options((), (), (), None, max_seeds, seeds_per_round, max_minutes, margin)
     manifest = read_manifest(bundle)

@@ -353,6 +353,39 @@ def test_compare_runs_the_new_method_at_every_teacher_of_the_baselines(tmp_path)
         compare_cells(manifest, "rkl", tmp_path / "results", teachers=(42, 44))
 
 
+def test_a_bundle_of_one_teachers_stages_ships_every_runs_records_and_compares_at_that_teacher(tmp_path):
+    """Three teachers and their pre-distilled students on four twins do not fit the size limit; packed with
+    --teachers 42, the bundle ships teacher 42's upstream stages and the records of the runs at every teacher, and
+    the new method's cells are at 42 unless told otherwise — never at a teacher whose stages are not shipped (its
+    cells would train their own)."""
+    from harness.grid.reference import compare_cells, grown_cells
+
+    root = tmp_path / "store"
+    for seed in (42, 43):
+        for teacher in (42, 43):
+            parameters = {"teacher_outputs_k": 0, **({"upstream_seed": 43} if teacher == 43 else {})}
+            fake_run(root, "kl", seed, {"teacher": ("teacher", f"t{teacher}"), "method": ("student", f"kl{seed}")},
+                     parameters=parameters, run_id=real_run_id("kl", seed, parameters))
+    manifest = build_bundle(root, tmp_path / "ref", code={}, teachers=(42,)).manifest
+    assert "cache/teacher/t42" in bundled_folders(manifest) and "cache/teacher/t43" not in bundled_folders(manifest)
+    assert len([f for f in bundled_folders(manifest) if f.startswith("runs/")]) == 4
+    assert manifest["twins"][0]["teachers"] == [42]
+    everything = build_bundle(root, tmp_path / "all", code={}).manifest
+    assert everything["twins"][0]["teachers"] == [42, 43]
+
+    cells = compare_cells(manifest, "rkl", tmp_path / "results")
+    assert sorted((c.seed, c.config().upstream_seed) for c in cells) == [(42, 42), (43, 42)]
+    assert len(compare_cells(everything, "rkl", tmp_path / "results")) == 4
+    with pytest.raises(HarnessError, match=r"^--teachers 43: the bundle ships the upstream stages of dart's "
+                                           r"teachers 42 only \(the runs at the others are records\)"):
+        compare_cells(manifest, "rkl", tmp_path / "results", teachers=(43,))
+    # the baselines' runs at the unshipped teacher are neither grown nor an error
+    grown = grown_cells(manifest, ["rkl", "kl"], tmp_path / "results", [42, 43])
+    assert {c.config().upstream_seed for c in grown} == {42}
+    with pytest.raises(HarnessError, match=r"^--teachers 44: no run of dart-ci was made at these teacher seeds"):
+        build_bundle(root, tmp_path / "none", code={}, teachers=(44,))
+
+
 def test_compare_teachers_of_baselines_whose_teacher_is_their_method_seed(tmp_path):
     """upstream_seed None: each method seed trains its own teacher, so --teachers 43 is the cell at seed 43."""
     from harness.grid.reference import compare_cells

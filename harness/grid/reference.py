@@ -19,7 +19,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 from ..errors import HarnessError
-from ..store.bundle import CACHE, baseline_commit
+from ..store.bundle import CACHE, baseline_commit, teacher_seed
 from ..store.io import STAGE_RECORD, atomic_dir, write_json
 from ..store.runs import stale_stages
 from .spec import Cell, GridSpec, _applies, expand
@@ -109,13 +109,18 @@ def compare_cells(manifest: dict, method: str, results_dir: str | Path, *, seeds
     has several teachers, each cell carries its upstream seed as an axis (``--until-decided`` pairs rows teacher by
     teacher: a family is task × method × teacher). ``teachers`` (``--teachers``): only the cells at these upstream
     seeds — a verdict for those teachers, at a fraction of the cost; one a twin lacks is one line naming its
-    teachers."""
+    teachers. A twin whose bundle ships the upstream stages of some teachers only (``bundle build --teachers``)
+    has its cells at those (the default), and a chosen teacher whose stages it does not ship is one line: its
+    cells would train their own teacher, which on another machine or thread count is not the one its baselines
+    were trained against."""
     check_tasks(manifest, tasks)
     cells: dict[str, Cell] = {}
     for twin in manifest["twins"]:
         if tasks and twin["task"] not in tasks:
             continue
         twin_teachers = _teachers(twin)
+        shipped = set(twin["teachers"]) if "teachers" in twin else None   # None: a bundle from before the field
+        chosen = set(teachers) or shipped
         found: set[int] = set()
         for teacher, settings in _settings(twin, method, twin_teachers):
             spec = GridSpec(name="compare", profile=twin["profile"], tasks=[twin["task"]], methods=[method],
@@ -124,7 +129,7 @@ def compare_cells(manifest: dict, method: str, results_dir: str | Path, *, seeds
                 upstream = cell.config().upstream_seed
                 effective = _teacher_seed(upstream, cell.seed)
                 found.add(effective)
-                if teachers and effective not in teachers:
+                if chosen is not None and effective not in chosen:
                     continue
                 if len(twin_teachers) > 1:
                     cell = replace(cell, axes=((UPSTREAM, upstream),))
@@ -135,6 +140,12 @@ def compare_cells(manifest: dict, method: str, results_dir: str | Path, *, seeds
             raise HarnessError(f"--teachers {','.join(map(str, missing))}: the bundle's {twin['task']} {whose} were "
                                f"made at upstream seeds {', '.join(map(str, sorted(found)))} (choose among them, or "
                                f"leave {twin['task']} out with --tasks)")
+        unshipped = sorted(set(teachers) - shipped) if shipped is not None else []
+        if unshipped:
+            raise HarnessError(f"--teachers {','.join(map(str, unshipped))}: the bundle ships the upstream stages of "
+                               f"{twin['task']}'s teachers {', '.join(map(str, sorted(shipped)))} only (the runs at "
+                               f"the others are records): a cell at another teacher would train its own, not the one "
+                               f"those baselines were trained against; choose among the shipped ones")
     return list(cells.values())
 
 
@@ -148,9 +159,7 @@ def _teacher_seed(upstream: int | None, seed: int) -> int:
 
 def _upstream(run: dict) -> int:
     """A shipped run's teacher seed (its parameters leave the default upstream seed out)."""
-    from ..config import RunConfig
-
-    return _teacher_seed(run["parameters"].get(UPSTREAM, RunConfig().upstream_seed), run["seed"])
+    return teacher_seed(run["parameters"], run["seed"])
 
 
 def _teachers(twin: dict) -> list:
@@ -204,7 +213,7 @@ def grown_cells(manifest: dict, methods: list[str], results_dir: str | Path, see
         ids = {c.run_id for c in cells}
         apart = [(t, r) for t in manifest["twins"] if t["task"] in shipped for r in t["runs"]
                  if r["method"] == method and r["seed"] in seeds and r["run_id"] not in ids
-                 and (not teachers or _upstream(r) in teachers)]
+                 and _at(r, t, teachers)]
         if apart:   # its runs differ in more than seed and teacher (a swept setting): not one row per teacher
             twin, run = apart[0]
             raise HarnessError(f"--until-decided: the bundle's {method} runs on {twin['task']} differ in more than "
@@ -213,6 +222,12 @@ def grown_cells(manifest: dict, methods: list[str], results_dir: str | Path, see
                                f"--until-decided)")
         out += cells
     return out
+
+
+def _at(run: dict, twin: dict, teachers: tuple[int, ...]) -> bool:
+    """Whether a shipped run is at a teacher the cells are at: one of ``teachers``, else one whose stages ship."""
+    chosen = set(teachers) or (set(twin["teachers"]) if "teachers" in twin else None)
+    return chosen is None or _upstream(run) in chosen
 
 
 def unshipped_builds(plans, method: str) -> list[str]:

@@ -72,6 +72,18 @@ def is_upstream(label: str, manifest: dict) -> bool:
     return True
 
 
+UPSTREAM_SEED = "upstream_seed"
+
+
+def teacher_seed(parameters: dict, seed: int) -> int:
+    """The seed a run's teacher was made from, from its parameters (its config values away from the defaults): its
+    upstream seed, the default's when they leave it out, or its method seed where the upstream seed is None."""
+    from ..config import RunConfig
+
+    upstream = parameters.get(UPSTREAM_SEED, RunConfig().upstream_seed)
+    return seed if upstream is None else upstream
+
+
 def twin_name(task: str, profile: str) -> str:
     return f"{task}-{profile}"
 
@@ -86,6 +98,7 @@ class Twin:
     profile: str
     stages: dict[tuple[str, str], str] = field(default_factory=dict)   # (stage, key) → a label it has
     runs: list[dict] = field(default_factory=list)                      # per run: what bundle.json says of it
+    teachers: set[int] = field(default_factory=set)   # the teacher seeds whose upstream stages are packed
 
     @property
     def name(self) -> str:
@@ -111,13 +124,16 @@ class Twin:
                 "stages": [{"label": label, "stage": stage, "key": key}
                            for (stage, key), label in sorted(self.stages.items())],
                 "seeds": sorted({run["seed"] for run in self.runs}),
+                "teachers": sorted(self.teachers),
                 "settings": self.settings(),
                 "runs": sorted(self.runs, key=lambda r: r["run_id"])}
 
 
-def collect(results_dir: str | Path, tasks: tuple[str, ...] = (), profiles: tuple[str, ...] = ()) -> list[Twin]:
+def collect(results_dir: str | Path, tasks: tuple[str, ...] = (), profiles: tuple[str, ...] = (),
+            teachers: tuple[int, ...] = ()) -> list[Twin]:
     """The twins of a store: each complete, intact run (of ``tasks`` and ``profiles``, all when empty) and the
-    upstream stages it used, which must be in the store's cache, intact."""
+    upstream stages it used, which must be in the store's cache, intact — those of the runs at the teacher seeds
+    ``teachers`` only, when given (every run's records all the same)."""
     root = Path(results_dir)
     folders = sorted(p for p in (root / RUNS).glob("*") if (p / "manifest.json").is_file()
                      and not p.name.startswith(".")) if (root / RUNS).is_dir() else []
@@ -131,9 +147,12 @@ def collect(results_dir: str | Path, tasks: tuple[str, ...] = (), profiles: tupl
         if problem is not None:
             raise HarnessError(f"run {folder}: {problem}; run its cell again before bundling the store")
         twin = twins.setdefault((task, profile), Twin(task, profile))
-        for label, entry in manifest["stages"].items():
-            if is_upstream(label, manifest):
-                twin.stages.setdefault((entry["stage"], entry["key"]), label)
+        teacher = teacher_seed(manifest.get("parameters", {}), manifest["config"]["seed"])
+        if not teachers or teacher in teachers:
+            twin.teachers.add(teacher)
+            for label, entry in manifest["stages"].items():
+                if is_upstream(label, manifest):
+                    twin.stages.setdefault((entry["stage"], entry["key"]), label)
         twin.runs.append({"run_id": manifest["run_id"], "method": manifest["config"]["method"],
                           "seed": manifest["config"]["seed"], "parameters": manifest.get("parameters", {}),
                           "commit": (manifest.get("git") or {}).get("commit"),
@@ -141,6 +160,11 @@ def collect(results_dir: str | Path, tasks: tuple[str, ...] = (), profiles: tupl
     if not twins:
         scope = f" of tasks {', '.join(tasks)}" if tasks else ""
         raise HarnessError(f"--results-dir {root}: no complete run{scope} to bundle; `harness grid` writes them")
+    lacking = [t.name for t in twins.values() if not t.teachers]
+    if lacking:
+        raise HarnessError(f"--teachers {','.join(map(str, teachers))}: no run of {', '.join(lacking)} was made at "
+                           f"these teacher seeds, so none of its upstream stages would ship; choose its teachers "
+                           f"(or leave it out with --tasks)")
     for twin in twins.values():
         for stage, key in twin.stages:
             path = root / CACHE / stage / key
@@ -228,16 +252,19 @@ class Built:
 
 
 def build_bundle(results_dir: str | Path, out: str | Path, *, tasks: tuple[str, ...] = (),
-                 profiles: tuple[str, ...] = (), part_bytes: int = PART_BYTES, limit_bytes: int = BUNDLE_BYTES,
-                 code: dict | None = None) -> Built:
+                 profiles: tuple[str, ...] = (), teachers: tuple[int, ...] = (), part_bytes: int = PART_BYTES,
+                 limit_bytes: int = BUNDLE_BYTES, code: dict | None = None) -> Built:
     """Pack the store ``results_dir`` (its runs of ``tasks`` and ``profiles``; all when empty) into the bundle
-    folder ``out``, which is replaced whole (its ``README.md`` stays). Refused, with nothing written, when the
+    folder ``out``, which is replaced whole (its ``README.md`` stays). ``teachers``: the upstream stages of the
+    runs at these teacher seeds only (a teacher and its pre-distilled student are ≈ 10 MB compressed per twin,
+    the weights barely compress: three teachers on four twins do not fit the limit), every run's records all the
+    same; ``bundle.json`` lists each twin's shipped teachers. Refused, with nothing written, when the
     parts come to more than ``limit_bytes``: the message gives each twin's archive size and its largest stages.
     ``code``: the commit and dirtiness of the code that packs (recorded; default: this checkout's)."""
     from .runs import git_state
 
     root, final = Path(results_dir), Path(out)
-    twins = collect(root, tasks, profiles)
+    twins = collect(root, tasks, profiles, teachers)
     _check_bundle_folder(final)
     files: dict[str, dict] = {}
     archives, sizes = [], {}
@@ -264,7 +291,8 @@ def build_bundle(results_dir: str | Path, out: str | Path, *, tasks: tuple[str, 
         if total > limit_bytes:
             raise HarnessError(f"the bundle would be {_mb(total)}, over the {_mb(limit_bytes)} limit: "
                                + "; ".join(_over(root, twin, a) for twin, a in zip(twins, archives))
-                               + "; bundle fewer tasks (--tasks) or a smaller teacher-output store (its k)")
+                               + "; bundle fewer tasks (--tasks), fewer teachers' stages (--teachers) or a smaller "
+                                 "teacher-output store (its k)")
         commits = sorted({run["commit"] or "unknown" for twin in twins for run in twin.runs})
         manifest = {"format": FORMAT, "version": VERSION, "commit": commits[0] if len(commits) == 1 else None,
                     "commits": commits, "packed_by": code if code is not None else git_state(),
