@@ -475,7 +475,7 @@ def bundle_check_cmd(bundle, plugins, strict) -> None:
     from pathlib import Path
 
     from .grid.reference import stale_message, stale_runs
-    from .store.bundle import MANIFEST, read_manifest
+    from .store.bundle import MANIFEST, compared_twins, read_manifest
 
     _load_plugins(plugins)
     if not (Path(bundle) / MANIFEST).is_file():
@@ -484,8 +484,10 @@ def bundle_check_cmd(bundle, plugins, strict) -> None:
     manifest = read_manifest(bundle)
     stale = stale_runs(manifest)
     if not stale:
-        runs = sum(len(t["runs"]) for t in manifest["twins"])
-        click.echo(f"reference bundle {bundle}: the stage keys of its {runs} runs are this code's")
+        runs = sum(len(t["runs"]) for t in compared_twins(manifest))
+        records = sum(len(t["runs"]) for t in manifest["twins"]) - runs
+        click.echo(f"reference bundle {bundle}: the stage keys of its {runs} runs are this code's"
+                   + (f" ({records} runs of released text are records for the report, not checked)" if records else ""))
         return
     click.echo(f"warning: {stale_message(bundle, manifest, stale)}", err=True)
     if strict:
@@ -623,8 +625,9 @@ def _compare_until_decided(manifest: dict, method: str, tasks: tuple[str, ...], 
     look is the new method's seeds (one list on every twin), its comparisons name the new method and a baseline
     the bundle ships."""
     from .grid.reference import baseline_methods, seeds_for
+    from .store.bundle import compared_twins
 
-    twins = [t for t in manifest["twins"] if not tasks or t["task"] in tasks]
+    twins = [t for t in compared_twins(manifest) if not tasks or t["task"] in tasks]
     starts = {tuple(seeds_for(t, seeds)) for t in twins}
     if len(starts) > 1:
         each = "; ".join(f"{t['task']}-{t['profile']}: {', '.join(map(str, seeds_for(t, seeds)))}" for t in twins)

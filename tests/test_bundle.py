@@ -386,6 +386,27 @@ def test_a_bundle_of_one_teachers_stages_ships_every_runs_records_and_compares_a
         build_bundle(root, tmp_path / "none", code={}, teachers=(44,))
 
 
+def test_runs_of_released_text_ship_as_records_of_a_twin_of_their_own(store, tmp_path):
+    """The paper's rows on the real DART file: their stage keys hold the digests of files the repository does not
+    ship (here: files absent), so they are records for the report — not stages, not checked against this code's
+    plan, never compared on — beside the embedded twin, which stays what it was."""
+    from harness.grid.reference import compare_cells, stale_runs
+
+    real = {"teacher_outputs_k": 0, "data.source": "local", "data.data_dir": str(tmp_path / "absent")}
+    fake_run(store, "kl", 42, {"teacher": ("teacher", "real-teacher"), "method": ("student", "real-kl")},
+             parameters=real, run_id="dart-kl-ci-seed42-real")
+    manifest = build_bundle(store, tmp_path / "ref", code={}).manifest
+    assert [(t["task"], t["source"], len(t["runs"])) for t in manifest["twins"]] == [("dart", "embedded", 4),
+                                                                                     ("dart", "local", 1)]
+    assert manifest["twins"][1]["stages"] == [] and manifest["twins"][1]["archive"] == "dart-ci-local.tar.xz"
+    assert "runs/dart-kl-ci-seed42-real" in bundled_folders(manifest)
+    assert "cache/teacher/real-teacher" not in bundled_folders(manifest)
+    assert stale_runs(manifest) == []
+    assert {c.config().data.source for c in compare_cells(manifest, "rkl", tmp_path / "results")} == {"embedded"}
+    import_bundle(tmp_path / "ref", tmp_path / "results")
+    assert (tmp_path / "results" / "runs" / "dart-kl-ci-seed42-real" / "manifest.json").is_file()
+
+
 def test_compare_teachers_of_baselines_whose_teacher_is_their_method_seed(tmp_path):
     """upstream_seed None: each method seed trains its own teacher, so --teachers 43 is the cell at seed 43."""
     from harness.grid.reference import compare_cells

@@ -19,7 +19,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 from ..errors import HarnessError
-from ..store.bundle import CACHE, baseline_commit, teacher_seed
+from ..store.bundle import CACHE, baseline_commit, compared_twins, teacher_seed
 from ..store.io import STAGE_RECORD, atomic_dir, write_json
 from ..store.runs import stale_stages
 from .spec import Cell, GridSpec, _applies, expand
@@ -54,9 +54,11 @@ def plan_run(twin: dict, run: dict):
 
 
 def stale_runs(manifest: dict, twins: tuple[str, ...] = ()) -> list[StaleRun]:
-    """The bundle's runs (of ``twins``' tasks, all when empty) whose stage keys this code does not plan."""
+    """The bundle's runs on the twins a new method is compared on (of ``twins``' tasks, all when empty) whose stage
+    keys this code does not plan. Runs of released text are not planned: their keys hold the digests of data
+    files this machine may not have, and nothing trains against them."""
     out = []
-    for twin in manifest["twins"]:
+    for twin in compared_twins(manifest):
         if twins and twin["task"] not in twins:
             continue
         name = f"{twin['task']}-{twin['profile']}"
@@ -75,7 +77,7 @@ def stale_runs(manifest: dict, twins: tuple[str, ...] = ()) -> list[StaleRun]:
 
 def stale_message(bundle: str | Path, manifest: dict, stale: list[StaleRun]) -> str:
     """One line: how many runs are stale, the first of them, and how to rebuild the bundle."""
-    total = sum(len(t["runs"]) for t in manifest["twins"])
+    total = sum(len(t["runs"]) for t in compared_twins(manifest))
     return (f"reference bundle {bundle} (commit {baseline_commit(manifest)}) does not match this code's stage plan: "
             f"{len(stale)} of {total} runs differ, e.g. {stale[0].describe()}; "
             + REBUILD.format(bundle=bundle))
@@ -91,7 +93,7 @@ def seeds_for(twin: dict, seeds: tuple[int, ...] | None) -> list[int]:
 
 def check_tasks(manifest: dict, tasks: tuple[str, ...]) -> None:
     """Each of ``tasks`` (``--tasks``) is a twin's task of the bundle (an unknown one: one line naming them)."""
-    known = {t["task"] for t in manifest["twins"]}
+    known = {t["task"] for t in compared_twins(manifest)}
     unknown = [t for t in tasks if t not in known]
     if unknown:
         from ..errors import UnknownNameError
@@ -115,7 +117,7 @@ def compare_cells(manifest: dict, method: str, results_dir: str | Path, *, seeds
     were trained against."""
     check_tasks(manifest, tasks)
     cells: dict[str, Cell] = {}
-    for twin in manifest["twins"]:
+    for twin in compared_twins(manifest):
         if tasks and twin["task"] not in tasks:
             continue
         twin_teachers = _teachers(twin)
@@ -193,7 +195,7 @@ def _settings(twin: dict, method: str, teachers: list) -> list[tuple[object, dic
 
 def baseline_methods(manifest: dict, tasks: tuple[str, ...] = ()) -> list[str]:
     """The methods the bundle ships runs of on its twins (of ``tasks``; all when empty), in their runs' order."""
-    return list(dict.fromkeys(r["method"] for t in manifest["twins"] if not tasks or t["task"] in tasks
+    return list(dict.fromkeys(r["method"] for t in compared_twins(manifest) if not tasks or t["task"] in tasks
                               for r in sorted(t["runs"], key=lambda r: r["run_id"])))
 
 
@@ -206,12 +208,12 @@ def grown_cells(manifest: dict, methods: list[str], results_dir: str | Path, see
     here on the shipped upstream stages)."""
     out: list[Cell] = []
     for method in methods:
-        shipped = tuple(t["task"] for t in manifest["twins"] if (not tasks or t["task"] in tasks)
+        shipped = tuple(t["task"] for t in compared_twins(manifest) if (not tasks or t["task"] in tasks)
                         and any(r["method"] == method for r in t["runs"]))
         cells = compare_cells(manifest, method, results_dir, seeds=tuple(seeds), tasks=shipped or tasks,
                               plugins=plugins, teachers=teachers)
         ids = {c.run_id for c in cells}
-        apart = [(t, r) for t in manifest["twins"] if t["task"] in shipped for r in t["runs"]
+        apart = [(t, r) for t in compared_twins(manifest) if t["task"] in shipped for r in t["runs"]
                  if r["method"] == method and r["seed"] in seeds and r["run_id"] not in ids
                  and _at(r, t, teachers)]
         if apart:   # its runs differ in more than seed and teacher (a swept setting): not one row per teacher
@@ -250,7 +252,7 @@ def rekey_upstream(manifest: dict, cells: list[Cell], results_dir: str | Path) -
     from ..pipeline.graph import plan_for
 
     root = Path(results_dir) / CACHE
-    by_task = {t["task"]: t for t in manifest["twins"]}
+    by_task = {t["task"]: t for t in compared_twins(manifest)}
     made = {}
     for cell in cells:
         twin = by_task[cell.task]

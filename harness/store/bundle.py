@@ -84,8 +84,23 @@ def teacher_seed(parameters: dict, seed: int) -> int:
     return seed if upstream is None else upstream
 
 
-def twin_name(task: str, profile: str) -> str:
-    return f"{task}-{profile}"
+EMBEDDED = "embedded"
+
+
+def run_source(parameters: dict) -> str:
+    """Where a run's data came from (``data.source``; its parameters leave the default, the embedded twin, out)."""
+    return str(parameters.get("data.source", EMBEDDED))
+
+
+def twin_name(task: str, profile: str, source: str = EMBEDDED) -> str:
+    return f"{task}-{profile}" + ("" if source == EMBEDDED else f"-{source}")
+
+
+def compared_twins(manifest: dict) -> list[dict]:
+    """The twins a new method is compared on: those of embedded data. A twin of released text (``data.source``
+    ``local``: the paper's rows on real DART and dialogue files) ships its runs' records for the report only; its
+    stage keys hold the digests of files the repository does not ship."""
+    return [t for t in manifest["twins"] if t.get("source", EMBEDDED) == EMBEDDED]
 
 
 # ---------------------------------------------------------------- building
@@ -96,13 +111,14 @@ class Twin:
 
     task: str
     profile: str
+    source: str = EMBEDDED                                               # the runs' data.source
     stages: dict[tuple[str, str], str] = field(default_factory=dict)   # (stage, key) → a label it has
     runs: list[dict] = field(default_factory=list)                      # per run: what bundle.json says of it
     teachers: set[int] = field(default_factory=set)   # the teacher seeds whose upstream stages are packed
 
     @property
     def name(self) -> str:
-        return twin_name(self.task, self.profile)
+        return twin_name(self.task, self.profile, self.source)
 
     def folders(self) -> list[str]:
         """Its stage and run folders, relative to the results folder, in archive order."""
@@ -120,7 +136,7 @@ class Twin:
         return {k: json.loads(v) for k, v in sorted(common or ())}
 
     def describe(self) -> dict:
-        return {"task": self.task, "profile": self.profile, "archive": f"{self.name}.tar.xz",
+        return {"task": self.task, "profile": self.profile, "source": self.source, "archive": f"{self.name}.tar.xz",
                 "stages": [{"label": label, "stage": stage, "key": key}
                            for (stage, key), label in sorted(self.stages.items())],
                 "seeds": sorted({run["seed"] for run in self.runs}),
@@ -133,7 +149,9 @@ def collect(results_dir: str | Path, tasks: tuple[str, ...] = (), profiles: tupl
             teachers: tuple[int, ...] = ()) -> list[Twin]:
     """The twins of a store: each complete, intact run (of ``tasks`` and ``profiles``, all when empty) and the
     upstream stages it used, which must be in the store's cache, intact — those of the runs at the teacher seeds
-    ``teachers`` only, when given (every run's records all the same)."""
+    ``teachers`` only, when given (every run's records all the same). Runs of released text (``data.source`` not
+    embedded) make twins of their own, of records only: a new method is compared on the embedded twins
+    (:func:`compared_twins`), and their stages were made from files the repository does not ship."""
     root = Path(results_dir)
     folders = sorted(p for p in (root / RUNS).glob("*") if (p / "manifest.json").is_file()
                      and not p.name.startswith(".")) if (root / RUNS).is_dir() else []
@@ -146,9 +164,11 @@ def collect(results_dir: str | Path, tasks: tuple[str, ...] = (), profiles: tupl
         problem = verify_run(folder)
         if problem is not None:
             raise HarnessError(f"run {folder}: {problem}; run its cell again before bundling the store")
-        twin = twins.setdefault((task, profile), Twin(task, profile))
-        teacher = teacher_seed(manifest.get("parameters", {}), manifest["config"]["seed"])
-        if not teachers or teacher in teachers:
+        parameters = manifest.get("parameters", {})
+        source = run_source(parameters)
+        twin = twins.setdefault((task, profile, source), Twin(task, profile, source))
+        teacher = teacher_seed(parameters, manifest["config"]["seed"])
+        if source == EMBEDDED and (not teachers or teacher in teachers):
             twin.teachers.add(teacher)
             for label, entry in manifest["stages"].items():
                 if is_upstream(label, manifest):
@@ -160,7 +180,7 @@ def collect(results_dir: str | Path, tasks: tuple[str, ...] = (), profiles: tupl
     if not twins:
         scope = f" of tasks {', '.join(tasks)}" if tasks else ""
         raise HarnessError(f"--results-dir {root}: no complete run{scope} to bundle; `harness grid` writes them")
-    lacking = [t.name for t in twins.values() if not t.teachers]
+    lacking = [t.name for t in twins.values() if not t.teachers and t.source == EMBEDDED]
     if lacking:
         raise HarnessError(f"--teachers {','.join(map(str, teachers))}: no run of {', '.join(lacking)} was made at "
                            f"these teacher seeds, so none of its upstream stages would ship; choose its teachers "
@@ -471,7 +491,8 @@ def import_bundle(bundle: str | Path, results_dir: str | Path, *, provenance: di
         shutil.rmtree(staging, ignore_errors=True)
     write_json(root / PROVENANCE, {"format": manifest["format"], "version": manifest["version"],
                                    "commit": manifest.get("commit"), "commits": manifest.get("commits", []),
-                                   "bundle": str(bundle), "twins": [f"{t['task']}-{t['profile']}"
+                                   "bundle": str(bundle), "twins": [twin_name(t["task"], t["profile"],
+                                                                              t.get("source", EMBEDDED))
                                                                     for t in manifest["twins"]],
                                    **(provenance or {})})
     return Imported(root, added, kept, manifest)
