@@ -69,6 +69,27 @@ class CliResult(NamedTuple):
     err: str
 
 
+#: The harness modules that bind library functions by name (``from ..lm import load_model``): imported before a test
+#: replaces such a function, so that :func:`patch_everywhere` finds every binding.
+BINDING_MODULES = ("harness.cli", "harness.pipeline.run", "harness.pipeline.stages", "harness.pipeline.graph",
+                   "harness.grid.cells", "harness.evaluate", "harness.train", "harness.data")
+
+
+def patch_everywhere(monkeypatch, module, name: str, fake) -> None:
+    """Replace ``module.name`` and every harness module's binding of the same function for this test only. Patching
+    the defining module alone misses the modules that imported the name before, and leaks into every later test of
+    the worker through a module first imported during this one (it binds the fake for good)."""
+    import importlib
+    import sys
+
+    for loaded in BINDING_MODULES:
+        importlib.import_module(loaded)
+    original = getattr(module, name)
+    for mod in list(sys.modules.values()):
+        if getattr(mod, "__name__", "").startswith("harness") and getattr(mod, name, None) is original:
+            monkeypatch.setattr(mod, name, fake)
+
+
 def _call_main(monkeypatch, args, allocator: bool = False) -> int:
     """``harness ARGS`` in this process → its exit code (what :func:`cli_main` and :func:`cli_in_process` share)."""
     import sys

@@ -8,7 +8,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from conftest import cli_main
+from conftest import cli_main, patch_everywhere
 from harness.errors import HarnessError
 
 
@@ -40,7 +40,7 @@ def test_bad_processes_are_one_line_before_any_work(monkeypatch, capsys, tmp_pat
 def test_more_cuda_processes_than_gpus_in_a_grid_is_one_line(monkeypatch, capsys, tmp_path):
     import harness.lm
 
-    monkeypatch.setattr(harness.lm, "resolve_device", lambda name: torch.device("cuda"))
+    patch_everywhere(monkeypatch, harness.lm, "resolve_device", lambda name: torch.device("cuda"))
     monkeypatch.setattr(torch.cuda, "device_count", lambda: 1)
     code, err = run_main(monkeypatch, capsys, ["grid", "table2", "--profile", "ci", "--tasks", "dart",
                                                "--methods", "mle", "--results-dir", str(tmp_path / "r"),

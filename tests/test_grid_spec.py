@@ -14,6 +14,7 @@ from harness.grid import expand, format_plan, load_spec, plan_grid, with_overrid
 from harness.grid.spec import parse_spec
 from harness.errors import HarnessError
 from harness.registry import METHODS, TASKS
+from conftest import patch_everywhere
 
 
 def cells_of(spec, tmp_path, profile="ci", sets=()):
@@ -219,9 +220,9 @@ def test_table2_dry_run_tokenises_nothing_and_loads_no_model(tmp_path, monkeypat
             if hasattr(cls, attribute):
                 monkeypatch.setattr(cls, attribute, forbidden(f"{task}.{attribute}"))
     for name in ("load_tokenizer", "train_tokenizer", "load_model", "build_model", "make_student"):
-        monkeypatch.setattr(harness.lm, name, forbidden(name))
+        patch_everywhere(monkeypatch, harness.lm, name, forbidden(name))
     for name in ("tokenize_split", "tokenize"):
-        monkeypatch.setattr(harness.data, name, forbidden(name))
+        patch_everywhere(monkeypatch, harness.data, name, forbidden(name))
     monkeypatch.setattr(transformers.PreTrainedModel, "from_pretrained", forbidden("from_pretrained"))
     monkeypatch.setattr(transformers.PreTrainedTokenizerBase, "from_pretrained", forbidden("tokenizer from_pretrained"))
 
