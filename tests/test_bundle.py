@@ -407,6 +407,25 @@ def test_runs_of_released_text_ship_as_records_of_a_twin_of_their_own(store, tmp
     assert (tmp_path / "results" / "runs" / "dart-kl-ci-seed42-real" / "manifest.json").is_file()
 
 
+def test_the_design_records_of_the_bundled_runs_ship_and_import(store, tmp_path):
+    """A sequential grid's design record places runs in its seed order; the report reads it to judge the grown rows,
+    so a bundle of those runs ships it (and not one that places none of them), and the import puts it back."""
+    runs = sorted(p.name for p in (store / "runs").iterdir())
+    (store / "grids").mkdir()
+    write_json(store / "grids" / "table2-ci-0001.until-decided.json", {"families": {"dart · kl": {runs[0]: 0}}})
+    write_json(store / "grids" / "other-ci-0002.until-decided.json", {"families": {"xsum · kl": {"elsewhere": 0}}})
+    write_json(store / "grids" / "table2-ci-0001.json", {"cells": []})   # a grid's run record: not a design
+    built = build_bundle(store, tmp_path / "ref", code={})
+    assert [n for n in built.manifest["files"] if n.startswith("grids/")] == ["grids/table2-ci-0001.until-decided.json"]
+    assert "designs.tar.xz" in built.sizes
+    done = import_bundle(tmp_path / "ref", tmp_path / "results")
+    assert "grids/table2-ci-0001.until-decided.json" in done.added
+    copied = tmp_path / "results" / "grids" / "table2-ci-0001.until-decided.json"
+    assert copied.read_bytes() == (store / "grids" / "table2-ci-0001.until-decided.json").read_bytes()
+    again = import_bundle(tmp_path / "ref", tmp_path / "results")
+    assert "grids/table2-ci-0001.until-decided.json" in again.kept
+
+
 def test_compare_teachers_of_baselines_whose_teacher_is_their_method_seed(tmp_path):
     """upstream_seed None: each method seed trains its own teacher, so --teachers 43 is the cell at seed 43."""
     from harness.grid.reference import compare_cells

@@ -305,8 +305,7 @@ def decide(group: str, comparison: Comparison, a: Replicates | None, b: Replicat
 # --------------------------------------------------------------------------- the design's record in the store
 #: ``RESULTS/grids/<grid>-<profile>-<digest>`` + this: a sequential grid's design, written before its first look
 #: (atomically, :func:`harness.store.io.write_json`) with the runs of each family and their places in its seed order.
-RECORD_SUFFIX = ".until-decided.json"
-GRIDS = "grids"
+from ..store.bundle import DESIGN_SUFFIX as RECORD_SUFFIX, GRIDS  # noqa: E402 (one place: a bundle ships them)
 
 
 def design_record(design: Design, comparisons: list[Comparison], seeds: list[int],

@@ -10,6 +10,9 @@ profile) into one xz-compressed tar archive of
   folder holds none, and the ``method`` stage of a run is not an upstream stage (the pre-distill run at the
   upstream seed excepted: its student *is* the shared one).
 
+The design records of sequential grids (``grids/*.until-decided.json``) that place any of the runs go into
+``designs.tar.xz``: the report reads them to judge the rows that ``--until-decided`` grew.
+
 A run's ``manifest.json`` is packed without the paths of the machine that wrote it (:func:`without_paths`); every
 other file as it is. Each archive is cut into parts of at most :data:`PART_BYTES`, and the bundle is refused over
 :data:`BUNDLE_BYTES` in all. ``bundle.json`` says what is inside: the format version, the commit of the code that
@@ -49,6 +52,11 @@ MB = 1_000_000
 PART_BYTES = 20 * MB         # a file of the repository: well under the hosts' per-file limits
 BUNDLE_BYTES = 80 * MB       # the bundle in all
 CACHE = "cache"
+#: Where a sequential grid's design records live in a store (``harness.reporting.sequential``): the report reads
+#: them to judge the rows the rounds grew, so a bundle of such runs ships them.
+GRIDS = "grids"
+DESIGN_SUFFIX = ".until-decided.json"
+DESIGNS = "designs"   # the archive of the design records: ``designs.tar.xz``
 #: The labels of a run's stages that a new method's cell of the same twin reuses (``teacher_outputs/<source>``
 #: by prefix).
 UPSTREAM_LABELS = (TOKENIZER, TEACHER, PSEUDO_LABELS, PREDISTILL, f"{EVALUATION}/{TEACHER}",
@@ -307,6 +315,17 @@ def build_bundle(results_dir: str | Path, out: str | Path, *, tasks: tuple[str, 
                              "parts": [{"name": p.name, "sha256": sha256_file(p), "bytes": p.stat().st_size}
                                        for p in parts]})
             sizes.update({p.name: p.stat().st_size for p in parts})
+        designs = design_records(root, {run["run_id"] for twin in twins for run in twin.runs})
+        if designs:
+            for name in designs:
+                files[name] = {"sha256": sha256_file(root / name), "bytes": (root / name).stat().st_size}
+            archive = tmp / f"{DESIGNS}.tar.xz"
+            _tar(root, designs, archive, {})
+            archives.append({"twin": None, "name": archive.name, "sha256": sha256_file(archive),
+                             "bytes": archive.stat().st_size,
+                             "parts": [{"name": archive.name, "sha256": sha256_file(archive),
+                                        "bytes": archive.stat().st_size}]})
+            sizes[archive.name] = archive.stat().st_size
         total = sum(sizes.values())
         if total > limit_bytes:
             raise HarnessError(f"the bundle would be {_mb(total)}, over the {_mb(limit_bytes)} limit: "
@@ -322,6 +341,18 @@ def build_bundle(results_dir: str | Path, out: str | Path, *, tasks: tuple[str, 
         if (final / "README.md").is_file():
             shutil.copy2(final / "README.md", tmp / "README.md")
     return Built(final, manifest, sizes)
+
+
+def design_records(root: Path, runs: set[str]) -> list[str]:
+    """The store's design records of sequential grids (relative to ``root``) that place any of ``runs``: without
+    them a report of the bundle would judge the grown rows as fixed-n rows, not as the rounds' looks."""
+    folder = root / GRIDS
+    out = []
+    for path in sorted(folder.glob(f"*{DESIGN_SUFFIX}")) if folder.is_dir() else ():
+        families = json.loads(path.read_text()).get("families", {})
+        if any(run_id in runs for places in families.values() for run_id in places):
+            out.append(f"{GRIDS}/{path.name}")
+    return out
 
 
 def _over(root: Path, twin: Twin, archive: dict) -> str:
@@ -424,15 +455,19 @@ class Imported:
 
 
 def _unit(name: str) -> str:
-    """The stage or run folder a file of the bundle belongs to: ``cache/<stage>/<key>`` or ``runs/<run>``."""
+    """The stage or run folder a file of the bundle belongs to: ``cache/<stage>/<key>`` or ``runs/<run>``; a design
+    record (``grids/<name>.until-decided.json``) is a unit of its own."""
     parts = name.split("/")
     return "/".join(parts[:3] if parts[0] == CACHE else parts[:2])
 
 
 def _safe(name: str) -> bool:
     parts = name.split("/")
-    return (parts[0] in (CACHE, RUNS) and len(parts) >= (4 if parts[0] == CACHE else 3)
-            and not name.startswith("/") and not any(p in ("", ".", "..") for p in parts))
+    if name.startswith("/") or any(p in ("", ".", "..") for p in parts):
+        return False
+    if parts[0] == GRIDS:
+        return len(parts) == 2 and name.endswith(DESIGN_SUFFIX)
+    return parts[0] in (CACHE, RUNS) and len(parts) >= (4 if parts[0] == CACHE else 3)
 
 
 def import_bundle(bundle: str | Path, results_dir: str | Path, *, provenance: dict | None = None) -> Imported:
@@ -476,6 +511,15 @@ def import_bundle(bundle: str | Path, results_dir: str | Path, *, provenance: di
         added, kept = [], []
         for unit in sorted({_unit(name) for name in expected}):
             final = root / unit
+            if unit.startswith(f"{GRIDS}/"):   # a design record: one file, written whole or not at all
+                if final.is_file():
+                    kept.append(unit)
+                    continue
+                final.parent.mkdir(parents=True, exist_ok=True)
+                os.chmod(staging / unit, 0o644)
+                os.replace(staging / unit, final)
+                added.append(unit)
+                continue
             complete = (final / (STAGE_RECORD if unit.startswith(CACHE) else "manifest.json")).is_file()
             if complete:
                 kept.append(unit)
