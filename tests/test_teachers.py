@@ -172,9 +172,9 @@ def test_the_teacher_s_decodings_give_the_decoding_part(tmp_path):
 
 
 def test_a_model_made_at_one_teacher_is_not_taken_for_one_made_for_every_teacher(tmp_path):
-    """A new method compared on a bundle of three teachers, run at the default upstream seed only: its row is at
-    teacher 42 alone — compared there (and exploratory over teachers), never set beside the baselines of 43 and 44 as
-    a row made once for all of them."""
+    """A new method compared on a bundle of three teachers, run at the default upstream seed only (`harness compare
+    --teachers 42`): its row is at teacher 42 alone — compared with the baselines there, its verdict that teacher's
+    and saying so, never set beside the baselines of 43 and 44 as a row made once for all of them."""
     jitter = {1: -0.05, 2: 0.0, 3: 0.05}
     for upstream, levels in LEAD.items():
         for method in levels:
@@ -189,4 +189,5 @@ def test_a_model_made_at_one_teacher_is_not_taken_for_one_made_for_every_teacher
     table = fd.findings(store, summary, "ci", n_samples=50)
     row = table.data[(table.data["claim"] == "2") & (table.data["statement"].str.startswith("rkl"))].iloc[0]
     assert row["per_teacher"] == "42: holds" and row["estimate"] == pytest.approx(2.0)
-    assert row["verdict"] == fd.UNDECIDED and row["reason"].startswith("exploratory: 1 teacher")
+    assert row["verdict"] == fd.HOLDS
+    assert row["reason"] == "interval above 0 (at upstream seed 42 only, the one teacher both rows have)"

@@ -101,7 +101,9 @@ def difference(a: dict, b: dict, rows: dict[str, Replicates] | None = None) -> D
     Rows at several teachers (:func:`~harness.reporting.teachers.pooled_line`): the difference at each teacher both
     rows have (``per_teacher``), and over teachers the two-level model's (:func:`~harness.reporting.teachers.across`:
     the teacher is a random draw; fewer than :data:`~harness.reporting.noise.MIN_OWN_SEEDS` teachers: exploratory).
-    A row without teachers (made once for all of them) stands beside each."""
+    Where the two rows share one teacher only (a new method compared at one of the baselines' teachers), the
+    difference is the one at that teacher, and its verdict speaks for that teacher. A row without teachers (made
+    once for all of them) stands beside each."""
     rows = rows or {}
     if "teachers" in a or "teachers" in b:
         return _over_teachers(a, b, rows)
@@ -129,6 +131,10 @@ def _over_teachers(a: dict, b: dict, rows: dict[str, Replicates]) -> Difference:
     seeds = [t for t in (mine or theirs) if theirs is None or mine is None or t in theirs]
     pairs = {t: ((mine or {}).get(t, a), (theirs or {}).get(t, b)) for t in seeds}
     per_teacher = {t: difference(x, y, rows) for t, (x, y) in pairs.items()}
+    if len(per_teacher) == 1:
+        # one teacher both rows were made at (a new method compared at one of the baselines' teachers, `harness
+        # compare --teachers 42`): the comparison at that teacher, which speaks for it alone; nothing to pool
+        return replace(next(iter(per_teacher.values())), per_teacher=per_teacher)
     replicated = [(_replicates_of(x, rows), _replicates_of(y, rows)) for x, y in pairs.values()]
     if any(r.resampled is None for pair in replicated for r in pair):   # the input part from shared draws or not at all
         replicated = [tuple(Replicates.of(r.values, fixed=r.fixed) for r in pair) for pair in replicated]
@@ -193,6 +199,10 @@ def _which_interval(d: Difference) -> str:
     """" (…)": the interval a verdict was read from where it is not the fixed-n one of one teacher's rows — a
     sequential design's look, or the two-level interval over teachers (each teacher's rows at all their seeds, even
     where a sequential design grew them: the design's looks are per teacher)."""
+    if len(d.per_teacher) == 1:
+        only = f"at upstream seed {format_value(next(iter(d.per_teacher)))} only, the one teacher both rows have"
+        look = f"; {d.model.look.describe()}" if d.model is not None and d.model.look is not None else ""
+        return f" ({only}{look})"
     if d.model is not None and d.model.look is not None:
         return f" ({d.model.look.describe()})"
     if d.per_teacher:
