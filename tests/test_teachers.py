@@ -191,3 +191,22 @@ def test_a_model_made_at_one_teacher_is_not_taken_for_one_made_for_every_teacher
     assert row["per_teacher"] == "42: holds" and row["estimate"] == pytest.approx(2.0)
     assert row["verdict"] == fd.HOLDS
     assert row["reason"] == "interval above 0 (at upstream seed 42 only, the one teacher both rows have)"
+
+
+def test_table_2_ranks_and_bolds_each_teachers_rows_among_themselves(teachers_store):
+    """The pre-distilled student is the best at every teacher, KL second (its lead over MLE 0.5, 3 and 6 points at
+    teachers 42, 43, 44): each teacher's best student is bold and ranked 1 among its own teacher's rows, and each
+    KL 2 (across teachers teacher 44's KL would rank 4th, behind three pre-distilled students: a student of a better
+    teacher is not a better method); † compares each row with the baseline of its own teacher."""
+    from harness.reporting import tables
+
+    store, summary = teachers_store
+    table = tables.table2(store, summary, "dart", "ci", "mle", n_samples=50)
+    data = table.data[table.data["metric"] == store.task_info("dart", "ci").primary].set_index("row")
+    predistill = ["predistill", "predistill (upstream_seed=43)", "predistill (upstream_seed=44)"]
+    assert set(data.index[data["best"]]) == set(predistill)
+    assert list(data.loc[predistill, "rank"]) == [1, 1, 1]
+    assert list(data.loc[["kl", "kl (upstream_seed=43)", "kl (upstream_seed=44)"], "rank"]) == [2, 2, 2]
+    assert data.loc["kl (upstream_seed=44)", "baseline"] == "mle (upstream_seed=44)"
+    assert data.loc["kl", "baseline"] == "mle"
+    assert "each teacher's rows among themselves" in table.caption

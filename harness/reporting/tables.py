@@ -23,11 +23,15 @@ from .load import FIDELITY, RISKS, TEACHER_DIST, Store, is_cost, of_task
 from .render import Cell, Table
 from .noise import MIN_OWN_SEEDS, Difference, Replicates, difference
 from .stability import RankStability, model_resamples, rank_stability, replicates
-from .summary import common_rows, lookup, row_label, rows_of, setting_label, short_axis, table_rows
+from .summary import UPSTREAM, common_rows, lookup, row_label, rows_of, setting_label, short_axis, table_rows
 
 EXPLORATORY = "*"      # the mark of a row with fewer than MIN_OWN_SEEDS seeds: shown, never bold, † or ranked
 OTHER_DATA = ("Rows marked [data: …] were made on another data set than the others (another folder, or its files "
               "changed): bold, ranks and † are of each data set's rows among themselves.")
+
+OTHER_TEACHERS = ("Rows marked (upstream_seed=…) were trained against another teacher (its teacher, pseudo-labels and "
+                  "pre-distilled student): bold, ranks and † are of each teacher's rows among themselves, † against "
+                  "the baseline of the same teacher.")
 
 
 def metric_label(metric: str, lower_is_better: frozenset[str] = frozenset()) -> str:
@@ -42,16 +46,23 @@ def confirmed(line: dict) -> bool:
     return line["n"] >= MIN_OWN_SEEDS
 
 
+def ranked_together(line: dict) -> tuple:
+    """The rows a row is ranked and made bold among: those of its data set and its teacher (upstream seed; None: the
+    default's, or one made for every teacher). A student of a better teacher is not a better method: rows made on
+    different data or at different teachers are never ranked together."""
+    return line.get("data", ""), (line.get("setting") or {}).get(UPSTREAM)
+
+
 def _best_per_data(look: dict, labels: list[str], metric: str, lower: bool) -> set[str]:
     """The best of ``labels`` on ``metric`` (:func:`~harness.reporting.ranking.best`; ``look``: (label, metric) →
     summary line) among the rows with at least :data:`~harness.reporting.noise.MIN_OWN_SEEDS` seeds
-    (:func:`confirmed`), among the rows of each data set apart: rows made on different data are never ranked
-    together, and a one-seed row is never the best."""
-    groups: dict[str, dict[str, float]] = {}
+    (:func:`confirmed`), among the rows of each data set and teacher apart (:func:`ranked_together`), and a
+    one-seed row is never the best."""
+    groups: dict[tuple, dict[str, float]] = {}
     for label in labels:
         if (label, metric) in look and confirmed(look[(label, metric)]):
             line = look[(label, metric)]
-            groups.setdefault(line.get("data", ""), {})[label] = line["mean"]
+            groups.setdefault(ranked_together(line), {})[label] = line["mean"]
     return set().union(*(ranking.best(values, lower) for values in groups.values()))
 
 
@@ -132,11 +143,13 @@ def table2(store: Store, summary: pd.DataFrame, task: str, profile: str, baselin
     header = ["model", "n"] + [metric_label(m, info.lower_is_better) for m in info.metrics]
     header += [f"rank [95% CI] ({metric_label(info.primary)})", "rank kept"] if stability else []
     several = len({line.get("data", "") for line in look.values()}) > 1
+    teachers = len({ranked_together(line)[1] for line in look.values()}) > 1
     caption = (f"Test split; mean ± 95% t-interval over n seeds (no ± with one). Bold: best student among those "
                f"with at least {MIN_OWN_SEEDS} seeds. "
                + (f"n{EXPLORATORY}: exploratory, fewer than {MIN_OWN_SEEDS} seeds — shown, never bold, marked † or "
                   f"ranked (its seed variance cannot be estimated from its own seeds). " if exploratory else "")
                + (f"{OTHER_DATA} " if several else "")
+               + (f"{OTHER_TEACHERS} " if teachers else "")
                + (f"†: differs from {baseline} — the 95% interval of the difference of means excludes 0, under one "
                   f"model of seed and test-input noise (each row's variance over its seeds, plus a bootstrap over "
                   f"the test inputs shared by both rows and every seed, {n_samples} draws, less the seed-by-input "
@@ -167,14 +180,14 @@ def noise_rows(store: Store, look: dict, labels: list[str], metric: str, n_sampl
 
 def primary_stability(look: dict, students: list, info, noise: dict[str, Replicates],
                       n_samples: int) -> dict[str, RankStability]:
-    """Each student's rank stability on the task's primary metric among the students of its data set with at least
-    :data:`~harness.reporting.noise.MIN_OWN_SEEDS` seeds (draws of the noise model,
+    """Each student's rank stability on the task's primary metric among the students of its data set and teacher
+    (:func:`ranked_together`) with at least :data:`~harness.reporting.noise.MIN_OWN_SEEDS` seeds (draws of the noise model,
     :func:`~harness.reporting.stability.model_resamples`); exploratory rows get none."""
-    by_data: dict[str, dict[str, dict]] = {}
+    by_data: dict[tuple, dict[str, dict]] = {}
     for label, _, _ in students:
         if (label, info.primary) in look and confirmed(look[(label, info.primary)]):
             line = look[(label, info.primary)]
-            by_data.setdefault(line.get("data", ""), {})[label] = line
+            by_data.setdefault(ranked_together(line), {})[label] = line
     out = {}
     for lines in by_data.values():
         draws = model_resamples({label: noise[label] for label in lines}, info.primary in info.lower_is_better,
