@@ -449,6 +449,10 @@ def bundle_build_cmd(results_dir, out_dir, tasks, profiles, teachers) -> None:
     for name, size in sorted(built.sizes.items()):
         click.echo(f"  {name}  {size / MB:.2f} MB")
     runs = sum(len(t["runs"]) for t in built.manifest["twins"])
+    for twin in built.manifest["twins"]:
+        stages = (f"upstream stages of teachers {', '.join(map(str, twin['teachers']))}" if twin["teachers"]
+                  else "records only")
+        click.echo(f"  {twin['archive'].removesuffix('.tar.xz')}: {len(twin['runs'])} runs, {stages}")
     click.echo(f"{len(built.manifest['twins'])} twins, {runs} runs, {sum(built.sizes.values()) / MB:.2f} MB "
                f"→ {built.out}")
 
