@@ -210,3 +210,18 @@ def test_table_2_ranks_and_bolds_each_teachers_rows_among_themselves(teachers_st
     assert data.loc["kl (upstream_seed=44)", "baseline"] == "mle (upstream_seed=44)"
     assert data.loc["kl", "baseline"] == "mle"
     assert "each teacher's rows among themselves" in table.caption
+
+
+def test_tables_of_one_row_per_model_say_which_teachers_rows_they_show(teachers_store):
+    """The paper-vs-ours and Kendall tables show one row per model: at several teachers, the main teacher's, and
+    their captions say so (a task of one teacher says nothing)."""
+    from harness.paper.published import published
+    from harness.reporting.compare import comparison
+    from harness.reporting.teachers import main_teacher_note
+
+    store, summary = teachers_store
+    note = "dart: made at several teachers (upstream seeds); the rows shown are the main teacher's"
+    assert main_teacher_note(summary, ["dart"], "ci").strip().startswith(note)
+    assert main_teacher_note(summary, ["xsum"], "ci") == ""
+    side_by_side, agreement = comparison(store, summary, "dart", "ci", published(), n_samples=20)
+    assert note in side_by_side.caption and note in agreement.caption

@@ -20,6 +20,7 @@ from .noise import MIN_OWN_SEEDS
 from .stability import interval, model_resamples, replicates
 from .summary import common_rows, lookup
 from .tables import metric_label
+from .teachers import main_teacher_note
 
 
 def comparable_metrics(described: dict) -> dict[str, str]:
@@ -68,7 +69,8 @@ def comparison(store: Store, summary: pd.DataFrame, task: str, profile: str,
                                                                f"{metric_label(beside[m], info.lower_is_better)} ours")]
     side_by_side = Table(f"compare_{task}_{profile}", f"Paper vs ours — {task} ({profile} profile)", header, rows,
                          "Paper: Wen et al. (2023), Tables 2–3 (one run each). Ours: mean ± 95% CI over seeds, "
-                         "of the metric each header names (computed the paper's way where the runs have it).",
+                         "of the metric each header names (computed the paper's way where the runs have it)."
+                         + main_teacher_note(summary, [task], profile),
                          pd.DataFrame(data))
 
     tau_rows, tau_data = [], []
@@ -98,7 +100,8 @@ def comparison(store: Store, summary: pd.DataFrame, task: str, profile: str,
                       f"({', '.join(KD_METHODS)}) present in both; 1 = same order, −1 = reversed. "
                       f"Interval: 2.5–97.5 percentiles of τ over {n_samples} draws of our means from one model of "
                       f"seed and test-input noise; — where a method has fewer than "
-                      f"{MIN_OWN_SEEDS} seeds (exploratory). Primary metric: {info.primary}.",
+                      f"{MIN_OWN_SEEDS} seeds (exploratory). Primary metric: {info.primary}."
+                      + main_teacher_note(summary, [task], profile),
                       pd.DataFrame(tau_data))
     return side_by_side, agreement
 

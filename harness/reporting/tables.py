@@ -23,6 +23,7 @@ from .load import FIDELITY, RISKS, TEACHER_DIST, Store, is_cost, of_task
 from .render import Cell, Table
 from .noise import MIN_OWN_SEEDS, Difference, Replicates, difference
 from .stability import RankStability, model_resamples, rank_stability, replicates
+from .teachers import main_teacher_note
 from .summary import UPSTREAM, common_rows, lookup, row_label, rows_of, setting_label, short_axis, table_rows
 
 EXPLORATORY = "*"      # the mark of a row with fewer than MIN_OWN_SEEDS seeds: shown, never bold, † or ranked
@@ -442,4 +443,4 @@ def overview(store: Store, summary: pd.DataFrame, profile: str, tasks: list[str]
     return Table(f"overview_{profile}", f"Table 2 — every task ({profile} profile)", header, rows,
                  "Test-split means over seeds of each model's main row (the per-task tables give n, 95% CIs and "
                  "other settings). Bold: best student among those with at least "
-                 f"{MIN_OWN_SEEDS} seeds.", pd.DataFrame(data))
+                 f"{MIN_OWN_SEEDS} seeds." + main_teacher_note(summary, tasks, profile), pd.DataFrame(data))

@@ -67,6 +67,17 @@ def upstream_seeds(summary: pd.DataFrame, task: str, profile: str) -> list:
     return sorted(v for v in values if v is not None)
 
 
+def main_teacher_note(summary: pd.DataFrame, tasks: Sequence[str], profile: str) -> str:
+    """A caption's sentence for a table of one row per model (:func:`~harness.reporting.summary.common_rows`) where
+    some task's runs were made at several teachers: which teacher's rows it shows. "" where none was."""
+    several = [task for task in tasks if upstream_seeds(summary, task, profile)]
+    if not several:
+        return ""
+    return (f" {', '.join(several)}: made at several teachers (upstream seeds); the rows shown are the main "
+            f"teacher's (those the task's Table 2 shows without an upstream_seed mark), not a mean over teachers — "
+            f"the findings take every teacher.")
+
+
 def rows_by_teacher(summary: pd.DataFrame, task: str, profile: str) -> dict[object, dict[str, str]]:
     """upstream seed → (model → the label of its row at that teacher,
     :func:`~harness.reporting.summary.common_rows` among that teacher's rows). A row whose runs share one
