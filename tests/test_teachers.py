@@ -97,19 +97,24 @@ def test_rows_are_grouped_by_teacher_and_never_mixed(teachers_store):
 
 
 def test_a_claim_that_holds_at_every_teacher_is_undecided_over_teachers_that_disagree_this_much(teachers_store):
-    """KL ≥ MLE holds at each teacher on its own rows (3 of 3), but the lead varies 0.5-6 over teachers: over
-    teachers (mean 3.17, three teachers, two degrees of freedom) the interval includes 0."""
+    """KL ≥ MLE holds at each teacher on its own rows (3 of 3): the verdict, at the reference teacher (upstream seed
+    42, KL's lead 0.5), holds; but the lead varies 0.5-6 over teachers: over teachers (mean 3.17, three teachers,
+    two degrees of freedom) the interval includes 0, and 'across teachers' says so."""
     store, summary = teachers_store
     table = fd.findings(store, summary, "ci", n_samples=100)
     assert "across teachers" in table.header
     row = table.data[(table.data["claim"] == "2") & (table.data["statement"].str.startswith("kl"))].iloc[0]
     assert row["per_teacher"] == "42: holds; 43: holds; 44: holds" and row["teachers_holding"] == 3
-    assert row["estimate"] == pytest.approx(np.mean([0.5, 3.0, 6.0]))
-    assert row["verdict"] == fd.UNDECIDED and row["ci_low"] < 0 < row["ci_high"]
-    assert "n=9, 3 teachers" in row["evidence"]
-    assert row["reason"] == "interval includes 0 (over 3 teachers: teacher, then seed within teacher)"   # which one
+    assert row["estimate"] == pytest.approx(0.5) and row["verdict"] == fd.HOLDS
+    assert row["reason"] == "interval above 0 (at the reference teacher, upstream seed 42, of 3)"
+    assert row["across_verdict"] == fd.UNDECIDED
+    assert "n=3 at upstream seed 42; 3 teachers: mean" in row["evidence"]
     rendered = table.rows[list(table.data.index).index(row.name)]
-    assert rendered[table.header.index("across teachers")].text == "3 of 3"
+    assert rendered[table.header.index("across teachers")].text == "undecided; 3 of 3"
+    over = fd.difference(*(fd.task_view(store, summary, "dart", "ci").line(m, row["metric"]) for m in ("kl", "mle")),
+                         fd._common(fd.Context(store, summary, "ci", {}, 100, None),
+                                    fd.task_view(store, summary, "dart", "ci"), row["metric"])).across
+    assert over.estimate == pytest.approx(np.mean([0.5, 3.0, 6.0])) and over.low < 0 < over.high
 
 
 def test_the_common_rows_never_mix_teachers(tmp_path):

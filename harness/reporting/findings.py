@@ -19,6 +19,12 @@ Rows of a task are taken at one setting on one data set: :func:`~harness.reporti
 model's row on the task's primary data set that agrees with MLE's row with the most seeds on every axis both name,
 the one with the most seeds), so that no finding compares rows made on different data.
 Only claims the store has data for appear.
+
+Rows made at several teachers (upstream seeds, :func:`task_view`): a finding is judged at the reference teacher
+(:func:`~harness.reporting.teachers.reference_teacher`: the default upstream seed, fixed by the design, where
+``--until-decided`` adds seeds), and its ``across`` verdict over teachers (the teacher a random draw,
+:func:`~harness.reporting.teachers.across`) says whether it speaks for more than that teacher; per teacher, each
+one's verdict on its own rows.
 """
 
 from __future__ import annotations
@@ -59,8 +65,11 @@ class Finding:
     verdict: str        # HOLDS, FAILS or UNDECIDED
     reason: str
     #: several teachers (upstream seeds): each one's verdict on its own rows (upstream seed → verdict); the row's
-    #: verdict is then the two-level model's over teachers (:mod:`~harness.reporting.teachers`). Empty: one teacher.
+    #: verdict is then the reference teacher's (:func:`~harness.reporting.teachers.reference_teacher`). Empty: one.
     teachers: dict = field(default_factory=dict)
+    #: several teachers: the verdict over teachers (the two-level model, :mod:`~harness.reporting.teachers`: the
+    #: teacher a random draw); "" where the rows share fewer than two teachers
+    across: str = ""
 
 
 @dataclass(frozen=True)
@@ -71,9 +80,13 @@ class Difference:
     exact: bool = False  # two fixed values (teachers on unrelated inputs): compared as measured
     missing: str = ""    # why no verdict may be drawn from it (exploratory rows, no interval)
     model: noise.Difference | None = None   # the noise model's difference it was read from (for equivalence)
-    #: rows at several teachers: upstream seed → the difference at that teacher alone (the estimate above is over
-    #: teachers, :func:`~harness.reporting.teachers.across`)
+    #: rows at several teachers: upstream seed → the difference at that teacher alone
     per_teacher: dict = field(default_factory=dict)
+    #: rows at several teachers: the teacher the estimate above is at (the reference teacher, or the one both rows
+    #: have), and the difference over teachers (:func:`~harness.reporting.teachers.across`: the teacher a random
+    #: draw) — None where the estimate above is that one, or where the rows share one teacher
+    teacher: object = None
+    across: "Difference | None" = None
 
 
 # --------------------------------------------------------------------------- statistics
@@ -134,14 +147,19 @@ def _over_teachers(a: dict, b: dict, rows: dict[str, Replicates]) -> Difference:
     if len(per_teacher) == 1:
         # one teacher both rows were made at (a new method compared at one of the baselines' teachers, `harness
         # compare --teachers 42`): the comparison at that teacher, which speaks for it alone; nothing to pool
-        return replace(next(iter(per_teacher.values())), per_teacher=per_teacher)
+        (t, d), = per_teacher.items()
+        return replace(d, per_teacher=per_teacher, teacher=t)
     replicated = [(_replicates_of(x, rows), _replicates_of(y, rows)) for x, y in pairs.values()]
     if any(r.resampled is None for pair in replicated for r in pair):   # the input part from shared draws or not at all
         replicated = [tuple(Replicates.of(r.values, fixed=r.fixed) for r in pair) for pair in replicated]
     d = teachers.across(replicated)
     missing = (f"exploratory: {len(seeds)} teacher{'s' if len(seeds) != 1 else ''} (< {MIN_OWN_SEEDS})"
                if len(seeds) < MIN_OWN_SEEDS else "")
-    return Difference(d.estimate, d.low, d.high, missing=missing, model=d, per_teacher=per_teacher)
+    over = Difference(d.estimate, d.low, d.high, missing=missing, model=d, per_teacher=per_teacher)
+    reference = a.get("reference", b.get("reference"))
+    if reference not in per_teacher:   # no reference teacher both rows have: the verdict is the one over teachers
+        return over
+    return replace(per_teacher[reference], per_teacher=per_teacher, teacher=reference, across=over)
 
 
 def teacher_verdicts(parts: list[tuple[Difference, float]], test=None) -> dict:
@@ -153,6 +171,16 @@ def teacher_verdicts(parts: list[tuple[Difference, float]], test=None) -> dict:
         verdicts = [test(d.per_teacher[t], threshold) for d, threshold in parts if t in d.per_teacher]
         out[t] = verdicts[0][0] if len(verdicts) == 1 else combine(verdicts)[0]
     return out
+
+
+def across_verdict(parts: list[tuple[Difference, float]], test=None) -> str:
+    """The verdict over teachers (:attr:`Difference.across`) of a claim that needs every part (difference,
+    threshold) to hold (:func:`combine` of :func:`judge`, or of ``test(d, threshold)``); "" when no part has one."""
+    test = test or judge
+    verdicts = [test(d.across, threshold) for d, threshold in parts if d.across is not None]
+    if not verdicts:
+        return ""
+    return verdicts[0][0] if len(verdicts) == 1 else combine(verdicts)[0]
 
 
 def better(a: dict, b: dict, lower_is_better: bool, rows: dict[str, Replicates] | None = None) -> Difference:
@@ -199,10 +227,12 @@ def _which_interval(d: Difference) -> str:
     """" (…)": the interval a verdict was read from where it is not the fixed-n one of one teacher's rows — a
     sequential design's look, or the two-level interval over teachers (each teacher's rows at all their seeds, even
     where a sequential design grew them: the design's looks are per teacher)."""
-    if len(d.per_teacher) == 1:
-        only = f"at upstream seed {format_value(next(iter(d.per_teacher)))} only, the one teacher both rows have"
+    if d.teacher is not None:
+        at = (f"at upstream seed {format_value(d.teacher)} only, the one teacher both rows have"
+              if len(d.per_teacher) == 1 else
+              f"at the reference teacher, upstream seed {format_value(d.teacher)}, of {len(d.per_teacher)}")
         look = f"; {d.model.look.describe()}" if d.model is not None and d.model.look is not None else ""
-        return f" ({only}{look})"
+        return f" ({at}{look})"
     if d.model is not None and d.model.look is not None:
         return f" ({d.model.look.describe()})"
     if d.per_teacher:
@@ -231,6 +261,12 @@ def _interval(d: Difference, missing: str = "—") -> str:
 
 
 def _said(line: dict) -> str:
+    """A row's mean and seeds in words; a row at several teachers: at the reference teacher, and the mean over
+    teachers."""
+    if "teachers" in line and line.get("reference") is not None:
+        one = line["teachers"][line["reference"]]
+        return (f"{line['model']} {_num(one['mean'])} (n={one['n']} at upstream seed {format_value(line['reference'])}"
+                f"; {len(line['teachers'])} teachers: mean {_num(line['mean'])}, n={line['n']})")
     over = f", {len(line['teachers'])} teachers" if "teachers" in line else ""
     return f"{line['model']} {_num(line['mean'])} (n={line['n']}{over})"
 
@@ -271,7 +307,7 @@ def _finding(claim, statement, view_or_task, metric, evidence, d: Difference, th
     verdict, reason = judge(d, threshold)
     task = view_or_task.task if isinstance(view_or_task, View) else view_or_task
     return Finding(claim, statement, task, metric, evidence, d.estimate, d.low, d.high, threshold, verdict, reason,
-                   teacher_verdicts([(d, threshold)]))
+                   teacher_verdicts([(d, threshold)]), across_verdict([(d, threshold)]))
 
 
 def _noise(ctx: Context, lines: dict[str, dict], decodings: bool = False) -> dict[str, Replicates]:
@@ -453,13 +489,15 @@ def near_best(ctx: Context) -> list[Finding]:
             if m == best:
                 rows.append(Finding(claims.SYMMETRIC_NEAR_BEST.number, statement, view.task, metric, evidence,
                                     0.0, 0.0, 0.0, margin, EQUIVALENT, "it is the best KD method",
-                                    {t: EQUIVALENT for t in line.get("teachers", {})}))
+                                    {t: EQUIVALENT for t in line.get("teachers", {})},
+                                    EQUIVALENT if len(line.get("teachers", {})) > 1 else ""))
                 continue
             d = better(line, top, view.lower(metric), noise_rows)
             verdict, reason = equivalent(d, margin)
             rows.append(Finding(claims.SYMMETRIC_NEAR_BEST.number, statement, view.task, metric, evidence,
                                 d.estimate, d.low, d.high, margin, verdict, reason,
-                                teacher_verdicts([(d, margin)], equivalent)))
+                                teacher_verdicts([(d, margin)], equivalent),
+                                across_verdict([(d, margin)], equivalent)))
     return rows
 
 
@@ -628,12 +666,14 @@ def _best_of(number: str, view: View, metric: str, diffs: dict[str, Difference])
     per_teacher = {}
     for t in dict.fromkeys(t for d in diffs.values() for t in d.per_teacher):
         per_teacher[t] = _best_verdict({m: d.per_teacher[t] for m, d in diffs.items() if t in d.per_teacher})[0]
+    overs = {m: d.across for m, d in diffs.items() if d.across is not None}
+    across = _best_verdict(overs)[0] if overs else ""
     evidence = (f"best by mean: {best}; {100 * (1 - 0.05 / k):.4g}% intervals: "
                 + "; ".join(f"{m} {_num(d.estimate, True)} {_interval(Difference(d.estimate, *_bonferroni(d, k)))}"
                             for m, d in diffs.items()))
     statement = f"the {claims.BEST_OF} ({', '.join(diffs)}) beats {claims.SEQKD} ({view.label(metric)})"
     return Finding(number, statement, view.task, metric, evidence, diffs[best].estimate, low, high, 0.0, verdict,
-                   reason, per_teacher)
+                   reason, per_teacher, across)
 
 
 def kl_rkl_by_entropy(ctx: Context) -> list[Finding]:
@@ -678,7 +718,8 @@ def dialogue_risks(ctx: Context) -> list[Finding]:
         d = diffs[closest]
         rows.append(Finding(claims.DIALOGUE_RISKS.number,
                             f"{lowest} has the lowest {label} of {', '.join([lowest, *others])}", view.task, risk,
-                            evidence, d.estimate, d.low, d.high, 0.0, verdict, reason, teacher_verdicts(parts)))
+                            evidence, d.estimate, d.low, d.high, 0.0, verdict, reason, teacher_verdicts(parts),
+                            across_verdict(parts)))
     return rows
 
 
@@ -706,6 +747,7 @@ def findings(store: Store, summary: pd.DataFrame, profile: str, n_samples: int =
                           "metric": f.metric, "evidence": f.evidence, "estimate": f.estimate, "ci_low": f.low,
                           "ci_high": f.high, "threshold": f.threshold, "verdict": f.verdict, "reason": f.reason,
                           **({"teachers": len(f.teachers), "teachers_holding": _holding(f),
+                              "across_verdict": f.across,
                               "per_teacher": "; ".join(f"{format_value(t)}: {v}" for t, v in f.teachers.items())}
                              if several else {})}
                          for f in found])
@@ -731,12 +773,14 @@ def findings(store: Store, summary: pd.DataFrame, profile: str, n_samples: int =
                "7: each f-DISTILL variant against SeqKD; its best holds where one variant's Bonferroni interval lies "
                "above 0 and does not hold where every variant's 95% interval lies below 0 (Δ: the best by mean, with "
                "its Bonferroni interval). 8, 9: every part must hold (9's Δ: the closest of its comparisons)."
-               + (" Several teachers (upstream seeds): a row's Δ and interval are over teachers — the mean of the "
-                  "per-teacher differences, its variance their variance over teachers divided by their number "
-                  "(teacher, then seed within teacher: it holds the between-teacher variance and every within-teacher "
-                  "part) plus the test inputs' part shared by every teacher; fewer than "
-                  f"{MIN_OWN_SEEDS} teachers: exploratory. 'across teachers': in how many teachers the claim holds "
-                  "(or is equivalent) on that teacher's rows alone." if several else ""))
+               + (" Several teachers (upstream seeds): a row's Δ, interval and verdict are at the reference teacher "
+                  "(the profile's default upstream seed, where single-teacher grids and the seeds-until-decided "
+                  "rounds run; two rows that share one teacher only: at that one), and 'across teachers' gives the "
+                  "verdict over teachers — the mean of the per-teacher differences, its variance their variance "
+                  "over teachers divided by their number (teacher, then seed within teacher: it holds the "
+                  "between-teacher variance and every within-teacher part) plus the test inputs' part shared by "
+                  f"every teacher; fewer than {MIN_OWN_SEEDS} teachers: undecided (exploratory) — then in how many "
+                  "teachers the claim holds (or is equivalent) on that teacher's rows alone." if several else ""))
     header = ["#", "claim", "task", "evidence", "Δ", "95% interval", "verdict",
               *(["across teachers"] if several else []), "why"]
     return Table(f"findings_{profile}", f"The paper's findings, re-tested ({profile} profile)", header, rows,
@@ -748,8 +792,12 @@ def _holding(f: Finding) -> int:
 
 
 def _across_text(f: Finding) -> str:
-    """"k of K": the teachers at which the claim holds (or is equivalent) on their own rows; "—" for one."""
-    return f"{_holding(f)} of {len(f.teachers)}" if f.teachers else "—"
+    """The verdict over teachers and "k of K": the teachers at which the claim holds (or is equivalent) on their
+    own rows; "—" for one."""
+    if not f.teachers:
+        return "—"
+    tally = f"{_holding(f)} of {len(f.teachers)}"
+    return f"{f.across}; {tally}" if f.across else tally
 
 
 def task_view(store: Store, summary: pd.DataFrame, task: str, profile: str) -> View:
@@ -762,6 +810,7 @@ def task_view(store: Store, summary: pd.DataFrame, task: str, profile: str) -> V
     if len(by_teacher) < 2:
         return View(task, profile, info, look, common_rows(summary, task, profile))
     metrics = list(dict.fromkeys(metric for _, metric in look))
+    reference = teachers.reference_teacher(by_teacher)
     rows = {}
     for model in dict.fromkeys(m for chosen in by_teacher.values() for m in chosen):
         labels = {t: chosen[model] for t, chosen in by_teacher.items() if model in chosen}
@@ -774,5 +823,5 @@ def task_view(store: Store, summary: pd.DataFrame, task: str, profile: str) -> V
         for metric in metrics:
             lines = {t: look[(one, metric)] for t, one in labels.items() if (one, metric) in look}
             if lines:
-                look[(label, metric)] = {**teachers.pooled_line(lines), "label": label}
+                look[(label, metric)] = {**teachers.pooled_line(lines, reference), "label": label}
     return View(task, profile, info, look, rows, tuple(by_teacher))

@@ -90,10 +90,23 @@ def rows_by_teacher(summary: pd.DataFrame, task: str, profile: str) -> dict[obje
     return out
 
 
-def pooled_line(lines: dict) -> dict:
+def reference_teacher(seeds) -> object:
+    """The reference teacher among the upstream seeds ``seeds``: the profile's default upstream seed (the one every
+    single-teacher grid and ``harness grid --until-decided`` run at) where it is among them, else the smallest.
+    Fixed by the design, never by the data: a verdict at the reference teacher is not one chosen for coming out
+    decided."""
+    from ..config import RunConfig
+
+    seeds = [s for s in seeds if s is not None]
+    default = RunConfig().upstream_seed
+    return default if default in seeds else (min(seeds) if seeds else None)
+
+
+def pooled_line(lines: dict, reference: object = None) -> dict:
     """One summary line standing for a model's rows at several teachers (upstream seed → line, one metric): the
     unweighted mean of the teachers' means (each teacher counts once, as :func:`across` weighs them), every seed's
-    value and replicate, and the per-teacher lines under ``teachers``."""
+    value and replicate, the per-teacher lines under ``teachers`` and, under ``reference``, the reference teacher
+    (:func:`reference_teacher`) where the model has a row there."""
     first = next(iter(lines.values()))
     shown = {a: v for a, v in first.get("shown", {}).items() if a != UPSTREAM}
     return {**first, "label": f"{first['model']} [{len(lines)} teachers]", "shown": shown,
@@ -101,7 +114,7 @@ def pooled_line(lines: dict) -> dict:
             "n": sum(line["n"] for line in lines.values()),
             "values": [v for line in lines.values() for v in line["values"]],
             "replicates": [r for line in lines.values() for r in line["replicates"]],
-            "teachers": dict(lines)}
+            "teachers": dict(lines), "reference": reference if reference in lines else None}
 
 
 def across(pairs: Sequence[tuple[Replicates, Replicates]], level: float = 0.95) -> Difference:
