@@ -424,6 +424,11 @@ def test_the_design_records_of_the_bundled_runs_ship_and_import(store, tmp_path)
     assert copied.read_bytes() == (store / "grids" / "table2-ci-0001.until-decided.json").read_bytes()
     again = import_bundle(tmp_path / "ref", tmp_path / "results")
     assert "grids/table2-ci-0001.until-decided.json" in again.kept
+    other = tmp_path / "other"
+    write_json(other / "grids" / "table2-ci-0001.until-decided.json", {"families": {}})
+    with pytest.raises(HarnessError, match="another design record under the name of the bundle's"):
+        import_bundle(tmp_path / "ref", other)
+    assert not (other / "runs").exists()   # nothing put in place
 
 
 def test_compare_teachers_of_baselines_whose_teacher_is_their_method_seed(tmp_path):
@@ -437,6 +442,9 @@ def test_compare_teachers_of_baselines_whose_teacher_is_their_method_seed(tmp_pa
     manifest = build_bundle(root, tmp_path / "ref", code={}).manifest
     cells = compare_cells(manifest, "rkl", tmp_path / "results", teachers=(43,))
     assert [(c.seed, c.config().upstream_seed) for c in cells] == [(43, None)]
+    # every seed's teacher ships: a seed beyond them trains its own teacher, as each baseline seed did
+    more = compare_cells(manifest, "rkl", tmp_path / "results", seeds=(42, 43, 44))
+    assert sorted(c.seed for c in more) == [42, 43, 44]
     with pytest.raises(HarnessError, match=r"^--teachers 7: the bundle's dart baselines were made at upstream seeds "
                                            r"42, 43 "):
         compare_cells(manifest, "rkl", tmp_path / "results", teachers=(7,))

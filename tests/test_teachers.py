@@ -230,3 +230,32 @@ def test_tables_of_one_row_per_model_say_which_teachers_rows_they_show(teachers_
     assert main_teacher_note(summary, ["xsum"], "ci") == ""
     side_by_side, agreement = comparison(store, summary, "dart", "ci", published(), n_samples=20)
     assert note in side_by_side.caption and note in agreement.caption
+
+
+def _line(model: str, label: str, values: list[float]) -> dict:
+    return {"model": model, "label": label, "values": values, "mean": float(np.mean(values)), "n": len(values),
+            "replicates": []}
+
+
+def test_no_verdict_over_teachers_beside_a_row_made_once_for_every_teacher():
+    """A row pooled over three teachers against one made once for all of them: at the reference teacher the two
+    compare as any two rows; over teachers the shared row's mean is the same in every per-teacher difference, so
+    the spread over teachers would leave its seed noise out — no verdict over teachers is drawn."""
+    from harness.reporting.teachers import pooled_line
+
+    pooled = pooled_line({t: _line("kl", f"kl ({t})", [30.0 + t / 100, 30.2 + t / 100, 30.1 + t / 100])
+                          for t in (42, 43, 44)}, reference=42)
+    shared = _line("mle", "mle", [28.0, 31.0, 29.5])
+    d = fd.difference(pooled, shared)
+    assert d.teacher == 42 and d.estimate == pytest.approx(30.52 - 29.5)
+    assert d.across is not None and "mle was made once for every teacher" in d.across.missing
+    assert fd.across_verdict([(d, 0.0)]) == fd.UNDECIDED
+
+
+def test_a_claim_over_teachers_needs_every_part_judged_over_them():
+    """A claim of two parts, one of them at a single teacher: no verdict over teachers (one part's alone would
+    decide what the claim says of all)."""
+    over = fd.Difference(-2.0, -3.0, -1.0)
+    both = [(fd.Difference(-2.0, -3.0, -1.0, across=over), 0.0), (fd.Difference(-1.0, -2.0, 0.5, across=over), 0.0)]
+    assert fd.across_verdict(both) == fd.FAILS
+    assert fd.across_verdict([both[0], (fd.Difference(-1.0, -2.0, 0.5), 0.0)]) == ""

@@ -131,7 +131,9 @@ def compare_cells(manifest: dict, method: str, results_dir: str | Path, *, seeds
                 upstream = cell.config().upstream_seed
                 effective = _teacher_seed(upstream, cell.seed)
                 found.add(effective)
-                if chosen is not None and effective not in chosen:
+                # (a twin whose every method seed trains its own teacher, upstream seed None, ships each seed's:
+                # a seed beyond them trains its own, as the baselines' did, unless --teachers says otherwise)
+                if chosen is not None and effective not in chosen and (teachers or upstream is not None):
                     continue
                 if len(twin_teachers) > 1:
                     cell = replace(cell, axes=((UPSTREAM, upstream),))

@@ -155,6 +155,11 @@ def _over_teachers(a: dict, b: dict, rows: dict[str, Replicates]) -> Difference:
     d = teachers.across(replicated)
     missing = (f"exploratory: {len(seeds)} teacher{'s' if len(seeds) != 1 else ''} (< {MIN_OWN_SEEDS})"
                if len(seeds) < MIN_OWN_SEEDS else "")
+    if mine is None or theirs is None:
+        # one row made once for every teacher: its mean is the same in every per-teacher difference, so their
+        # spread over teachers leaves out its seed noise (simulated: a 95% interval covering 8%)
+        missing = (f"{(a if mine is None else b)['label']} was made once for every teacher: no verdict over "
+                   f"teachers")
     over = Difference(d.estimate, d.low, d.high, missing=missing, model=d, per_teacher=per_teacher)
     reference = a.get("reference", b.get("reference"))
     if reference not in per_teacher:   # no reference teacher both rows have: the verdict is the one over teachers
@@ -177,9 +182,9 @@ def across_verdict(parts: list[tuple[Difference, float]], test=None) -> str:
     """The verdict over teachers (:attr:`Difference.across`) of a claim that needs every part (difference,
     threshold) to hold (:func:`combine` of :func:`judge`, or of ``test(d, threshold)``); "" when no part has one."""
     test = test or judge
-    verdicts = [test(d.across, threshold) for d, threshold in parts if d.across is not None]
-    if not verdicts:
+    if not parts or any(d.across is None for d, _ in parts):   # a part judged at one teacher only: none over them
         return ""
+    verdicts = [test(d.across, threshold) for d, threshold in parts]
     return verdicts[0][0] if len(verdicts) == 1 else combine(verdicts)[0]
 
 
@@ -258,6 +263,14 @@ def _num(x: float, sign: bool = False) -> str:
 
 def _interval(d: Difference, missing: str = "—") -> str:
     return f"[{_num(d.low)}, {_num(d.high)}]" if math.isfinite(d.low) else missing
+
+
+def at_reference(line: dict) -> dict:
+    """A row pooled over teachers as its reference teacher's row (where it has one); any other row as it is: what a
+    claim that picks a row by its mean (the best KD method) reads, so that it picks at the teacher it judges at."""
+    if "teachers" in line and line.get("reference") is not None:
+        return line["teachers"][line["reference"]]
+    return line
 
 
 def _said(line: dict) -> str:
@@ -434,9 +447,9 @@ def dialogue_teacher(ctx: Context) -> list[Finding]:
     once = [one for one in a.get("teachers", {a["label"]: a}).values()
             if sampled_once(ctx.store, one) and rows[one["label"]].resampled is None]
     if once:
-        d = Difference(d.estimate, d.low, d.high, missing=f"{a['label']}: its sampled score is one decoding of a "
-                       f"metric not recomputed per input: its decoding noise is not measured (eval_decode_seeds ≥ "
-                       f"{MIN_OWN_SEEDS} measures it)", model=d.model)
+        d = replace(d, missing=f"{a['label']}: its sampled score is one decoding of a "
+                    f"metric not recomputed per input: its decoding noise is not measured (eval_decode_seeds ≥ "
+                    f"{MIN_OWN_SEEDS} measures it)")
     statement = (f"{TEACHER} ≥ {MLE} + {claims.DIALOGUE_MARGIN:g} ({view.label(metric)})")
     teacher = rows.get(a["label"])
     said = (f"{a['model']} {_num(teacher.mean)} (mean of {teacher.n} decodings)" if teacher is not None and teacher.n > 1
@@ -466,7 +479,8 @@ def near_best(ctx: Context) -> list[Finding]:
     for view in ctx.views.values():
         metric = view.info.primary
         kd = {m: view.line(m, metric) for m in KD_METHODS if view.line(m, metric) is not None}
-        confirmed = {m: line["mean"] for m, line in kd.items() if line["n"] >= MIN_OWN_SEEDS}
+        confirmed = {m: at_reference(line)["mean"] for m, line in kd.items()
+                     if at_reference(line)["n"] >= MIN_OWN_SEEDS}
         if not kd:
             continue
         top_names = ranking.best(confirmed, view.lower(metric))
@@ -667,7 +681,7 @@ def _best_of(number: str, view: View, metric: str, diffs: dict[str, Difference])
     for t in dict.fromkeys(t for d in diffs.values() for t in d.per_teacher):
         per_teacher[t] = _best_verdict({m: d.per_teacher[t] for m, d in diffs.items() if t in d.per_teacher})[0]
     overs = {m: d.across for m, d in diffs.items() if d.across is not None}
-    across = _best_verdict(overs)[0] if overs else ""
+    across = _best_verdict(overs)[0] if overs and len(overs) == len(diffs) else ""
     evidence = (f"best by mean: {best}; {100 * (1 - 0.05 / k):.4g}% intervals: "
                 + "; ".join(f"{m} {_num(d.estimate, True)} {_interval(Difference(d.estimate, *_bonferroni(d, k)))}"
                             for m, d in diffs.items()))
@@ -773,7 +787,8 @@ def findings(store: Store, summary: pd.DataFrame, profile: str, n_samples: int =
                "7: each f-DISTILL variant against SeqKD; its best holds where one variant's Bonferroni interval lies "
                "above 0 and does not hold where every variant's 95% interval lies below 0 (Δ: the best by mean, with "
                "its Bonferroni interval). 8, 9: every part must hold (9's Δ: the closest of its comparisons)."
-               + (" Several teachers (upstream seeds): a row's Δ, interval and verdict are at the reference teacher "
+               + (" Several teachers (upstream seeds): the comparisons of two rows (1, 2, 3b, 4, 5, 7–9) have their "
+                  "Δ, interval and verdict at the reference teacher "
                   "(the profile's default upstream seed, where single-teacher grids and the seeds-until-decided "
                   "rounds run; two rows that share one teacher only: at that one), and 'across teachers' gives the "
                   "verdict over teachers — the mean of the per-teacher differences, its variance their variance "

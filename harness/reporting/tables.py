@@ -48,9 +48,9 @@ def confirmed(line: dict) -> bool:
 
 
 def ranked_together(line: dict) -> tuple:
-    """The rows a row is ranked and made bold among: those of its data set and its teacher (upstream seed; None: the
-    default's, or one made for every teacher). A student of a better teacher is not a better method: rows made on
-    different data or at different teachers are never ranked together."""
+    """The rows a row is ranked and made bold among: those of its data set and its teacher (upstream seed, as the
+    row's setting names it where the task's rows vary it). A student of a better teacher is not a better method:
+    rows made on different data or at different teachers are never ranked together."""
     return line.get("data", ""), (line.get("setting") or {}).get(UPSTREAM)
 
 

@@ -44,7 +44,7 @@ from .labels import EVALUATION, METHOD, PREDISTILL, PSEUDO_LABELS, TEACHER, TEAC
 from .runs import RUNS, TMP, verify_run
 
 FORMAT = "harness-reference-bundle"
-VERSION = 1
+VERSION = 2   # 2: released-text twins of records only, design records (grids/); version 1 bundles still read
 MANIFEST = "bundle.json"
 #: What the import leaves in the results folder: where its baselines came from (the report reads it).
 PROVENANCE = "reference.json"
@@ -508,6 +508,11 @@ def import_bundle(bundle: str | Path, results_dir: str | Path, *, provenance: di
         if missing:
             raise HarnessError(f"{missing[0]}: listed in {bundle / MANIFEST} but in no archive of the bundle"
                                + (f" (and {len(missing) - 1} more)" if len(missing) > 1 else "") + "; rebuild it")
+        for name in expected:   # before anything is put in place
+            final = root / name
+            if name.startswith(f"{GRIDS}/") and final.is_file() and final.read_bytes() != (staging / name).read_bytes():
+                raise HarnessError(f"{final}: another design record under the name of the bundle's; the report would "
+                                   f"judge the bundle's grown rows on it: import into another results folder")
         added, kept = [], []
         for unit in sorted({_unit(name) for name in expected}):
             final = root / unit
