@@ -157,7 +157,7 @@ def _over_teachers(a: dict, b: dict, rows: dict[str, Replicates]) -> Difference:
                if len(seeds) < MIN_OWN_SEEDS else "")
     if mine is None or theirs is None:
         # one row made once for every teacher: its mean is the same in every per-teacher difference, so their
-        # spread over teachers leaves out its seed noise (simulated: a 95% interval covering 8%)
+        # spread over teachers leaves out its seed noise (the interval would be far too narrow)
         missing = (f"{(a if mine is None else b)['label']} was made once for every teacher: no verdict over "
                    f"teachers")
     over = Difference(d.estimate, d.low, d.high, missing=missing, model=d, per_teacher=per_teacher)
