@@ -113,7 +113,8 @@ CASES = {
 SUBPROCESS_CASES = ("unknown-task", "data-dir-without-test-file")
 
 
-@pytest.mark.parametrize("case", list(CASES))
+@pytest.mark.parametrize("case", [pytest.param(case, marks=pytest.mark.clean_registry) if case == "unknown-method" else case
+                                  for case in CASES])
 def test_run_error_is_one_line_exit_2_and_writes_nothing(case, tmp_path, monkeypatch, no_network, capsys):
     args, setup, fragments = CASES[case]
     args = [*args, *setup(tmp_path)]
@@ -157,6 +158,7 @@ def parse_list(stdout: str) -> dict[str, dict[str, str]]:
     return sections
 
 
+@pytest.mark.clean_registry
 def test_list_shows_tasks_methods_and_profiles(tmp_path):
     proc = run_cli(["list"], cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr
@@ -182,6 +184,7 @@ def test_list_shows_tasks_methods_and_profiles(tmp_path):
     assert snapshot(tmp_path) == set()
 
 
+@pytest.mark.clean_registry
 def test_list_with_a_plugin_file_shows_its_method(tmp_path):
     plugin = tmp_path / "my_plugins.py"
     plugin.write_text(textwrap.dedent('''
@@ -227,7 +230,8 @@ GRID_CASES = {  # id → (spec file text or None, grid arguments, a fragment of 
 }
 
 
-@pytest.mark.parametrize("case", list(GRID_CASES))
+@pytest.mark.parametrize("case", [pytest.param(case, marks=pytest.mark.clean_registry) if case == "too-many-cells" else case
+                                  for case in GRID_CASES])
 def test_grid_error_is_one_line_exit_2_and_writes_nothing(case, tmp_path, monkeypatch, capsys):
     import harness.grid
 

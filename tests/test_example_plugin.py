@@ -57,6 +57,7 @@ def test_harness_list_shows_the_installed_method(site):
     assert "[teacher_offline, student_sample]" in line and "squared Hellinger" in line
 
 
+@pytest.mark.clean_registry
 def test_without_the_install_the_method_is_unknown():
     proc = harness_cli("run", "--method", "hellinger", "--profile", "ci")
     assert proc.returncode == 2
@@ -91,6 +92,7 @@ def _load_example_module():
 
 
 @pytest.mark.parametrize("seed", range(4))
+@pytest.mark.clean_registry
 def test_the_plugin_passes_the_testing_helpers(seed):
     """What a plugin author runs: harness.testing's checks of the token loss and of one engine step."""
     Hellinger = _load_example_module().Hellinger
@@ -110,6 +112,7 @@ def _guide_block(marker: str) -> str:
     return block
 
 
+@pytest.mark.clean_registry
 def test_the_guides_worked_examples_run(tmp_path):
     """docs/plugins.md's method and task, loaded as ``--plugins`` files, register and work."""
     from harness.config import DataConfig

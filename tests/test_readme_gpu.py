@@ -47,6 +47,7 @@ def test_the_readme_block_is_read():
     assert len(rows) >= 4 and {p for p, _, _ in rows} >= {1, 8, 32} and {k for _, k, _ in rows} >= {1, 8}
 
 
+@pytest.mark.clean_registry
 def test_the_readme_hours_are_the_dry_runs(table2_paper):
     from harness.grid.schedule import wall_clock
 

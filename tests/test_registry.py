@@ -55,6 +55,7 @@ def test_names_are_sorted():
     assert reg.names() == ["alpha", "mid", "zeta"]
 
 
+@pytest.mark.clean_registry
 def test_builtin_methods_and_tasks_are_registered():
     assert METHODS.names() == BUILTIN_METHODS
     assert METHODS.get("tvd") is TVD
@@ -122,6 +123,7 @@ def test_global_registry_rejects_a_second_tvd():
 
 
 # --------------------------------------------------------------------------- unknown names
+@pytest.mark.clean_registry
 def test_unknown_method_lists_known_names_and_a_close_match():
     with pytest.raises(UnknownNameError) as info:
         METHODS.get("tvdd")
@@ -345,6 +347,7 @@ def test_duplicate_entry_point_name_keeps_the_first(monkeypatch, plugin_module):
     assert reg.get("clash").__name__ == "EpMethod"
 
 
+@pytest.mark.clean_registry
 def test_installed_entry_points_declare_every_builtin():
     """pyproject's entry points name the same classes the decorators register."""
     reg = _fresh(group="harness.methods")
