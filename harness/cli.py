@@ -438,7 +438,7 @@ def bundle_build_cmd(results_dir, out_dir, tasks, profiles, teachers) -> None:
     from pathlib import Path
 
     from .grid.spec import parse_list
-    from .store.bundle import MB, build_bundle
+    from .store.bundle import EMBEDDED, MB, build_bundle, twin_name
 
     if not Path(results_dir).is_dir():
         raise HarnessError(f"--results-dir {results_dir}: no such folder")
@@ -452,7 +452,8 @@ def bundle_build_cmd(results_dir, out_dir, tasks, profiles, teachers) -> None:
     for twin in built.manifest["twins"]:
         stages = (f"upstream stages of teachers {', '.join(map(str, twin['teachers']))}" if twin["teachers"]
                   else "records only")
-        click.echo(f"  {twin['archive'].removesuffix('.tar.xz')}: {len(twin['runs'])} runs, {stages}")
+        name = twin_name(twin["task"], twin["profile"], twin.get("source", EMBEDDED))
+        click.echo(f"  {name}: {len(twin['runs'])} runs, {stages}")
     click.echo(f"{len(built.manifest['twins'])} twins, {runs} runs, {sum(built.sizes.values()) / MB:.2f} MB "
                f"→ {built.out}")
 

@@ -121,7 +121,8 @@ def test_a_bundle_holds_the_upstream_stages_and_every_run_but_no_kd_student(stor
     (twin,) = built.manifest["twins"]
     assert twin["seeds"] == [42, 43] and twin["settings"] == {"teacher_outputs_k": 0}
     assert built.manifest["commit"] == "0123456789abcdef" and built.manifest["packed_by"]["commit"] == "feed"
-    assert [p["name"] for a in built.manifest["archives"] for p in a["parts"]] == ["dart-ci.tar.xz"]
+    assert [p["name"] for a in built.manifest["archives"] for p in a["parts"]] == ["dart-ci.stages.tar.xz",
+                                                                                  "dart-ci.runs.tar.xz"]
     for name, entry in built.manifest["files"].items():
         assert entry["bytes"] == (store / name).stat().st_size or name.endswith("/manifest.json")
 
@@ -163,13 +164,25 @@ def test_the_same_store_gives_the_same_bytes(store, tmp_path):
     assert (tmp_path / "one" / MANIFEST).read_bytes() == (tmp_path / "two" / MANIFEST).read_bytes()
 
 
+def test_packed_again_after_more_runs_the_stages_archive_keeps_its_bytes(store, tmp_path):
+    """A store grows run by run: packed again, only the archive of run records changes, so a repository that
+    commits the bundle as the grid goes on stores the upstream stages (the teacher's weights) once."""
+    before = build_bundle(store, tmp_path / "one", code={})
+    fake_run(store, "mle", 42, planned("mle", 42), parameters={"teacher_outputs_k": 0})   # no new upstream stage
+    after = build_bundle(store, tmp_path / "two", code={})
+    assert (tmp_path / "one" / "dart-ci.stages.tar.xz").read_bytes() == (tmp_path / "two" / "dart-ci.stages.tar.xz").read_bytes()
+    assert (tmp_path / "one" / "dart-ci.runs.tar.xz").read_bytes() != (tmp_path / "two" / "dart-ci.runs.tar.xz").read_bytes()
+    assert len(after.manifest["twins"][0]["runs"]) == len(before.manifest["twins"][0]["runs"]) + 1
+
+
 def test_parts_are_cut_at_the_limit_and_import_restores_every_file(tmp_path):
     root = tmp_path / "store"
     fake_run(root, "kl", 42, {"teacher": ("teacher", "t1")}, payload=os.urandom(30_000))   # incompressible
     built = build_bundle(root, tmp_path / "ref", part_bytes=10_000, code={})
-    parts = built.manifest["archives"][0]["parts"]
+    (runs,) = [a for a in built.manifest["archives"] if a["name"] == "dart-ci.runs.tar.xz"]
+    parts = runs["parts"]
     assert len(parts) >= 3 and all(p["bytes"] <= 10_000 for p in parts)
-    assert [p["name"] for p in parts][:2] == ["dart-ci.tar.xz.000", "dart-ci.tar.xz.001"]
+    assert [p["name"] for p in parts][:2] == ["dart-ci.runs.tar.xz.000", "dart-ci.runs.tar.xz.001"]
     done = import_bundle(tmp_path / "ref", tmp_path / "imported")
     assert sorted(done.added) == ["cache/teacher/t1", f"runs/{next((root / 'runs').iterdir()).name}"]
     for name in built.manifest["files"]:
@@ -180,14 +193,14 @@ def test_parts_are_cut_at_the_limit_and_import_restores_every_file(tmp_path):
 
 
 def test_a_bundle_over_the_limit_is_refused_naming_its_archive(store, tmp_path):
-    with pytest.raises(HarnessError, match=r"over the 0\.0 MB limit: dart-ci\.tar\.xz .*largest before compression"):
+    with pytest.raises(HarnessError, match=r"over the 0\.0 MB limit: dart-ci 0\.0 MB .*largest before compression"):
         build_bundle(store, tmp_path / "ref", limit_bytes=100, code={})
     assert not (tmp_path / "ref").exists()
 
 
 def test_a_corrupted_part_is_named_and_nothing_is_written(store, tmp_path):
     build_bundle(store, tmp_path / "ref", code={})
-    part = tmp_path / "ref" / "dart-ci.tar.xz"
+    part = tmp_path / "ref" / "dart-ci.stages.tar.xz"
     data = bytearray(part.read_bytes())
     data[len(data) // 2] ^= 0xFF
     part.write_bytes(bytes(data))
@@ -398,7 +411,7 @@ def test_runs_of_released_text_ship_as_records_of_a_twin_of_their_own(store, tmp
     manifest = build_bundle(store, tmp_path / "ref", code={}).manifest
     assert [(t["task"], t["source"], len(t["runs"])) for t in manifest["twins"]] == [("dart", "embedded", 4),
                                                                                      ("dart", "local", 1)]
-    assert manifest["twins"][1]["stages"] == [] and manifest["twins"][1]["archive"] == "dart-ci-local.tar.xz"
+    assert manifest["twins"][1]["stages"] == [] and manifest["twins"][1]["archives"] == ["dart-ci-local.runs.tar.xz"]
     assert "runs/dart-kl-ci-seed42-real" in bundled_folders(manifest)
     assert "cache/teacher/real-teacher" not in bundled_folders(manifest)
     assert stale_runs(manifest) == []
@@ -717,7 +730,7 @@ def test_the_report_of_an_imported_bundle_is_the_stores_byte_for_byte(ci_grid, t
                 if not (original / "store" / stage).is_dir():
                     shutil.copytree(root / stage, original / "store" / stage)
     built = build_bundle(original / "store", tmp_path / "ref", code={})
-    assert built.sizes["dart-ci.tar.xz"] < 2 * 10**6
+    assert built.sizes["dart-ci.stages.tar.xz"] + built.sizes["dart-ci.runs.tar.xz"] < 2 * 10**6
     import_bundle(tmp_path / "ref", imported / "store")
     for folder in (original, imported):
         monkeypatch.chdir(folder)

@@ -1,7 +1,7 @@
 """The reference bundle: a store's upstream stages and baseline runs, packed to ship with the repository.
 
 A results store (``RESULTS/cache/<stage>/<key>/``, ``RESULTS/runs/<run>/``) is packed per *twin* (a task at a
-profile) into one xz-compressed tar archive of
+profile) into two xz-compressed tar archives, of
 
 * its **upstream stages**, the ones a new method's cell reuses: tokenizer, teacher, pseudo-labels, the
   teacher-output store, the shared pre-distilled student, and the evaluations of the teacher and of that student
@@ -44,7 +44,8 @@ from .labels import EVALUATION, METHOD, PREDISTILL, PSEUDO_LABELS, TEACHER, TEAC
 from .runs import RUNS, TMP, verify_run
 
 FORMAT = "harness-reference-bundle"
-VERSION = 2   # 2: released-text twins of records only, design records (grids/); version 1 bundles still read
+VERSION = 3   # 2: released-text twins of records only, design records (grids/); 3: a twin's stages and runs in
+#               two archives. Older bundles still read (the import reads whatever archives bundle.json lists).
 MANIFEST = "bundle.json"
 #: What the import leaves in the results folder: where its baselines came from (the report reads it).
 PROVENANCE = "reference.json"
@@ -130,8 +131,16 @@ class Twin:
 
     def folders(self) -> list[str]:
         """Its stage and run folders, relative to the results folder, in archive order."""
-        return ([f"{CACHE}/{stage}/{key}" for stage, key in sorted(self.stages)]
-                + [f"{RUNS}/{run['run_id']}" for run in sorted(self.runs, key=lambda r: r["run_id"])])
+        return [folder for _, folders in self.archives() for folder in folders]
+
+    def archives(self) -> list[tuple[str, list[str]]]:
+        """Its archives' names and folders: the upstream stages (``<twin>.stages.tar.xz``, none for a twin of
+        records only) apart from the run records (``<twin>.runs.tar.xz``). Apart, a bundle packed again after
+        more runs changes the small archive of records only: the stages' archive keeps its bytes, so a
+        repository that commits the bundle as it grows stores the teacher's weights once."""
+        stages = [f"{CACHE}/{stage}/{key}" for stage, key in sorted(self.stages)]
+        runs = [f"{RUNS}/{run['run_id']}" for run in sorted(self.runs, key=lambda r: r["run_id"])]
+        return ([(f"{self.name}.stages.tar.xz", stages)] if stages else []) + [(f"{self.name}.runs.tar.xz", runs)]
 
     def settings(self) -> dict:
         """The config values (dotted keys) every run of the twin set away from its defaults, method parameters
@@ -144,7 +153,8 @@ class Twin:
         return {k: json.loads(v) for k, v in sorted(common or ())}
 
     def describe(self) -> dict:
-        return {"task": self.task, "profile": self.profile, "source": self.source, "archive": f"{self.name}.tar.xz",
+        return {"task": self.task, "profile": self.profile, "source": self.source,
+                "archives": [name for name, _ in self.archives()],
                 "stages": [{"label": label, "stage": stage, "key": key}
                            for (stage, key), label in sorted(self.stages.items())],
                 "seeds": sorted({run["seed"] for run in self.runs}),
@@ -298,23 +308,24 @@ def build_bundle(results_dir: str | Path, out: str | Path, *, tasks: tuple[str, 
     archives, sizes = [], {}
     with atomic_dir(final) as tmp:
         for twin in twins:
-            names = _files(root, twin.folders())
-            rewritten = {name: without_paths(root / name, root) for name in names
-                         if name.startswith(f"{RUNS}/") and name.endswith("/manifest.json")}
-            for name in names:
-                if name in rewritten:
-                    files[name] = {"sha256": hashlib.sha256(rewritten[name]).hexdigest(),
-                                   "bytes": len(rewritten[name])}
-                else:
-                    files[name] = {"sha256": sha256_file(root / name), "bytes": (root / name).stat().st_size}
-            archive = tmp / f"{twin.name}.tar.xz"
-            _tar(root, names, archive, rewritten)
-            whole = {"sha256": sha256_file(archive), "bytes": archive.stat().st_size}
-            parts = _split(archive, part_bytes)
-            archives.append({"twin": twin.name, "name": archive.name, **whole,
-                             "parts": [{"name": p.name, "sha256": sha256_file(p), "bytes": p.stat().st_size}
-                                       for p in parts]})
-            sizes.update({p.name: p.stat().st_size for p in parts})
+            for archive_name, folders in twin.archives():
+                names = _files(root, folders)
+                rewritten = {name: without_paths(root / name, root) for name in names
+                             if name.startswith(f"{RUNS}/") and name.endswith("/manifest.json")}
+                for name in names:
+                    if name in rewritten:
+                        files[name] = {"sha256": hashlib.sha256(rewritten[name]).hexdigest(),
+                                       "bytes": len(rewritten[name])}
+                    else:
+                        files[name] = {"sha256": sha256_file(root / name), "bytes": (root / name).stat().st_size}
+                archive = tmp / archive_name
+                _tar(root, names, archive, rewritten)
+                whole = {"sha256": sha256_file(archive), "bytes": archive.stat().st_size}
+                parts = _split(archive, part_bytes)
+                archives.append({"twin": twin.name, "name": archive.name, **whole,
+                                 "parts": [{"name": p.name, "sha256": sha256_file(p), "bytes": p.stat().st_size}
+                                           for p in parts]})
+                sizes.update({p.name: p.stat().st_size for p in parts})
         designs = design_records(root, {run["run_id"] for twin in twins for run in twin.runs})
         if designs:
             for name in designs:
@@ -329,7 +340,8 @@ def build_bundle(results_dir: str | Path, out: str | Path, *, tasks: tuple[str, 
         total = sum(sizes.values())
         if total > limit_bytes:
             raise HarnessError(f"the bundle would be {_mb(total)}, over the {_mb(limit_bytes)} limit: "
-                               + "; ".join(_over(root, twin, a) for twin, a in zip(twins, archives))
+                               + "; ".join(_over(root, twin, [a for a in archives if a["twin"] == twin.name])
+                                           for twin in twins)
                                + "; bundle fewer tasks (--tasks), fewer teachers' stages (--teachers) or a smaller "
                                  "teacher-output store (its k)")
         commits = sorted({run["commit"] or "unknown" for twin in twins for run in twin.runs})
@@ -355,11 +367,11 @@ def design_records(root: Path, runs: set[str]) -> list[str]:
     return out
 
 
-def _over(root: Path, twin: Twin, archive: dict) -> str:
+def _over(root: Path, twin: Twin, archives: list[dict]) -> str:
     """One twin's part of the refusal: its compressed size and its three largest stage or run folders."""
     sizes = sorted(((sum(p.stat().st_size for p in (root / f).rglob("*") if p.is_file()), f)
                     for f in twin.folders()), reverse=True)[:3]
-    return (f"{archive['name']} {_mb(archive['bytes'])} (largest before compression: "
+    return (f"{twin.name} {_mb(sum(a['bytes'] for a in archives))} (largest before compression: "
             + ", ".join(f"{folder} {_mb(n)}" for n, folder in sizes) + ")")
 
 
