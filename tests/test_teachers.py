@@ -130,6 +130,21 @@ def test_the_common_rows_never_mix_teachers(tmp_path):
                                                   "kl": "kl"}
 
 
+def test_the_main_rows_are_the_reference_teachers_whichever_teacher_has_more_seeds(tmp_path):
+    """MLE has more seeds at upstream seed 43 than at 42: the main setting (the rows the tables show unmarked and
+    the comparisons read) is still the reference teacher's, 42, fixed by the design, not by the seed counts."""
+    from harness.reporting.summary import table_rows
+
+    jitter = {1: -0.1, 2: 0.0, 3: 0.1}
+    for upstream, method, seeds in ((42, "mle", (1, 2)), (42, "kl", (1, 2)), (43, "mle", (1, 2, 3)), (43, "kl", (1, 2, 3))):
+        for seed in seeds:
+            write_run(tmp_path, "dart", method, seed, LEAD[upstream], {}, 20.0, upstream=upstream, jitter=jitter)
+    summary = summarise(load_store(tmp_path))
+    assert common_rows(summary, "dart", "ci") == {"teacher": "teacher", "mle": "mle", "predistill": "predistill",
+                                                  "kl": "kl"}
+    assert {label for label, _, _ in table_rows(summary, "dart", "ci")} >= {"mle", "kl", "mle (upstream_seed=43)"}
+
+
 def test_the_variance_components_of_a_store_at_three_teachers(teachers_store):
     """KL's teacher means 30.5, 34, 35 (seeds ±0.05 around each): the teacher part is their variance less the seeds'
     share; the seed part the seeds' variance; no decoding measured; the input parts from the stored per-input

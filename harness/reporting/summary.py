@@ -94,9 +94,16 @@ def data_names(identities: list[str], primary: str, folders: dict[str, str]) -> 
 
 def anchor_setting(rows: list[dict]) -> dict:
     """The task's main setting: that of MLE's row on the primary data with the most seeds (the first on ties),
-    {} when it has none. ``rows``: dicts with model, setting, n and primary, in report order."""
+    {} when it has none; where MLE's rows were made at several teachers, among those at the reference teacher
+    (:func:`~harness.reporting.teachers.reference_teacher`, fixed by the design), so that the rows a table shows
+    are the teacher the findings judge at, whichever teacher's rows have the most seeds. ``rows``: dicts with
+    model, setting, n and primary, in report order."""
+    from .teachers import reference_teacher
+
     mle = [r for r in rows if r["model"] == MLE and r["primary"]]
-    return max(mle, key=lambda r: r["n"])["setting"] if mle else {}
+    reference = reference_teacher({r["setting"].get(UPSTREAM) for r in mle})
+    at_reference = [r for r in mle if r["setting"].get(UPSTREAM) == reference]
+    return max(at_reference or mle, key=lambda r: r["n"])["setting"] if mle else {}
 
 
 def shown_axes(setting: dict, anchor: dict, own_axes: list[str]) -> dict:
