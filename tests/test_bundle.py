@@ -17,6 +17,7 @@ import pytest
 from harness.errors import HarnessError
 from harness.store.bundle import (MANIFEST, PROVENANCE, build_bundle, import_bundle, read_manifest, stale_note)
 from harness.store.io import STAGE_RECORD, checksums, write_json
+from conftest import CI_GRID_SEEDS, CI_GRID_SET_ARGS
 from test_cli_errors import run_main
 
 KD_LABELS = ("method", "evaluation/kl")
@@ -745,3 +746,11 @@ def test_the_report_of_an_imported_bundle_is_the_stores_byte_for_byte(ci_grid, t
     assert code == 0, err
     assert "reuse  tokenizer, teacher, predistill, evaluation/teacher, evaluation/predistill" in out
     assert "build  rkl, evaluation/rkl" in out and "not in the bundle" not in err
+
+    # a grid on the imported store counts the bundled runs as done: a session on a fresh machine resumes from it
+    code, out, err = run_main(monkeypatch, capsys, ["grid", "--profile", "ci", *CI_GRID_SET_ARGS, "--tasks", "dart",
+                                                   "--methods", "predistill,mle,kl,seqkd", "--seeds",
+                                                   str(CI_GRID_SEEDS[0]), "--results-dir", str(imported / "store"),
+                                                   "--dry-run"])
+    assert code == 0, err
+    assert "4 cells, 4 done, 0 to run" in out, out
