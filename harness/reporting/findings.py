@@ -16,8 +16,9 @@ returning :class:`Finding` rows; :func:`findings` lists them in :data:`CLAIMS` o
   *not equivalent* or *undecided* — overlapping intervals are no evidence of equivalence.
 
 Rows of a task are taken at one setting on one data set: :func:`~harness.reporting.summary.common_rows` (each
-model's row on the task's primary data set that agrees with MLE's row with the most seeds on every axis both name,
-the one with the most seeds), so that no finding compares rows made on different data.
+model's row on the task's primary data set that agrees with MLE's row with the most seeds — at the reference
+teacher, where MLE was trained at several — on every axis both name, the one with the most seeds), so that no
+finding compares rows made on different data.
 Only claims the store has data for appear.
 
 Rows made at several teachers (upstream seeds, :func:`task_view`): a finding is judged at the reference teacher
@@ -783,7 +784,8 @@ def findings(store: Store, summary: pd.DataFrame, profile: str, n_samples: int =
                f"±{claims.NEAR_BEST_MARGIN:g} (two one-sided tests at 5%): equivalent when the 90% interval lies "
                "inside it, not equivalent when the 95% interval lies outside it, undecided otherwise. 6b, 6c "
                "(Figure 2, when the student's encoder depth varies): every step, every depth must hold. Rows of a "
-               "task are those at the setting of MLE's row with the most seeds, on the task's primary data set. "
+               "task are those at the setting of MLE's row with the most seeds (among those at the reference teacher, "
+               "where MLE was trained at several), on the task's primary data set. "
                "7: each f-DISTILL variant against SeqKD; its best holds where one variant's Bonferroni interval lies "
                "above 0 and does not hold where every variant's 95% interval lies below 0 (Δ: the best by mean, with "
                "its Bonferroni interval). 8, 9: every part must hold (9's Δ: the closest of its comparisons)."
