@@ -214,10 +214,53 @@ def test_js_equivalent_to_the_best_method_and_tvd_not(table):
     five = table.data[(table.data["claim"] == "5") & (table.data["task"] == "dart")].set_index("statement")
     js = five.loc[[s for s in five.index if s.startswith("js ")][0]]
     tvd = five.loc[[s for s in five.index if s.startswith("tvd ")][0]]
-    assert js["verdict"] == fd.EQUIVALENT and "best kl" in js["evidence"] and "margin ±1" in js["reason"]
+    assert js["verdict"] == fd.EQUIVALENT and "the best other kl" in js["evidence"]
+    assert "vs kl: one-sided 95% bound" in js["reason"] and "vs rkl: one-sided 95% bound" in js["reason"]
     assert js["estimate"] == pytest.approx(-0.2) and js["threshold"] == claims.NEAR_BEST_MARGIN
     assert tvd["verdict"] == fd.NOT_EQUIVALENT and tvd["estimate"] == pytest.approx(-4.0)
     assert tvd["ci_high"] < -claims.NEAR_BEST_MARGIN
+
+
+def test_the_best_by_mean_is_not_near_best_for_being_the_best(tmp_path):
+    """js 0.1 above kl in the mean, seeds spread ±1.5: js is the best KD method by mean, but its lead over kl does
+    not rule out a deficit of 1 point (the one-sided bound reaches below −1): undecided, where the rule "the best
+    itself is equivalent" said equivalent. kl, 0.1 below, likewise."""
+    spread = {1: -1.5, 2: 0.0, 3: 1.5}
+    for seed in SEEDS:
+        for method, level in (("mle", 30.0), ("kl", 35.0), ("js", 35.1)):
+            write_run(tmp_path, "dart", method, seed, {method: level + spread[seed]}, {}, 20.0)
+    store = load_store(tmp_path)
+    five = fd.findings(store, summarise(store), "ci", n_samples=100).data
+    js = five[(five["claim"] == "5") & five["statement"].str.startswith("js ")].iloc[0]
+    assert js["verdict"] == fd.UNDECIDED and js["estimate"] == pytest.approx(0.1)
+    assert js["ci_low"] < -claims.NEAR_BEST_MARGIN and "vs kl: one-sided 95% bound" in js["reason"]
+
+
+def test_near_best_against_several_is_not_equivalent_only_past_the_bonferroni_bound():
+    """The parts of claim 5 (method − each other method): holds on the one-sided 95% bound; "not equivalent" needs
+    the one-sided bound at 5%/k — with k = 5 others a difference whose 95% upper bound is just below −1 but whose
+    99% bound is not stays undecided."""
+    from scipy import stats
+
+    from harness.reporting.noise import Difference as NoiseDifference
+
+    def part(estimate: float, se: float, df: float = 4.0) -> fd.Difference:
+        half = stats.t.ppf(0.975, df) * se
+        model = NoiseDifference(estimate, estimate - half, estimate + half, se, df, n_a=3, n_b=3,
+                                seed_variance=se ** 2, input_variance=0.0)
+        return fd.Difference(estimate, model.low, model.high, model=model)
+
+    one, five = fd.no_worse_by(1), fd.no_worse_by(5)
+    near = part(-0.2, 0.2)
+    assert one(near, 1.0)[0] == five(near, 1.0)[0] == fd.EQUIVALENT
+    q95, q99 = stats.t.ppf(0.95, 4.0), stats.t.ppf(0.99, 4.0)
+    between = part(-1.0 - 1.2 * q95 * 0.5, 0.5)          # upper one-sided 95% bound below −1, 99% bound above
+    assert between.model.interval(0.90)[1] < -1.0 < between.model.interval(0.98)[1]
+    assert one(between, 1.0)[0] == fd.NOT_EQUIVALENT and five(between, 1.0)[0] == fd.UNDECIDED
+    far = part(-1.0 - 1.2 * q99 * 0.5, 0.5)
+    assert five(far, 1.0)[0] == fd.NOT_EQUIVALENT
+    assert fd.merge_no_worse([(fd.EQUIVALENT, "a"), (fd.UNDECIDED, "b")]) == (fd.UNDECIDED, "b")
+    assert fd.merge_no_worse([(fd.UNDECIDED, "b"), (fd.NOT_EQUIVALENT, "c")]) == (fd.NOT_EQUIVALENT, "c")
 
 
 def test_overlapping_intervals_are_no_equivalence(tmp_path):
