@@ -617,8 +617,12 @@ def compare_cmd(method, plugins, bundle, results_dir, tasks, seeds, teachers, ac
         return
     from .reporting.build import build_report, default_out
 
+    from .reporting.render import to_markdown
+
     out_dir = out_dir or str(default_out(results_dir))
-    page = build_report(results_dir, out_dir, n_samples=bootstrap_samples)
+    page = build_report(results_dir, out_dir, n_samples=bootstrap_samples, focus=method)
+    for table in (t for name, t in page.tables.items() if name.startswith(f"versus_{method}_")):
+        click.echo(to_markdown(table))
     click.echo(f"{len(page.tables)} tables, {len(page.figures)} figures → {page.out}/report.html")
     if any(r.failed for r in reports):
         sys.exit(1)

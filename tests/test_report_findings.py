@@ -559,3 +559,18 @@ def test_dialogue_lowest_risks_need_every_comparison(tmp_path, r_cvg, r_llh, ver
     assert (nine.loc["r_cvg", "verdict"], nine.loc["r_llh", "verdict"]) == verdicts
     assert nine.loc["r_cvg", "statement"] == "kl has the lowest R_cvg↓ of kl, rkl, js, tvd"
     assert "vs tvd" in nine.loc["r_llh", "evidence"]
+
+
+@WITH_THE_STORE
+def test_a_new_method_against_every_baseline(store_root):
+    """`harness compare`'s table: js against each other student of DART (never the teacher), Δ = js − baseline;
+    4 points above tvd and mle: better; 0.2 below kl: undecided; a task without js has no row."""
+    store = load_store(store_root)
+    table = fd.versus_baselines(store, summarise(store), "ci", "js", n_samples=100)
+    data = table.data.set_index("baseline")
+    assert set(data["task"]) == {"dart"} and not any(b.startswith("js vs teacher") for b in data.index)
+    assert data.loc["js vs tvd (BLEU)", "estimate"] == pytest.approx(3.8)
+    assert data.loc["js vs tvd (BLEU)", "verdict"] == fd.BETTER and data.loc["js vs mle (BLEU)", "verdict"] == fd.BETTER
+    assert data.loc["js vs kl (BLEU)", "verdict"] == fd.UNDECIDED
+    assert table.name == "versus_js_ci" and "some verdicts are expected by chance" in table.caption
+    assert fd.versus_baselines(store, summarise(store), "ci", "akl", n_samples=100) is None

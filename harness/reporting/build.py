@@ -19,7 +19,7 @@ from . import html as html_page
 from . import plots
 from .calibration import calibration
 from .compare import comparison, published_table
-from .findings import findings
+from .findings import findings, versus_baselines
 from .variance import contrast_table, variance_table
 from .load import Store, is_cost, load_store, of_task
 from .real_text import real_text
@@ -40,18 +40,19 @@ class Report:
 
 def build_report(results_dir: str | Path = "results", out_dir: str | Path | None = None, compare: tuple[str, ...] = (),
                  baseline: str | None = "predistill", n_samples: int = 1000, screenshot: bool = False,
-                 check_baseline: bool = False, figures: bool = True) -> Report:
+                 check_baseline: bool = False, figures: bool = True, focus: str | None = None) -> Report:
     """Render every table and figure the store supports into ``out_dir`` (default ``results_dir/report``).
 
     The folder is written whole and then put in place of the old one, so it holds exactly
     what this report wrote (no table of an earlier report is left beside the new ones) and
     its ``README.md``, if it has one; a folder that holds other files than a report's is refused.
     ``check_baseline``: a ``baseline`` that is no row of the results is an error (the user named it).
-    ``figures=False``: tables only (drawing the figures is most of a report's time)."""
+    ``figures=False``: tables only (drawing the figures is most of a report's time). ``focus``: a method the page
+    opens with, against every baseline (``harness compare``'s new method: :func:`versus_baselines`)."""
     final = Path(out_dir) if out_dir is not None else default_out(results_dir)
     _check_replaceable(final)
     with atomic_dir(final) as tmp:
-        report = _build(results_dir, tmp, compare, baseline, n_samples, screenshot, check_baseline, figures)
+        report = _build(results_dir, tmp, compare, baseline, n_samples, screenshot, check_baseline, figures, focus)
         if (final / "README.md").is_file():   # a person's description of the folder (reports/README.md) stays
             shutil.copy2(final / "README.md", tmp / "README.md")
     report.out = final
@@ -81,7 +82,7 @@ def _check_replaceable(folder: Path) -> None:
 
 
 def _build(results_dir, out_dir: Path, compare, baseline, n_samples, screenshot, check_baseline,
-           figures: bool = True) -> Report:
+           figures: bool = True, focus: str | None = None) -> Report:
     store = load_store(results_dir)
     summary = summarise(store)
     if check_baseline and baseline is not None and baseline not in set(summary["model"]):
@@ -106,6 +107,10 @@ def _build(results_dir, out_dir: Path, compare, baseline, n_samples, screenshot,
             for table in tables:
                 _add_table(report, table)
             front.append((f"all tasks — {profile} profile", tables))
+        mine = versus_baselines(store, summary, profile, focus, n_samples) if focus else None
+        if mine is not None:
+            _add_table(report, mine)
+            verdicts.append((f"{focus} against the baselines — {profile} profile", [mine]))
         claims = findings(store, summary, profile, n_samples)
         if claims is not None:
             _add_table(report, claims)

@@ -854,6 +854,55 @@ def _across_text(f: Finding) -> str:
     return f"{f.across}; {tally}" if f.across else tally
 
 
+#: What a comparison of a new method with a baseline says, from :func:`judge`'s verdict on "new − baseline > 0".
+BETTER, WORSE = "better", "worse"
+
+
+def versus_baselines(store: Store, summary: pd.DataFrame, profile: str, method: str,
+                     n_samples: int = 1000) -> Table | None:
+    """``method`` (a new method, ``harness compare``'s) against every other student of each task of ``profile``,
+    on the task's primary metric: its difference from each baseline (positive: ``method`` better, in the metric's
+    direction) with the noise model's 95% interval (:func:`difference`: at the one teacher both rows share where
+    the baselines were made at several), and the verdict better / worse / undecided (the interval above 0, below
+    it, or including it; exploratory rows, fewer than :data:`~harness.reporting.noise.MIN_OWN_SEEDS` seeds, are
+    never decided). Each comparison is a 95% statement on its own. None where ``method`` has no row."""
+    tasks = sorted(set(summary.loc[summary["profile"] == profile, "task"]), key=lambda t: order_key(t, TASKS))
+    views = {t: task_view(store, summary, t, profile) for t in tasks}
+    ctx = Context(store, summary, profile, views, n_samples, pd.DataFrame())
+    found = []
+    for view in views.values():
+        metric = view.info.primary
+        mine = view.line(method, metric)
+        if mine is None:
+            continue
+        noise_rows = _common(ctx, view, metric)
+        for model in view.rows:
+            line = view.line(model, metric)
+            if model in (method, TEACHER) or line is None:
+                continue
+            d = better(mine, line, view.lower(metric), noise_rows)
+            verdict, reason = judge(d, 0.0)
+            word = {HOLDS: BETTER, FAILS: WORSE}.get(verdict, UNDECIDED)
+            found.append(Finding("", f"{method} vs {model} ({view.label(metric)})", view.task, metric,
+                                 f"{_said(mine)} vs {_said(line)}", d.estimate, d.low, d.high, 0.0, word, reason))
+    if not found:
+        return None
+    rows = [[Cell(text=f.task), Cell(text=f.statement), Cell(text=f.evidence), Cell(text=_num(f.estimate, True)),
+             Cell(text=_interval(Difference(f.estimate, f.low, f.high))), Cell(text=f.verdict), Cell(text=f.reason)]
+            for f in found]
+    data = pd.DataFrame([{"task": f.task, "profile": profile, "method": method, "baseline": f.statement,
+                          "metric": f.metric, "evidence": f.evidence, "estimate": f.estimate, "ci_low": f.low,
+                          "ci_high": f.high, "verdict": f.verdict, "reason": f.reason} for f in found])
+    counts = ", ".join(f"{sum(f.verdict == v for f in found)} {v}" for v in (BETTER, WORSE, UNDECIDED))
+    caption = (f"{method} against each baseline on each task's primary metric: Δ = {method} − baseline, positive "
+               f"when {method} is better (lower is better for a ↓ metric); 95% interval from the same noise model as "
+               f"the findings (seeds and test inputs); better / worse: the interval above / below 0; undecided: it "
+               f"includes 0, or a row has fewer than {MIN_OWN_SEEDS} seeds. Each comparison is a 95% statement on "
+               f"its own: across the {len(found)} here, some verdicts are expected by chance ({counts}).")
+    return Table(f"versus_{method}_{profile}", f"{method} against the baselines ({profile} profile)",
+                 ["task", "comparison", "evidence", "Δ", "95% interval", "verdict", "why"], rows, caption, data)
+
+
 def task_view(store: Store, summary: pd.DataFrame, task: str, profile: str) -> View:
     """One task's :class:`View`: each model's row at the common setting (:func:`~harness.reporting.summary.common_rows`)
     or, where its runs were made at several upstream seeds, one row per model standing for its rows at every
