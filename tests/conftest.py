@@ -40,11 +40,13 @@ def installed_plugins() -> list[str]:
     """The tasks and methods that distributions other than harness register by entry point, as "name (dist)"."""
     from importlib.metadata import entry_points
 
+    from packaging.utils import canonicalize_name
+
     found = set()
     for group in ("harness.tasks", "harness.methods"):
         for point in entry_points(group=group):
             dist = point.dist.name if point.dist is not None else "?"
-            if dist.lower().replace("_", "-") != "fdistill-harness":
+            if canonicalize_name(dist) != "fdistill-harness":
                 found.add(f"{point.name} ({dist})")
     return sorted(found)
 

@@ -122,8 +122,8 @@ def test_a_bundle_holds_the_upstream_stages_and_every_run_but_no_kd_student(stor
     (twin,) = built.manifest["twins"]
     assert twin["seeds"] == [42, 43] and twin["settings"] == {"teacher_outputs_k": 0}
     assert built.manifest["commit"] == "0123456789abcdef" and built.manifest["packed_by"]["commit"] == "feed"
-    assert [p["name"] for a in built.manifest["archives"] for p in a["parts"]] == ["dart-ci.stages.tar.xz",
-                                                                                  "dart-ci.runs.tar.xz"]
+    stages = [f"dart-ci.{s['stage']}-{s['key']}.tar.xz" for s in built.manifest["twins"][0]["stages"]]
+    assert [p["name"] for a in built.manifest["archives"] for p in a["parts"]] == [*stages, "dart-ci.runs.tar.xz"]
     for name, entry in built.manifest["files"].items():
         assert entry["bytes"] == (store / name).stat().st_size or name.endswith("/manifest.json")
 
@@ -166,14 +166,19 @@ def test_the_same_store_gives_the_same_bytes(store, tmp_path):
 
 
 def test_packed_again_after_more_runs_the_stages_archive_keeps_its_bytes(store, tmp_path):
-    """A store grows run by run: packed again, only the archive of run records changes, so a repository that
-    commits the bundle as the grid goes on stores the upstream stages (the teacher's weights) once."""
+    """A store grows run by run: packed again, the archive of run records changes and a new stage's archive joins;
+    every other stage's archive keeps its bytes, so a repository that commits the bundle as the grid goes on
+    stores each stage (the teacher's weights) once."""
     before = build_bundle(store, tmp_path / "one", code={})
-    fake_run(store, "mle", 42, planned("mle", 42), parameters={"teacher_outputs_k": 0})   # no new upstream stage
+    fake_run(store, "mle", 42, planned("mle", 42), parameters={"teacher_outputs_k": 0})
+    fake_run(store, "js", 42, planned("js", 42), parameters={"teacher_outputs_k": 0})     # a new upstream stage
     after = build_bundle(store, tmp_path / "two", code={})
-    assert (tmp_path / "one" / "dart-ci.stages.tar.xz").read_bytes() == (tmp_path / "two" / "dart-ci.stages.tar.xz").read_bytes()
-    assert (tmp_path / "one" / "dart-ci.runs.tar.xz").read_bytes() != (tmp_path / "two" / "dart-ci.runs.tar.xz").read_bytes()
-    assert len(after.manifest["twins"][0]["runs"]) == len(before.manifest["twins"][0]["runs"]) + 1
+    old, new = set(before.sizes), set(after.sizes)
+    assert old < new and [n for n in new - old] == ["dart-ci.pseudo_labels-" + planned("js", 42)["pseudo_labels"][1]
+                                                    + ".tar.xz"]
+    changed = [n for n in old if (tmp_path / "one" / n).read_bytes() != (tmp_path / "two" / n).read_bytes()]
+    assert changed == ["dart-ci.runs.tar.xz"]
+    assert len(after.manifest["twins"][0]["runs"]) == len(before.manifest["twins"][0]["runs"]) + 2
 
 
 def test_parts_are_cut_at_the_limit_and_import_restores_every_file(tmp_path):
@@ -201,7 +206,7 @@ def test_a_bundle_over_the_limit_is_refused_naming_its_archive(store, tmp_path):
 
 def test_a_corrupted_part_is_named_and_nothing_is_written(store, tmp_path):
     build_bundle(store, tmp_path / "ref", code={})
-    part = tmp_path / "ref" / "dart-ci.stages.tar.xz"
+    part = tmp_path / "ref" / "dart-ci.runs.tar.xz"
     data = bytearray(part.read_bytes())
     data[len(data) // 2] ^= 0xFF
     part.write_bytes(bytes(data))
@@ -731,7 +736,7 @@ def test_the_report_of_an_imported_bundle_is_the_stores_byte_for_byte(ci_grid, t
                 if not (original / "store" / stage).is_dir():
                     shutil.copytree(root / stage, original / "store" / stage)
     built = build_bundle(original / "store", tmp_path / "ref", code={})
-    assert built.sizes["dart-ci.stages.tar.xz"] + built.sizes["dart-ci.runs.tar.xz"] < 2 * 10**6
+    assert sum(built.sizes.values()) < 2 * 10**6
     import_bundle(tmp_path / "ref", imported / "store")
     for folder in (original, imported):
         monkeypatch.chdir(folder)

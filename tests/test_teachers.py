@@ -145,6 +145,18 @@ def test_the_main_rows_are_the_reference_teachers_whichever_teacher_has_more_see
     assert {label for label, _, _ in table_rows(summary, "dart", "ci")} >= {"mle", "kl", "mle (upstream_seed=43)"}
 
 
+def test_without_mle_at_the_reference_teacher_the_main_rows_are_still_its_own(tmp_path):
+    """MLE trained at upstream seeds 43 and 44 only, KL at 42–44: the rows the tables show unmarked are the
+    reference teacher's (42, where the findings judge), KL's there; MLE has no row at it."""
+    jitter = {1: -0.1, 2: 0.0, 3: 0.1}
+    for upstream, method in ((43, "mle"), (44, "mle"), (42, "kl"), (43, "kl"), (44, "kl")):
+        for seed in SEEDS:
+            write_run(tmp_path, "dart", method, seed, LEAD[upstream], {}, 20.0, upstream=upstream, jitter=jitter)
+    summary = summarise(load_store(tmp_path))
+    chosen = common_rows(summary, "dart", "ci")
+    assert chosen["kl"] == "kl" and "mle" not in chosen
+
+
 def test_the_variance_components_of_a_store_at_three_teachers(teachers_store):
     """KL's teacher means 30.5, 34, 35 (seeds ±0.05 around each): the teacher part is their variance less the seeds'
     share; the seed part the seeds' variance; no decoding measured; the input parts from the stored per-input
@@ -274,3 +286,20 @@ def test_a_claim_over_teachers_needs_every_part_judged_over_them():
     both = [(fd.Difference(-2.0, -3.0, -1.0, across=over), 0.0), (fd.Difference(-1.0, -2.0, 0.5, across=over), 0.0)]
     assert fd.across_verdict(both) == fd.FAILS
     assert fd.across_verdict([both[0], (fd.Difference(-1.0, -2.0, 0.5), 0.0)]) == ""
+
+
+def test_a_teacher_where_claim_5_lacks_a_comparison_is_undecided_there(tmp_path):
+    """js and kl at upstream seeds 42–44, tvd (10 points above js) at 42 only: claim 5 for js needs "no KD method
+    better by 1 or more" against kl and tvd; at 42 tvd is far better (not equivalent); at 43 and 44 tvd was not run,
+    so the claim is undecided there — not "equivalent" on the kl part alone."""
+    jitter = {1: -0.1, 2: 0.0, 3: 0.1}
+    levels = {"mle": 30.0, "kl": 35.0, "js": 35.0, "tvd": 45.0}
+    for upstream in (42, 43, 44):
+        for method in ("mle", "kl", "js") + (("tvd",) if upstream == 42 else ()):
+            for seed in SEEDS:
+                write_run(tmp_path, "dart", method, seed, levels, {}, 20.0, upstream=upstream, jitter=jitter)
+    store = load_store(tmp_path)
+    data = fd.findings(store, summarise(store), "ci", n_samples=100).data
+    js = data[(data["claim"] == "5") & data["statement"].str.startswith("js ")].iloc[0]
+    assert js["verdict"] == fd.NOT_EQUIVALENT
+    assert js["per_teacher"] == "42: not equivalent; 43: undecided; 44: undecided"

@@ -12,8 +12,9 @@ returning :class:`Finding` rows; :func:`findings` lists them in :data:`CLAIMS` o
 * *holds*: the interval lies above the threshold; *does not hold*: below it; *undecided*: it includes the
   threshold, or a row has fewer than :data:`~harness.reporting.noise.MIN_OWN_SEEDS` seeds (exploratory: shown,
   never decided on), and the row says which.
-* "as good as" (claim 5) is an equivalence test with a stated margin (two one-sided tests): *equivalent*,
-  *not equivalent* or *undecided* — overlapping intervals are no evidence of equivalence.
+* "as good as the best" (claim 5) is non-inferiority with a stated margin to every other KD method (one-sided
+  tests against each): *equivalent*, *not equivalent* or *undecided* — overlapping intervals are no evidence of
+  equivalence, and the best by mean is not near-best by being the best.
 
 Rows of a task are taken at one setting on one data set: :func:`~harness.reporting.summary.common_rows` (each
 model's row on the task's primary data set that agrees with MLE's row with the most seeds — at the reference
@@ -175,7 +176,10 @@ def teacher_verdicts(parts: list[tuple[Difference, float]], test=None, merge=Non
     test, merge = test or judge, merge or combine
     out = {}
     for t in dict.fromkeys(t for d, _ in parts for t in d.per_teacher):
-        verdicts = [test(d.per_teacher[t], threshold) for d, threshold in parts if t in d.per_teacher]
+        verdicts = [test(d.per_teacher[t], threshold) if t in d.per_teacher else
+                    (UNDECIDED, f"not compared at upstream seed {format_value(t)}") for d, threshold in parts]
+        # a part without rows at t leaves t undecided (a claim that needs every part is not shown there), unless
+        # another part fails at t
         out[t] = verdicts[0][0] if len(verdicts) == 1 else merge(verdicts)[0]
     return out
 
@@ -215,20 +219,6 @@ def judge(d: Difference, threshold: float) -> tuple[str, str]:
     if d.high < threshold:
         return FAILS, f"interval below {t}{kind}"
     return UNDECIDED, f"interval includes {t}{kind}"
-
-
-def equivalent(d: Difference, margin: float) -> tuple[str, str]:
-    """(verdict, reason) for "|the statistic| < ``margin``": two one-sided tests
-    (:func:`~harness.reporting.noise.equivalence`) — equivalent when the 90% interval lies inside (−margin, margin),
-    not equivalent when the 95% interval lies outside [−margin, margin], else undecided."""
-    if d.missing:
-        return UNDECIDED, d.missing
-    if d.model is None or not math.isfinite(d.model.se):
-        return UNDECIDED, "no interval"
-    verdict = noise.equivalence(d.model, margin)
-    low, high = d.model.interval(0.90)
-    where = f"90% interval [{_num(low)}, {_num(high)}], margin ±{margin:g}" + _which_interval(d)
-    return verdict, where
 
 
 def no_worse_by(others: int):
@@ -894,8 +884,8 @@ def versus_baselines(store: Store, summary: pd.DataFrame, profile: str, method: 
                           "metric": f.metric, "evidence": f.evidence, "estimate": f.estimate, "ci_low": f.low,
                           "ci_high": f.high, "verdict": f.verdict, "reason": f.reason} for f in found])
     counts = ", ".join(f"{sum(f.verdict == v for f in found)} {v}" for v in (BETTER, WORSE, UNDECIDED))
-    caption = (f"{method} against each baseline on each task's primary metric: Δ = {method} − baseline, positive "
-               f"when {method} is better (lower is better for a ↓ metric); 95% interval from the same noise model as "
+    caption = (f"{method} against each baseline on each task's primary metric: Δ = {method} − baseline (baseline − "
+               f"{method} for a metric where lower is better), positive when {method} is better; 95% interval from the same noise model as "
                f"the findings (seeds and test inputs); better / worse: the interval above / below 0; undecided: it "
                f"includes 0, or a row has fewer than {MIN_OWN_SEEDS} seeds. Each comparison is a 95% statement on "
                f"its own: across the {len(found)} here, some verdicts are expected by chance ({counts}).")

@@ -94,16 +94,21 @@ def data_names(identities: list[str], primary: str, folders: dict[str, str]) -> 
 
 def anchor_setting(rows: list[dict]) -> dict:
     """The task's main setting: that of MLE's row on the primary data with the most seeds (the first on ties),
-    {} when it has none; where MLE's rows were made at several teachers, among those at the reference teacher
-    (:func:`~harness.reporting.teachers.reference_teacher`, fixed by the design), so that the rows a table shows
-    are the teacher the findings judge at, whichever teacher's rows have the most seeds. ``rows``: dicts with
-    model, setting, n and primary, in report order."""
+    {} when it has none; where the rows were made at several teachers, among MLE's at the reference teacher
+    (:func:`~harness.reporting.teachers.reference_teacher` of every row's teachers, fixed by the design; at that
+    teacher even where MLE has no row there), so that the rows a table shows are the teacher the findings judge at,
+    whichever teacher's rows have the most seeds. ``rows``: dicts with model, setting, n and primary, in report
+    order."""
     from .teachers import reference_teacher
 
     mle = [r for r in rows if r["model"] == MLE and r["primary"]]
-    reference = reference_teacher({r["setting"].get(UPSTREAM) for r in mle})
-    at_reference = [r for r in mle if r["setting"].get(UPSTREAM) == reference]
-    return max(at_reference or mle, key=lambda r: r["n"])["setting"] if mle else {}
+    # the reference among every row's teachers, as the findings take it (teachers.rows_by_teacher); a row made once
+    # for every teacher (no upstream seed) belongs to each
+    reference = reference_teacher({r["setting"].get(UPSTREAM) for r in rows})
+    at_reference = [r for r in mle if r["setting"].get(UPSTREAM) in (reference, None)]
+    if at_reference or not mle:
+        return max(at_reference, key=lambda r: r["n"])["setting"] if at_reference else {}
+    return {**max(mle, key=lambda r: r["n"])["setting"], UPSTREAM: reference}
 
 
 def shown_axes(setting: dict, anchor: dict, own_axes: list[str]) -> dict:

@@ -1,7 +1,7 @@
 """The reference bundle: a store's upstream stages and baseline runs, packed to ship with the repository.
 
 A results store (``RESULTS/cache/<stage>/<key>/``, ``RESULTS/runs/<run>/``) is packed per *twin* (a task at a
-profile) into two xz-compressed tar archives, of
+profile) into xz-compressed tar archives (one per stage folder, one of the run records) of
 
 * its **upstream stages**, the ones a new method's cell reuses: tokenizer, teacher, pseudo-labels, the
   teacher-output store, the shared pre-distilled student, and the evaluations of the teacher and of that student
@@ -44,8 +44,8 @@ from .labels import EVALUATION, METHOD, PREDISTILL, PSEUDO_LABELS, TEACHER, TEAC
 from .runs import RUNS, TMP, verify_run
 
 FORMAT = "harness-reference-bundle"
-VERSION = 3   # 2: released-text twins of records only, design records (grids/); 3: a twin's stages and runs in
-#               two archives. Older bundles still read (the import reads whatever archives bundle.json lists).
+VERSION = 3   # 2: released-text twins of records only, design records (grids/); 3: an archive per stage folder
+#               and one of a twin's runs. Older bundles still read (the import reads the archives bundle.json lists).
 MANIFEST = "bundle.json"
 #: What the import leaves in the results folder: where its baselines came from (the report reads it).
 PROVENANCE = "reference.json"
@@ -134,13 +134,15 @@ class Twin:
         return [folder for _, folders in self.archives() for folder in folders]
 
     def archives(self) -> list[tuple[str, list[str]]]:
-        """Its archives' names and folders: the upstream stages (``<twin>.stages.tar.xz``, none for a twin of
-        records only) apart from the run records (``<twin>.runs.tar.xz``). Apart, a bundle packed again after
-        more runs changes the small archive of records only: the stages' archive keeps its bytes, so a
-        repository that commits the bundle as it grows stores the teacher's weights once."""
-        stages = [f"{CACHE}/{stage}/{key}" for stage, key in sorted(self.stages)]
+        """Its archives' names and folders: one per upstream stage (``<twin>.<stage>-<key>.tar.xz``; none for a twin
+        of records only), then the run records (``<twin>.runs.tar.xz``). A stage folder never changes once built
+        (its key is its content's address), so its archive keeps its bytes however the store grows: a bundle packed
+        again after more runs, or with more stages (another depth's pre-distilled student, a teacher-output store),
+        changes the records' archive and adds the new stages' — a repository that commits the bundle as the
+        evidence grid goes on stores each teacher's weights once."""
+        stages = [(f"{self.name}.{stage}-{key}.tar.xz", [f"{CACHE}/{stage}/{key}"]) for stage, key in sorted(self.stages)]
         runs = [f"{RUNS}/{run['run_id']}" for run in sorted(self.runs, key=lambda r: r["run_id"])]
-        return ([(f"{self.name}.stages.tar.xz", stages)] if stages else []) + [(f"{self.name}.runs.tar.xz", runs)]
+        return stages + [(f"{self.name}.runs.tar.xz", runs)]
 
     def settings(self) -> dict:
         """The config values (dotted keys) every run of the twin set away from its defaults, method parameters
