@@ -23,7 +23,7 @@ finding compares rows made on different data.
 Only claims the store has data for appear.
 
 Rows made at several teachers (upstream seeds, :func:`task_view`): a finding is judged at the reference teacher
-(:func:`~harness.reporting.teachers.reference_teacher`: the default upstream seed, fixed by the design, where
+(:func:`~harness.reporting.summary.reference_teacher`: the default upstream seed, fixed by the design, where
 ``--until-decided`` adds seeds), and its ``across`` verdict over teachers (the teacher a random draw,
 :func:`~harness.reporting.teachers.across`) says whether it speaks for more than that teacher; per teacher, each
 one's verdict on its own rows.
@@ -47,7 +47,7 @@ from .load import Store, TaskInfo
 from .noise import EQUIVALENT, MIN_OWN_SEEDS, NOT_EQUIVALENT, Replicates   # noqa: F401 (claim 5's verdicts)
 from .render import Cell, Table
 from .stability import replicates, sampled_once
-from .summary import MLE, agrees, common_rows, format_value, lookup, row_label, rows_of
+from .summary import MLE, agrees, common_rows, format_value, lookup, reference_teacher, row_label, rows_of
 from .tables import metric_label, size_axes
 
 HOLDS, FAILS, UNDECIDED = noise.HOLDS, noise.DOES_NOT_HOLD, noise.UNDECIDED
@@ -67,7 +67,7 @@ class Finding:
     verdict: str        # HOLDS, FAILS or UNDECIDED
     reason: str
     #: several teachers (upstream seeds): each one's verdict on its own rows (upstream seed → verdict); the row's
-    #: verdict is then the reference teacher's (:func:`~harness.reporting.teachers.reference_teacher`). Empty: one.
+    #: verdict is then the reference teacher's (:func:`~harness.reporting.summary.reference_teacher`). Empty: one.
     teachers: dict = field(default_factory=dict)
     #: several teachers: the verdict over teachers (the two-level model, :mod:`~harness.reporting.teachers`: the
     #: teacher a random draw); "" where the rows share fewer than two teachers
@@ -903,7 +903,7 @@ def task_view(store: Store, summary: pd.DataFrame, task: str, profile: str) -> V
     if len(by_teacher) < 2:
         return View(task, profile, info, look, common_rows(summary, task, profile))
     metrics = list(dict.fromkeys(metric for _, metric in look))
-    reference = teachers.reference_teacher(by_teacher)
+    reference = reference_teacher(by_teacher)
     rows = {}
     for model in dict.fromkeys(m for chosen in by_teacher.values() for m in chosen):
         labels = {t: chosen[model] for t, chosen in by_teacher.items() if model in chosen}

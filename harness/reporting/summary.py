@@ -92,15 +92,25 @@ def data_names(identities: list[str], primary: str, folders: dict[str, str]) -> 
     return names
 
 
+def reference_teacher(seeds) -> object:
+    """The reference teacher among the upstream seeds ``seeds``: the profile's default upstream seed (the one every
+    single-teacher grid and ``harness grid --until-decided`` run at) where it is among them, else the smallest.
+    Fixed by the design, never by the data: a verdict at the reference teacher is not one chosen for coming out
+    decided."""
+    from ..config import RunConfig
+
+    seeds = [s for s in seeds if s is not None]
+    default = RunConfig().upstream_seed
+    return default if default in seeds else (min(seeds) if seeds else None)
+
+
 def anchor_setting(rows: list[dict]) -> dict:
     """The task's main setting: that of MLE's row on the primary data with the most seeds (the first on ties),
     {} when it has none; where the rows were made at several teachers, among MLE's at the reference teacher
-    (:func:`~harness.reporting.teachers.reference_teacher` of every row's teachers, fixed by the design; at that
+    (:func:`~harness.reporting.summary.reference_teacher` of every row's teachers, fixed by the design; at that
     teacher even where MLE has no row there), so that the rows a table shows are the teacher the findings judge at,
     whichever teacher's rows have the most seeds. ``rows``: dicts with model, setting, n and primary, in report
     order."""
-    from .teachers import reference_teacher
-
     mle = [r for r in rows if r["model"] == MLE and r["primary"]]
     # the reference among every row's teachers, as the findings take it (teachers.rows_by_teacher); a row made once
     # for every teacher (no upstream seed) belongs to each

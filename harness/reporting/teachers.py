@@ -90,23 +90,11 @@ def rows_by_teacher(summary: pd.DataFrame, task: str, profile: str) -> dict[obje
     return out
 
 
-def reference_teacher(seeds) -> object:
-    """The reference teacher among the upstream seeds ``seeds``: the profile's default upstream seed (the one every
-    single-teacher grid and ``harness grid --until-decided`` run at) where it is among them, else the smallest.
-    Fixed by the design, never by the data: a verdict at the reference teacher is not one chosen for coming out
-    decided."""
-    from ..config import RunConfig
-
-    seeds = [s for s in seeds if s is not None]
-    default = RunConfig().upstream_seed
-    return default if default in seeds else (min(seeds) if seeds else None)
-
-
 def pooled_line(lines: dict, reference: object = None) -> dict:
     """One summary line standing for a model's rows at several teachers (upstream seed → line, one metric): the
     unweighted mean of the teachers' means (each teacher counts once, as :func:`across` weighs them), every seed's
     value and replicate, the per-teacher lines under ``teachers`` and, under ``reference``, the reference teacher
-    (:func:`reference_teacher`) where the model has a row there."""
+    (:func:`~harness.reporting.summary.reference_teacher`) where the model has a row there."""
     first = next(iter(lines.values()))
     shown = {a: v for a, v in first.get("shown", {}).items() if a != UPSTREAM}
     return {**first, "label": f"{first['model']} [{len(lines)} teachers]", "shown": shown,
