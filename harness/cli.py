@@ -616,7 +616,6 @@ def compare_cmd(method, plugins, bundle, results_dir, tasks, seeds, teachers, ac
     if dry_run:
         return
     from .reporting.build import build_report, default_out
-
     from .reporting.render import to_markdown
 
     out_dir = out_dir or str(default_out(results_dir))

@@ -176,10 +176,10 @@ def teacher_verdicts(parts: list[tuple[Difference, float]], test=None, merge=Non
     test, merge = test or judge, merge or combine
     out = {}
     for t in dict.fromkeys(t for d, _ in parts for t in d.per_teacher):
-        verdicts = [test(d.per_teacher[t], threshold) if t in d.per_teacher else
-                    (UNDECIDED, f"not compared at upstream seed {format_value(t)}") for d, threshold in parts]
         # a part without rows at t leaves t undecided (a claim that needs every part is not shown there), unless
         # another part fails at t
+        verdicts = [test(d.per_teacher[t], threshold) if t in d.per_teacher else
+                    (UNDECIDED, f"not compared at upstream seed {format_value(t)}") for d, threshold in parts]
         out[t] = verdicts[0][0] if len(verdicts) == 1 else merge(verdicts)[0]
     return out
 
@@ -249,12 +249,8 @@ def no_worse_by(others: int):
 
 def merge_no_worse(parts: list[tuple[str, str]]) -> tuple[str, str]:
     """Claim 5's verdict from its parts (:func:`no_worse_by`): not equivalent where any part is, else undecided
-    where any part is, else equivalent."""
-    for verdict in (NOT_EQUIVALENT, UNDECIDED):
-        reasons = [reason for v, reason in parts if v == verdict]
-        if reasons:
-            return verdict, "; ".join(dict.fromkeys(reasons))
-    return EQUIVALENT, "; ".join(dict.fromkeys(reason for _, reason in parts))
+    where any part is, else equivalent (its reason: every part's bound)."""
+    return combine(parts, fails=NOT_EQUIVALENT, holds=EQUIVALENT, every="; ".join(dict.fromkeys(r for _, r in parts)))
 
 
 def _which_interval(d: Difference) -> str:
@@ -274,13 +270,15 @@ def _which_interval(d: Difference) -> str:
     return ""
 
 
-def combine(parts: list[tuple[str, str]]) -> tuple[str, str]:
-    """One verdict for a claim that needs every part to hold: any part that fails fails it."""
-    for verdict in (FAILS, UNDECIDED):
+def combine(parts: list[tuple[str, str]], fails: str = FAILS, holds: str = HOLDS,
+            every: str = "every part holds") -> tuple[str, str]:
+    """One verdict for a claim that needs every part to hold: any part that fails (``fails``) fails it, else any
+    undecided part leaves it undecided, else it holds (``holds``, with the reason ``every``)."""
+    for verdict in (fails, UNDECIDED):
         reasons = [reason for v, reason in parts if v == verdict]
         if reasons:
             return verdict, "; ".join(dict.fromkeys(reasons))
-    return HOLDS, "every part holds"
+    return holds, every
 
 
 def _num(x: float, sign: bool = False) -> str:
@@ -343,6 +341,13 @@ class Context:
     views: dict[str, View]      # task → view, in the paper's task order
     n_samples: int
     paper: pd.DataFrame
+
+
+def _context(store: Store, summary: pd.DataFrame, profile: str, n_samples: int, paper: pd.DataFrame) -> Context:
+    """The :class:`Context` of ``profile``: a :func:`task_view` of each of its tasks, in the paper's task order."""
+    tasks = sorted(set(summary.loc[summary["profile"] == profile, "task"]), key=lambda t: order_key(t, TASKS))
+    return Context(store, summary, profile, {t: task_view(store, summary, t, profile) for t in tasks}, n_samples,
+                   paper)
 
 
 def _finding(claim, statement, view_or_task, metric, evidence, d: Difference, threshold: float) -> Finding:
@@ -773,9 +778,7 @@ CLAIMS: tuple[Callable[[Context], list[Finding]], ...] = (
 def findings(store: Store, summary: pd.DataFrame, profile: str, n_samples: int = 1000,
              paper: pd.DataFrame | None = None) -> Table | None:
     """Every claim's rows for the tasks of ``profile``, as one table (None when no claim has data)."""
-    tasks = sorted(set(summary.loc[summary["profile"] == profile, "task"]), key=lambda t: order_key(t, TASKS))
-    views = {t: task_view(store, summary, t, profile) for t in tasks}
-    ctx = Context(store, summary, profile, views, n_samples, published() if paper is None else paper)
+    ctx = _context(store, summary, profile, n_samples, published() if paper is None else paper)
     found = [row for claim in CLAIMS for row in claim(ctx)]
     if not found:
         return None
@@ -856,11 +859,9 @@ def versus_baselines(store: Store, summary: pd.DataFrame, profile: str, method: 
     the baselines were made at several), and the verdict better / worse / undecided (the interval above 0, below
     it, or including it; exploratory rows, fewer than :data:`~harness.reporting.noise.MIN_OWN_SEEDS` seeds, are
     never decided). Each comparison is a 95% statement on its own. None where ``method`` has no row."""
-    tasks = sorted(set(summary.loc[summary["profile"] == profile, "task"]), key=lambda t: order_key(t, TASKS))
-    views = {t: task_view(store, summary, t, profile) for t in tasks}
-    ctx = Context(store, summary, profile, views, n_samples, pd.DataFrame())
+    ctx = _context(store, summary, profile, n_samples, pd.DataFrame())
     found = []
-    for view in views.values():
+    for view in ctx.views.values():
         metric = view.info.primary
         mine = view.line(method, metric)
         if mine is None:
@@ -885,8 +886,8 @@ def versus_baselines(store: Store, summary: pd.DataFrame, profile: str, method: 
                           "ci_high": f.high, "verdict": f.verdict, "reason": f.reason} for f in found])
     counts = ", ".join(f"{sum(f.verdict == v for f in found)} {v}" for v in (BETTER, WORSE, UNDECIDED))
     caption = (f"{method} against each baseline on each task's primary metric: Δ = {method} − baseline (baseline − "
-               f"{method} for a metric where lower is better), positive when {method} is better; 95% interval from the same noise model as "
-               f"the findings (seeds and test inputs); better / worse: the interval above / below 0; undecided: it "
+               f"{method} for a metric where lower is better), positive when {method} is better; 95% interval from "
+               f"the same noise model as the findings (seeds and test inputs); better / worse: the interval above / below 0; undecided: it "
                f"includes 0, or a row has fewer than {MIN_OWN_SEEDS} seeds. Each comparison is a 95% statement on "
                f"its own: across the {len(found)} here, some verdicts are expected by chance ({counts}).")
     return Table(f"versus_{method}_{profile}", f"{method} against the baselines ({profile} profile)",

@@ -116,8 +116,10 @@ def anchor_setting(rows: list[dict]) -> dict:
     # for every teacher (no upstream seed) belongs to each
     reference = reference_teacher({r["setting"].get(UPSTREAM) for r in rows})
     at_reference = [r for r in mle if r["setting"].get(UPSTREAM) in (reference, None)]
-    if at_reference or not mle:
-        return max(at_reference, key=lambda r: r["n"])["setting"] if at_reference else {}
+    if not mle:
+        return {}
+    if at_reference:
+        return max(at_reference, key=lambda r: r["n"])["setting"]
     return {**max(mle, key=lambda r: r["n"])["setting"], UPSTREAM: reference}
 
 

@@ -140,7 +140,8 @@ class Twin:
         again after more runs, or with more stages (another depth's pre-distilled student, a teacher-output store),
         changes the records' archive and adds the new stages' — a repository that commits the bundle as the
         evidence grid goes on stores each teacher's weights once."""
-        stages = [(f"{self.name}.{stage}-{key}.tar.xz", [f"{CACHE}/{stage}/{key}"]) for stage, key in sorted(self.stages)]
+        stages = [(f"{self.name}.{stage}-{key}.tar.xz", [f"{CACHE}/{stage}/{key}"])
+                  for stage, key in sorted(self.stages)]
         runs = [f"{RUNS}/{run['run_id']}" for run in sorted(self.runs, key=lambda r: r["run_id"])]
         return stages + [(f"{self.name}.runs.tar.xz", runs)]
 
@@ -307,38 +308,15 @@ def build_bundle(results_dir: str | Path, out: str | Path, *, tasks: tuple[str, 
     twins = collect(root, tasks, profiles, teachers)
     _check_bundle_folder(final)
     files: dict[str, dict] = {}
-    archives, sizes = [], {}
+    archives = []
     with atomic_dir(final) as tmp:
         for twin in twins:
             for archive_name, folders in twin.archives():
-                names = _files(root, folders)
-                rewritten = {name: without_paths(root / name, root) for name in names
-                             if name.startswith(f"{RUNS}/") and name.endswith("/manifest.json")}
-                for name in names:
-                    if name in rewritten:
-                        files[name] = {"sha256": hashlib.sha256(rewritten[name]).hexdigest(),
-                                       "bytes": len(rewritten[name])}
-                    else:
-                        files[name] = {"sha256": sha256_file(root / name), "bytes": (root / name).stat().st_size}
-                archive = tmp / archive_name
-                _tar(root, names, archive, rewritten)
-                whole = {"sha256": sha256_file(archive), "bytes": archive.stat().st_size}
-                parts = _split(archive, part_bytes)
-                archives.append({"twin": twin.name, "name": archive.name, **whole,
-                                 "parts": [{"name": p.name, "sha256": sha256_file(p), "bytes": p.stat().st_size}
-                                           for p in parts]})
-                sizes.update({p.name: p.stat().st_size for p in parts})
+                archives.append(_pack(root, tmp, archive_name, _files(root, folders), twin.name, part_bytes, files))
         designs = design_records(root, {run["run_id"] for twin in twins for run in twin.runs})
         if designs:
-            for name in designs:
-                files[name] = {"sha256": sha256_file(root / name), "bytes": (root / name).stat().st_size}
-            archive = tmp / f"{DESIGNS}.tar.xz"
-            _tar(root, designs, archive, {})
-            archives.append({"twin": None, "name": archive.name, "sha256": sha256_file(archive),
-                             "bytes": archive.stat().st_size,
-                             "parts": [{"name": archive.name, "sha256": sha256_file(archive),
-                                        "bytes": archive.stat().st_size}]})
-            sizes[archive.name] = archive.stat().st_size
+            archives.append(_pack(root, tmp, f"{DESIGNS}.tar.xz", designs, None, part_bytes, files))
+        sizes = {part["name"]: part["bytes"] for archive in archives for part in archive["parts"]}
         total = sum(sizes.values())
         if total > limit_bytes:
             raise HarnessError(f"the bundle would be {_mb(total)}, over the {_mb(limit_bytes)} limit: "
@@ -355,6 +333,26 @@ def build_bundle(results_dir: str | Path, out: str | Path, *, tasks: tuple[str, 
         if (final / "README.md").is_file():
             shutil.copy2(final / "README.md", tmp / "README.md")
     return Built(final, manifest, sizes)
+
+
+def _pack(root: Path, tmp: Path, archive_name: str, names: list[str], twin: str | None, part_bytes: int,
+          files: dict[str, dict]) -> dict:
+    """Write the files ``names`` (relative to ``root``; run manifests :func:`without_paths`) as the archive
+    ``tmp/archive_name``, cut into parts of ``part_bytes``; add each file's sha256 and size to ``files``; return
+    the archive's entry of ``bundle.json`` (``twin``: its twin's name, None for the design records)."""
+    rewritten = {name: without_paths(root / name, root) for name in names
+                 if name.startswith(f"{RUNS}/") and name.endswith("/manifest.json")}
+    for name in names:
+        if name in rewritten:
+            files[name] = {"sha256": hashlib.sha256(rewritten[name]).hexdigest(), "bytes": len(rewritten[name])}
+        else:
+            files[name] = {"sha256": sha256_file(root / name), "bytes": (root / name).stat().st_size}
+    archive = tmp / archive_name
+    _tar(root, names, archive, rewritten)
+    whole = {"sha256": sha256_file(archive), "bytes": archive.stat().st_size}
+    parts = _split(archive, part_bytes)
+    return {"twin": twin, "name": archive_name, **whole,
+            "parts": [{"name": p.name, "sha256": sha256_file(p), "bytes": p.stat().st_size} for p in parts]}
 
 
 def design_records(root: Path, runs: set[str]) -> list[str]:
