@@ -339,7 +339,8 @@ def test_the_report_writes_the_findings_table_in_every_format(store_root, tmp_pa
     assert headings[:2] == ["The paper's findings, re-tested — ci profile", "all tasks — ci profile"]   # first
     assert "### The paper's findings, re-tested (ci profile)" in md
     page = (tmp_path / "out" / "report.html").read_text()
-    assert page.index('id="contents"') < page.index('id="findings_ci"') < page.index('id="overview_ci"')
+    assert (page.index('id="contents"') < page.index('id="verdicts_ci"') < page.index('id="findings_ci"')
+            < page.index('id="overview_ci"'))
     csv = pd.read_csv(tmp_path / "out" / "tables" / "findings_ci.csv")
     assert {"claim", "task", "estimate", "ci_low", "ci_high", "verdict", "reason"} <= set(csv.columns)
     assert "findings_ci" in report.tables
@@ -350,6 +351,36 @@ def test_the_report_writes_the_findings_table_in_every_format(store_root, tmp_pa
     assert headings[-1] == "Where the variance comes from — ci profile" or "variance_ci" in report.tables
     assert set(report.tables["variance_ci"].data["task"]) == {"dart", "xsum", "wmt16_en_ro", "commonsense_dialogue"}
     assert "kl - mle" in set(report.tables["variance_comparisons_ci"].data["comparison"])
+
+
+@WITH_THE_STORE
+def test_the_summary_counts_each_claim_s_verdicts_and_the_decided_share(table):
+    summary = fd.verdict_summary(table, "ci")
+    data = summary.data.set_index("claim")
+    found = table.data.assign(claim=table.data["claim"].astype(str))
+    assert list(data.index) == [*dict.fromkeys(found["claim"]), "all"]
+    for claim, part in found.groupby("claim"):
+        for verdict, count in part["verdict"].value_counts().items():
+            assert data.loc[claim, verdict] == count
+        assert data.loc[claim, "rows"] == len(part)
+        assert data.loc[claim, "decided"] == (part["verdict"] != fd.UNDECIDED).sum()
+    assert data.loc["all", "rows"] == len(found) and data.loc["all", "decided"] == (found["verdict"] != "undecided").sum()
+    assert data.loc["2", "text"] == claims.KD_VS_MLE.text
+    decided = int(data.loc["all", "decided"])
+    assert f"{decided} of {len(found)} rows ({100 * decided / len(found):.0f}%)" in summary.caption
+    assert summary.rows[-1][0].text == "all"
+
+
+def test_verdict_counts_puts_the_verdicts_in_one_order_whatever_the_table_s():
+    frame = pd.DataFrame({"claim": ["5", "5", "1", "1", "1"],
+                          "verdict": ["undecided", "equivalent", "does not hold", "holds", "holds"]})
+    counts = fd.verdict_counts(frame)
+    assert list(counts.columns) == ["claim", "rows", "holds", "equivalent", "does not hold", "undecided", "decided"]
+    assert counts.to_dict("records") == [
+        {"claim": "5", "rows": 2, "holds": 0, "equivalent": 1, "does not hold": 0, "undecided": 1, "decided": 1},
+        {"claim": "1", "rows": 3, "holds": 2, "equivalent": 0, "does not hold": 1, "undecided": 0, "decided": 3}]
+    across = fd.verdict_counts(frame.assign(across_verdict=["equivalent", "", "holds", "undecided", "holds"]))
+    assert list(across["across"]) == [1, 2]
 
 
 @WITH_THE_STORE

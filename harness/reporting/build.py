@@ -19,7 +19,7 @@ from . import html as html_page
 from . import plots
 from .calibration import calibration
 from .compare import comparison, published_table
-from .findings import findings, versus_baselines
+from .findings import findings, verdict_summary, versus_baselines
 from .variance import contrast_table, variance_table
 from .load import Store, is_cost, load_store, of_task
 from .real_text import real_text
@@ -113,8 +113,10 @@ def _build(results_dir, out_dir: Path, compare, baseline, n_samples, screenshot,
             verdicts.append((f"{focus} against the baselines — {profile} profile", [mine]))
         claims = findings(store, summary, profile, n_samples)
         if claims is not None:
-            _add_table(report, claims)
-            verdicts.append((f"The paper's findings, re-tested — {profile} profile", [claims]))
+            decided = verdict_summary(claims, profile)
+            for table in (decided, claims):
+                _add_table(report, table)
+            verdicts.append((f"The paper's findings, re-tested — {profile} profile", [decided, claims]))
         twins = calibration(store, summary, profile, n_samples)
         if twins is not None:
             _add_table(report, twins)

@@ -834,6 +834,53 @@ def findings(store: Store, summary: pd.DataFrame, profile: str, n_samples: int =
                  caption, data)
 
 
+#: The verdict words in the order a summary counts them; a row is decided unless it is undecided.
+VERDICTS = (HOLDS, EQUIVALENT, FAILS, NOT_EQUIVALENT, UNDECIDED)
+
+
+def verdict_counts(frame: pd.DataFrame) -> pd.DataFrame:
+    """Per claim of a findings table (its ``data`` or its CSV), in the table's order: ``rows``, the count of each
+    verdict it has (in :data:`VERDICTS`' order, any other word after them), and ``decided`` (every row but the
+    undecided ones); ``across`` where the table has verdicts over teachers: the rows that hold (or are equivalent)
+    over teachers."""
+    words = list(dict.fromkeys(frame["verdict"]))
+    kinds = [v for v in VERDICTS if v in words] + [v for v in words if v not in VERDICTS]
+    out = []
+    for claim, part in frame.groupby(frame["claim"].astype(str), sort=False):
+        counts = part["verdict"].value_counts()
+        line = {"claim": claim, "rows": len(part), **{k: int(counts.get(k, 0)) for k in kinds},
+                "decided": len(part) - int(counts.get(UNDECIDED, 0))}
+        if "across_verdict" in part:
+            line["across"] = int(part["across_verdict"].isin([HOLDS, EQUIVALENT]).sum())
+        out.append(line)
+    return pd.DataFrame(out)
+
+
+def verdict_summary(table: Table, profile: str) -> Table:
+    """What the findings table (``table``, :func:`findings`) decided, per claim and in all: the table a reader
+    sees first."""
+    counts = verdict_counts(table.data)
+    texts = {c.number: c.text for c in claims.CLAIMS}
+    kinds = [c for c in counts.columns if c not in ("claim", "rows", "decided", "across")]
+    tail = ["across"] if "across" in counts else []
+    total = counts.drop(columns="claim").sum()
+    columns = ["rows", *kinds, "decided", *tail]
+    rows = [[Cell(text=line["claim"]), Cell(text=texts.get(line["claim"], "")),
+             *(Cell(text=str(int(line[k]))) for k in columns)] for _, line in counts.iterrows()]
+    rows.append([Cell(text="all"), Cell(text=""), *(Cell(text=str(int(total[k]))) for k in columns)])
+    share = 100 * total["decided"] / total["rows"] if total["rows"] else math.nan
+    data = pd.concat([counts, pd.DataFrame([{"claim": "all", **total.to_dict()}])], ignore_index=True)
+    data.insert(1, "text", [texts.get(c, "") for c in data["claim"]])
+    data.insert(2, "profile", profile)
+    caption = (f"Decided (holds, does not hold, equivalent or not equivalent): {int(total['decided'])} of "
+               f"{int(total['rows'])} rows ({share:.0f}%). Each row of the findings table is one 95% statement on "
+               f"its own; a row with fewer than {MIN_OWN_SEEDS} seeds is undecided (exploratory)."
+               + (" across: the rows whose verdict over teachers holds (or is equivalent)." if tail else ""))
+    header = ["#", "claim", "rows", *kinds, "decided", *(["across teachers"] if tail else [])]
+    return Table(f"verdicts_{profile}", f"What the findings decide ({profile} profile)", header, rows, caption,
+                 data)
+
+
 def _holding(f: Finding) -> int:
     return sum(v in (HOLDS, EQUIVALENT) for v in f.teachers.values())
 

@@ -37,6 +37,9 @@ section[id^="findings_"] td:nth-child(8), section[id^="findings_"] td:nth-child(
 section[id^="findings_"] td:nth-child(4) { min-width: 16rem; }
 section[id^="findings_"] td, section[id^="findings_"] th { text-align: left; vertical-align: top; }
 section[id^="findings_"] td:nth-child(7) { font-weight: 600; }
+section[id^="verdicts_"] td:nth-child(2) { white-space: normal; min-width: 24rem; }
+section[id^="verdicts_"] td:nth-child(2), section[id^="verdicts_"] th:nth-child(2) { text-align: left; }
+section[id^="verdicts_"] tr:last-child td { font-weight: 600; border-top: 2px solid #333; }
 """
 
 

@@ -5,7 +5,7 @@ and a check of every other number a file states against the tables it names.
 a file holds what :data:`GENERATED` [KIND] renders from a report's ``tables/*_PROFILE.csv``: ``overview`` (each
 row's primary metric — the one Table 2 ranks by — per task, mean ± 95% t-interval over seeds and n; bold: the best student with at
 least :data:`~harness.reporting.noise.MIN_OWN_SEEDS` seeds; ``n*``: exploratory) and ``verdicts`` (per claim of
-the findings table, how many of its rows hold, do not hold, are undecided). ``harness report --readme FILE``
+the findings table, how many of its rows have each verdict and how many are decided, then all claims). ``harness report --readme FILE``
 rewrites them from the report it has just written; :func:`render_blocks` does it from any tables folder.
 
 **Tagged numbers.** A line ``<!-- numbers: TABLE TABLE … -->`` says that every decimal number from there to the
@@ -31,6 +31,7 @@ import pandas as pd
 
 from ..paper import TASKS, order_key
 from . import ranking
+from .findings import verdict_counts
 from .noise import MIN_OWN_SEEDS
 from .tables import metric_label
 
@@ -95,13 +96,15 @@ def overview_block(tables: Path, profile: str) -> str:
 
 
 def verdicts_block(tables: Path, profile: str) -> str:
-    """Per claim of the findings table: its rows, and how many hold, do not hold, are undecided or other."""
-    frame = _read(tables, f"findings_{profile}")
-    kinds = list(dict.fromkeys(frame["verdict"]))
-    lines = ["| claim | rows | " + " | ".join(kinds) + " |", "|---|---|" + "---|" * len(kinds)]
-    for claim, part in frame.groupby("claim", sort=False):
-        counts = part["verdict"].value_counts()
-        lines.append(f"| {claim} | {len(part)} | " + " | ".join(str(int(counts.get(k, 0))) for k in kinds) + " |")
+    """Per claim of the findings table: its rows, how many of them have each verdict, and how many are decided
+    (:func:`~harness.reporting.findings.verdict_counts`), then all claims together."""
+    counts = verdict_counts(_read(tables, f"findings_{profile}"))
+    columns = [c for c in counts.columns if c != "claim"]
+    total = counts[columns].sum()
+    lines = ["| claim | " + " | ".join(columns) + " |", "|---|" + "---|" * len(columns)]
+    for _, line in counts.iterrows():
+        lines.append(f"| {line['claim']} | " + " | ".join(str(int(line[c])) for c in columns) + " |")
+    lines.append("| all | " + " | ".join(str(int(total[c])) for c in columns) + " |")
     return "\n".join(lines) + "\n"
 
 
