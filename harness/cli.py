@@ -144,8 +144,8 @@ def run_cmd(task, method, profile, seed, sets, plugins, data_dir, results_dir, d
 UNTIL_DECIDED_HELP = (
     "Add seeds until these comparisons are decided in every task (and axis value or teacher): A>B (A better than B: "
     "the interval excludes 0), A~B (as good as: equivalent within --margin), @METRIC for another metric than the "
-    "primary, or the findings' claim 2, 4 or 6c. The cells' seeds (3 or more) are the first look; each round adds "
-    "--seeds-per-round seeds to the cells of the undecided ones, up to --max-seeds. Group-sequential intervals keep "
+    "primary, or the findings' claim 1, 2, 4, 6c or 7 (6c and 7: each f-DISTILL method vs SeqKD). The cells' seeds "
+    "(3 or more) are the first look; each round adds --seeds-per-round seeds to the cells of the undecided ones, up to --max-seeds. Group-sequential intervals keep "
     "95% when n depends on the data (docs/sequential.md); killed and rerun, it goes on from the results folder.")
 
 

@@ -28,16 +28,21 @@ from typing import Callable
 
 from ..errors import HarnessError, UnknownNameError
 from ..paper import KD_METHODS, claims
+from ..store.labels import PREDISTILL
 from ..reporting import noise, sequential
 from ..reporting.sequential import EQUIVALENCE, Comparison, Decision, Design
 from .spec import Cell, parse_list
 
 MLE = "mle"
 #: The findings' claims that are pairwise comparisons of two methods of a grid, as ``--until-decided`` names them.
+#: 6c (Figure 2's, at each encoder depth) and 7 (Table 2's) name the same comparisons: each f-DISTILL method
+#: against SeqKD, read at every value of the grid's axes.
 CLAIM_COMPARISONS: dict[str, tuple[tuple[str, str, str, str | None], ...]] = {
+    claims.PREDISTILL_VS_MLE.number: ((PREDISTILL, ">", MLE, None),),
     claims.KD_VS_MLE.number: tuple((m, ">", MLE, None) for m in KD_METHODS),
     claims.KL_COVERAGE.number: ((claims.LOWER_COVERAGE_RISK, ">", claims.HIGHER_COVERAGE_RISK, "r_cvg"),),
     claims.AHEAD_OF_SEQKD.number: tuple((m, ">", claims.SEQKD, None) for m in claims.F_DISTILL),
+    claims.F_DISTILL_VS_SEQKD.number: tuple((m, ">", claims.SEQKD, None) for m in claims.F_DISTILL),
 }
 _COMPARISON = re.compile(r"^(?P<a>[\w.-]+)\s*(?P<kind>[>~])\s*(?P<b>[\w.-]+)(?:@(?P<metric>[\w.-]+))?$")
 SYNTAX = "A>B (A better than B), A~B (as good as, within --margin), either with @METRIC, or a claim number"
