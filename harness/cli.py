@@ -23,6 +23,9 @@ def _load_plugins(paths: tuple[str, ...]) -> None:
 @click.version_option(package_name="fdistill-harness")
 def cli() -> None:
     """Sequence-level knowledge distillation benchmark (f-DISTILL and friends)."""
+    from .requirements import check_libraries
+
+    check_libraries()
 
 
 def cell_options(command):

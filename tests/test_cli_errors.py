@@ -300,6 +300,34 @@ def test_a_run_whose_loss_turns_nan_is_one_line_exit_1_and_recorded_as_the_grid_
     assert not (results / "runs").exists() or not any((results / "runs").iterdir())   # no run folder
 
 
+def test_a_transformers_older_than_the_code_needs_is_one_line_before_any_work(tmp_path, monkeypatch, capsys):
+    """transformers 5.23 rejects beam search's ``cache`` keyword minutes into a run (seen on a GPU image): the
+    check at start names the version and the fix instead."""
+    import harness.requirements
+
+    real = harness.requirements.version
+    monkeypatch.setattr(harness.requirements, "version",
+                        lambda name: "5.23.0" if name == "transformers" else real(name))
+    code, out, err = run_main(monkeypatch, capsys, ["run", "--task", "dart", "--method", "kl", "--profile", "ci",
+                                                    "--results-dir", str(tmp_path / "results")])
+    assert one_error_line(code, err) == ("harness: error: transformers 5.23.0 is installed; harness needs "
+                                         "transformers>=5.24 (pip install -U 'transformers>=5.24')")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_the_installer_s_bounds_are_the_ones_checked_at_start():
+    import tomllib
+
+    from packaging.requirements import Requirement
+
+    from harness.requirements import MINIMUM
+
+    project = tomllib.loads((Path(__file__).parents[1] / "pyproject.toml").read_text())["project"]
+    bounds = {r.name: r.specifier for r in map(Requirement, project["dependencies"])}
+    for name, least in MINIMUM.items():
+        assert str(bounds[name]) == f">={least}", name
+
+
 def test_report_on_a_missing_results_folder_is_one_line_and_creates_nothing(tmp_path, monkeypatch, capsys):
     code, out, err = run_main(monkeypatch, capsys, ["report", "--results-dir", str(tmp_path / "nowhere")])
     assert one_error_line(code, err) == (f"harness: error: --results-dir {tmp_path / 'nowhere'}: no such folder; "

@@ -55,9 +55,9 @@ def graph() -> dict[str, set[str]]:
 #: an import that runs up a layer is fixed, not listed.
 LAYERS: list[tuple[str, tuple[str, ...]]] = [
     ("foundation: errors, progress output, TOML text, process settings, the process group, compute accounting, "
-     "code identity, atomic checksummed files",
+     "code identity, atomic checksummed files, the library versions needed",
      ("harness.errors", "harness.progress", "harness.tomltext", "harness._runtime", "harness.accounting",
-      "harness.identity", "harness.store.io", "harness.distributed")),
+      "harness.identity", "harness.store.io", "harness.distributed", "harness.requirements")),
     ("configuration and the plugin interfaces: config, registries, the task interface and its data readers, "
      "paper recipes and the paper's published facts",
      ("harness.config", "harness.registry", "harness.task", "harness.recipe", "harness.datasets", "harness.paper")),
