@@ -110,3 +110,28 @@ def test_harness_report_readme_rerenders_the_blocks_from_the_report_it_wrote(tmp
 
     assert isinstance(result.exception, HarnessError) and str(result.exception).startswith(f"--readme {readme}: ")
     assert "overview_cpu.csv" in str(result.exception)          # one line: which file, which table is missing
+
+
+def test_the_claims_block_lists_each_claim_s_rows_by_verdict_decided_ones_with_their_numbers(tmp_path):
+    import pandas as pd
+
+    rows = [("1", "predistill ≥ mle (BLEU)", "dart", 1.0766, 0.2338, 1.9194, "holds"),
+            ("1", "predistill ≥ mle (R2)", "xsum", 0.51, -0.61, 1.63, "undecided"),
+            ("1", "predistill ≥ mle (BLEU)", "dart-real", -2.5, -4.0, -1.0, "does not hold"),
+            ("3a", "TeacherDist wmt16_en_ro < dart", "wmt16_en_ro, dart", 41.74, 40.10, 43.39, "holds"),
+            ("4", "kl's R_cvg below rkl's", "dart", -0.013, -0.026, -0.0004, "does not hold")]
+    pd.DataFrame(rows, columns=["claim", "statement", "task", "estimate", "ci_low", "ci_high", "verdict"]) \
+        .to_csv(tmp_path / "findings_ci.csv", index=False)
+    block = prose.claims_block(tmp_path, "ci").splitlines()
+    assert block == [
+        "- **1** Pre-distillation is at least as good as MLE on each task (the task's primary metric).",
+        "  - *holds* (1): predistill ≥ mle (BLEU), DART +1.08 [0.23, 1.92]",
+        "  - *does not hold* (1): predistill ≥ mle (BLEU), real DART -2.50 [-4.00, -1.00]",
+        "  - *undecided* (1): predistill ≥ mle (R2), XSum",
+        "- **3a** The teacher's TeacherDist rises WMT < DART < XSum < dialogue.",
+        "  - *holds* (1): TeacherDist wmt16_en_ro < dart +41.74 [40.10, 43.39]",
+        "- **4** KL has a lower coverage risk R_cvg than RKL on each task.",
+        "  - *does not hold* (1): kl's R_cvg below rkl's, DART -0.013 [-0.026, -0.000]"]
+    text = "a\n<!-- generated: claims_ci -->\nold\n<!-- end generated: claims_ci -->\n"
+    assert prose.render_blocks(text, tmp_path) == f"a\n<!-- generated: claims_ci -->\n{chr(10).join(block)}\n" \
+                                                  "<!-- end generated: claims_ci -->\n"

@@ -5,7 +5,8 @@ and a check of every other number a file states against the tables it names.
 a file holds what :data:`GENERATED` [KIND] renders from a report's ``tables/*_PROFILE.csv``: ``overview`` (each
 row's primary metric — the one Table 2 ranks by — per task, mean ± 95% t-interval over seeds and n; bold: the best student with at
 least :data:`~harness.reporting.noise.MIN_OWN_SEEDS` seeds; ``n*``: exploratory) and ``verdicts`` (per claim of
-the findings table, how many of its rows have each verdict and how many are decided, then all claims). ``harness report --readme FILE``
+the findings table, how many of its rows have each verdict and how many are decided, then all claims) and
+``claims`` (per claim, its words and its rows by verdict, each decided row with its Δ and interval). ``harness report --readme FILE``
 rewrites them from the report it has just written; :func:`render_blocks` does it from any tables folder.
 
 **Tagged numbers.** A line ``<!-- numbers: TABLE TABLE … -->`` says that every decimal number from there to the
@@ -31,7 +32,8 @@ import pandas as pd
 
 from ..paper import TASKS, order_key
 from . import ranking
-from .findings import verdict_counts
+from ..paper import claims
+from .findings import UNDECIDED, VERDICTS, verdict_counts
 from .noise import MIN_OWN_SEEDS
 from .tables import metric_label
 
@@ -108,7 +110,40 @@ def verdicts_block(tables: Path, profile: str) -> str:
     return "\n".join(lines) + "\n"
 
 
-GENERATED: dict[str, Callable[[Path, str], str]] = {"overview": overview_block, "verdicts": verdicts_block}
+def _number(x: float, sign: bool = False) -> str:
+    digits = 2 if abs(x) >= 0.05 or x == 0 else 3
+    return f"{x:+.{digits}f}" if sign else f"{x:.{digits}f}"
+
+
+def _row_label(line) -> str:
+    """A findings row as prose: its statement, and the task unless the statement names its tasks itself."""
+    task = str(line["task"])
+    if task == "all tasks" or ", " in task:
+        return str(line["statement"])
+    return f"{line['statement']}, {task_label(task)}"
+
+
+def claims_block(tables: Path, profile: str) -> str:
+    """Per claim of the findings table, a list item with the claim's words and, under it, its rows by verdict:
+    each decided row with its Δ and 95% interval, the undecided ones by name."""
+    frame = _read(tables, f"findings_{profile}")
+    texts = {c.number: c.text for c in claims.CLAIMS}
+    lines = []
+    for claim, part in frame.groupby(frame["claim"].astype(str), sort=False):
+        lines.append(f"- **{claim}** {texts.get(claim, '')}".rstrip())
+        for verdict in [v for v in VERDICTS if v in set(part["verdict"])] + \
+                [v for v in dict.fromkeys(part["verdict"]) if v not in VERDICTS]:
+            named = []
+            for _, line in part[part["verdict"] == verdict].iterrows():
+                numbers = verdict != UNDECIDED and math.isfinite(line["estimate"]) and math.isfinite(line["ci_low"])
+                named.append(_row_label(line) + (f" {_number(line['estimate'], True)} [{_number(line['ci_low'])}, "
+                                                 f"{_number(line['ci_high'])}]" if numbers else ""))
+            lines.append(f"  - *{verdict}* ({len(named)}): " + "; ".join(named))
+    return "\n".join(lines) + "\n"
+
+
+GENERATED: dict[str, Callable[[Path, str], str]] = {"overview": overview_block, "verdicts": verdicts_block,
+                                                   "claims": claims_block}
 
 
 def render_blocks(text: str, tables: Path) -> str:
