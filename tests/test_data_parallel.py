@@ -41,9 +41,12 @@ def free_port() -> int:
 def launch(fn, processes: int, *args) -> None:
     """Run ``fn(rank, *args)`` in ``processes`` processes that form a gloo group, as torchrun would set them up.
     They are forked (as a DataLoader's workers, one torch thread each): a spawned process would spend most of
-    this module's time importing torch and transformers again."""
+    this module's time importing torch and transformers again. Spawned where this process has initialised CUDA
+    (on a GPU machine, an earlier test of the worker ran there): a forked child cannot use CUDA then, and fails
+    ("CUDA error: initialization error") at the first call that touches it, the optimizer's step among them."""
     os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(free_port()))
-    mp.start_processes(_entry, args=(processes, fn, args), nprocs=processes, join=True, start_method="fork")
+    method = "spawn" if torch.cuda.is_initialized() else "fork"
+    mp.start_processes(_entry, args=(processes, fn, args), nprocs=processes, join=True, start_method=method)
 
 
 def _entry(rank: int, processes: int, fn, args) -> None:
