@@ -43,6 +43,7 @@ import importlib.machinery
 import importlib.util
 import inspect
 import os
+import pkgutil
 import platform
 import site
 import sys
@@ -207,6 +208,29 @@ def _absolute(node: ast.ImportFrom, package: str) -> str | None:
     return ".".join(parts[:len(parts) - node.level + 1] + ([node.module] if node.module else []))
 
 
+def _nested_spec(name: str, locations: list[str]) -> importlib.machinery.ModuleSpec | None:
+    """``PathFinder.find_spec(name, locations)``, also for a namespace package inside another one (no
+    ``__init__.py`` in either, e.g. ``pycocoevalcap.bleu``): PathFinder builds such a package's path from its parent
+    module, which raises KeyError where the parent is not imported (nothing is imported here); then the spec is
+    made from each location's finder, its folders the portions they found."""
+    try:
+        return importlib.machinery.PathFinder.find_spec(name, locations)
+    except KeyError:
+        portions: list[str] = []
+        for location in locations:
+            finder = pkgutil.get_importer(location)
+            found = finder.find_spec(name) if finder is not None else None
+            if found is not None and found.loader is not None:
+                return found                                   # a module or a regular package comes first
+            if found is not None:
+                portions += list(found.submodule_search_locations or [])
+        if not portions:
+            return None
+        spec = importlib.machinery.ModuleSpec(name, None, is_package=True)
+        spec.submodule_search_locations = portions
+        return spec
+
+
 class Codebase:
     """The modules of this process's import path, found by name without importing them, each read once."""
 
@@ -232,7 +256,7 @@ class Codebase:
             up = self.spec(parent)
             if up is None or up.submodule_search_locations is None:
                 return None
-            return importlib.machinery.PathFinder.find_spec(name, list(up.submodule_search_locations))
+            return _nested_spec(name, list(up.submodule_search_locations))
         except (ImportError, ValueError):
             return None
 

@@ -58,6 +58,24 @@ def test_a_plugin_package_is_covered_whole(tmp_path, monkeypatch):
             del sys.modules[name]
 
 
+def test_a_namespace_package_inside_another_is_found_without_importing_it(tmp_path, monkeypatch):
+    """``pycocoevalcap.bleu.bleu`` on a path outside the installed packages (no ``__init__.py`` in either folder):
+    PathFinder needs the parent package imported to find ``pycocoevalcap.bleu`` (KeyError otherwise, seen on a
+    machine whose dependencies came on PYTHONPATH); the closure finds and reads it without importing anything."""
+    inner = tmp_path / "probe_ns" / "inner"
+    inner.mkdir(parents=True)
+    write(inner / "leaf.py", "def f():\n    return 1\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    with pytest.raises(KeyError):   # what the closure met before: the library's finder alone
+        importlib.machinery.PathFinder.find_spec("probe_ns.inner", [str(tmp_path / "probe_ns")])
+    code = identity.Codebase()
+    assert code.spec("probe_ns.inner").submodule_search_locations == [str(inner)]
+    assert code.spec("probe_ns.inner.leaf").origin == str(inner / "leaf.py")
+    assert code.source("probe_ns.inner.leaf") is not None and code.followed("probe_ns.inner.leaf")
+    assert code.spec("probe_ns.inner.missing") is None
+    assert not any(name.startswith("probe_ns") for name in sys.modules)
+
+
 def test_a_root_follows_what_it_names_and_not_what_never_runs(tmp_path, monkeypatch):
     """A root function brings the functions it calls (``self.x`` too) and the modules its names come from,
     imports inside it included; a module imported but not named, or imported for type checking only, stays out."""
