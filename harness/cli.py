@@ -7,6 +7,7 @@ import sys
 import click
 
 from ._runtime import tune_allocator
+from .requirements import check_libraries
 from .config import PROFILE_NOTES
 from .errors import HarnessError
 from .store.io import check_writable_folder
@@ -23,9 +24,6 @@ def _load_plugins(paths: tuple[str, ...]) -> None:
 @click.version_option(package_name="fdistill-harness")
 def cli() -> None:
     """Sequence-level knowledge distillation benchmark (f-DISTILL and friends)."""
-    from .requirements import check_libraries
-
-    check_libraries()
 
 
 def cell_options(command):
@@ -147,7 +145,7 @@ def run_cmd(task, method, profile, seed, sets, plugins, data_dir, results_dir, d
 UNTIL_DECIDED_HELP = (
     "Add seeds until these comparisons are decided in every task (and axis value or teacher): A>B (A better than B: "
     "the interval excludes 0), A~B (as good as: equivalent within --margin), @METRIC for another metric than the "
-    "primary, or the findings' claim 1, 2, 4, 6c or 7 (6c and 7: each f-DISTILL method vs SeqKD). The cells' seeds "
+    "primary, or the findings' claim 2, 4, 6c or 7 (6c and 7: each f-DISTILL method vs SeqKD). The cells' seeds "
     "(3 or more) are the first look; each round adds --seeds-per-round seeds to the cells of the undecided ones, up to --max-seeds. Group-sequential intervals keep "
     "95% when n depends on the data (docs/sequential.md); killed and rerun, it goes on from the results folder.")
 
@@ -840,6 +838,8 @@ def config_cmd(task, method, profile, seed, sets, plugins, output_format) -> Non
 def main() -> None:
     try:
         tune_allocator()   # a process setting: the CLI's to make, not a library import's
+        if not {"-h", "--help", "--version"} & set(sys.argv[1:]) and len(sys.argv) > 1:
+            check_libraries()   # before any work; a command's help needs none of them
         cli.main(standalone_mode=False)
     except HarnessError as err:
         click.echo(f"harness: error: {err}", err=True)

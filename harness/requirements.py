@@ -23,6 +23,6 @@ def check_libraries(minimum: dict[str, str] = MINIMUM) -> None:
             have = version(name)
         except PackageNotFoundError:
             raise HarnessError(f"{name} is not installed; harness needs {name}>={least}") from None
-        if Version(have) < Version(least):
+        if Version(have).release < Version(least).release:   # a pre-release or source build of 5.24 is 5.24
             raise HarnessError(f"{name} {have} is installed; harness needs {name}>={least} "
                                f"(pip install -U '{name}>={least}')")

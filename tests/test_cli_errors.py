@@ -313,6 +313,10 @@ def test_a_transformers_older_than_the_code_needs_is_one_line_before_any_work(tm
     assert one_error_line(code, err) == ("harness: error: transformers 5.23.0 is installed; harness needs "
                                          "transformers>=5.24 (pip install -U 'transformers>=5.24')")
     assert list(tmp_path.iterdir()) == []
+    code, out, err = run_main(monkeypatch, capsys, ["run", "--help"])   # help needs no library
+    assert code == 0 and "harness run [OPTIONS]" in out and not err
+    monkeypatch.setattr(harness.requirements, "version", lambda name: "5.24.0.dev0")   # a build of 5.24 is 5.24
+    harness.requirements.check_libraries()
 
 
 def test_the_installer_s_bounds_are_the_ones_checked_at_start():

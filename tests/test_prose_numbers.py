@@ -115,12 +115,16 @@ def test_harness_report_readme_rerenders_the_blocks_from_the_report_it_wrote(tmp
 def test_the_claims_block_lists_each_claim_s_rows_by_verdict_decided_ones_with_their_numbers(tmp_path):
     import pandas as pd
 
-    rows = [("1", "predistill ≥ mle (BLEU)", "dart", 1.0766, 0.2338, 1.9194, "holds"),
-            ("1", "predistill ≥ mle (R2)", "xsum", 0.51, -0.61, 1.63, "undecided"),
-            ("1", "predistill ≥ mle (BLEU)", "dart-real", -2.5, -4.0, -1.0, "does not hold"),
-            ("3a", "TeacherDist wmt16_en_ro < dart", "wmt16_en_ro, dart", 41.74, 40.10, 43.39, "holds"),
-            ("4", "kl's R_cvg below rkl's", "dart", -0.013, -0.026, -0.0004, "does not hold")]
-    pd.DataFrame(rows, columns=["claim", "statement", "task", "estimate", "ci_low", "ci_high", "verdict"]) \
+    from harness.paper import claims
+
+    rows = [("1", "predistill ≥ mle (BLEU)", "dart", 1.0766, 0.2338, 1.9194, 0.0, "holds"),
+            ("1", "predistill ≥ mle (R2)", "xsum", 0.51, -0.61, 1.63, 0.0, "undecided"),
+            ("1", "predistill ≥ mle (BLEU)", "dart-real", -2.5, -4.0, -1.0, 0.0, "does not hold"),
+            ("3a", "TeacherDist wmt16_en_ro < dart", "wmt16_en_ro, dart", 41.74, 40.10, 43.39, 0.0, "holds"),
+            ("3b", "teacher ≥ mle + 3 (BLEU-1)", "commonsense_dialogue", 0.29, -1.0, 1.58, 3.0, "does not hold"),
+            ("4", "kl's R_cvg below rkl's", "dart", -0.013, -0.026, -0.0004, 0.0, "does not hold"),
+            ("5", "js as good as the best KD method", "wmt16_en_ro", -0.017, -1.01, 0.97, 1.0, "equivalent")]
+    pd.DataFrame(rows, columns=["claim", "statement", "task", "estimate", "ci_low", "ci_high", "threshold", "verdict"]) \
         .to_csv(tmp_path / "findings_ci.csv", index=False)
     block = prose.claims_block(tmp_path, "ci").splitlines()
     assert block == [
@@ -130,8 +134,12 @@ def test_the_claims_block_lists_each_claim_s_rows_by_verdict_decided_ones_with_t
         "  - *undecided* (1): predistill ≥ mle (R2), XSum",
         "- **3a** The teacher's TeacherDist rises WMT < DART < XSum < dialogue.",
         "  - *holds* (1): TeacherDist wmt16_en_ro < dart +41.74 [40.10, 43.39]",
+        "- **3b** The dialogue teacher is at least 3 BLEU-1 above the MLE student.",
+        "  - *does not hold* (1): teacher ≥ mle + 3 (BLEU-1), dialogue +0.29 [-1.00, 1.58] (threshold 3)",
         "- **4** KL has a lower coverage risk R_cvg than RKL on each task.",
-        "  - *does not hold* (1): kl's R_cvg below rkl's, DART -0.013 [-0.026, -0.000]"]
+        "  - *does not hold* (1): kl's R_cvg below rkl's, DART -0.0130 [-0.0260, -0.0004]",
+        "- **5** " + claims.SYMMETRIC_NEAR_BEST.text,
+        "  - *equivalent* (1): js as good as the best KD method, WMT -0.02 [-1.01, 0.97] (margin 1)"]
     text = "a\n<!-- generated: claims_ci -->\nold\n<!-- end generated: claims_ci -->\n"
     assert prose.render_blocks(text, tmp_path) == f"a\n<!-- generated: claims_ci -->\n{chr(10).join(block)}\n" \
                                                   "<!-- end generated: claims_ci -->\n"

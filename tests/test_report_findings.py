@@ -379,8 +379,16 @@ def test_verdict_counts_puts_the_verdicts_in_one_order_whatever_the_table_s():
     assert counts.to_dict("records") == [
         {"claim": "5", "rows": 2, "holds": 0, "equivalent": 1, "does not hold": 0, "undecided": 1, "decided": 1},
         {"claim": "1", "rows": 3, "holds": 2, "equivalent": 0, "does not hold": 1, "undecided": 0, "decided": 3}]
-    across = fd.verdict_counts(frame.assign(across_verdict=["equivalent", "", "holds", "undecided", "holds"]))
-    assert list(across["across"]) == [1, 2]
+    across = fd.verdict_counts(frame.assign(across_verdict=["equivalent", "", "holds", "undecided", "holds"]),
+                               total=True)
+    assert list(across[fd.HOLDS_ACROSS]) == [1, 2, 3] and list(across["claim"]) == ["5", "1", "all"]
+    # a word no verdict has is counted, not taken for decided
+    odd = fd.verdict_counts(pd.DataFrame({"claim": ["2", "2"], "verdict": ["holds", "nan"]}))
+    assert odd.to_dict("records") == [{"claim": "2", "rows": 2, "holds": 1, "nan": 1, "decided": 1}]
+    summary = fd.verdict_summary(fd.Table("findings_ci", "", [], [], "", frame.assign(
+        across_verdict=["equivalent", "", "holds", "undecided", "holds"])), "ci")
+    assert summary.header[-1] == fd.HOLDS_ACROSS and fd.HOLDS_ACROSS in summary.caption
+    assert [c.text for c in summary.rows[-1]] == ["all", "", "5", "2", "1", "1", "1", "4", "3"]
 
 
 @WITH_THE_STORE

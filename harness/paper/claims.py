@@ -41,6 +41,11 @@ DIALOGUE_RISKS = Claim("9", "Table 3, dialogue: KL has the lowest coverage risk 
 CLAIMS = (PREDISTILL_VS_MLE, KD_VS_MLE, TEACHER_DIST_RISES, DIALOGUE_TEACHER_LEAD, KL_COVERAGE, SYMMETRIC_NEAR_BEST,
           KD_ORDER, DEPTH_TREND, AHEAD_OF_SEQKD, F_DISTILL_VS_SEQKD, KL_VS_RKL_BY_ENTROPY, DIALOGUE_RISKS)
 
+
+def text_of(number: str) -> str:
+    """The words of the claim numbered ``number`` ("" for none)."""
+    return next((c.text for c in CLAIMS if c.number == str(number)), "")
+
 # --------------------------------------------------------------------------- what the claims name
 #: 3a: the tasks in the order of their teacher's TeacherDist, lowest first (Table 3: 23.13 < 26.10 < 36.28 < 81.19).
 TEACHER_DIST_ORDER = ("wmt16_en_ro", "dart", "xsum", "commonsense_dialogue")

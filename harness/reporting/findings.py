@@ -834,51 +834,60 @@ def findings(store: Store, summary: pd.DataFrame, profile: str, n_samples: int =
                  caption, data)
 
 
-#: The verdict words in the order a summary counts them; a row is decided unless it is undecided.
+#: The verdict words in the order a summary counts them, and those that decide a row.
 VERDICTS = (HOLDS, EQUIVALENT, FAILS, NOT_EQUIVALENT, UNDECIDED)
+DECIDED = frozenset({HOLDS, EQUIVALENT, FAILS, NOT_EQUIVALENT})
+#: The column of :func:`verdict_counts` that counts the rows whose verdict over teachers holds (or is equivalent).
+HOLDS_ACROSS = "holds across teachers"
 
 
-def verdict_counts(frame: pd.DataFrame) -> pd.DataFrame:
+def ordered_verdicts(words) -> list[str]:
+    """The verdict words present in ``words``, in :data:`VERDICTS`' order, any other word after them."""
+    present = list(dict.fromkeys(str(w) for w in words))
+    return [v for v in VERDICTS if v in present] + [v for v in present if v not in VERDICTS]
+
+
+def verdict_counts(frame: pd.DataFrame, total: bool = False) -> pd.DataFrame:
     """Per claim of a findings table (its ``data`` or its CSV), in the table's order: ``rows``, the count of each
-    verdict it has (in :data:`VERDICTS`' order, any other word after them), and ``decided`` (every row but the
-    undecided ones); ``across`` where the table has verdicts over teachers: the rows that hold (or are equivalent)
-    over teachers."""
-    words = list(dict.fromkeys(frame["verdict"]))
-    kinds = [v for v in VERDICTS if v in words] + [v for v in words if v not in VERDICTS]
+    verdict it has (:func:`ordered_verdicts`), ``decided`` (the rows with a verdict of :data:`DECIDED`) and, where
+    the table has verdicts over teachers, :data:`HOLDS_ACROSS`; ``total``: then a row ``all``."""
+    verdicts = frame["verdict"].astype(str)
+    kinds = ordered_verdicts(verdicts)
     out = []
-    for claim, part in frame.groupby(frame["claim"].astype(str), sort=False):
-        counts = part["verdict"].value_counts()
-        line = {"claim": claim, "rows": len(part), **{k: int(counts.get(k, 0)) for k in kinds},
-                "decided": len(part) - int(counts.get(UNDECIDED, 0))}
+    for claim, part in frame.groupby(frame["claim"].astype(str), sort=False, dropna=False):
+        said = verdicts[part.index]
+        line = {"claim": claim, "rows": len(part), **{k: int((said == k).sum()) for k in kinds},
+                "decided": int(said.isin(DECIDED).sum())}
         if "across_verdict" in part:
-            line["across"] = int(part["across_verdict"].isin([HOLDS, EQUIVALENT]).sum())
+            line[HOLDS_ACROSS] = int(part["across_verdict"].isin([HOLDS, EQUIVALENT]).sum())
         out.append(line)
-    return pd.DataFrame(out)
+    counts = pd.DataFrame(out, columns=["claim", "rows", *kinds, "decided",
+                                        *([HOLDS_ACROSS] if "across_verdict" in frame else [])])
+    if total:
+        counts = pd.concat([counts, pd.DataFrame([{"claim": "all", **counts.drop(columns="claim").sum()}])],
+                           ignore_index=True)
+    return counts
 
 
 def verdict_summary(table: Table, profile: str) -> Table:
     """What the findings table (``table``, :func:`findings`) decided, per claim and in all: the table a reader
     sees first."""
-    counts = verdict_counts(table.data)
-    texts = {c.number: c.text for c in claims.CLAIMS}
-    kinds = [c for c in counts.columns if c not in ("claim", "rows", "decided", "across")]
-    tail = ["across"] if "across" in counts else []
-    total = counts.drop(columns="claim").sum()
-    columns = ["rows", *kinds, "decided", *tail]
-    rows = [[Cell(text=line["claim"]), Cell(text=texts.get(line["claim"], "")),
+    counts = verdict_counts(table.data, total=True)
+    columns = [c for c in counts.columns if c != "claim"]
+    rows = [[Cell(text=line["claim"]), Cell(text=claims.text_of(line["claim"])),
              *(Cell(text=str(int(line[k]))) for k in columns)] for _, line in counts.iterrows()]
-    rows.append([Cell(text="all"), Cell(text=""), *(Cell(text=str(int(total[k]))) for k in columns)])
-    share = 100 * total["decided"] / total["rows"] if total["rows"] else math.nan
-    data = pd.concat([counts, pd.DataFrame([{"claim": "all", **total.to_dict()}])], ignore_index=True)
-    data.insert(1, "text", [texts.get(c, "") for c in data["claim"]])
+    every = counts.iloc[-1]
+    share = f" ({100 * every['decided'] / every['rows']:.0f}%)" if every["rows"] else ""
+    data = counts.copy()
+    data.insert(1, "text", [claims.text_of(c) for c in data["claim"]])
     data.insert(2, "profile", profile)
-    caption = (f"Decided (holds, does not hold, equivalent or not equivalent): {int(total['decided'])} of "
-               f"{int(total['rows'])} rows ({share:.0f}%). Each row of the findings table is one 95% statement on "
-               f"its own; a row with fewer than {MIN_OWN_SEEDS} seeds is undecided (exploratory)."
-               + (" across: the rows whose verdict over teachers holds (or is equivalent)." if tail else ""))
-    header = ["#", "claim", "rows", *kinds, "decided", *(["across teachers"] if tail else [])]
-    return Table(f"verdicts_{profile}", f"What the findings decide ({profile} profile)", header, rows, caption,
-                 data)
+    caption = (f"Decided (holds, does not hold, equivalent or not equivalent): {int(every['decided'])} of "
+               f"{int(every['rows'])} rows{share}. Each row of the findings table is one 95% statement on its own; "
+               f"a row with fewer than {MIN_OWN_SEEDS} seeds is undecided (exploratory)."
+               + (f" {HOLDS_ACROSS}: the rows whose verdict over teachers holds (or is equivalent)."
+                  if HOLDS_ACROSS in counts else ""))
+    return Table(f"verdicts_{profile}", f"What the findings decide ({profile} profile)", ["#", "claim", *columns],
+                 rows, caption, data)
 
 
 def _holding(f: Finding) -> int:

@@ -30,11 +30,10 @@ from typing import Callable
 
 import pandas as pd
 
-from ..paper import TASKS, order_key
+from ..paper import TASKS, claims, order_key
 from . import ranking
-from ..paper import claims
-from .findings import UNDECIDED, VERDICTS, verdict_counts
-from .noise import MIN_OWN_SEEDS
+from .findings import DECIDED, ordered_verdicts, verdict_counts
+from .noise import EQUIVALENT, MIN_OWN_SEEDS, NOT_EQUIVALENT
 from .tables import metric_label
 
 TASK_NAMES = {"dart": "DART", "xsum": "XSum", "wmt16_en_ro": "WMT", "commonsense_dialogue": "dialogue"}
@@ -100,19 +99,19 @@ def overview_block(tables: Path, profile: str) -> str:
 def verdicts_block(tables: Path, profile: str) -> str:
     """Per claim of the findings table: its rows, how many of them have each verdict, and how many are decided
     (:func:`~harness.reporting.findings.verdict_counts`), then all claims together."""
-    counts = verdict_counts(_read(tables, f"findings_{profile}"))
+    counts = verdict_counts(_read(tables, f"findings_{profile}"), total=True)
     columns = [c for c in counts.columns if c != "claim"]
-    total = counts[columns].sum()
     lines = ["| claim | " + " | ".join(columns) + " |", "|---|" + "---|" * len(columns)]
     for _, line in counts.iterrows():
         lines.append(f"| {line['claim']} | " + " | ".join(str(int(line[c])) for c in columns) + " |")
-    lines.append("| all | " + " | ".join(str(int(total[c])) for c in columns) + " |")
     return "\n".join(lines) + "\n"
 
 
-def _number(x: float, sign: bool = False) -> str:
-    digits = 2 if abs(x) >= 0.05 or x == 0 else 3
-    return f"{x:+.{digits}f}" if sign else f"{x:.{digits}f}"
+def _numbers(values: list[float]) -> list[str]:
+    """``values`` at one number of decimals, the fewest (2 to 4) that show every non-zero one as non-zero."""
+    small = min((abs(v) for v in values if v), default=1.0)
+    digits = 2 if small >= 0.005 else 3 if small >= 0.0005 else 4
+    return [f"{v:.{digits}f}" for v in values]
 
 
 def _row_label(line) -> str:
@@ -125,19 +124,25 @@ def _row_label(line) -> str:
 
 def claims_block(tables: Path, profile: str) -> str:
     """Per claim of the findings table, a list item with the claim's words and, under it, its rows by verdict:
-    each decided row with its Δ and 95% interval, the undecided ones by name."""
+    each decided row with its Δ and the interval its verdict was read from (the findings table's: 95%, or a
+    Bonferroni interval where the row says so), and its threshold where it is not 0; the undecided ones by name."""
     frame = _read(tables, f"findings_{profile}")
-    texts = {c.number: c.text for c in claims.CLAIMS}
     lines = []
-    for claim, part in frame.groupby(frame["claim"].astype(str), sort=False):
-        lines.append(f"- **{claim}** {texts.get(claim, '')}".rstrip())
-        for verdict in [v for v in VERDICTS if v in set(part["verdict"])] + \
-                [v for v in dict.fromkeys(part["verdict"]) if v not in VERDICTS]:
+    for claim, part in frame.groupby(frame["claim"].astype(str), sort=False, dropna=False):
+        lines.append(f"- **{claim}** {claims.text_of(claim)}".rstrip())
+        for verdict in ordered_verdicts(part["verdict"]):
             named = []
-            for _, line in part[part["verdict"] == verdict].iterrows():
-                numbers = verdict != UNDECIDED and math.isfinite(line["estimate"]) and math.isfinite(line["ci_low"])
-                named.append(_row_label(line) + (f" {_number(line['estimate'], True)} [{_number(line['ci_low'])}, "
-                                                 f"{_number(line['ci_high'])}]" if numbers else ""))
+            for _, line in part[part["verdict"].astype(str) == verdict].iterrows():
+                shown = [line["estimate"], line["ci_low"], line["ci_high"]]
+                text = _row_label(line)
+                if verdict in DECIDED and all(math.isfinite(v) for v in shown):
+                    estimate, low, high = _numbers(shown)
+                    text += f" {'+' if shown[0] >= 0 else ''}{estimate} [{low}, {high}]"
+                    threshold = line.get("threshold", 0.0)
+                    if threshold and math.isfinite(threshold):
+                        word = "margin" if verdict in (EQUIVALENT, NOT_EQUIVALENT) else "threshold"
+                        text += f" ({word} {threshold:g})"
+                named.append(text)
             lines.append(f"  - *{verdict}* ({len(named)}): " + "; ".join(named))
     return "\n".join(lines) + "\n"
 
