@@ -139,7 +139,7 @@ def test_the_claims_block_lists_each_claim_s_rows_by_verdict_decided_ones_with_t
         "- **4** KL has a lower coverage risk R_cvg than RKL on each task.",
         "  - *does not hold* (1): kl's R_cvg below rkl's, DART -0.0130 [-0.0260, -0.0004]",
         "- **5** " + claims.SYMMETRIC_NEAR_BEST.text,
-        "  - *equivalent* (1): js as good as the best KD method, WMT -0.02 [-1.01, 0.97] (margin 1)"]
+        "  - *equivalent* (1): js as good as the best KD method, WMT -0.017 [-1.010, 0.970] (margin 1)"]
     text = "a\n<!-- generated: claims_ci -->\nold\n<!-- end generated: claims_ci -->\n"
     assert prose.render_blocks(text, tmp_path) == f"a\n<!-- generated: claims_ci -->\n{chr(10).join(block)}\n" \
                                                   "<!-- end generated: claims_ci -->\n"

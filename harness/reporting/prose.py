@@ -108,9 +108,10 @@ def verdicts_block(tables: Path, profile: str) -> str:
 
 
 def _numbers(values: list[float]) -> list[str]:
-    """``values`` at one number of decimals, the fewest (2 to 4) that show every non-zero one as non-zero."""
+    """``values`` at one number of decimals: 2, or 3 where one is below 0.05 (as the findings table writes it), or
+    4 where one would read 0.000."""
     small = min((abs(v) for v in values if v), default=1.0)
-    digits = 2 if small >= 0.005 else 3 if small >= 0.0005 else 4
+    digits = 2 if small >= 0.05 else 3 if small >= 0.0005 else 4
     return [f"{v:.{digits}f}" for v in values]
 
 
