@@ -97,7 +97,8 @@ def csv(report, name) -> pd.DataFrame:
 # --------------------------------------------------------------------------- outputs
 def test_every_output_is_written(report):
     for name in ("table2_dart_ci", "table3_dart_ci", "table4_dart_ci", "figure2_dart_ci_student-encoder_layers",
-                 "compare_dart_ci", "kendall_dart_ci", "paper_table4_dart", "paper_figure2_dart", "findings_ci"):
+                 "compare_dart_ci", "kendall_dart_ci", "paper_table4_dart", "paper_figure2_dart", "findings_ci",
+                 "verdicts_ci"):
         for suffix in ("md", "tex", "csv"):
             assert (report / "tables" / f"{name}.{suffix}").stat().st_size > 0, (name, suffix)
     import matplotlib.image as mpimg
@@ -107,7 +108,7 @@ def test_every_output_is_written(report):
         assert image.shape[0] > 100 and image.shape[1] > 100 and image.std() > 0.01, name
         assert "<svg" in (report / "figures" / f"{name}.svg").read_text()[:2000]
     html = (report / "report.html").read_text()
-    assert html.count("<table>") == 13 and html.count('src="data:image/png;base64,') == 4
+    assert html.count("<table>") == 14 and html.count('src="data:image/png;base64,') == 4
     assert "http://" not in html and "https://" not in html   # self-contained
     md = (report / "report.md").read_text()
     assert "### Table 2 — dart (ci profile)" in md and "](figures/dots_dart_ci.png)" in md
