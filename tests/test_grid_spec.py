@@ -33,9 +33,9 @@ def test_table2_is_every_registered_task_and_method_with_two_seeds(tmp_path):
 
 def test_figure2_sweeps_the_student_encoder_depth(tmp_path):
     spec = load_spec("figure2")
-    for profile, depths in (("ci", [1, 2]), ("cpu", [1, 2, 3])):
+    for profile, depths, seeds in (("ci", [1, 2], [42]), ("cpu", [1, 2, 3], [42, 43, 44]), ("paper", [1, 2, 3], [42])):
         cells = cells_of(spec, tmp_path, profile)
-        assert len(cells) == 5 * len(depths)
+        assert len(cells) == 5 * len(depths) * len(seeds) and sorted({c.seed for c in cells}) == seeds
         configs = [c.config() for c in cells]
         assert sorted({cfg.student.encoder_layers for cfg in configs}) == depths
         assert {cfg.student.decoder_layers for cfg in configs} == {1}
@@ -44,7 +44,8 @@ def test_figure2_sweeps_the_student_encoder_depth(tmp_path):
 
 
 def test_table4_pairs_offline_and_online_teacher_prefixes(tmp_path):
-    cells = cells_of(load_spec("table4"), tmp_path)
+    cells = cells_of(load_spec("table4"), tmp_path, "cpu")
+    assert {c.seed for c in cells} == {42, 43, 44} and len(cells) == 12
     weights = {c.method: METHODS.get(c.method)(c.config().method_params).prefix_weights() for c in cells}
     assert sorted(weights) == ["js", "js_online", "tvd", "tvd_online"] and {c.task for c in cells} == {"dart"}
     for offline in ("js", "tvd"):
@@ -66,7 +67,7 @@ def test_store_ksweep_sweeps_k_over_every_method_that_reads_the_store(tmp_path):
     assert ks[0] == 0 and {8, 32, 128} <= set(ks) and ks[-1] >= vocab
     assert len(cells) == len({c.method for c in cells}) * len(ks) == len({c.run_id for c in cells})
     # k = 0 (the live teacher) is the same run as the method's table4 cell
-    table4 = {c.method: c.run_id for c in cells_of(load_spec("table4"), tmp_path, "cpu")}
+    table4 = {c.method: c.run_id for c in cells_of(load_spec("table4"), tmp_path, "cpu") if c.seed == 42}
     for cell, cfg in zip(cells, configs):
         if cfg.teacher_outputs_k == 0 and cell.method in table4:
             assert cell.run_id == table4[cell.method]
