@@ -433,20 +433,27 @@ def bundle_cmd() -> None:
 @click.option("--teachers", default=None, metavar="U1,U2",
               help="Pack the upstream stages (teacher, pseudo-labels, pre-distilled student, …) of the runs at these "
                    "teacher seeds only; every run's records all the same (default: every teacher's stages).")
-def bundle_build_cmd(results_dir, out_dir, tasks, profiles, teachers) -> None:
+@click.option("--store-k", default=None, type=click.IntRange(min=0), metavar="K",
+              help="Pack the teacher-output stores of the runs at this teacher_outputs_k only; every run's records "
+                   "all the same (default: the k the k-sweep justifies, 32).")
+@click.option("--every-store-k", is_flag=True, help="Pack the teacher-output stores of every k (the exact one too).")
+def bundle_build_cmd(results_dir, out_dir, tasks, profiles, teachers, store_k, every_store_k) -> None:
     """Pack per twin the upstream stages (tokenizer, teacher, pseudo-labels, teacher-output store, pre-distilled
     student, their evaluations) and every run's records: xz archives in parts of at most 20 MB, 80 MB in all."""
     from pathlib import Path
 
     from .grid.spec import parse_list
-    from .store.bundle import EMBEDDED, MB, build_bundle, twin_name
+    from .store.bundle import EMBEDDED, MB, SHIPPED_STORE_K, build_bundle, twin_name
 
+    if every_store_k and store_k is not None:
+        raise HarnessError("--store-k and --every-store-k: give one of them")
     if not Path(results_dir).is_dir():
         raise HarnessError(f"--results-dir {results_dir}: no such folder")
     teacher_list = _teacher_seeds(teachers)
     check_writable_folder(out_dir, "--out")
     built = build_bundle(results_dir, out_dir, tasks=tuple(parse_list(tasks)) if tasks else (),
-                         profiles=tuple(profiles), teachers=teacher_list)
+                         profiles=tuple(profiles), teachers=teacher_list,
+                         store_k=None if every_store_k else SHIPPED_STORE_K if store_k is None else store_k)
     for name, size in sorted(built.sizes.items()):
         click.echo(f"  {name}  {size / MB:.2f} MB")
     runs = sum(len(t["runs"]) for t in built.manifest["twins"])

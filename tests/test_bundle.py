@@ -128,6 +128,21 @@ def test_a_bundle_holds_the_upstream_stages_and_every_run_but_no_kd_student(stor
         assert entry["bytes"] == (store / name).stat().st_size or name.endswith("/manifest.json")
 
 
+def test_only_the_teacher_output_stores_of_the_shipped_k_are_packed(tmp_path):
+    from harness.store.bundle import SHIPPED_STORE_K
+
+    root = tmp_path / "store"
+    for k in (SHIPPED_STORE_K, 8, 100000):
+        fake_run(root, "js", 42, {"teacher": ("teacher", "t1"), "teacher_outputs/teacher": ("teacher_outputs", f"s{k}")},
+                 parameters={"teacher_outputs_k": k}, run_id=f"dart-js-k{k}")
+    shipped = bundled_folders(build_bundle(root, tmp_path / "ref", code={}).manifest)
+    assert {f for f in shipped if f.startswith("cache/teacher_outputs/")} == {f"cache/teacher_outputs/s{SHIPPED_STORE_K}"}
+    assert {"runs/dart-js-k8", "runs/dart-js-k100000", "cache/teacher/t1"} <= shipped   # their records all the same
+    every = build_bundle(root, tmp_path / "every", store_k=None, code={})
+    assert len({f for f in bundled_folders(every.manifest) if f.startswith("cache/teacher_outputs/")}) == 3
+    assert every.manifest["store_k"] is None
+
+
 def test_run_manifests_are_packed_without_the_machines_paths(tmp_path):
     from harness.store.runs import verify_run
 

@@ -63,14 +63,24 @@ DESIGNS = "designs"   # the archive of the design records: ``designs.tar.xz``
 UPSTREAM_LABELS = (TOKENIZER, TEACHER, PSEUDO_LABELS, PREDISTILL, f"{EVALUATION}/{TEACHER}",
                    f"{EVALUATION}/{PREDISTILL}")
 BUNDLE_FILES = (MANIFEST, "README.md")   # besides the archives' parts: what a bundle folder may hold
+#: The k of the teacher-output stores a bundle ships (a run at another k ships its records only). From the
+#: k-sweep (``harness grid store_ksweep``; the report's "Teacher-output store" table, DART, one seed): at k = 32
+#: a stored token takes 198 bytes against 12,006 exact (61× less), and no BLEU difference of JS, TVD, AKL or
+#: word-level KD from the exact store or the live teacher has an interval that excludes 0; the exact store alone
+#: (≈ 1.1 GB on DART) would not fit the bundle. A new method reads it with ``--set teacher_outputs_k=32``.
+SHIPPED_STORE_K = 32
+STORE_K = "teacher_outputs_k"
 
 
-def is_upstream(label: str, manifest: dict) -> bool:
+def is_upstream(label: str, manifest: dict, store_k: int | None = None) -> bool:
     """Whether the stage ``label`` of the run ``manifest`` is one a new method's cell reuses.
 
     The pre-distill run trains the pre-distilled student itself (its ``method`` stage is its ``predistill``
-    stage): that student and its evaluation are the shared ones only at the upstream seed."""
-    if not (label in UPSTREAM_LABELS or label.startswith(f"{TEACHER_OUTPUTS}/")):
+    stage): that student and its evaluation are the shared ones only at the upstream seed. ``store_k``: a
+    teacher-output store only of a run at this k (any k when None)."""
+    if label.startswith(f"{TEACHER_OUTPUTS}/"):
+        return store_k is None or manifest.get("parameters", {}).get(STORE_K) == store_k
+    if label not in UPSTREAM_LABELS:
         return False
     stages = manifest.get("stages", {})
     own = stages.get(METHOD, {}).get("key")
@@ -167,10 +177,11 @@ class Twin:
 
 
 def collect(results_dir: str | Path, tasks: tuple[str, ...] = (), profiles: tuple[str, ...] = (),
-            teachers: tuple[int, ...] = ()) -> list[Twin]:
+            teachers: tuple[int, ...] = (), store_k: int | None = None) -> list[Twin]:
     """The twins of a store: each complete, intact run (of ``tasks`` and ``profiles``, all when empty) and the
     upstream stages it used, which must be in the store's cache, intact — those of the runs at the teacher seeds
-    ``teachers`` only, when given (every run's records all the same). Runs of released text (``data.source`` not
+    ``teachers`` only, when given, and the teacher-output stores of the runs at ``store_k`` only, when given (every
+    run's records all the same). Runs of released text (``data.source`` not
     embedded) make twins of their own, of records only: a new method is compared on the embedded twins
     (:func:`compared_twins`), and their stages were made from files the repository does not ship."""
     root = Path(results_dir)
@@ -192,7 +203,7 @@ def collect(results_dir: str | Path, tasks: tuple[str, ...] = (), profiles: tupl
         if source == EMBEDDED and (not teachers or teacher in teachers):
             twin.teachers.add(teacher)
             for label, entry in manifest["stages"].items():
-                if is_upstream(label, manifest):
+                if is_upstream(label, manifest, store_k):
                     twin.stages.setdefault((entry["stage"], entry["key"]), label)
         twin.runs.append({"run_id": manifest["run_id"], "method": manifest["config"]["method"],
                           "seed": manifest["config"]["seed"], "parameters": manifest.get("parameters", {}),
@@ -293,19 +304,20 @@ class Built:
 
 
 def build_bundle(results_dir: str | Path, out: str | Path, *, tasks: tuple[str, ...] = (),
-                 profiles: tuple[str, ...] = (), teachers: tuple[int, ...] = (), part_bytes: int = PART_BYTES,
-                 limit_bytes: int = BUNDLE_BYTES, code: dict | None = None) -> Built:
+                 profiles: tuple[str, ...] = (), teachers: tuple[int, ...] = (), store_k: int | None = SHIPPED_STORE_K,
+                 part_bytes: int = PART_BYTES, limit_bytes: int = BUNDLE_BYTES, code: dict | None = None) -> Built:
     """Pack the store ``results_dir`` (its runs of ``tasks`` and ``profiles``; all when empty) into the bundle
     folder ``out``, which is replaced whole (its ``README.md`` stays). ``teachers``: the upstream stages of the
     runs at these teacher seeds only (a teacher and its pre-distilled student are ≈ 10 MB compressed per twin,
     the weights barely compress: three teachers on four twins do not fit the limit), every run's records all the
-    same; ``bundle.json`` lists each twin's shipped teachers. Refused, with nothing written, when the
+    same; ``bundle.json`` lists each twin's shipped teachers. ``store_k``: the teacher-output stores of the runs at
+    this k only (:data:`SHIPPED_STORE_K`; None: every k). Refused, with nothing written, when the
     parts come to more than ``limit_bytes``: the message gives each twin's archive size and its largest stages.
     ``code``: the commit and dirtiness of the code that packs (recorded; default: this checkout's)."""
     from .runs import git_state
 
     root, final = Path(results_dir), Path(out)
-    twins = collect(root, tasks, profiles, teachers)
+    twins = collect(root, tasks, profiles, teachers, store_k)
     _check_bundle_folder(final)
     files: dict[str, dict] = {}
     archives = []
@@ -326,7 +338,7 @@ def build_bundle(results_dir: str | Path, out: str | Path, *, tasks: tuple[str, 
                                  "teacher-output store (its k)")
         commits = sorted({run["commit"] or "unknown" for twin in twins for run in twin.runs})
         manifest = {"format": FORMAT, "version": VERSION, "commit": commits[0] if len(commits) == 1 else None,
-                    "commits": commits, "packed_by": code if code is not None else git_state(),
+                    "commits": commits, "packed_by": code if code is not None else git_state(), "store_k": store_k,
                     "part_bytes": part_bytes, "twins": [t.describe() for t in twins], "archives": archives,
                     "files": files}
         write_json(tmp / MANIFEST, manifest)
