@@ -17,10 +17,12 @@ from .load import Store
 from .render import Cell, Table
 from .ranking import kendall_tau, order_text
 from .noise import MIN_OWN_SEEDS
-from .stability import interval, model_resamples, replicates
+from .stability import model_resamples, observed_signs, replicates, sure_signs, tau_bounds
 from .summary import common_rows, lookup
 from .tables import metric_label
 from .teachers import main_teacher_note
+
+ALPHA = 0.05   # τ's interval against the paper: its scores are exact, our settled signs carry the whole 5%
 
 
 def comparable_metrics(described: dict) -> dict[str, str]:
@@ -34,8 +36,9 @@ def comparison(store: Store, summary: pd.DataFrame, task: str, profile: str,
     """(paper vs ours for every metric both report, Kendall τ of the KD methods per metric), or None.
 
     Each paper column is set beside our comparable metric where the store has it, else beside the metric
-    of the same name; ``metric`` in the data is the paper's column, ``our_metric`` ours. τ's 95% interval:
-    the 2.5–97.5 percentiles of τ over ``n_samples`` draws of our means from the noise model
+    of the same name; ``metric`` in the data is the paper's column, ``our_metric`` ours. τ's 95% interval
+    (:func:`_tau_interval`): the bounds of τ over the orders of our true means that keep the pairs our data settle
+    simultaneously, from ``n_samples`` draws of our means from the noise model
     (:func:`~harness.reporting.stability.model_resamples`), where every method has at least
     :data:`~harness.reporting.noise.MIN_OWN_SEEDS` seeds."""
     pub = paper[(paper["task"] == task) & paper["table"].isin(["table2", "table3"]) & (paper["setting"] == "")]
@@ -98,8 +101,10 @@ def comparison(store: Store, summary: pd.DataFrame, task: str, profile: str,
                        "paper: best → worst", "ours: best → worst"], tau_rows,
                       f"Kendall's τ-b between the paper's and our ordering of the KD methods "
                       f"({', '.join(KD_METHODS)}) present in both; 1 = same order, −1 = reversed. "
-                      f"Interval: 2.5–97.5 percentiles of τ over {n_samples} draws of our means from one model of "
-                      f"seed and test-input noise; — where a method has fewer than "
+                      f"Interval: the smallest and largest τ of the orders that keep every pair of ours whose order "
+                      f"our data settle simultaneously at 95% (a max-t band over {n_samples} draws of our means from "
+                      f"one model of seed and test-input noise; the paper's scores taken as published): 95% for the "
+                      f"τ of our true means however close they are; — where a method has fewer than "
                       f"{MIN_OWN_SEEDS} seeds (exploratory). Primary metric: {info.primary}."
                       + main_teacher_note(summary, [task], profile),
                       pd.DataFrame(tau_data))
@@ -108,12 +113,14 @@ def comparison(store: Store, summary: pd.DataFrame, task: str, profile: str,
 
 def _tau_interval(store: Store, lines: dict[str, dict], theirs: list[float], lower: bool,
                   n_samples: int) -> tuple[float, float]:
-    """The 95% interval of τ between the paper's values and ours (rows ``lines``, in ``theirs``' order) over draws of
-    our means from the noise model; NaN unless every row has at least MIN_OWN_SEEDS seeds."""
+    """The 95% interval of τ between the paper's values and our true means (rows ``lines``, in ``theirs``' order):
+    :func:`~harness.reporting.stability.tau_bounds` of our settled signs (:func:`sure_signs` over draws of our
+    means from the noise model) against the paper's; NaN unless every row has at least MIN_OWN_SEEDS seeds."""
     resamples = model_resamples(replicates(store, lines, n_samples), lower, n_samples) if len(lines) >= 2 else None
     if resamples is None:
         return math.nan, math.nan
-    return interval(np.array([kendall_tau(theirs, mine) for mine in resamples.of(list(lines))]))
+    ours = sure_signs(np.array([line["mean"] for line in lines.values()]), resamples.of(list(lines)), ALPHA)
+    return tau_bounds(observed_signs(theirs), ours)
 
 
 def _paper_label(metric: str, ours: str, info) -> str:

@@ -4,13 +4,14 @@ data at the same model size (runs with ``data.source`` local or hub, reported as
 Per task with both views in one profile: the students both views hold (each model's row from
 :func:`~harness.reporting.summary.common_rows`), their primary-metric means over seeds on the twin and on real
 text, and Kendall's τ-b between the two orders, once over every shared student and once without
-:data:`OUTLIER` (τ over the others). τ's 95% interval: the 2.5–97.5 percentiles of τ over draws of each view's
-means from the noise model (:func:`~harness.reporting.stability.model_resamples`: seeds and test inputs
-together), drawn independently for the two views (their test inputs are unrelated) and paired by draw index; none
-unless every row of both views has at least :data:`~harness.reporting.noise.MIN_OWN_SEEDS` seeds. Both τs are
-computed on the same draws (the τ without the outlier on each draw's other columns), so their intervals differ by
-the outlier's pairs only, not by resampling. Half-width: half the interval's length, (high − low) / 2 (the
-percentile interval need not be symmetric about τ).
+:data:`OUTLIER` (τ over the others). τ's 95% interval is that of the true means' τ: each view's pairs whose order
+its data settle simultaneously at 97.5% (:func:`~harness.reporting.stability.sure_signs`, on draws of the view's
+means from the noise model, :func:`~harness.reporting.stability.model_resamples`: seeds and test inputs
+together; the views drawn independently, their test inputs being unrelated), and τ's smallest and largest value
+over the orders that keep those signs (:func:`~harness.reporting.stability.tau_bounds`); none unless every row of
+both views has at least :data:`~harness.reporting.noise.MIN_OWN_SEEDS` seeds. Both τs read the same signs (the
+τ without the outlier over the other rows), so their intervals differ by the outlier's pairs only.
+Half-width: half the interval's length, (high − low) / 2 (the interval need not be symmetric about τ).
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ from .load import REAL_TEXT, Store
 from .ranking import kendall_tau, order_text
 from .render import Cell, Table
 from .noise import MIN_OWN_SEEDS
-from .stability import interval, model_resamples, replicates
+from .stability import model_resamples, replicates, sure_signs, tau_bounds
 from .summary import common_rows, lookup
 from .tables import metric_label
 
@@ -62,9 +63,9 @@ def real_text(store: Store, summary: pd.DataFrame, profile: str, n_samples: int 
             continue
         twin = [views[task][m]["mean"] for m in models]
         ours = [views[real][m]["mean"] for m in models]
-        draws = _draws(store, views[task], views[real], models, lower, n_samples)
-        rest = [i for i, m in enumerate(models) if m != OUTLIER]   # the same draws' other columns
-        every, without = _tau(twin, ours, draws, range(len(models))), _tau(twin, ours, draws, rest)
+        signs = _signs(store, views[task], views[real], models, lower, n_samples)
+        rest = [i for i, m in enumerate(models) if m != OUTLIER]   # the same signs' other rows
+        every, without = _tau(twin, ours, signs, range(len(models))), _tau(twin, ours, signs, rest)
         seeds = min(min(views[v][m]["n"] for m in models) for v in views)
         twin_order, real_order = order_text(dict(zip(models, twin)), lower), order_text(dict(zip(models, ours)), lower)
         rows.append([Cell(text=task), Cell(text=metric_label(metric, info.lower_is_better)),
@@ -78,11 +79,13 @@ def real_text(store: Store, summary: pd.DataFrame, profile: str, n_samples: int 
         return None
     caption = (f"Kendall's τ-b between the order of the students on the embedded twin and on real text "
                f"(<task>{REAL_TEXT}: released data at the twin's sizes and model size), by the task's primary metric's "
-               f"mean over seeds; 1 = the twin predicts the order, −1 = it reverses it. Interval: 2.5–97.5 "
-               f"percentiles of τ over {n_samples} draws of each view's means from one model of seed and test-input "
-               f"noise, drawn independently; — where a row has fewer than {MIN_OWN_SEEDS} seeds (exploratory). "
-               f"Without {OUTLIER}: τ over the other students on the same draws, so the two intervals differ by "
-               f"{OUTLIER}'s pairs, not by resampling (— where fewer than {MIN_MODELS} remain). The outlier "
+               f"mean over seeds; 1 = the twin predicts the order, −1 = it reverses it. Interval: the smallest and "
+               f"largest τ of the orders that keep every pair whose order each view's data settle simultaneously at "
+               f"97.5% (a max-t band over {n_samples} draws of the view's means from one model of seed and "
+               f"test-input noise): 95% for the τ of the true means however close they are; — where a row has "
+               f"fewer than {MIN_OWN_SEEDS} seeds (exploratory). "
+               f"Without {OUTLIER}: τ over the other students with the same settled pairs, so the two intervals "
+               f"differ by {OUTLIER}'s pairs (— where fewer than {MIN_MODELS} remain). The outlier "
                f"{OUTLIER} collapses on real text, far below every other student: a student last in both orders "
                f"makes all its pairs agree whatever the twin says of the others. min seeds: the fewest seeds "
                f"of any row in either view.")
@@ -94,7 +97,7 @@ def real_text(store: Store, summary: pd.DataFrame, profile: str, n_samples: int 
 
 @dataclass(frozen=True)
 class _Tau:
-    """τ-b between the two views' means over some of the students, and its interval over the draws."""
+    """τ-b between the two views' means over some of the students, and its interval (:func:`tau_bounds`)."""
 
     tau: float
     low: float
@@ -105,34 +108,37 @@ class _Tau:
 
     def columns(self, name: str) -> dict[str, float]:
         """The csv's columns: ``name``, its interval, and the interval's half-width (high − low) / 2 (goal checks
-        read it: the percentile interval need not be symmetric about τ)."""
+        read it: the interval need not be symmetric about τ)."""
         return {name: self.tau, f"{name}_ci_low": self.low, f"{name}_ci_high": self.high,
                 f"{name}_half_width": (self.high - self.low) / 2}
 
 
-def _tau(twin: list[float], real: list[float], draws: tuple[np.ndarray, np.ndarray] | None,
+def _tau(twin: list[float], real: list[float], signs: tuple[np.ndarray, np.ndarray] | None,
          columns: Sequence[int]) -> _Tau:
-    """τ over the students at ``columns`` (indices into the views' lists), its interval over the same ``draws``
-    (NaN without draws); all NaN under :data:`MIN_MODELS` students."""
+    """τ over the students at ``columns`` (indices into the views' lists) and its interval from the views' settled
+    ``signs`` (NaN without them); all NaN under :data:`MIN_MODELS` students."""
     columns = list(columns)
     if len(columns) < MIN_MODELS:
         return _Tau(math.nan, math.nan, math.nan)
     tau = kendall_tau([twin[i] for i in columns], [real[i] for i in columns])
-    if draws is None:
+    if signs is None:
         return _Tau(tau, math.nan, math.nan)
-    a, b = draws[0][:, columns], draws[1][:, columns]
-    return _Tau(tau, *interval(np.array([kendall_tau(x, y) for x, y in zip(a, b)])))
+    return _Tau(tau, *tau_bounds(*signs, columns))
 
 
-def _draws(store: Store, twin: dict[str, dict], real: dict[str, dict], models: list[str], lower: bool,
+#: Each view's share of the 5% a τ interval may miss: the two views' settled signs cover together at 95%.
+VIEW_ALPHA = 0.025
+
+
+def _signs(store: Store, twin: dict[str, dict], real: dict[str, dict], models: list[str], lower: bool,
            n_samples: int) -> tuple[np.ndarray, np.ndarray] | None:
-    """Each view's means of ``models`` (columns, in that order) in every draw (rows), the two views drawn on
-    independent streams; None unless both views can be drawn."""
-    draws = []
+    """Each view's settled signs of ``models`` (rows and columns in that order; :func:`sure_signs` at
+    :data:`VIEW_ALPHA`), the two views drawn on independent streams; None unless both views can be drawn."""
+    signs = []
     for stream, view in enumerate((twin, real)):
         lines = {view[m]["label"]: view[m] for m in models}
         resamples = model_resamples(replicates(store, lines, n_samples, stream), lower, n_samples, stream)
         if resamples is None:
             return None
-        draws.append(resamples.of(list(lines)))
-    return draws[0], draws[1]
+        signs.append(sure_signs(np.array([view[m]["mean"] for m in models]), resamples.of(list(lines)), VIEW_ALPHA))
+    return signs[0], signs[1]

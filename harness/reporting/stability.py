@@ -11,7 +11,8 @@ the findings' intervals all come from these replicates through :mod:`~harness.re
 (seed variance and test-input variance together); :func:`model_resamples` draws every row's mean from that model,
 for rows with at least :data:`~harness.reporting.noise.MIN_OWN_SEEDS` seeds only, and the draws give each row's
 rank distribution (:func:`rank_stability`; ranks as :mod:`~harness.reporting.ranking` orders rows) and the
-interval of any statistic of the rows, such as Kendall τ against the paper's order. (They replace a two-level
+pairs of rows whose order they settle simultaneously (:func:`sure_signs`), which bound Kendall τ against
+another order (:func:`tau_bounds`). (They replace a two-level
 bootstrap over seeds, then inputs, which had no distinct seed draws at n = 1 and ten at n = 3: its rank intervals
 were too narrow.)
 
@@ -21,6 +22,7 @@ draws of test inputs, for the interval of their difference (the teacher-output s
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -121,6 +123,70 @@ def rank_stability(observed: np.ndarray, resamples: Resamples) -> dict[str, Rank
     kept = (drawn == own).mean(0)
     return {label: RankStability(int(own[i]), float(low[i]), float(high[i]), float(kept[i]))
             for i, label in enumerate(resamples.labels)}
+
+
+def sure_signs(means: np.ndarray, draws: np.ndarray, alpha: float) -> np.ndarray:
+    """The signs of the true differences of rows, known simultaneously at level 1 − ``alpha``: ``[i, j]`` is +1
+    where row i's true mean is above row j's, −1 below, NaN where the data leave it open (never for i = j: 0).
+
+    ``means``: the rows' observed means ``[row]``; ``draws``: draws of them from the noise model ``[draw, row]``
+    (:func:`model_resamples`), centred on ``means``. For each pair the difference d̂ = mean_i − mean_j and the
+    spread se of its draws; the critical value c is the 1 − α quantile over draws of max over pairs of
+    |d* − d̂| / se (a max-t band: every pair's interval d̂ ± c·se covers its true difference at once with
+    probability 1 − α). A sign is known where that interval excludes 0. This is the simultaneous construction of
+    Mogstad, Romano, Shaikh and Wilhelm (2024, "Inference for ranks"): any order statistic bounded through these
+    signs (:func:`tau_bounds`) keeps the level, however close the rows' means are. A pair whose draws do not
+    vary (two fixed rows) has its observed sign, NaN when its means are equal."""
+    means, draws = np.asarray(means, float), np.asarray(draws, float)
+    rows = len(means)
+    i, j = np.triu_indices(rows, k=1)
+    observed = means[i] - means[j]
+    drawn = draws[:, i] - draws[:, j]
+    se = drawn.std(axis=0, ddof=1) if len(drawn) > 1 else np.zeros(len(i))
+    varies = se > 0
+    crit = 0.0
+    if varies.any():
+        crit = float(np.quantile((np.abs(drawn[:, varies] - observed[varies]) / se[varies]).max(axis=1), 1 - alpha))
+    known = np.abs(observed) > crit * se
+    upper = np.where(known & (observed != 0), np.sign(observed), np.nan)
+    signs = np.zeros((rows, rows))
+    signs[i, j], signs[j, i] = upper, -upper
+    return signs
+
+
+def observed_signs(values) -> np.ndarray:
+    """The signs of the differences of values taken as exact (the paper's published scores): ``[i, j]`` = sign of
+    values[i] − values[j], 0 for ties (a tie is known, not open)."""
+    values = np.asarray(values, float)
+    return np.sign(values[:, None] - values[None, :])
+
+
+def tau_bounds(x: np.ndarray, y: np.ndarray, columns=None) -> tuple[float, float]:
+    """The smallest and largest Kendall τ-b between two orders that agree with the sign matrices ``x`` and ``y``
+    (:func:`sure_signs`, :func:`observed_signs`; NaN: open), over the rows ``columns`` (all when None).
+
+    A pair counts +1 (concordant) or −1 (discordant) where both signs are known, 0 where either is a known tie,
+    and ±1 either way where a sign is open: with S the known pairs' sum and U the open pairs (those not tied on
+    the other side), τ-b lies in [(S − U)/D, (S + U)/D], D = √((P − tx)(P − ty)) with P pairs and tx, ty the known
+    ties of each side (an open sign is a strict order of true means, never a tie). When both sign matrices cover
+    their true signs (probability ≥ 1 − α_x − α_y) the true τ is inside: the interval is valid wherever the means
+    are, which a percentile interval of τ over draws is not (drawing adds noise to the means and pulls τ towards
+    0: with eight rows whose true orders agree, τ = 1, it covers 1 in none of the simulated stores of
+    ``tests/test_tau_interval.py``)."""
+    x, y = np.asarray(x, float), np.asarray(y, float)
+    if columns is not None:
+        columns = list(columns)
+        x, y = x[np.ix_(columns, columns)], y[np.ix_(columns, columns)]
+    i, j = np.triu_indices(len(x), k=1)
+    a, b = x[i, j], y[i, j]
+    open_pair = (np.isnan(a) & (b != 0)) | (np.isnan(b) & (a != 0))
+    known = ~np.isnan(a) & ~np.isnan(b)
+    total, unknown = float((a[known] * b[known]).sum()), int(open_pair.sum())
+    pairs = len(i)
+    denominator = math.sqrt((pairs - int((a == 0).sum())) * (pairs - int((b == 0).sum())))
+    if denominator == 0:
+        return math.nan, math.nan
+    return max(-1.0, (total - unknown) / denominator), min(1.0, (total + unknown) / denominator)
 
 
 def interval(values: np.ndarray) -> tuple[float, float]:

@@ -1,0 +1,125 @@
+"""Kendall τ's interval (harness.reporting.stability.sure_signs, tau_bounds): brute force for the bounds, and
+coverage of the true means' τ by simulation.
+
+The bounds are checked against every pair of total orders that keep the settled signs (small row counts:
+all permutations). Coverage: stores of eight rows with known true means in two views (a twin and real text),
+seeds drawn with noise, each view's means drawn from the report's noise model (``score_draws``), at n = 3 and 6
+seeds — in the regimes the evidence store lives in: the same order with close means, DART's committed means
+(one outlier far below seven within two points), and unrelated orders. The 95% interval must cover the τ of the
+true means in at least 95% of the stores (less the simulation's noise); the percentile interval of τ over the
+same draws (the report's interval before) covers it in none of the stores where the true orders agree and the
+means are close: drawing adds noise to the means and pulls τ towards 0.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+
+import numpy as np
+import pytest
+
+from harness.reporting.noise import Replicates, score_draws
+from harness.reporting.ranking import kendall_tau
+from harness.reporting.stability import interval, observed_signs, sure_signs, tau_bounds
+
+STORES = 300
+DRAWS = 400
+SD = 1.0   # seed standard deviation of a row's score (the twins' three-seed ± of 0.6–2 points: 0.3–1)
+SCENARIOS = {
+    "same order, close": (np.linspace(0, 3, 8), np.linspace(0, 3, 8)),
+    "dart": (np.array([34.4, 35.4, 36.1, 23.6, 36.2, 35.6, 35.6, 34.9]),
+             np.array([23.3, 24.5, 22.9, 10.0, 25.7, 24.7, 25.5, 25.1])),
+    "unrelated": (np.arange(8.0), np.array([3, 0, 7, 5, 1, 6, 2, 4.0])),
+}
+
+
+def consistent_orders(signs: np.ndarray):
+    """Every strict order (scores 0..R−1) whose pairwise signs agree with the settled ones."""
+    rows = len(signs)
+    for perm in itertools.permutations(range(rows)):
+        scores = np.array(perm, float)
+        mine = observed_signs(scores)
+        known = ~np.isnan(signs)
+        if np.all(mine[known] == signs[known]):
+            yield scores
+
+
+def random_signs(rng, rows: int, open_share: float) -> np.ndarray:
+    truth = observed_signs(rng.permutation(rows).astype(float))
+    i, j = np.triu_indices(rows, k=1)
+    hide = rng.random(len(i)) < open_share
+    truth[i[hide], j[hide]] = truth[j[hide], i[hide]] = np.nan
+    return truth
+
+
+@pytest.mark.parametrize("trial", range(6))
+def test_the_bounds_hold_every_tau_of_the_orders_that_keep_the_signs(trial):
+    rng = np.random.default_rng(trial)
+    x, y = random_signs(rng, 5, 0.4), random_signs(rng, 5, 0.4)
+    taus = [kendall_tau(a, b) for a in consistent_orders(x) for b in consistent_orders(y)]
+    low, high = tau_bounds(x, y)
+    assert low <= min(taus) + 1e-12 and max(taus) <= high + 1e-12
+    if not np.isnan(x).any() and not np.isnan(y).any():
+        assert low == high == pytest.approx(taus[0])
+
+
+def test_known_ties_of_the_published_side_count_as_tau_b_does():
+    paper = [3.0, 3.0, 2.0, 1.0]                         # a tie, as published scores have them
+    ours = observed_signs([4.0, 3.0, 2.0, 1.0])          # every pair settled
+    low, high = tau_bounds(observed_signs(paper), ours)
+    assert low == high == pytest.approx(kendall_tau(paper, [4.0, 3.0, 2.0, 1.0]))
+    ours[0, 1] = ours[1, 0] = np.nan                     # open against the tie: no effect on τ-b
+    assert tau_bounds(observed_signs(paper), ours) == pytest.approx((low, high))
+    ours[2, 3] = ours[3, 2] = np.nan                     # open against a strict pair: ±1 over the denominator
+    wider = tau_bounds(observed_signs(paper), ours)
+    assert wider[0] < low and wider[1] == pytest.approx(high)   # τ is 1 on the other pairs already: capped at 1
+
+
+def test_rows_that_do_not_vary_keep_their_observed_signs_and_far_apart_rows_are_settled():
+    means = np.array([1.0, 2.0, 2.0])
+    signs = sure_signs(means, np.tile(means, (50, 1)), 0.05)
+    assert signs[1, 0] == 1 and signs[0, 1] == -1 and np.isnan(signs[1, 2])
+    rng = np.random.default_rng(0)
+    far = np.array([0.0, 10.0, 10.2])
+    signs = sure_signs(far, far + rng.normal(0, 0.5, (400, 3)), 0.05)
+    assert signs[1, 0] == 1 and signs[2, 0] == 1 and np.isnan(signs[1, 2])
+
+
+def simulate(truths, n: int, seed: int):
+    """Per simulated store: the τ of the observed means, the bounds, and the percentile interval of τ over the
+    same draws (each view's draws from its own rows, views independent; each view's signs at 97.5%)."""
+    rng = np.random.default_rng(seed)
+    out = []
+    for _ in range(STORES):
+        means, draws = [], []
+        for truth in truths:
+            rows = {f"m{k}": Replicates.of(mu + rng.normal(0, SD, n)) for k, mu in enumerate(truth)}
+            means.append(np.array([r.mean for r in rows.values()]))
+            draws.append(score_draws(rows, DRAWS, seed=int(rng.integers(2**31))))
+        bounds = tau_bounds(*(sure_signs(m, d, 0.025) for m, d in zip(means, draws)))
+        percentile = interval(np.array([kendall_tau(a, b) for a, b in zip(*draws)]))
+        out.append((kendall_tau(*means), bounds, percentile))
+    return out
+
+
+def covers(interval_, truth: float) -> bool:
+    return interval_[0] - 1e-9 <= truth <= interval_[1] + 1e-9
+
+
+@pytest.mark.parametrize("n", [3, 6])
+@pytest.mark.parametrize("scenario", list(SCENARIOS))
+def test_the_interval_covers_the_true_means_tau(scenario, n):
+    truths = SCENARIOS[scenario]
+    true_tau = kendall_tau(*truths)
+    stores = simulate(truths, n, seed=n * 7 + len(scenario))
+    rate = np.mean([covers(bounds, true_tau) for _, bounds, _ in stores])
+    assert rate >= 0.95 - 2.33 * math.sqrt(0.05 * 0.95 / STORES), rate
+    assert all(covers(bounds, tau) for tau, bounds, _ in stores)   # the estimate always lies inside
+
+
+def test_the_percentile_interval_misses_agreeing_orders_of_close_means():
+    truths = SCENARIOS["same order, close"]
+    stores = simulate(truths, 3, seed=1)
+    assert np.mean([covers(p, 1.0) for _, _, p in stores]) < 0.05      # why the report no longer uses it
+    assert np.mean([covers(b, 1.0) for _, b, _ in stores]) >= 0.95
