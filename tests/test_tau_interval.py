@@ -86,6 +86,23 @@ def test_rows_that_do_not_vary_keep_their_observed_signs_and_far_apart_rows_are_
     assert signs[1, 0] == 1 and signs[2, 0] == 1 and np.isnan(signs[1, 2])
 
 
+def test_the_step_down_settles_a_pair_the_first_band_leaves_open():
+    """A and B, A and C far apart; B and C 2.2 standard errors apart: above the band over the one pair left open
+    (≈ 1.96), below the first band over all three pairs."""
+    rng = np.random.default_rng(3)
+    noise = rng.standard_normal((4000, 3))
+    noise = (noise - noise.mean(0)) / noise.std(0, ddof=1)
+    means = np.array([0.0, 10.0, 10.0 + 2.2 * math.sqrt(2)])
+    drawn_bc = noise[:, 2] - noise[:, 1]
+    first_band = np.quantile(np.abs(np.stack([noise[:, 1] - noise[:, 0], noise[:, 2] - noise[:, 0], drawn_bc], 1)
+                                    / np.array([noise[:, 1] - noise[:, 0], noise[:, 2] - noise[:, 0], drawn_bc]
+                                               ).std(1, ddof=1)[None, :]).max(1), 0.95)
+    t_bc = 2.2 * math.sqrt(2) / drawn_bc.std(ddof=1)
+    assert np.quantile(np.abs(drawn_bc) / drawn_bc.std(ddof=1), 0.95) < t_bc < first_band
+    signs = sure_signs(means, means + noise, 0.05)
+    assert signs[2, 1] == 1 and signs[1, 0] == 1 and signs[2, 0] == 1
+
+
 def simulate(truths, n: int, seed: int):
     """Per simulated store: the τ of the observed means, the bounds, and the percentile interval of τ over the
     same draws (each view's draws from its own rows, views independent; each view's signs at 97.5%)."""

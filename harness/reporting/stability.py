@@ -133,10 +133,12 @@ def sure_signs(means: np.ndarray, draws: np.ndarray, alpha: float) -> np.ndarray
     (:func:`model_resamples`), centred on ``means``. For each pair the difference d̂ = mean_i − mean_j and the
     spread se of its draws; the critical value c is the 1 − α quantile over draws of max over pairs of
     |d* − d̂| / se (a max-t band: every pair's interval d̂ ± c·se covers its true difference at once with
-    probability 1 − α). A sign is known where that interval excludes 0. This is the simultaneous construction of
-    Mogstad, Romano, Shaikh and Wilhelm (2024, "Inference for ranks"): any order statistic bounded through these
-    signs (:func:`tau_bounds`) keeps the level, however close the rows' means are. A pair whose draws do not
-    vary (two fixed rows) has its observed sign, NaN when its means are equal."""
+    probability 1 − α). A sign is known where |d̂| / se > c; then c is taken again over the pairs still open, and
+    so on while that settles more (the step-down of Romano and Wolf, 2005). This is the simultaneous
+    construction of Mogstad, Romano, Shaikh and Wilhelm (2024, "Inference for ranks", with its stepwise
+    improvement): any order statistic bounded through these signs (:func:`tau_bounds`) keeps the level, however
+    close the rows' means are. A pair whose draws do not vary (two fixed rows) has its observed sign, NaN when its
+    means are equal."""
     means, draws = np.asarray(means, float), np.asarray(draws, float)
     rows = len(means)
     i, j = np.triu_indices(rows, k=1)
@@ -144,10 +146,18 @@ def sure_signs(means: np.ndarray, draws: np.ndarray, alpha: float) -> np.ndarray
     drawn = draws[:, i] - draws[:, j]
     se = drawn.std(axis=0, ddof=1) if len(drawn) > 1 else np.zeros(len(i))
     varies = se > 0
-    crit = 0.0
-    if varies.any():
-        crit = float(np.quantile((np.abs(drawn[:, varies] - observed[varies]) / se[varies]).max(axis=1), 1 - alpha))
-    known = np.abs(observed) > crit * se
+    t_observed = np.abs(observed) / np.where(varies, se, 1.0)
+    t_drawn = np.abs(drawn - observed) / np.where(varies, se, 1.0)
+    known = ~varies
+    while True:   # step down: the band over the pairs still open, until it settles no more
+        rest = varies & ~known
+        if not rest.any():
+            break
+        crit = float(np.quantile(t_drawn[:, rest].max(axis=1), 1 - alpha))
+        settled = rest & (t_observed > crit)
+        if not settled.any():
+            break
+        known |= settled
     upper = np.where(known & (observed != 0), np.sign(observed), np.nan)
     signs = np.zeros((rows, rows))
     signs[i, j], signs[j, i] = upper, -upper
