@@ -103,6 +103,18 @@ def test_the_step_down_settles_a_pair_the_first_band_leaves_open():
     assert signs[2, 1] == 1 and signs[1, 0] == 1 and signs[2, 0] == 1
 
 
+def test_a_row_far_below_the_rest_is_settled_at_three_seeds():
+    """Real DART's ENGINE: 13 points below seven students within three, three seeds each (seed sd ≈ 0.7). Each
+    row's seed part is a t draw with 2 degrees of freedom (infinite variance): scaled by the draws' standard
+    deviation no pair was settled at all; by their interquartile range ENGINE's seven are."""
+    rng = np.random.default_rng(0)
+    truth = [23.3, 24.5, 22.9, 10.0, 25.7, 24.7, 25.5, 25.1]
+    rows = {f"m{k}": Replicates.of(mu + rng.normal(0, 0.7, 3)) for k, mu in enumerate(truth)}
+    means = np.array([r.mean for r in rows.values()])
+    signs = sure_signs(means, score_draws(rows, 1000, seed=1), 0.025)
+    assert np.all(np.delete(signs[3], 3) == -1)
+
+
 def simulate(truths, n: int, seed: int):
     """Per simulated store: the τ of the observed means, the bounds, and the percentile interval of τ over the
     same draws (each view's draws from its own rows, views independent; each view's signs at 97.5%)."""

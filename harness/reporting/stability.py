@@ -125,13 +125,16 @@ def rank_stability(observed: np.ndarray, resamples: Resamples) -> dict[str, Rank
             for i, label in enumerate(resamples.labels)}
 
 
+IQR_OF_NORMAL = 1.3489795003921634   # Φ⁻¹(0.75) − Φ⁻¹(0.25)
+
+
 def sure_signs(means: np.ndarray, draws: np.ndarray, alpha: float) -> np.ndarray:
     """The signs of the true differences of rows, known simultaneously at level 1 − ``alpha``: ``[i, j]`` is +1
     where row i's true mean is above row j's, −1 below, NaN where the data leave it open (never for i = j: 0).
 
     ``means``: the rows' observed means ``[row]``; ``draws``: draws of them from the noise model ``[draw, row]``
     (:func:`model_resamples`), centred on ``means``. For each pair the difference d̂ = mean_i − mean_j and the
-    spread se of its draws; the critical value c is the 1 − α quantile over draws of max over pairs of
+    spread se of its draws (their interquartile range / 1.349); the critical value c is the 1 − α quantile over draws of max over pairs of
     |d* − d̂| / se (a max-t band: every pair's interval d̂ ± c·se covers its true difference at once with
     probability 1 − α). A sign is known where |d̂| / se > c; then c is taken again over the pairs still open, and
     so on while that settles more (the step-down of Romano and Wolf, 2005). This is the simultaneous
@@ -144,7 +147,11 @@ def sure_signs(means: np.ndarray, draws: np.ndarray, alpha: float) -> np.ndarray
     i, j = np.triu_indices(rows, k=1)
     observed = means[i] - means[j]
     drawn = draws[:, i] - draws[:, j]
-    se = drawn.std(axis=0, ddof=1) if len(drawn) > 1 else np.zeros(len(i))
+    # the scale of each pair's draws: their interquartile range over that of a standard normal (a row's seed part
+    # is a t draw with n − 1 degrees of freedom: at n = 3 its variance is infinite, and a sample standard deviation
+    # of the draws would be set by their few largest, making every pair look unsettled)
+    quartiles = np.quantile(drawn, [0.25, 0.75], axis=0) if len(drawn) > 1 else np.zeros((2, len(i)))
+    se = (quartiles[1] - quartiles[0]) / IQR_OF_NORMAL
     varies = se > 0
     t_observed = np.abs(observed) / np.where(varies, se, 1.0)
     t_drawn = np.abs(drawn - observed) / np.where(varies, se, 1.0)
