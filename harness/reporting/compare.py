@@ -101,10 +101,11 @@ def comparison(store: Store, summary: pd.DataFrame, task: str, profile: str,
                        "paper: best → worst", "ours: best → worst"], tau_rows,
                       f"Kendall's τ-b between the paper's and our ordering of the KD methods "
                       f"({', '.join(KD_METHODS)}) present in both; 1 = same order, −1 = reversed. "
-                      f"Interval: the smallest and largest τ of the orders that keep every pair of ours whose order "
-                      f"our data settle simultaneously at 95% (a max-t band over {n_samples} draws of our means from "
-                      f"one model of seed and test-input noise; the paper's scores taken as published): 95% for the "
-                      f"τ of our true means however close they are; — where a method has fewer than "
+                      f"Interval: bounds of τ over the orders that keep every pair of ours whose order our data "
+                      f"settle simultaneously at 95% (a step-down max-t band over {n_samples} draws of our means from "
+                      f"one model of seed and test-input noise; the paper's scores taken as published; each unsettled "
+                      f"pair either way): at least 95% for the τ of our true means however close they are, and "
+                      f"conservative; — where a method has fewer than "
                       f"{MIN_OWN_SEEDS} seeds (exploratory). Primary metric: {info.primary}."
                       + main_teacher_note(summary, [task], profile),
                       pd.DataFrame(tau_data))

@@ -548,8 +548,7 @@ def near_best(ctx: Context) -> list[Finding]:
 
 
 def kendall_agreement(ctx: Context) -> list[Finding]:
-    """:data:`~harness.paper.claims.KD_ORDER`: τ and its bootstrap interval as the paper comparison computes
-    them."""
+    """:data:`~harness.paper.claims.KD_ORDER`: τ and its interval as the paper comparison computes them."""
     rows = []
     for view in ctx.views.values():
         pair = comparison(ctx.store, ctx.summary, view.task, ctx.profile, ctx.paper, ctx.n_samples)
@@ -800,9 +799,9 @@ def findings(store: Store, summary: pd.DataFrame, profile: str, n_samples: int =
                "95% interval: one model of seed and test-input noise — each row's variance over its seeds plus a "
                f"bootstrap of the test inputs shared by both rows ({n_samples} draws, less the seed-by-input part "
                "counted twice), Satterthwaite degrees of freedom; the teacher, one model shared by every seed, has "
-               "no seed part (two teachers of different tasks are compared as measured); τ's interval: the smallest "
-               "and largest τ of the orders that keep the pairs of means the same model's draws settle "
-               "simultaneously (a max-t band). holds: the interval lies above the "
+               "no seed part (two teachers of different tasks are compared as measured); τ's interval: bounds of τ "
+               "over the orders that keep the pairs of means the same model's draws settle simultaneously (a "
+               "step-down max-t band; at least 95%, conservative). holds: the interval lies above the "
                "threshold; does not hold: below it; undecided: it includes the threshold, or a row has fewer than "
                f"{MIN_OWN_SEEDS} seeds (exploratory: shown, never decided on). 3a: each teacher's TeacherDist from a "
                "bootstrap of its own test inputs' per-input terms (the noise of the inputs and of the teacher's "

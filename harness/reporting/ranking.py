@@ -25,7 +25,7 @@ import numpy as np
 RELATIVE_TIE, ABSOLUTE_TIE = 1e-9, 1e-12   # scores closer than this tie (floating-point rounding only)
 
 
-def _signs(x: np.ndarray) -> np.ndarray:
+def pair_signs(x: np.ndarray) -> np.ndarray:
     """``sign(x[..., j] − x[..., i])`` at ``[..., i, j]``, 0 where the two tie."""
     a, b = x[..., :, None], x[..., None, :]
     tie = np.abs(b - a) <= RELATIVE_TIE * np.maximum(np.abs(a), np.abs(b)) + ABSOLUTE_TIE
@@ -39,7 +39,7 @@ def _oriented(scores, lower_is_better: bool) -> np.ndarray:
 
 def ranks(scores, lower_is_better: bool) -> np.ndarray:
     """Competition ranks along the last axis (any leading axes: resamples): 1 + how many rows are better."""
-    return 1 + (_signs(_oriented(scores, lower_is_better)) > 0).sum(-1)
+    return 1 + (pair_signs(_oriented(scores, lower_is_better)) > 0).sum(-1)
 
 
 def _defined(values: Mapping[str, float | None]) -> dict[str, float]:
@@ -78,7 +78,7 @@ def kendall_tau(x: Sequence[float], y: Sequence[float]) -> float:
     if len(x) != len(y):
         raise ValueError("kendall_tau needs two sequences of the same length")
     i, j = np.triu_indices(len(x), k=1)
-    dx, dy = _signs(x)[i, j], _signs(y)[i, j]
+    dx, dy = pair_signs(x)[i, j], pair_signs(y)[i, j]
     pairs = len(i)
     tied_x, tied_y = int((dx == 0).sum()), int((dy == 0).sum())
     denominator = math.sqrt((pairs - tied_x) * (pairs - tied_y))

@@ -7,8 +7,8 @@ text, and Kendall's τ-b between the two orders, once over every shared student 
 :data:`OUTLIER` (τ over the others). τ's 95% interval is that of the true means' τ: each view's pairs whose order
 its data settle simultaneously at 97.5% (:func:`~harness.reporting.stability.sure_signs`, on draws of the view's
 means from the noise model, :func:`~harness.reporting.stability.model_resamples`: seeds and test inputs
-together; the views drawn independently, their test inputs being unrelated), and τ's smallest and largest value
-over the orders that keep those signs (:func:`~harness.reporting.stability.tau_bounds`); none unless every row of
+together; the views drawn independently, their test inputs being unrelated), and bounds of τ over the orders
+that keep those signs (:func:`~harness.reporting.stability.tau_bounds`: at least 95%, conservative); none unless every row of
 both views has at least :data:`~harness.reporting.noise.MIN_OWN_SEEDS` seeds. Both τs read the same signs (the
 τ without the outlier over the other rows), so their intervals differ by the outlier's pairs only.
 Half-width: half the interval's length, (high − low) / 2 (the interval need not be symmetric about τ).
@@ -63,7 +63,7 @@ def real_text(store: Store, summary: pd.DataFrame, profile: str, n_samples: int 
             continue
         twin = [views[task][m]["mean"] for m in models]
         ours = [views[real][m]["mean"] for m in models]
-        signs = _signs(store, views[task], views[real], models, lower, n_samples)
+        signs = _settled_signs(store, views[task], views[real], models, lower, n_samples)
         rest = [i for i, m in enumerate(models) if m != OUTLIER]   # the same signs' other rows
         every, without = _tau(twin, ours, signs, range(len(models))), _tau(twin, ours, signs, rest)
         seeds = min(min(views[v][m]["n"] for m in models) for v in views)
@@ -79,10 +79,11 @@ def real_text(store: Store, summary: pd.DataFrame, profile: str, n_samples: int 
         return None
     caption = (f"Kendall's τ-b between the order of the students on the embedded twin and on real text "
                f"(<task>{REAL_TEXT}: released data at the twin's sizes and model size), by the task's primary metric's "
-               f"mean over seeds; 1 = the twin predicts the order, −1 = it reverses it. Interval: the smallest and "
-               f"largest τ of the orders that keep every pair whose order each view's data settle simultaneously at "
-               f"97.5% (a max-t band over {n_samples} draws of the view's means from one model of seed and "
-               f"test-input noise): 95% for the τ of the true means however close they are; — where a row has "
+               f"mean over seeds; 1 = the twin predicts the order, −1 = it reverses it. Interval: bounds of τ over "
+               f"the orders that keep every pair whose order each view's data settle simultaneously at 97.5% (a "
+               f"step-down max-t band over {n_samples} draws of the view's means from one model of seed and "
+               f"test-input noise; each unsettled pair either way): at least 95% for the τ of the true means however "
+               f"close they are, and conservative (with three seeds few pairs settle); — where a row has "
                f"fewer than {MIN_OWN_SEEDS} seeds (exploratory). "
                f"Without {OUTLIER}: τ over the other students with the same settled pairs, so the two intervals "
                f"differ by {OUTLIER}'s pairs (— where fewer than {MIN_MODELS} remain). The outlier "
@@ -130,7 +131,7 @@ def _tau(twin: list[float], real: list[float], signs: tuple[np.ndarray, np.ndarr
 VIEW_ALPHA = 0.025
 
 
-def _signs(store: Store, twin: dict[str, dict], real: dict[str, dict], models: list[str], lower: bool,
+def _settled_signs(store: Store, twin: dict[str, dict], real: dict[str, dict], models: list[str], lower: bool,
            n_samples: int) -> tuple[np.ndarray, np.ndarray] | None:
     """Each view's settled signs of ``models`` (rows and columns in that order; :func:`sure_signs` at
     :data:`VIEW_ALPHA`), the two views drawn on independent streams; None unless both views can be drawn."""

@@ -32,7 +32,7 @@ from ..metrics import DART_OFFICIAL_SIGNATURE, dart_official_corpus_bleu, dart_o
 from ..store.labels import TEACHER, evaluation_label
 from .load import Store
 from .noise import MIN_OWN_SEEDS, Replicates, score_draws
-from .ranking import ranks
+from .ranking import pair_signs, ranks
 from .stats import bootstrap_seed, reference_streams, sacrebleu_metric
 
 TOLERANCE = 1e-9   # a decomposed score must reproduce the stored one to this relative precision (rounding only)
@@ -126,69 +126,78 @@ def rank_stability(observed: np.ndarray, resamples: Resamples) -> dict[str, Rank
 
 
 IQR_OF_NORMAL = 1.3489795003921634   # Φ⁻¹(0.75) − Φ⁻¹(0.25)
+MIN_TAIL_DRAWS = 20   # a 1 − α quantile of draws read from at least this many draws beyond it
 
 
 def sure_signs(means: np.ndarray, draws: np.ndarray, alpha: float) -> np.ndarray:
-    """The signs of the true differences of rows, known simultaneously at level 1 − ``alpha``: ``[i, j]`` is +1
-    where row i's true mean is above row j's, −1 below, NaN where the data leave it open (never for i = j: 0).
+    """The signs of the true differences of rows, settled simultaneously at level 1 − ``alpha``: ``[i, j]`` is +1
+    where the data show row i's true mean above row j's, −1 below, NaN where they leave it open (0 for i = j).
 
     ``means``: the rows' observed means ``[row]``; ``draws``: draws of them from the noise model ``[draw, row]``
-    (:func:`model_resamples`), centred on ``means``. For each pair the difference d̂ = mean_i − mean_j and the
-    spread se of its draws (their interquartile range / 1.349); the critical value c is the 1 − α quantile over draws of max over pairs of
-    |d* − d̂| / se (a max-t band: every pair's interval d̂ ± c·se covers its true difference at once with
-    probability 1 − α). A sign is known where |d̂| / se > c; then c is taken again over the pairs still open, and
-    so on while that settles more (the step-down of Romano and Wolf, 2005). This is the simultaneous
-    construction of Mogstad, Romano, Shaikh and Wilhelm (2024, "Inference for ranks", with its stepwise
-    improvement): any order statistic bounded through these signs (:func:`tau_bounds`) keeps the level, however
-    close the rows' means are. A pair whose draws do not vary (two fixed rows) has its observed sign, NaN when its
-    means are equal."""
+    (:func:`model_resamples`), centred on ``means``. For each ordered pair (i, j) the one-sided statistic
+    d̂ / se, d̂ = mean_i − mean_j and se the spread of the pair's draws (their interquartile range / 1.349; a row's
+    seed part is a t draw with n − 1 degrees of freedom, of infinite variance at n = 3, so a standard deviation of
+    the draws would be set by their few largest). "i above j" is claimed where d̂ / se exceeds the 1 − α quantile
+    over draws of the max over the ordered pairs not yet claimed of (d* − d̂) / se; the quantile is then taken
+    again over the pairs left, while that claims more (a step-down: Romano and Wolf, 2005). This is the procedure
+    of Mogstad, Romano, Shaikh and Wilhelm (2024, "Inference for ranks", stepwise, over all ordered pairs: a claimed
+    pair's other direction stays in the max): all the claimed signs are right at once with probability at least
+    1 − α (asymptotically, as the draws stand for the noise), however close the means are, so any statistic
+    bounded through them (:func:`tau_bounds`) keeps the level. Open as well: a pair whose draws do not vary (the
+    model holds no noise for it: nothing says its order is exact), and every pair when there are too few draws for
+    the quantile (fewer than :data:`MIN_TAIL_DRAWS` / α) or a draw is not finite."""
     means, draws = np.asarray(means, float), np.asarray(draws, float)
     rows = len(means)
+    signs = np.full((rows, rows), np.nan)
+    np.fill_diagonal(signs, 0.0)
+    if len(draws) < MIN_TAIL_DRAWS / alpha or not np.isfinite(draws).all() or not np.isfinite(means).all():
+        return signs
     i, j = np.triu_indices(rows, k=1)
+    i, j = np.concatenate([i, j]), np.concatenate([j, i])      # every ordered pair: (i, j) claims "i above j"
     observed = means[i] - means[j]
     drawn = draws[:, i] - draws[:, j]
-    # the scale of each pair's draws: their interquartile range over that of a standard normal (a row's seed part
-    # is a t draw with n − 1 degrees of freedom: at n = 3 its variance is infinite, and a sample standard deviation
-    # of the draws would be set by their few largest, making every pair look unsettled)
-    quartiles = np.quantile(drawn, [0.25, 0.75], axis=0) if len(drawn) > 1 else np.zeros((2, len(i)))
+    quartiles = np.quantile(drawn, [0.25, 0.75], axis=0)
     se = (quartiles[1] - quartiles[0]) / IQR_OF_NORMAL
+    spread = np.abs(drawn - drawn.mean(axis=0)).mean(axis=0) * math.sqrt(math.pi / 2)   # where the IQR is 0
+    se = np.where(se > 0, se, spread)
     varies = se > 0
-    t_observed = np.abs(observed) / np.where(varies, se, 1.0)
-    t_drawn = np.abs(drawn - observed) / np.where(varies, se, 1.0)
-    known = ~varies
-    while True:   # step down: the band over the pairs still open, until it settles no more
-        rest = varies & ~known
+    t_observed = np.where(varies, observed / np.where(varies, se, 1.0), -np.inf)
+    t_drawn = (drawn - observed) / np.where(varies, se, 1.0)
+    claimed = np.zeros(len(i), bool)
+    while True:
+        rest = varies & ~claimed
         if not rest.any():
             break
         crit = float(np.quantile(t_drawn[:, rest].max(axis=1), 1 - alpha))
-        settled = rest & (t_observed > crit)
-        if not settled.any():
+        new = rest & (t_observed > crit)
+        if not new.any():
             break
-        known |= settled
-    upper = np.where(known & (observed != 0), np.sign(observed), np.nan)
-    signs = np.zeros((rows, rows))
-    signs[i, j], signs[j, i] = upper, -upper
+        claimed |= new
+    signs[i[claimed], j[claimed]] = 1.0
+    signs[j[claimed], i[claimed]] = -1.0
     return signs
 
 
 def observed_signs(values) -> np.ndarray:
     """The signs of the differences of values taken as exact (the paper's published scores): ``[i, j]`` = sign of
-    values[i] − values[j], 0 for ties (a tie is known, not open)."""
-    values = np.asarray(values, float)
-    return np.sign(values[:, None] - values[None, :])
+    values[i] − values[j], 0 for ties (a tie is known, not open), within the tolerance
+    :func:`~harness.reporting.ranking.kendall_tau` ties values at."""
+    return -pair_signs(np.asarray(values, float)).astype(float)
 
 
 def tau_bounds(x: np.ndarray, y: np.ndarray, columns=None) -> tuple[float, float]:
-    """The smallest and largest Kendall τ-b between two orders that agree with the sign matrices ``x`` and ``y``
+    """Bounds of Kendall τ-b between two orders that agree with the sign matrices ``x`` and ``y``
     (:func:`sure_signs`, :func:`observed_signs`; NaN: open), over the rows ``columns`` (all when None).
 
     A pair counts +1 (concordant) or −1 (discordant) where both signs are known, 0 where either is a known tie,
     and ±1 either way where a sign is open: with S the known pairs' sum and U the open pairs (those not tied on
     the other side), τ-b lies in [(S − U)/D, (S + U)/D], D = √((P − tx)(P − ty)) with P pairs and tx, ty the known
-    ties of each side (an open sign is a strict order of true means, never a tie). When both sign matrices cover
-    their true signs (probability ≥ 1 − α_x − α_y) the true τ is inside: the interval is valid wherever the means
-    are, which a percentile interval of τ over draws is not (drawing adds noise to the means and pulls τ towards
-    0: with eight rows whose true orders agree, τ = 1, it covers 1 in none of the simulated stores of
+    ties of each side (an open sign is a strict order of true means, never a tie). The bounds are outer ones:
+    each open pair is taken either way on its own, without the transitivity of an order (a > b, b > c settled and
+    a ? c open gives [1/3, 1] where every consistent order has τ = 1). When both sign matrices hold only true
+    signs (probability ≥ 1 − α_x − α_y) the true means' τ is inside, wherever the means are; a percentile interval
+    of τ over draws is not (drawing adds noise to the means and pulls τ towards 0: eight rows whose true orders
+    agree, τ = 1, two points apart end to end: it covers 1 in fewer than 5% of the simulated stores of
     ``tests/test_tau_interval.py``)."""
     x, y = np.asarray(x, float), np.asarray(y, float)
     if columns is not None:
