@@ -515,7 +515,8 @@ def bundle_check_cmd(bundle, plugins, strict) -> None:
               help="Where the bundle is unpacked and the new method's runs go.")
 @click.option("--tasks", default=None, metavar="A,B", help="Only these twins (default: every twin of the bundle).")
 @click.option("--seeds", default=None, metavar="S1,S2",
-              help="The new method's seeds on every twin (default: the baselines' seeds of each twin).")
+              help="The new method's seeds on every twin (default: the seeds every baseline row of three or more seeds "
+                   "shares on each twin: the design's first look).")
 @click.option("--teachers", default=None, metavar="U1,U2",
               help="Only the baselines' teachers with these upstream seeds (default: every teacher whose upstream "
                    "stages the bundle ships): a verdict for those teachers, at a fraction of the cost.")

@@ -143,6 +143,22 @@ def test_only_the_teacher_output_stores_of_the_shipped_k_are_packed(tmp_path):
     assert every.manifest["store_k"] is None
 
 
+def test_a_new_method_starts_at_the_seeds_every_full_baseline_row_shares():
+    from harness.grid.reference import seeds_for, shared_seeds
+
+    def run(method, seed, **parameters):
+        return {"method": method, "seed": seed, "parameters": parameters}
+
+    runs = ([run("mle", s) for s in range(42, 47)] + [run("kl", s, **{"method.beta": 1}) for s in (42, 43, 44)]
+            + [run("akl", 42)] + [run("kl", 47, **{"student.encoder_layers": 1}) for _ in (0,)]
+            + [run("kl", s, upstream_seed=43) for s in (42, 43, 48)])
+    twin = {"settings": {}, "runs": runs, "seeds": sorted({r["seed"] for r in runs})}
+    assert shared_seeds(twin) == [42, 43, 44]          # not mle's grown 45, 46; not akl's one seed alone
+    assert seeds_for(twin, (7,)) == [7] and seeds_for(twin, None) == [42, 43, 44]
+    one_seed = {"settings": {}, "runs": [run("mle", 42), run("kl", 43)], "seeds": [42, 43]}
+    assert shared_seeds(one_seed) == [42, 43]           # no row of three seeds: every seed of the twin
+
+
 def test_run_manifests_are_packed_without_the_machines_paths(tmp_path):
     from harness.store.runs import verify_run
 

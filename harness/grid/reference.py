@@ -87,8 +87,27 @@ def stale_message(bundle: str | Path, manifest: dict, stale: list[StaleRun]) -> 
 
 def seeds_for(twin: dict, seeds: tuple[int, ...] | None) -> list[int]:
     """The seeds of a method's cells on ``twin``: ``seeds`` when given (``--seeds``, or ``--until-decided``'s seed
-    order), else the baselines' own seeds."""
-    return list(seeds) if seeds else list(twin["seeds"])
+    order), else :func:`shared_seeds`."""
+    return list(seeds) if seeds else shared_seeds(twin)
+
+
+def shared_seeds(twin: dict) -> list[int]:
+    """The seeds every baseline row of ``twin`` with at least MIN_OWN_SEEDS seeds has (runs at the twin's shared
+    settings: not another teacher's, student size's or store's): the design's first look. A row that
+    ``--until-decided`` grew (seeds 45, 46, … where its comparisons stayed open) does not make a new method start
+    at its n: rounds add seeds where the new method's own comparisons need them. Every seed of the twin where no
+    row has MIN_OWN_SEEDS (a bundle of one-seed rows)."""
+    from ..reporting.noise import MIN_OWN_SEEDS
+
+    shared = twin.get("settings", {})
+    rows: dict[str, set[int]] = {}
+    for run in twin["runs"]:
+        own = {k: v for k, v in run.get("parameters", {}).items() if not k.startswith("method.")}
+        if own == shared:
+            rows.setdefault(run["method"], set()).add(run["seed"])
+    full = [row for row in rows.values() if len(row) >= MIN_OWN_SEEDS]
+    common = set.intersection(*full) if full else set()
+    return sorted(common) if common else list(twin["seeds"])
 
 
 def check_tasks(manifest: dict, tasks: tuple[str, ...]) -> None:
