@@ -660,8 +660,8 @@ def test_compare_until_decided_dry_run_plans_the_first_look_and_names_the_next_s
     assert code == 0, err
     assert "grid compare-rkl (profile ci): 3 cells, 3 done, 0 to run" in out, out
     assert "looks at 3, 5 seeds per row" in out
-    assert "[until-decided] round 1: 0 of 1 decided; undecided: dart rkl>kl: undecided (" in out, out
-    assert "adding seeds 45, 46 to dart · rkl; seeds 45, 46 to dart · kl; 3.0 process-minutes so far" in out, out
+    assert "[until-decided] round 1: 0 of 1 decided; 3.0 process-minutes so far\n  dart open: rkl>kl " in out, out
+    assert "\n  dart adding seeds 45, 46 to rkl, kl\n" in out, out
     assert not (results / "grids").exists()
 
 

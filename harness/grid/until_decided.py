@@ -306,18 +306,45 @@ def to_add(state: State, families: dict[str, dict[str, int]], cells: dict[str, C
 
 
 def progress(number: int, state: State, adding: list[Cell]) -> str:
-    """One line per round (``number``: of this command): the undecided comparisons (estimate, the look's interval and
-    seeds per row) and the seeds being added, to which families."""
+    """What a round decided and what it adds (``number``: the round of this command): a header line (decided of
+    all, by verdict; the process-minutes so far), then one line per twin of its decided comparisons, one of its open
+    ones (estimate, the look's interval, seeds per row) and one of the seeds being added to its rows."""
     undecided = state.undecided
-    words = f"[until-decided] round {number}: {len(state.decisions) - len(undecided)} of {len(state.decisions)} decided"
-    if undecided:
-        words += "; undecided: " + "; ".join(describe(p, d) for p, d in undecided)
+    counts: dict[str, int] = {}
+    for _, decision in state.decisions:
+        if decision.decided:
+            counts[decision.verdict] = counts.get(decision.verdict, 0) + 1
+    lines = [f"[until-decided] round {number}: {len(state.decisions) - len(undecided)} of {len(state.decisions)} "
+             f"decided" + (f" ({', '.join(f'{v} {c}' for v, c in counts.items())})" if counts else "")
+             + f"; {state.minutes:.1f} process-minutes so far"]
+    for title, chosen in (("decided", [(p, d) for p, d in state.decisions if d.decided]), ("open", undecided)):
+        by_group: dict[str, list[str]] = {}
+        for pair, decision in chosen:
+            by_group.setdefault(pair.group, []).append(_short(pair, decision))
+        lines += [f"  {group} {title}: " + "; ".join(items) for group, items in by_group.items()]
     if adding:
-        by_family: dict[str, list[int]] = {}
+        by_group_rows: dict[str, dict[str, list[int]]] = {}
         for cell in adding:
-            by_family.setdefault(family(cell), []).append(cell.seed)
-        words += "; adding " + "; ".join(f"seeds {', '.join(map(str, s))} to {f}" for f, s in by_family.items())
-    return words + f"; {state.minutes:.1f} process-minutes so far"
+            group = " · ".join([cell.task, *(f"{k}={v}" for k, v in cell.axes)])   # as pairings() names it
+            by_group_rows.setdefault(group, {}).setdefault(cell.method, []).append(cell.seed)
+        for group, rows in by_group_rows.items():
+            seeds = {tuple(s) for s in rows.values()}
+            said = (f"seeds {', '.join(map(str, next(iter(seeds))))} to {', '.join(rows)}" if len(seeds) == 1 else
+                    "; ".join(f"seeds {', '.join(map(str, s))} to {row}" for row, s in rows.items()))
+            lines.append(f"  {group} adding {said}")
+    return "\n".join(lines)
+
+
+def _short(pair: Pairing, decision: Decision) -> str:
+    """``kl>mle +0.95 [-1.20, +3.10] n=5`` (and the verdict where decided)."""
+    d = decision.difference
+    words = str(pair.comparison)
+    if decision.decided:
+        words += f" {decision.verdict}"
+    if d is not None:
+        interval = f" [{_num(d.low)}, {_num(d.high)}]" if d.low == d.low else ""
+        words += f" {_num(d.estimate)}{interval} n={d.n_a}"
+    return words
 
 
 def run_until_decided(base: list[Cell], grown: list[Cell], comparisons: list[Comparison], design: Design,
