@@ -21,7 +21,7 @@ def cells_of(spec, tmp_path, profile="ci", sets=()):
     return expand(spec.for_profile(profile), str(tmp_path), list(sets))
 
 
-def test_table2_is_every_registered_task_and_method_with_two_seeds(tmp_path):
+def test_table2_is_every_registered_task_and_method_with_two_seeds_on_ci_three_on_cpu(tmp_path):
     cells = cells_of(load_spec("table2"), tmp_path)
     assert {(c.task, c.method) for c in cells} == {(t, m) for t in TASKS.names() for m in METHODS.names()}
     assert sorted({c.seed for c in cells}) == [42, 43]
@@ -29,6 +29,7 @@ def test_table2_is_every_registered_task_and_method_with_two_seeds(tmp_path):
     assert len({c.run_id for c in cells}) == len(cells)
     assert cells[0].method == "mle" and cells[0].task == "dart"           # the paper's order
     assert {c.seed for c in cells_of(load_spec("table2"), tmp_path, "paper")} == {42}
+    assert {c.seed for c in cells_of(load_spec("table2"), tmp_path, "cpu")} == {42, 43, 44}
 
 
 def test_figure2_sweeps_the_student_encoder_depth(tmp_path):
@@ -135,6 +136,16 @@ def test_bad_names_and_keys_fail_before_anything_runs(tmp_path):
     with pytest.raises(HarnessError, match="'processes' cannot be set or swept here"):
         cells_of(with_overrides(load_spec("table2"), tasks="dart", methods="mle"), tmp_path,
                  sets=[("processes", "2")])
+
+
+def test_the_command_line_wins_over_a_profile_section(tmp_path):
+    """figure2's ci section sets one seed and depths 1 and 2: --seeds and --axis on the command line are kept."""
+    spec = with_overrides(load_spec("figure2"), seeds="42,43", axes=["student.encoder_layers=1"])
+    cells = cells_of(spec, tmp_path, "ci")
+    assert {c.seed for c in cells} == {42, 43}
+    assert {int(dict(c.axes)["student.encoder_layers"]) for c in cells} == {1}
+    plain = cells_of(load_spec("figure2"), tmp_path, "ci")            # the section applies where nothing is given
+    assert {c.seed for c in plain} == {42} and {dict(c.axes)["student.encoder_layers"] for c in plain} == {1, 2}
 
 
 def test_dry_run_plan_shares_stages_and_knows_what_is_done(tmp_path):

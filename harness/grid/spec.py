@@ -234,8 +234,18 @@ def parse_axis(text: str) -> tuple[str, list[str]]:
 
 def with_overrides(spec: GridSpec, *, tasks: str | None = None, methods: str | None = None,
                    seeds: str | None = None, axes: list[str] | tuple = ()) -> GridSpec:
-    """The spec with ``--tasks/--methods/--seeds`` replaced and ``--axis`` axes added or replaced."""
-    spec = replace(spec, set=dict(spec.set), axes=dict(spec.axes))
+    """The spec with ``--tasks/--methods/--seeds`` replaced and ``--axis`` axes added or replaced — in its profile
+    sections too (``[profiles.ci] seeds = [42]``): the command line wins over the spec file, whichever profile
+    :meth:`GridSpec.for_profile` applies after."""
+    given = {name for name, value in (("tasks", tasks), ("methods", methods), ("seeds", seeds)) if value is not None}
+    given_axes = {parse_axis(text)[0] for text in axes}
+    profiles = {}
+    for name, section in spec.profiles.items():
+        section = {k: v for k, v in section.items() if k not in given}
+        if "axes" in section:
+            section["axes"] = {k: v for k, v in section["axes"].items() if k not in given_axes}
+        profiles[name] = section
+    spec = replace(spec, set=dict(spec.set), axes=dict(spec.axes), profiles=profiles)
     if tasks is not None:
         spec.tasks = parse_list(tasks) or ["all"]
     if methods is not None:
