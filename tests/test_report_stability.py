@@ -228,3 +228,42 @@ def test_paired_differences_rescore_both_runs_on_the_same_draw_of_inputs():
         assert np.std(got) > 0
         same = paired_differences([(pairs[0][0], pairs[0][0])], n_samples, seed)
         assert (same == 0).all()
+
+
+def test_sentence_statistics_are_kept_in_the_results_folder_and_read_back_the_same(tmp_path, monkeypatch):
+    """TER's statistics computed once are read back by a later process (here: after the memory is cleared) from
+    ``cache/statistics``, equal to computing them; a damaged file is computed again; outside the block nothing
+    is written."""
+    from harness.reporting import stats
+
+    hyps, refs = ["the cat sat on the mat", "a dog"], [["the cat sat on a mat", "dogs"]]
+    expected = stats.sacrebleu_metric("ter", _ter_sig())._extract_corpus_statistics(hyps, refs)
+    stats._STATISTICS.clear()
+    with stats.statistics_kept_in(tmp_path):
+        first = stats.sacrebleu_metric("ter", _ter_sig())._extract_corpus_statistics(hyps, refs)
+    files = list((tmp_path / "cache" / "statistics").rglob("*.json"))
+    assert first == expected and len(files) == 1
+    stats._STATISTICS.clear()
+    calls = []
+    from sacrebleu.metrics import TER
+    original = TER._extract_corpus_statistics
+    monkeypatch.setattr(TER, "_extract_corpus_statistics", lambda self, *a: calls.append(1) or original(self, *a))
+    with stats.statistics_kept_in(tmp_path):
+        again = stats.sacrebleu_metric("ter", _ter_sig())._extract_corpus_statistics(hyps, refs)
+    assert again == expected and calls == []                 # read from the file, not computed
+    files[0].write_text("[1, 2")                              # damaged: computed again, and rewritten
+    stats._STATISTICS.clear()
+    with stats.statistics_kept_in(tmp_path):
+        third = stats.sacrebleu_metric("ter", _ter_sig())._extract_corpus_statistics(hyps, refs)
+    assert third == expected and calls == [1]
+    stats._STATISTICS.clear()
+    stats.sacrebleu_metric("ter", _ter_sig())._extract_corpus_statistics(["x"], [["y"]])
+    assert len(list((tmp_path / "cache" / "statistics").rglob("*.json"))) == 1   # outside: memory only
+
+
+def _ter_sig() -> str:
+    from sacrebleu.metrics import TER
+
+    ter = TER()
+    ter.num_refs = 1
+    return str(ter.get_signature())

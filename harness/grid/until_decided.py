@@ -204,13 +204,23 @@ def read_state(results_dir: str | Path, pairs: list[Pairing], families: dict[str
     """:func:`decide_all` on the finished runs under ``results_dir`` alone (a pure function of the store and the
     design): the rows' values and shared bootstrap of test inputs as the report reads them
     (:func:`harness.reporting.stability.replicates`), the metric's direction from the store. The process-minutes
-    count every held run but those of ``shipped`` (a reference bundle's runs: not trained here)."""
+    count every held run but those of ``shipped`` (a reference bundle's runs: not trained here). Sentence statistics
+    are kept in the results folder (:func:`~harness.reporting.stats.statistics_kept_in`): each round, and the report
+    after the grid, reads the runs it has already scored."""
+    from ..reporting.stats import statistics_kept_in
+
+    root = Path(results_dir)
+    held = {f: [r for r in ids if (root / "runs" / r / "manifest.json").is_file()] for f, ids in families.items()}
+    with statistics_kept_in(root):
+        return _read_state(root, pairs, families, design, n_samples, shipped, held)
+
+
+def _read_state(root: Path, pairs, families, design: Design, n_samples: int, shipped: frozenset[str],
+                held: dict[str, list[str]]) -> State:
     from ..reporting.load import load_store
     from ..reporting.stability import replicates
     from ..reporting.summary import summarise
 
-    root = Path(results_dir)
-    held = {f: [r for r in ids if (root / "runs" / r / "manifest.json").is_file()] for f, ids in families.items()}
     store = load_store(root) if any(held.values()) else None
     summary = summarise(store) if store is not None else None
     rows: dict[Pairing, tuple | str] = {}

@@ -24,6 +24,7 @@ from .variance import contrast_table, variance_table
 from .load import Store, is_cost, load_store, of_task
 from .real_text import real_text
 from .render import Table, to_csv, to_latex, to_markdown
+from .stats import statistics_kept_in
 from .store_table import store_table
 from .summary import lookup, rows_of, setting_label, summarise, table_rows
 from .tables import figure2, overview, size_axes, stage_times, table2, table3, table4
@@ -51,7 +52,7 @@ def build_report(results_dir: str | Path = "results", out_dir: str | Path | None
     opens with, against every baseline (``harness compare``'s new method: :func:`versus_baselines`)."""
     final = Path(out_dir) if out_dir is not None else default_out(results_dir)
     _check_replaceable(final)
-    with atomic_dir(final) as tmp:
+    with atomic_dir(final) as tmp, statistics_kept_in(results_dir):
         report = _build(results_dir, tmp, compare, baseline, n_samples, screenshot, check_baseline, figures, focus)
         if (final / "README.md").is_file():   # a person's description of the folder (reports/README.md) stays
             shutil.copy2(final / "README.md", tmp / "README.md")
