@@ -109,6 +109,8 @@ def test_a_claim_that_holds_at_every_teacher_is_undecided_over_teachers_that_dis
     assert row["reason"] == "interval above 0 (at the reference teacher, upstream seed 42, of 3)"
     assert row["across_verdict"] == fd.UNDECIDED
     assert "n=3 at upstream seed 42; 3 teachers: mean" in row["evidence"]
+    from harness.reporting.findings import _teachers
+    assert (_teachers(1), _teachers(3)) == ("1 teacher", "3 teachers")
     rendered = table.rows[list(table.data.index).index(row.name)]
     assert rendered[table.header.index("across teachers")].text == "undecided; 3 of 3"
     over = fd.difference(*(fd.task_view(store, summary, "dart", "ci").line(m, row["metric"]) for m in ("kl", "mle")),

@@ -300,14 +300,18 @@ def at_reference(line: dict) -> dict:
     return line
 
 
+def _teachers(k: int) -> str:
+    return f"{k} teacher" + ("" if k == 1 else "s")
+
+
 def _said(line: dict) -> str:
     """A row's mean and seeds in words; a row at several teachers: at the reference teacher, and the mean over
     teachers."""
     if "teachers" in line and line.get("reference") is not None:
         one = line["teachers"][line["reference"]]
         return (f"{line['model']} {_num(one['mean'])} (n={one['n']} at upstream seed {format_value(line['reference'])}"
-                f"; {len(line['teachers'])} teachers: mean {_num(line['mean'])}, n={line['n']})")
-    over = f", {len(line['teachers'])} teachers" if "teachers" in line else ""
+                f"; {_teachers(len(line['teachers']))}: mean {_num(line['mean'])}, n={line['n']})")
+    over = f", {_teachers(len(line['teachers']))}" if "teachers" in line else ""
     return f"{line['model']} {_num(line['mean'])} (n={line['n']}{over})"
 
 
