@@ -10,9 +10,9 @@ per-example scores (ROUGE; nlg-eval's BLEU is not) as that mean. Marks, rank int
 the findings' intervals all come from these replicates through :mod:`~harness.reporting.noise`
 (seed variance and test-input variance together); :func:`model_resamples` draws every row's mean from that model,
 for rows with at least :data:`~harness.reporting.noise.MIN_OWN_SEEDS` seeds only, and the draws give each row's
-rank distribution (:func:`rank_stability`; ranks as :mod:`~harness.reporting.ranking` orders rows) and the
-pairs of rows whose order they settle simultaneously (:func:`sure_signs`), which bound Kendall τ against
-another order (:func:`tau_bounds`). (They replace a two-level
+rank set (:func:`rank_sets`; ranks as :mod:`~harness.reporting.ranking` orders rows) and the pairs of rows
+whose order they settle simultaneously (:func:`sure_signs`), which bound Kendall τ against another order
+(:func:`tau_bounds`). (They replace a two-level
 bootstrap over seeds, then inputs, which had no distinct seed draws at n = 1 and ten at n = 3: its rank intervals
 were too narrow.)
 
@@ -110,23 +110,51 @@ def paired_differences(pairs: list[tuple[Decomposed, Decomposed]], n_samples: in
 @dataclass(frozen=True)
 class RankStability:
     rank: int          # the observed rank (the means Table 2 shows)
-    low: float         # 2.5th percentile of the resampled rank
-    high: float        # 97.5th percentile
-    kept: float        # share of resamples in which the row has its observed rank
+    low: int           # the 95% rank set's best rank: 1 + the rows surely better (:func:`rank_sets`)
+    high: int          # its worst rank: the number of rows − the rows surely worse
+    kept: float        # share of draws in which the row has its observed rank (descriptive: not an interval)
 
 
-def rank_stability(observed: np.ndarray, resamples: Resamples) -> dict[str, RankStability]:
-    """Per row: its observed rank, the 95% interval of its resampled rank and the share of resamples keeping it."""
+def rank_stability(observed: np.ndarray, resamples: Resamples, alpha: float = 0.05) -> dict[str, RankStability]:
+    """Per row: its observed rank, its 95% rank set (:func:`rank_sets`) and the share of draws keeping its rank."""
     own = ranks(np.asarray(observed, float), resamples.lower_is_better)
     drawn = ranks(resamples.scores, resamples.lower_is_better)
-    low, high = np.quantile(drawn, [0.025, 0.975], axis=0, method="inverted_cdf")   # ranks that occurred
     kept = (drawn == own).mean(0)
-    return {label: RankStability(int(own[i]), float(low[i]), float(high[i]), float(kept[i]))
+    sign = -1.0 if resamples.lower_is_better else 1.0
+    low, high = rank_sets(sign * np.asarray(observed, float), sign * resamples.scores, alpha)
+    return {label: RankStability(int(own[i]), int(low[i]), int(high[i]), float(kept[i]))
             for i, label in enumerate(resamples.labels)}
 
 
 IQR_OF_NORMAL = 1.3489795003921634   # Φ⁻¹(0.75) − Φ⁻¹(0.25)
 MIN_TAIL_DRAWS = 20   # a 1 − α quantile of draws read from at least this many draws beyond it
+
+
+def _settled(observed: np.ndarray, drawn: np.ndarray, alpha: float) -> np.ndarray:
+    """Which ordered pairs' "i above j" the step-down max-t band settles (:func:`sure_signs`): ``observed[pair]``
+    the observed differences mean_i − mean_j, ``drawn[draw, pair]`` the same over the noise model's draws."""
+    quartiles = np.quantile(drawn, [0.25, 0.75], axis=0)
+    se = (quartiles[1] - quartiles[0]) / IQR_OF_NORMAL
+    spread = np.abs(drawn - drawn.mean(axis=0)).mean(axis=0) * math.sqrt(math.pi / 2)   # where the IQR is 0
+    se = np.where(se > 0, se, spread)
+    varies = se > 0
+    t_observed = np.where(varies, observed / np.where(varies, se, 1.0), -np.inf)
+    t_drawn = (drawn - observed) / np.where(varies, se, 1.0)
+    claimed = np.zeros(len(observed), bool)
+    while True:
+        rest = varies & ~claimed
+        if not rest.any():
+            break
+        crit = float(np.quantile(t_drawn[:, rest].max(axis=1), 1 - alpha))
+        new = rest & (t_observed > crit)
+        if not new.any():
+            break
+        claimed |= new
+    return claimed
+
+
+def _usable(means: np.ndarray, draws: np.ndarray, alpha: float) -> bool:
+    return len(draws) >= MIN_TAIL_DRAWS / alpha and np.isfinite(draws).all() and np.isfinite(means).all()
 
 
 def sure_signs(means: np.ndarray, draws: np.ndarray, alpha: float) -> np.ndarray:
@@ -150,32 +178,37 @@ def sure_signs(means: np.ndarray, draws: np.ndarray, alpha: float) -> np.ndarray
     rows = len(means)
     signs = np.full((rows, rows), np.nan)
     np.fill_diagonal(signs, 0.0)
-    if len(draws) < MIN_TAIL_DRAWS / alpha or not np.isfinite(draws).all() or not np.isfinite(means).all():
+    if not _usable(means, draws, alpha):
         return signs
     i, j = np.triu_indices(rows, k=1)
     i, j = np.concatenate([i, j]), np.concatenate([j, i])      # every ordered pair: (i, j) claims "i above j"
-    observed = means[i] - means[j]
-    drawn = draws[:, i] - draws[:, j]
-    quartiles = np.quantile(drawn, [0.25, 0.75], axis=0)
-    se = (quartiles[1] - quartiles[0]) / IQR_OF_NORMAL
-    spread = np.abs(drawn - drawn.mean(axis=0)).mean(axis=0) * math.sqrt(math.pi / 2)   # where the IQR is 0
-    se = np.where(se > 0, se, spread)
-    varies = se > 0
-    t_observed = np.where(varies, observed / np.where(varies, se, 1.0), -np.inf)
-    t_drawn = (drawn - observed) / np.where(varies, se, 1.0)
-    claimed = np.zeros(len(i), bool)
-    while True:
-        rest = varies & ~claimed
-        if not rest.any():
-            break
-        crit = float(np.quantile(t_drawn[:, rest].max(axis=1), 1 - alpha))
-        new = rest & (t_observed > crit)
-        if not new.any():
-            break
-        claimed |= new
+    claimed = _settled(means[i] - means[j], draws[:, i] - draws[:, j], alpha)
     signs[i[claimed], j[claimed]] = 1.0
     signs[j[claimed], i[claimed]] = -1.0
     return signs
+
+
+def rank_sets(means: np.ndarray, draws: np.ndarray, alpha: float) -> tuple[np.ndarray, np.ndarray]:
+    """Each row's 1 − ``alpha`` confidence set for its rank (1 = the highest true mean; ``means``, ``draws`` as
+    :func:`sure_signs` has them, higher better): ``[low[r], high[r]]`` with low = 1 + the rows settled above r and
+    high = the number of rows − the rows settled below r, the signs of r's pairs alone settled by the step-down
+    band of :func:`sure_signs` over the 2(rows − 1) ordered pairs that hold r (Mogstad, Romano, Shaikh and Wilhelm's
+    marginal rank set: each row's set covers its true rank with probability ≥ 1 − α on its own, not all rows at
+    once). Unlike the percentiles of drawn ranks (the report's interval before), it covers the true rank however
+    close the means are (``tests/test_rank_sets.py``). With too few or non-finite draws every set is [1, rows]."""
+    means, draws = np.asarray(means, float), np.asarray(draws, float)
+    rows = len(means)
+    low, high = np.ones(rows, int), np.full(rows, rows)
+    if rows < 2 or not _usable(means, draws, alpha):
+        return low, high
+    for r in range(rows):
+        others = np.array([j for j in range(rows) if j != r])
+        i = np.concatenate([np.full(len(others), r), others])       # (r, j): "r above j"; (j, r): "j above r"
+        j = np.concatenate([others, np.full(len(others), r)])
+        claimed = _settled(means[i] - means[j], draws[:, i] - draws[:, j], alpha)
+        below, above = claimed[:len(others)].sum(), claimed[len(others):].sum()
+        low[r], high[r] = 1 + above, rows - below
+    return low, high
 
 
 def observed_signs(values) -> np.ndarray:

@@ -158,9 +158,11 @@ def table2(store: Store, summary: pd.DataFrame, task: str, profile: str, baselin
                   f"(the teacher, one shared model, counts as a fixed value) and a metric recomputable per input. "
                   if baseline else "")
                + (f"Rank: the student's rank by mean {metric_label(info.primary)} (1 = best) among the students with "
-                  f"at least {MIN_OWN_SEEDS} seeds; [95% CI] and kept: the 2.5–97.5 percentiles of its rank and the "
-                  f"share of {n_samples} draws from the same noise model (seed part and test-input part) in which "
-                  f"it keeps its rank." if stability else ""))
+                  f"at least {MIN_OWN_SEEDS} seeds; [95% CI]: the ranks its true mean can hold — 1 + the students "
+                  f"settled above it to the number of students − those settled below, each pair's order settled "
+                  f"by a step-down max-t band over the {n_samples} draws of the same noise model (seed part and "
+                  f"test-input part; Mogstad, Romano, Shaikh and Wilhelm's marginal rank set); kept: the share of "
+                  f"those draws in which it keeps its rank (descriptive, not a test)." if stability else ""))
     return Table(f"table2_{task}_{profile}", f"Table 2 — {task} ({profile} profile)", header, out_rows, caption,
                  pd.DataFrame(data))
 
@@ -201,8 +203,7 @@ def primary_stability(look: dict, students: list, info, noise: dict[str, Replica
 def _rank_text(kept: RankStability | None) -> str:
     if kept is None:
         return "—"
-    low, high = f"{kept.low:g}", f"{kept.high:g}"
-    return f"{kept.rank} [{low}–{high}]" if low != high else f"{kept.rank} [{low}]"
+    return f"{kept.rank} [{kept.low}–{kept.high}]" if kept.low != kept.high else f"{kept.rank} [{kept.low}]"
 
 
 # --------------------------------------------------------------------------- Table 3
