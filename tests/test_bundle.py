@@ -481,6 +481,45 @@ def test_the_design_records_of_the_bundled_runs_ship_and_import(store, tmp_path)
     assert not (other / "runs").exists()   # nothing put in place
 
 
+def test_the_stores_sentence_statistics_ship_and_a_report_of_the_import_reads_them(store, tmp_path):
+    """A report keeps sacreBLEU's sentence statistics in cache/statistics; a bundle ships them (a half-written file
+    left out) and the import puts each file back, so that the report of the imported bundle extracts nothing."""
+    from sacrebleu.metrics import TER
+
+    from harness.reporting import stats
+
+    hypotheses, references = ["a b c", "d e"], [["a b d", "d e"]]
+    ter = TER()
+    ter.corpus_score(hypotheses, references)
+    signature = str(ter.get_signature())
+    with stats.statistics_kept_in(store):
+        computed = stats.sacrebleu_metric("ter", signature)._extract_corpus_statistics(
+            hypotheses, references)
+    folder = store / "cache" / "statistics"
+    kept = sorted(folder.rglob("*.json"))
+    assert len(kept) == 1
+    (kept[0].parent / "half.json.tmp").write_text("[")
+    built = build_bundle(store, tmp_path / "ref", code={})
+    shipped = [n for n in built.manifest["files"] if n.startswith("cache/statistics/")]
+    assert shipped == [kept[0].relative_to(store).as_posix()] and "statistics.tar.xz" in built.sizes
+    done = import_bundle(tmp_path / "ref", tmp_path / "results")
+    assert shipped[0] in done.added
+    assert (tmp_path / "results" / shipped[0]).read_bytes() == kept[0].read_bytes()
+    assert import_bundle(tmp_path / "ref", tmp_path / "results").kept.count(shipped[0]) == 1
+
+    stats._STATISTICS.clear()   # a fresh process: memory holds nothing
+    calls = []
+    original = TER._extract_corpus_statistics
+    TER._extract_corpus_statistics = lambda self, *a: calls.append(a) or original(self, *a)
+    try:
+        with stats.statistics_kept_in(tmp_path / "results"):
+            again = stats.sacrebleu_metric("ter", signature)._extract_corpus_statistics(
+                hypotheses, references)
+    finally:
+        TER._extract_corpus_statistics = original
+    assert again == computed and calls == []
+
+
 def test_compare_teachers_of_baselines_whose_teacher_is_their_method_seed(tmp_path):
     """upstream_seed None: each method seed trains its own teacher, so --teachers 43 is the cell at seed 43."""
     from harness.grid.reference import compare_cells

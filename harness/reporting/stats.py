@@ -20,6 +20,8 @@ from typing import Sequence
 
 import numpy as np
 
+from ..store.bundle import STATISTICS   # a results folder's sentence statistics (a bundle ships them)
+
 # t_{0.975, ν} for ν = 1..30; beyond, the Cornish–Fisher expansion below is exact to 1e-5.
 _T975 = (12.7062047, 4.3026527, 3.1824463, 2.7764451, 2.5705818, 2.4469119, 2.3646243, 2.3060041,
          2.2621572, 2.2281389, 2.2009852, 2.1788128, 2.1603687, 2.1447867, 2.1314495, 2.1199053,
@@ -114,8 +116,6 @@ def keep_statistics_in(folder) -> None:
     _STATISTICS_FOLDER[0] = None if folder is None else Path(folder)
 
 
-#: A results folder's sentence statistics (not a stage: derived from its runs' examples, addressed by content).
-STATISTICS = ("cache", "statistics")
 
 
 @contextmanager

@@ -11,7 +11,12 @@ profile) into xz-compressed tar archives (one per stage folder, one of the run r
   upstream seed excepted: its student *is* the shared one).
 
 The design records of sequential grids (``grids/*.until-decided.json``) that place any of the runs go into
-``designs.tar.xz``: the report reads them to judge the rows that ``--until-decided`` grew.
+``designs.tar.xz``: the report reads them to judge the rows that ``--until-decided`` grew. The store's sentence
+statistics (``cache/statistics``, kept by :mod:`harness.reporting.stats`: sacreBLEU's per-sentence statistics,
+TER's edit distances above all, each file named by the sha256 of what made it) go into ``statistics.tar.xz``: a
+report of the imported bundle reads them instead of computing them (≈ 7 minutes of one core on the evidence
+store); they change no number, and a file another sacreBLEU version would compute is never read (its version is
+in the name).
 
 A run's ``manifest.json`` is packed without the paths of the machine that wrote it (:func:`without_paths`); every
 other file as it is. Each archive is cut into parts of at most :data:`PART_BYTES`, and the bundle is refused over
@@ -32,6 +37,7 @@ import hashlib
 import io
 import json
 import os
+import re
 import shutil
 import tarfile
 import tempfile
@@ -44,8 +50,8 @@ from .labels import EVALUATION, METHOD, PREDISTILL, PSEUDO_LABELS, TEACHER, TEAC
 from .runs import RUNS, TMP, verify_run
 
 FORMAT = "harness-reference-bundle"
-VERSION = 3   # 2: released-text twins of records only, design records (grids/); 3: an archive per stage folder
-#               and one of a twin's runs. Older bundles still read (the import reads the archives bundle.json lists).
+VERSION = 4   # 2: released-text twins of records only, design records (grids/); 3: an archive per stage folder
+#               and one of a twin's runs; 4: the sentence statistics (cache/statistics). Older bundles still read (the import reads the archives bundle.json lists).
 MANIFEST = "bundle.json"
 #: What the import leaves in the results folder: where its baselines came from (the report reads it).
 PROVENANCE = "reference.json"
@@ -58,6 +64,10 @@ CACHE = "cache"
 GRIDS = "grids"
 DESIGN_SUFFIX = ".until-decided.json"
 DESIGNS = "designs"   # the archive of the design records: ``designs.tar.xz``
+#: Where a report keeps sentence statistics in a results folder (:mod:`harness.reporting.stats`): not a stage,
+#: derived from the runs' examples and addressed by content; a bundle ships them in ``statistics.tar.xz``.
+STATISTICS = (CACHE, "statistics")
+STATISTICS_FILE = re.compile(r"^[0-9a-f]{2}/[0-9a-f]{64}\.json$")
 #: The labels of a run's stages that a new method's cell of the same twin reuses (``teacher_outputs/<source>``
 #: by prefix).
 UPSTREAM_LABELS = (TOKENIZER, TEACHER, PSEUDO_LABELS, PREDISTILL, f"{EVALUATION}/{TEACHER}",
@@ -328,6 +338,9 @@ def build_bundle(results_dir: str | Path, out: str | Path, *, tasks: tuple[str, 
         designs = design_records(root, {run["run_id"] for twin in twins for run in twin.runs})
         if designs:
             archives.append(_pack(root, tmp, f"{DESIGNS}.tar.xz", designs, None, part_bytes, files))
+        statistics = statistics_files(root)
+        if statistics:
+            archives.append(_pack(root, tmp, f"{STATISTICS[-1]}.tar.xz", statistics, None, part_bytes, files))
         sizes = {part["name"]: part["bytes"] for archive in archives for part in archive["parts"]}
         total = sum(sizes.values())
         if total > limit_bytes:
@@ -377,6 +390,20 @@ def design_records(root: Path, runs: set[str]) -> list[str]:
         if any(run_id in runs for places in families.values() for run_id in places):
             out.append(f"{GRIDS}/{path.name}")
     return out
+
+
+def statistics_files(root: Path) -> list[str]:
+    """The store's sentence statistics files (relative to ``root``; a half-written ``.tmp`` file left out)."""
+    folder = root.joinpath(*STATISTICS)
+    if not folder.is_dir():
+        return []
+    return sorted(path.relative_to(root).as_posix() for path in folder.rglob("*.json")
+                  if STATISTICS_FILE.match(path.relative_to(folder).as_posix()))
+
+
+def _statistics(name: str) -> bool:
+    parts = name.split("/")
+    return tuple(parts[:2]) == STATISTICS and STATISTICS_FILE.match("/".join(parts[2:])) is not None
 
 
 def _over(root: Path, twin: Twin, archives: list[dict]) -> str:
@@ -480,7 +507,9 @@ class Imported:
 
 def _unit(name: str) -> str:
     """The stage or run folder a file of the bundle belongs to: ``cache/<stage>/<key>`` or ``runs/<run>``; a design
-    record (``grids/<name>.until-decided.json``) is a unit of its own."""
+    record (``grids/<name>.until-decided.json``) and a sentence statistics file are units of their own."""
+    if _statistics(name):
+        return name
     parts = name.split("/")
     return "/".join(parts[:3] if parts[0] == CACHE else parts[:2])
 
@@ -491,6 +520,8 @@ def _safe(name: str) -> bool:
         return False
     if parts[0] == GRIDS:
         return len(parts) == 2 and name.endswith(DESIGN_SUFFIX)
+    if tuple(parts[:2]) == STATISTICS:
+        return _statistics(name)
     return parts[0] in (CACHE, RUNS) and len(parts) >= (4 if parts[0] == CACHE else 3)
 
 
@@ -540,7 +571,7 @@ def import_bundle(bundle: str | Path, results_dir: str | Path, *, provenance: di
         added, kept = [], []
         for unit in sorted({_unit(name) for name in expected}):
             final = root / unit
-            if unit.startswith(f"{GRIDS}/"):   # a design record: one file, written whole or not at all
+            if unit.startswith(f"{GRIDS}/") or _statistics(unit):   # one file, written whole or not at all
                 if final.is_file():
                     kept.append(unit)
                     continue
