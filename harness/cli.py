@@ -433,7 +433,7 @@ def bundle_cmd() -> None:
 @click.option("--teachers", default=None, metavar="U1,U2",
               help="Pack the upstream stages (teacher, pseudo-labels, pre-distilled student, …) of the runs at these "
                    "teacher seeds only; every run's records all the same (default: every teacher's stages).")
-@click.option("--store-k", default=None, type=click.IntRange(min=0), metavar="K",
+@click.option("--store-k", default=None, type=click.IntRange(min=1), metavar="K",
               help="Pack the teacher-output stores of the runs at this teacher_outputs_k only; every run's records "
                    "all the same (default: the k the k-sweep justifies, 32).")
 @click.option("--every-store-k", is_flag=True, help="Pack the teacher-output stores of every k (the exact one too).")
@@ -476,7 +476,7 @@ def bundle_import_cmd(bundle, results_dir) -> None:
 
     check_writable_folder(results_dir, "--results-dir")
     done = import_bundle(bundle, results_dir)
-    click.echo(f"{len(done.added)} stage and run folders unpacked, {len(done.kept)} already there → {results_dir}")
+    click.echo(f"{done.summary()} → {results_dir}")
 
 
 @bundle_cmd.command("check")
@@ -592,8 +592,7 @@ def compare_cmd(method, plugins, bundle, results_dir, tasks, seeds, teachers, ac
         grown = grown_cells(manifest, involved, results_dir, order, tasks=chosen, plugins=plugin_paths,
                             teachers=teacher_list)
     done = import_bundle(bundle, results_dir, provenance={"accepted_stale": bool(stale)})
-    click.echo(f"bundle {bundle} (commit {baseline_commit(manifest)}): {len(done.added)} stage and run folders "
-               f"unpacked, {len(done.kept)} already there → {results_dir}")
+    click.echo(f"bundle {bundle} (commit {baseline_commit(manifest)}): {done.summary()} → {results_dir}")
     if stale:
         click.echo(f"warning: {len(stale)} baseline runs were made by other stage code (e.g. {stale[0].describe()}); "
                    f"the new method trains on the shipped upstream stages all the same", err=True)

@@ -157,6 +157,10 @@ def test_a_new_method_starts_at_the_seeds_every_full_baseline_row_shares():
     assert seeds_for(twin, (7,)) == [7] and seeds_for(twin, None) == [42, 43, 44]
     one_seed = {"settings": {}, "runs": [run("mle", 42), run("kl", 43)], "seeds": [42, 43]}
     assert shared_seeds(one_seed) == [42, 43]           # no row of three seeds: every seed of the twin
+    # KL at β = 2 on seeds 45, 46 and at β = 1 on 47: two rows under three seeds, not one full row sharing no seed
+    swept = {"settings": {}, "runs": [run("mle", s) for s in (42, 43, 44)] + [run("kl", 45, **{"method.beta": 2}),
+             run("kl", 46, **{"method.beta": 2}), run("kl", 47, **{"method.beta": 1})], "seeds": list(range(42, 48))}
+    assert shared_seeds(swept) == [42, 43, 44]
 
 
 def test_run_manifests_are_packed_without_the_machines_paths(tmp_path):
@@ -481,7 +485,7 @@ def test_the_design_records_of_the_bundled_runs_ship_and_import(store, tmp_path)
     assert not (other / "runs").exists()   # nothing put in place
 
 
-def test_the_stores_sentence_statistics_ship_and_a_report_of_the_import_reads_them(store, tmp_path):
+def test_the_stores_sentence_statistics_ship_and_the_imported_files_are_read_not_computed(store, tmp_path):
     """A report keeps sacreBLEU's sentence statistics in cache/statistics; a bundle ships them (a half-written file
     left out) and the import puts each file back, so that the report of the imported bundle extracts nothing."""
     from sacrebleu.metrics import TER

@@ -32,7 +32,7 @@ def outlier_store(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def outlier_table(outlier_store):
-    return real_text(*outlier_store, "ci", n_samples=200)
+    return real_text(*outlier_store, "ci", n_samples=800)   # 20 draws beyond the 97.5% quantile: an interval
 
 
 def test_tau_without_the_outlier_leaves_out_its_pairs(outlier_table):
@@ -64,9 +64,17 @@ def test_the_two_taus_share_their_settled_signs(outlier_store, monkeypatch):
         assert row[f"kendall_tau_{end}"] == pytest.approx((10 * row[f"kendall_tau_without_engine_{end}"] + 5) / 15)
 
 
+def test_too_few_draws_for_the_quantile_give_no_interval(outlier_store):
+    """Under 20 / 0.025 draws the settled signs cannot be read: "—", not the [−1, 1] of all-open pairs."""
+    table = real_text(*outlier_store, "ci", n_samples=200)
+    row = table.data.iloc[0]
+    assert np.isfinite(row["kendall_tau"]) and np.isnan(row["kendall_tau_ci_low"])
+    assert table.rows[0][5].text == "—"
+
+
 def test_without_the_outlier_among_the_students_both_taus_agree(outlier_store):
     store, summary = outlier_store
-    row = real_text(store, summary[summary["model"] != OUTLIER], "ci", n_samples=200).data.iloc[0]
+    row = real_text(store, summary[summary["model"] != OUTLIER], "ci", n_samples=800).data.iloc[0]
     assert row["n_methods"] == 5 and row["kendall_tau"] == pytest.approx(-0.2)
     for end in ("", "_ci_low", "_ci_high"):
         assert row[f"kendall_tau{end}"] == row[f"kendall_tau_without_engine{end}"]

@@ -21,11 +21,12 @@ import pytest
 
 from harness.reporting.noise import Replicates, score_draws
 from harness.reporting.ranking import kendall_tau
-from harness.reporting.stability import interval, observed_signs, sure_signs, tau_bounds
+from harness.reporting.stability import IQR_OF_NORMAL, interval, observed_signs, sure_signs, tau_bounds
 
 STORES = 200
 DRAWS = 800   # sure_signs reads a 97.5% quantile from at least 20 draws beyond it
 SD = 1.0   # seed standard deviation of a row's score (the twins' three-seed ± of 0.6–2 points: 0.3–1)
+SPACED = np.arange(8) * 1.5   # pairs 1.5 seed sds apart and more: six seeds settle most of them
 SCENARIOS = {
     "same order, close": (np.linspace(0, 3, 8), np.linspace(0, 3, 8)),
     "dart": (np.array([34.4, 35.4, 36.1, 23.6, 36.2, 35.6, 35.6, 34.9]),
@@ -104,18 +105,21 @@ def test_pairs_without_noise_or_draws_stay_open_and_far_apart_rows_are_settled()
     draws = far + rng.normal(0, 0.5, (400, 3))
     signs = sure_signs(far, draws, 0.05)
     assert signs[1, 0] == 1 and signs[0, 1] == -1 and signs[2, 0] == 1 and np.isnan(signs[1, 2])
-    assert np.isnan(sure_signs(far, draws[:100], 0.05)[1, 0])        # too few draws for the 95% quantile
-    draws[5, 1] = np.nan
-    assert np.isnan(sure_signs(far, draws, 0.05)[1, 0])              # a draw that is not a number
+    assert sure_signs(far, draws[:100], 0.05) is None                # too few draws for the 95% quantile: no
+    draws[5, 1] = np.nan                                             # matrix of open pairs ([−1, 1] for τ)
+    assert sure_signs(far, draws, 0.05) is None                      # a draw that is not a number
 
 
 def test_a_pair_whose_quartiles_coincide_is_scaled_by_its_spread():
-    """70% of the draws at the mean, 30% spread wide: the interquartile range is 0, the pair is not exact."""
+    """70% of the draws at the mean, 30% spread wide: the interquartile range is 0, the pair is not exact (0.1
+    apart: open) — and 30 apart it is settled, which only the spread's scale can do (a pair of scale 0 stays open)."""
     rng = np.random.default_rng(1)
     draws = np.zeros((1000, 2))
     draws[:300, 1] = rng.normal(0, 10, 300)
     signs = sure_signs(np.array([0.0, 0.1]), draws + [0.0, 0.1], 0.05)
     assert np.isnan(signs[0, 1]) and np.isnan(signs[1, 0])
+    signs = sure_signs(np.array([0.0, 30.0]), draws + [0.0, 30.0], 0.05)
+    assert signs[1, 0] == 1 and signs[0, 1] == -1
 
 
 def test_the_step_down_settles_a_pair_the_first_band_leaves_open():
@@ -125,7 +129,7 @@ def test_the_step_down_settles_a_pair_the_first_band_leaves_open():
     noise = rng.standard_normal((4000, 3))
     noise -= noise.mean(0)
     pairs = {"ba": noise[:, 1] - noise[:, 0], "ca": noise[:, 2] - noise[:, 0], "cb": noise[:, 2] - noise[:, 1]}
-    scale = {k: np.subtract(*np.quantile(v, [0.75, 0.25])) / 1.3489795003921634 for k, v in pairs.items()}
+    scale = {k: np.subtract(*np.quantile(v, [0.75, 0.25])) / IQR_OF_NORMAL for k, v in pairs.items()}
     z = {k: v / scale[k] for k, v in pairs.items()}
     first = np.quantile(np.max([np.abs(z["ba"]), np.abs(z["ca"]), np.abs(z["cb"])], axis=0), 0.95)
     second = np.quantile(np.max([-z["ba"], -z["ca"], np.abs(z["cb"])], axis=0), 0.95)
@@ -196,6 +200,16 @@ def test_the_interval_covers_the_true_means_tau(scenario, n):
     rate = np.mean([covers(bounds, true_tau) for _, bounds, _ in stores])
     assert rate >= 0.95 - 2.33 * math.sqrt(0.05 * 0.95 / STORES), rate
     assert all(covers(bounds, tau) for tau, bounds, _ in stores)   # the estimate always lies inside
+
+
+def test_the_interval_narrows_where_six_seeds_order_the_students():
+    """Power: the coverage above would hold for [−1, 1] every time. Eight students 1.5 seed sds apart in both
+    views, six seeds: the interval covers τ = 1 and its mean width is under 1 (measured ≈ 0.8; at three seeds the
+    same students give ≈ 1.96: a three-seed row's seed part is a t draw with two degrees of freedom)."""
+    stores = simulate((SPACED, SPACED), 6, seed=17)
+    widths = [bounds[1] - bounds[0] for _, bounds, _ in stores]
+    assert np.mean(widths) < 1.0, np.mean(widths)
+    assert np.mean([covers(bounds, 1.0) for _, bounds, _ in stores]) >= 0.95 - 2.33 * math.sqrt(0.05 * 0.95 / STORES)
 
 
 def test_far_apart_means_pin_tau_down():

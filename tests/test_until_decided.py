@@ -58,6 +58,22 @@ def test_groups_pair_a_method_without_the_axis_with_every_value():
         ("dart · method.beta=0.9", "dart · js · method.beta=0.9", "dart · tvd")]
 
 
+def test_progress_lists_added_seeds_under_the_groups_the_comparisons_are_in():
+    """TVD has no method.beta: its cells carry no axis, yet they belong to the groups "dart · method.beta=…" that
+    the open comparisons are listed under, not to a group "dart" of their own."""
+    from harness.grid.until_decided import State, progress
+    from harness.reporting.sequential import Decision
+
+    cells = [cell("dart", "js", s, **{"method.beta": 0.5}) for s in SEEDS] + [cell("dart", "tvd", s) for s in SEEDS]
+    comparison = Comparison("js", ">", "tvd")
+    (pair,) = pairings(cells, [comparison])
+    state = State([(pair, Decision(pair.group, comparison, None, UNDECIDED, 5))], {}, 0.0)
+    out = progress(1, state, [c for c in cells if c.seed == SEEDS[3]])
+    assert "  dart · method.beta=0.5 open: js>tvd\n" in out, out
+    assert "  dart · method.beta=0.5 adding seeds 45 to js, tvd" in out, out
+    assert "\n  dart adding" not in out
+
+
 def _rows(families, done, values):
     """What the store would give: each family's finished runs as replicates in the design's order."""
     out = {}

@@ -96,15 +96,18 @@ def shared_seeds(twin: dict) -> list[int]:
     settings: not another teacher's, student size's or store's): the design's first look. A row that
     ``--until-decided`` grew (seeds 45, 46, … where its comparisons stayed open) does not make a new method start
     at its n: rounds add seeds where the new method's own comparisons need them. Every seed of the twin where no
-    row has MIN_OWN_SEEDS (a bundle of one-seed rows)."""
+    row has MIN_OWN_SEEDS (a bundle of one-seed rows), or where the full rows share no seed. A row is a method at
+    one setting of its own parameters (KL at β = 1 and at β = 2 are two rows)."""
     from ..reporting.noise import MIN_OWN_SEEDS
 
     shared = twin.get("settings", {})
-    rows: dict[str, set[int]] = {}
+    rows: dict[tuple, set[int]] = {}
     for run in twin["runs"]:
-        own = {k: v for k, v in run.get("parameters", {}).items() if not k.startswith("method.")}
+        parameters = run.get("parameters", {})
+        own = {k: v for k, v in parameters.items() if not k.startswith("method.")}
         if own == shared:
-            rows.setdefault(run["method"], set()).add(run["seed"])
+            method = tuple(sorted((k, repr(v)) for k, v in parameters.items() if k.startswith("method.")))
+            rows.setdefault((run["method"], method), set()).add(run["seed"])
     full = [row for row in rows.values() if len(row) >= MIN_OWN_SEEDS]
     common = set.intersection(*full) if full else set()
     return sorted(common) if common else list(twin["seeds"])

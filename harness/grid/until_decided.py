@@ -299,10 +299,17 @@ def _num(x: float) -> str:
 
 
 def describe(pair: Pairing, decision: Decision) -> str:
+    """``dart kl>mle: undecided (+0.95 [-1.20, +3.10] n=5/9)``: a comparison's last word."""
+    return f"{pair.group} {pair.comparison}: {decision.verdict}" + (f" ({_estimate(decision)})"
+                                                                     if decision.difference else "")
+
+
+def _estimate(decision: Decision) -> str:
+    """``+0.95 [-1.20, +3.10] n=5/9``: the difference, the look's interval and the seeds of each row."""
     d = decision.difference
-    interval = f" [{_num(d.low)}, {_num(d.high)}]" if d is not None and d.low == d.low else ""
-    n = f" n={d.n_a}" if d is not None else ""
-    return f"{pair.group} {pair.comparison}: {decision.verdict}" + (f" ({_num(d.estimate)}{interval}{n})" if d else "")
+    interval = f" [{_num(d.low)}, {_num(d.high)}]" if d.low == d.low else ""
+    n = f"{d.n_a}" if d.n_a == d.n_b else f"{d.n_a}/{d.n_b}"
+    return f"{_num(d.estimate)}{interval} n={n}"
 
 
 def to_add(state: State, families: dict[str, dict[str, int]], cells: dict[str, Cell], done: set[str]) -> list[Cell]:
@@ -330,12 +337,20 @@ def progress(number: int, state: State, adding: list[Cell]) -> str:
     for title, chosen in (("decided", [(p, d) for p, d in state.decisions if d.decided]), ("open", undecided)):
         by_group: dict[str, list[str]] = {}
         for pair, decision in chosen:
-            by_group.setdefault(pair.group, []).append(_short(pair, decision))
+            words = str(pair.comparison) + (f" {decision.verdict}" if decision.decided else "")
+            by_group.setdefault(pair.group, []).append(words + (f" {_estimate(decision)}" if decision.difference
+                                                                else ""))
         lines += [f"  {group} {title}: " + "; ".join(items) for group, items in by_group.items()]
     if adding:
+        # a cell under the first group its family's comparisons are in (a method an axis does not apply to, TVD
+        # under method.beta, is in every group of that axis: pairings())
+        group_of: dict[str, str] = {}
+        for pair, _ in state.decisions:
+            for f in (pair.a, pair.b):
+                group_of.setdefault(f, pair.group)
         by_group_rows: dict[str, dict[str, list[int]]] = {}
         for cell in adding:
-            group = " · ".join([cell.task, *(f"{k}={v}" for k, v in cell.axes)])   # as pairings() names it
+            group = group_of.get(family(cell), cell.task)
             by_group_rows.setdefault(group, {}).setdefault(cell.method, []).append(cell.seed)
         for group, rows in by_group_rows.items():
             seeds = {tuple(s) for s in rows.values()}
@@ -343,18 +358,6 @@ def progress(number: int, state: State, adding: list[Cell]) -> str:
                     "; ".join(f"seeds {', '.join(map(str, s))} to {row}" for row, s in rows.items()))
             lines.append(f"  {group} adding {said}")
     return "\n".join(lines)
-
-
-def _short(pair: Pairing, decision: Decision) -> str:
-    """``kl>mle +0.95 [-1.20, +3.10] n=5`` (and the verdict where decided)."""
-    d = decision.difference
-    words = str(pair.comparison)
-    if decision.decided:
-        words += f" {decision.verdict}"
-    if d is not None:
-        interval = f" [{_num(d.low)}, {_num(d.high)}]" if d.low == d.low else ""
-        words += f" {_num(d.estimate)}{interval} n={d.n_a}"
-    return words
 
 
 def run_until_decided(base: list[Cell], grown: list[Cell], comparisons: list[Comparison], design: Design,

@@ -104,9 +104,9 @@ def comparison(store: Store, summary: pd.DataFrame, task: str, profile: str,
                       f"Interval: bounds of τ over the orders that keep every pair of ours whose order our data "
                       f"settle simultaneously at 95% (a step-down max-t band over {n_samples} draws of our means from "
                       f"one model of seed and test-input noise; the paper's scores taken as published; each unsettled "
-                      f"pair either way): at least 95% for the τ of our true means however close they are, and "
-                      f"conservative; — where a method has fewer than "
-                      f"{MIN_OWN_SEEDS} seeds (exploratory). Primary metric: {info.primary}."
+                      f"pair either way): at least 95% for the τ of our true means however close they are "
+                      f"(asymptotically, under that model), and conservative; — where a method has fewer than "
+                      f"{MIN_OWN_SEEDS} seeds (exploratory) or the draws are too few for the quantile. Primary metric: {info.primary}."
                       + main_teacher_note(summary, [task], profile),
                       pd.DataFrame(tau_data))
     return side_by_side, agreement
@@ -116,11 +116,14 @@ def _tau_interval(store: Store, lines: dict[str, dict], theirs: list[float], low
                   n_samples: int) -> tuple[float, float]:
     """The 95% interval of τ between the paper's values and our true means (rows ``lines``, in ``theirs``' order):
     :func:`~harness.reporting.stability.tau_bounds` of our settled signs (:func:`sure_signs` over draws of our
-    means from the noise model) against the paper's; NaN unless every row has at least MIN_OWN_SEEDS seeds."""
+    means from the noise model) against the paper's; NaN unless every row has at least MIN_OWN_SEEDS seeds and there
+    are enough draws for the quantile."""
     resamples = model_resamples(replicates(store, lines, n_samples), lower, n_samples) if len(lines) >= 2 else None
     if resamples is None:
         return math.nan, math.nan
     ours = sure_signs(np.array([line["mean"] for line in lines.values()]), resamples.of(list(lines)), ALPHA)
+    if ours is None:   # too few draws for the quantile: no interval, rather than [−1, 1]
+        return math.nan, math.nan
     return tau_bounds(observed_signs(theirs), ours)
 
 

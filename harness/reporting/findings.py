@@ -805,7 +805,7 @@ def findings(store: Store, summary: pd.DataFrame, profile: str, n_samples: int =
                "counted twice), Satterthwaite degrees of freedom; the teacher, one model shared by every seed, has "
                "no seed part (two teachers of different tasks are compared as measured); τ's interval: bounds of τ "
                "over the orders that keep the pairs of means the same model's draws settle simultaneously (a "
-               "step-down max-t band; at least 95%, conservative). holds: the interval lies above the "
+               "step-down max-t band; at least 95% under that model, conservative). holds: the interval lies above the "
                "threshold; does not hold: below it; undecided: it includes the threshold, or a row has fewer than "
                f"{MIN_OWN_SEEDS} seeds (exploratory: shown, never decided on). 3a: each teacher's TeacherDist from a "
                "bootstrap of its own test inputs' per-input terms (the noise of the inputs and of the teacher's "

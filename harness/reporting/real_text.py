@@ -83,8 +83,9 @@ def real_text(store: Store, summary: pd.DataFrame, profile: str, n_samples: int 
                f"the orders that keep every pair whose order each view's data settle simultaneously at 97.5% (a "
                f"step-down max-t band over {n_samples} draws of the view's means from one model of seed and "
                f"test-input noise; each unsettled pair either way): at least 95% for the τ of the true means however "
-               f"close they are, and conservative (with three seeds few pairs settle); — where a row has "
-               f"fewer than {MIN_OWN_SEEDS} seeds (exploratory). "
+               f"close they are (asymptotically, under that model), and conservative (with three seeds few pairs "
+               f"settle); — where a row has fewer than {MIN_OWN_SEEDS} seeds (exploratory) or the draws are too "
+               f"few for the quantile. "
                f"Without {OUTLIER}: τ over the other students with the same settled pairs, so the two intervals "
                f"differ by {OUTLIER}'s pairs (— where fewer than {MIN_MODELS} remain). The outlier "
                f"{OUTLIER} collapses on real text, far below every other student: a student last in both orders "
@@ -134,12 +135,16 @@ VIEW_ALPHA = 0.025
 def _settled_signs(store: Store, twin: dict[str, dict], real: dict[str, dict], models: list[str], lower: bool,
            n_samples: int) -> tuple[np.ndarray, np.ndarray] | None:
     """Each view's settled signs of ``models`` (rows and columns in that order; :func:`sure_signs` at
-    :data:`VIEW_ALPHA`), the two views drawn on independent streams; None unless both views can be drawn."""
+    :data:`VIEW_ALPHA`), the two views drawn on independent streams; None unless both views can be drawn, with
+    enough draws for the quantile."""
     signs = []
     for stream, view in enumerate((twin, real)):
         lines = {view[m]["label"]: view[m] for m in models}
         resamples = model_resamples(replicates(store, lines, n_samples, stream), lower, n_samples, stream)
         if resamples is None:
             return None
-        signs.append(sure_signs(np.array([view[m]["mean"] for m in models]), resamples.of(list(lines)), VIEW_ALPHA))
+        settled = sure_signs(np.array([view[m]["mean"] for m in models]), resamples.of(list(lines)), VIEW_ALPHA)
+        if settled is None:   # too few draws for the quantile: no interval, rather than [−1, 1]
+            return None
+        signs.append(settled)
     return signs[0], signs[1]

@@ -109,20 +109,22 @@ def paired_differences(pairs: list[tuple[Decomposed, Decomposed]], n_samples: in
 
 @dataclass(frozen=True)
 class RankStability:
-    rank: int          # the observed rank (the means Table 2 shows)
-    low: int           # the 95% rank set's best rank: 1 + the rows surely better (:func:`rank_sets`)
-    high: int          # its worst rank: the number of rows − the rows surely worse
-    kept: float        # share of draws in which the row has its observed rank (descriptive: not an interval)
+    rank: int            # the observed rank (the means Table 2 shows)
+    low: int | None      # the rank set's best rank: 1 + the rows settled above (:func:`rank_sets`; None: no set)
+    high: int | None     # its worst rank: the number of rows − the rows settled below
+    kept: float          # share of draws in which the row has its observed rank (descriptive: not an interval)
 
 
 def rank_stability(observed: np.ndarray, resamples: Resamples, alpha: float = 0.05) -> dict[str, RankStability]:
-    """Per row: its observed rank, its 95% rank set (:func:`rank_sets`) and the share of draws keeping its rank."""
+    """Per row: its observed rank, its 1 − ``alpha`` rank set (:func:`rank_sets`; none with too few draws) and the
+    share of draws keeping its rank."""
     own = ranks(np.asarray(observed, float), resamples.lower_is_better)
     drawn = ranks(resamples.scores, resamples.lower_is_better)
     kept = (drawn == own).mean(0)
     sign = -1.0 if resamples.lower_is_better else 1.0
-    low, high = rank_sets(sign * np.asarray(observed, float), sign * resamples.scores, alpha)
-    return {label: RankStability(int(own[i]), int(low[i]), int(high[i]), float(kept[i]))
+    sets = rank_sets(sign * np.asarray(observed, float), sign * resamples.scores, alpha)
+    return {label: RankStability(int(own[i]), int(sets[0][i]) if sets else None,
+                                 int(sets[1][i]) if sets else None, float(kept[i]))
             for i, label in enumerate(resamples.labels)}
 
 
@@ -145,7 +147,9 @@ def _settled(observed: np.ndarray, drawn: np.ndarray, alpha: float) -> np.ndarra
         rest = varies & ~claimed
         if not rest.any():
             break
-        crit = float(np.quantile(t_drawn[:, rest].max(axis=1), 1 - alpha))
+        # never below 0: a pair is claimed only in the direction its observed difference points (draws not centred
+        # on the means could otherwise claim both directions)
+        crit = max(0.0, float(np.quantile(t_drawn[:, rest].max(axis=1), 1 - alpha)))
         new = rest & (t_observed > crit)
         if not new.any():
             break
@@ -157,9 +161,10 @@ def _usable(means: np.ndarray, draws: np.ndarray, alpha: float) -> bool:
     return len(draws) >= MIN_TAIL_DRAWS / alpha and np.isfinite(draws).all() and np.isfinite(means).all()
 
 
-def sure_signs(means: np.ndarray, draws: np.ndarray, alpha: float) -> np.ndarray:
+def sure_signs(means: np.ndarray, draws: np.ndarray, alpha: float) -> np.ndarray | None:
     """The signs of the true differences of rows, settled simultaneously at level 1 − ``alpha``: ``[i, j]`` is +1
-    where the data show row i's true mean above row j's, −1 below, NaN where they leave it open (0 for i = j).
+    where the data show row i's true mean above row j's, −1 below, NaN where they leave it open (0 for i = j);
+    None when the draws cannot give the quantile (below).
 
     ``means``: the rows' observed means ``[row]``; ``draws``: draws of them from the noise model ``[draw, row]``
     (:func:`model_resamples`), centred on ``means``. For each ordered pair (i, j) the one-sided statistic
@@ -171,15 +176,17 @@ def sure_signs(means: np.ndarray, draws: np.ndarray, alpha: float) -> np.ndarray
     of Mogstad, Romano, Shaikh and Wilhelm (2024, "Inference for ranks", stepwise, over all ordered pairs: a claimed
     pair's other direction stays in the max): all the claimed signs are right at once with probability at least
     1 − α (asymptotically, as the draws stand for the noise), however close the means are, so any statistic
-    bounded through them (:func:`tau_bounds`) keeps the level. Open as well: a pair whose draws do not vary (the
-    model holds no noise for it: nothing says its order is exact), and every pair when there are too few draws for
-    the quantile (fewer than :data:`MIN_TAIL_DRAWS` / α) or a draw is not finite."""
+    bounded through them (:func:`tau_bounds`) keeps the level — under the noise model, as far as the draws stand
+    for it. Open as well: a pair whose draws do not vary (the model holds no noise for it: nothing says its order is
+    exact). None, not a matrix of open pairs, when there are too few draws for the quantile (fewer than
+    :data:`MIN_TAIL_DRAWS` / α) or a draw is not finite: an interval bounded through all-open pairs ([−1, 1] for τ)
+    would read as measured."""
     means, draws = np.asarray(means, float), np.asarray(draws, float)
+    if not _usable(means, draws, alpha):
+        return None
     rows = len(means)
     signs = np.full((rows, rows), np.nan)
     np.fill_diagonal(signs, 0.0)
-    if not _usable(means, draws, alpha):
-        return signs
     i, j = np.triu_indices(rows, k=1)
     i, j = np.concatenate([i, j]), np.concatenate([j, i])      # every ordered pair: (i, j) claims "i above j"
     claimed = _settled(means[i] - means[j], draws[:, i] - draws[:, j], alpha)
@@ -188,18 +195,22 @@ def sure_signs(means: np.ndarray, draws: np.ndarray, alpha: float) -> np.ndarray
     return signs
 
 
-def rank_sets(means: np.ndarray, draws: np.ndarray, alpha: float) -> tuple[np.ndarray, np.ndarray]:
+def rank_sets(means: np.ndarray, draws: np.ndarray, alpha: float) -> tuple[np.ndarray, np.ndarray] | None:
     """Each row's 1 − ``alpha`` confidence set for its rank (1 = the highest true mean; ``means``, ``draws`` as
     :func:`sure_signs` has them, higher better): ``[low[r], high[r]]`` with low = 1 + the rows settled above r and
     high = the number of rows − the rows settled below r, the signs of r's pairs alone settled by the step-down
     band of :func:`sure_signs` over the 2(rows − 1) ordered pairs that hold r (Mogstad, Romano, Shaikh and Wilhelm's
     marginal rank set: each row's set covers its true rank with probability ≥ 1 − α on its own, not all rows at
-    once). Unlike the percentiles of drawn ranks (the report's interval before), it covers the true rank however
-    close the means are (``tests/test_rank_sets.py``). With too few or non-finite draws every set is [1, rows]."""
+    once; asymptotically and under the noise model the draws stand for). Unlike the percentiles of drawn ranks (the
+    report's interval before) it keeps that level however close the means are (``tests/test_rank_sets.py``), and it
+    is conservative: at three seeds a row among close rows can hold almost any rank. None when the draws cannot
+    give the quantile (as :func:`sure_signs`)."""
     means, draws = np.asarray(means, float), np.asarray(draws, float)
+    if not _usable(means, draws, alpha):
+        return None
     rows = len(means)
     low, high = np.ones(rows, int), np.full(rows, rows)
-    if rows < 2 or not _usable(means, draws, alpha):
+    if rows < 2:
         return low, high
     for r in range(rows):
         others = np.array([j for j in range(rows) if j != r])
@@ -228,7 +239,8 @@ def tau_bounds(x: np.ndarray, y: np.ndarray, columns=None) -> tuple[float, float
     ties of each side (an open sign is a strict order of true means, never a tie). The bounds are outer ones:
     each open pair is taken either way on its own, without the transitivity of an order (a > b, b > c settled and
     a ? c open gives [1/3, 1] where every consistent order has τ = 1). When both sign matrices hold only true
-    signs (probability ≥ 1 − α_x − α_y) the true means' τ is inside, wherever the means are; a percentile interval
+    signs (probability ≥ 1 − α_x − α_y) the true means' τ is inside, wherever the means are — assuming no two true
+    means of an open pair tie exactly where the other side ties them too (a probability-zero event); a percentile interval
     of τ over draws is not (drawing adds noise to the means and pulls τ towards 0: eight rows whose true orders
     agree, τ = 1, two points apart end to end: it covers 1 in fewer than 5% of the simulated stores of
     ``tests/test_tau_interval.py``)."""

@@ -20,7 +20,7 @@ from typing import Sequence
 
 import numpy as np
 
-from ..store.bundle import STATISTICS   # a results folder's sentence statistics (a bundle ships them)
+from ..store.io import STATISTICS
 
 # t_{0.975, ν} for ν = 1..30; beyond, the Cornish–Fisher expansion below is exact to 1e-5.
 _T975 = (12.7062047, 4.3026527, 3.1824463, 2.7764451, 2.5705818, 2.4469119, 2.3646243, 2.3060041,
@@ -155,15 +155,15 @@ def _read_statistics(path, n: int):
 
 def _write_statistics(path, stats) -> None:
     import json
-    import tempfile
+
+    from ..errors import HarnessError
+    from ..store.io import atomic_file
 
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        with tempfile.NamedTemporaryFile("w", dir=path.parent, suffix=".tmp", delete=False) as f:
-            json.dump(stats, f)
-        os.replace(f.name, path)
-    except (OSError, TypeError, ValueError):
-        pass   # a read-only results folder (or statistics JSON cannot hold): they stay in memory
+        with atomic_file(path) as tmp:   # a temporary file next to it, renamed; removed if anything fails
+            tmp.write_text(json.dumps(stats))
+    except (OSError, TypeError, ValueError, HarnessError):
+        pass   # a read-only or full results folder (or statistics JSON cannot hold): they stay in memory
 
 
 def _memoized(obj, metric: str, signature: str):

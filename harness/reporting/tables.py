@@ -203,6 +203,8 @@ def primary_stability(look: dict, students: list, info, noise: dict[str, Replica
 def _rank_text(kept: RankStability | None) -> str:
     if kept is None:
         return "—"
+    if kept.low is None:
+        return f"{kept.rank} [—]"
     return f"{kept.rank} [{kept.low}–{kept.high}]" if kept.low != kept.high else f"{kept.rank} [{kept.low}]"
 
 

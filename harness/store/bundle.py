@@ -16,7 +16,7 @@ statistics (``cache/statistics``, kept by :mod:`harness.reporting.stats`: sacreB
 TER's edit distances above all, each file named by the sha256 of what made it) go into ``statistics.tar.xz``: a
 report of the imported bundle reads them instead of computing them (≈ 7 minutes of one core on the evidence
 store); they change no number, and a file another sacreBLEU version would compute is never read (its version is
-in the name).
+part of what the name hashes).
 
 A run's ``manifest.json`` is packed without the paths of the machine that wrote it (:func:`without_paths`); every
 other file as it is. Each archive is cut into parts of at most :data:`PART_BYTES`, and the bundle is refused over
@@ -45,7 +45,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..errors import HarnessError
-from .io import STAGE_RECORD, atomic_dir, checksums, sha256_file, write_json
+from .io import STAGE_RECORD, STATISTICS, atomic_dir, checksums, sha256_file, write_json
 from .labels import EVALUATION, METHOD, PREDISTILL, PSEUDO_LABELS, TEACHER, TEACHER_OUTPUTS, TOKENIZER
 from .runs import RUNS, TMP, verify_run
 
@@ -64,9 +64,6 @@ CACHE = "cache"
 GRIDS = "grids"
 DESIGN_SUFFIX = ".until-decided.json"
 DESIGNS = "designs"   # the archive of the design records: ``designs.tar.xz``
-#: Where a report keeps sentence statistics in a results folder (:mod:`harness.reporting.stats`): not a stage,
-#: derived from the runs' examples and addressed by content; a bundle ships them in ``statistics.tar.xz``.
-STATISTICS = (CACHE, "statistics")
 STATISTICS_FILE = re.compile(r"^[0-9a-f]{2}/[0-9a-f]{64}\.json$")
 #: The labels of a run's stages that a new method's cell of the same twin reuses (``teacher_outputs/<source>``
 #: by prefix).
@@ -76,8 +73,10 @@ BUNDLE_FILES = (MANIFEST, "README.md")   # besides the archives' parts: what a b
 #: The k of the teacher-output stores a bundle ships (a run at another k ships its records only). From the
 #: k-sweep (``harness grid store_ksweep``; the report's "Teacher-output store" table, DART, one seed): at k = 32
 #: a stored token takes 198 bytes against 12,006 exact (61× less), and no BLEU difference of JS, TVD, AKL or
-#: word-level KD from the exact store or the live teacher has an interval that excludes 0; the exact store alone
-#: (≈ 1.1 GB on DART) would not fit the bundle. A new method reads it with ``--set teacher_outputs_k=32``.
+#: word-level KD from the exact store or the live teacher was detected (every interval includes 0: one seed, so
+#: not evidence of equivalence); the exact store alone (≈ 1.1 GB on DART) would not fit the bundle. A new method
+#: reads it with ``--set teacher_outputs_k=32``; its difference from the baselines (live teacher, k = 0) then
+#: holds the store's approximation too.
 SHIPPED_STORE_K = 32
 STORE_K = "teacher_outputs_k"
 
@@ -407,7 +406,8 @@ def _statistics(name: str) -> bool:
 
 
 def _over(root: Path, twin: Twin, archives: list[dict]) -> str:
-    """One twin's part of the refusal: its compressed size and its three largest stage or run folders."""
+    """One twin's part of the refusal: its compressed size and its three largest stage or run folders (the design
+    records' and sentence statistics' archives, a few MB at most, belong to no twin)."""
     sizes = sorted(((sum(p.stat().st_size for p in (root / f).rglob("*") if p.is_file()), f)
                     for f in twin.folders()), reverse=True)[:3]
     return (f"{twin.name} {_mb(sum(a['bytes'] for a in archives))} (largest before compression: "
@@ -500,9 +500,17 @@ class _Parts(io.RawIOBase):
 @dataclass
 class Imported:
     results_dir: Path
-    added: list[str]        # stage and run folders put in place
+    added: list[str]        # stage and run folders put in place (and design records, statistics files)
     kept: list[str]         # those the results folder had already (complete): left as they were
     manifest: dict
+
+    def summary(self) -> str:
+        """``1242 stage and run folders unpacked, 0 already there (and 243 sentence statistics files)``."""
+        folders = [unit for unit in self.added if not _statistics(unit)]
+        kept = [unit for unit in self.kept if not _statistics(unit)]
+        statistics = len(self.added) - len(folders)
+        return (f"{len(folders)} stage and run folders unpacked, {len(kept)} already there"
+                + (f" (and {statistics} sentence statistics files)" if statistics else ""))
 
 
 def _unit(name: str) -> str:
