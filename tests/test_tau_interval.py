@@ -21,6 +21,7 @@ import pytest
 
 from harness.reporting.noise import Replicates, score_draws
 from harness.reporting.ranking import kendall_tau
+from harness.reporting import stability
 from harness.reporting.stability import IQR_OF_NORMAL, interval, observed_signs, sure_signs, tau_bounds
 
 STORES = 200
@@ -54,10 +55,14 @@ def random_signs(rng, rows: int, open_share: float) -> np.ndarray:
     return truth
 
 
+@pytest.mark.parametrize("outer", [False, True])
 @pytest.mark.parametrize("trial", range(8))
-def test_the_bounds_hold_every_tau_of_the_orders_that_keep_the_signs(trial):
+def test_the_bounds_are_the_least_and_largest_tau_of_the_orders_that_keep_the_signs(trial, outer, monkeypatch):
     """Five rows; y a fixed side with ties in half the trials (published scores), x with open pairs; every third
-    trial settles every pair of x; τ over a column subset in every other trial."""
+    trial settles every pair of x; τ over a column subset in every other trial. Enumerated: the bounds are the
+    least and the largest τ; the outer bounds (rows past the enumeration's limit) hold them."""
+    if outer:
+        monkeypatch.setattr(stability, "MAX_ENUMERATED_ROWS", 4)
     rng = np.random.default_rng(trial)
     x = random_signs(rng, 5, 0.0 if trial % 3 == 0 else 0.4)
     fixed = rng.integers(0, 3 if trial % 2 else 6, 5).astype(float)
@@ -71,17 +76,45 @@ def test_the_bounds_hold_every_tau_of_the_orders_that_keep_the_signs(trial):
         assert np.isnan(low) and np.isnan(high)
         return
     assert low <= min(taus) + 1e-12 and max(taus) <= high + 1e-12
-    if not np.isnan(x).any():
-        assert low == high == pytest.approx(taus[0])
+    if not outer or not np.isnan(x).any():
+        assert (low, high) == pytest.approx((min(taus), max(taus)))
 
 
+@pytest.mark.parametrize("outer", [False, True])
 @pytest.mark.parametrize("trial", range(4))
-def test_the_bounds_hold_when_both_sides_have_open_pairs(trial):
+def test_the_bounds_hold_when_both_sides_have_open_pairs(trial, outer, monkeypatch):
+    if outer:
+        monkeypatch.setattr(stability, "MAX_ORDER_PAIRS", 1)
     rng = np.random.default_rng(100 + trial)
     x, y = random_signs(rng, 5, 0.4), random_signs(rng, 5, 0.4)
     taus = [kendall_tau(a, b) for a in consistent_orders(x) for b in consistent_orders(y)]
     low, high = tau_bounds(x, y)
     assert low <= min(taus) + 1e-12 and max(taus) <= high + 1e-12
+    if not outer:
+        assert (low, high) == pytest.approx((min(taus), max(taus)))
+
+
+def test_transitivity_settles_what_each_pair_alone_leaves_open():
+    """a > b and b > c settled, a ? c open: every order that keeps them has a > c, so τ against a > b > c is 1;
+    the outer bounds, pair by pair, give [1/3, 1]."""
+    x = observed_signs([3.0, 2.0, 1.0])
+    x[0, 2] = x[2, 0] = np.nan
+    y = observed_signs([3.0, 2.0, 1.0])
+    assert tau_bounds(x, y) == pytest.approx((1.0, 1.0))
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(stability, "MAX_ENUMERATED_ROWS", 2)
+        assert tau_bounds(x, y) == pytest.approx((1 / 3, 1.0))
+
+
+def test_rows_left_out_of_the_columns_still_carry_transitivity():
+    """a > d > c settled through d, which τ leaves out: over a, b, c the order of a and c is known."""
+    x = np.full((4, 4), np.nan)
+    np.fill_diagonal(x, 0.0)
+    x[0, 3], x[3, 0], x[3, 2], x[2, 3] = 1.0, -1.0, 1.0, -1.0      # a > d, d > c
+    y = observed_signs([3.0, 2.0, 1.0, 0.0])
+    taus = [kendall_tau(a[[0, 1, 2]], np.array([3.0, 2.0, 1.0])) for a in consistent_orders(x)]
+    assert tau_bounds(x, y, [0, 1, 2]) == pytest.approx((min(taus), max(taus)))
+    assert min(taus) == pytest.approx(1 / 3)       # a > c in every order; b anywhere
 
 
 def test_known_ties_of_the_published_side_count_as_tau_b_does():

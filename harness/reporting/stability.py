@@ -229,25 +229,37 @@ def observed_signs(values) -> np.ndarray:
     return -pair_signs(np.asarray(values, float)).astype(float)
 
 
+#: Rows up to which :func:`tau_bounds` enumerates the orders that keep a side's settled signs (8! = 40,320), and
+#: the most pairs of orders (one of each side) whose τ it computes; beyond either, the outer bounds.
+MAX_ENUMERATED_ROWS = 8
+MAX_ORDER_PAIRS = 2_000_000
+
+
 def tau_bounds(x: np.ndarray, y: np.ndarray, columns=None) -> tuple[float, float]:
     """Bounds of Kendall τ-b between two orders that agree with the sign matrices ``x`` and ``y``
     (:func:`sure_signs`, :func:`observed_signs`; NaN: open), over the rows ``columns`` (all when None).
 
-    A pair counts +1 (concordant) or −1 (discordant) where both signs are known, 0 where either is a known tie,
+    Exact where it can be enumerated: a side with open pairs stands for every strict order of its rows that keeps
+    its settled signs (found among all orders of up to :data:`MAX_ENUMERATED_ROWS` rows, then restricted to
+    ``columns``: the rows left out still carry transitivity), a side without open pairs for itself (ties included);
+    the bounds are the least and the largest τ-b over pairs of those orders (at most :data:`MAX_ORDER_PAIRS`).
+    Otherwise — more rows, too many pairs of orders, or settled signs no strict order keeps — outer bounds: a
+    pair counts +1 (concordant) or −1 (discordant) where both signs are known, 0 where either is a known tie,
     and ±1 either way where a sign is open: with S the known pairs' sum and U the open pairs (those not tied on
     the other side), τ-b lies in [(S − U)/D, (S + U)/D], D = √((P − tx)(P − ty)) with P pairs and tx, ty the known
-    ties of each side (an open sign is a strict order of true means, never a tie). The bounds are outer ones:
-    each open pair is taken either way on its own, without the transitivity of an order (a > b, b > c settled and
-    a ? c open gives [1/3, 1] where every consistent order has τ = 1). When both sign matrices hold only true
-    signs (probability ≥ 1 − α_x − α_y) the true means' τ is inside, wherever the means are — assuming no two true
-    means of an open pair tie exactly where the other side ties them too (a probability-zero event); a percentile interval
-    of τ over draws is not (drawing adds noise to the means and pulls τ towards 0: eight rows whose true orders
-    agree, τ = 1, two points apart end to end: it covers 1 in fewer than 5% of the simulated stores of
+    ties of each side, each open pair taken either way on its own (a > b, b > c settled and a ? c open gives
+    [1/3, 1] where every consistent order has τ = 1). An open sign is taken as a strict order of true means, never
+    a tie. When both sign matrices hold only true signs (probability ≥ 1 − α_x − α_y) the true means' τ is inside,
+    wherever the means are (but for exact ties of true means: probability zero); a percentile interval of τ over
+    draws is not (drawing adds noise to the means and pulls τ towards 0: eight rows whose true orders agree, τ = 1,
+    two points apart end to end: it covers 1 in fewer than 5% of the simulated stores of
     ``tests/test_tau_interval.py``)."""
     x, y = np.asarray(x, float), np.asarray(y, float)
-    if columns is not None:
-        columns = list(columns)
-        x, y = x[np.ix_(columns, columns)], y[np.ix_(columns, columns)]
+    columns = list(range(len(x))) if columns is None else list(columns)
+    exact = _enumerated_bounds(x, y, columns)
+    if exact is not None:
+        return exact
+    x, y = x[np.ix_(columns, columns)], y[np.ix_(columns, columns)]
     i, j = np.triu_indices(len(x), k=1)
     a, b = x[i, j], y[i, j]
     open_pair = (np.isnan(a) & (b != 0)) | (np.isnan(b) & (a != 0))
@@ -258,6 +270,53 @@ def tau_bounds(x: np.ndarray, y: np.ndarray, columns=None) -> tuple[float, float
     if denominator == 0:
         return math.nan, math.nan
     return max(-1.0, (total - unknown) / denominator), min(1.0, (total + unknown) / denominator)
+
+
+def _orders(signs: np.ndarray, columns: list[int]) -> np.ndarray | None:
+    """The distinct pair-sign vectors over ``columns`` (pairs i < j of them: +1 where i is above j) of the orders
+    a side stands for (:func:`tau_bounds`); None where they cannot be enumerated."""
+    rows = len(signs)
+    off = ~np.eye(rows, dtype=bool)
+    i, j = np.triu_indices(len(columns), k=1)
+    ci, cj = np.array(columns)[i], np.array(columns)[j]
+    if not np.isnan(signs[off]).any():
+        return signs[ci, cj][None, :]
+    if rows > MAX_ENUMERATED_ROWS or (signs[off] == 0).any():   # a known tie beside open pairs: not a strict order
+        return None
+    perms = _permutations(rows)                                           # perms[k, row] = its place (higher above)
+    settled = ~np.isnan(signs) & off
+    si, sj = np.nonzero(settled)
+    keep = np.all(np.sign(perms[:, si] - perms[:, sj]) == signs[si, sj], axis=1)
+    if not keep.any():
+        return None
+    vectors = np.sign(perms[keep][:, ci] - perms[keep][:, cj]).astype(np.int8)     # ±1 only: a strict order
+    codes = (vectors > 0) @ (1 << np.arange(len(ci), dtype=np.int64))                # ≤ 28 pairs: one int64 each
+    return vectors[np.unique(codes, return_index=True)[1]]
+
+
+def _permutations(rows: int) -> np.ndarray:
+    import itertools
+
+    if rows not in _PERMUTATIONS:
+        _PERMUTATIONS[rows] = np.array(list(itertools.permutations(range(rows))), dtype=np.int16).reshape(-1, rows)
+    return _PERMUTATIONS[rows]
+
+
+_PERMUTATIONS: dict[int, np.ndarray] = {}
+
+
+def _enumerated_bounds(x: np.ndarray, y: np.ndarray, columns: list[int]) -> tuple[float, float] | None:
+    """:func:`tau_bounds`'s exact bounds, or None where the orders cannot be enumerated."""
+    xs, ys = _orders(x, columns), _orders(y, columns)
+    if xs is None or ys is None or len(xs) * len(ys) > MAX_ORDER_PAIRS:
+        return None
+    pairs = xs.shape[1]
+    # within a side every order has the same ties (an enumerated side: none), so τ-b's denominator is one number
+    denominator = math.sqrt((pairs - int((xs[0] == 0).sum())) * (pairs - int((ys[0] == 0).sum())))
+    if denominator == 0:
+        return math.nan, math.nan
+    products = xs.astype(np.int32) @ ys.astype(np.int32).T
+    return float(products.min()) / denominator, float(products.max()) / denominator
 
 
 def interval(values: np.ndarray) -> tuple[float, float]:
