@@ -162,3 +162,29 @@ def test_equivalence_decision_on_synthetic_seeds():
     assert d.verdict == EQUIVALENT and d.need == 0
     wide = decide("dart", same, row([5.0, 7.0, 3.0]), row([5.0, 6.0, 4.0]), design)
     assert (wide.verdict, wide.need) == (UNDECIDED, 5)
+
+
+def test_only_a_familys_own_method_rows_are_read_at_its_looks(tmp_path):
+    """The teacher's line and the pre-distilled student's are read from runs of a grown family (ENGINE's): neither
+    is that family's row. Marked, the teacher (n = 1) was read before the design's first look: no interval, and
+    claim 3b (the dialogue teacher's lead over MLE) stayed undecided for want of one."""
+    import json
+
+    from harness.reporting.summary import Replicate
+
+    design = Design(start=3, step=2, max_seeds=9)
+    runs = ["dart-engine-42", "dart-engine-43", "dart-engine-44"]
+    (tmp_path / "grids").mkdir()
+    (tmp_path / "grids" / "table2-cpu-0001.until-decided.json").write_text(json.dumps(
+        {"design": design.as_record(), "families": {"dart · engine": {run: i for i, run in enumerate(runs)}}}))
+    replicates = [Replicate("key", run, (42 + i,)) for i, run in enumerate(runs)]
+    lines = {"engine": {"model": "engine", "replicates": replicates},
+             "predistill": {"model": "predistill", "replicates": replicates},
+             "teacher": {"model": "teacher", "replicates": replicates[:1]}}
+    rows = {"engine": Replicates.of([40.0, 41.0, 39.5]), "predistill": Replicates.of([45.0, 45.2, 44.8]),
+            "teacher": Replicates.of([50.0], fixed=True)}
+    marked = sequential.mark(tmp_path, lines, rows)
+    assert marked["engine"].sequence is not None and marked["engine"].sequence.positions == (0, 1, 2)
+    assert marked["predistill"].sequence is None and marked["teacher"].sequence is None
+    d = noise.difference(marked["teacher"], Replicates.of([44.0, 45.0, 46.0]))
+    assert math.isfinite(d.low) and math.isfinite(d.high)

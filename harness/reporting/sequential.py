@@ -332,18 +332,28 @@ def _records(root: str) -> dict[str, tuple[Design, str, int]]:
     return runs
 
 
+def _method_of(family: str) -> str:
+    """The method of a family as :func:`harness.grid.until_decided.family` names it (``record:task · method · …``)."""
+    parts = family.split(":", 1)[-1].split(" · ")
+    return parts[1] if len(parts) > 1 else ""
+
+
 def mark(root, lines: dict[str, dict], rows: dict[str, Replicates]) -> dict[str, Replicates]:
     """``rows`` (label → replicates of the summary line ``lines[label]``) with a :class:`Sequence` on each row whose
-    runs are all one family of a sequential grid recorded under ``root`` (:data:`RECORD_SUFFIX`); others as they
-    are."""
+    runs are all one family of a sequential grid recorded under ``root`` (:data:`RECORD_SUFFIX`) and whose model is
+    that family's method; others as they are. The teacher's line (one model, read from one run's evaluation of it)
+    is never a family's row, even when the run it is read from is one: marked, it was read at the design's looks
+    (n = 1: before the first, no interval)."""
     runs = _records(str(root))
     if not runs:
         return rows
     out = dict(rows)
     for label, row in rows.items():
         line = lines.get(label)
-        if line is None or len(line["replicates"]) != row.n:
+        if line is None or len(line["replicates"]) != row.n or row.fixed:
             continue
+        if any(_method_of(runs[r.run_id][1]) != line.get("model") for r in line["replicates"] if r.run_id in runs):
+            continue   # another model's evaluation in the family's runs (the pre-distilled student's in a KD run)
         found = [runs.get(r.run_id) for r in line["replicates"]]
         if all(found) and len({(d, f) for d, f, _ in found}) == 1:
             design, family, _ = found[0]
