@@ -20,7 +20,7 @@ from typing import Sequence
 
 import numpy as np
 
-from ..store.io import STATISTICS
+from ..store.statistics import STATISTICS, read_statistics, statistics_file, write_statistics
 
 # t_{0.975, ν} for ν = 1..30; beyond, the Cornish–Fisher expansion below is exact to 1e-5.
 _T975 = (12.7062047, 4.3026527, 3.1824463, 2.7764451, 2.5705818, 2.4469119, 2.3646243, 2.3060041,
@@ -129,43 +129,6 @@ def statistics_kept_in(results_dir):
         _STATISTICS_FOLDER[0] = before
 
 
-def _statistics_file(metric: str, signature: str, hypotheses, references) -> "Path | None":
-    folder = _STATISTICS_FOLDER[0]
-    if folder is None:
-        return None
-    import hashlib
-    import json
-
-    import sacrebleu
-
-    text = json.dumps([metric, signature, sacrebleu.__version__, list(hypotheses), [list(r) for r in references]])
-    key = hashlib.sha256(text.encode()).hexdigest()
-    return folder / key[:2] / f"{key}.json"
-
-
-def _read_statistics(path, n: int):
-    import json
-
-    try:
-        stats = json.loads(path.read_text())
-    except (OSError, ValueError):
-        return None
-    return stats if isinstance(stats, list) and len(stats) == n else None
-
-
-def _write_statistics(path, stats) -> None:
-    import json
-
-    from ..errors import HarnessError
-    from ..store.io import atomic_file
-
-    try:
-        with atomic_file(path) as tmp:   # a temporary file next to it, renamed; removed if anything fails
-            tmp.write_text(json.dumps(stats))
-    except (OSError, TypeError, ValueError, HarnessError):
-        pass   # a read-only or full results folder (or statistics JSON cannot hold): they stay in memory
-
-
 def _memoized(obj, metric: str, signature: str):
     """``obj`` whose sentence statistics are computed once per process for the same metric (``bleu1`` and ``bleu``
     share a signature, not their statistics), outputs and references — and once for all processes where
@@ -180,12 +143,13 @@ def _memoized(obj, metric: str, signature: str):
         if key not in _STATISTICS:
             if len(_STATISTICS) >= _STATISTICS_LIMIT:
                 _STATISTICS.clear()
-            path = _statistics_file(metric, signature, hypotheses, references)
-            stats = _read_statistics(path, len(hypotheses)) if path is not None and path.is_file() else None
+            folder = _STATISTICS_FOLDER[0]
+            path = statistics_file(folder, metric, signature, hypotheses, references) if folder is not None else None
+            stats = read_statistics(path, len(hypotheses)) if path is not None else None
             if stats is None:
                 stats = extract(hypotheses, references)
                 if path is not None:
-                    _write_statistics(path, stats)
+                    write_statistics(path, stats)
             _STATISTICS[key] = stats
         return _STATISTICS[key]
 

@@ -37,7 +37,6 @@ import hashlib
 import io
 import json
 import os
-import re
 import shutil
 import tarfile
 import tempfile
@@ -45,9 +44,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..errors import HarnessError
-from .io import STAGE_RECORD, STATISTICS, atomic_dir, checksums, sha256_file, write_json
+from .io import STAGE_RECORD, atomic_dir, checksums, sha256_file, write_json
 from .labels import EVALUATION, METHOD, PREDISTILL, PSEUDO_LABELS, TEACHER, TEACHER_OUTPUTS, TOKENIZER
 from .runs import RUNS, TMP, verify_run
+from .statistics import STATISTICS, is_statistics_file, statistics_files
 
 FORMAT = "harness-reference-bundle"
 VERSION = 4   # 2: released-text twins of records only, design records (grids/); 3: an archive per stage folder
@@ -64,7 +64,6 @@ CACHE = "cache"
 GRIDS = "grids"
 DESIGN_SUFFIX = ".until-decided.json"
 DESIGNS = "designs"   # the archive of the design records: ``designs.tar.xz``
-STATISTICS_FILE = re.compile(r"^[0-9a-f]{2}/[0-9a-f]{64}\.json$")
 #: The labels of a run's stages that a new method's cell of the same twin reuses (``teacher_outputs/<source>``
 #: by prefix).
 UPSTREAM_LABELS = (TOKENIZER, TEACHER, PSEUDO_LABELS, PREDISTILL, f"{EVALUATION}/{TEACHER}",
@@ -391,20 +390,6 @@ def design_records(root: Path, runs: set[str]) -> list[str]:
     return out
 
 
-def statistics_files(root: Path) -> list[str]:
-    """The store's sentence statistics files (relative to ``root``; a half-written ``.tmp`` file left out)."""
-    folder = root.joinpath(*STATISTICS)
-    if not folder.is_dir():
-        return []
-    return sorted(path.relative_to(root).as_posix() for path in folder.rglob("*.json")
-                  if STATISTICS_FILE.match(path.relative_to(folder).as_posix()))
-
-
-def _statistics(name: str) -> bool:
-    parts = name.split("/")
-    return tuple(parts[:2]) == STATISTICS and STATISTICS_FILE.match("/".join(parts[2:])) is not None
-
-
 def _over(root: Path, twin: Twin, archives: list[dict]) -> str:
     """One twin's part of the refusal: its compressed size and its three largest stage or run folders (the design
     records' and sentence statistics' archives, a few MB at most, belong to no twin)."""
@@ -506,8 +491,8 @@ class Imported:
 
     def summary(self) -> str:
         """``1242 stage and run folders unpacked, 0 already there (and 243 sentence statistics files)``."""
-        folders = [unit for unit in self.added if not _statistics(unit)]
-        kept = [unit for unit in self.kept if not _statistics(unit)]
+        folders = [unit for unit in self.added if not is_statistics_file(unit)]
+        kept = [unit for unit in self.kept if not is_statistics_file(unit)]
         statistics = len(self.added) - len(folders)
         return (f"{len(folders)} stage and run folders unpacked, {len(kept)} already there"
                 + (f" (and {statistics} sentence statistics files)" if statistics else ""))
@@ -516,7 +501,7 @@ class Imported:
 def _unit(name: str) -> str:
     """The stage or run folder a file of the bundle belongs to: ``cache/<stage>/<key>`` or ``runs/<run>``; a design
     record (``grids/<name>.until-decided.json``) and a sentence statistics file are units of their own."""
-    if _statistics(name):
+    if is_statistics_file(name):
         return name
     parts = name.split("/")
     return "/".join(parts[:3] if parts[0] == CACHE else parts[:2])
@@ -529,7 +514,7 @@ def _safe(name: str) -> bool:
     if parts[0] == GRIDS:
         return len(parts) == 2 and name.endswith(DESIGN_SUFFIX)
     if tuple(parts[:2]) == STATISTICS:
-        return _statistics(name)
+        return is_statistics_file(name)
     return parts[0] in (CACHE, RUNS) and len(parts) >= (4 if parts[0] == CACHE else 3)
 
 
@@ -579,7 +564,7 @@ def import_bundle(bundle: str | Path, results_dir: str | Path, *, provenance: di
         added, kept = [], []
         for unit in sorted({_unit(name) for name in expected}):
             final = root / unit
-            if unit.startswith(f"{GRIDS}/") or _statistics(unit):   # one file, written whole or not at all
+            if unit.startswith(f"{GRIDS}/") or is_statistics_file(unit):   # one file, written whole or not at all
                 if final.is_file():
                     kept.append(unit)
                     continue

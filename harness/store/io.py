@@ -58,9 +58,6 @@ def checksums(folder: Path) -> dict[str, str]:
 
 
 STAGE_RECORD = "stage.json"
-#: Where a report keeps sentence statistics in a results folder (:mod:`harness.reporting.stats`): not a stage,
-#: derived from the runs' examples and addressed by content; a reference bundle ships them.
-STATISTICS = ("cache", "statistics")
 
 
 def check_writable_folder(path: str | Path, option: str) -> None:
