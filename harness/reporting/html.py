@@ -31,13 +31,18 @@ figcaption { color: #555; font-size: .8rem; }
 nav { font-size: .85rem; margin: .6rem 0 1rem; } nav p.sections { margin: .2rem 0; line-height: 1.5; }
 nav details ol { columns: 2; column-gap: 2rem; } nav details ul { margin: 0 0 .4rem; padding-left: 1.2rem; }
 a.up { font-size: .8rem; text-decoration: none; color: #888; }
-/* the findings (the top of the page and of its screenshot) fit the page's width: their text columns wrap */
-section[id^="findings_"] td:nth-child(2), section[id^="findings_"] td:nth-child(4),
-section[id^="findings_"] td:nth-child(8), section[id^="findings_"] td:nth-child(9) { white-space: normal; min-width: 7rem; }
-section[id^="findings_"] td:nth-child(4) { min-width: 16rem; }
-section[id^="findings_"] td, section[id^="findings_"] th { text-align: left; vertical-align: top; }
+/* the findings (the top of the page and of its screenshot) fit the page's width: their text columns and their
+   headers wrap, the numbers do not */
+section[id^="findings_"] table, section[id^="verdicts_"] table { font-size: .8rem; }
+section[id^="findings_"] th, section[id^="verdicts_"] th { white-space: normal; }
+section[id^="findings_"] td:nth-child(2), section[id^="findings_"] td:nth-child(3),
+section[id^="findings_"] td:nth-child(4), section[id^="findings_"] td:nth-child(8),
+section[id^="findings_"] td:nth-child(9) { white-space: normal; min-width: 6rem; }
+section[id^="findings_"] td:nth-child(4) { min-width: 14rem; }
+section[id^="findings_"] td:nth-child(9) { min-width: 11rem; }
+section[id^="findings_"] td, section[id^="findings_"] th { text-align: left; vertical-align: top; padding: .25rem .4rem; }
 section[id^="findings_"] td:nth-child(7) { font-weight: 600; }
-section[id^="verdicts_"] td:nth-child(2) { white-space: normal; min-width: 24rem; }
+section[id^="verdicts_"] td:nth-child(2) { white-space: normal; min-width: 22rem; }
 section[id^="verdicts_"] td:nth-child(2), section[id^="verdicts_"] th:nth-child(2) { text-align: left; }
 section[id^="verdicts_"] tr:last-child td { font-weight: 600; border-top: 2px solid #333; }
 """
