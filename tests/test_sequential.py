@@ -188,3 +188,13 @@ def test_only_a_familys_own_method_rows_are_read_at_its_looks(tmp_path):
     assert marked["predistill"].sequence is None and marked["teacher"].sequence is None
     d = noise.difference(marked["teacher"], Replicates.of([44.0, 45.0, 46.0]))
     assert math.isfinite(d.low) and math.isfinite(d.high)
+    # a family's own rows: the pre-distill runs, a method with an axis, a task whose name holds " · "
+    own = {"dart · predistill": "dart-predistill", "dart · kl · method.beta=0.5": "dart-kl",
+           "my · task · js · teacher_outputs_k=8": "my-js"}
+    (tmp_path / "grids" / "other-cpu-0002.until-decided.json").write_text(json.dumps(
+        {"design": design.as_record(), "families": {f: {f"{p}-{i}": i for i in range(3)} for f, p in own.items()}}))
+    models = {"dart-predistill": "predistill", "dart-kl": "kl", "my-js": "js"}
+    lines = {p: {"model": models[p], "replicates": [Replicate("key", f"{p}-{i}", (42 + i,)) for i in range(3)]}
+             for p in own.values()}
+    marked = sequential.mark(tmp_path, lines, {p: Replicates.of([1.0, 2.0, 3.0]) for p in own.values()})
+    assert all(marked[p].sequence is not None for p in own.values()), marked

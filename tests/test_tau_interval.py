@@ -258,3 +258,20 @@ def test_the_percentile_interval_misses_agreeing_orders_of_close_means():
     stores = simulate(truths, 3, seed=1)
     assert np.mean([covers(p, 1.0) for _, _, p in stores]) < 0.05      # why the report no longer uses it
     assert np.mean([covers(b, 1.0) for _, b, _ in stores]) >= 0.95
+
+
+def test_past_the_enumeration_limit_the_columns_alone_are_enumerated():
+    """Nine rows (past 8), τ over five of them: the orders of those five that keep their settled signs give the
+    bounds (the other rows' transitivity left out: still valid), tighter than the outer bounds."""
+    rng = np.random.default_rng(5)
+    x = random_signs(rng, 9, 0.4)
+    fixed = rng.permutation(9).astype(float)
+    y = observed_signs(fixed)
+    columns = [0, 2, 3, 5, 7]
+    sub = x[np.ix_(columns, columns)]
+    taus = [kendall_tau(a, fixed[columns]) for a in consistent_orders(sub)]
+    assert tau_bounds(x, y, columns) == pytest.approx((min(taus), max(taus)))
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(stability, "MAX_ENUMERATED_ROWS", 4)
+        outer = tau_bounds(x, y, columns)
+    assert outer[0] <= min(taus) + 1e-12 and max(taus) <= outer[1] + 1e-12

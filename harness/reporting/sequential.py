@@ -333,9 +333,10 @@ def _records(root: str) -> dict[str, tuple[Design, str, int]]:
 
 
 def _method_of(family: str) -> str:
-    """The method of a family as :func:`harness.grid.until_decided.family` names it (``record:task · method · …``)."""
-    parts = family.split(":", 1)[-1].split(" · ")
-    return parts[1] if len(parts) > 1 else ""
+    """The method of a family as :func:`harness.grid.until_decided.family` names it (``record:task · method`` and
+    its axes, ``k=v`` each): the last part that is not an axis, read from the right (a task name may hold " · ")."""
+    parts = [part for part in family.split(" · ") if "=" not in part]
+    return parts[-1] if len(parts) > 1 else ""
 
 
 def mark(root, lines: dict[str, dict], rows: dict[str, Replicates]) -> dict[str, Replicates]:

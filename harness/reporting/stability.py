@@ -274,23 +274,25 @@ def tau_bounds(x: np.ndarray, y: np.ndarray, columns=None) -> tuple[float, float
 
 def _orders(signs: np.ndarray, columns: list[int]) -> np.ndarray | None:
     """The distinct pair-sign vectors over ``columns`` (pairs i < j of them: +1 where i is above j) of the orders
-    a side stands for (:func:`tau_bounds`); None where they cannot be enumerated."""
-    rows = len(signs)
-    off = ~np.eye(rows, dtype=bool)
+    a side stands for (:func:`tau_bounds`); None where they cannot be enumerated. Past
+    :data:`MAX_ENUMERATED_ROWS` rows, the orders of ``columns`` alone where they are few enough (every order of
+    the rows restricted to them is one: still valid, without the transitivity the other rows carry)."""
+    columns = np.asarray(columns, dtype=np.intp)
+    off = ~np.eye(len(signs), dtype=bool)
     i, j = np.triu_indices(len(columns), k=1)
-    ci, cj = np.array(columns)[i], np.array(columns)[j]
     if not np.isnan(signs[off]).any():
-        return signs[ci, cj][None, :]
-    if rows > MAX_ENUMERATED_ROWS or (signs[off] == 0).any():   # a known tie beside open pairs: not a strict order
+        return signs[columns[i], columns[j]][None, :]
+    if len(signs) > MAX_ENUMERATED_ROWS and len(columns) <= MAX_ENUMERATED_ROWS:
+        return _orders(signs[np.ix_(columns, columns)], list(range(len(columns))))
+    if len(signs) > MAX_ENUMERATED_ROWS or (signs[off] == 0).any():   # a known tie beside open pairs: no strict order
         return None
-    perms = _permutations(rows)                                           # perms[k, row] = its place (higher above)
-    settled = ~np.isnan(signs) & off
-    si, sj = np.nonzero(settled)
-    keep = np.all(np.sign(perms[:, si] - perms[:, sj]) == signs[si, sj], axis=1)
-    if not keep.any():
+    perms = _permutations(len(signs))                                     # perms[k, row] = its place (higher above)
+    si, sj = np.nonzero(~np.isnan(signs) & off)
+    kept = perms[np.all(np.sign(perms[:, si] - perms[:, sj]) == signs[si, sj], axis=1)]
+    if not len(kept):
         return None
-    vectors = np.sign(perms[keep][:, ci] - perms[keep][:, cj]).astype(np.int8)     # ±1 only: a strict order
-    codes = (vectors > 0) @ (1 << np.arange(len(ci), dtype=np.int64))                # ≤ 28 pairs: one int64 each
+    vectors = np.sign(kept[:, columns[i]] - kept[:, columns[j]]).astype(np.int8)   # ±1 only: a strict order
+    codes = (vectors > 0) @ (1 << np.arange(len(i), dtype=np.int64))                # ≤ 28 pairs: one int64 each
     return vectors[np.unique(codes, return_index=True)[1]]
 
 
