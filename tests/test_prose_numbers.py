@@ -41,22 +41,40 @@ def test_readme_generated_blocks_are_the_tables_rendered():
     assert prose.render_blocks(text, TABLES) == text, "run `harness report … --readme README.md` (or render_blocks)"
 
 
+def _overview_rows(task: str = "dart", metric: str = "bleu"):
+    """The committed overview table's rows of one task's primary metric (students only), by model."""
+    import pandas as pd
+
+    frame = pd.read_csv(TABLES / "overview_cpu.csv")
+    part = frame[(frame["task"] == task) & (frame["metric"] == metric) & (frame["model"] != "teacher")]
+    return {line.model: line for line in part.itertuples()}
+
+
 def test_overview_block_ranks_by_the_primary_metric_and_bolds_only_three_seed_rows():
+    """Read against the committed tables whatever store they hold: each DART cell is its row's mean ± interval (n),
+    a row under three seeds is never bold, and the bold row is the best of those with three or more."""
     block = prose.overview_block(TABLES, "cpu")
     header = block.splitlines()[0]
     assert "XSum R2" in header and "dialogue BLEU-2" in header and "R1" not in header   # what Table 2 ranks by
-    rows = {line.split(" | ")[0].strip("| "): line for line in block.splitlines()[2:]}
-    assert "34.36 ± 0.77 (6)" in rows["mle"]                        # DART MLE: the table's, not 34.28 ± 1.04
-    assert "**" not in rows["srkl"] and "37.60 (1*)" in rows["srkl"]   # one seed: exploratory, never bold
-    assert "**36.21 ± 1.70** (3)" in rows["kl"]                     # the best of the three-seed rows on DART
+    cells = {line.split(" | ")[0].strip("| "): line.split(" | ")[1] for line in block.splitlines()[2:]}
+    rows = _overview_rows()
+    full = {m: r for m, r in rows.items() if r.n >= 3}
+    best = max(full, key=lambda m: full[m].mean)
+    for model, row in rows.items():
+        shown = f"{row.mean:.2f} ± {row.ci95:.2f}" if row.n > 1 else f"{row.mean:.2f}"
+        n = f"{int(row.n)}*" if row.n < 3 else f"{int(row.n)}"
+        expected = f"**{shown}** ({n})" if model == best else f"{shown} ({n})"
+        assert cells[model] == expected, (model, cells[model], expected)
+    assert all("**" not in cells[m] for m, r in rows.items() if r.n < 3)
 
 
 # --------------------------------------------------------------------------- the checker can fail
 def test_a_number_absent_from_its_table_is_reported():
-    old = ("<!-- numbers: overview_cpu -->\n(DART: teacher 50.77 BLEU, MLE 34.28 ± 1.04, TVD 34.91 ± 2.04)\n")
-    problems = prose.check_numbers(old, TABLES)
-    assert [p.number for p in problems] == ["34.28", "1.04"]         # README's old MLE line
-    assert [p.line for p in problems] == [2, 2]
+    mle = _overview_rows()["mle"]
+    present, absent = f"{mle.mean:.2f}", "12345.67"
+    text = f"<!-- numbers: overview_cpu -->\n(DART: MLE {present}, and {absent})\n"
+    problems = prose.check_numbers(text, TABLES)
+    assert [(p.line, p.number) for p in problems] == [(2, absent)]
 
 
 def test_untagged_numbers_unknown_tables_and_code():
@@ -70,14 +88,21 @@ def test_untagged_numbers_unknown_tables_and_code():
     assert problems[0].why.startswith("untagged")
 
 
-def test_rounding_to_the_written_digits():
-    text = "<!-- numbers: findings_cpu -->\n−10.8 and −10.77 and 10.766686 match; 10.7 and 10.78 do not\n"
-    assert [p.number for p in prose.check_numbers(text, TABLES)] == ["10.7", "10.78"]
+def test_rounding_to_the_written_digits(tmp_path):
+    import pandas as pd
+
+    pd.DataFrame({"estimate": [-10.766686]}).to_csv(tmp_path / "one.csv", index=False)
+    text = "<!-- numbers: one -->\n−10.8 and −10.77 and 10.766686 match; 10.7 and 10.78 do not\n"
+    assert [p.number for p in prose.check_numbers(text, tmp_path)] == ["10.7", "10.78"]
 
 
 def test_a_hand_edited_generated_block_differs_from_its_rendering():
-    text = README.read_text(encoding="utf-8").replace("| mle | 34.36 ± 0.77 (6)", "| mle | 34.28 ± 1.04 (6)", 1)
-    assert prose.render_blocks(text, TABLES) != text
+    text = README.read_text(encoding="utf-8")
+    mle = _overview_rows()["mle"]
+    shown = f"| mle | {mle.mean:.2f}"
+    assert shown in text
+    edited = text.replace(shown, f"| mle | {mle.mean + 1:.2f}", 1)
+    assert prose.render_blocks(edited, TABLES) != edited
     with pytest.raises(ValueError, match="unknown generated block"):
         prose.render_blocks("<!-- generated: nonsense_cpu -->\nx\n<!-- end generated: nonsense_cpu -->", TABLES)
 
@@ -102,7 +127,10 @@ def test_harness_report_readme_rerenders_the_blocks_from_the_report_it_wrote(tmp
                                       "--readme", str(readme)])
     assert result.exit_code == 0, result.output
     text = readme.read_text()
-    assert "stale" not in text and "| 5 | 12 |" in text and text.endswith("end\n")
+    import pandas as pd
+
+    fives = int((pd.read_csv(TABLES / "findings_cpu.csv")["claim"].astype(str) == "5").sum())
+    assert "stale" not in text and f"| 5 | {fives} |" in text and text.endswith("end\n")
     readme.write_text("<!-- generated: overview_cpu -->\n<!-- end generated: overview_cpu -->\n")   # no such table
     result = CliRunner().invoke(cli, ["report", "--results-dir", str(tmp_path / "results"), "--out", str(out),
                                       "--readme", str(readme)])
