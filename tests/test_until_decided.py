@@ -41,6 +41,8 @@ def test_comparisons_and_claims():
         parse_comparisons("5", METHODS, 1.0)
     with pytest.raises(HarnessError, match="expected A>B"):
         parse_comparisons("kl<mle", METHODS, 1.0)
+    with pytest.raises(HarnessError, match="predistill cannot be grown by rounds"):
+        parse_comparisons("predistill>mle", [*METHODS, "predistill"], 1.0)
     assert SEEDS == [42, 43, 44, 45, 46, 47, 48]
 
 

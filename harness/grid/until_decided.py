@@ -33,6 +33,7 @@ from ..reporting.sequential import EQUIVALENCE, Comparison, Decision, Design
 from .spec import Cell, parse_list
 
 MLE = "mle"
+PREDISTILL = "predistill"
 #: The findings' claims that are pairwise comparisons of two methods of a grid, as ``--until-decided`` names them.
 #: 6c (Figure 2's, at each encoder depth) and 7 (Table 2's) name the same comparisons: each f-DISTILL method
 #: against SeqKD, read at every value of the grid's axes (7's "best of them" row, a Bonferroni rule over the
@@ -73,6 +74,10 @@ def parse_comparisons(text: str, methods: list[str], margin: float) -> list[Comp
                 raise UnknownNameError("method", name, methods)
         if match["a"] == match["b"]:
             raise HarnessError(f"--until-decided {item}: a method compared with itself")
+        if PREDISTILL in (match["a"], match["b"]):   # (why: CLAIM_COMPARISONS' note on claim 1)
+            raise HarnessError(f"--until-decided {item}: {PREDISTILL} cannot be grown by rounds: its evaluation is "
+                               f"shared by every KD cell and filed under the run that built it first, so its row's "
+                               f"seeds are not its cells' own; compare it at fixed seeds (--seeds)")
         out.append(Comparison(match["a"], match["kind"], match["b"], match["metric"],
                               margin if match["kind"] == EQUIVALENCE else 0.0))
     if not out:
