@@ -601,14 +601,16 @@ def shipped_run(root: Path, method: str, seed: int, score: float | None = None, 
 
 
 @pytest.mark.parametrize("args, message", [
-    (["--until-decided", "rkl>kll"], "unknown method 'kll' (did you mean 'kl'?); known methods: kl, predistill, rkl"),
-    (["--until-decided", "kl>predistill"], "--until-decided kl>predistill: compares two baselines"),
+    (["--until-decided", "rkl>kll"], "unknown method 'kll' (did you mean 'kl'?); known methods: js, kl, predistill, rkl"),
+    (["--until-decided", "kl>js"], "--until-decided kl>js: compares two baselines"),
+    (["--until-decided", "rkl>predistill"], "--until-decided rkl>predistill: predistill cannot be grown by rounds"),
     (["--until-decided", "rkl>kl", "--seeds", "42,43"], "the first look needs at least 3 seeds per cell"),
     (["--max-seeds", "5"], "--max-seeds: only with --until-decided"),
     (["--margin", "0.5", "--max-minutes", "3"], "--max-minutes, --margin: only with --until-decided"),
 ])
 def test_compare_until_decided_errors_are_one_line_before_any_work(store, tmp_path, monkeypatch, capsys, args,
                                                                    message):
+    fake_run(store, "js", 42, planned("js", 42), parameters={"teacher_outputs_k": 0})   # a second KD baseline
     build_bundle(store, tmp_path / "ref", code={})
     results = tmp_path / "results"
     code, _, err = run_main(monkeypatch, capsys, ["compare", "--method", "rkl", "--bundle", str(tmp_path / "ref"),
