@@ -11,6 +11,7 @@ from __future__ import annotations
 import itertools
 import json
 import math
+import re
 from pathlib import Path
 
 import numpy as np
@@ -108,8 +109,9 @@ def test_every_output_is_written(report):
         assert image.shape[0] > 100 and image.shape[1] > 100 and image.std() > 0.01, name
         assert "<svg" in (report / "figures" / f"{name}.svg").read_text()[:2000]
     html = (report / "report.html").read_text()
-    assert html.count("<table>") == 14 and html.count('src="data:image/png;base64,') == 4
-    assert "http://" not in html and "https://" not in html   # self-contained
+    assert html.count("<table>") == 14 and html.count('src="figures/') == 4
+    assert all((report / src).is_file() for src in re.findall(r'src="([^"]+)"', html))   # every image is there
+    assert "http://" not in html and "https://" not in html   # nothing fetched
     md = (report / "report.md").read_text()
     assert "### Table 2 — dart (ci profile)" in md and "](figures/dots_dart_ci.png)" in md
     tex = (report / "tables" / "table2_dart_ci.tex").read_text()
@@ -270,7 +272,10 @@ def test_html_page_renders_in_headless_chromium(report, tmp_path):
 
     if find_browser() is None:
         pytest.skip("no Chromium on this machine (apt-get install chromium)")
+    import shutil
+
     probe = tmp_path / "probe.html"
+    shutil.copytree(report / "figures", tmp_path / "figures")   # the page links its figures by relative path
     script = ("<script>window.addEventListener('load', () => { const imgs = [...document.images];"
               "document.body.setAttribute('data-probe', JSON.stringify({tables: document.querySelectorAll("
               "'table tbody tr').length, images: imgs.length, decoded: imgs.filter(i => i.complete && "

@@ -10,7 +10,7 @@ method that trains on the teacher's offline outputs with its online variant).
 
 Layout of the output folder (written whole and put in place of the old one; a ``README.md`` there is kept):
 
-    report.html              every table and figure; images embedded as data URIs
+    report.html              every table and figure (the figures linked from figures/)
     report.md                every table in Markdown, with links to the figures
     summary.csv              every row × metric: n, mean, 95% CI, the per-seed values
     tables/<name>.{md,tex,csv}

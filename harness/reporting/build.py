@@ -177,7 +177,7 @@ def _task_section(report, store, summary, curves, task, profile, baseline, n_sam
             saved = plots.save(fig, report.out / "figures", name)
             report.figures[name] = saved
             report.files += [saved["png"], saved["svg"]]
-            items.append((saved["png_bytes"], caption, name))
+            items.append((html_page.figure_src(name), caption, name))
 
     add_table(table2(store, summary, task, profile, baseline, n_samples))
     if info.metrics:

@@ -1,8 +1,9 @@
-"""The self-contained HTML page (images as data URIs, inline CSS, no scripts) and headless-browser helpers."""
+"""The HTML page (inline CSS, no scripts, nothing fetched from a network; its images are the report's own
+``figures/*.png``, linked by relative path, so the page and its ``figures`` folder go together) and headless-browser
+helpers. (Embedded as data URIs the 20 figures made the page 3.3 MB, a second copy of the PNGs in git.)"""
 
 from __future__ import annotations
 
-import base64
 import html
 import re
 import shutil
@@ -48,17 +49,18 @@ section[id^="verdicts_"] tr:last-child td { font-weight: 600; border-top: 2px so
 """
 
 
-def data_uri(png: bytes) -> str:
-    return "data:image/png;base64," + base64.b64encode(png).decode("ascii")
-
-
 def figure_id(name: str) -> str:
     """A figure's anchor: ``figure-`` and its file name (Figure 2's table and figure share their file name)."""
     return f"figure-{name}"
 
 
-def figure(png: bytes, caption: str, name: str) -> str:
-    return (f'<figure id="{html.escape(figure_id(name))}"><img src="{data_uri(png)}" alt="{html.escape(caption)}">'
+def figure_src(name: str) -> str:
+    """Where the page finds the figure ``name``: its PNG in the report's ``figures`` folder, relative to the page."""
+    return f"figures/{name}.png"
+
+
+def figure(src: str, caption: str, name: str) -> str:
+    return (f'<figure id="{html.escape(figure_id(name))}"><img src="{html.escape(src)}" alt="{html.escape(caption)}">'
             f"<figcaption>{html.escape(caption)}</figcaption></figure>\n")
 
 
@@ -74,7 +76,7 @@ def anchor(heading: str, taken: set[str]) -> str:
     return name
 
 
-def _item_anchor(item: Table | tuple[bytes, str, str]) -> tuple[str, str]:
+def _item_anchor(item: Table | tuple[str, str, str]) -> tuple[str, str]:
     """(id, link text) of a table or a figure: the id its HTML element carries (the table's or figure's file name)."""
     if isinstance(item, Table):
         return item.name, item.title
@@ -97,8 +99,8 @@ def contents(sections: list[tuple[str, str, list]]) -> str:
             f"</nav>\n")
 
 
-def page(title: str, meta: str, sections: list[tuple[str, list[Table | tuple[bytes, str, str]]]]) -> str:
-    """``sections``: (heading, items); an item is a table or a figure given as (PNG bytes, caption, name). Every
+def page(title: str, meta: str, sections: list[tuple[str, list[Table | tuple[str, str, str]]]]) -> str:
+    """``sections``: (heading, items); an item is a table or a figure given as (its src, caption, name). Every
     section, table and figure has an id (:func:`anchor`; a table's and a figure's is its file name), and the
     contents (:func:`contents`) link to each; every heading links back to the contents."""
     taken = {_item_anchor(item)[0] for _, items in sections for item in items} | {"contents"}

@@ -22,7 +22,6 @@ zero-width bar.
 from __future__ import annotations
 
 import colorsys
-import io
 import math
 import textwrap
 from dataclasses import dataclass
@@ -60,17 +59,15 @@ EXPLORATORY_NOTE = (f"hollow, grey dashed, n*: exploratory (n < {MIN_OWN_SEEDS} 
                     f"seed variance pooled over its rows with ≥ 2 seeds")
 
 
-def save(fig, folder: Path, name: str) -> dict[str, Path | bytes]:
-    """Write ``name.png`` and ``name.svg``; return their paths and the PNG bytes (for the HTML page)."""
+def save(fig, folder: Path, name: str) -> dict[str, Path]:
+    """Write ``name.png`` and ``name.svg``; return their paths."""
     folder.mkdir(parents=True, exist_ok=True)
-    buffer = io.BytesIO()
-    fig.savefig(buffer, format="png", bbox_inches="tight")
     png = folder / f"{name}.png"
-    png.write_bytes(buffer.getvalue())
+    fig.savefig(png, format="png", bbox_inches="tight")
     svg = folder / f"{name}.svg"
     fig.savefig(svg, format="svg", bbox_inches="tight", metadata={"Date": None})
     plt.close(fig)
-    return {"png": png, "svg": svg, "png_bytes": buffer.getvalue()}
+    return {"png": png, "svg": svg}
 
 
 # --------------------------------------------------------------------------- who looks how
