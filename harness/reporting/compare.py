@@ -103,10 +103,11 @@ def comparison(store: Store, summary: pd.DataFrame, task: str, profile: str,
                       f"({', '.join(KD_METHODS)}) present in both; 1 = same order, −1 = reversed. "
                       f"Interval: bounds of τ over the orders that keep every pair of ours whose order our data "
                       f"settle simultaneously at 95% (a step-down max-t band over {n_samples} draws of our means from "
-                      f"one model of seed and test-input noise; the paper's scores taken as published; the least and the "
-                      f"largest τ over the strict orders of our methods that keep the settled pairs): at least 95% for the τ of our true means however close they are "
-                      f"(asymptotically, under that model), and conservative; — where a method has fewer than "
-                      f"{MIN_OWN_SEEDS} seeds (exploratory) or the draws are too few for the quantile. Primary metric: {info.primary}."
+                      f"one model of seed and test-input noise; the paper's scores taken as published; the least and "
+                      f"the largest τ over the strict orders of our methods that keep the settled pairs): at least 95% "
+                      f"for the τ of our true means however close they are (asymptotically, under that model), and "
+                      f"conservative; — where a method has fewer than {MIN_OWN_SEEDS} seeds (exploratory) or the draws "
+                      f"are too few for the quantile. Primary metric: {info.primary}."
                       + main_teacher_note(summary, [task], profile),
                       pd.DataFrame(tau_data))
     return side_by_side, agreement

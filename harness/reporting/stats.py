@@ -116,8 +116,6 @@ def keep_statistics_in(folder) -> None:
     _STATISTICS_FOLDER[0] = None if folder is None else Path(folder)
 
 
-
-
 @contextmanager
 def statistics_kept_in(results_dir):
     """:func:`keep_statistics_in` the results folder's ``cache/statistics`` while the block runs."""
