@@ -433,10 +433,11 @@ def test_report_page_has_contents_linking_every_section_table_and_figure():
     t2 = Table("table2_dart_cpu", "Table 2 — dart", ["model"], [[Cell(text="mle")]], "", pd.DataFrame())
     t2x = Table("table2_xsum_cpu", "Table 2 — xsum", ["model"], [[Cell(text="mle")]], "", pd.DataFrame())
     fig2 = Table("figure2_dart_cpu_x", "Figure 2 — dart", ["x"], [[Cell(text="1")]], "", pd.DataFrame())
-    png = b"\x89PNG\r\n\x1a\n"
     page = _page_of([("The paper's findings, re-tested — cpu profile", [findings]),
-                     ("dart — cpu profile", [t2, (png, "dart (cpu profile): test metrics", "dots_dart_cpu"),
-                                             fig2, (png, "dart (cpu profile): BLEU vs depth", fig2.name)]),
+                     ("dart — cpu profile", [t2, ("figures/dots_dart_cpu.png", "dart (cpu profile): test metrics",
+                                                  "dots_dart_cpu"),
+                                             fig2, (f"figures/{fig2.name}.png", "dart (cpu profile): BLEU vs depth",
+                                                    fig2.name)]),
                      ("xsum — cpu profile", [t2x]), ("dart — cpu profile", [])])      # a repeated heading
     ids = re.findall(r'\bid="([^"]+)"', page)
     assert len(ids) == len(set(ids))                                   # every anchor unique
