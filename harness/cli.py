@@ -213,9 +213,9 @@ def grid_cmd(spec, tasks, methods, seeds, profile, sets, axes, results_dir, plug
              until_decided, max_seeds, seeds_per_round, max_minutes, margin) -> None:
     """Run a grid of cells (tasks × methods × seeds × axes): only what is not done yet.
 
-    SPEC is a shipped grid (table2, figure2, table4, table2_real, store_ksweep) or a TOML/YAML spec file. Killed
-    and run again, it finishes what is missing; failed cells are listed at the end
-    (exit code 1) with their records in RESULTS/failed/.
+    SPEC is a shipped grid (table2, table2_teachers, table2_real, figure2, table4, store_ksweep,
+    calibration) or a TOML/YAML spec file. Killed and run again, it finishes what is missing; failed
+    cells are listed at the end (exit code 1) with their records in RESULTS/failed/.
     """
     from pathlib import Path
 
