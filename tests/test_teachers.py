@@ -112,11 +112,15 @@ def test_a_claim_that_holds_at_every_teacher_is_undecided_over_teachers_that_dis
     from harness.reporting.findings import _teachers
     assert (_teachers(1), _teachers(3)) == ("1 teacher", "3 teachers")
     rendered = table.rows[list(table.data.index).index(row.name)]
-    assert rendered[table.header.index("across teachers")].text == "undecided; 3 of 3"
     over = fd.difference(*(fd.task_view(store, summary, "dart", "ci").line(m, row["metric"]) for m in ("kl", "mle")),
                          fd._common(fd.Context(store, summary, "ci", {}, 100, None),
                                     fd.task_view(store, summary, "dart", "ci"), row["metric"])).across
     assert over.estimate == pytest.approx(np.mean([0.5, 3.0, 6.0])) and over.low < 0 < over.high
+    # the difference over teachers behind the verdict, with its interval, in the table and its CSV
+    assert (row["across_estimate"], row["across_low"], row["across_high"]) == pytest.approx(
+        (over.estimate, over.low, over.high))
+    assert rendered[table.header.index("across teachers")].text == (
+        f"undecided {fd._num(over.estimate, True)} [{fd._num(over.low)}, {fd._num(over.high)}]; 3 of 3")
 
 
 def test_the_common_rows_never_mix_teachers(tmp_path):

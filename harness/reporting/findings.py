@@ -72,6 +72,11 @@ class Finding:
     #: several teachers: the verdict over teachers (the two-level model, :mod:`~harness.reporting.teachers`: the
     #: teacher a random draw); "" where the rows share fewer than two teachers
     across: str = ""
+    #: the difference over teachers behind ``across`` and its 95% interval (a claim of one comparison; NaN for a
+    #: claim judged on several parts, and where there is none)
+    across_estimate: float = math.nan
+    across_low: float = math.nan
+    across_high: float = math.nan
 
 
 @dataclass(frozen=True)
@@ -357,8 +362,10 @@ def _context(store: Store, summary: pd.DataFrame, profile: str, n_samples: int, 
 def _finding(claim, statement, view_or_task, metric, evidence, d: Difference, threshold: float) -> Finding:
     verdict, reason = judge(d, threshold)
     task = view_or_task.task if isinstance(view_or_task, View) else view_or_task
+    over = d.across if d.across is not None else Difference(math.nan)
     return Finding(claim, statement, task, metric, evidence, d.estimate, d.low, d.high, threshold, verdict, reason,
-                   teacher_verdicts([(d, threshold)]), across_verdict([(d, threshold)]))
+                   teacher_verdicts([(d, threshold)]), across_verdict([(d, threshold)]), over.estimate, over.low,
+                   over.high)
 
 
 def _noise(ctx: Context, lines: dict[str, dict], decodings: bool = False) -> dict[str, Replicates]:
@@ -794,7 +801,8 @@ def findings(store: Store, summary: pd.DataFrame, profile: str, n_samples: int =
                           "metric": f.metric, "evidence": f.evidence, "estimate": f.estimate, "ci_low": f.low,
                           "ci_high": f.high, "threshold": f.threshold, "verdict": f.verdict, "reason": f.reason,
                           **({"teachers": len(f.teachers), "teachers_holding": _holding(f),
-                              "across_verdict": f.across,
+                              "across_verdict": f.across, "across_estimate": f.across_estimate,
+                              "across_low": f.across_low, "across_high": f.across_high,
                               "per_teacher": "; ".join(f"{format_value(t)}: {v}" for t, v in f.teachers.items())}
                              if several else {})}
                          for f in found])
@@ -827,7 +835,8 @@ def findings(store: Store, summary: pd.DataFrame, profile: str, n_samples: int =
                   "Δ, interval and verdict at the reference teacher "
                   "(the profile's default upstream seed, where single-teacher grids and the seeds-until-decided "
                   "rounds run; two rows that share one teacher only: at that one), and 'across teachers' gives the "
-                  "verdict over teachers — the mean of the per-teacher differences, its variance their variance "
+                  "verdict over teachers (with its Δ and 95% interval where the claim is one comparison) — the mean "
+                  "of the per-teacher differences, its variance their variance "
                   "over teachers divided by their number (teacher, then seed within teacher: it holds the "
                   "between-teacher variance and every within-teacher part) plus the test inputs' part shared by "
                   f"every teacher; fewer than {MIN_OWN_SEEDS} teachers: undecided (exploratory) — then in how many "
@@ -904,7 +913,11 @@ def _across_text(f: Finding) -> str:
     if not f.teachers:
         return "—"
     tally = f"{_holding(f)} of {len(f.teachers)}"
-    return f"{f.across}; {tally}" if f.across else tally
+    if not f.across:
+        return tally
+    over = (f" {_num(f.across_estimate, True)} {_interval(Difference(f.across_estimate, f.across_low, f.across_high))}"
+            if math.isfinite(f.across_estimate) else "")
+    return f"{f.across}{over}; {tally}"
 
 
 #: What a comparison of a new method with a baseline says, from :func:`judge`'s verdict on "new − baseline > 0".
