@@ -123,6 +123,23 @@ def test_a_claim_that_holds_at_every_teacher_is_undecided_over_teachers_that_dis
         f"undecided {fd._num(over.estimate, True)} [{fd._num(over.low)}, {fd._num(over.high)}]; 3 of 3")
 
 
+def test_two_teachers_give_a_difference_over_them_but_no_interval(tmp_path):
+    """At two teachers the verdict over them is exploratory (undecided): the table gives the mean of the per-teacher
+    differences without an interval, which one degree of freedom would make look decided."""
+    jitter = {1: -0.05, 2: 0.0, 3: 0.05}
+    for upstream in (42, 43):
+        for method in LEAD[upstream]:
+            for seed in SEEDS:
+                write_run(tmp_path, "dart", method, seed, LEAD[upstream], {}, 20.0, upstream=upstream, jitter=jitter)
+    store = load_store(tmp_path)
+    table = fd.findings(store, summarise(store), "ci", n_samples=100)
+    row = table.data[(table.data["claim"] == "2") & (table.data["statement"].str.startswith("kl"))].iloc[0]
+    assert row["across_verdict"] == fd.UNDECIDED and row["across_estimate"] == pytest.approx(np.mean([0.5, 3.0]))
+    assert np.isnan(row["across_low"]) and np.isnan(row["across_high"])
+    rendered = table.rows[list(table.data.index).index(row.name)]
+    assert rendered[table.header.index("across teachers")].text == "undecided +1.75; 2 of 2"
+
+
 def test_the_common_rows_never_mix_teachers(tmp_path):
     """KL has more seeds at upstream seed 43 than at 42, MLE's main row is at 42: the row claims and comparisons
     read for KL is at 42 (it was KL's row with the most seeds, at another teacher than MLE's)."""

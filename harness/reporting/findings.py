@@ -363,9 +363,11 @@ def _finding(claim, statement, view_or_task, metric, evidence, d: Difference, th
     verdict, reason = judge(d, threshold)
     task = view_or_task.task if isinstance(view_or_task, View) else view_or_task
     over = d.across if d.across is not None else Difference(math.nan)
+    # no interval where the difference over teachers may not be judged (fewer than 3 teachers; a row made once for
+    # every teacher, whose interval leaves out that row's seed noise)
+    low, high = (math.nan, math.nan) if over.missing else (over.low, over.high)
     return Finding(claim, statement, task, metric, evidence, d.estimate, d.low, d.high, threshold, verdict, reason,
-                   teacher_verdicts([(d, threshold)]), across_verdict([(d, threshold)]), over.estimate, over.low,
-                   over.high)
+                   teacher_verdicts([(d, threshold)]), across_verdict([(d, threshold)]), over.estimate, low, high)
 
 
 def _noise(ctx: Context, lines: dict[str, dict], decodings: bool = False) -> dict[str, Replicates]:
@@ -915,8 +917,9 @@ def _across_text(f: Finding) -> str:
     tally = f"{_holding(f)} of {len(f.teachers)}"
     if not f.across:
         return tally
-    over = (f" {_num(f.across_estimate, True)} {_interval(Difference(f.across_estimate, f.across_low, f.across_high))}"
-            if math.isfinite(f.across_estimate) else "")
+    over = f" {_num(f.across_estimate, True)}" if math.isfinite(f.across_estimate) else ""
+    if math.isfinite(f.across_low):
+        over += f" {_interval(Difference(f.across_estimate, f.across_low, f.across_high))}"
     return f"{f.across}{over}; {tally}"
 
 
